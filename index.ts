@@ -1,0 +1,10 @@
+export { createPool, hermitian } from './workers/create-pool.js';
+export { Pool } from './workers/pool.js';
+export type { HermitianOptions, JobOptions, PoolOptions, PoolStats } from './workers/pool.js';
+export type { Schedule } from './workers/protocol.js';
+export { hermitianReference } from './kernel/reference.js';
+export { hermitianFlops } from './kernel/hermitian-job.js';
+export { createComplexMatrix, createSharedFloat64, MAX_TYPED_ARRAY_LENGTH } from './shared/complex-matrix.js';
+export type { ComplexMatrix } from './shared/complex-matrix.js';
+export { HpairError, isHpairError } from './shared/errors.js';
+export type { HpairErrorCode } from './shared/errors.js';

@@ -1,0 +1,25 @@
+import type { ComplexMatrix } from '../shared/complex-matrix.js';
+import { Pool, type HermitianOptions, type PoolOptions } from './pool.js';
+
+/** Starts a pool of worker threads. Create it once, reuse it for every job, `close()` it at the end. */
+export function createPool(options: PoolOptions = {}): Pool {
+  return new Pool(options);
+}
+
+/**
+ * One-shot H for scripts: starts a pool, computes, closes it. Services should keep one pool instead:
+ * each call here pays worker start-up (tens of milliseconds).
+ */
+export async function hermitian(
+  expp: ComplexMatrix,
+  distance: Float64Array,
+  options: HermitianOptions & Pick<PoolOptions, 'workers'> = {},
+): Promise<ComplexMatrix> {
+  const { workers, ...jobOptions } = options;
+  const pool = createPool(workers === undefined ? {} : { workers });
+  try {
+    return await pool.hermitian(expp, distance, jobOptions);
+  } finally {
+    await pool.close();
+  }
+}

@@ -1,0 +1,44 @@
+import type { Kernel } from '../kernel/contract.js';
+import { packKernel } from '../kernel/hermitian-pack.js';
+import { pairsJsKernel } from '../kernel/hermitian-pairs-js.js';
+import { HpairError } from '../shared/errors.js';
+import type { BuiltinKernelName, KernelRef } from './protocol.js';
+
+const builtins: Record<BuiltinKernelName, Kernel> = {
+  'hermitian/pack': packKernel as unknown as Kernel,
+  'hermitian/pairs-js': pairsJsKernel as unknown as Kernel,
+};
+
+/** Each module is imported once per thread; later jobs reuse the cached promise. */
+const imported = new Map<string, Promise<Kernel>>();
+
+export function builtinKernel(name: BuiltinKernelName): Kernel {
+  return builtins[name];
+}
+
+export function loadKernel(ref: KernelRef): Promise<Kernel> | Kernel {
+  if (ref.kind === 'builtin') return builtins[ref.name];
+  const key = `${ref.url}#${ref.exportName}`;
+  let kernel = imported.get(key);
+  if (kernel === undefined) {
+    kernel = importKernel(ref.url, ref.exportName);
+    imported.set(key, kernel);
+    // A failed import is not cached: the file may be fixed before the next job.
+    kernel.catch(() => imported.delete(key));
+  }
+  return kernel;
+}
+
+async function importKernel(url: string, exportName: string): Promise<Kernel> {
+  let namespace: Record<string, unknown>;
+  try {
+    namespace = (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    throw new HpairError('KERNEL_FAILED', `cannot import kernel module ${url}: ${(error as Error).message}`, { cause: error });
+  }
+  const candidate = namespace[exportName] as Partial<Kernel> | undefined;
+  if (typeof candidate !== 'object' || candidate === null || typeof candidate.tile !== 'function') {
+    throw new HpairError('KERNEL_FAILED', `${url} has no export '${exportName}' with a tile(tile, context) function`);
+  }
+  return candidate as Kernel;
+}

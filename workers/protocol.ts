@@ -1,0 +1,49 @@
+import type { SharedView } from '../kernel/contract.js';
+import type { ControlBlock } from '../shared/control-block.js';
+import type { IndexSpace } from '../shared/index-space.js';
+
+/** Names of the kernels compiled into hpair itself. */
+export type BuiltinKernelName = 'hermitian/pack' | 'hermitian/pairs-js';
+
+/** Which kernel a step runs: one of hpair's own, or an export of a user's ES module. */
+export type KernelRef =
+  | { readonly kind: 'builtin'; readonly name: BuiltinKernelName }
+  | { readonly kind: 'module'; readonly url: string; readonly exportName: string };
+
+export type Schedule = 'strided' | 'dynamic';
+
+/**
+ * One step of a job as it crosses to a worker. Structured clone shares (never copies) the
+ * SharedArrayBuffers behind `buffers` and `control`, so this message is a few hundred bytes
+ * whatever the problem size.
+ */
+export interface StepSpec {
+  readonly kernel: KernelRef;
+  readonly space: IndexSpace;
+  readonly schedule: Schedule;
+  readonly buffers: Readonly<Record<string, SharedView>>;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly control: ControlBlock;
+}
+
+/** The worker's side of the thread boundary, exposed with Comlink. */
+export interface WorkerApi {
+  /** Resolves once the worker's module graph is loaded; used to warm a pool. */
+  ping(): number;
+  /**
+   * Runs this worker's share of the step's tiles. Completion is signalled through the control block
+   * (DONE + Atomics.notify); the answer only carries a kernel's error back.
+   */
+  run(step: StepSpec, worker: number, workers: number): Promise<RunOutcome>;
+}
+
+/** An error as it crosses the thread boundary (structured clone keeps neither classes nor `code`). */
+export interface ErrorRecord {
+  readonly name: string;
+  readonly message: string;
+  readonly stack: string | undefined;
+  /** Set when the worker itself raised an HpairError (e.g. a kernel module that cannot be imported). */
+  readonly code: string | undefined;
+}
+
+export type RunOutcome = { readonly ok: true } | { readonly ok: false; readonly error: ErrorRecord };
