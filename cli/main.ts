@@ -1,2 +1,171 @@
 #!/usr/bin/env node
-console.log('todo');
+import { readFile, realpath } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { checksum, demoProblem } from '../io/demo-problem.js';
+import { complexMatrixBytes, complexNpyHeader, parseComplexMatrixNpy, parseFloat64VectorNpy } from '../io/npy.js';
+import { hermitianFlops } from '../kernel/hermitian-job.js';
+import type { ComplexMatrix } from '../shared/complex-matrix.js';
+import { HpairError, type HpairErrorCode } from '../shared/errors.js';
+import { createPool } from '../workers/create-pool.js';
+import { writeFileAtomic } from './atomic-write.js';
+
+const USAGE = `usage:
+  hpair compute --expp E.npy --distance D.npy --out H.npy [--workers W] [--json]
+  hpair demo [--n N] [--m M] [--workers W] [--json]
+  hpair --help`;
+
+/** Codes that mean "the input or the command line is wrong": exit 2. Anything else is exit 1. */
+const USER_ERRORS = new Set<HpairErrorCode>([
+  'INVALID_ARGUMENT',
+  'SHAPE_MISMATCH',
+  'EMPTY_INPUT',
+  'NON_FINITE',
+  'ZERO_DISTANCE',
+  'BAD_NPY',
+  'IO_ERROR',
+  'TOO_LARGE',
+]);
+
+class UsageError extends Error {}
+
+interface RunSummary {
+  n: number;
+  m: number;
+  workers: number;
+  seconds: number;
+  gflops: number;
+  checksum: number;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined) throw new UsageError('missing command');
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (command === 'compute') return compute(rest);
+  if (command === 'demo') return demo(rest);
+  throw new UsageError(`unknown command '${command}'`);
+}
+
+function options(args: string[], spec: Record<string, { type: 'string' | 'boolean' }>): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({ args, options: spec, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0]);
+  }
+}
+
+function positiveInteger(value: string | boolean | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (typeof value !== 'string' || !/^\d+$/.test(value) || !Number.isSafeInteger(parsed) || parsed < 1) {
+    throw new UsageError(`--${name} must be a positive integer, got '${String(value)}'`);
+  }
+  return parsed;
+}
+
+async function compute(args: string[]): Promise<void> {
+  const values = options(args, {
+    expp: { type: 'string' },
+    distance: { type: 'string' },
+    out: { type: 'string' },
+    workers: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  for (const name of ['expp', 'distance', 'out']) {
+    if (typeof values[name] !== 'string' || values[name] === '') throw new UsageError(`compute needs --${name} FILE`);
+  }
+  const [exppPath, distancePath, outPath] = [values.expp, values.distance, values.out] as string[];
+  const workers = positiveInteger(values.workers, 'workers', 0) || undefined;
+  await refuseToOverwriteInputs(outPath, [exppPath, distancePath]);
+  const expp = parseComplexMatrixNpy(await readInput(exppPath, 'expp'));
+  const distance = parseFloat64VectorNpy(await readInput(distancePath, 'distance'));
+  const { h, summary } = await run(expp, distance, workers);
+  try {
+    await writeFileAtomic(outPath, [complexNpyHeader([h.rows, h.cols]), complexMatrixBytes(h)]);
+  } catch (error) {
+    throw new HpairError('IO_ERROR', `cannot write --out ${outPath}: ${(error as Error).message}`, { cause: error });
+  }
+  report(summary, values.json === true, `wrote ${outPath}`);
+}
+
+async function demo(args: string[]): Promise<void> {
+  const values = options(args, { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean' } });
+  const n = positiveInteger(values.n, 'n', 2048);
+  const m = positiveInteger(values.m, 'm', 2048);
+  const workers = positiveInteger(values.workers, 'workers', 0) || undefined;
+  const { expp, distance } = demoProblem(n, m);
+  const { summary } = await run(expp, distance, workers);
+  report(summary, values.json === true, 'demo: plane-wave phases over a seeded layout');
+}
+
+async function run(expp: ComplexMatrix, distance: Float64Array, workers: number | undefined): Promise<{ h: ComplexMatrix; summary: RunSummary }> {
+  const pool = createPool(workers === undefined ? {} : { workers });
+  try {
+    await pool.ready(); // start-up is not compute time
+    const started = performance.now();
+    const h = await pool.hermitian(expp, distance);
+    const seconds = (performance.now() - started) / 1000;
+    const flops = hermitianFlops(expp.rows, expp.cols);
+    return {
+      h,
+      summary: { n: expp.rows, m: expp.cols, workers: pool.size, seconds, gflops: flops / seconds / 1e9, checksum: checksum(h) },
+    };
+  } finally {
+    await pool.close();
+  }
+}
+
+function report(summary: RunSummary, json: boolean, what: string): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return;
+  }
+  const { n, m, workers, seconds, gflops } = summary;
+  process.stdout.write(
+    `${what}\n` +
+      `  size      N = ${n}, M = ${m}  →  H is ${Math.max(0, n - 1)}×${Math.max(0, n - 1)}\n` +
+      `  workers   ${workers}\n` +
+      `  compute   ${seconds.toFixed(3)} s  (${gflops.toFixed(2)} GFLOP/s useful)\n` +
+      `  checksum  ${summary.checksum.toPrecision(17)}\n`,
+  );
+}
+
+async function readInput(path: string, name: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new HpairError('IO_ERROR', `cannot read --${name} ${path}: ${reason}`, { cause: error });
+  }
+}
+
+async function refuseToOverwriteInputs(outPath: string, inputs: string[]): Promise<void> {
+  const resolvedOut = await realpath(outPath).catch(() => undefined);
+  if (resolvedOut === undefined) return;
+  for (const input of inputs) {
+    if ((await realpath(input).catch(() => undefined)) === resolvedOut) {
+      throw new UsageError(`--out ${outPath} is one of the inputs; refusing to overwrite it`);
+    }
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => undefined,
+  (error: unknown) => {
+    const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ');
+    if (error instanceof UsageError) {
+      process.stderr.write(`hpair: ${oneLine(error.message)} (see hpair --help)\n`);
+      process.exitCode = 2;
+    } else if (error instanceof HpairError && USER_ERRORS.has(error.code)) {
+      process.stderr.write(`hpair: ${oneLine(error.message)}\n`);
+      process.exitCode = 2;
+    } else {
+      const message = error instanceof Error ? error.message : String(error);
+      process.stderr.write(`hpair: unexpected failure: ${oneLine(message)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,108 @@
+// H from the pool against the seed's formula ported line for line (hermitianReference), and the properties
+// a user relies on: exact Hermitian symmetry, determinism across worker counts and schedules, zero copies.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createComplexMatrix, createPool, hermitian, hermitianReference, type Pool } from 'hpair';
+import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError } from './helpers/support.js';
+
+const test = suite('hermitian');
+let pool: Pool;
+test.before(() => {
+  // inlineFlops: 0 sends even the tiny cases to the workers; the inline path is tested on its own below.
+  pool = createPool({ workers: 2, inlineFlops: 0 });
+});
+test.after(() => pool.close());
+
+const shapes: Array<[number, number]> = [
+  [1, 1], [1, 5], [2, 1], [2, 2], [2, 7], [3, 1], [5, 2], [17, 3], [66, 65], [130, 37], [97, 300],
+];
+for (const [N, M] of shapes) {
+  test(`matches the reference port, N = ${N}, M = ${M}`, async () => {
+    const { expp, distance } = randomProblem(N, M, N * 1000 + M);
+    const h = await pool.hermitian(expp, distance);
+    const expected = hermitianReference(expp, distance);
+    assert.is(h.rows, Math.max(0, N - 1));
+    assert.ok(relativeError(h, expected) < 1e-12, `relative error ${relativeError(h, expected)}`);
+    assertExactlyHermitian(h);
+  });
+}
+
+test('N = 1 gives an empty 0×0 H; M = 1 gives zeros', async () => {
+  const one = randomProblem(1, 4, 1);
+  const empty = await pool.hermitian(one.expp, one.distance);
+  assert.equal([empty.rows, empty.cols, empty.data.length], [0, 0, 0]);
+  const { expp, distance } = randomProblem(6, 1, 2);
+  const zeros = await pool.hermitian(expp, distance);
+  assert.is(zeros.rows, 5);
+  assert.ok(zeros.data.every((v) => v === 0));
+});
+
+test('distance[0] = 0 is allowed (m = 0 is skipped) and negative distances are valid', async () => {
+  const { expp, distance } = randomProblem(9, 6, 3);
+  distance[0] = 0;
+  distance[2] = -0.75;
+  const h = await pool.hermitian(expp, distance);
+  assert.ok(relativeError(h, hermitianReference(expp, distance)) < 1e-12);
+});
+
+test('bit-identical for 1, 2 and 3 workers, both schedules, and the inline path', async () => {
+  const { expp, distance } = randomProblem(203, 151, 4);
+  const results: Array<[string, Float64Array]> = [];
+  for (const workers of [1, 2, 3]) {
+    for (const schedule of ['strided', 'dynamic'] as const) {
+      const p = createPool({ workers, schedule, inlineFlops: 0 });
+      results.push([`${workers} workers ${schedule}`, (await p.hermitian(expp, distance)).data]);
+      await p.close();
+    }
+  }
+  const inline = createPool({ workers: 1, inlineFlops: Infinity });
+  results.push(['inline', (await inline.hermitian(expp, distance)).data]);
+  assert.is(inline.stats().inline, 1);
+  await inline.close();
+  for (const [what, data] of results.slice(1)) assertBitIdentical(data, results[0][1], what);
+});
+
+test('zero-copy: shared inputs are read in place, plain ones copied once, H is in shared memory', async () => {
+  const shared = randomProblem(40, 30, 5);
+  const before = pool.stats().copiedBytes;
+  const h = await pool.hermitian(shared.expp, shared.distance);
+  assert.is(pool.stats().copiedBytes, before, 'a SharedArrayBuffer input was copied');
+  assert.instance(h.data.buffer, SharedArrayBuffer);
+
+  const plain = randomProblem(40, 30, 5, false);
+  const h2 = await pool.hermitian(plain.expp, plain.distance);
+  assert.is(pool.stats().copiedBytes - before, plain.expp.data.byteLength + plain.distance.byteLength);
+  assertBitIdentical(h2.data, h.data, 'plain vs shared inputs');
+});
+
+test('inputs are never written to', async () => {
+  const { expp, distance } = randomProblem(50, 41, 6);
+  const exppBefore = expp.data.slice();
+  const distanceBefore = distance.slice();
+  await pool.hermitian(expp, distance);
+  assertBitIdentical(expp.data, exppBefore, 'expp');
+  assertBitIdentical(distance, distanceBefore, 'distance');
+});
+
+test('out: H is written into a caller-allocated matrix, which is returned', async () => {
+  const { expp, distance } = randomProblem(33, 20, 7);
+  const out = createComplexMatrix(32, 32);
+  const h = await pool.hermitian(expp, distance, { out });
+  assert.is(h, out);
+  assert.ok(relativeError(out, hermitianReference(expp, distance)) < 1e-12);
+});
+
+test('the pool is reused across jobs and concurrent calls all get their own answer', async () => {
+  const problems = [0, 1, 2, 3].map((k) => randomProblem(30 + k, 25 + k, 100 + k));
+  const results = await Promise.all(problems.map(({ expp, distance }) => pool.hermitian(expp, distance)));
+  problems.forEach(({ expp, distance }, k) => assert.ok(relativeError(results[k], hermitianReference(expp, distance)) < 1e-12));
+  assert.is(pool.stats().workersStarted, 2);
+});
+
+test('one-shot hermitian() starts and closes its own pool', async () => {
+  const { expp, distance } = randomProblem(20, 11, 8);
+  const h = await hermitian(expp, distance, { workers: 2 });
+  assert.ok(relativeError(h, hermitianReference(expp, distance)) < 1e-12);
+});
+
+test.run();
