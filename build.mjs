@@ -5,11 +5,46 @@ import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { generateWat } from './kernel/wasm/generate-wat.mjs';
 
 const require = createRequire(import.meta.url);
 rmSync('dist', { recursive: true, force: true });
 
-const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning' };
+/** The WebAssembly pair kernels, assembled from generated WAT with wabt and embedded as base64. */
+async function assembleKernels() {
+  const wabt = await require('wabt')();
+  // validate() does not inherit parseWat's features: both need them (threads = shared memory).
+  const features = { simd: true, relaxed_simd: true, threads: true };
+  const assemble = (name, wat) => {
+    const module = wabt.parseWat(name, wat, features);
+    try {
+      module.resolveNames();
+      module.validate(features);
+      return Buffer.from(module.toBinary({}).buffer).toString('base64');
+    } finally {
+      module.destroy();
+    }
+  };
+  const shape = { mr: 4, nr: 2 };
+  return {
+    simd: assemble('simd.wat', generateWat({ relaxed: false, ...shape })),
+    relaxed: assemble('relaxed.wat', generateWat({ relaxed: true, ...shape })),
+    ...shape,
+  };
+}
+const kernels = await assembleKernels();
+const wasmKernels = {
+  name: 'wasm-kernels',
+  setup(b) {
+    b.onResolve({ filter: /^virtual:wasm-kernels$/ }, (args) => ({ path: args.path, namespace: 'wasm-kernels' }));
+    b.onLoad({ filter: /.*/, namespace: 'wasm-kernels' }, () => ({
+      contents: Object.entries(kernels).map(([key, value]) => `export const ${key} = ${JSON.stringify(value)};`).join('\n'),
+      loader: 'js',
+    }));
+  },
+};
+
+const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning', plugins: [wasmKernels] };
 
 await build({
   ...common,

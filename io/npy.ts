@@ -110,7 +110,11 @@ export function parseFloat64VectorNpy(bytes: Uint8Array): Float64Array {
 
 /** The header of a little-endian complex128 C-order array of this shape, padded to 64 bytes as NumPy does. */
 export function complexNpyHeader(shape: readonly number[]): Uint8Array {
-  const dict = `{'descr': '<c16', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
+  return npyHeader('<c16', shape);
+}
+
+function npyHeader(descr: '<c16' | '<f8', shape: readonly number[]): Uint8Array {
+  const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   for (const [major, prefix] of [[1, 10], [2, 12]] as const) {
     const padded = Math.ceil((prefix + dict.length + 1) / 64) * 64;
     const headerLength = padded - prefix;
@@ -135,6 +139,16 @@ export function encodeComplexMatrixNpy(matrix: ComplexMatrix): Uint8Array {
   const out = new Uint8Array(header.length + matrix.data.byteLength);
   out.set(header);
   out.set(complexMatrixBytes(matrix), header.length);
+  return out;
+}
+
+/** A real vector as little-endian float64 `.npy` bytes. */
+export function encodeFloat64VectorNpy(values: Float64Array): Uint8Array {
+  if (!isLittleEndianHost) throw new HpairError('IO_ERROR', 'writing .npy needs a little-endian host');
+  const header = npyHeader('<f8', [values.length]);
+  const out = new Uint8Array(header.length + values.byteLength);
+  out.set(header);
+  out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), header.length);
   return out;
 }
 

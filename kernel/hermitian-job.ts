@@ -1,69 +1,105 @@
-import { createSharedFloat64, toSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
+import { MAX_TYPED_ARRAY_LENGTH, createSharedFloat64, toSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
 import type { PreparedJob, StepPlan } from '../workers/job.js';
 import { checkHermitianInputs, nonFiniteExppError } from './hermitian-inputs.js';
-import { NO_BAD_VALUE } from './hermitian-pack.js';
-import { panelLayout, panelLength } from './panels.js';
+import { NO_BAD_VALUE, packRows } from './hermitian-pack.js';
+import { microLayout, panelLength, planarLayout } from './panels.js';
+import { WASM_MICRO_TILE, type KernelVariant } from './wasm-kernels.js';
 
 /** Rows per pack tile: enough to amortise the per-tile overhead, small enough to spread N rows. */
 const PACK_TILE = 32;
-/** Pairs per tile edge for the JavaScript pair kernel. */
-export const JS_PAIR_TILE = 64;
-/** k block of the JavaScript pair kernel: 2 × 64 rows × 256 × 16 B of panels stay within L2. */
-export const JS_KC = 256;
+/**
+ * Tile edges and k blocks, per kernel. Measured on a 2-core Zen 3 (32 KB L1d, 512 KB L2): the wasm
+ * kernel's 128 × 128 tile with kc = 128 keeps both micro-panel blocks (2 × 128 × 128 × 3 × 8 B) in L2.
+ * A tile is also the cancellation grain: at M = 4096 one tile is ~30 ms of work.
+ */
+const TILING = { js: { tile: 64, kc: 256 }, wasm: { tile: 128, kc: 128 } } as const;
+/** wasm32 addresses 4 GiB; jobs whose panels do not fit run on the JavaScript kernel. */
+const WASM_MAX_BYTES = 2 ** 32 - 2 ** 16;
 
 /** Useful floating-point operations of one H: 8 per complex multiply-add, over the lower triangle. */
 export function hermitianFlops(N: number, M: number): number {
   return (8 * (N - 1) * N * Math.max(0, M - 1)) / 2;
 }
 
+/** What a pool lends an H job: its kernel, its thread count, and its reusable scratch memory. */
 export interface HermitianPlanContext {
-  /** Shared scratch of at least `length` float64 values for the packed panels (reused across jobs). */
-  panels(length: number): Float64Array;
+  readonly variant: KernelVariant;
   /** Jobs below this many useful flops run on the calling thread. */
-  inlineFlops: number;
+  readonly inlineFlops: number;
+  /** Threads that may compute tiles at once (each wasm thread needs its own tile scratch). */
+  readonly threads: number;
+  /** Shared scratch of at least `length` float64 values for planar panels (reused across jobs). */
+  planarPanels(length: number): Float64Array;
+  /** The pool's shared wasm memory, grown to at least `bytes`, and the compiled kernel for it. */
+  wasm(bytes: number): { memory: WebAssembly.Memory; module: WebAssembly.Module };
+}
+
+/** Bytes an H job allocates or borrows beyond its inputs: H and the packed panels. */
+export function hermitianJobBytes(N: number, M: number, variant: KernelVariant): { h: number; panels: number } {
+  const n = Math.max(0, N - 1);
+  const { mr, nr } = WASM_MICRO_TILE;
+  const panels = variant === 'js' ? panelLength(planarLayout(N, M)) : panelLength(microLayout(N, M, mr, nr));
+  return { h: 16 * n * n, panels: 8 * panels };
 }
 
 /**
- * Checks the inputs and lays out an H job: step 1 packs (and scans for non-finite values) over the N
- * rows, step 2 computes the lower triangle of pairs and mirrors it. Inputs already in shared memory
- * are used in place; others are copied once. `out`, when given, receives H (nothing else is allocated
- * for it).
+ * Checks the inputs and lays out an H job: step 1 packs (and scans for non-finite values) over the
+ * rows, step 2 computes the lower triangle of pairs, tile by tile, and mirrors it. Inputs already in
+ * shared memory are used in place; others are copied once. `out`, when given, receives H.
  */
 export function prepareHermitian(
   expp: ComplexMatrix,
   distance: Float64Array,
   out: ComplexMatrix | undefined,
   context: HermitianPlanContext,
-): PreparedJob<ComplexMatrix> {
+): PreparedJob<ComplexMatrix> & { variant: KernelVariant } {
   const { N, M } = checkHermitianInputs(expp, distance);
   const n = N - 1;
   if (out !== undefined) checkOut(out, n, expp, distance);
+  if (2 * n * n > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${2 * n * n} values; typed arrays hold at most 2^32`);
   const sharedExpp = toSharedFloat64(expp.data);
   const sharedDistance = toSharedFloat64(distance);
   const copiedBytes = (sharedExpp.copied ? expp.data.byteLength : 0) + (sharedDistance.copied ? distance.byteLength : 0);
   const h = out?.data ?? createSharedFloat64(2 * n * n);
-  const layout = panelLayout(N, M, 4);
-  const panels = context.panels(panelLength(layout));
   const badValue = new BigInt64Array(new SharedArrayBuffer(8));
   badValue[0] = NO_BAD_VALUE;
 
-  const steps: StepPlan[] = [
-    {
-      kernel: { kind: 'builtin', name: 'hermitian/pack' },
-      space: { kind: 'range', n: N, tile: PACK_TILE },
-      buffers: { expp: sharedExpp.view, distance: sharedDistance.view, panels, badValue },
-      params: { N, M, layout },
-    },
-    {
+  const variant = context.variant !== 'js' && wasmBytes(N, M, context.threads) > WASM_MAX_BYTES ? 'js' : context.variant;
+  let pairs: StepPlan;
+  let panels: Float64Array;
+  let layout;
+  if (variant === 'js') {
+    layout = planarLayout(N, M);
+    panels = context.planarPanels(panelLength(layout));
+    pairs = {
       kernel: { kind: 'builtin', name: 'hermitian/pairs-js' },
-      space: { kind: 'triangle', n, tile: JS_PAIR_TILE },
+      space: { kind: 'triangle', n, tile: TILING.js.tile },
       buffers: { panels, h },
-      params: { layout, tile: JS_PAIR_TILE, kc: JS_KC },
-    },
-  ];
+      params: { layout, tile: TILING.js.tile, kc: TILING.js.kc },
+    };
+  } else {
+    layout = microLayout(N, M, WASM_MICRO_TILE.mr, WASM_MICRO_TILE.nr);
+    const { tile, kc } = TILING.wasm;
+    const scratchBytes = context.threads * tile * tile * 16;
+    const { memory, module } = context.wasm(wasmBytes(N, M, context.threads));
+    panels = new Float64Array(memory.buffer, scratchBytes, panelLength(layout));
+    pairs = {
+      kernel: { kind: 'builtin', name: 'hermitian/pairs-wasm' },
+      space: { kind: 'triangle', n, tile },
+      buffers: { h },
+      params: { layout, module, memory, tile, kc, panelsByte: scratchBytes, scratchByte: 0 },
+    };
+  }
+  const pack: StepPlan = {
+    kernel: { kind: 'builtin', name: 'hermitian/pack' },
+    space: { kind: 'range', n: packRows(N, layout), tile: PACK_TILE },
+    buffers: { expp: sharedExpp.view, distance: sharedDistance.view, panels, badValue },
+    params: { N, M, layout },
+  };
   return {
-    steps,
+    variant,
+    steps: [pack, pairs],
     inline: hermitianFlops(N, M) < context.inlineFlops,
     copiedBytes,
     afterStep(step) {
@@ -71,6 +107,12 @@ export function prepareHermitian(
     },
     result: () => out ?? { rows: n, cols: n, data: h },
   };
+}
+
+/** The wasm memory an H job needs: every thread's tile scratch, then the panels. */
+function wasmBytes(N: number, M: number, threads: number): number {
+  const { tile } = TILING.wasm;
+  return threads * tile * tile * 16 + hermitianJobBytes(N, M, 'wasm-simd').panels;
 }
 
 function checkOut(out: ComplexMatrix, n: number, expp: ComplexMatrix, distance: Float64Array): void {

@@ -1,11 +1,12 @@
 import { defineKernel } from './contract.js';
 import { firstNonFinite } from './hermitian-inputs.js';
-import { Plane, planeOffset, type PanelLayout } from './panels.js';
+import { PlanarPlane, microOffset, planarPlaneOffset, type MicroLayout, type PanelLayout, type PlanarLayout } from './panels.js';
 
 /**
- * Step 1 of an H job, over `range(N)`: checks each expp row for non-finite values and packs difference
- * rows into the panels. Forming the differences here, once per row, is what the seed did once per pair.
- * Row N−1 is the reference row: it is checked but not packed.
+ * Step 1 of an H job, over the rows: checks each expp row for non-finite values and packs difference
+ * rows into the panels (layouts in panels.ts). Forming the differences here, once per row, is what the
+ * seed did once per pair. Row N−1 is the reference row: checked, not packed. Padding rows and columns
+ * are rewritten with zeros every time, because panels are reused between jobs.
  */
 export interface PackBuffers {
   readonly [name: string]: Float64Array | BigInt64Array;
@@ -25,48 +26,87 @@ export interface PackParams {
 
 export const NO_BAD_VALUE = 2n ** 62n;
 
+/** Rows of the pack step's index space: every input row, and every padding row of the panels. */
+export function packRows(N: number, layout: PanelLayout): number {
+  return Math.max(N, layout.kind === 'micro' ? layout.paddedRows : 0);
+}
+
 export const packKernel = defineKernel<PackBuffers, PackParams>({
   tile(tile, { buffers, params }) {
-    const { expp, distance, panels, badValue } = buffers;
+    const { expp, badValue } = buffers;
     const { N, M, layout } = params;
-    const { stride, planes } = layout;
-    const ar = planeOffset(layout, Plane.AR);
-    const ai = planeOffset(layout, Plane.AI);
-    const br = planeOffset(layout, Plane.BR);
-    const bi = planeOffset(layout, Plane.BI);
-    const as = planeOffset(layout, Plane.AS);
-    const bd = planeOffset(layout, Plane.BD);
-    const ref = 2 * (N - 1) * M;
     for (let r = tile.i0; r < tile.i1; r++) {
-      const bad = firstNonFinite(expp, 2 * r * M, 2 * (r + 1) * M);
-      if (bad >= 0) {
-        atomicMin(badValue, BigInt(bad));
-        return; // the job fails; nothing after the first bad value in this tile matters
-      }
-      if (r === N - 1) continue;
-      const row = r * stride;
-      for (let m = 1; m < M; m++) {
-        const dr = expp[2 * (r * M + m)] - expp[ref + 2 * m];
-        const di = expp[2 * (r * M + m) + 1] - expp[ref + 2 * m + 1];
-        const wr = dr / distance[m];
-        const wi = di / distance[m];
-        const at = row + m - 1;
-        panels[ar + at] = dr;
-        panels[ai + at] = di;
-        panels[br + at] = wr;
-        panels[bi + at] = wi;
-        if (planes === 6) {
-          panels[as + at] = dr + di;
-          panels[bd + at] = wr - wi;
+      if (r < N) {
+        const bad = firstNonFinite(expp, 2 * r * M, 2 * (r + 1) * M);
+        if (bad >= 0) {
+          atomicMin(badValue, BigInt(bad));
+          return; // the job fails; nothing after the first bad value in this tile matters
         }
       }
-      // Panels are reused between jobs: the padding must be rewritten, not assumed zero.
-      for (let k = layout.k; k < stride; k++) {
-        for (let p = 0; p < planes; p++) panels[p * layout.rows * stride + row + k] = 0;
+      if (layout.kind === 'planar') {
+        if (r < layout.rows) packPlanarRow(r, buffers, N, M, layout);
+      } else if (r < layout.paddedRows) {
+        packMicroRow(r, buffers, N, M, layout); // rows ≥ N − 1 (the reference row's slot and beyond) become zeros
       }
     }
   },
 });
+
+function packPlanarRow(r: number, { expp, distance, panels }: PackBuffers, N: number, M: number, layout: PlanarLayout): void {
+  const ar = planarPlaneOffset(layout, PlanarPlane.AR) + r * layout.stride - 1;
+  const ai = planarPlaneOffset(layout, PlanarPlane.AI) + r * layout.stride - 1;
+  const br = planarPlaneOffset(layout, PlanarPlane.BR) + r * layout.stride - 1;
+  const bi = planarPlaneOffset(layout, PlanarPlane.BI) + r * layout.stride - 1;
+  const ref = 2 * (N - 1) * M;
+  for (let m = 1; m < M; m++) {
+    const dr = expp[2 * (r * M + m)] - expp[ref + 2 * m];
+    const di = expp[2 * (r * M + m) + 1] - expp[ref + 2 * m + 1];
+    panels[ar + m] = dr;
+    panels[ai + m] = di;
+    panels[br + m] = dr / distance[m];
+    panels[bi + m] = di / distance[m];
+  }
+  for (let m = layout.k + 1; m <= layout.stride; m++) {
+    panels[ar + m] = 0;
+    panels[ai + m] = 0;
+    panels[br + m] = 0;
+    panels[bi + m] = 0;
+  }
+}
+
+function packMicroRow(r: number, { expp, distance, panels }: PackBuffers, N: number, M: number, layout: MicroLayout): void {
+  const { mr, nr, kp, bOffset } = layout;
+  const a = microOffset(layout, mr, r, 0);
+  const b = bOffset + microOffset(layout, nr, r, 0);
+  const aPlane = 2 * mr;
+  const bPlane = 2 * nr;
+  const ref = 2 * (N - 1) * M;
+  const real = r < layout.rows;
+  for (let k = 0; k < kp; k++) {
+    // Within a micro-panel, consecutive k alternate lanes of one pair, then jump a whole k-pair chunk.
+    const step = (k >> 1) * 6;
+    const lane = k & 1;
+    const at = a + step * mr + lane;
+    const bt = b + step * nr + lane;
+    let dr = 0;
+    let di = 0;
+    let wr = 0;
+    let wi = 0;
+    if (real && k < layout.k) {
+      const m = k + 1;
+      dr = expp[2 * (r * M + m)] - expp[ref + 2 * m];
+      di = expp[2 * (r * M + m) + 1] - expp[ref + 2 * m + 1];
+      wr = dr / distance[m];
+      wi = di / distance[m];
+    }
+    panels[at] = dr;
+    panels[at + aPlane] = di;
+    panels[at + 2 * aPlane] = dr + di;
+    panels[bt] = wr;
+    panels[bt + bPlane] = wi;
+    panels[bt + 2 * bPlane] = wr - wi;
+  }
+}
 
 function atomicMin(cell: BigInt64Array, value: bigint): void {
   let seen = Atomics.load(cell, 0);

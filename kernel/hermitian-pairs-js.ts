@@ -1,6 +1,6 @@
 import { defineKernel } from './contract.js';
 import { storeTile } from './hermitian-tile-store.js';
-import { Plane, planeOffset, type PanelLayout } from './panels.js';
+import { PlanarPlane as Plane, planarPlaneOffset as planeOffset, type PlanarLayout } from './panels.js';
 
 /**
  * Step 2 of an H job in plain JavaScript (the fallback where WebAssembly SIMD is missing), over the
@@ -18,7 +18,7 @@ export interface PairsBuffers {
 
 export interface PairsParams {
   readonly [name: string]: unknown;
-  readonly layout: PanelLayout;
+  readonly layout: PlanarLayout;
   /** Tile edge of the triangle index space: sizes the per-worker accumulator. */
   readonly tile: number;
   /** k block length. */

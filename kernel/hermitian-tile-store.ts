@@ -5,11 +5,10 @@ import type { Tile } from '../shared/index-space.js';
  * H[j,i] = conj(H[i,j]), and a diagonal that is exactly real (as BLAS zherk leaves it). Every pair
  * kernel ends here, so Hermitian symmetry holds by construction, whatever the arithmetic.
  *
- * `acc` holds the tile interleaved (re, im), row-major with row stride `tile.j1 − tile.j0`;
+ * `acc` holds the tile interleaved (re, im), row-major with a row stride of `cols` complex values;
  * only entries with j ≤ i are read.
  */
-export function storeTile(tile: Tile, acc: Float64Array, h: Float64Array, n: number): void {
-  const cols = tile.j1 - tile.j0;
+export function storeTile(tile: Tile, acc: Float64Array, h: Float64Array, n: number, cols = tile.j1 - tile.j0): void {
   for (let i = tile.i0; i < tile.i1; i++) {
     const jEnd = Math.min(tile.j1, i + 1);
     const accRow = 2 * (i - tile.i0) * cols;

@@ -1,36 +1,79 @@
 /**
- * Packed panels: the per-job rearrangement of the inputs that the pair kernels stream through.
- * Row r of every plane holds the K = M−1 summed columns of difference row r, zero-padded to
- * `stride` (a multiple of 2, so SIMD kernels read whole f64x2 pairs and the padding adds 0).
+ * Packed panels: the per-job rearrangement of the inputs that the pair kernels stream through, built
+ * once per job by the workers (hermitian-pack.ts). With A = expp[r, 1:] − expp[N−1, 1:] (difference
+ * rows r < N−1) and B = A / distance[1:]:
  *
- *   AR, AI: A = expp[r, 1:] − expp[N−1, 1:]           (the left factor)
- *   BR, BI: B = A / distance[1:]                       (the weighted right factor, conjugated in use)
- *   AS, BD: AR + AI and BR − BI, only for the 3M method (three real products instead of four)
+ * - `planar` (the JavaScript kernel): four planes AR, AI, BR, BI, each `rows × stride` float64, row-major,
+ *   K zero-padded to an even `stride`.
+ * - `micro` (the WebAssembly kernels, see kernel/wasm/generate-wat.mjs): an A side and a B side, each with
+ *   planes re, im and re ± im (A: Ar + Ai, B: Br − Bi, for the 3M method), interleaved in micro-panels of
+ *   `mr` (A) or `nr` (B) rows so the micro-kernel reads both strictly forwards. Rows are zero-padded to
+ *   `paddedRows` (a multiple of mr and nr) and K to `kp` (even).
  *
- * Planes are consecutive, each `rows × stride` float64 values.
+ * Offsets are in float64 elements from the start of the panels view.
  */
-export const Plane = { AR: 0, AI: 1, BR: 2, BI: 3, AS: 4, BD: 5 } as const;
+export type PanelLayout = PlanarLayout | MicroLayout;
 
-export interface PanelLayout {
+export interface PlanarLayout {
+  readonly kind: 'planar';
   /** Difference rows: N − 1. */
   readonly rows: number;
   /** Summed columns: M − 1. */
   readonly k: number;
-  /** Row stride in float64 values: k rounded up to even. */
+  /** Row stride: k rounded up to even. */
   readonly stride: number;
-  /** 4 (AR, AI, BR, BI) or 6 (plus AS, BD for the 3M method). */
-  readonly planes: 4 | 6;
 }
 
-export function panelLayout(N: number, M: number, planes: 4 | 6): PanelLayout {
+export interface MicroLayout {
+  readonly kind: 'micro';
+  readonly rows: number;
+  readonly k: number;
+  /** k zero-padded to even. */
+  readonly kp: number;
+  readonly mr: number;
+  readonly nr: number;
+  /** rows zero-padded to a multiple of mr and nr. */
+  readonly paddedRows: number;
+  /** Where the B side starts (the A side starts at 0). */
+  readonly bOffset: number;
+}
+
+export const PlanarPlane = { AR: 0, AI: 1, BR: 2, BI: 3 } as const;
+
+const MICRO_PLANES = 3;
+
+export function planarLayout(N: number, M: number): PlanarLayout {
   const k = Math.max(0, M - 1);
-  return { rows: Math.max(0, N - 1), k, stride: k + (k % 2), planes };
+  return { kind: 'planar', rows: Math.max(0, N - 1), k, stride: k + (k % 2) };
 }
 
+export function microLayout(N: number, M: number, mr: number, nr: number): MicroLayout {
+  const rows = Math.max(0, N - 1);
+  const k = Math.max(0, M - 1);
+  const kp = k + (k % 2);
+  const unit = lcm(mr, nr);
+  const paddedRows = Math.ceil(rows / unit) * unit;
+  return { kind: 'micro', rows, k, kp, mr, nr, paddedRows, bOffset: paddedRows * kp * MICRO_PLANES };
+}
+
+/** float64 values the panels occupy. */
 export function panelLength(layout: PanelLayout): number {
-  return layout.rows * layout.stride * layout.planes;
+  return layout.kind === 'planar' ? 4 * layout.rows * layout.stride : 2 * layout.bOffset;
 }
 
-export function planeOffset(layout: PanelLayout, plane: number): number {
+export function planarPlaneOffset(layout: PlanarLayout, plane: number): number {
   return plane * layout.rows * layout.stride;
+}
+
+/**
+ * Offset of value (row r, column k) of plane 0 in a micro-panel side whose groups have `group` rows;
+ * plane q is `q · group · 2` further on.
+ */
+export function microOffset(layout: MicroLayout, group: number, r: number, k: number): number {
+  return Math.floor(r / group) * layout.kp * group * MICRO_PLANES + (k >> 1) * group * MICRO_PLANES * 2 + (r % group) * 2 + (k & 1);
+}
+
+function lcm(a: number, b: number): number {
+  const gcd = (x: number, y: number): number => (y === 0 ? x : gcd(y, x % y));
+  return (a * b) / gcd(a, b);
 }

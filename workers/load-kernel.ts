@@ -1,12 +1,14 @@
 import type { Kernel } from '../kernel/contract.js';
 import { packKernel } from '../kernel/hermitian-pack.js';
 import { pairsJsKernel } from '../kernel/hermitian-pairs-js.js';
+import { pairsWasmKernel } from '../kernel/hermitian-pairs-wasm.js';
 import { HpairError } from '../shared/errors.js';
 import type { BuiltinKernelName, KernelRef } from './protocol.js';
 
 const builtins: Record<BuiltinKernelName, Kernel> = {
   'hermitian/pack': packKernel as unknown as Kernel,
   'hermitian/pairs-js': pairsJsKernel as unknown as Kernel,
+  'hermitian/pairs-wasm': pairsWasmKernel as unknown as Kernel,
 };
 
 /** Each module is imported once per thread; later jobs reuse the cached promise. */

@@ -4,6 +4,7 @@ import { CancelReason, Slot, createControlBlock, requestCancel, type ControlBloc
 import { HpairError, type HpairErrorCode } from '../shared/errors.js';
 import { tileCount } from '../shared/index-space.js';
 import { prepareHermitian } from '../kernel/hermitian-job.js';
+import { compileKernel, resolveKernel, type KernelChoice, type KernelVariant } from '../kernel/wasm-kernels.js';
 import { createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import type { PreparedJob } from './job.js';
 import { builtinKernel } from './load-kernel.js';
@@ -42,6 +43,13 @@ export interface PoolOptions {
    * @default 2e6
    */
   inlineFlops?: number;
+  /**
+   * The pair kernel: `'wasm-relaxed-simd'` (fused multiply-add; Node ≥ 22, or Node 20 with
+   * --experimental-wasm-relaxed-simd), `'wasm-simd'`, `'js'`, or `'auto'` for the fastest this runtime has.
+   * Asking for one the runtime lacks throws INVALID_ARGUMENT.
+   * @default 'auto'
+   */
+  kernel?: KernelChoice;
 }
 
 /** Options of `pool.hermitian` and `hermitian`. */
@@ -109,6 +117,8 @@ interface Entry {
  */
 export class Pool {
   readonly size: number;
+  /** The pair kernel this pool runs (what `kernel: 'auto'` resolved to). */
+  readonly kernel: KernelVariant;
   readonly #schedule: Schedule;
   readonly #maxQueue: number;
   readonly #resourceLimits: ResourceLimits | undefined;
@@ -116,6 +126,8 @@ export class Pool {
   readonly #inlineFlops: number;
   /** Panel scratch, grown on demand and reused: jobs run one at a time and drain before the next. */
   #panels: Float64Array = new Float64Array(new SharedArrayBuffer(0));
+  /** The wasm kernels' shared linear memory (panels and per-thread tile scratch), grown on demand. */
+  #memory: WebAssembly.Memory | undefined;
   #handles: WorkerHandle[] = [];
   #queue: Entry[] = [];
   #running: Entry | undefined;
@@ -124,7 +136,8 @@ export class Pool {
   #stats = { completed: 0, failed: 0, inline: 0, copiedBytes: 0, workersStarted: 0 };
 
   constructor(options: PoolOptions = {}, workerUrl = new URL('./worker.js', import.meta.url)) {
-    const { workers = availableParallelism(), schedule = 'strided', maxQueue = Infinity, resourceLimits, inlineFlops = 2e6 } = options;
+    const { workers = availableParallelism(), schedule = 'strided', maxQueue = Infinity, resourceLimits, inlineFlops = 2e6, kernel = 'auto' } = options;
+    this.kernel = resolveKernel(kernel);
     if (!Number.isSafeInteger(workers) || workers < 1) {
       throw new HpairError('INVALID_ARGUMENT', `workers must be a positive integer, got ${String(workers)}`);
     }
@@ -196,13 +209,31 @@ export class Pool {
   async hermitian(expp: ComplexMatrix, distance: Float64Array, options: HermitianOptions = {}): Promise<ComplexMatrix> {
     this.#assertOpen();
     const job = prepareHermitian(expp, distance, options.out, {
+      variant: this.kernel,
       inlineFlops: this.#inlineFlops,
-      panels: (length) => {
+      threads: this.size,
+      planarPanels: (length) => {
         if (this.#panels.length < length) this.#panels = createSharedFloat64(length);
         return this.#panels;
       },
+      wasm: (bytes) => ({ memory: this.#wasmMemory(bytes), module: compileKernel(this.kernel as Exclude<KernelVariant, 'js'>) }),
     });
     return this.submit(job, options);
+  }
+
+  #wasmMemory(bytes: number): WebAssembly.Memory {
+    const PAGE = 65536;
+    const pages = Math.ceil(bytes / PAGE);
+    try {
+      if (this.#memory === undefined) {
+        this.#memory = new WebAssembly.Memory({ initial: pages, maximum: PAGE, shared: true });
+      } else if (this.#memory.buffer.byteLength < pages * PAGE) {
+        this.#memory.grow(pages - this.#memory.buffer.byteLength / PAGE);
+      }
+    } catch (error) {
+      throw new HpairError('TOO_LARGE', `cannot grow WebAssembly memory to ${bytes} bytes: ${(error as Error).message}`, { cause: error });
+    }
+    return this.#memory;
   }
 
   /** Queues a prepared job. Used by the job-specific methods (hermitian, run). */

@@ -3,7 +3,7 @@ import type { ControlBlock } from '../shared/control-block.js';
 import type { IndexSpace } from '../shared/index-space.js';
 
 /** Names of the kernels compiled into hpair itself. */
-export type BuiltinKernelName = 'hermitian/pack' | 'hermitian/pairs-js';
+export type BuiltinKernelName = 'hermitian/pack' | 'hermitian/pairs-js' | 'hermitian/pairs-wasm';
 
 /** Which kernel a step runs: one of hpair's own, or an export of a user's ES module. */
 export type KernelRef =

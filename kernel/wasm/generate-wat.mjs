@@ -1,0 +1,133 @@
+// Build-time generator of the WebAssembly pair kernel (run by build.mjs, assembled with wabt).
+// The micro-kernel is fully unrolled over an MR×NR tile, so it is generated rather than hand-written:
+// the repetition lives in loops here, and the WAT it prints stays readable (`node -e` it to look).
+//
+// Math (the 3M method, as zgemm3m): with A = Ar + i·Ai and B = Br + i·Bi = A/d,
+//   P1 = Ar·Brᵀ, P2 = Ai·Biᵀ, P3 = (Ar + Ai)·(Br − Bi)ᵀ;  H = (P1 + P2) + i·(P3 − P1 + P2)
+// three real products instead of four. Each product runs in its own k-loop ("pass"), so only
+// MR·NR accumulators and MR + 1 operands are live at once: 8 + 5 vector registers for 4×2, which fits
+// x64's 16 without spills (bigger tiles or one fused loop spilled in V8's TurboFan, measured).
+//
+// Panel layout ("micro-panels", as BLIS packs): K is zero-padded to Kp (even); rows are grouped by MR
+// (A side) or NR (B side). In group g, k-pair p holds, for plane q ∈ {0: re, 1: im, 2: re ± im} and row m
+// of the group, the two values [X[g·MR + m, 2p], X[g·MR + m, 2p + 1]] at byte
+//     g·(Kp/2)·MR·3·16 + p·MR·3·16 + (q·MR + m)·16
+// so the micro-kernel streams both panels strictly forwards, 16 bytes at a time.
+//
+// Export: tile(pA, pB, Kp, i0, i1, j0, j1, kc, pOut, ldo), all i32. Computes rows [i0, i1) (multiples of
+// MR) × columns [j0, j1) (multiples of NR) into pOut as interleaved (re, im) f64 with a row stride of ldo
+// complex values, summing k in blocks of kc (the first block stores, later ones add). Micro-tiles wholly
+// above the diagonal are skipped (their outputs are left as they were).
+
+const PLANES = 3;
+
+/** @param {{ relaxed: boolean, mr: number, nr: number }} options */
+export function generateWat({ relaxed, mr, nr }) {
+  const chunkA = mr * PLANES * 16; // bytes per k-pair of an A micro-panel
+  const chunkB = nr * PLANES * 16;
+  const madd = (a, b, acc) =>
+    relaxed
+      ? `(f64x2.relaxed_madd (local.get ${a}) (local.get ${b}) (local.get ${acc}))`
+      : `(f64x2.add (local.get ${acc}) (f64x2.mul (local.get ${a}) (local.get ${b})))`;
+  const acc = (pass, m, n) => `$p${pass}_${m}_${n}`;
+  const each = (f) => Array.from({ length: mr }, (_, m) => Array.from({ length: nr }, (_, n) => f(m, n))).flat();
+
+  // One pass: the real MR×NR product of plane q of A with plane q of B over npairs k-pairs.
+  const pass = (q) => [
+    ...each((m, n) => `(local.set ${acc(q, m, n)} (v128.const i64x2 0 0))`),
+    `(local.set $qa (local.get $pa))`,
+    `(local.set $qb (local.get $pb))`,
+    `(block $done${q}`,
+    `  (br_if $done${q} (i32.ge_u (local.get $qa) (local.get $end)))`,
+    `  (loop $k${q}`,
+    ...Array.from({ length: mr }, (_, m) => `    (local.set $a${m} (v128.load offset=${(q * mr + m) * 16} (local.get $qa)))`),
+    ...Array.from({ length: nr }, (_, n) => [
+      `    (local.set $b (v128.load offset=${(q * nr + n) * 16} (local.get $qb)))`,
+      ...Array.from({ length: mr }, (_, m) => `    (local.set ${acc(q, m, n)} ${madd(`$a${m}`, '$b', acc(q, m, n))})`),
+    ]).flat(),
+    `    (local.set $qa (i32.add (local.get $qa) (i32.const ${chunkA})))`,
+    `    (local.set $qb (i32.add (local.get $qb) (i32.const ${chunkB})))`,
+    `    (br_if $k${q} (i32.lt_u (local.get $qa) (local.get $end)))))`,
+  ];
+
+  // Combine the passes, sum the two k lanes into one (re, im) pair, store or add to the output.
+  const lanesLo = '0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23';
+  const lanesHi = '8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31';
+  const epilogue = each((m, n) => {
+    const [p1, p2, p3] = [0, 1, 2].map((q) => `(local.get ${acc(q, m, n)})`);
+    const row = m === 0 ? '(local.get $po)' : `(i32.add (local.get $po) (i32.mul (local.get $ldo16) (i32.const ${m})))`;
+    return [
+      `(local.set $re (f64x2.add ${p1} ${p2}))`,
+      `(local.set $im (f64x2.add (f64x2.sub ${p3} ${p1}) ${p2}))`,
+      `(local.set $re (f64x2.add (i8x16.shuffle ${lanesLo} (local.get $re) (local.get $im)) (i8x16.shuffle ${lanesHi} (local.get $re) (local.get $im))))`,
+      `(if (local.get $first)`,
+      `  (then (v128.store offset=${n * 16} ${row} (local.get $re)))`,
+      `  (else (v128.store offset=${n * 16} ${row} (f64x2.add (v128.load offset=${n * 16} ${row}) (local.get $re)))))`,
+    ];
+  }).flat();
+
+  const locals = [
+    ...[0, 1, 2].flatMap((q) => each((m, n) => acc(q, m, n))),
+    ...Array.from({ length: mr }, (_, m) => `$a${m}`),
+    '$b',
+    '$re',
+    '$im',
+  ];
+  const indent = (lines, depth) => lines.map((line) => ' '.repeat(depth) + line).join('\n');
+
+  return `(module
+  ;; hpair pair kernel: 3M, ${relaxed ? 'relaxed SIMD (fused multiply-add)' : 'SIMD'}, micro-tile ${mr}×${nr}
+  (import "env" "memory" (memory 1 65536 shared))
+  (func $micro (param $pa i32) (param $pb i32) (param $npairs i32) (param $po i32) (param $ldo16 i32) (param $first i32)
+    (local $end i32) (local $qa i32) (local $qb i32)
+    ${locals.map((name) => `(local ${name} v128)`).join(' ')}
+    (local.set $end (i32.add (local.get $pa) (i32.mul (local.get $npairs) (i32.const ${chunkA}))))
+${indent([0, 1, 2].flatMap(pass), 4)}
+${indent(epilogue, 4)}
+  )
+  (func (export "tile") (param $pA i32) (param $pB i32) (param $Kp i32)
+        (param $i0 i32) (param $i1 i32) (param $j0 i32) (param $j1 i32)
+        (param $kc i32) (param $pOut i32) (param $ldo i32)
+    (local $kb i32) (local $np i32) (local $i i32) (local $j i32) (local $jend i32)
+    (local $gsA i32) (local $gsB i32) (local $ldo16 i32) (local $paRow i32) (local $poRow i32)
+    (local.set $gsA (i32.mul (i32.shr_u (local.get $Kp) (i32.const 1)) (i32.const ${chunkA})))
+    (local.set $gsB (i32.mul (i32.shr_u (local.get $Kp) (i32.const 1)) (i32.const ${chunkB})))
+    (local.set $ldo16 (i32.shl (local.get $ldo) (i32.const 4)))
+    (local.set $kb (i32.const 0))
+    (block $kdone (loop $kloop
+      (br_if $kdone (i32.ge_u (local.get $kb) (local.get $Kp)))
+      ;; this k block: min(kc, Kp − kb) values = np pairs
+      (local.set $np (i32.shr_u (select (local.get $kc) (i32.sub (local.get $Kp) (local.get $kb))
+                                 (i32.lt_u (local.get $kc) (i32.sub (local.get $Kp) (local.get $kb)))) (i32.const 1)))
+      (local.set $i (local.get $i0))
+      (block $idone (loop $iloop
+        (br_if $idone (i32.ge_u (local.get $i) (local.get $i1)))
+        (local.set $paRow (i32.add (i32.add (local.get $pA)
+            (i32.mul (i32.div_u (local.get $i) (i32.const ${mr})) (local.get $gsA)))
+            (i32.mul (i32.shr_u (local.get $kb) (i32.const 1)) (i32.const ${chunkA}))))
+        (local.set $poRow (i32.add (local.get $pOut) (i32.mul (i32.sub (local.get $i) (local.get $i0)) (local.get $ldo16))))
+        ;; only micro-tiles that reach the lower triangle: j < i + MR
+        (local.set $jend (select (local.get $j1) (i32.add (local.get $i) (i32.const ${mr}))
+                           (i32.lt_u (local.get $j1) (i32.add (local.get $i) (i32.const ${mr})))))
+        (local.set $j (local.get $j0))
+        (block $jdone (loop $jloop
+          (br_if $jdone (i32.ge_u (local.get $j) (local.get $jend)))
+          (call $micro
+            (local.get $paRow)
+            (i32.add (i32.add (local.get $pB)
+                (i32.mul (i32.div_u (local.get $j) (i32.const ${nr})) (local.get $gsB)))
+                (i32.mul (i32.shr_u (local.get $kb) (i32.const 1)) (i32.const ${chunkB})))
+            (local.get $np)
+            (i32.add (local.get $poRow) (i32.shl (i32.sub (local.get $j) (local.get $j0)) (i32.const 4)))
+            (local.get $ldo16)
+            (i32.eqz (local.get $kb)))
+          (local.set $j (i32.add (local.get $j) (i32.const ${nr})))
+          (br $jloop)))
+        (local.set $i (i32.add (local.get $i) (i32.const ${mr})))
+        (br $iloop)))
+      (local.set $kb (i32.add (local.get $kb) (local.get $kc)))
+      (br $kloop)))
+  )
+)
+`;
+}
