@@ -6,12 +6,15 @@ import { complexMatrixBytes, complexNpyHeader, parseComplexMatrixNpy, parseFloat
 import { hermitianFlops } from '../kernel/hermitian-job.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError, type HpairErrorCode } from '../shared/errors.js';
+import type { KernelChoice, KernelVariant } from '../kernel/wasm-kernels.js';
 import { createPool } from '../workers/create-pool.js';
+import { Pool, type PoolOptions } from '../workers/pool.js';
 import { writeFileAtomic } from './atomic-write.js';
 
 const USAGE = `usage:
-  hpair compute --expp E.npy --distance D.npy --out H.npy [--workers W] [--json]
-  hpair demo [--n N] [--m M] [--workers W] [--json]
+  hpair compute --expp E.npy --distance D.npy --out H.npy [--workers W] [--kernel K] [--json]
+  hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]
+  K: auto (default) | js | wasm-simd | wasm-relaxed-simd
   hpair --help`;
 
 /** Codes that mean "the input or the command line is wrong": exit 2. Anything else is exit 1. */
@@ -32,6 +35,7 @@ interface RunSummary {
   n: number;
   m: number;
   workers: number;
+  kernel: KernelVariant;
   seconds: number;
   gflops: number;
   checksum: number;
@@ -72,6 +76,7 @@ async function compute(args: string[]): Promise<void> {
     distance: { type: 'string' },
     out: { type: 'string' },
     workers: { type: 'string' },
+    kernel: { type: 'string' },
     json: { type: 'boolean' },
   });
   for (const name of ['expp', 'distance', 'out']) {
@@ -82,7 +87,7 @@ async function compute(args: string[]): Promise<void> {
   await refuseToOverwriteInputs(outPath, [exppPath, distancePath]);
   const expp = parseComplexMatrixNpy(await readInput(exppPath, 'expp'));
   const distance = parseFloat64VectorNpy(await readInput(distancePath, 'distance'));
-  const { h, summary } = await run(expp, distance, workers);
+  const { h, summary } = await run(expp, distance, { workers, kernel: values.kernel });
   try {
     await writeFileAtomic(outPath, [complexNpyHeader([h.rows, h.cols]), complexMatrixBytes(h)]);
   } catch (error) {
@@ -92,17 +97,29 @@ async function compute(args: string[]): Promise<void> {
 }
 
 async function demo(args: string[]): Promise<void> {
-  const values = options(args, { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean' } });
+  const values = options(args, { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, kernel: { type: 'string' }, json: { type: 'boolean' } });
   const n = positiveInteger(values.n, 'n', 2048);
   const m = positiveInteger(values.m, 'm', 2048);
   const workers = positiveInteger(values.workers, 'workers', 0) || undefined;
+  const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // bad --kernel fails before the demo is built
   const { expp, distance } = demoProblem(n, m);
-  const { summary } = await run(expp, distance, workers);
+  const { summary } = await run(expp, distance, pool);
   report(summary, values.json === true, 'demo: plane-wave phases over a seeded layout');
 }
 
-async function run(expp: ComplexMatrix, distance: Float64Array, workers: number | undefined): Promise<{ h: ComplexMatrix; summary: RunSummary }> {
-  const pool = createPool(workers === undefined ? {} : { workers });
+function poolOptions({ workers, kernel }: { workers: number | undefined; kernel: string | boolean | undefined }): PoolOptions {
+  const options: PoolOptions = {};
+  if (workers !== undefined) options.workers = workers;
+  if (typeof kernel === 'string') options.kernel = kernel as KernelChoice;
+  return options;
+}
+
+async function run(
+  expp: ComplexMatrix,
+  distance: Float64Array,
+  poolOrOptions: Pool | { workers: number | undefined; kernel: string | boolean | undefined },
+): Promise<{ h: ComplexMatrix; summary: RunSummary }> {
+  const pool = poolOrOptions instanceof Pool ? poolOrOptions : createPool(poolOptions(poolOrOptions));
   try {
     await pool.ready(); // start-up is not compute time
     const started = performance.now();
@@ -111,7 +128,7 @@ async function run(expp: ComplexMatrix, distance: Float64Array, workers: number 
     const flops = hermitianFlops(expp.rows, expp.cols);
     return {
       h,
-      summary: { n: expp.rows, m: expp.cols, workers: pool.size, seconds, gflops: flops / seconds / 1e9, checksum: checksum(h) },
+      summary: { n: expp.rows, m: expp.cols, workers: pool.size, kernel: pool.kernel, seconds, gflops: flops / seconds / 1e9, checksum: checksum(h) },
     };
   } finally {
     await pool.close();
@@ -128,6 +145,7 @@ function report(summary: RunSummary, json: boolean, what: string): void {
     `${what}\n` +
       `  size      N = ${n}, M = ${m}  →  H is ${Math.max(0, n - 1)}×${Math.max(0, n - 1)}\n` +
       `  workers   ${workers}\n` +
+      `  kernel    ${summary.kernel}\n` +
       `  compute   ${seconds.toFixed(3)} s  (${gflops.toFixed(2)} GFLOP/s useful)\n` +
       `  checksum  ${summary.checksum.toPrecision(17)}\n`,
   );

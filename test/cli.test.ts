@@ -35,6 +35,7 @@ for (const name of ['odd', 'n1', 'n2', 'm1', 'm2', 'wide']) {
     assert.is(run.code, 0, run.stderr);
     const summary = JSON.parse(run.stdout) as Record<string, number>;
     for (const key of ['n', 'm', 'workers', 'seconds', 'gflops']) assert.type(summary[key], 'number', key);
+    assert.match(String(summary.kernel), /^(js|wasm-simd|wasm-relaxed-simd)$/);
     assert.is(summary.workers, 2);
     const h = parseComplexMatrixNpy(readFileSync(out));
     const expected = parseComplexMatrixNpy(fixture(`case_${name}_h.npy`));
@@ -47,6 +48,9 @@ test('demo prints size, workers, time, GFLOP/s and checksum; --json is one objec
   const text = await cli('demo', '--n', '150', '--m', '90', '--workers', '2');
   assert.is(text.code, 0, text.stderr);
   for (const part of [/N = 150, M = 90/, /workers\s+2/, /GFLOP\/s/, /checksum\s+-?\d/]) assert.match(text.stdout, part);
+  assert.match(text.stdout, /kernel\s+(js|wasm-simd|wasm-relaxed-simd)/);
+  const forced = JSON.parse((await cli('demo', '--n', '40', '--m', '30', '--kernel', 'js', '--json')).stdout) as Record<string, unknown>;
+  assert.is(forced.kernel, 'js');
   const json = await cli('demo', '--n', '150', '--m', '90', '--workers', '1', '--json');
   const summary = JSON.parse(json.stdout) as Record<string, number>;
   assert.equal([summary.n, summary.m, summary.workers], [150, 90, 1]);
@@ -60,6 +64,7 @@ const badRuns: Array<[string, string[], RegExp]> = [
   ['no command', [], /^hpair: missing command/],
   ['unknown command', ['frobnicate'], /^hpair: unknown command 'frobnicate'/],
   ['unknown flag', ['demo', '--bogus'], /^hpair: .*bogus/],
+  ['unknown kernel', ['demo', '--kernel', 'cuda'], /^hpair: kernel must be 'auto', 'js', 'wasm-simd' or 'wasm-relaxed-simd', got cuda/],
   ['missing --distance', ['compute', '--expp', f('case_odd_expp.npy'), '--out', 'OUT'], /^hpair: compute needs --distance FILE/],
   ['bad --workers', ['compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT', '--workers', 'two'], /--workers must be a positive integer/],
   ['missing file', ['compute', '--expp', f('nope.npy'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: cannot read --expp .*ENOENT/],

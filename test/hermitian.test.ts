@@ -1,8 +1,10 @@
 // H from the pool against the seed's formula ported line for line (hermitianReference), and the properties
 // a user relies on: exact Hermitian symmetry, determinism across worker counts and schedules, zero copies.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createComplexMatrix, createPool, hermitian, hermitianReference, type Pool } from 'hpair';
+import { createComplexMatrix, createPool, hermitian, hermitianReference, kernelSupported, type KernelVariant, type Pool } from 'hpair';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError } from './helpers/support.js';
 
 const test = suite('hermitian');
@@ -45,21 +47,63 @@ test('distance[0] = 0 is allowed (m = 0 is skipped) and negative distances are v
   assert.ok(relativeError(h, hermitianReference(expp, distance)) < 1e-12);
 });
 
-test('bit-identical for 1, 2 and 3 workers, both schedules, and the inline path', async () => {
-  const { expp, distance } = randomProblem(203, 151, 4);
-  const results: Array<[string, Float64Array]> = [];
-  for (const workers of [1, 2, 3]) {
-    for (const schedule of ['strided', 'dynamic'] as const) {
-      const p = createPool({ workers, schedule, inlineFlops: 0 });
-      results.push([`${workers} workers ${schedule}`, (await p.hermitian(expp, distance)).data]);
-      await p.close();
+const variants = (['js', 'wasm-simd', 'wasm-relaxed-simd'] as const).filter(kernelSupported);
+
+test('this runtime runs the JavaScript kernel and WebAssembly SIMD', () => {
+  assert.ok(variants.includes('js') && variants.includes('wasm-simd'), `supported: ${variants.join(', ')}`);
+});
+
+for (const kernel of variants) {
+  test(`${kernel}: matches the reference on odd and edge shapes`, async () => {
+    const p = createPool({ workers: 2, kernel, inlineFlops: 0 });
+    assert.is(p.kernel, kernel);
+    for (const [N, M] of [[1, 3], [2, 2], [5, 1], [6, 2], [131, 259], [258, 7]]) {
+      const { expp, distance } = randomProblem(N, M, 7 * N + M);
+      const h = await p.hermitian(expp, distance);
+      assert.ok(relativeError(h, hermitianReference(expp, distance)) < 1e-12, `${kernel} ${N}×${M}: ${relativeError(h, hermitianReference(expp, distance))}`);
+      assertExactlyHermitian(h);
     }
+    await p.close();
+  });
+
+  test(`${kernel}: bit-identical for 1, 2 and 3 workers, both schedules, and the inline path`, async () => {
+    const { expp, distance } = randomProblem(203, 151, 4);
+    const results: Array<[string, Float64Array]> = [];
+    for (const workers of [1, 2, 3]) {
+      for (const schedule of ['strided', 'dynamic'] as const) {
+        const p = createPool({ workers, schedule, kernel, inlineFlops: 0 });
+        results.push([`${workers} workers ${schedule}`, (await p.hermitian(expp, distance)).data]);
+        await p.close();
+      }
+    }
+    const inline = createPool({ workers: 1, kernel, inlineFlops: Infinity });
+    results.push(['inline', (await inline.hermitian(expp, distance)).data]);
+    assert.is(inline.stats().inline, 1);
+    await inline.close();
+    for (const [what, data] of results.slice(1)) assertBitIdentical(data, results[0][1], `${kernel} ${what}`);
+  });
+}
+
+test('auto picks the fastest supported kernel; an unsupported one is refused', () => {
+  const expected: KernelVariant = variants.includes('wasm-relaxed-simd') ? 'wasm-relaxed-simd' : 'wasm-simd';
+  const p = createPool({ workers: 1 });
+  assert.is(p.kernel, expected);
+  void p.close();
+  if (!variants.includes('wasm-relaxed-simd')) {
+    assert.throws(() => createPool({ kernel: 'wasm-relaxed-simd' }), (error: Error) => /experimental-wasm-relaxed-simd/.test(error.message));
   }
-  const inline = createPool({ workers: 1, inlineFlops: Infinity });
-  results.push(['inline', (await inline.hermitian(expp, distance)).data]);
-  assert.is(inline.stats().inline, 1);
-  await inline.close();
-  for (const [what, data] of results.slice(1)) assertBitIdentical(data, results[0][1], what);
+  assert.throws(() => createPool({ kernel: 'fortran' as 'js' }), (error: Error) => (error as { code?: string }).code === 'INVALID_ARGUMENT');
+});
+
+test('relaxed SIMD (Node 20 with --experimental-wasm-relaxed-simd): accurate and bit-identical across workers', async () => {
+  const script = fileURLToPath(new URL('./helpers/variant-check.js', import.meta.url));
+  const run = await new Promise<{ code: number; out: string }>((resolve) => {
+    execFile(process.execPath, ['--experimental-wasm-relaxed-simd', script, 'wasm-relaxed-simd'], { timeout: 120_000 }, (error, stdout, stderr) =>
+      resolve({ code: error === null ? 0 : 1, out: stdout + stderr }),
+    );
+  });
+  assert.is(run.code, 0, run.out);
+  assert.match(run.out, /wasm-relaxed-simd ok/);
 });
 
 test('zero-copy: shared inputs are read in place, plain ones copied once, H is in shared memory', async () => {
