@@ -1,4 +1,4 @@
-import { MAX_TYPED_ARRAY_LENGTH, createSharedFloat64, toSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
+import { MAX_TYPED_ARRAY_LENGTH, createSharedFloat64, isSharedView, toSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
 import type { PreparedJob, StepPlan } from '../workers/job.js';
 import { checkHermitianInputs, nonFiniteExppError } from './hermitian-inputs.js';
@@ -29,6 +29,8 @@ export interface HermitianPlanContext {
   readonly inlineFlops: number;
   /** Threads that may compute tiles at once (each wasm thread needs its own tile scratch). */
   readonly threads: number;
+  /** Largest memory the job may take beyond the caller's arrays (copied inputs, panels, H). */
+  readonly maxBytes: number;
   /** Shared scratch of at least `length` float64 values for planar panels (reused across jobs). */
   planarPanels(length: number): Float64Array;
   /** The pool's shared wasm memory, grown to at least `bytes`, and the compiled kernel for it. */
@@ -58,6 +60,17 @@ export function prepareHermitian(
   const n = N - 1;
   if (out !== undefined) checkOut(out, n, expp, distance);
   if (2 * n * n > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${2 * n * n} values; typed arrays hold at most 2^32`);
+  const variant = context.variant !== 'js' && wasmBytes(N, M, context.threads) > WASM_MAX_BYTES ? 'js' : context.variant;
+  // Counted before anything is allocated, so an oversized request fails instead of taking the process down.
+  const need = hermitianJobBytes(N, M, variant);
+  const copies = (isSharedView(expp.data) ? 0 : expp.data.byteLength) + (isSharedView(distance) ? 0 : distance.byteLength);
+  const total = (out === undefined ? need.h : 0) + need.panels + copies;
+  if (total > context.maxBytes) {
+    throw new HpairError('TOO_LARGE', `this job needs ${formatBytes(total)} (H, panels, copies) but maxBytes is ${formatBytes(context.maxBytes)}`);
+  }
+  if (variant === 'js' && need.panels / 8 > MAX_TYPED_ARRAY_LENGTH) {
+    throw new HpairError('TOO_LARGE', `the packed panels would hold ${need.panels / 8} values; typed arrays hold at most 2^32`);
+  }
   const sharedExpp = toSharedFloat64(expp.data);
   const sharedDistance = toSharedFloat64(distance);
   const copiedBytes = (sharedExpp.copied ? expp.data.byteLength : 0) + (sharedDistance.copied ? distance.byteLength : 0);
@@ -65,7 +78,6 @@ export function prepareHermitian(
   const badValue = new BigInt64Array(new SharedArrayBuffer(8));
   badValue[0] = NO_BAD_VALUE;
 
-  const variant = context.variant !== 'js' && wasmBytes(N, M, context.threads) > WASM_MAX_BYTES ? 'js' : context.variant;
   let pairs: StepPlan;
   let panels: Float64Array;
   let layout;
@@ -132,4 +144,8 @@ function checkOut(out: ComplexMatrix, n: number, expp: ComplexMatrix, distance: 
 
 function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
   return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

@@ -48,10 +48,11 @@ test('close({ abort: true }) rejects the running job with POOL_CLOSED', async ()
   assert.is(await running, 'POOL_CLOSED');
 });
 
-test('the event loop stays free while a large job runs (p99 delay ≤ 20 ms)', async () => {
+test('the event loop stays free during a job of a second or more (p99 delay ≤ 20 ms)', async () => {
   const pool = createPool({ workers: 2, inlineFlops: 0 });
   await pool.ready();
-  const { expp, distance } = demoProblem(1400, 1400);
+  // Grown until the job takes ≥ 1 s on whichever kernel this runtime picks.
+  const { expp, distance } = demoProblem(pool.kernel === 'js' ? 1600 : 2400, pool.kernel === 'js' ? 1600 : 2400);
   const histogram = monitorEventLoopDelay({ resolution: 5 });
   let ticks = 0;
   const timer = setInterval(() => ticks++, 10);
@@ -63,7 +64,7 @@ test('the event loop stays free while a large job runs (p99 delay ≤ 20 ms)', a
   clearInterval(timer);
   await pool.close();
   const p99 = histogram.percentile(99) / 1e6;
-  assert.ok(elapsed > 200, `the job took only ${elapsed.toFixed(0)} ms; make it larger`);
+  assert.ok(elapsed >= 1000, `the job took only ${elapsed.toFixed(0)} ms; make it larger`);
   assert.ok(ticks >= elapsed / 10 / 2, `a 10 ms timer fired ${ticks} times in ${elapsed.toFixed(0)} ms`);
   assert.ok(p99 <= 20, `event-loop delay p99 = ${p99.toFixed(1)} ms`);
 });

@@ -1,6 +1,6 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
-import { CancelReason, Slot, createControlBlock, requestCancel, type ControlBlock } from '../shared/control-block.js';
+import { CancelReason, Slot, createControlBlock, isCancelled, requestCancel, type ControlBlock } from '../shared/control-block.js';
 import { HpairError, type HpairErrorCode } from '../shared/errors.js';
 import { tileCount } from '../shared/index-space.js';
 import { prepareHermitian } from '../kernel/hermitian-job.js';
@@ -50,6 +50,12 @@ export interface PoolOptions {
    * @default 'auto'
    */
   kernel?: KernelChoice;
+  /**
+   * Largest memory one job may take beyond the caller's own arrays: copies of non-shared inputs, the
+   * packed panels and H. A larger job rejects with TOO_LARGE before anything is allocated.
+   * @default half of os.totalmem()
+   */
+  maxBytes?: number;
 }
 
 /** Options of `pool.hermitian` and `hermitian`. */
@@ -124,6 +130,7 @@ export class Pool {
   readonly #resourceLimits: ResourceLimits | undefined;
   readonly #workerUrl: URL;
   readonly #inlineFlops: number;
+  readonly #maxBytes: number;
   /** Panel scratch, grown on demand and reused: jobs run one at a time and drain before the next. */
   #panels: Float64Array = new Float64Array(new SharedArrayBuffer(0));
   /** The wasm kernels' shared linear memory (panels and per-thread tile scratch), grown on demand. */
@@ -135,8 +142,21 @@ export class Pool {
   #closed = false;
   #stats = { completed: 0, failed: 0, inline: 0, copiedBytes: 0, workersStarted: 0 };
 
+  /** @param workerUrl @internal tests substitute a worker that injects faults */
   constructor(options: PoolOptions = {}, workerUrl = new URL('./worker.js', import.meta.url)) {
-    const { workers = availableParallelism(), schedule = 'strided', maxQueue = Infinity, resourceLimits, inlineFlops = 2e6, kernel = 'auto' } = options;
+    const {
+      workers = availableParallelism(),
+      schedule = 'strided',
+      maxQueue = Infinity,
+      resourceLimits,
+      inlineFlops = 2e6,
+      kernel = 'auto',
+      maxBytes = totalmem() / 2,
+    } = options;
+    if (!(typeof maxBytes === 'number' && maxBytes > 0)) {
+      throw new HpairError('INVALID_ARGUMENT', `maxBytes must be a positive number, got ${String(maxBytes)}`);
+    }
+    this.#maxBytes = maxBytes;
     this.kernel = resolveKernel(kernel);
     if (!Number.isSafeInteger(workers) || workers < 1) {
       throw new HpairError('INVALID_ARGUMENT', `workers must be a positive integer, got ${String(workers)}`);
@@ -210,6 +230,7 @@ export class Pool {
     this.#assertOpen();
     const job = prepareHermitian(expp, distance, options.out, {
       variant: this.kernel,
+      maxBytes: this.#maxBytes,
       inlineFlops: this.#inlineFlops,
       threads: this.size,
       planarPanels: (length) => {
@@ -390,9 +411,12 @@ export class Pool {
       ]);
     } catch (error) {
       requestCancel(control, CancelReason.FAILED);
+      entry.reject(error); // the caller hears at once; the pool is busy until the drain is over
       await this.#drain(calls);
       throw error;
     }
+    // Workers skip tiles once CANCEL is set, so a step that "finished" after a cancel is incomplete.
+    if (isCancelled(control)) throw new HpairError('ABORTED', 'the job was cancelled');
   }
 
   async #drain(calls: Promise<unknown>[]): Promise<void> {

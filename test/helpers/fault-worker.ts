@@ -1,0 +1,27 @@
+// A worker for fault-injection tests only: it wraps Atomics.add so that, when a worker reports its
+// HPAIR_TEST_FAULT_AT-th tile (PROGRESS is control slot 2), it dies the way HPAIR_TEST_FAULT says,
+// then loads hpair's real worker unchanged. Production code has no fault hooks.
+// Only odd thread ids fault, so of a pool's first two workers exactly one dies and one survives.
+import { threadId } from 'node:worker_threads';
+
+const mode = threadId % 2 === 1 ? process.env.HPAIR_TEST_FAULT : undefined;
+const at = Number(process.env.HPAIR_TEST_FAULT_AT ?? '3');
+const PROGRESS = 2;
+const add = Atomics.add;
+let tiles = 0;
+Atomics.add = ((array: Int32Array, index: number, value: number): number => {
+  if (index === PROGRESS && ++tiles === at) {
+    if (mode === 'exit') process.exit(7);
+    if (mode === 'oom') {
+      const hog: number[][] = [];
+      for (;;) hog.push(new Array(1e6).fill(1.5));
+    }
+    if (mode === 'uncaught') {
+      setImmediate(() => {
+        throw new Error('injected uncaught error');
+      });
+    }
+  }
+  return add(array, index, value);
+}) as typeof Atomics.add;
+await import(new URL('../../worker.js', import.meta.url).href);
