@@ -10,6 +10,6 @@ export { createComplexMatrix, createSharedFloat64, MAX_TYPED_ARRAY_LENGTH } from
 export type { ComplexMatrix } from './shared/complex-matrix.js';
 export { HpairError, isHpairError } from './shared/errors.js';
 export type { HpairErrorCode } from './shared/errors.js';
-export { parseComplexMatrixNpy, parseFloat64VectorNpy, encodeComplexMatrixNpy, encodeFloat64VectorNpy } from './io/npy.js';
+export { parseComplexMatrixNpy, parseFloat64VectorNpy, encodeComplexMatrixNpy, encodeFloat64VectorNpy, npyFileLength } from './io/npy.js';
 export { demoProblem, checksum } from './io/demo-problem.js';
 export type { DemoProblem } from './io/demo-problem.js';

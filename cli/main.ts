@@ -10,6 +10,7 @@ import type { KernelChoice, KernelVariant } from '../kernel/wasm-kernels.js';
 import { createPool } from '../workers/create-pool.js';
 import { Pool, type PoolOptions } from '../workers/pool.js';
 import { writeFileAtomic } from './atomic-write.js';
+import { progressBar } from './progress-bar.js';
 
 const USAGE = `usage:
   hpair compute --expp E.npy --distance D.npy --out H.npy [--workers W] [--kernel K] [--json]
@@ -87,7 +88,7 @@ async function compute(args: string[]): Promise<void> {
   await refuseToOverwriteInputs(outPath, [exppPath, distancePath]);
   const expp = parseComplexMatrixNpy(await readInput(exppPath, 'expp'));
   const distance = parseFloat64VectorNpy(await readInput(distancePath, 'distance'));
-  const { h, summary } = await run(expp, distance, { workers, kernel: values.kernel });
+  const { h, summary } = await run(expp, distance, { workers, kernel: values.kernel }, values.json === true);
   try {
     await writeFileAtomic(outPath, [complexNpyHeader([h.rows, h.cols]), complexMatrixBytes(h)]);
   } catch (error) {
@@ -103,7 +104,7 @@ async function demo(args: string[]): Promise<void> {
   const workers = positiveInteger(values.workers, 'workers', 0) || undefined;
   const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // bad --kernel fails before the demo is built
   const { expp, distance } = demoProblem(n, m);
-  const { summary } = await run(expp, distance, pool);
+  const { summary } = await run(expp, distance, pool, values.json === true);
   report(summary, values.json === true, 'demo: plane-wave phases over a seeded layout');
 }
 
@@ -118,12 +119,15 @@ async function run(
   expp: ComplexMatrix,
   distance: Float64Array,
   poolOrOptions: Pool | { workers: number | undefined; kernel: string | boolean | undefined },
+  json: boolean,
 ): Promise<{ h: ComplexMatrix; summary: RunSummary }> {
   const pool = poolOrOptions instanceof Pool ? poolOrOptions : createPool(poolOptions(poolOrOptions));
   try {
     await pool.ready(); // start-up is not compute time
+    const bar = progressBar(process.stdout.isTTY === true && !json);
     const started = performance.now();
-    const h = await pool.hermitian(expp, distance);
+    const h = await pool.hermitian(expp, distance, bar.onProgress === undefined ? {} : { onProgress: bar.onProgress });
+    bar.finish();
     const seconds = (performance.now() - started) / 1000;
     const flops = hermitianFlops(expp.rows, expp.cols);
     return {

@@ -32,8 +32,17 @@ function bad(message: string): HpairError {
   return new HpairError('BAD_NPY', message);
 }
 
-/** Parses and checks the header; the data length must match the shape exactly. */
-export function parseNpyHeader(bytes: Uint8Array): NpyHeader {
+/**
+ * Length in bytes of the `.npy` file at the start of `bytes` (header + data), for reading several files
+ * sent back to back. Throws BAD_NPY if the header is bad or the data is cut short.
+ */
+export function npyFileLength(bytes: Uint8Array): number {
+  const header = parseNpyHeader(bytes, false);
+  return header.dataOffset + header.shape.reduce((a, b) => a * b, 1) * ITEM_BYTES[header.kind];
+}
+
+/** Parses and checks the header; the data length must match the shape exactly (or, unless `exact`, fit). */
+export function parseNpyHeader(bytes: Uint8Array, exact = true): NpyHeader {
   if (bytes.length < 10 || MAGIC.some((value, i) => bytes[i] !== value)) throw bad('not a .npy file (no \\x93NUMPY magic)');
   const major = bytes[6];
   if (major < 1 || major > 3) throw bad(`unsupported .npy format version ${major}.${bytes[7]}`);
@@ -55,7 +64,7 @@ export function parseNpyHeader(bytes: Uint8Array): NpyHeader {
   for (const dim of shape) elements *= BigInt(dim);
   const expected = elements * BigInt(ITEM_BYTES[kind]);
   const present = BigInt(bytes.length - dataOffset);
-  if (expected !== present) {
+  if (exact ? expected !== present : expected > present) {
     throw bad(`.npy shape (${shape.join(', ')}) of ${fields.descr} needs ${expected} data bytes but the file has ${present}`);
   }
   return { kind, littleEndian: descr[1] !== '>', fortranOrder: fields.fortranOrder, shape, dataOffset };

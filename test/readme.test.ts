@@ -28,4 +28,9 @@ for (const [, name, code] of examples) {
   });
 }
 
+test('the README shows examples/service.mjs exactly as it is', () => {
+  const source = readFileSync(fileURLToPath(new URL('../../examples/service.mjs', import.meta.url)), 'utf8');
+  assert.ok(readme.includes(`\`\`\`js\n${source}\`\`\``), 'README and examples/service.mjs differ');
+});
+
 test.run();
