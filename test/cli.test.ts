@@ -47,6 +47,7 @@ for (const name of ['odd', 'n1', 'n2', 'm1', 'm2', 'wide']) {
 test('demo prints size, workers, time, GFLOP/s and checksum; --json is one object', async () => {
   const text = await cli('demo', '--n', '150', '--m', '90', '--workers', '2');
   assert.is(text.code, 0, text.stderr);
+  assert.is(text.stderr, '', 'no progress bar when stdout is not a terminal');
   for (const part of [/N = 150, M = 90/, /workers\s+2/, /GFLOP\/s/, /checksum\s+-?\d/]) assert.match(text.stdout, part);
   assert.match(text.stdout, /kernel\s+(js|wasm-simd|wasm-relaxed-simd)/);
   const forced = JSON.parse((await cli('demo', '--n', '40', '--m', '30', '--kernel', 'js', '--json')).stdout) as Record<string, unknown>;
