@@ -13,3 +13,7 @@ export type { HpairErrorCode } from './shared/errors.js';
 export { parseComplexMatrixNpy, parseFloat64VectorNpy, encodeComplexMatrixNpy, encodeFloat64VectorNpy, npyFileLength } from './io/npy.js';
 export { demoProblem, checksum } from './io/demo-problem.js';
 export type { DemoProblem } from './io/demo-problem.js';
+export { defineKernel } from './kernel/contract.js';
+export type { Kernel, KernelContext, SharedView } from './kernel/contract.js';
+export type { IndexSpace, Tile } from './shared/index-space.js';
+export type { KernelParam, RunSpec } from './workers/user-job.js';

@@ -6,7 +6,9 @@ import { tileCount } from '../shared/index-space.js';
 import { prepareHermitian } from '../kernel/hermitian-job.js';
 import { compileKernel, resolveKernel, type KernelChoice, type KernelVariant } from '../kernel/wasm-kernels.js';
 import { createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
+import type { SharedView } from '../kernel/contract.js';
 import type { PreparedJob } from './job.js';
+import { prepareUserJob, type RunSpec } from './user-job.js';
 import { builtinKernel } from './load-kernel.js';
 import type { ErrorRecord, Schedule, StepSpec } from './protocol.js';
 import { runTiles } from './run-tiles.js';
@@ -257,7 +259,18 @@ export class Pool {
     return this.#memory;
   }
 
-  /** Queues a prepared job. Used by the job-specific methods (hermitian, run). */
+  /**
+   * Runs your own kernel over an index space on every worker: the same machinery as `hermitian` (shared
+   * views, strided tiles, Atomics completion, cancel, timeout, progress, queueing, crash recovery). Each
+   * worker imports the module once and calls its kernel once per tile. Resolves with `spec.buffers`, which
+   * the kernel wrote in place. A kernel that throws rejects the job with KERNEL_FAILED (its error in `cause`).
+   */
+  async run<Buffers extends Record<string, SharedView>>(spec: RunSpec<Buffers>, options: JobOptions = {}): Promise<Buffers> {
+    this.#assertOpen();
+    return this.submit(prepareUserJob(spec), options);
+  }
+
+  /** @internal Queues a prepared job; the public entry points are hermitian() and run(). */
   async submit<T>(job: PreparedJob<T>, options: JobOptions = {}): Promise<T> {
     if (this.#closed) throw new HpairError('POOL_CLOSED', 'the pool is closed');
     validateJobOptions(options);
