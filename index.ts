@@ -15,5 +15,6 @@ export { demoProblem, checksum } from './io/demo-problem.js';
 export type { DemoProblem } from './io/demo-problem.js';
 export { defineKernel } from './kernel/contract.js';
 export type { Kernel, KernelContext, SharedView } from './kernel/contract.js';
+export { tilesOf } from './shared/index-space.js';
 export type { IndexSpace, Tile } from './shared/index-space.js';
 export type { KernelParam, RunSpec } from './workers/user-job.js';

@@ -81,3 +81,9 @@ export function locateTile(space: IndexSpace, index: number, out: Tile): Tile {
 export function newTile(): Tile {
   return { index: 0, i0: 0, i1: 0, j0: 0, j1: 0 };
 }
+
+/** Every tile of a space, in tile-number order (a new object each): to see how a space is cut. */
+export function tilesOf(space: IndexSpace): Tile[] {
+  validateIndexSpace(space);
+  return Array.from({ length: tileCount(space) }, (_, index) => locateTile(space, index, newTile()));
+}
