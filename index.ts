@@ -5,7 +5,7 @@ export type { Schedule } from './workers/protocol.js';
 export { kernelSupported } from './kernel/wasm-kernels.js';
 export type { KernelChoice, KernelVariant } from './kernel/wasm-kernels.js';
 export { hermitianReference } from './kernel/reference.js';
-export { hermitianFlops } from './kernel/hermitian-job.js';
+export { hermitianFlops, hermitianJobBytes } from './kernel/hermitian-job.js';
 export { createComplexMatrix, createSharedFloat64, MAX_TYPED_ARRAY_LENGTH } from './shared/complex-matrix.js';
 export type { ComplexMatrix } from './shared/complex-matrix.js';
 export { HpairError, isHpairError } from './shared/errors.js';

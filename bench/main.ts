@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
@@ -55,7 +56,8 @@ interface Row {
   gflops: number;
   speedup?: number;
   vsNumpy?: number;
-  peakRssMB: number;
+  /** From a fresh process running one job of this size (bench/memory-probe.ts). */
+  peakRssMB?: number;
   budgetMB?: number;
 }
 const rows: Row[] = [];
@@ -71,7 +73,12 @@ async function median(name: string, fn: () => Promise<unknown> | unknown, budget
   return result.latency.p50;
 }
 
-const peakRssMB = (): number => process.resourceUsage().maxRSS / 1024;
+/** Peak memory of one job of this size, measured in a fresh process so nothing else here inflates it. */
+function memoryProbe(size: number): { peakRssMB: number; budgetMB: number } {
+  const probe = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(new URL('./memory-probe.js', import.meta.url)), String(size), kernel], { encoding: 'utf8' });
+  if (probe.status !== 0) throw new Error(`memory probe failed: ${probe.stderr}`);
+  return JSON.parse(probe.stdout) as { peakRssMB: number; budgetMB: number };
+}
 const numpyCache = new Map<string, NumpyResult>();
 let sink = 0; // every output is read, so no run can be optimised away
 
@@ -79,10 +86,9 @@ for (const size of sizes) {
   const { expp, distance } = demoProblem(size, size);
   const flops = hermitianFlops(size, size);
   const out = createComplexMatrix(size - 1, size - 1);
-  const budgetMB = (expp.data.byteLength + distance.byteLength + out.data.byteLength + 4 * (size - 1) * size * 8) / 2 ** 20 + 100;
   if (size <= 256) {
     const ms = await median(`reference ${size}`, () => (sink += hermitianReference(expp, distance).data[0]), 1000, 2);
-    rows.push({ what: 'reference port', n: size, m: size, workers: 1, kernel: 'js (serial)', medianMs: ms, gflops: flops / ms / 1e6, peakRssMB: peakRssMB() });
+    rows.push({ what: 'reference port', n: size, m: size, workers: 1, kernel: 'js (serial)', medianMs: ms, gflops: flops / ms / 1e6 });
   }
   let oneWorkerMs: number | undefined;
   for (const workers of workerCounts) {
@@ -98,12 +104,14 @@ for (const size of sizes) {
       size >= 4096 ? 2 : 5,
     );
     oneWorkerMs ??= workers === 1 ? ms : undefined;
-    const row: Row = { what: 'hpair', n: size, m: size, workers, kernel: pool.kernel, medianMs: ms, gflops: flops / ms / 1e6, peakRssMB: peakRssMB(), budgetMB };
+    const memory = workers === workerCounts[workerCounts.length - 1] ? memoryProbe(size) : undefined;
+    const row: Row = { what: 'hpair', n: size, m: size, workers, kernel: pool.kernel, medianMs: ms, gflops: flops / ms / 1e6 };
     if (oneWorkerMs !== undefined) row.speedup = oneWorkerMs / ms;
+    if (memory !== undefined) Object.assign(row, memory);
     if (withNumpy) {
       const numpy = numpyFor(expp, distance, size, workers, size <= 2048 ? out : undefined);
       row.vsNumpy = numpy.medianMs / ms;
-      rows.push({ what: 'numpy (A/d) @ A.conj().T', n: size, m: size, workers, kernel: 'OpenBLAS zgemm', medianMs: numpy.medianMs, gflops: flops / numpy.medianMs / 1e6, peakRssMB: NaN });
+      rows.push({ what: 'numpy (A/d) @ A.conj().T', n: size, m: size, workers, kernel: 'OpenBLAS zgemm', medianMs: numpy.medianMs, gflops: flops / numpy.medianMs / 1e6 });
       if (numpy.relativeError !== undefined) extras[`relativeErrorVsNumpy_${size}_${workers}`] = numpy.relativeError;
     }
     rows.push(row);
@@ -139,7 +147,7 @@ function numpyFor(expp: ComplexMatrix, distance: Float64Array, size: number, wor
     sink += out.data[0];
   }, 1000, 200);
   extras.smallJob = { n: 64, m: 64, medianMs: ms, inline: pool.stats().inline > 0, kernel: pool.kernel };
-  rows.push({ what: 'round trip, warm pool', n: 64, m: 64, workers: pool.size, kernel: pool.kernel, medianMs: ms, gflops: hermitianFlops(64, 64) / ms / 1e6, peakRssMB: peakRssMB() });
+  rows.push({ what: 'round trip, warm pool', n: 64, m: 64, workers: pool.size, kernel: pool.kernel, medianMs: ms, gflops: hermitianFlops(64, 64) / ms / 1e6 });
   await pool.close();
 }
 
@@ -178,7 +186,7 @@ const table = rows.map((row) => ({
   'GFLOP/s': row.gflops.toFixed(2),
   'vs 1 worker': row.speedup === undefined ? '' : `${row.speedup.toFixed(2)}×`,
   'vs numpy': row.vsNumpy === undefined ? '' : `${row.vsNumpy.toFixed(2)}×`,
-  'peak RSS MB': Number.isNaN(row.peakRssMB) ? '' : row.peakRssMB.toFixed(0),
+  'peak RSS MB': row.peakRssMB === undefined ? '' : row.peakRssMB.toFixed(0),
   'budget MB': row.budgetMB === undefined ? '' : row.budgetMB.toFixed(0),
 }));
 console.table(table);
