@@ -37,13 +37,15 @@ for (const kind of ['range', 'triangle', 'square'] as const) {
   }
 }
 
-test('tiles are dealt strided across workers; each worker imports once and runs setup once per job', async () => {
+test('strided: worker w takes tiles w, w + W, …; each worker imports once and runs setup once per job', async () => {
+  const strided = createPool({ workers: 2, schedule: 'strided' });
   const owner = sharedInt32(40);
   const setups = sharedInt32(2);
-  await pool.run({ module, export: 'whoDidIt', space: { kind: 'range', n: 40, tile: 1 }, buffers: { owner, setups } });
-  await pool.run({ module: module.href, export: 'whoDidIt', space: { kind: 'range', n: 40, tile: 1 }, buffers: { owner, setups } });
+  await strided.run({ module, export: 'whoDidIt', space: { kind: 'range', n: 40, tile: 1 }, buffers: { owner, setups } });
+  await strided.run({ module: module.href, export: 'whoDidIt', space: { kind: 'range', n: 40, tile: 1 }, buffers: { owner, setups } });
   assert.equal([...owner], Array.from({ length: 40 }, (_, t) => t % 2));
   assert.equal([...setups], [2, 2]);
+  await strided.close();
 });
 
 test('a kernel that throws → KERNEL_FAILED with its message and stack; the pool stays healthy', async () => {
