@@ -418,18 +418,21 @@ export class Pool {
     const firstFailure = Promise.race(
       calls.map((call) => call.then((outcome) => (outcome.ok ? new Promise<never>(() => undefined) : Promise.reject(fromRecord(outcome.error))))),
     );
+    let settled = false;
     try {
       await Promise.race([
-        Promise.all([waitAtLeast(control, Slot.DONE, workers, PROGRESS_INTERVAL_MS, poll), answered]),
+        Promise.all([waitAtLeast(control, Slot.DONE, workers, PROGRESS_INTERVAL_MS, () => settled, poll), answered]),
         firstFailure,
         entry.cancelled,
       ]);
     } catch (error) {
+      settled = true;
       requestCancel(control, CancelReason.FAILED);
       entry.reject(error); // the caller hears at once; the pool is busy until the drain is over
       await this.#drain(calls);
       throw error;
     }
+    settled = true;
     // Workers skip tiles once CANCEL is set, so a step that "finished" after a cancel is incomplete.
     if (isCancelled(control)) throw new HpairError('ABORTED', 'the job was cancelled');
   }

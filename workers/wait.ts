@@ -2,18 +2,20 @@
  * Waits until `array[index] >= target` without blocking the event loop. Atomics.waitAsync compares
  * the cell with the value we last saw before it sleeps, so a notify that lands between our load and
  * our wait cannot be lost: the wait then returns "not-equal" at once and we look again.
- * `pollMs` bounds each sleep so a caller can sample progress between wake-ups.
+ * `pollMs` bounds each sleep so a caller can sample progress between wake-ups, and so a wait whose
+ * writers died (the count will never arrive) ends within `pollMs` of `stopped()` turning true.
  */
 export async function waitAtLeast(
   array: Int32Array,
   index: number,
   target: number,
   pollMs: number,
+  stopped: () => boolean,
   onPoll?: () => void,
 ): Promise<void> {
   for (;;) {
     const seen = Atomics.load(array, index);
-    if (seen >= target) return;
+    if (seen >= target || stopped()) return;
     const wait = Atomics.waitAsync(array, index, seen, pollMs);
     if (wait.async) await wait.value;
     onPoll?.();
