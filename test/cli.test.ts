@@ -60,6 +60,21 @@ test('demo prints size, workers, time, GFLOP/s and checksum; --json is one objec
   assert.is(again.checksum, summary.checksum, 'checksum differs between 1 and 2 workers');
 });
 
+test('on a terminal, a job over a second shows a progress bar on stderr; --json never does', async () => {
+  // `script` (util-linux) runs the CLI on a pseudo-terminal, as a user's shell would.
+  const onTty = (extra: string): Promise<string> =>
+    new Promise((resolve) => {
+      const command = `${process.execPath} ${cliPath} demo --n 1600 --m 1600 --kernel js --workers 2 ${extra}`;
+      execFile('script', ['-qec', command, '/dev/null'], { timeout: 120_000 }, (_error, stdout) => resolve(stdout));
+    });
+  const shown = await onTty('');
+  assert.match(shown, /\[#+ *\] +\d+%/);
+  assert.match(shown, /checksum/);
+  const json = await onTty('--json');
+  assert.not.match(json, /\[#/);
+  assert.ok(JSON.parse(json.trim()).n === 1600);
+});
+
 const sentinel = 'an existing file the user cares about\n';
 const badRuns: Array<[string, string[], RegExp]> = [
   ['no command', [], /^hpair: missing command/],
