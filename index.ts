@@ -1,6 +1,6 @@
 export { createPool, hermitian } from './workers/create-pool.js';
 export { Pool } from './workers/pool.js';
-export type { HermitianOptions, JobOptions, PoolOptions, PoolStats } from './workers/pool.js';
+export type { HermitianOptions, JobOptions, PoolOptions, PoolStats } from './workers/options.js';
 export type { Schedule } from './workers/protocol.js';
 export { kernelSupported } from './kernel/wasm-kernels.js';
 export type { KernelChoice, KernelVariant } from './kernel/wasm-kernels.js';

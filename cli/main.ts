@@ -8,7 +8,8 @@ import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError, type HpairErrorCode } from '../shared/errors.js';
 import type { KernelChoice, KernelVariant } from '../kernel/wasm-kernels.js';
 import { createPool } from '../workers/create-pool.js';
-import { Pool, type PoolOptions } from '../workers/pool.js';
+import type { PoolOptions } from '../workers/options.js';
+import { Pool } from '../workers/pool.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { progressBar } from './progress-bar.js';
 

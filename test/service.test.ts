@@ -84,7 +84,9 @@ test('queue: FIFO, no cross-talk, maxQueue → QUEUE_FULL, queued abort leaves t
 const faultWorker = new URL('./helpers/fault-worker.js', import.meta.url);
 function faultyPool(mode: string, options: PoolOptions = {}): Pool {
   process.env.HPAIR_TEST_FAULT = mode; // read by fault-worker.js when each thread starts
-  return new Pool({ workers: 2, inlineFlops: 0, ...options }, faultWorker);
+  // Strided, so the faulting worker surely takes its 3rd tile in the first step: an uncaught error only
+  // surfaces after the step's call returns, and must land while the job still has a step to run.
+  return new Pool({ workers: 2, inlineFlops: 0, schedule: 'strided', ...options }, faultWorker);
 }
 
 for (const [mode, options] of [['exit', {}], ['uncaught', {}], ['oom', { resourceLimits: { maxOldGenerationSizeMb: 16 } }]] as const) {

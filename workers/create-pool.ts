@@ -1,5 +1,6 @@
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
-import { Pool, type HermitianOptions, type PoolOptions } from './pool.js';
+import type { HermitianOptions, PoolOptions } from './options.js';
+import { Pool } from './pool.js';
 
 /** Starts a pool of worker threads. Create it once, reuse it for every job, `close()` it at the end. */
 export function createPool(options: PoolOptions = {}): Pool {

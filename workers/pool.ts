@@ -1,125 +1,25 @@
-import { availableParallelism, totalmem } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
-import { CancelReason, Slot, createControlBlock, isCancelled, requestCancel, type ControlBlock } from '../shared/control-block.js';
-import { HpairError, type HpairErrorCode } from '../shared/errors.js';
+import { CancelReason, Slot, isCancelled, requestCancel } from '../shared/control-block.js';
+import { HpairError } from '../shared/errors.js';
 import { tileCount } from '../shared/index-space.js';
 import { prepareHermitian } from '../kernel/hermitian-job.js';
-import { compileKernel, resolveKernel, type KernelChoice, type KernelVariant } from '../kernel/wasm-kernels.js';
+import { compileKernel, resolveKernel, type KernelVariant } from '../kernel/wasm-kernels.js';
 import { createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import type { SharedView } from '../kernel/contract.js';
 import type { PreparedJob } from './job.js';
+import { createEntry, type Entry } from './job-entry.js';
 import { prepareUserJob, type RunSpec } from './user-job.js';
 import { builtinKernel } from './load-kernel.js';
-import type { ErrorRecord, Schedule, StepSpec } from './protocol.js';
+import { fromRecord } from './error-record.js';
+import { resolvePoolOptions, validateJobOptions, type HermitianOptions, type JobOptions, type PoolOptions, type PoolStats } from './options.js';
+import type { Schedule, StepSpec } from './protocol.js';
 import { runTiles } from './run-tiles.js';
 import { waitAtLeast } from './wait.js';
 import { WorkerHandle } from './worker-handle.js';
 
-/** Options of `createPool`. */
-export interface PoolOptions {
-  /**
-   * Worker threads. Each computes its strided share of every job's tiles.
-   * @default os.availableParallelism()
-   */
-  workers?: number;
-  /**
-   * How tiles are dealt: `'strided'` (worker w takes tiles w, w + W, …) or `'dynamic'` (workers claim
-   * the next tile from an Atomics counter). Results are bit-identical either way. Dynamic is the default
-   * because on a shared, noisy machine a worker that is descheduled for a while no longer holds up the
-   * job with its fixed share (measured: 25.7 vs 23.7 GFLOP/s at N = M = 2048, 2 workers, wasm-simd).
-   * @default 'dynamic'
-   */
-  schedule?: Schedule;
-  /**
-   * Jobs that may wait while one runs; one more rejects with QUEUE_FULL.
-   * @default Infinity
-   */
-  maxQueue?: number;
-  /**
-   * Resource limits for each worker thread (see node:worker_threads). A worker that exceeds them dies
-   * and its job rejects with WORKER_CRASHED; the pool replaces it.
-   * @default undefined (Node's defaults)
-   */
-  resourceLimits?: ResourceLimits;
-  /**
-   * Jobs with fewer useful flops than this run on the calling thread: for them, waking the workers
-   * costs more than the work. 0 sends every job to the workers.
-   * @default 2e6
-   */
-  inlineFlops?: number;
-  /**
-   * The pair kernel: `'wasm-relaxed-simd'` (fused multiply-add; Node ≥ 22, or Node 20 with
-   * --experimental-wasm-relaxed-simd), `'wasm-simd'`, `'js'`, or `'auto'` for the fastest this runtime has.
-   * Asking for one the runtime lacks throws INVALID_ARGUMENT.
-   * @default 'auto'
-   */
-  kernel?: KernelChoice;
-  /**
-   * Largest memory one job may take beyond the caller's own arrays: copies of non-shared inputs, the
-   * packed panels and H. A larger job rejects with TOO_LARGE before anything is allocated.
-   * @default half of os.totalmem()
-   */
-  maxBytes?: number;
-}
-
-/** Options of `pool.hermitian` and `hermitian`. */
-export interface HermitianOptions extends JobOptions {
-  /**
-   * Where to write H: an (N−1)×(N−1) matrix in shared memory, not overlapping the inputs. Without it a
-   * new shared matrix is allocated. If the job fails after it started, out's contents are unspecified.
-   * @default undefined
-   */
-  out?: ComplexMatrix;
-}
-
-/** Per-call options shared by every job. */
-export interface JobOptions {
-  /**
-   * Aborting rejects the job with ABORTED; workers stop at their next tile.
-   * @default undefined
-   */
-  signal?: AbortSignal;
-  /**
-   * Deadline in milliseconds from the call (queue time included); past it the job rejects with TIMEOUT.
-   * @default undefined (no deadline)
-   */
-  timeoutMs?: number;
-  /**
-   * Called with (tiles done, tiles in all) at most every `progressIntervalMs`, and once at the end.
-   * @default undefined
-   */
-  onProgress?: (done: number, total: number) => void;
-}
-
-export interface PoolStats {
-  /** Jobs that resolved. */
-  readonly completed: number;
-  /** Jobs that rejected after they were accepted. */
-  readonly failed: number;
-  /** Jobs answered on the calling thread because they were too small to wake the workers. */
-  readonly inline: number;
-  /** Bytes copied into shared memory because inputs were not shared already (0 for SAB inputs). */
-  readonly copiedBytes: number;
-  /** Worker threads started over the pool's life (workers + replacements). */
-  readonly workersStarted: number;
-}
-
 const PROGRESS_INTERVAL_MS = 50;
 /** How long a cancelled step may take to reach a tile boundary before its workers are replaced. */
 const DRAIN_GRACE_MS = 2000;
-
-interface Entry {
-  readonly job: PreparedJob<unknown>;
-  readonly options: JobOptions;
-  readonly control: ControlBlock;
-  /** Rejects when the job is cancelled (abort, timeout, close); raced against every wait. */
-  readonly cancelled: Promise<never>;
-  cancel(reason: CancelReason, error: HpairError): void;
-  resolve(value: unknown): void;
-  reject(error: unknown): void;
-  settled: boolean;
-  dispose(): void;
-}
 
 /**
  * A fixed set of worker threads that runs jobs one at a time, in the order they were submitted, each
@@ -148,39 +48,16 @@ export class Pool {
 
   /** @param workerUrl @internal tests substitute a worker that injects faults */
   constructor(options: PoolOptions = {}, workerUrl = new URL('./worker.js', import.meta.url)) {
-    const {
-      workers = availableParallelism(),
-      schedule = 'dynamic',
-      maxQueue = Infinity,
-      resourceLimits,
-      inlineFlops = 2e6,
-      kernel = 'auto',
-      maxBytes = totalmem() / 2,
-    } = options;
-    if (!(typeof maxBytes === 'number' && maxBytes > 0)) {
-      throw new HpairError('INVALID_ARGUMENT', `maxBytes must be a positive number, got ${String(maxBytes)}`);
-    }
-    this.#maxBytes = maxBytes;
-    this.kernel = resolveKernel(kernel);
-    if (!Number.isSafeInteger(workers) || workers < 1) {
-      throw new HpairError('INVALID_ARGUMENT', `workers must be a positive integer, got ${String(workers)}`);
-    }
-    if (schedule !== 'strided' && schedule !== 'dynamic') {
-      throw new HpairError('INVALID_ARGUMENT', `schedule must be 'strided' or 'dynamic', got ${String(schedule)}`);
-    }
-    if (!(maxQueue === Infinity || (Number.isSafeInteger(maxQueue) && maxQueue >= 0))) {
-      throw new HpairError('INVALID_ARGUMENT', `maxQueue must be a non-negative integer or Infinity, got ${String(maxQueue)}`);
-    }
-    if (!(typeof inlineFlops === 'number' && inlineFlops >= 0)) {
-      throw new HpairError('INVALID_ARGUMENT', `inlineFlops must be a number ≥ 0, got ${String(inlineFlops)}`);
-    }
-    this.#inlineFlops = inlineFlops;
-    this.size = workers;
-    this.#schedule = schedule;
-    this.#maxQueue = maxQueue;
-    this.#resourceLimits = resourceLimits;
+    const resolved = resolvePoolOptions(options);
+    this.kernel = resolveKernel(resolved.kernel);
+    this.size = resolved.workers;
+    this.#maxBytes = resolved.maxBytes;
+    this.#inlineFlops = resolved.inlineFlops;
+    this.#schedule = resolved.schedule;
+    this.#maxQueue = resolved.maxQueue;
+    this.#resourceLimits = resolved.resourceLimits;
     this.#workerUrl = workerUrl;
-    for (let w = 0; w < workers; w++) this.#handles.push(this.#spawn());
+    for (let w = 0; w < this.size; w++) this.#handles.push(this.#spawn());
   }
 
   /** True once close() was called. */
@@ -283,66 +160,16 @@ export class Pool {
       throw new HpairError('QUEUE_FULL', `the pool's queue already holds maxQueue = ${this.#maxQueue} jobs`);
     }
     return new Promise<T>((resolve, reject) => {
-      const entry = this.#entry(job as PreparedJob<unknown>, options, resolve as (value: unknown) => void, reject);
+      const entry = createEntry(job as PreparedJob<unknown>, options, resolve as (value: unknown) => void, reject, {
+        settled: (ok) => (ok ? this.#stats.completed++ : this.#stats.failed++),
+        cancelled: (cancelledEntry) => {
+          const queuedAt = this.#queue.indexOf(cancelledEntry);
+          if (queuedAt >= 0) this.#queue.splice(queuedAt, 1);
+        },
+      });
       this.#queue.push(entry);
       this.#pump();
     });
-  }
-
-  #entry(job: PreparedJob<unknown>, options: JobOptions, resolve: (value: unknown) => void, reject: (error: unknown) => void): Entry {
-    const control = createControlBlock();
-    let cancelWith: (error: HpairError) => void = () => undefined;
-    const cancelled = new Promise<never>((_, rejectCancelled) => {
-      cancelWith = rejectCancelled;
-    });
-    cancelled.catch(() => undefined);
-    const entry: Entry = {
-      job,
-      options,
-      control,
-      cancelled,
-      settled: false,
-      resolve: (value) => {
-        if (entry.settled) return;
-        entry.settled = true;
-        entry.dispose();
-        this.#stats.completed++;
-        resolve(value);
-      },
-      reject: (error) => {
-        if (entry.settled) return;
-        entry.settled = true;
-        entry.dispose();
-        this.#stats.failed++;
-        reject(error);
-      },
-      cancel: (reason, error) => {
-        requestCancel(control, reason);
-        const queuedAt = this.#queue.indexOf(entry);
-        if (queuedAt >= 0) this.#queue.splice(queuedAt, 1);
-        // Reject at once; the pool stays busy until the workers reach a tile boundary (see #execute).
-        entry.reject(error);
-        cancelWith(error);
-      },
-      dispose: () => undefined,
-    };
-    const onAbort = (): void =>
-      entry.cancel(CancelReason.ABORTED, new HpairError('ABORTED', 'the job was aborted', { cause: options.signal?.reason }));
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    const timer =
-      options.timeoutMs === undefined
-        ? undefined
-        : setTimeout(
-            () => entry.cancel(CancelReason.TIMEOUT, new HpairError('TIMEOUT', `the job did not finish within timeoutMs = ${options.timeoutMs}`)),
-            options.timeoutMs,
-          );
-    // A pending deadline must not keep an otherwise finished process alive; a running job refs the workers.
-    timer?.unref();
-    entry.dispose = () => {
-      options.signal?.removeEventListener('abort', onAbort);
-      if (timer !== undefined) clearTimeout(timer);
-    };
-    return entry;
   }
 
   #pump(): void {
@@ -464,26 +291,4 @@ export class Pool {
   #assertOpen(): void {
     if (this.#closed) throw new HpairError('POOL_CLOSED', 'the pool is closed');
   }
-}
-
-function validateJobOptions(options: JobOptions): void {
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw new HpairError('INVALID_ARGUMENT', 'signal must be an AbortSignal');
-  }
-  const { timeoutMs } = options;
-  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && Number.isFinite(timeoutMs))) {
-    throw new HpairError('INVALID_ARGUMENT', `timeoutMs must be a finite number ≥ 0, got ${String(timeoutMs)}`);
-  }
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
-    throw new HpairError('INVALID_ARGUMENT', 'onProgress must be a function');
-  }
-}
-
-/** Rebuilds a worker's error on this thread: its own HpairErrors keep their code; anything else a kernel threw is KERNEL_FAILED. */
-function fromRecord(record: ErrorRecord): HpairError {
-  const original = Object.assign(new Error(record.message), { name: record.name, stack: record.stack });
-  if (record.name === 'HpairError' && record.code !== undefined) {
-    return new HpairError(record.code as HpairErrorCode, record.message, { cause: original });
-  }
-  return new HpairError('KERNEL_FAILED', `the kernel threw ${record.name}: ${record.message}`, { cause: original });
 }

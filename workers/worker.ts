@@ -4,7 +4,8 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { parentPort } from 'node:worker_threads';
 import { Slot } from '../shared/control-block.js';
 import { loadKernel } from './load-kernel.js';
-import type { ErrorRecord, RunOutcome, StepSpec, WorkerApi } from './protocol.js';
+import { toRecord } from './error-record.js';
+import type { RunOutcome, StepSpec, WorkerApi } from './protocol.js';
 import { runTiles } from './run-tiles.js';
 
 if (parentPort === null) throw new Error('hpair worker.js must run in a worker thread');
@@ -24,13 +25,5 @@ const api: WorkerApi = {
     }
   },
 };
-
-function toRecord(error: unknown): ErrorRecord {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return { name: error.name, message: error.message, stack: error.stack, code: typeof code === 'string' ? code : undefined };
-  }
-  return { name: 'Error', message: String(error), stack: undefined, code: undefined };
-}
 
 expose(api, nodeEndpoint(parentPort));
