@@ -8,7 +8,7 @@ import type { Schedule } from './protocol.js';
 /** Options of `createPool`. */
 export interface PoolOptions {
   /**
-   * Worker threads. Each computes its strided share of every job's tiles.
+   * Worker threads. Every job's tiles are shared out among all of them.
    * @default os.availableParallelism()
    */
   workers?: number;
