@@ -4,7 +4,8 @@ import type { PreparedJob, StepPlan } from '../workers/job.js';
 import { checkHermitianInputs, nonFiniteExppError } from './hermitian-inputs.js';
 import { NO_BAD_VALUE, packRows } from './hermitian-pack.js';
 import { microLayout, panelLength, planarLayout } from './panels.js';
-import { WASM_MICRO_TILE, type KernelVariant } from './wasm-kernels.js';
+import { hermitianFlops, hermitianJobBytes } from './hermitian-size.js';
+import { WASM_MICRO_TILE, type KernelVariant } from './kernel-variant.js';
 
 /** Rows per pack tile: enough to amortise the per-tile overhead, small enough to spread N rows. */
 const PACK_TILE = 32;
@@ -16,11 +17,6 @@ const PACK_TILE = 32;
 const TILING = { js: { tile: 64, kc: 256 }, wasm: { tile: 128, kc: 128 } } as const;
 /** wasm32 addresses 4 GiB; jobs whose panels do not fit run on the JavaScript kernel. */
 const WASM_MAX_BYTES = 2 ** 32 - 2 ** 16;
-
-/** Useful floating-point operations of one H: 8 per complex multiply-add, over the lower triangle. */
-export function hermitianFlops(N: number, M: number): number {
-  return (8 * (N - 1) * N * Math.max(0, M - 1)) / 2;
-}
 
 /** What a pool lends an H job: its kernel, its thread count, and its reusable scratch memory. */
 export interface HermitianPlanContext {
@@ -35,14 +31,6 @@ export interface HermitianPlanContext {
   planarPanels(length: number): Float64Array;
   /** The pool's shared wasm memory, grown to at least `bytes`, and the compiled kernel for it. */
   wasm(bytes: number): { memory: WebAssembly.Memory; module: WebAssembly.Module };
-}
-
-/** Bytes an H job allocates or borrows beyond its inputs: H and the packed panels. */
-export function hermitianJobBytes(N: number, M: number, variant: KernelVariant): { h: number; panels: number } {
-  const n = Math.max(0, N - 1);
-  const { mr, nr } = WASM_MICRO_TILE;
-  const panels = variant === 'js' ? panelLength(planarLayout(N, M)) : panelLength(microLayout(N, M, mr, nr));
-  return { h: 16 * n * n, panels: 8 * panels };
 }
 
 /**

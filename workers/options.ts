@@ -1,6 +1,6 @@
 import { availableParallelism, totalmem } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
-import type { KernelChoice } from '../kernel/wasm-kernels.js';
+import type { KernelChoice } from '../kernel/kernel-variant.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
 import type { Schedule } from './protocol.js';

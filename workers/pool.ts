@@ -3,7 +3,8 @@ import { CancelReason, Slot, isCancelled, requestCancel } from '../shared/contro
 import { HpairError } from '../shared/errors.js';
 import { tileCount } from '../shared/index-space.js';
 import { prepareHermitian } from '../kernel/hermitian-job.js';
-import { compileKernel, resolveKernel, type KernelVariant } from '../kernel/wasm-kernels.js';
+import { resolveKernel, type KernelVariant } from '../kernel/kernel-variant.js';
+import { compileKernel } from '../kernel/wasm-module.js';
 import { createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import type { SharedView } from '../kernel/contract.js';
 import type { PreparedJob } from './job.js';

@@ -9,7 +9,8 @@ export type KernelChoice = 'auto' | KernelVariant;
 /** Micro-tile shape the WebAssembly kernels were generated with (see kernel/wasm/generate-wat.mjs). */
 export const WASM_MICRO_TILE = { mr, nr } as const;
 
-const bytes: Record<Exclude<KernelVariant, 'js'>, Uint8Array> = {
+/** The assembled kernels' bytes, decoded once. */
+export const kernelBytes: Record<Exclude<KernelVariant, 'js'>, Uint8Array> = {
   'wasm-simd': Uint8Array.from(Buffer.from(simd, 'base64')),
   'wasm-relaxed-simd': Uint8Array.from(Buffer.from(relaxed, 'base64')),
 };
@@ -21,7 +22,7 @@ const bytes: Record<Exclude<KernelVariant, 'js'>, Uint8Array> = {
 export function kernelSupported(variant: KernelVariant): boolean {
   if (variant === 'js') return true;
   try {
-    return WebAssembly.validate(bytes[variant]) && sharedMemorySupported();
+    return WebAssembly.validate(kernelBytes[variant]) && sharedMemorySupported();
   } catch {
     return false;
   }
@@ -47,15 +48,4 @@ export function resolveKernel(choice: KernelChoice): KernelVariant {
     throw new HpairError('INVALID_ARGUMENT', `kernel '${choice}' is not supported by this runtime${hint}`);
   }
   return choice;
-}
-
-/** Compiles a variant once per process; the Module is then shared with every worker by postMessage. */
-const compiled = new Map<KernelVariant, WebAssembly.Module>();
-export function compileKernel(variant: Exclude<KernelVariant, 'js'>): WebAssembly.Module {
-  let module = compiled.get(variant);
-  if (module === undefined) {
-    module = new WebAssembly.Module(bytes[variant]);
-    compiled.set(variant, module);
-  }
-  return module;
 }
