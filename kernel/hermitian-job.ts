@@ -43,7 +43,7 @@ export function prepareHermitian(
   distance: Float64Array,
   out: ComplexMatrix | undefined,
   context: HermitianPlanContext,
-): PreparedJob<ComplexMatrix> & { variant: KernelVariant } {
+): PreparedJob<ComplexMatrix> {
   const { N, M } = checkHermitianInputs(expp, distance);
   const n = N - 1;
   if (out !== undefined) checkOut(out, n, expp, distance);
@@ -98,7 +98,6 @@ export function prepareHermitian(
     params: { N, M, layout },
   };
   return {
-    variant,
     steps: [pack, pairs],
     inline: hermitianFlops(N, M) < context.inlineFlops,
     copiedBytes,

@@ -126,10 +126,11 @@ export class Pool {
 
   #wasmMemory(bytes: number): WebAssembly.Memory {
     const PAGE = 65536;
+    const MAX_PAGES = 65536; // wasm32's 4 GiB; a shared memory must declare its maximum up front
     const pages = Math.ceil(bytes / PAGE);
     try {
       if (this.#memory === undefined) {
-        this.#memory = new WebAssembly.Memory({ initial: pages, maximum: PAGE, shared: true });
+        this.#memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
       } else if (this.#memory.buffer.byteLength < pages * PAGE) {
         this.#memory.grow(pages - this.#memory.buffer.byteLength / PAGE);
       }
