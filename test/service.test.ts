@@ -84,8 +84,8 @@ test('queue: FIFO, no cross-talk, maxQueue → QUEUE_FULL, queued abort leaves t
 const faultWorker = new URL('./helpers/fault-worker.js', import.meta.url);
 function faultyPool(mode: string, options: PoolOptions = {}): Pool {
   process.env.HPAIR_TEST_FAULT = mode; // read by fault-worker.js when each thread starts
-  // Strided, so the faulting worker surely takes its 3rd tile in the first step: an uncaught error only
-  // surfaces after the step's call returns, and must land while the job still has a step to run.
+  // Strided, so the faulting worker surely takes its 3rd tile in the first step (dynamic claiming could
+  // let the other worker take most tiles, and the fault would never fire).
   return new Pool({ workers: 2, inlineFlops: 0, schedule: 'strided', ...options }, faultWorker);
 }
 

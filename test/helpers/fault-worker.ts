@@ -17,7 +17,10 @@ Atomics.add = ((array: Int32Array, index: number, value: number): number => {
       for (;;) hog.push(new Array(1e6).fill(1.5));
     }
     if (mode === 'uncaught') {
-      setImmediate(() => {
+      // A microtask queued now runs before the step's answer is posted (that is queued later, when the
+      // step returns), so the thread dies mid-step, deterministically. setImmediate raced the next step's
+      // message: a worker that took it first finished the whole job before throwing (flaky, seen in CI).
+      queueMicrotask(() => {
         throw new Error('injected uncaught error');
       });
     }
