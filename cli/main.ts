@@ -6,7 +6,7 @@ import { complexMatrixBytes, complexNpyHeader, parseComplexMatrixNpy, parseFloat
 import { hermitianFlops } from '../kernel/hermitian-size.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError, type HpairErrorCode } from '../shared/errors.js';
-import type { KernelChoice, KernelVariant } from '../kernel/kernel-variant.js';
+import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
 import { Pool } from '../workers/pool.js';
@@ -19,7 +19,7 @@ const DEMO_SIZE = 3072;
 const USAGE = `usage:
   hpair compute --expp E.npy --distance D.npy --out H.npy [--workers W] [--kernel K] [--json]
   hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]    (N, M default ${DEMO_SIZE})
-  K: auto (default) | js | wasm-simd | wasm-relaxed-simd
+  K: auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js
   hpair --help`;
 
 /** Codes that mean "the input or the command line is wrong": exit 2. Anything else is exit 1. */
@@ -40,7 +40,10 @@ interface RunSummary {
   n: number;
   m: number;
   workers: number;
+  /** The kernel that computed H (a job may fall back from the pool's). */
   kernel: KernelVariant;
+  /** Why no native kernel ran, when none did. */
+  whyNotNative?: string;
   seconds: number;
   gflops: number;
   checksum: number;
@@ -136,7 +139,16 @@ async function run(
     const flops = hermitianFlops(expp.rows, expp.cols);
     return {
       h,
-      summary: { n: expp.rows, m: expp.cols, workers: pool.size, kernel: pool.kernel, seconds, gflops: flops / seconds / 1e9, checksum: checksum(h) },
+      summary: {
+        n: expp.rows,
+        m: expp.cols,
+        workers: pool.size,
+        kernel: h.kernel,
+        ...(h.kernel.startsWith('native') ? {} : { whyNotNative: pool.whyNotNative ?? `the job fell back to ${h.kernel}` }),
+        seconds,
+        gflops: flops / seconds / 1e9,
+        checksum: checksum(h),
+      },
     };
   } finally {
     await pool.close();
@@ -153,7 +165,7 @@ function report(summary: RunSummary, json: boolean, what: string): void {
     `${what}\n` +
       `  size      N = ${n}, M = ${m}  →  H is ${Math.max(0, n - 1)}×${Math.max(0, n - 1)}\n` +
       `  workers   ${workers}\n` +
-      `  kernel    ${summary.kernel}\n` +
+      `  kernel    ${summary.kernel}${summary.whyNotNative === undefined ? '' : ` (not native: ${summary.whyNotNative})`}\n` +
       `  compute   ${seconds.toFixed(3)} s  (${gflops.toFixed(2)} GFLOP/s useful)\n` +
       `  checksum  ${summary.checksum.toPrecision(17)}\n`,
   );

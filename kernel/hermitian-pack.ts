@@ -1,6 +1,10 @@
-import { defineKernel } from './contract.js';
+import { defineKernel } from '../shared/kernel-contract.js';
+import type { StepPlan } from '../shared/job.js';
+import { atomicMin } from './hermitian-check.js';
 import { firstNonFinite } from './hermitian-inputs.js';
-import { PlanarPlane, microOffset, planarPlaneOffset, type MicroLayout, type PanelLayout, type PlanarLayout } from './panels.js';
+import { microOffset, pairChunk, planeStride } from './micro-panels.mjs';
+import { PlanarPlane, planarPlaneOffset, type MicroLayout, type PanelLayout, type PlanarLayout } from './panels.js';
+import type { HermitianProblem } from './variant.js';
 
 /**
  * Step 1 of an H job, over the rows: checks each expp row for non-finite values and packs difference
@@ -24,11 +28,17 @@ export interface PackParams {
   readonly layout: PanelLayout;
 }
 
-export const NO_BAD_VALUE = 2n ** 62n;
+/** Rows per pack tile: enough to amortise the per-tile overhead, small enough to spread N rows. */
+const PACK_TILE = 32;
 
-/** Rows of the pack step's index space: every input row, and every padding row of the panels. */
-export function packRows(N: number, layout: PanelLayout): number {
-  return Math.max(N, layout.kind === 'micro' ? layout.paddedRows : 0);
+/** The pack step of a job: every input row, and every padding row of the panels. */
+export function packStep({ N, M, expp, distance, badValue }: HermitianProblem, panels: Float64Array, layout: PanelLayout): StepPlan {
+  return {
+    kernel: { kind: 'builtin', name: 'hermitian/pack' },
+    space: { kind: 'range', n: Math.max(N, layout.kind === 'micro' ? layout.paddedRows : 0), tile: PACK_TILE },
+    buffers: { expp, distance, panels, badValue },
+    params: { N, M, layout },
+  };
 }
 
 export const packKernel = defineKernel<PackBuffers, PackParams>({
@@ -76,18 +86,19 @@ function packPlanarRow(r: number, { expp, distance, panels }: PackBuffers, N: nu
 
 function packMicroRow(r: number, { expp, distance, panels }: PackBuffers, N: number, M: number, layout: MicroLayout): void {
   const { mr, nr, kp, bOffset } = layout;
-  const a = microOffset(layout, mr, r, 0);
-  const b = bOffset + microOffset(layout, nr, r, 0);
-  const aPlane = 2 * mr;
-  const bPlane = 2 * nr;
+  const a = microOffset(kp, mr, r, 0);
+  const b = bOffset + microOffset(kp, nr, r, 0);
+  const aPlane = planeStride(mr);
+  const bPlane = planeStride(nr);
+  const aChunk = pairChunk(mr);
+  const bChunk = pairChunk(nr);
   const ref = 2 * (N - 1) * M;
   const real = r < layout.rows;
   for (let k = 0; k < kp; k++) {
     // Within a micro-panel, consecutive k alternate lanes of one pair, then jump a whole k-pair chunk.
-    const step = (k >> 1) * 6;
     const lane = k & 1;
-    const at = a + step * mr + lane;
-    const bt = b + step * nr + lane;
+    const at = a + (k >> 1) * aChunk + lane;
+    const bt = b + (k >> 1) * bChunk + lane;
     let dr = 0;
     let di = 0;
     let wr = 0;
@@ -105,14 +116,5 @@ function packMicroRow(r: number, { expp, distance, panels }: PackBuffers, N: num
     panels[bt] = wr;
     panels[bt + bPlane] = wi;
     panels[bt + 2 * bPlane] = wr - wi;
-  }
-}
-
-function atomicMin(cell: BigInt64Array, value: bigint): void {
-  let seen = Atomics.load(cell, 0);
-  while (value < seen) {
-    const previous = Atomics.compareExchange(cell, 0, seen, value);
-    if (previous === seen) return;
-    seen = previous;
   }
 }

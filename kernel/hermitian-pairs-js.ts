@@ -1,4 +1,4 @@
-import { defineKernel } from './contract.js';
+import { defineKernel } from '../shared/kernel-contract.js';
 import { storeTile } from './hermitian-tile-store.js';
 import { PlanarPlane as Plane, planarPlaneOffset as planeOffset, type PlanarLayout } from './panels.js';
 

@@ -1,4 +1,4 @@
-import { defineKernel } from './contract.js';
+import { defineKernel } from '../shared/kernel-contract.js';
 import type { MicroLayout } from './panels.js';
 import { storeTile } from './hermitian-tile-store.js';
 

@@ -1,3 +1,5 @@
+import { MICRO_PLANES } from './micro-panels.mjs';
+
 /**
  * Packed panels: the per-job rearrangement of the inputs that the pair kernels stream through, built
  * once per job by the workers (hermitian-pack.ts). With A = expp[r, 1:] − expp[N−1, 1:] (difference
@@ -7,7 +9,7 @@
  *   K zero-padded to an even `stride`.
  * - `micro` (the WebAssembly kernels, see kernel/wasm/generate-wat.mjs): an A side and a B side, each with
  *   planes re, im and re ± im (A: Ar + Ai, B: Br − Bi, for the 3M method), interleaved in micro-panels of
- *   `mr` (A) or `nr` (B) rows so the micro-kernel reads both strictly forwards. Rows are zero-padded to
+ *   `mr` (A) or `nr` (B) rows as kernel/micro-panels.mjs lays them out. Rows are zero-padded to
  *   `paddedRows` (a multiple of mr and nr) and K to `kp` (even).
  *
  * Offsets are in float64 elements from the start of the panels view.
@@ -40,8 +42,6 @@ export interface MicroLayout {
 
 export const PlanarPlane = { AR: 0, AI: 1, BR: 2, BI: 3 } as const;
 
-const MICRO_PLANES = 3;
-
 export function planarLayout(N: number, M: number): PlanarLayout {
   const k = Math.max(0, M - 1);
   return { kind: 'planar', rows: Math.max(0, N - 1), k, stride: k + (k % 2) };
@@ -63,14 +63,6 @@ export function panelLength(layout: PanelLayout): number {
 
 export function planarPlaneOffset(layout: PlanarLayout, plane: number): number {
   return plane * layout.rows * layout.stride;
-}
-
-/**
- * Offset of value (row r, column k) of plane 0 in a micro-panel side whose groups have `group` rows;
- * plane q is `q · group · 2` further on.
- */
-export function microOffset(layout: MicroLayout, group: number, r: number, k: number): number {
-  return Math.floor(r / group) * layout.kp * group * MICRO_PLANES + (k >> 1) * group * MICRO_PLANES * 2 + (r % group) * 2 + (k & 1);
 }
 
 function lcm(a: number, b: number): number {

@@ -1,3 +1,4 @@
+import type { HermitianResult } from '../kernel/hermitian-result.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import type { HermitianOptions, PoolOptions } from './options.js';
 import { Pool } from './pool.js';
@@ -15,7 +16,7 @@ export async function hermitian(
   expp: ComplexMatrix,
   distance: Float64Array,
   options: HermitianOptions & Pick<PoolOptions, 'workers'> = {},
-): Promise<ComplexMatrix> {
+): Promise<HermitianResult> {
   const { workers, ...jobOptions } = options;
   const pool = createPool(workers === undefined ? {} : { workers });
   try {

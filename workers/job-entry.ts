@@ -1,6 +1,6 @@
 import { CancelReason, createControlBlock, requestCancel, type ControlBlock } from '../shared/control-block.js';
 import { HpairError } from '../shared/errors.js';
-import type { PreparedJob } from './job.js';
+import type { PreparedJob } from '../shared/job.js';
 import type { JobOptions } from './options.js';
 
 /**
@@ -15,6 +15,8 @@ export interface Entry {
   /** Rejects when the job is cancelled (abort, timeout, close); raced against every wait. */
   readonly cancelled: Promise<never>;
   cancel(reason: CancelReason, error: HpairError): void;
+  /** Calls the job's onProgress, unless the job has settled or onProgress threw before. */
+  progress(done: number, total: number): void;
   resolve(value: unknown): void;
   reject(error: unknown): void;
   settled: boolean;
@@ -26,6 +28,8 @@ export interface EntryHooks {
   settled(ok: boolean): void;
   /** The job was cancelled (abort, timeout, close): take it out of the queue if it is still there. */
   cancelled(entry: Entry): void;
+  /** onProgress threw: the job goes on without it, and the error is reported here. */
+  progressFailed(error: unknown): void;
 }
 
 export function createEntry(
@@ -41,6 +45,7 @@ export function createEntry(
     cancelWith = rejectCancelled;
   });
   cancelled.catch(() => undefined);
+  let progressBroken = false;
   const entry: Entry = {
     job,
     options,
@@ -67,6 +72,15 @@ export function createEntry(
       // Reject at once; the pool stays busy until the workers reach a tile boundary (see #execute).
       entry.reject(error);
       cancelWith(error);
+    },
+    progress: (done, total) => {
+      if (entry.settled || progressBroken || options.onProgress === undefined) return;
+      try {
+        options.onProgress(done, total);
+      } catch (error) {
+        progressBroken = true;
+        hooks.progressFailed(error);
+      }
     },
     dispose: () => undefined,
   };

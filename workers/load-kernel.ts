@@ -1,25 +1,13 @@
-import type { Kernel } from '../kernel/contract.js';
-import { packKernel } from '../kernel/hermitian-pack.js';
-import { pairsJsKernel } from '../kernel/hermitian-pairs-js.js';
-import { pairsWasmKernel } from '../kernel/hermitian-pairs-wasm.js';
+import { builtinKernel } from '../kernel/builtins.js';
 import { HpairError } from '../shared/errors.js';
-import type { BuiltinKernelName, KernelRef } from './protocol.js';
-
-const builtins: Record<BuiltinKernelName, Kernel> = {
-  'hermitian/pack': packKernel as unknown as Kernel,
-  'hermitian/pairs-js': pairsJsKernel as unknown as Kernel,
-  'hermitian/pairs-wasm': pairsWasmKernel as unknown as Kernel,
-};
+import type { Kernel } from '../shared/kernel-contract.js';
+import type { KernelRef } from '../shared/protocol.js';
 
 /** Each module is imported once per thread; later jobs reuse the cached promise. */
 const imported = new Map<string, Promise<Kernel>>();
 
-export function builtinKernel(name: BuiltinKernelName): Kernel {
-  return builtins[name];
-}
-
 export function loadKernel(ref: KernelRef): Promise<Kernel> | Kernel {
-  if (ref.kind === 'builtin') return builtins[ref.name];
+  if (ref.kind === 'builtin') return builtinKernel(ref.name);
   const key = `${ref.url}#${ref.exportName}`;
   let kernel = imported.get(key);
   if (kernel === undefined) {

@@ -1,9 +1,9 @@
 import { availableParallelism, totalmem } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
-import type { KernelChoice } from '../kernel/kernel-variant.js';
+import type { KernelChoice } from '../kernel/kernel-names.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
-import type { Schedule } from './protocol.js';
+import type { Schedule } from '../shared/protocol.js';
 
 /** Options of `createPool`. */
 export interface PoolOptions {

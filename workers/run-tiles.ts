@@ -1,7 +1,7 @@
-import type { Kernel, KernelContext } from '../kernel/contract.js';
+import type { Kernel, KernelContext } from '../shared/kernel-contract.js';
 import { Slot, isCancelled } from '../shared/control-block.js';
 import { locateTile, newTile, tileCount } from '../shared/index-space.js';
-import type { StepSpec } from './protocol.js';
+import type { StepSpec } from '../shared/protocol.js';
 
 /**
  * Runs one worker's share of a step: its strided slice (tiles worker, worker + workers, …) or, with

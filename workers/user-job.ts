@@ -1,7 +1,7 @@
-import type { SharedView } from '../kernel/contract.js';
+import type { SharedView } from '../shared/kernel-contract.js';
 import { HpairError } from '../shared/errors.js';
 import { tileCount, validateIndexSpace, type IndexSpace } from '../shared/index-space.js';
-import type { PreparedJob } from './job.js';
+import type { PreparedJob, StepPlan } from '../shared/job.js';
 
 /** Scalars a kernel may receive as parameters (they are structured-cloned to every worker). */
 export type KernelParam = number | string | boolean | bigint;
@@ -59,12 +59,8 @@ export function prepareUserJob<Buffers extends Record<string, SharedView>>(spec:
     }
   }
   if (tileCount(space) > 2 ** 31 - 1) throw new HpairError('TOO_LARGE', 'the index space has more than 2^31 tiles; use larger tiles');
-  return {
-    steps: [{ kernel: { kind: 'module', url, exportName }, space, buffers: spec.buffers, params }],
-    inline: false,
-    copiedBytes: 0,
-    result: () => spec.buffers,
-  };
+  const steps: readonly StepPlan[] = [{ kernel: { kind: 'module', url, exportName }, space, buffers: spec.buffers, params }];
+  return { inline: false, start: () => steps, result: () => spec.buffers };
 }
 
 function moduleUrl(module: string | URL): string {

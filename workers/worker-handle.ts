@@ -2,42 +2,54 @@ import { wrap, type Remote } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { HpairError } from '../shared/errors.js';
-import type { WorkerApi } from './protocol.js';
+import type { WorkerApi } from '../shared/protocol.js';
 
 /**
  * One worker thread and its Comlink proxy. A Comlink call to a worker that dies never settles, so every
- * call the pool makes is raced against `died`, which rejects with WORKER_CRASHED on the thread's first
- * `error` or unexpected `exit`.
+ * call goes through `call()`, which also rejects with WORKER_CRASHED on the thread's first `error` or
+ * unexpected `exit`. Pending calls are kept in a set and dropped when they settle: racing each call
+ * against one long-lived "died" promise instead would leave a reaction on it per call, for ever.
  */
 export class WorkerHandle {
-  readonly api: Remote<WorkerApi>;
-  readonly died: Promise<never>;
-  #worker: Worker;
-  #alive = true;
+  readonly #api: Remote<WorkerApi>;
+  readonly #worker: Worker;
+  readonly #pending = new Set<(error: HpairError) => void>();
+  #death: HpairError | undefined;
   #terminating = false;
 
   constructor(url: URL, resourceLimits: ResourceLimits | undefined) {
     this.#worker = new Worker(url, resourceLimits === undefined ? {} : { resourceLimits });
-    // Idle workers must not keep the process alive; the pool refs them while a job runs.
+    // Idle workers must not keep the process alive; the runner refs them while a job runs.
     this.#worker.unref();
-    this.api = wrap<WorkerApi>(nodeEndpoint(this.#worker));
-    this.died = new Promise<never>((_, reject) => {
-      this.#worker.once('error', (error: Error) => {
-        this.#alive = false;
-        reject(new HpairError('WORKER_CRASHED', `a worker thread failed: ${error.message}`, { cause: error }));
-      });
-      this.#worker.once('exit', (code: number) => {
-        this.#alive = false;
-        const why = this.#terminating ? 'was terminated' : `exited with code ${code}`;
-        reject(new HpairError('WORKER_CRASHED', `a worker thread ${why} while running a job`));
-      });
+    this.#api = wrap<WorkerApi>(nodeEndpoint(this.#worker));
+    this.#worker.once('error', (error: Error) => this.#die(new HpairError('WORKER_CRASHED', `a worker thread failed: ${error.message}`, { cause: error })));
+    this.#worker.once('exit', (code: number) => {
+      const why = this.#terminating ? 'was terminated' : `exited with code ${code}`;
+      this.#die(new HpairError('WORKER_CRASHED', `a worker thread ${why} while running a job`));
     });
-    // Nobody may be racing `died` when a thread dies between jobs; that is not an unhandled rejection.
-    this.died.catch(() => undefined);
   }
 
   get alive(): boolean {
-    return this.#alive;
+    return this.#death === undefined;
+  }
+
+  /** Calls the worker; rejects with WORKER_CRASHED if the thread dies first (or is dead already). */
+  call<T>(request: (api: Remote<WorkerApi>) => Promise<T>): Promise<T> {
+    if (this.#death !== undefined) return Promise.reject(this.#death);
+    return new Promise<T>((resolve, reject) => {
+      const onDeath = (error: HpairError): void => reject(error);
+      this.#pending.add(onDeath);
+      request(this.#api).then(
+        (value) => {
+          this.#pending.delete(onDeath);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#pending.delete(onDeath);
+          reject(error);
+        },
+      );
+    });
   }
 
   ref(): void {
@@ -51,7 +63,14 @@ export class WorkerHandle {
   /** Resolves once the thread has exited. */
   async terminate(): Promise<void> {
     this.#terminating = true;
-    if (!this.#alive) return;
+    if (this.#death !== undefined) return;
     await this.#worker.terminate();
+  }
+
+  #die(error: HpairError): void {
+    if (this.#death !== undefined) return;
+    this.#death = error;
+    for (const reject of this.#pending) reject(error);
+    this.#pending.clear();
   }
 }

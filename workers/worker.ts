@@ -3,9 +3,9 @@ import { expose } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { parentPort } from 'node:worker_threads';
 import { Slot } from '../shared/control-block.js';
-import { loadKernel } from './load-kernel.js';
+import type { RunOutcome, StepSpec, WorkerApi } from '../shared/protocol.js';
 import { toRecord } from './error-record.js';
-import type { RunOutcome, StepSpec, WorkerApi } from './protocol.js';
+import { loadKernel } from './load-kernel.js';
 import { runTiles } from './run-tiles.js';
 
 if (parentPort === null) throw new Error('hpair worker.js must run in a worker thread');
@@ -13,11 +13,15 @@ if (parentPort === null) throw new Error('hpair worker.js must run in a worker t
 const api: WorkerApi = {
   ping: () => process.pid,
   async run(step: StepSpec, worker: number, workers: number): Promise<RunOutcome> {
+    let inKernel = false;
     try {
-      runTiles(await loadKernel(step.kernel), step, worker, workers);
+      const kernel = await loadKernel(step.kernel);
+      inKernel = step.kernel.kind === 'module';
+      runTiles(kernel, step, worker, workers);
       return { ok: true };
     } catch (error) {
-      return { ok: false, error: toRecord(error) };
+      // Codes pass only from hpair's own code: a user's kernel cannot forge one (it becomes KERNEL_FAILED).
+      return { ok: false, error: toRecord(error, !inKernel) };
     } finally {
       // Signal even when the kernel threw, so the main thread's count always completes.
       Atomics.add(step.control, Slot.DONE, 1);

@@ -8,11 +8,10 @@
 // MR·NR accumulators and MR + 1 operands are live at once: 8 + 5 vector registers for 4×2, which fits
 // x64's 16 without spills (bigger tiles or one fused loop spilled in V8's TurboFan, measured).
 //
-// Panel layout ("micro-panels", as BLIS packs): K is zero-padded to Kp (even); rows are grouped by MR
-// (A side) or NR (B side). In group g, k-pair p holds, for plane q ∈ {0: re, 1: im, 2: re ± im} and row m
-// of the group, the two values [X[g·MR + m, 2p], X[g·MR + m, 2p + 1]] at byte
-//     g·(Kp/2)·MR·3·16 + p·MR·3·16 + (q·MR + m)·16
-// so the micro-kernel streams both panels strictly forwards, 16 bytes at a time.
+// Panel layout: the micro-panels of ../micro-panels.mjs (the packer writes the same module's layout), so
+// value pair (row m of group g, k-pair p, plane q) sits at byte
+//     g·(Kp/2)·pairChunk(MR)·8 + p·pairChunk(MR)·8 + (q·planeStride(MR) + 2m)·8
+// and the micro-kernel streams both panels strictly forwards, 16 bytes at a time.
 //
 // Export: tile(pA, pB, Kp, i0, i1, j0, j1, kc, pOut, ldo), all i32. Computes rows [i0, i1) (multiples of
 // MR) × columns [j0, j1) (multiples of NR) into pOut as interleaved (re, im) f64 with a row stride of ldo
@@ -23,7 +22,7 @@
 // reuse depends on the L3 that other tenants share (equal speed on a quiet host, measured).
 // Neither chunking nor unrolling changes any element's order of summation: every variant is bit-identical.
 
-const PLANES = 3;
+import { MICRO_PLANES, pairChunk, planeStride } from '../micro-panels.mjs';
 
 /**
  * @param {{ relaxed: boolean, mr: number, nr: number, unroll?: number, nc?: number }} options
@@ -32,8 +31,9 @@ const PLANES = 3;
  */
 export function generateWat({ relaxed, mr, nr, unroll = 4, nc = 32 }) {
   if (!(unroll >= 1) || nc % nr !== 0) throw new Error(`generateWat: unroll ${unroll} must be ≥ 1 and nc ${nc} a multiple of nr ${nr}`);
-  const chunkA = mr * PLANES * 16; // bytes per k-pair of an A micro-panel
-  const chunkB = nr * PLANES * 16;
+  const chunkA = pairChunk(mr) * 8; // bytes per k-pair of an A micro-panel
+  const chunkB = pairChunk(nr) * 8;
+  const plane = (group, q, m) => (q * planeStride(group) + 2 * m) * 8; // byte offset of (plane q, row m) in a chunk
   const madd = (a, b, acc) =>
     relaxed
       ? `(f64x2.relaxed_madd (local.get ${a}) (local.get ${b}) (local.get ${acc}))`
@@ -45,9 +45,9 @@ export function generateWat({ relaxed, mr, nr, unroll = 4, nc = 32 }) {
   // holds UNROLL copies of its body with an exit test after each, so it handles any pair count without
   // a remainder loop; one copy per iteration let TurboFan hoist loads it then had to spill (measured).
   const step = (q) => [
-    ...Array.from({ length: mr }, (_, m) => `(local.set $a${m} (v128.load offset=${(q * mr + m) * 16} (local.get $qa)))`),
+    ...Array.from({ length: mr }, (_, m) => `(local.set $a${m} (v128.load offset=${plane(mr, q, m)} (local.get $qa)))`),
     ...Array.from({ length: nr }, (_, n) => [
-      `(local.set $b (v128.load offset=${(q * nr + n) * 16} (local.get $qb)))`,
+      `(local.set $b (v128.load offset=${plane(nr, q, n)} (local.get $qb)))`,
       ...Array.from({ length: mr }, (_, m) => `(local.set ${acc(q, m, n)} ${madd(`$a${m}`, '$b', acc(q, m, n))})`),
     ]).flat(),
     `(local.set $qa (i32.add (local.get $qa) (i32.const ${chunkA})))`,
@@ -87,7 +87,7 @@ export function generateWat({ relaxed, mr, nr, unroll = 4, nc = 32 }) {
   }).flat();
 
   const locals = [
-    ...[0, 1, 2].flatMap((q) => each((m, n) => acc(q, m, n))),
+    ...Array.from({ length: MICRO_PLANES }, (_, q) => q).flatMap((q) => each((m, n) => acc(q, m, n))),
     ...Array.from({ length: mr }, (_, m) => `$a${m}`),
     '$b',
     '$re',

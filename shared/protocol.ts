@@ -1,9 +1,9 @@
-import type { SharedView } from '../kernel/contract.js';
-import type { ControlBlock } from '../shared/control-block.js';
-import type { IndexSpace } from '../shared/index-space.js';
+import type { SharedView } from './kernel-contract.js';
+import type { ControlBlock } from './control-block.js';
+import type { IndexSpace } from './index-space.js';
 
-/** Names of the kernels compiled into hpair itself. */
-export type BuiltinKernelName = 'hermitian/pack' | 'hermitian/pairs-js' | 'hermitian/pairs-wasm';
+/** Names of the kernels compiled into hpair itself (the table is kernel/builtins.ts). */
+export type BuiltinKernelName = 'hermitian/check' | 'hermitian/pack' | 'hermitian/pairs-js' | 'hermitian/pairs-wasm' | 'hermitian/pairs-native';
 
 /** Which kernel a step runs: one of hpair's own, or an export of a user's ES module. */
 export type KernelRef =
@@ -42,7 +42,7 @@ export interface ErrorRecord {
   readonly name: string;
   readonly message: string;
   readonly stack: string | undefined;
-  /** Set when the worker itself raised an HpairError (e.g. a kernel module that cannot be imported). */
+  /** Set when hpair's own worker code raised an HpairError (e.g. a kernel module that cannot be imported). */
   readonly code: string | undefined;
 }
 

@@ -1,0 +1,156 @@
+import { MAX_TYPED_ARRAY_LENGTH, createSharedFloat64, isSharedView, type ComplexMatrix } from '../shared/complex-matrix.js';
+import { HpairError } from '../shared/errors.js';
+import type { PreparedJob } from '../shared/job.js';
+import { NO_BAD_VALUE } from './hermitian-check.js';
+import { checkHermitianInputs, nonFiniteExppError } from './hermitian-inputs.js';
+import { hermitianWork } from './hermitian-size.js';
+import type { HermitianResult } from './hermitian-result.js';
+import type { HermitianVariant, KernelChoice, ScratchProvider } from './variant.js';
+import { fallbackAfter, resolveKernel } from './variants.js';
+import { WASM_MAX_BYTES } from './variant-wasm.js';
+
+export interface HermitianEngineOptions {
+  readonly kernel: KernelChoice;
+  /** Threads that run tiles at once. */
+  readonly threads: number;
+  /** Largest memory one job may take beyond the caller's arrays. */
+  readonly maxBytes: number;
+  /** Jobs with less work than this (hermitianWork) run on the calling thread. */
+  readonly inlineWork: number;
+}
+
+const WASM_PAGE = 65536;
+/** wasm32's 4 GiB in pages; a shared memory must declare its maximum up front. */
+const WASM_MAX_PAGES = 65536;
+
+/**
+ * The H engine: which variant a pool runs, and the scratch its jobs reuse (shared panels, the wasm
+ * memory). It turns a call into a PreparedJob for the generic job runner and allocates nothing until the
+ * runner starts the job. Jobs run one at a time and drain before the next, so scratch is never shared by
+ * two running jobs.
+ */
+export class HermitianEngine {
+  readonly variant: HermitianVariant;
+  /** Why no native kernel runs, when none does (one line). */
+  readonly whyNotNative: string | undefined;
+  /** Bytes copied into shared memory because inputs were not shared already. */
+  copiedBytes = 0;
+  readonly #options: HermitianEngineOptions;
+  #panels: Float64Array = new Float64Array(new SharedArrayBuffer(0));
+  #memory: WebAssembly.Memory | undefined;
+  readonly #scratch: ScratchProvider = {
+    shared: (length) => {
+      if (this.#panels.length < length) this.#panels = createSharedFloat64(length);
+      return this.#panels;
+    },
+    wasm: (bytes) => this.#wasmMemory(bytes),
+  };
+
+  constructor(options: HermitianEngineOptions) {
+    const { variant, whyNotNative } = resolveKernel(options.kernel);
+    this.variant = variant;
+    this.whyNotNative = whyNotNative;
+    this.#options = options;
+  }
+
+  /**
+   * Checks what costs O(M) or less now (types, shapes, distance, `out`, memory), and returns the job.
+   * Inputs already in shared memory are used in place; others are copied once when the job starts.
+   */
+  prepare(expp: ComplexMatrix, distance: Float64Array, out: ComplexMatrix | undefined): PreparedJob<HermitianResult> {
+    const { threads, maxBytes, inlineWork } = this.#options;
+    const { N, M } = checkHermitianInputs(expp, distance);
+    const n = N - 1;
+    if (out !== undefined) checkOut(out, n, expp, distance);
+    if (2 * n * n > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${2 * n * n} values; typed arrays hold at most 2^32`);
+    const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads).wasm <= WASM_MAX_BYTES;
+    const variant = fits(this.variant) ? this.variant : fallbackAfter(this.variant, fits);
+    if (variant === undefined) throw new HpairError('TOO_LARGE', `no kernel that runs here has room for N = ${N}, M = ${M}`);
+    // Counted before anything is allocated, so an oversized request fails instead of taking the process down.
+    const scratch = variant.scratchBytes(N, M, threads);
+    const copies = (isSharedView(expp.data) ? 0 : expp.data.byteLength) + (isSharedView(distance) ? 0 : distance.byteLength);
+    const total = (out === undefined ? 16 * n * n : 0) + scratch.wasm + scratch.other + copies;
+    if (total > maxBytes) {
+      throw new HpairError('TOO_LARGE', `this job needs ${formatBytes(total)} (H, scratch, copies) but maxBytes is ${formatBytes(maxBytes)}`);
+    }
+    if (variant.name === 'js' && scratch.other / 8 > MAX_TYPED_ARRAY_LENGTH) {
+      throw new HpairError('TOO_LARGE', `the packed panels would hold ${scratch.other / 8} values; typed arrays hold at most 2^32`);
+    }
+
+    let h: Float64Array | undefined;
+    let badValue: BigInt64Array | undefined;
+    return {
+      inline: hermitianWork(N, M) < inlineWork,
+      start: async (cancelled) => {
+        const sharedExpp = await toShared(expp.data, cancelled);
+        const sharedDistance = await toShared(distance, cancelled);
+        this.copiedBytes += copies;
+        h = out?.data ?? createSharedFloat64(2 * n * n);
+        badValue = new BigInt64Array(new SharedArrayBuffer(8));
+        badValue[0] = NO_BAD_VALUE;
+        const problem = { N, M, expp: sharedExpp, distance: sharedDistance, h, badValue, threads };
+        return variant.steps(problem, this.#scratch);
+      },
+      afterStep: (step) => {
+        const bad = badValue?.[0];
+        if (step === 0 && bad !== undefined && bad !== NO_BAD_VALUE) throw nonFiniteExppError(expp, Number(bad));
+      },
+      result: () => ({ rows: n, cols: n, data: h!, kernel: variant.name }),
+      release: () => {
+        h = undefined;
+        badValue = undefined;
+      },
+    };
+  }
+
+  #wasmMemory(bytes: number): WebAssembly.Memory {
+    const pages = Math.ceil(bytes / WASM_PAGE);
+    try {
+      if (this.#memory === undefined) {
+        this.#memory = new WebAssembly.Memory({ initial: pages, maximum: WASM_MAX_PAGES, shared: true });
+      } else if (this.#memory.buffer.byteLength < pages * WASM_PAGE) {
+        this.#memory.grow(pages - this.#memory.buffer.byteLength / WASM_PAGE);
+      }
+    } catch (error) {
+      throw new HpairError('TOO_LARGE', `cannot grow WebAssembly memory to ${bytes} bytes: ${(error as Error).message}`, { cause: error });
+    }
+    return this.#memory;
+  }
+}
+
+/** Values copied per turn of the event loop: ~1 ms of memcpy, so a big plain input never stalls the loop. */
+const COPY_CHUNK = 1 << 20;
+
+/** `view` itself when it is shared already; otherwise a shared copy, made in chunks across event-loop turns. */
+async function toShared(view: Float64Array, cancelled: () => boolean): Promise<Float64Array> {
+  if (isSharedView(view)) return view;
+  const shared = createSharedFloat64(view.length);
+  for (let start = 0; start < view.length && !cancelled(); start += COPY_CHUNK) {
+    if (start > 0) await new Promise((resolve) => setImmediate(resolve));
+    shared.set(view.subarray(start, Math.min(view.length, start + COPY_CHUNK)), start);
+  }
+  return shared;
+}
+
+function checkOut(out: ComplexMatrix, n: number, expp: ComplexMatrix, distance: Float64Array): void {
+  if (typeof out !== 'object' || out === null || !(out.data instanceof Float64Array)) {
+    throw new HpairError('INVALID_ARGUMENT', 'out must be a ComplexMatrix { rows, cols, data: Float64Array }');
+  }
+  if (out.rows !== n || out.cols !== n || out.data.length !== 2 * n * n) {
+    throw new HpairError('SHAPE_MISMATCH', `out must be ${n}×${n} with ${2 * n * n} values, got ${out.rows}×${out.cols} with ${out.data.length}`);
+  }
+  if (!(out.data.buffer instanceof SharedArrayBuffer)) {
+    throw new HpairError('INVALID_ARGUMENT', 'out.data must live in a SharedArrayBuffer (see createComplexMatrix)');
+  }
+  for (const [name, input] of [['expp', expp.data], ['distance', distance]] as const) {
+    if (overlaps(out.data, input)) throw new HpairError('INVALID_ARGUMENT', `out overlaps ${name}; inputs are never written to`);
+  }
+}
+
+function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}

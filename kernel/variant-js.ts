@@ -1,0 +1,30 @@
+import { packStep } from './hermitian-pack.js';
+import { panelLength, planarLayout } from './panels.js';
+import type { HermitianVariant } from './variant.js';
+
+/**
+ * Plain JavaScript: the fallback that runs everywhere. Planar panels for the whole job (four planes AR, AI,
+ * BR, BI) in the engine's shared scratch, 64 × 64 tiles, k blocked by 256 so a tile's rows stay in L2.
+ */
+const TILE = 64;
+const KC = 256;
+
+export const javascriptVariant: HermitianVariant = {
+  name: 'js',
+  support: () => ({ ok: true }),
+  tile: TILE,
+  scratchBytes: (N, M) => ({ wasm: 0, other: 8 * panelLength(planarLayout(N, M)) }),
+  steps(problem, scratch) {
+    const layout = planarLayout(problem.N, problem.M);
+    const panels = scratch.shared(panelLength(layout));
+    return [
+      packStep(problem, panels, layout),
+      {
+        kernel: { kind: 'builtin', name: 'hermitian/pairs-js' },
+        space: { kind: 'triangle', n: layout.rows, tile: TILE },
+        buffers: { panels, h: problem.h },
+        params: { layout, tile: TILE, kc: KC },
+      },
+    ];
+  },
+};

@@ -1,0 +1,53 @@
+import type { StepPlan } from '../shared/job.js';
+import { CHECK_TILE } from './hermitian-check.js';
+import { loadNativeAddon, type NativePath } from './native/addon.js';
+import type { HermitianVariant, Support } from './variant.js';
+
+/**
+ * C micro-kernels behind Node-API (kernel/native/), one variant per instruction set, picked by CPUID in the
+ * addon. Each tile packs its own A and B blocks per k block into the thread's native scratch (as BLIS
+ * does), so no job-wide panels exist: a job needs its inputs, H and a few MB per thread. The micro-tile
+ * and kc are registered per path in C (kernel/native/src/path_*.c); the tile edge only sets the scheduling
+ * and cancellation grain (~40 ms of work at M = 4096) and never changes a result.
+ */
+const TILE = 240;
+/** A thread's packs and partial products for one tile (A and B blocks of 3 planes × kc, P1..P3). */
+const SCRATCH_PER_THREAD = 3 * (2 * TILE * 256 + TILE * TILE) * 8;
+
+function nativeVariant(path: NativePath): HermitianVariant {
+  let support: Support | undefined;
+  return {
+    name: `native-${path}`,
+    support: () => (support ??= supportOf(path)),
+    tile: TILE,
+    scratchBytes: (_N, _M, threads) => ({ wasm: 0, other: threads * SCRATCH_PER_THREAD }),
+    steps({ N, M, expp, distance, h, badValue }) {
+      const steps: StepPlan[] = [
+        {
+          kernel: { kind: 'builtin', name: 'hermitian/check' },
+          space: { kind: 'range', n: N, tile: CHECK_TILE },
+          buffers: { expp, badValue },
+          params: { M },
+        },
+        {
+          kernel: { kind: 'builtin', name: 'hermitian/pairs-native' },
+          space: { kind: 'triangle', n: N - 1, tile: TILE },
+          buffers: { expp, distance, h },
+          params: { path, N, M },
+        },
+      ];
+      return steps;
+    },
+  };
+}
+
+function supportOf(path: NativePath): Support {
+  const { addon, reason } = loadNativeAddon();
+  if (addon === undefined) return { ok: false, reason };
+  const info = addon.info().paths.find((candidate) => candidate.name === path);
+  if (info === undefined) return { ok: false, reason: `the native addon has no ${path} path` };
+  return info.supported ? { ok: true } : { ok: false, reason: info.reason ?? `this CPU cannot run the ${path} path` };
+}
+
+export const nativeAvx512Variant = nativeVariant('avx512');
+export const nativeAvx2Variant = nativeVariant('avx2');

@@ -1,0 +1,52 @@
+import type { StepPlan } from '../shared/job.js';
+import type { KernelVariant } from './kernel-names.js';
+
+export type { KernelChoice, KernelVariant } from './kernel-names.js';
+
+/** Whether a variant can run here; when not, one line saying why. */
+export type Support = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/** One H job as a variant sees it: shapes, and every buffer already in shared memory. */
+export interface HermitianProblem {
+  /** expp is N×M; H is (N−1)×(N−1). */
+  readonly N: number;
+  readonly M: number;
+  readonly expp: Float64Array;
+  readonly distance: Float64Array;
+  readonly h: Float64Array;
+  /** [0]: smallest flat index of a non-finite value in expp (kept by atomic min); starts at NO_BAD_VALUE. */
+  readonly badValue: BigInt64Array;
+  /** Threads that may run tiles at once (each may need its own scratch). */
+  readonly threads: number;
+}
+
+/** Reusable scratch an H engine lends its jobs (jobs run one at a time and drain before the next). */
+export interface ScratchProvider {
+  /** Shared float64 scratch of at least `length` values. */
+  shared(length: number): Float64Array;
+  /** The engine's shared WebAssembly memory, grown to at least `bytes`. */
+  wasm(bytes: number): WebAssembly.Memory;
+}
+
+/** Memory a job of a variant takes beyond its inputs and H, by where it lives. */
+export interface ScratchBytes {
+  /** In the engine's WebAssembly memory (wasm32 addresses at most 4 GiB). */
+  readonly wasm: number;
+  /** In other shared or native memory. */
+  readonly other: number;
+}
+
+/**
+ * A pair kernel as the H engine uses it: how to tell whether it runs here, how it tiles, what scratch it
+ * needs, and the steps of a job. kernel/variants.ts registers every variant, in order of preference.
+ */
+export interface HermitianVariant {
+  readonly name: KernelVariant;
+  /** Cached after the first call. */
+  support(): Support;
+  /** Edge of the pair step's triangle tiles: the scheduling and cancellation grain, never a result's bits. */
+  readonly tile: number;
+  scratchBytes(N: number, M: number, threads: number): ScratchBytes;
+  /** The job's steps: checking expp for non-finite values (recording the first in badValue), then the pairs. */
+  steps(problem: HermitianProblem, scratch: ScratchProvider): readonly StepPlan[];
+}

@@ -1,0 +1,243 @@
+import type { ResourceLimits } from 'node:worker_threads';
+import { builtinKernel } from '../kernel/builtins.js';
+import { CancelReason, Slot, isCancelled, requestCancel } from '../shared/control-block.js';
+import { HpairError } from '../shared/errors.js';
+import { tileCount } from '../shared/index-space.js';
+import type { PreparedJob, StepPlan } from '../shared/job.js';
+import type { RunOutcome, Schedule, StepSpec } from '../shared/protocol.js';
+import { fromRecord } from './error-record.js';
+import { createEntry, type Entry } from './job-entry.js';
+import type { JobOptions } from './options.js';
+import { runTiles } from './run-tiles.js';
+import { waitAtLeast } from './wait.js';
+import { WorkerHandle } from './worker-handle.js';
+
+const PROGRESS_INTERVAL_MS = 50;
+/** How long a cancelled step may take to reach a tile boundary before its workers are replaced. */
+const DRAIN_GRACE_MS = 2000;
+
+export interface JobRunnerOptions {
+  readonly workers: number;
+  readonly schedule: Schedule;
+  readonly maxQueue: number;
+  readonly resourceLimits: ResourceLimits | undefined;
+  readonly workerUrl: URL;
+  /** An error no caller can be told of (e.g. a job's onProgress threw): the pool reports it. */
+  readonly reportError: (error: unknown) => void;
+}
+
+export interface RunnerStats {
+  completed: number;
+  failed: number;
+  inline: number;
+  workersStarted: number;
+}
+
+/**
+ * The generic engine under every job, H or a user's kernel: a fixed set of worker threads that runs jobs
+ * one at a time, first in first out, each job's steps on every worker (tiles claimed from an Atomics
+ * counter or dealt in strided slices), with cancellation, timeouts, progress and crash recovery.
+ * It knows nothing of H: a job arrives as a PreparedJob (see shared/job.ts).
+ */
+export class JobRunner {
+  readonly size: number;
+  readonly #options: JobRunnerOptions;
+  #handles: WorkerHandle[] = [];
+  #queue: Entry[] = [];
+  #running: Entry | undefined;
+  #idle: Promise<void> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+  readonly #stats: RunnerStats = { completed: 0, failed: 0, inline: 0, workersStarted: 0 };
+
+  constructor(options: JobRunnerOptions) {
+    this.#options = options;
+    this.size = options.workers;
+    for (let w = 0; w < this.size; w++) this.#handles.push(this.#spawn());
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  stats(): Readonly<RunnerStats> {
+    return { ...this.#stats };
+  }
+
+  async ready(): Promise<void> {
+    this.#assertOpen();
+    this.#replaceDead();
+    await Promise.all(this.#handles.map((handle) => handle.call((api) => api.ping())));
+  }
+
+  close(abort: boolean): Promise<void> {
+    if (this.#closing !== undefined) {
+      // close() then close({ abort: true }): the second call still aborts the running job.
+      if (abort) this.#abortRunning();
+      return this.#closing;
+    }
+    for (const entry of this.#queue.splice(0)) {
+      entry.reject(new HpairError('POOL_CLOSED', 'the pool was closed before this job started'));
+    }
+    this.#closing = this.#idle.then(async () => {
+      await Promise.all(this.#handles.map((handle) => handle.terminate()));
+    });
+    if (abort) this.#abortRunning();
+    return this.#closing;
+  }
+
+  #abortRunning(): void {
+    this.#running?.cancel(CancelReason.CLOSED, new HpairError('POOL_CLOSED', 'the pool was closed while this job ran'));
+  }
+
+  /** Queues a prepared job and resolves with its result. */
+  submit<T>(job: PreparedJob<T>, options: JobOptions): Promise<T> {
+    this.#assertOpen();
+    if (options.signal?.aborted === true) {
+      return Promise.reject(new HpairError('ABORTED', 'the signal was aborted before the job started', { cause: options.signal.reason }));
+    }
+    if (this.#running !== undefined && this.#queue.length >= this.#options.maxQueue) {
+      return Promise.reject(new HpairError('QUEUE_FULL', `the pool's queue already holds maxQueue = ${this.#options.maxQueue} jobs`));
+    }
+    return new Promise<T>((resolve, reject) => {
+      const entry = createEntry(job as PreparedJob<unknown>, options, resolve as (value: unknown) => void, reject, {
+        settled: (ok) => (ok ? this.#stats.completed++ : this.#stats.failed++),
+        cancelled: (cancelledEntry) => {
+          const queuedAt = this.#queue.indexOf(cancelledEntry);
+          if (queuedAt >= 0) this.#queue.splice(queuedAt, 1);
+        },
+        progressFailed: (error) => this.#options.reportError(error),
+      });
+      this.#queue.push(entry);
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#running !== undefined) return;
+    const entry = this.#queue.shift();
+    if (entry === undefined) return;
+    this.#running = entry;
+    this.#idle = this.#execute(entry).finally(() => {
+      this.#running = undefined;
+      this.#pump();
+    });
+  }
+
+  async #execute(entry: Entry): Promise<void> {
+    const { job, control, options } = entry;
+    const stopped = (): boolean => entry.settled || isCancelled(control);
+    let total = 0;
+    const report = (): void => entry.progress(Math.min(Atomics.load(control, Slot.PROGRESS), total), total);
+    try {
+      const steps = await job.start(stopped);
+      if (stopped()) return;
+      total = steps.reduce((sum, step) => sum + tileCount(step.space), 0);
+      if (job.inline) {
+        this.#stats.inline++;
+        this.#runInline(steps, entry);
+      } else {
+        this.#replaceDead();
+        for (const handle of this.#handles) handle.ref();
+        let lastReport = 0;
+        const poll = (): void => {
+          const now = performance.now();
+          if (now - lastReport >= PROGRESS_INTERVAL_MS) {
+            lastReport = now;
+            report();
+          }
+        };
+        for (let index = 0; index < steps.length; index++) {
+          await this.#runStep({ ...steps[index], schedule: this.#options.schedule, control }, entry, options.onProgress ? poll : undefined);
+          job.afterStep?.(index);
+        }
+      }
+      if (!entry.settled) {
+        report();
+        entry.resolve(job.result());
+      }
+    } catch (error) {
+      entry.reject(error);
+    } finally {
+      job.release?.();
+      for (const handle of this.#handles) handle.unref();
+    }
+  }
+
+  /** Small jobs: every step on this thread, tile by tile, as one worker would run them. */
+  #runInline(steps: readonly StepPlan[], entry: Entry): void {
+    steps.forEach((step, index) => {
+      if (step.kernel.kind !== 'builtin') throw new HpairError('INVALID_ARGUMENT', 'only built-in kernels run inline');
+      runTiles(builtinKernel(step.kernel.name), { ...step, schedule: 'strided', control: entry.control }, 0, 1);
+      entry.job.afterStep?.(index);
+    });
+  }
+
+  /**
+   * Posts one step to every worker and waits for all of them (DONE === workers, and each Comlink call
+   * answered). Any failure — a kernel error, a dead worker, a cancel — first drains the step: the
+   * other workers are told to stop and waited for, so no thread still writes into this job's buffers
+   * when the next job starts.
+   */
+  async #runStep(spec: StepSpec, entry: Entry, poll: (() => void) | undefined): Promise<void> {
+    const { control } = spec;
+    const handles = this.#handles;
+    const workers = handles.length;
+    Atomics.store(control, Slot.DONE, 0);
+    Atomics.store(control, Slot.NEXT_TILE, 0);
+    const calls = handles.map((handle, w) => handle.call<RunOutcome>((api) => api.run(spec, w, workers) as Promise<RunOutcome>));
+    // The first failure (a kernel's error or a dead thread) fails the step at once, without waiting for the rest.
+    const failed = new Promise<never>((_, reject) => {
+      for (const call of calls) call.then((outcome: RunOutcome) => (outcome.ok ? undefined : reject(fromRecord(outcome.error))), reject);
+    });
+    failed.catch(() => undefined);
+    let settled = false;
+    try {
+      await Promise.race([
+        Promise.all([waitAtLeast(control, Slot.DONE, workers, PROGRESS_INTERVAL_MS, () => settled, poll), Promise.all(calls)]),
+        failed,
+        entry.cancelled,
+      ]);
+    } catch (error) {
+      settled = true;
+      requestCancel(control, CancelReason.FAILED);
+      entry.reject(error); // the caller hears at once; the pool is busy until the drain is over
+      await this.#drain(calls);
+      throw error;
+    }
+    settled = true;
+    // Workers skip tiles once CANCEL is set, so a step that "finished" after a cancel is incomplete.
+    if (isCancelled(control)) throw new HpairError('ABORTED', 'the job was cancelled');
+  }
+
+  async #drain(calls: Promise<unknown>[]): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'stuck'>((resolve) => {
+      timer = setTimeout(() => resolve('stuck'), DRAIN_GRACE_MS);
+    });
+    const outcome = await Promise.race([Promise.allSettled(calls), grace]);
+    clearTimeout(timer);
+    if (outcome === 'stuck') {
+      // A tile that never returns cannot be interrupted from outside its thread: replace the threads.
+      await Promise.all(this.#handles.map((handle) => handle.terminate()));
+    }
+    this.#replaceDead();
+  }
+
+  #replaceDead(): void {
+    if (this.closed && this.#running === undefined) return;
+    this.#handles = this.#handles.map((handle) => (handle.alive ? handle : this.#spawn()));
+  }
+
+  #spawn(): WorkerHandle {
+    this.#stats.workersStarted++;
+    return new WorkerHandle(this.#options.workerUrl, this.#options.resourceLimits);
+  }
+
+  #assertOpen(): void {
+    if (this.closed) throw new HpairError('POOL_CLOSED', 'the pool is closed');
+  }
+}
