@@ -36,13 +36,11 @@ export class HermitianEngine {
   /** Bytes copied into shared memory because inputs were not shared already. */
   copiedBytes = 0;
   readonly #options: HermitianEngineOptions;
-  #panels: Float64Array = new Float64Array(new SharedArrayBuffer(0));
+  /** Shared scratch by use, grown on demand and kept: reused pages are not faulted in again for every job. */
+  readonly #slots = new Map<'panels' | 'expp' | 'distance', Float64Array>();
   #memory: WebAssembly.Memory | undefined;
   readonly #scratch: ScratchProvider = {
-    shared: (length) => {
-      if (this.#panels.length < length) this.#panels = createSharedFloat64(length);
-      return this.#panels;
-    },
+    shared: (length) => this.#slot('panels', length),
     wasm: (bytes) => this.#wasmMemory(bytes),
   };
 
@@ -57,8 +55,9 @@ export class HermitianEngine {
    * Checks what costs O(M) or less now (types, shapes, distance, `out`, memory), and returns the job.
    * Inputs already in shared memory are used in place; others are copied once when the job starts.
    */
-  prepare(expp: ComplexMatrix, distance: Float64Array, out: ComplexMatrix | undefined): PreparedJob<HermitianResult> {
-    const { threads, maxBytes, inlineWork } = this.#options;
+  prepare(expp: ComplexMatrix, distance: Float64Array, out: ComplexMatrix | undefined, jobMaxBytes?: number): PreparedJob<HermitianResult> {
+    const { threads, inlineWork } = this.#options;
+    const maxBytes = Math.min(this.#options.maxBytes, jobMaxBytes ?? Infinity);
     const { N, M } = checkHermitianInputs(expp, distance);
     const n = N - 1;
     if (out !== undefined) checkOut(out, n, expp, distance);
@@ -82,8 +81,8 @@ export class HermitianEngine {
     return {
       inline: hermitianWork(N, M) < inlineWork,
       start: async (cancelled) => {
-        const sharedExpp = await toShared(expp.data, cancelled);
-        const sharedDistance = await toShared(distance, cancelled);
+        const sharedExpp = await copyIfPlain(expp.data, () => this.#slot('expp', expp.data.length), cancelled);
+        const sharedDistance = await copyIfPlain(distance, () => this.#slot('distance', distance.length), cancelled);
         this.copiedBytes += copies;
         h = out?.data ?? createSharedFloat64(2 * n * n);
         badValue = new BigInt64Array(new SharedArrayBuffer(8));
@@ -101,6 +100,13 @@ export class HermitianEngine {
         badValue = undefined;
       },
     };
+  }
+
+  /** A view of exactly `length` values over the slot's scratch, grown if it is too small. */
+  #slot(name: 'panels' | 'expp' | 'distance', length: number): Float64Array {
+    let scratch = this.#slots.get(name);
+    if (scratch === undefined || scratch.length < length) this.#slots.set(name, (scratch = createSharedFloat64(length)));
+    return scratch.subarray(0, length);
   }
 
   #wasmMemory(bytes: number): WebAssembly.Memory {
@@ -121,10 +127,10 @@ export class HermitianEngine {
 /** Values copied per turn of the event loop: ~1 ms of memcpy, so a big plain input never stalls the loop. */
 const COPY_CHUNK = 1 << 20;
 
-/** `view` itself when it is shared already; otherwise a shared copy, made in chunks across event-loop turns. */
-async function toShared(view: Float64Array, cancelled: () => boolean): Promise<Float64Array> {
+/** `view` itself when it is shared already; otherwise a copy in `scratch()`, made in chunks across event-loop turns. */
+async function copyIfPlain(view: Float64Array, scratch: () => Float64Array, cancelled: () => boolean): Promise<Float64Array> {
   if (isSharedView(view)) return view;
-  const shared = createSharedFloat64(view.length);
+  const shared = scratch();
   for (let start = 0; start < view.length && !cancelled(); start += COPY_CHUNK) {
     if (start > 0) await new Promise((resolve) => setImmediate(resolve));
     shared.set(view.subarray(start, Math.min(view.length, start + COPY_CHUNK)), start);

@@ -13,6 +13,8 @@ export type HpairErrorCode =
   | 'NON_FINITE'
   /** `distance[m] === 0` for some m ≥ 1 (the formula divides by it). */
   | 'ZERO_DISTANCE'
+  /** H overflowed: an entry came out ±Infinity or NaN (values too large, or distances too small). */
+  | 'OVERFLOW'
   /** A `.npy` file that is malformed, truncated, hostile or of an unsupported dtype/layout. */
   | 'BAD_NPY'
   /** A file could not be read or written. */
@@ -44,4 +46,18 @@ export class HpairError extends Error {
 
 export function isHpairError(value: unknown): value is HpairError {
   return value instanceof HpairError;
+}
+
+/**
+ * Runs `read`, which reads a caller's arguments, and turns anything but an HpairError it throws (a Proxy
+ * trap, a throwing getter) into INVALID_ARGUMENT, so every error a caller sees from hpair is an HpairError.
+ */
+export function readArguments<T>(what: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof HpairError) throw error;
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : 'a non-Error value';
+    throw new HpairError('INVALID_ARGUMENT', `${what} could not be read (${reason})`, { cause: error });
+  }
 }

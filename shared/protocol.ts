@@ -35,6 +35,11 @@ export interface WorkerApi {
    * (DONE + Atomics.notify); the answer only carries a kernel's error back.
    */
   run(step: StepSpec, worker: number, workers: number): Promise<RunOutcome>;
+  /**
+   * The job has settled: drop every reference to its buffers and collect them now. An idle worker
+   * rarely collects garbage, and until it does, its handles keep each job's SharedArrayBuffers alive.
+   */
+  release(): void;
 }
 
 /** An error as it crosses the thread boundary (structured clone keeps neither classes nor `code`). */
@@ -46,4 +51,8 @@ export interface ErrorRecord {
   readonly code: string | undefined;
 }
 
-export type RunOutcome = { readonly ok: true } | { readonly ok: false; readonly error: ErrorRecord };
+/**
+ * A step's answer. `tainted` names a built-in a user kernel replaced in this worker (see
+ * workers/realm-integrity.ts): the pool then replaces the worker before the next job.
+ */
+export type RunOutcome = ({ readonly ok: true } | { readonly ok: false; readonly error: ErrorRecord }) & { readonly tainted?: string };

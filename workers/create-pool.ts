@@ -1,10 +1,11 @@
 import type { HermitianResult } from '../kernel/hermitian-result.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
-import type { HermitianOptions, PoolOptions } from './options.js';
+import { readArguments } from '../shared/errors.js';
+import { validateJobOptions, type HermitianOptions, type PoolOptions } from './options.js';
 import { Pool } from './pool.js';
 
 /** Starts a pool of worker threads. Create it once, reuse it for every job, `close()` it at the end. */
-export function createPool(options: PoolOptions = {}): Pool {
+export function createPool(options?: PoolOptions): Pool {
   return new Pool(options);
 }
 
@@ -17,7 +18,11 @@ export async function hermitian(
   distance: Float64Array,
   options: HermitianOptions & Pick<PoolOptions, 'workers'> = {},
 ): Promise<HermitianResult> {
-  const { workers, ...jobOptions } = options;
+  const { workers, jobOptions } = readArguments('the options of hermitian()', () => {
+    validateJobOptions(options);
+    const { workers: count, ...rest } = options;
+    return { workers: count, jobOptions: rest };
+  });
   const pool = createPool(workers === undefined ? {} : { workers });
   try {
     return await pool.hermitian(expp, distance, jobOptions);

@@ -47,6 +47,8 @@ export class JobRunner {
   #running: Entry | undefined;
   #idle: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
+  /** Workers whose built-ins a user kernel changed: replaced once the job is over. */
+  readonly #tainted = new Set<WorkerHandle>();
   readonly #stats: RunnerStats = { completed: 0, failed: 0, inline: 0, workersStarted: 0 };
 
   constructor(options: JobRunnerOptions) {
@@ -163,7 +165,17 @@ export class JobRunner {
       entry.reject(error);
     } finally {
       job.release?.();
+      if (!job.inline) this.#releaseWorkers();
+      for (const handle of this.#tainted) handle.retire();
+      this.#tainted.clear();
       for (const handle of this.#handles) handle.unref();
+    }
+  }
+
+  /** Tells every worker the job is over, so none keeps its buffers alive (see WorkerApi.release). */
+  #releaseWorkers(): void {
+    for (const handle of this.#handles) {
+      if (handle.alive) handle.call((api) => api.release()).catch(() => undefined);
     }
   }
 
@@ -188,7 +200,12 @@ export class JobRunner {
     const workers = handles.length;
     Atomics.store(control, Slot.DONE, 0);
     Atomics.store(control, Slot.NEXT_TILE, 0);
-    const calls = handles.map((handle, w) => handle.call<RunOutcome>((api) => api.run(spec, w, workers) as Promise<RunOutcome>));
+    const calls = handles.map((handle, w) =>
+      handle.call<RunOutcome>((api) => api.run(spec, w, workers) as Promise<RunOutcome>).then((outcome) => {
+        if (outcome.tainted !== undefined) this.#tainted.add(handle);
+        return outcome;
+      }),
+    );
     // The first failure (a kernel's error or a dead thread) fails the step at once, without waiting for the rest.
     const failed = new Promise<never>((_, reject) => {
       for (const call of calls) call.then((outcome: RunOutcome) => (outcome.ok ? undefined : reject(fromRecord(outcome.error))), reject);

@@ -8,7 +8,7 @@ import type { Schedule } from '../shared/protocol.js';
 /** Options of `createPool`. */
 export interface PoolOptions {
   /**
-   * Worker threads. Every job's tiles are shared out among all of them.
+   * Worker threads, 1 to MAX_WORKERS (256). Every job's tiles are shared out among all of them.
    * @default os.availableParallelism()
    */
   workers?: number;
@@ -26,21 +26,25 @@ export interface PoolOptions {
    */
   maxQueue?: number;
   /**
-   * Resource limits for each worker thread (see node:worker_threads). A worker that exceeds them dies
-   * and its job rejects with WORKER_CRASHED; the pool replaces it.
+   * Resource limits for each worker thread (see node:worker_threads): maxOldGenerationSizeMb,
+   * maxYoungGenerationSizeMb, codeRangeSizeMb, stackSizeMb, each a positive number. A worker that exceeds
+   * them dies and its job rejects with WORKER_CRASHED; the pool replaces it.
    * @default undefined (Node's defaults)
    */
   resourceLimits?: ResourceLimits;
   /**
-   * Jobs with fewer useful flops than this run on the calling thread: for them, waking the workers
-   * costs more than the work. 0 sends every job to the workers.
+   * Jobs with less work than this run on the calling thread: for them, waking the workers costs more
+   * than the work. Work counts the useful flops plus writing H and reading expp (`hermitianWork`), so a
+   * job with no flops but a big H still goes to the workers. 0 sends every job to the workers.
    * @default 2e6
    */
   inlineFlops?: number;
   /**
-   * The pair kernel: `'wasm-relaxed-simd'` (fused multiply-add; Node ≥ 22, or Node 20 with
-   * --experimental-wasm-relaxed-simd), `'wasm-simd'`, `'js'`, or `'auto'` for the fastest this runtime has.
-   * Asking for one the runtime lacks throws INVALID_ARGUMENT.
+   * The pair kernel: `'native-avx512'` or `'native-avx2'` (C behind Node-API, when the addon was built
+   * and the CPU has the instructions), `'native'` (the widest native path this CPU has),
+   * `'wasm-relaxed-simd'` (fused multiply-add; Node ≥ 22, or Node 20 with --experimental-wasm-relaxed-simd),
+   * `'wasm-simd'`, `'js'`, or `'auto'` for the fastest that runs here, in that order. Asking for one that
+   * cannot run here throws INVALID_ARGUMENT saying why.
    * @default 'auto'
    */
   kernel?: KernelChoice;
@@ -60,6 +64,12 @@ export interface HermitianOptions extends JobOptions {
    * @default undefined
    */
   out?: ComplexMatrix;
+  /**
+   * Largest memory this job may take beyond the caller's arrays (H, scratch, copies): a service sets it
+   * per request so a tiny request cannot make it allocate a huge H. Capped by the pool's maxBytes.
+   * @default the pool's maxBytes
+   */
+  maxBytes?: number;
 }
 
 /** Per-call options shared by every job. */
@@ -70,12 +80,15 @@ export interface JobOptions {
    */
   signal?: AbortSignal;
   /**
-   * Deadline in milliseconds from the call (queue time included); past it the job rejects with TIMEOUT.
+   * Deadline in milliseconds from the call (queue time included), 0 to 2^31 − 1 (Node's timer limit,
+   * ~24.8 days); past it the job rejects with TIMEOUT.
    * @default undefined (no deadline)
    */
   timeoutMs?: number;
   /**
-   * Called with (tiles done, tiles in all) at most every 50 ms, and once at the end.
+   * Called with (tiles done, tiles in all) at most every 50 ms, and once at the end. If it throws, the
+   * job goes on without further progress calls and the error is reported as a process warning
+   * (code HPAIR_PROGRESS_THREW) and on the pool's 'error' event.
    * @default undefined
    */
   onProgress?: (done: number, total: number) => void;
@@ -94,10 +107,18 @@ export interface PoolStats {
   readonly workersStarted: number;
 }
 
+/** The most worker threads a pool may have: beyond this, threads only add memory and contention. */
+export const MAX_WORKERS = 256;
+/** Node's timers hold at most 2^31 − 1 ms; a longer delay would fire after 1 ms. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+const RESOURCE_LIMITS = ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb'] as const;
+
 /** PoolOptions with every default applied, checked. */
 export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'resourceLimits'>> & Pick<PoolOptions, 'resourceLimits'>;
 
-export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
+export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPoolOptions {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null) throw invalid(`pool options must be an object, got ${describe(options)}`);
   const {
     workers = availableParallelism(),
     schedule = 'dynamic',
@@ -107,33 +128,59 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
     kernel = 'auto',
     maxBytes = totalmem() / 2,
   } = options;
-  if (!Number.isSafeInteger(workers) || workers < 1) {
-    throw new HpairError('INVALID_ARGUMENT', `workers must be a positive integer, got ${String(workers)}`);
+  if (!Number.isSafeInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
+    throw invalid(`workers must be an integer from 1 to ${MAX_WORKERS}, got ${describe(workers)}`);
   }
-  if (schedule !== 'strided' && schedule !== 'dynamic') {
-    throw new HpairError('INVALID_ARGUMENT', `schedule must be 'strided' or 'dynamic', got ${String(schedule)}`);
-  }
+  if (schedule !== 'strided' && schedule !== 'dynamic') throw invalid(`schedule must be 'strided' or 'dynamic', got ${describe(schedule)}`);
   if (!(maxQueue === Infinity || (Number.isSafeInteger(maxQueue) && maxQueue >= 0))) {
-    throw new HpairError('INVALID_ARGUMENT', `maxQueue must be a non-negative integer or Infinity, got ${String(maxQueue)}`);
+    throw invalid(`maxQueue must be a non-negative integer or Infinity, got ${describe(maxQueue)}`);
   }
-  if (!(typeof inlineFlops === 'number' && inlineFlops >= 0)) {
-    throw new HpairError('INVALID_ARGUMENT', `inlineFlops must be a number ≥ 0, got ${String(inlineFlops)}`);
-  }
-  if (!(typeof maxBytes === 'number' && maxBytes > 0)) {
-    throw new HpairError('INVALID_ARGUMENT', `maxBytes must be a positive number, got ${String(maxBytes)}`);
-  }
-  return { workers, schedule, maxQueue, resourceLimits, inlineFlops, kernel, maxBytes };
+  if (!(typeof inlineFlops === 'number' && inlineFlops >= 0 && !Number.isNaN(inlineFlops))) throw invalid(`inlineFlops must be a number ≥ 0, got ${describe(inlineFlops)}`);
+  if (!isPositiveNumber(maxBytes)) throw invalid(`maxBytes must be a positive number, got ${describe(maxBytes)}`);
+  if (typeof kernel !== 'string') throw invalid(`kernel must be a string, got ${describe(kernel)}`);
+  return { workers, schedule, maxQueue, resourceLimits: checkResourceLimits(resourceLimits), inlineFlops, kernel, maxBytes };
 }
 
-export function validateJobOptions(options: JobOptions): void {
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw new HpairError('INVALID_ARGUMENT', 'signal must be an AbortSignal');
+/** Node starts a worker with nonsense limits and it dies at once, job after job: refuse them here instead. */
+function checkResourceLimits(limits: ResourceLimits | undefined): ResourceLimits | undefined {
+  if (limits === undefined) return undefined;
+  if (typeof limits !== 'object' || limits === null) throw invalid(`resourceLimits must be an object, got ${describe(limits)}`);
+  const checked: Record<string, number> = {};
+  for (const [key, value] of Object.entries(limits)) {
+    if (!(RESOURCE_LIMITS as readonly string[]).includes(key)) throw invalid(`resourceLimits.${key} is not a worker limit (known: ${RESOURCE_LIMITS.join(', ')})`);
+    if (value === undefined) continue;
+    if (!isPositiveNumber(value)) throw invalid(`resourceLimits.${key} must be a positive number, got ${describe(value)}`);
+    checked[key] = value;
   }
+  return checked;
+}
+
+export function validateJobOptions(options: JobOptions & { maxBytes?: unknown }): void {
+  if (typeof options !== 'object' || options === null) throw invalid(`job options must be an object, got ${describe(options)}`);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
   const { timeoutMs } = options;
-  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && Number.isFinite(timeoutMs))) {
-    throw new HpairError('INVALID_ARGUMENT', `timeoutMs must be a finite number ≥ 0, got ${String(timeoutMs)}`);
+  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
+    throw invalid(`timeoutMs must be a number from 0 to 2^31 − 1 (${MAX_TIMEOUT_MS}), got ${describe(timeoutMs)}`);
   }
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
-    throw new HpairError('INVALID_ARGUMENT', 'onProgress must be a function');
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalid('onProgress must be a function');
+  if (options.maxBytes !== undefined && !isPositiveNumber(options.maxBytes)) throw invalid(`maxBytes must be a positive number, got ${describe(options.maxBytes)}`);
+}
+
+function isPositiveNumber(value: unknown): value is number {
+  return typeof value === 'number' && value > 0 && !Number.isNaN(value);
+}
+
+function invalid(message: string): HpairError {
+  return new HpairError('INVALID_ARGUMENT', message);
+}
+
+/** A value for an error message: short, and never throwing (a Proxy or a hostile toString cannot break it). */
+export function describe(value: unknown): string {
+  try {
+    if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
+    if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value === undefined || value === null) return String(value);
+    return typeof value === 'function' ? 'a function' : Array.isArray(value) ? 'an array' : `an ${typeof value}`;
+  } catch {
+    return 'an unreadable value';
   }
 }

@@ -2,7 +2,7 @@ import { HermitianEngine } from '../kernel/hermitian-engine.js';
 import type { HermitianResult } from '../kernel/hermitian-result.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
-import { HpairError } from '../shared/errors.js';
+import { HpairError, readArguments } from '../shared/errors.js';
 import type { SharedView } from '../shared/kernel-contract.js';
 import { JobRunner } from './job-runner.js';
 import { resolvePoolOptions, validateJobOptions, type HermitianOptions, type JobOptions, type PoolOptions, type PoolStats } from './options.js';
@@ -23,8 +23,8 @@ export class Pool {
   readonly #engine: HermitianEngine;
 
   /** @param workerUrl @internal tests substitute a worker that injects faults */
-  constructor(options: PoolOptions = {}, workerUrl = new URL('./worker.js', import.meta.url)) {
-    const resolved = resolvePoolOptions(options);
+  constructor(options?: PoolOptions, workerUrl = new URL('./worker.js', import.meta.url)) {
+    const resolved = readArguments('the pool options', () => resolvePoolOptions(options));
     this.#engine = new HermitianEngine({
       kernel: resolved.kernel,
       threads: resolved.workers,
@@ -79,8 +79,11 @@ export class Pool {
    */
   async hermitian(expp: ComplexMatrix, distance: Float64Array, options: HermitianOptions = {}): Promise<HermitianResult> {
     this.#assertOpen();
-    validateJobOptions(options);
-    return this.#runner.submit(this.#engine.prepare(expp, distance, options.out), options);
+    const job = readArguments('the arguments of hermitian()', () => {
+      validateJobOptions(options);
+      return this.#engine.prepare(expp, distance, options.out, options.maxBytes);
+    });
+    return this.#runner.submit(job, options);
   }
 
   /**
@@ -91,8 +94,11 @@ export class Pool {
    */
   async run<Buffers extends Record<string, SharedView>>(spec: RunSpec<Buffers>, options: JobOptions = {}): Promise<Buffers> {
     this.#assertOpen();
-    validateJobOptions(options);
-    return this.#runner.submit(prepareUserJob(spec), options);
+    const job = readArguments('the arguments of run()', () => {
+      validateJobOptions(options);
+      return prepareUserJob(spec);
+    });
+    return this.#runner.submit(job, options);
   }
 
   #assertOpen(): void {

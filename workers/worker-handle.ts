@@ -30,8 +30,15 @@ export class WorkerHandle {
   }
 
   get alive(): boolean {
-    return this.#death === undefined;
+    return this.#death === undefined && !this.#retired;
   }
+
+  /** Takes the thread out of service (a user kernel changed its built-ins): it exits, and the pool replaces it. */
+  retire(): void {
+    this.#retired = true;
+    this.terminate().catch(() => undefined);
+  }
+  #retired = false;
 
   /** Calls the worker; rejects with WORKER_CRASHED if the thread dies first (or is dead already). */
   call<T>(request: (api: Remote<WorkerApi>) => Promise<T>): Promise<T> {
