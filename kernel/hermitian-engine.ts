@@ -1,4 +1,4 @@
-import { MAX_TYPED_ARRAY_LENGTH, createSharedFloat64, isSharedView, type ComplexMatrix } from '../shared/complex-matrix.js';
+import { MAX_TYPED_ARRAY_LENGTH, isSharedView, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
 import type { PreparedJob } from '../shared/job.js';
 import { NO_BAD_VALUE } from './hermitian-check.js';
@@ -17,7 +17,11 @@ export interface HermitianEngineOptions {
   readonly maxBytes: number;
   /** Jobs with less work than this (hermitianWork) run on the calling thread. */
   readonly inlineWork: number;
+  /** Allocates big shared buffers (the pool maps them off the event loop: workers/memory-thread.ts). */
+  readonly allocate: (bytes: number) => Promise<SharedArrayBuffer>;
 }
+
+type Slot = 'panels' | 'expp' | 'distance';
 
 const WASM_PAGE = 65536;
 /** wasm32's 4 GiB in pages; a shared memory must declare its maximum up front. */
@@ -37,10 +41,15 @@ export class HermitianEngine {
   copiedBytes = 0;
   readonly #options: HermitianEngineOptions;
   /** Shared scratch by use, grown on demand and kept: reused pages are not faulted in again for every job. */
-  readonly #slots = new Map<'panels' | 'expp' | 'distance', Float64Array>();
+  readonly #slots = new Map<Slot, Float64Array>();
   #memory: WebAssembly.Memory | undefined;
   readonly #scratch: ScratchProvider = {
-    shared: (length) => this.#slot('panels', length),
+    shared: (length) => {
+      if (length === 0) return new Float64Array(new SharedArrayBuffer(0));
+      const panels = this.#slots.get('panels');
+      if (panels === undefined || panels.length < length) throw new Error(`internal: panels scratch below ${length} values`);
+      return panels.subarray(0, length);
+    },
     wasm: (bytes) => this.#wasmMemory(bytes),
   };
 
@@ -68,12 +77,12 @@ export class HermitianEngine {
     // Counted before anything is allocated, so an oversized request fails instead of taking the process down.
     const scratch = variant.scratchBytes(N, M, threads);
     const copies = (isSharedView(expp.data) ? 0 : expp.data.byteLength) + (isSharedView(distance) ? 0 : distance.byteLength);
-    const total = (out === undefined ? 16 * n * n : 0) + scratch.wasm + scratch.other + copies;
+    const total = (out === undefined ? 16 * n * n : 0) + scratch.wasm + scratch.shared + scratch.native + copies;
     if (total > maxBytes) {
       throw new HpairError('TOO_LARGE', `this job needs ${formatBytes(total)} (H, scratch, copies) but maxBytes is ${formatBytes(maxBytes)}`);
     }
-    if (variant.name === 'js' && scratch.other / 8 > MAX_TYPED_ARRAY_LENGTH) {
-      throw new HpairError('TOO_LARGE', `the packed panels would hold ${scratch.other / 8} values; typed arrays hold at most 2^32`);
+    if (scratch.shared / 8 > MAX_TYPED_ARRAY_LENGTH) {
+      throw new HpairError('TOO_LARGE', `the packed panels would hold ${scratch.shared / 8} values; typed arrays hold at most 2^32`);
     }
 
     let h: Float64Array | undefined;
@@ -81,10 +90,11 @@ export class HermitianEngine {
     return {
       inline: hermitianWork(N, M) < inlineWork,
       start: async (cancelled) => {
-        const sharedExpp = await copyIfPlain(expp.data, () => this.#slot('expp', expp.data.length), cancelled);
-        const sharedDistance = await copyIfPlain(distance, () => this.#slot('distance', distance.length), cancelled);
+        const sharedExpp = isSharedView(expp.data) ? expp.data : await copyInChunks(expp.data, await this.#slot('expp', expp.data.length), cancelled);
+        const sharedDistance = isSharedView(distance) ? distance : await copyInChunks(distance, await this.#slot('distance', distance.length), cancelled);
         this.copiedBytes += copies;
-        h = out?.data ?? createSharedFloat64(2 * n * n);
+        if (scratch.shared > 0) await this.#slot('panels', scratch.shared / 8);
+        h = out?.data ?? new Float64Array(await this.#allocate(16 * n * n));
         badValue = new BigInt64Array(new SharedArrayBuffer(8));
         badValue[0] = NO_BAD_VALUE;
         const problem = { N, M, expp: sharedExpp, distance: sharedDistance, h, badValue, threads };
@@ -103,10 +113,21 @@ export class HermitianEngine {
   }
 
   /** A view of exactly `length` values over the slot's scratch, grown if it is too small. */
-  #slot(name: 'panels' | 'expp' | 'distance', length: number): Float64Array {
+  async #slot(name: Slot, length: number): Promise<Float64Array> {
     let scratch = this.#slots.get(name);
-    if (scratch === undefined || scratch.length < length) this.#slots.set(name, (scratch = createSharedFloat64(length)));
+    if (scratch === undefined || scratch.length < length) {
+      this.#slots.delete(name); // the old one is freed while the new one is mapped
+      this.#slots.set(name, (scratch = new Float64Array(await this.#allocate(8 * length))));
+    }
     return scratch.subarray(0, length);
+  }
+
+  async #allocate(bytes: number): Promise<SharedArrayBuffer> {
+    try {
+      return await this.#options.allocate(bytes);
+    } catch (error) {
+      throw new HpairError('TOO_LARGE', `cannot allocate ${formatBytes(bytes)} of shared memory: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   #wasmMemory(bytes: number): WebAssembly.Memory {
@@ -124,13 +145,11 @@ export class HermitianEngine {
   }
 }
 
-/** Values copied per turn of the event loop: ~1 ms of memcpy, so a big plain input never stalls the loop. */
-const COPY_CHUNK = 1 << 20;
+/** Values copied per turn of the event loop: 4 MB, ~1 ms with the page faults of fresh scratch. */
+const COPY_CHUNK = 1 << 19;
 
-/** `view` itself when it is shared already; otherwise a copy in `scratch()`, made in chunks across event-loop turns. */
-async function copyIfPlain(view: Float64Array, scratch: () => Float64Array, cancelled: () => boolean): Promise<Float64Array> {
-  if (isSharedView(view)) return view;
-  const shared = scratch();
+/** Copies `view` into `shared` in chunks, one per event-loop turn, so a big plain input never stalls the loop. */
+async function copyInChunks(view: Float64Array, shared: Float64Array, cancelled: () => boolean): Promise<Float64Array> {
   for (let start = 0; start < view.length && !cancelled(); start += COPY_CHUNK) {
     if (start > 0) await new Promise((resolve) => setImmediate(resolve));
     shared.set(view.subarray(start, Math.min(view.length, start + COPY_CHUNK)), start);

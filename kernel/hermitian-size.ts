@@ -22,5 +22,5 @@ export function hermitianWork(N: number, M: number): number {
 export function hermitianJobBytes(N: number, M: number, variant: KernelVariant, threads = 1): { h: number; panels: number } {
   const n = Math.max(0, N - 1);
   const scratch = variantNamed(variant).scratchBytes(N, M, threads);
-  return { h: 16 * n * n, panels: scratch.wasm + scratch.other };
+  return { h: 16 * n * n, panels: scratch.wasm + scratch.shared + scratch.native };
 }

@@ -20,7 +20,7 @@ function nativeVariant(path: NativePath): HermitianVariant {
     name: `native-${path}`,
     support: () => (support ??= supportOf(path)),
     tile: TILE,
-    scratchBytes: (_N, _M, threads) => ({ wasm: 0, other: threads * SCRATCH_PER_THREAD }),
+    scratchBytes: (_N, _M, threads) => ({ wasm: 0, shared: 0, native: threads * SCRATCH_PER_THREAD }),
     steps({ N, M, expp, distance, h, badValue }) {
       const steps: StepPlan[] = [
         {

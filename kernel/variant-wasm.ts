@@ -27,7 +27,8 @@ function wasmVariant(name: WasmVariantName): HermitianVariant {
   let support: Support | undefined;
   const scratchBytes = (N: number, M: number, threads: number) => ({
     wasm: threads * TILE * TILE * 16 + 8 * panelLength(microLayout(N, M, mr, nr)),
-    other: 0,
+    shared: 0,
+    native: 0,
   });
   return {
     name,

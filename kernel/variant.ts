@@ -22,7 +22,7 @@ export interface HermitianProblem {
 
 /** Reusable scratch an H engine lends its jobs (jobs run one at a time and drain before the next). */
 export interface ScratchProvider {
-  /** Shared float64 scratch of at least `length` values. */
+  /** `length` float64 values of the engine's shared scratch (grown to the variant's `scratchBytes().shared` beforehand). */
   shared(length: number): Float64Array;
   /** The engine's shared WebAssembly memory, grown to at least `bytes`. */
   wasm(bytes: number): WebAssembly.Memory;
@@ -32,8 +32,10 @@ export interface ScratchProvider {
 export interface ScratchBytes {
   /** In the engine's WebAssembly memory (wasm32 addresses at most 4 GiB). */
   readonly wasm: number;
-  /** In other shared or native memory. */
-  readonly other: number;
+  /** In the engine's shared scratch (ScratchProvider.shared). */
+  readonly shared: number;
+  /** In native memory the addon allocates per thread. */
+  readonly native: number;
 }
 
 /**

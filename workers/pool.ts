@@ -5,6 +5,7 @@ import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError, readArguments } from '../shared/errors.js';
 import type { SharedView } from '../shared/kernel-contract.js';
 import { JobRunner } from './job-runner.js';
+import { allocateShared } from './memory-thread.js';
 import { resolvePoolOptions, validateJobOptions, type HermitianOptions, type JobOptions, type PoolOptions, type PoolStats } from './options.js';
 import { prepareUserJob, type RunSpec } from './user-job.js';
 
@@ -30,6 +31,7 @@ export class Pool {
       threads: resolved.workers,
       maxBytes: resolved.maxBytes,
       inlineWork: resolved.inlineFlops,
+      allocate: allocateShared,
     });
     this.kernel = this.#engine.variant.name;
     this.whyNotNative = this.#engine.whyNotNative;
@@ -39,7 +41,10 @@ export class Pool {
       maxQueue: resolved.maxQueue,
       resourceLimits: resolved.resourceLimits,
       workerUrl,
-      reportError: (error) => process.emitWarning(error instanceof Error ? error : new Error(String(error)), { code: 'HPAIR_PROGRESS_THREW' }),
+      reportError: (error) => {
+        const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+        process.emitWarning(`onProgress threw ${what}; the job goes on without progress calls`, { type: 'HpairWarning', code: 'HPAIR_PROGRESS_THREW' });
+      },
     });
     this.size = this.#runner.size;
   }

@@ -1,5 +1,5 @@
 // Kernels for the user-kernel tests, loaded by the workers from dist/test/helpers/kernels.js.
-import { defineKernel } from 'hpair';
+import { HpairError, defineKernel } from 'hpair';
 
 /** Counts every visit of every index or pair with Atomics, so double or missed coverage shows. */
 export const coverage = defineKernel<{ visits: Int32Array }, { n: number; kind: string }>({
@@ -49,3 +49,19 @@ export const slow = defineKernel<{ done: Int32Array }, { ms: number }>({
 });
 
 export const notAKernel = { run() {} };
+
+/** Replaces a built-in hpair's own kernels use, as a careless kernel might. */
+export const poisons = defineKernel({
+  tile() {
+    Math.ceil = () => 0;
+  },
+});
+
+/** Throws errors dressed as hpair's own, to check a kernel cannot forge a code. */
+export const forges = defineKernel<Record<string, never>, { how: string }>({
+  tile({ index }, { params: { how } }) {
+    if (index !== 0) return;
+    if (how === 'real') throw new HpairError('POOL_CLOSED', 'forged with the real class');
+    throw Object.assign(new Error('forged by hand'), { name: 'HpairError', code: 'POOL_CLOSED' });
+  },
+});

@@ -1,0 +1,216 @@
+// A long-running service and a hostile caller: no stalls, no leaks, no amplification, only HpairErrors.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createComplexMatrix, createPool, demoProblem, hermitian, hermitianReference, kernelSupported, type ComplexMatrix, type KernelVariant, type Pool } from 'hpair';
+import { assertBitIdentical, randomProblem, rejectionCode, relativeError } from './helpers/support.js';
+
+const test = suite('hardening');
+const kernels = new URL('./helpers/kernels.js', import.meta.url);
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The longest gap between event-loop turns while `work` runs, measured by a 1 ms interval. */
+async function longestGap<T>(work: () => Promise<T>): Promise<{ gap: number; value: T }> {
+  let last = performance.now();
+  let gap = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+    last = now;
+  }, 1);
+  try {
+    const value = await work();
+    return { gap: Math.max(gap, performance.now() - last), value };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function child(script: string, args: string[]): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--expose-gc', fileURLToPath(new URL(script, import.meta.url)), ...args], { timeout: 120_000 }, (error, stdout, stderr) =>
+      error === null ? resolve(JSON.parse(stdout) as Record<string, number>) : reject(new Error(`${error.message}\n${stderr}`)),
+    );
+  });
+}
+
+test('amplification: expp of (8000, 1) goes to the workers (H is 976 MiB of zeros) and never stalls the caller', async () => {
+  const pool = createPool({ workers: 2 });
+  await pool.ready();
+  const expp = createComplexMatrix(8000, 1);
+  const { gap, value: h } = await longestGap(() => pool.hermitian(expp, new Float64Array(1)));
+  assert.is(pool.stats().inline, 0, 'a job with a big H must not run on the calling thread');
+  assert.is(h.rows, 7999);
+  for (const at of [0, 1, 2 * 7999 * 7999 - 1, 2 * (4000 * 7999 + 17)]) assert.is(h.data[at], 0);
+  assert.ok(gap <= 20, `the event loop stalled ${gap.toFixed(1)} ms`);
+  await pool.close();
+});
+
+test('a per-job maxBytes keeps a tiny request from allocating a huge H', async () => {
+  const pool = createPool({ workers: 2 });
+  assert.is(await rejectionCode(pool.hermitian(createComplexMatrix(8000, 1), new Float64Array(1), { maxBytes: 64 * 2 ** 20 })), 'TOO_LARGE');
+  await pool.close();
+});
+
+test('plain (non-shared) inputs are copied in chunks: three jobs in a row never stall the loop over 20 ms', async () => {
+  const pool = createPool({ workers: 2 });
+  await pool.ready();
+  const shared = demoProblem(2048, 2048);
+  const plain = { rows: 2048, cols: 2048, data: new Float64Array(shared.expp.data) };
+  const distance = new Float64Array(shared.distance);
+  const { gap, value: results } = await longestGap(async () => [
+    await pool.hermitian(plain, distance),
+    await pool.hermitian(plain, distance),
+    await pool.hermitian(plain, distance),
+  ]);
+  assert.ok(gap <= 20, `the event loop stalled ${gap.toFixed(1)} ms`);
+  assert.is(pool.stats().copiedBytes, 3 * (plain.data.byteLength + distance.byteLength));
+  assertBitIdentical(results[2].data, results[0].data, 'the reused copy scratch gives the same H');
+  await pool.close();
+});
+
+test('queued jobs allocate nothing until they start, and timeoutMs: 200 behind an aborted job rejects within 220 ms', async () => {
+  const pool = createPool({ workers: 2, inlineFlops: 0 });
+  await pool.ready();
+  const big = demoProblem(2048, 2048);
+  const controller = new AbortController();
+  const running = rejectionCode(pool.hermitian(big.expp, big.distance, { signal: controller.signal }));
+  await sleep(100);
+  const before = process.memoryUsage().arrayBuffers;
+  const queued = pool.hermitian(big.expp, big.distance, { timeoutMs: 200 });
+  assert.ok(process.memoryUsage().arrayBuffers - before < 2 ** 20, 'a queued job allocated its H');
+  const started = performance.now();
+  controller.abort();
+  assert.is(await running, 'ABORTED');
+  assert.is(await rejectionCode(queued), 'TIMEOUT');
+  const took = performance.now() - started;
+  assert.ok(took <= 220, `TIMEOUT after ${took.toFixed(0)} ms`);
+  await pool.close();
+});
+
+test('the main heap does not grow per job (20 000 jobs would add under 5 MiB)', async () => {
+  const { jobs, growth } = await child('./helpers/memory-scenarios.js', ['heap', '3000']);
+  const per20k = (growth / jobs) * 20_000;
+  assert.ok(per20k <= 5 * 2 ** 20, `heap grew ${growth} bytes over ${jobs} jobs: ${(per20k / 2 ** 20).toFixed(1)} MiB per 20 000`);
+});
+
+test('discarded results are not kept alive by the workers: 60 jobs of 16 MiB leave under 256 MiB', async () => {
+  const { arrayBuffers } = await child('./helpers/memory-scenarios.js', ['shared']);
+  assert.ok(arrayBuffers <= 256 * 2 ** 20, `${(arrayBuffers / 2 ** 20).toFixed(0)} MiB of array buffers still held`);
+});
+
+test('a user kernel that poisons its worker (Math.ceil = () => 0): the worker is replaced, H stays exact', async () => {
+  const pool = createPool({ workers: 2, kernel: kernelSupported('wasm-simd') ? 'wasm-simd' : 'js', inlineFlops: 0 });
+  const { expp, distance } = randomProblem(300, 70, 5);
+  const clean = await pool.hermitian(expp, distance);
+  const started = pool.stats().workersStarted;
+  await pool.run({ module: kernels, export: 'poisons', space: { kind: 'range', n: 8, tile: 1 }, buffers: {} });
+  const after = await pool.hermitian(expp, distance);
+  assertBitIdentical(after.data, clean.data, 'H after the poisoning job');
+  assert.ok(relativeError(after, hermitianReference(expp, distance)) < 1e-12);
+  assert.ok(pool.stats().workersStarted > started, 'the poisoned workers were not replaced');
+  await pool.close();
+});
+
+test('a kernel cannot forge an hpair error code: both forgeries are KERNEL_FAILED', async () => {
+  const pool = createPool({ workers: 2 });
+  for (const how of ['real', 'by hand']) {
+    const run = pool.run({ module: kernels, export: 'forges', space: { kind: 'range', n: 4, tile: 1 }, buffers: {}, params: { how } });
+    assert.is(await rejectionCode(run), 'KERNEL_FAILED', how);
+  }
+  await pool.close();
+});
+
+test('a throwing onProgress is reported as a warning, and the job still resolves correctly', async () => {
+  const pool = createPool({ workers: 2, inlineFlops: 0 });
+  const { expp, distance } = demoProblem(1200, 800);
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error): void => void warnings.push(warning);
+  process.on('warning', onWarning);
+  let calls = 0;
+  const h = await pool.hermitian(expp, distance, {
+    onProgress: () => {
+      calls++;
+      throw new Error('my progress bar broke');
+    },
+  });
+  await sleep(10);
+  process.off('warning', onWarning);
+  assert.is(calls, 1, 'onProgress is not called again after it threw');
+  assert.ok(warnings.some((w) => (w as { code?: string }).code === 'HPAIR_PROGRESS_THREW' && /my progress bar broke/.test(w.message)));
+  assert.is(h.rows, 1199);
+  await pool.close();
+});
+
+const overflowKernels = (['js', 'wasm-simd', 'native-avx2', 'native-avx512'] as const).filter((k: KernelVariant) => kernelSupported(k));
+for (const kernel of overflowKernels) {
+  test(`${kernel}: finite inputs whose H overflows give OVERFLOW, not an H of Infinities`, async () => {
+    const pool = createPool({ workers: 2, kernel, inlineFlops: 0 });
+    const tiny = randomProblem(40, 9, 6);
+    tiny.distance[4] = 1e-310; // subnormal
+    assert.is(await rejectionCode(pool.hermitian(tiny.expp, tiny.distance)), 'OVERFLOW');
+    const huge = randomProblem(40, 9, 7);
+    huge.expp.data[2 * (3 * 9 + 2)] = 1e200;
+    assert.is(await rejectionCode(pool.hermitian(huge.expp, huge.distance)), 'OVERFLOW');
+    const fine = randomProblem(40, 9, 8);
+    assert.ok(relativeError(await pool.hermitian(fine.expp, fine.distance), hermitianReference(fine.expp, fine.distance)) < 1e-12);
+    await pool.close();
+  });
+}
+
+test('close() then close({ abort: true }) aborts the running job', async () => {
+  const pool = createPool({ workers: 2, inlineFlops: 0 });
+  await pool.ready();
+  const big = demoProblem(2048, 2048);
+  const running = rejectionCode(pool.hermitian(big.expp, big.distance));
+  await sleep(50);
+  const first = pool.close();
+  const started = performance.now();
+  assert.is(pool.close({ abort: true }), first);
+  assert.is(await running, 'POOL_CLOSED');
+  assert.ok(performance.now() - started < 500);
+  await first;
+});
+
+const proxy = <T extends object>(target: T): T =>
+  new Proxy(target, {
+    get() {
+      throw new TypeError('trap');
+    },
+  });
+const valid = randomProblem(6, 4, 9);
+const badCalls: Array<[string, (pool: Pool) => Promise<unknown> | unknown]> = [
+  ['createPool(null)', () => createPool(null as never)],
+  ['workers: 1e6', () => createPool({ workers: 1e6 })],
+  ['workers: 257', () => createPool({ workers: 257 })],
+  ['resourceLimits: negative', () => createPool({ resourceLimits: { maxOldGenerationSizeMb: -5 } })],
+  ['resourceLimits: unknown key', () => createPool({ resourceLimits: { heapMb: 5 } as never })],
+  ['pool options behind a throwing Proxy', () => createPool(proxy({ workers: 2 }))],
+  ['timeoutMs past 2^31 − 1', (pool) => pool.hermitian(valid.expp, valid.distance, { timeoutMs: 2 ** 31 })],
+  ['job options: null', (pool) => pool.hermitian(valid.expp, valid.distance, null as never)],
+  ['run options: null', (pool) => pool.run({ module: kernels, export: 'coverage', space: { kind: 'range', n: 1 }, buffers: {} }, null as never)],
+  ['one-shot hermitian() options: null', () => hermitian(valid.expp, valid.distance, null as never)],
+  ['expp behind a throwing Proxy', (pool) => pool.hermitian(proxy(valid.expp) as ComplexMatrix, valid.distance)],
+  ['expp.data behind a Proxy', (pool) => pool.hermitian({ rows: 6, cols: 4, data: new Proxy(valid.expp.data, {}) }, valid.distance)],
+  ['job maxBytes: -1', (pool) => pool.hermitian(valid.expp, valid.distance, { maxBytes: -1 })],
+];
+for (const [what, call] of badCalls) {
+  test(`${what} → INVALID_ARGUMENT (an HpairError), and the pool stays usable`, async () => {
+    const pool = createPool({ workers: 1 });
+    let thrown: unknown;
+    try {
+      await call(pool);
+    } catch (error) {
+      thrown = error;
+    }
+    assert.instance(thrown, Error, `${what} did not throw`);
+    assert.is((thrown as Error).name, 'HpairError', String(thrown));
+    assert.is((thrown as { code?: string }).code, 'INVALID_ARGUMENT', String(thrown));
+    const h = await pool.hermitian(valid.expp, valid.distance);
+    assert.ok(relativeError(h, hermitianReference(valid.expp, valid.distance)) < 1e-12);
+    await pool.close();
+  });
+}
+
+test.run();

@@ -1,0 +1,39 @@
+// Run as a child process with --expose-gc by hardening.test: what a long-running service accumulates.
+// Prints one JSON line.
+import { createComplexMatrix, createPool, demoProblem } from 'hpair';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error('run with --expose-gc');
+const settle = async (): Promise<void> => {
+  gc();
+  await new Promise((resolve) => setTimeout(resolve, 300)); // the workers collect after each job
+  gc();
+};
+const scenario = process.argv[2];
+const pool = createPool({ workers: 2, inlineFlops: 0 });
+await pool.ready();
+
+if (scenario === 'heap') {
+  // Many small jobs through the workers: what stays on the main thread's heap per job.
+  const { expp, distance } = demoProblem(9, 5);
+  const out = createComplexMatrix(8, 8);
+  const run = async (jobs: number): Promise<void> => {
+    for (let k = 0; k < jobs; k++) await pool.hermitian(expp, distance, { out });
+  };
+  await run(500);
+  await settle();
+  const before = process.memoryUsage().heapUsed;
+  const jobs = Number(process.argv[3] ?? 3000);
+  await run(jobs);
+  await settle();
+  process.stdout.write(`${JSON.stringify({ jobs, growth: process.memoryUsage().heapUsed - before })}\n`);
+} else if (scenario === 'shared') {
+  // Discarded results must not stay alive in the workers.
+  const { expp, distance } = demoProblem(1025, 64);
+  for (let k = 0; k < 60; k++) await pool.hermitian(expp, distance);
+  await settle();
+  process.stdout.write(`${JSON.stringify({ arrayBuffers: process.memoryUsage().arrayBuffers, rss: process.memoryUsage().rss })}\n`);
+} else {
+  throw new Error(`unknown scenario ${scenario}`);
+}
+await pool.close();
