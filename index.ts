@@ -9,6 +9,7 @@ export { hermitianReference } from './kernel/reference.js';
 export { hermitianFlops, hermitianJobBytes } from './kernel/hermitian-size.js';
 export { createComplexMatrix, createSharedFloat64, MAX_TYPED_ARRAY_LENGTH } from './shared/complex-matrix.js';
 export type { ComplexMatrix } from './shared/complex-matrix.js';
+export type { ComplexMatrixInput, InterleavedComplexMatrix, RealArray, RealVectorInput, SplitComplexMatrix, StridedArray } from './shared/array-inputs.js';
 export { HpairError, isHpairError } from './shared/errors.js';
 export type { HpairErrorCode } from './shared/errors.js';
 export { parseComplexMatrixNpy, parseFloat64VectorNpy, encodeComplexMatrixNpy, encodeFloat64VectorNpy, npyFileLength } from './io/npy.js';

@@ -2,7 +2,8 @@ import { MAX_TYPED_ARRAY_LENGTH, isSharedView, type ComplexMatrix } from '../sha
 import { HpairError } from '../shared/errors.js';
 import type { PreparedJob } from '../shared/job.js';
 import { NO_BAD_VALUE } from './hermitian-check.js';
-import { checkHermitianInputs, nonFiniteExppError } from './hermitian-inputs.js';
+import { complexSource, realVector, type ComplexMatrixInput, type ComplexSource, type RealVectorInput } from '../shared/array-inputs.js';
+import { checkHermitianShape, nonFiniteExppError } from './hermitian-inputs.js';
 import { hermitianWork } from './hermitian-size.js';
 import type { HermitianResult } from './hermitian-result.js';
 import type { HermitianVariant, KernelChoice, ScratchProvider } from './variant.js';
@@ -64,19 +65,21 @@ export class HermitianEngine {
    * Checks what costs O(M) or less now (types, shapes, distance, `out`, memory), and returns the job.
    * Inputs already in shared memory are used in place; others are copied once when the job starts.
    */
-  prepare(expp: ComplexMatrix, distance: Float64Array, out: ComplexMatrix | undefined, jobMaxBytes?: number): PreparedJob<HermitianResult> {
+  prepare(exppInput: ComplexMatrixInput, distanceInput: RealVectorInput, out: ComplexMatrix | undefined, jobMaxBytes?: number): PreparedJob<HermitianResult> {
     const { threads, inlineWork } = this.#options;
     const maxBytes = Math.min(this.#options.maxBytes, jobMaxBytes ?? Infinity);
-    const { N, M } = checkHermitianInputs(expp, distance);
+    const source = complexSource(exppInput, 'expp');
+    const distance = realVector(distanceInput, 'distance');
+    const { N, M } = checkHermitianShape(source.rows, source.cols, distance);
     const n = N - 1;
-    if (out !== undefined) checkOut(out, n, expp, distance);
+    if (out !== undefined) checkOut(out, n, exppInput, distance);
     if (2 * n * n > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${2 * n * n} values; typed arrays hold at most 2^32`);
     const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads).wasm <= WASM_MAX_BYTES;
     const variant = fits(this.variant) ? this.variant : fallbackAfter(this.variant, fits);
     if (variant === undefined) throw new HpairError('TOO_LARGE', `no kernel that runs here has room for N = ${N}, M = ${M}`);
     // Counted before anything is allocated, so an oversized request fails instead of taking the process down.
     const scratch = variant.scratchBytes(N, M, threads);
-    const copies = (isSharedView(expp.data) ? 0 : expp.data.byteLength) + (isSharedView(distance) ? 0 : distance.byteLength);
+    const copies = (source.inPlace === undefined ? 16 * N * M : 0) + (isSharedView(distance) ? 0 : distance.byteLength);
     const total = (out === undefined ? 16 * n * n : 0) + scratch.wasm + scratch.shared + scratch.native + copies;
     if (total > maxBytes) {
       throw new HpairError('TOO_LARGE', `this job needs ${formatBytes(total)} (H, scratch, copies) but maxBytes is ${formatBytes(maxBytes)}`);
@@ -87,11 +90,14 @@ export class HermitianEngine {
 
     let h: Float64Array | undefined;
     let badValue: BigInt64Array | undefined;
+    let exppValues: Float64Array | undefined = source.inPlace;
     return {
       inline: hermitianWork(N, M) < inlineWork,
       start: async (cancelled) => {
-        const sharedExpp = isSharedView(expp.data) ? expp.data : await copyInChunks(expp.data, await this.#slot('expp', expp.data.length), cancelled);
-        const sharedDistance = isSharedView(distance) ? distance : await copyInChunks(distance, await this.#slot('distance', distance.length), cancelled);
+        const sharedExpp = source.inPlace ?? (await readInChunks(source, await this.#slot('expp', 2 * N * M), cancelled));
+        if (source.inPlace === undefined) exppValues = sharedExpp;
+        let sharedDistance = distance;
+        if (!isSharedView(distance)) (sharedDistance = await this.#slot('distance', M)).set(distance);
         this.copiedBytes += copies;
         if (scratch.shared > 0) await this.#slot('panels', scratch.shared / 8);
         h = out?.data ?? new Float64Array(await this.#allocate(16 * n * n));
@@ -102,12 +108,13 @@ export class HermitianEngine {
       },
       afterStep: (step) => {
         const bad = badValue?.[0];
-        if (step === 0 && bad !== undefined && bad !== NO_BAD_VALUE) throw nonFiniteExppError(expp, Number(bad));
+        if (step === 0 && bad !== undefined && bad !== NO_BAD_VALUE) throw nonFiniteExppError(exppValues!, M, Number(bad));
       },
       result: () => ({ rows: n, cols: n, data: h!, kernel: variant.name }),
       release: () => {
         h = undefined;
         badValue = undefined;
+        exppValues = undefined;
       },
     };
   }
@@ -145,19 +152,20 @@ export class HermitianEngine {
   }
 }
 
-/** Values copied per turn of the event loop: 4 MB, ~1 ms with the page faults of fresh scratch. */
+/** Values read per turn of the event loop: 4 MB, ~1 ms with the page faults of fresh scratch. */
 const COPY_CHUNK = 1 << 19;
 
-/** Copies `view` into `shared` in chunks, one per event-loop turn, so a big plain input never stalls the loop. */
-async function copyInChunks(view: Float64Array, shared: Float64Array, cancelled: () => boolean): Promise<Float64Array> {
-  for (let start = 0; start < view.length && !cancelled(); start += COPY_CHUNK) {
-    if (start > 0) await new Promise((resolve) => setImmediate(resolve));
-    shared.set(view.subarray(start, Math.min(view.length, start + COPY_CHUNK)), start);
+/** Reads `source` into `shared` a few rows at a time, one batch per event-loop turn, so a big input never stalls the loop. */
+async function readInChunks(source: ComplexSource, shared: Float64Array, cancelled: () => boolean): Promise<Float64Array> {
+  const rowsPerTurn = Math.max(1, Math.floor(COPY_CHUNK / Math.max(1, 2 * source.cols)));
+  for (let r0 = 0; r0 < source.rows && !cancelled(); r0 += rowsPerTurn) {
+    if (r0 > 0) await new Promise((resolve) => setImmediate(resolve));
+    source.readRows(shared, r0, Math.min(source.rows, r0 + rowsPerTurn));
   }
   return shared;
 }
 
-function checkOut(out: ComplexMatrix, n: number, expp: ComplexMatrix, distance: Float64Array): void {
+function checkOut(out: ComplexMatrix, n: number, expp: ComplexMatrixInput, distance: Float64Array): void {
   if (typeof out !== 'object' || out === null || !(out.data instanceof Float64Array)) {
     throw new HpairError('INVALID_ARGUMENT', 'out must be a ComplexMatrix { rows, cols, data: Float64Array }');
   }
@@ -167,8 +175,9 @@ function checkOut(out: ComplexMatrix, n: number, expp: ComplexMatrix, distance: 
   if (!(out.data.buffer instanceof SharedArrayBuffer)) {
     throw new HpairError('INVALID_ARGUMENT', 'out.data must live in a SharedArrayBuffer (see createComplexMatrix)');
   }
-  for (const [name, input] of [['expp', expp.data], ['distance', distance]] as const) {
-    if (overlaps(out.data, input)) throw new HpairError('INVALID_ARGUMENT', `out overlaps ${name}; inputs are never written to`);
+  const exppViews = ['data', 're', 'im'].map((key) => (expp as unknown as Record<string, unknown>)[key]).filter((view) => ArrayBuffer.isView(view));
+  for (const [name, input] of [...exppViews.map((view) => ['expp', view] as const), ['distance', distance] as const]) {
+    if (overlaps(out.data, input as ArrayBufferView)) throw new HpairError('INVALID_ARGUMENT', `out overlaps ${name}; inputs are never written to`);
   }
 }
 

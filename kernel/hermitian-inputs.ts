@@ -8,27 +8,12 @@ export interface HermitianShape {
 }
 
 /**
- * Everything about the inputs that costs O(M) or less. The O(N·M) scan of `expp` for non-finite values
- * runs in the workers while they pack (see hermitian-pack.ts), so the main thread stays O(M).
+ * Everything about H's inputs that costs O(M) or less, once their forms are read (shared/array-inputs.ts).
+ * The O(N·M) scan of expp for non-finite values runs in the workers (hermitian-check.ts, hermitian-pack.ts),
+ * so the main thread stays O(M).
  */
-export function checkHermitianInputs(expp: ComplexMatrix, distance: Float64Array): HermitianShape {
-  if (typeof expp !== 'object' || expp === null || !(expp.data instanceof Float64Array)) {
-    throw new HpairError('INVALID_ARGUMENT', 'expp must be a ComplexMatrix { rows, cols, data: Float64Array }');
-  }
-  const { rows, cols, data } = expp;
-  if (!Number.isSafeInteger(rows) || rows < 0 || !Number.isSafeInteger(cols) || cols < 0) {
-    throw new HpairError('INVALID_ARGUMENT', `expp.rows and expp.cols must be non-negative integers, got ${String(rows)}×${String(cols)}`);
-  }
-  if (data.length !== 2 * rows * cols) {
-    throw new HpairError(
-      'SHAPE_MISMATCH',
-      `expp.data has ${data.length} values but a ${rows}×${cols} complex matrix needs ${2 * rows * cols} (interleaved re, im)`,
-    );
-  }
+export function checkHermitianShape(rows: number, cols: number, distance: Float64Array): HermitianShape {
   if (rows < 1) throw new HpairError('EMPTY_INPUT', 'expp needs at least one row (N ≥ 1): row N−1 is the reference row');
-  if (!(distance instanceof Float64Array)) {
-    throw new HpairError('INVALID_ARGUMENT', 'distance must be a Float64Array');
-  }
   if (distance.length !== cols) {
     throw new HpairError('SHAPE_MISMATCH', `distance has length ${distance.length} but expp has M = ${cols} columns`);
   }
@@ -40,6 +25,18 @@ export function checkHermitianInputs(expp: ComplexMatrix, distance: Float64Array
   return { N: rows, M: cols };
 }
 
+/** The checks of checkHermitianShape, for the dense forms the reference port takes. */
+export function checkHermitianInputs(expp: ComplexMatrix, distance: Float64Array): HermitianShape {
+  if (typeof expp !== 'object' || expp === null || !(expp.data instanceof Float64Array)) {
+    throw new HpairError('INVALID_ARGUMENT', 'expp must be a ComplexMatrix { rows, cols, data: Float64Array }');
+  }
+  if (expp.data.length !== 2 * expp.rows * expp.cols) {
+    throw new HpairError('SHAPE_MISMATCH', `expp.data has ${expp.data.length} values but a ${expp.rows}×${expp.cols} complex matrix needs ${2 * expp.rows * expp.cols}`);
+  }
+  if (!(distance instanceof Float64Array)) throw new HpairError('INVALID_ARGUMENT', 'distance must be a Float64Array');
+  return checkHermitianShape(expp.rows, expp.cols, distance);
+}
+
 /** Index of the first NaN/±Infinity in values[start…end), or −1. */
 export function firstNonFinite(values: Float64Array, start: number, end: number): number {
   for (let i = start; i < end; i++) {
@@ -49,13 +46,14 @@ export function firstNonFinite(values: Float64Array, start: number, end: number)
   return -1;
 }
 
-export function nonFiniteExppError(expp: ComplexMatrix, flatValueIndex: number): HpairError {
+/** Names expp's first non-finite value by row, column and part; `values` is expp interleaved row-major. */
+export function nonFiniteExppError(values: Float64Array, cols: number, flatValueIndex: number): HpairError {
   const element = Math.floor(flatValueIndex / 2);
-  const row = Math.floor(element / expp.cols);
-  const col = element - row * expp.cols;
+  const row = Math.floor(element / cols);
+  const col = element - row * cols;
   const part = flatValueIndex % 2 === 0 ? 'real' : 'imaginary';
   return new HpairError(
     'NON_FINITE',
-    `expp[${row}, ${col}] has a non-finite ${part} part (${String(expp.data[flatValueIndex])}); every value must be finite`,
+    `expp[${row}, ${col}] has a non-finite ${part} part (${String(values[flatValueIndex])}); every value must be finite`,
   );
 }

@@ -9,7 +9,7 @@ import { checkHermitianInputs, firstNonFinite, nonFiniteExppError } from './herm
 export function hermitianReference(expp: ComplexMatrix, distance: Float64Array): ComplexMatrix {
   const { N, M } = checkHermitianInputs(expp, distance);
   const bad = firstNonFinite(expp.data, 0, expp.data.length);
-  if (bad >= 0) throw nonFiniteExppError(expp, bad);
+  if (bad >= 0) throw nonFiniteExppError(expp.data, M, bad);
   const e = expp.data;
   const n = N - 1;
   const h = new Float64Array(2 * n * n);

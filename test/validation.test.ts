@@ -14,12 +14,16 @@ test.after(() => pool.close());
 const good = randomProblem(8, 6, 1);
 
 const cases: Array<[string, () => [ComplexMatrix, Float64Array], string, RegExp]> = [
-  ['expp is not a matrix', () => [null as unknown as ComplexMatrix, good.distance], 'INVALID_ARGUMENT', /expp must be a ComplexMatrix/],
-  ['expp.data is not a Float64Array', () => [{ rows: 2, cols: 2, data: [1, 2] as unknown as Float64Array }, good.distance], 'INVALID_ARGUMENT', /Float64Array/],
+  ['expp is not a matrix', () => [null as unknown as ComplexMatrix, good.distance], 'INVALID_ARGUMENT', /expp must be a complex matrix/],
+  ['expp.data is not numbers', () => [{ rows: 2, cols: 2, data: 'abcdefgh' as unknown as Float64Array }, good.distance], 'INVALID_ARGUMENT', /expp must be a complex matrix/],
+  ['expp.data as number[] of the wrong length', () => [{ rows: 2, cols: 2, data: [1, 2] as unknown as Float64Array }, good.distance], 'SHAPE_MISMATCH', /has 2 values but a 2×2 complex matrix needs 8/],
+  ['split planes of the wrong length', () => [{ rows: 2, cols: 3, re: new Float64Array(6), im: new Float32Array(5) } as unknown as ComplexMatrix, Float64Array.of(1, 1, 1)], 'SHAPE_MISMATCH', /expp.im has 5 values but a 2×3 matrix needs 6/],
+  ['strides that leave the data', () => [{ data: new Float64Array(16), shape: [3, 3], strides: [3, 1] } as unknown as ComplexMatrix, Float64Array.of(1, 1, 1)], 'SHAPE_MISMATCH', /strides reach element 8 but data holds 8/],
+  ['negative strides below element 0', () => [{ data: new Float64Array(18), shape: [3, 3], strides: [-3, 1], offset: 5 } as unknown as ComplexMatrix, Float64Array.of(1, 1, 1)], 'SHAPE_MISMATCH', /strides reach element -1/],
   ['negative rows', () => [{ rows: -1, cols: 6, data: new Float64Array(0) }, good.distance], 'INVALID_ARGUMENT', /non-negative integers/],
   ['data length disagrees with the shape', () => [{ rows: 8, cols: 6, data: new Float64Array(95) }, good.distance], 'SHAPE_MISMATCH', /has 95 values but a 8×6 complex matrix needs 96/],
   ['N < 1', () => [createComplexMatrix(0, 6), good.distance], 'EMPTY_INPUT', /at least one row/],
-  ['distance is not a Float64Array', () => [good.expp, [1, 2, 3, 4, 5, 6] as unknown as Float64Array], 'INVALID_ARGUMENT', /distance must be a Float64Array/],
+  ['distance is not numbers', () => [good.expp, 'abcdef' as unknown as Float64Array], 'INVALID_ARGUMENT', /distance must be a Float64Array, Float32Array, array of numbers/],
   ['distance length ≠ M', () => [good.expp, new Float64Array(5).fill(1)], 'SHAPE_MISMATCH', /distance has length 5 but expp has M = 6/],
   ['distance[m] = 0 for m ≥ 1', () => [good.expp, Float64Array.of(1, 1, 1, 0, 1, 1)], 'ZERO_DISTANCE', /distance\[3\] is 0/],
   ['non-finite distance', () => [good.expp, Float64Array.of(1, 1, Infinity, 1, NaN, 1)], 'NON_FINITE', /distance\[2\] is Infinity/],

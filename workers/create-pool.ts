@@ -1,5 +1,5 @@
 import type { HermitianResult } from '../kernel/hermitian-result.js';
-import type { ComplexMatrix } from '../shared/complex-matrix.js';
+import type { ComplexMatrixInput, RealVectorInput } from '../shared/array-inputs.js';
 import { readArguments } from '../shared/errors.js';
 import { validateJobOptions, type HermitianOptions, type PoolOptions } from './options.js';
 import { Pool } from './pool.js';
@@ -14,8 +14,8 @@ export function createPool(options?: PoolOptions): Pool {
  * each call here pays worker start-up (tens of milliseconds).
  */
 export async function hermitian(
-  expp: ComplexMatrix,
-  distance: Float64Array,
+  expp: ComplexMatrixInput,
+  distance: RealVectorInput,
   options: HermitianOptions & Pick<PoolOptions, 'workers'> = {},
 ): Promise<HermitianResult> {
   const { workers, jobOptions } = readArguments('the options of hermitian()', () => {

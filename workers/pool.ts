@@ -1,7 +1,7 @@
 import { HermitianEngine } from '../kernel/hermitian-engine.js';
 import type { HermitianResult } from '../kernel/hermitian-result.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
-import type { ComplexMatrix } from '../shared/complex-matrix.js';
+import type { ComplexMatrixInput, RealVectorInput } from '../shared/array-inputs.js';
 import { HpairError, readArguments } from '../shared/errors.js';
 import type { SharedView } from '../shared/kernel-contract.js';
 import { JobRunner } from './job-runner.js';
@@ -80,9 +80,11 @@ export class Pool {
 
   /**
    * Computes H[i,j] = Σ_{m=1}^{M−1} (expp[i,m] − expp[N−1,m]) · conj(expp[j,m] − expp[N−1,m]) / distance[m]
-   * for the (N−1)×(N−1) Hermitian H, on every worker. Inputs in shared memory are read in place.
+   * for the (N−1)×(N−1) Hermitian H, on every worker. `expp` is interleaved, split ({ re, im }) or strided,
+   * over Float64Array, Float32Array or number[]; `distance` likewise. An interleaved row-major Float64Array
+   * over a SharedArrayBuffer is read in place; any other form is copied once, in chunks, when the job starts.
    */
-  async hermitian(expp: ComplexMatrix, distance: Float64Array, options: HermitianOptions = {}): Promise<HermitianResult> {
+  async hermitian(expp: ComplexMatrixInput, distance: RealVectorInput, options: HermitianOptions = {}): Promise<HermitianResult> {
     this.#assertOpen();
     const job = readArguments('the arguments of hermitian()', () => {
       validateJobOptions(options);
