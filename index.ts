@@ -1,6 +1,7 @@
 export { createPool, hermitian } from './workers/create-pool.js';
 export { Pool } from './workers/pool.js';
-export type { HermitianOptions, JobOptions, PoolOptions, PoolStats } from './workers/options.js';
+export type { HermitianOptions, JobOptions, LatencySummary, PoolOptions, PoolStats } from './workers/options.js';
+export type { PoolEvents } from './workers/pool.js';
 export type { Schedule } from './shared/protocol.js';
 export { kernelStatus, kernelSupported } from './kernel/kernel-status.js';
 export type { KernelChoice, KernelVariant } from './kernel/kernel-names.js';
@@ -10,7 +11,7 @@ export { hermitianFlops, hermitianJobBytes } from './kernel/hermitian-size.js';
 export { createComplexMatrix, createSharedFloat64, MAX_TYPED_ARRAY_LENGTH } from './shared/complex-matrix.js';
 export type { ComplexMatrix } from './shared/complex-matrix.js';
 export type { ComplexMatrixInput, InterleavedComplexMatrix, RealArray, RealVectorInput, SplitComplexMatrix, StridedArray } from './shared/array-inputs.js';
-export { HpairError, isHpairError } from './shared/errors.js';
+export { HpairAbortError, HpairError, isHpairError } from './shared/errors.js';
 export type { HpairErrorCode } from './shared/errors.js';
 export { parseComplexMatrixNpy, parseFloat64VectorNpy, encodeComplexMatrixNpy, encodeFloat64VectorNpy, npyFileLength } from './io/npy.js';
 export { demoProblem, checksum } from './io/demo-problem.js';

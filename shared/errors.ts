@@ -32,15 +32,29 @@ export type HpairErrorCode =
   /** The job needs more memory than typed arrays allow or than `maxBytes` permits. */
   | 'TOO_LARGE'
   /** A user kernel threw; `cause` carries its message and stack. */
-  | 'KERNEL_FAILED';
+  | 'KERNEL_FAILED'
+  /** A callback of yours (onProgress) threw; reported on the pool's 'error' event, `cause` carries it. */
+  | 'CALLBACK_FAILED';
 
 export class HpairError extends Error {
-  override readonly name = 'HpairError';
+  override readonly name: string = 'HpairError';
   readonly code: HpairErrorCode;
 
   constructor(code: HpairErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
+  }
+}
+
+/**
+ * ABORTED, recognisable as Node's own aborts are: `name` is 'AbortError' and `cause` is the signal's
+ * reason. It is an HpairError all the same (instanceof, `code`).
+ */
+export class HpairAbortError extends HpairError {
+  override readonly name = 'AbortError';
+
+  constructor(message: string, reason: unknown) {
+    super('ABORTED', message, { cause: reason });
   }
 }
 

@@ -1,5 +1,5 @@
 import { CancelReason, createControlBlock, requestCancel, type ControlBlock } from '../shared/control-block.js';
-import { HpairError } from '../shared/errors.js';
+import { HpairAbortError, HpairError } from '../shared/errors.js';
 import type { PreparedJob } from '../shared/job.js';
 import type { JobOptions } from './options.js';
 
@@ -20,6 +20,9 @@ export interface Entry {
   resolve(value: unknown): void;
   reject(error: unknown): void;
   settled: boolean;
+  /** performance.now() at submission and at start (when the runner began it). */
+  readonly submittedAt: number;
+  startedAt: number;
   dispose(): void;
 }
 
@@ -52,6 +55,8 @@ export function createEntry(
     control,
     cancelled,
     settled: false,
+    submittedAt: performance.now(),
+    startedAt: 0,
     resolve: (value) => {
       if (entry.settled) return;
       entry.settled = true;
@@ -85,7 +90,7 @@ export function createEntry(
     dispose: () => undefined,
   };
   const onAbort = (): void =>
-    entry.cancel(CancelReason.ABORTED, new HpairError('ABORTED', 'the job was aborted', { cause: options.signal?.reason }));
+    entry.cancel(CancelReason.ABORTED, new HpairAbortError('the job was aborted', options.signal?.reason));
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const timer =
     options.timeoutMs === undefined

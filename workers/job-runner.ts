@@ -1,16 +1,17 @@
 import type { ResourceLimits } from 'node:worker_threads';
 import { builtinKernel } from '../kernel/builtins.js';
 import { CancelReason, Slot, isCancelled, requestCancel } from '../shared/control-block.js';
-import { HpairError } from '../shared/errors.js';
+import { HpairAbortError, HpairError } from '../shared/errors.js';
 import { tileCount } from '../shared/index-space.js';
 import type { PreparedJob, StepPlan } from '../shared/job.js';
 import type { RunOutcome, Schedule, StepSpec } from '../shared/protocol.js';
 import { fromRecord } from './error-record.js';
 import { createEntry, type Entry } from './job-entry.js';
-import type { JobOptions } from './options.js';
+import type { JobOptions, LatencySummary, PoolStats } from './options.js';
 import { runTiles } from './run-tiles.js';
 import { waitAtLeast } from './wait.js';
 import { WorkerHandle } from './worker-handle.js';
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 
 const PROGRESS_INTERVAL_MS = 50;
 /** How long a cancelled step may take to reach a tile boundary before its workers are replaced. */
@@ -22,16 +23,16 @@ export interface JobRunnerOptions {
   readonly maxQueue: number;
   readonly resourceLimits: ResourceLimits | undefined;
   readonly workerUrl: URL;
-  /** An error no caller can be told of (e.g. a job's onProgress threw): the pool reports it. */
-  readonly reportError: (error: unknown) => void;
+  /** A job's onProgress threw: the job goes on, and the pool reports the error. */
+  readonly progressFailed: (error: unknown) => void;
+  /** A worker died while no job was running (it has been replaced already). */
+  readonly workerCrashed: (error: HpairError) => void;
+  /** The queue is empty and no job runs. */
+  readonly drained: () => void;
 }
 
-export interface RunnerStats {
-  completed: number;
-  failed: number;
-  inline: number;
-  workersStarted: number;
-}
+/** The runner's share of PoolStats (the H engine adds copiedBytes). */
+export type RunnerStats = Omit<PoolStats, 'copiedBytes'>;
 
 /**
  * The generic engine under every job, H or a user's kernel: a fixed set of worker threads that runs jobs
@@ -49,7 +50,12 @@ export class JobRunner {
   #closing: Promise<void> | undefined;
   /** Workers whose built-ins a user kernel changed: replaced once the job is over. */
   readonly #tainted = new Set<WorkerHandle>();
-  readonly #stats: RunnerStats = { completed: 0, failed: 0, inline: 0, workersStarted: 0 };
+  readonly #counts = { completed: 0, failed: 0, inline: 0, workersStarted: 0 };
+  /** In microseconds (histograms hold integers ≥ 1). */
+  readonly #runTimes = createHistogram();
+  readonly #waitTimes = createHistogram();
+  readonly #born = performance.now();
+  #busyMs = 0;
 
   constructor(options: JobRunnerOptions) {
     this.#options = options;
@@ -65,8 +71,15 @@ export class JobRunner {
     return this.#queue.length;
   }
 
-  stats(): Readonly<RunnerStats> {
-    return { ...this.#stats };
+  stats(): RunnerStats {
+    const running = this.#running === undefined ? 0 : performance.now() - this.#running.startedAt;
+    const life = performance.now() - this.#born;
+    return {
+      ...this.#counts,
+      runMs: summarize(this.#runTimes),
+      waitMs: summarize(this.#waitTimes),
+      utilization: life > 0 ? Math.min(1, (this.#busyMs + running) / life) : 0,
+    };
   }
 
   async ready(): Promise<void> {
@@ -91,6 +104,16 @@ export class JobRunner {
     return this.#closing;
   }
 
+  /**
+   * Stops everything now: queued jobs and the running one reject with POOL_CLOSED, and the threads are
+   * terminated at once instead of at the running tile's end.
+   */
+  async destroy(): Promise<void> {
+    const closing = this.close(true);
+    await Promise.all(this.#handles.map((handle) => handle.terminate()));
+    await closing;
+  }
+
   #abortRunning(): void {
     this.#running?.cancel(CancelReason.CLOSED, new HpairError('POOL_CLOSED', 'the pool was closed while this job ran'));
   }
@@ -99,19 +122,19 @@ export class JobRunner {
   submit<T>(job: PreparedJob<T>, options: JobOptions): Promise<T> {
     this.#assertOpen();
     if (options.signal?.aborted === true) {
-      return Promise.reject(new HpairError('ABORTED', 'the signal was aborted before the job started', { cause: options.signal.reason }));
+      return Promise.reject(new HpairAbortError('the signal was aborted before the job started', options.signal.reason));
     }
     if (this.#running !== undefined && this.#queue.length >= this.#options.maxQueue) {
       return Promise.reject(new HpairError('QUEUE_FULL', `the pool's queue already holds maxQueue = ${this.#options.maxQueue} jobs`));
     }
     return new Promise<T>((resolve, reject) => {
       const entry = createEntry(job as PreparedJob<unknown>, options, resolve as (value: unknown) => void, reject, {
-        settled: (ok) => (ok ? this.#stats.completed++ : this.#stats.failed++),
+        settled: (ok) => (ok ? this.#counts.completed++ : this.#counts.failed++),
         cancelled: (cancelledEntry) => {
           const queuedAt = this.#queue.indexOf(cancelledEntry);
           if (queuedAt >= 0) this.#queue.splice(queuedAt, 1);
         },
-        progressFailed: (error) => this.#options.reportError(error),
+        progressFailed: (error) => this.#options.progressFailed(error),
       });
       this.#queue.push(entry);
       this.#pump();
@@ -121,9 +144,17 @@ export class JobRunner {
   #pump(): void {
     if (this.#running !== undefined) return;
     const entry = this.#queue.shift();
-    if (entry === undefined) return;
+    if (entry === undefined) {
+      if (this.#counts.completed + this.#counts.failed > 0) this.#options.drained();
+      return;
+    }
     this.#running = entry;
+    entry.startedAt = performance.now();
+    record(this.#waitTimes, entry.startedAt - entry.submittedAt);
     this.#idle = this.#execute(entry).finally(() => {
+      const ran = performance.now() - entry.startedAt;
+      this.#busyMs += ran;
+      record(this.#runTimes, ran);
       this.#running = undefined;
       this.#pump();
     });
@@ -139,7 +170,7 @@ export class JobRunner {
       if (stopped()) return;
       total = steps.reduce((sum, step) => sum + tileCount(step.space), 0);
       if (job.inline) {
-        this.#stats.inline++;
+        this.#counts.inline++;
         this.#runInline(steps, entry);
       } else {
         this.#replaceDead();
@@ -250,11 +281,35 @@ export class JobRunner {
   }
 
   #spawn(): WorkerHandle {
-    this.#stats.workersStarted++;
-    return new WorkerHandle(this.#options.workerUrl, this.#options.resourceLimits);
+    this.#counts.workersStarted++;
+    const handle: WorkerHandle = new WorkerHandle(this.#options.workerUrl, this.#options.resourceLimits, (error) => {
+      // A death during a job fails that job (its caller hears); between jobs nobody would, so the pool reports
+      // it and starts the replacement now, so the next job does not pay for it.
+      if (this.#running !== undefined || this.closed) return;
+      this.#options.workerCrashed(error);
+      this.#handles = this.#handles.map((candidate) => (candidate === handle ? this.#spawn() : candidate));
+    });
+    return handle;
   }
 
   #assertOpen(): void {
     if (this.closed) throw new HpairError('POOL_CLOSED', 'the pool is closed');
   }
+}
+
+function record(histogram: RecordableHistogram, ms: number): void {
+  histogram.record(Math.max(1, Math.round(ms * 1000)));
+}
+
+function summarize(histogram: RecordableHistogram): LatencySummary {
+  if (histogram.count === 0) return { count: 0, mean: 0, p50: 0, p90: 0, p99: 0, max: 0 };
+  const ms = (us: number): number => us / 1000;
+  return {
+    count: histogram.count,
+    mean: ms(histogram.mean),
+    p50: ms(histogram.percentile(50)),
+    p90: ms(histogram.percentile(90)),
+    p99: ms(histogram.percentile(99)),
+    max: ms(histogram.max),
+  };
 }

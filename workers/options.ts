@@ -105,6 +105,22 @@ export interface PoolStats {
   readonly copiedBytes: number;
   /** Worker threads started over the pool's life (workers + replacements). */
   readonly workersStarted: number;
+  /** Run time of jobs, from their start to their settling, in ms. */
+  readonly runMs: LatencySummary;
+  /** Time jobs spent in the queue before they started, in ms. */
+  readonly waitMs: LatencySummary;
+  /** Fraction of the pool's life during which a job was running, 0…1. */
+  readonly utilization: number;
+}
+
+/** A latency distribution, in milliseconds (from a node:perf_hooks histogram at microsecond resolution). */
+export interface LatencySummary {
+  readonly count: number;
+  readonly mean: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly max: number;
 }
 
 /** The most worker threads a pool may have: beyond this, threads only add memory and contention. */

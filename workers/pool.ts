@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { HermitianEngine } from '../kernel/hermitian-engine.js';
 import type { HermitianResult } from '../kernel/hermitian-result.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
@@ -9,11 +10,24 @@ import { allocateShared } from './memory-thread.js';
 import { resolvePoolOptions, validateJobOptions, type HermitianOptions, type JobOptions, type PoolOptions, type PoolStats } from './options.js';
 import { prepareUserJob, type RunSpec } from './user-job.js';
 
+/** The events a pool emits. */
+export interface PoolEvents {
+  /**
+   * Something went wrong that no job's caller can be told: a worker died between jobs (it is replaced at
+   * once), or a job's onProgress threw (the job goes on without it). Without an 'error' listener these
+   * become process warnings (type HpairWarning), never an uncaught exception.
+   */
+  error: [error: HpairError];
+  /** The queue is empty and no job runs. */
+  drain: [];
+}
+
 /**
  * A fixed set of worker threads that runs jobs one at a time, in the order they were submitted, each
  * job on every worker: H jobs (`hermitian`) and your own kernels (`run`) alike. See createPool.
+ * `await using pool = createPool()` closes it at the end of the scope.
  */
-export class Pool {
+export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   /** Worker threads. */
   readonly size: number;
   /** The H kernel this pool runs (what `kernel: 'auto'` resolved to). A job may fall back: see its result's `kernel`. */
@@ -25,6 +39,7 @@ export class Pool {
 
   /** @param workerUrl @internal tests substitute a worker that injects faults */
   constructor(options?: PoolOptions, workerUrl = new URL('./worker.js', import.meta.url)) {
+    super();
     const resolved = readArguments('the pool options', () => resolvePoolOptions(options));
     this.#engine = new HermitianEngine({
       kernel: resolved.kernel,
@@ -41,15 +56,17 @@ export class Pool {
       maxQueue: resolved.maxQueue,
       resourceLimits: resolved.resourceLimits,
       workerUrl,
-      reportError: (error) => {
+      progressFailed: (error) => {
         const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-        process.emitWarning(`onProgress threw ${what}; the job goes on without progress calls`, { type: 'HpairWarning', code: 'HPAIR_PROGRESS_THREW' });
+        this.#report(new HpairError('CALLBACK_FAILED', `onProgress threw ${what}; the job goes on without progress calls`, { cause: error }), 'HPAIR_PROGRESS_THREW');
       },
+      workerCrashed: (error) => this.#report(error, 'HPAIR_WORKER_CRASHED'),
+      drained: () => this.emit('drain'),
     });
     this.size = this.#runner.size;
   }
 
-  /** True once close() was called. */
+  /** True once close() or destroy() was called. */
   get closed(): boolean {
     return this.#runner.closed;
   }
@@ -59,6 +76,7 @@ export class Pool {
     return this.#runner.queued;
   }
 
+  /** Counters, latency distributions and utilization since the pool started. */
   stats(): PoolStats {
     return { ...this.#runner.stats(), copiedBytes: this.#engine.copiedBytes };
   }
@@ -75,7 +93,17 @@ export class Pool {
    * `{ abort: true }` then still aborts the running job).
    */
   close(options: { abort?: boolean } = {}): Promise<void> {
-    return this.#runner.close(options.abort === true);
+    return this.#runner.close(options?.abort === true);
+  }
+
+  /** Stops at once: every job rejects with POOL_CLOSED and the threads are terminated mid-tile. */
+  destroy(): Promise<void> {
+    return this.#runner.destroy();
+  }
+
+  /** For `await using`: closes the pool, letting the running job finish. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /**
@@ -106,6 +134,11 @@ export class Pool {
       return prepareUserJob(spec);
     });
     return this.#runner.submit(job, options);
+  }
+
+  #report(error: HpairError, code: string): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    else process.emitWarning(error.message, { type: 'HpairWarning', code });
   }
 
   #assertOpen(): void {

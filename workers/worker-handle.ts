@@ -14,10 +14,13 @@ export class WorkerHandle {
   readonly #api: Remote<WorkerApi>;
   readonly #worker: Worker;
   readonly #pending = new Set<(error: HpairError) => void>();
+  readonly #onDeath: (error: HpairError) => void;
   #death: HpairError | undefined;
   #terminating = false;
 
-  constructor(url: URL, resourceLimits: ResourceLimits | undefined) {
+  /** @param onDeath called once if the thread dies unasked (not by terminate() or retire()). */
+  constructor(url: URL, resourceLimits: ResourceLimits | undefined, onDeath: (error: HpairError) => void = () => undefined) {
+    this.#onDeath = onDeath;
     this.#worker = new Worker(url, resourceLimits === undefined ? {} : { resourceLimits });
     // Idle workers must not keep the process alive; the runner refs them while a job runs.
     this.#worker.unref();
@@ -25,7 +28,7 @@ export class WorkerHandle {
     this.#worker.once('error', (error: Error) => this.#die(new HpairError('WORKER_CRASHED', `a worker thread failed: ${error.message}`, { cause: error })));
     this.#worker.once('exit', (code: number) => {
       const why = this.#terminating ? 'was terminated' : `exited with code ${code}`;
-      this.#die(new HpairError('WORKER_CRASHED', `a worker thread ${why} while running a job`));
+      this.#die(new HpairError('WORKER_CRASHED', `a worker thread ${why}`));
     });
   }
 
@@ -77,6 +80,7 @@ export class WorkerHandle {
   #die(error: HpairError): void {
     if (this.#death !== undefined) return;
     this.#death = error;
+    if (!this.#terminating) this.#onDeath(error);
     for (const reject of this.#pending) reject(error);
     this.#pending.clear();
   }

@@ -9,6 +9,8 @@ const at = Number(process.env.HPAIR_TEST_FAULT_AT ?? '3');
 const PROGRESS = 2;
 const add = Atomics.add;
 let tiles = 0;
+// A death between jobs: the thread exits on its own a while after it started, while the pool is idle.
+if (mode === 'exit-when-idle') setTimeout(() => process.exit(3), 300);
 Atomics.add = ((array: Int32Array, index: number, value: number): number => {
   if (index === PROGRESS && ++tiles === at) {
     if (mode === 'exit') process.exit(7);

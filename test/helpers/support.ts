@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
-import { createComplexMatrix, type ComplexMatrix } from 'hpair';
+import { createComplexMatrix, isHpairError, type ComplexMatrix, type HpairError } from 'hpair';
 
 export const fixturesDir = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url));
@@ -75,7 +75,9 @@ export async function rejectionCode(promise: Promise<unknown>): Promise<string> 
     await promise;
   } catch (error) {
     assert.instance(error, Error);
-    assert.is((error as Error).name, 'HpairError', `expected an HpairError, got ${String(error)}`);
+    assert.ok(isHpairError(error), `expected an HpairError, got ${String(error)}`);
+    if ((error as HpairError).code === 'ABORTED') assert.is((error as Error).name, 'AbortError');
+    else assert.is((error as Error).name, 'HpairError');
     return (error as { code: string }).code;
   }
   assert.unreachable('expected a rejection');
