@@ -1,9 +1,10 @@
 // Builds dist/: the library, its worker and the CLI as one esbuild graph (shared chunks, so
-// `new URL('./worker.js', import.meta.url)` resolves next to whichever chunk asks), the tests and
-// benchmarks against the built package, and the public .d.ts files.
+// `new URL('./worker.js', import.meta.url)` resolves next to whichever chunk asks), a CommonJS build of the
+// library for require(), the tests and benchmarks against the built package, and the public .d.ts files
+// (once for import, once for require).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { generateWat } from './kernel/wasm/generate-wat.mjs';
 
@@ -54,6 +55,18 @@ await build({
   chunkNames: 'chunk-[hash]',
 });
 
+// require('hpair'): the same library as CommonJS, beside the ESM files so that its import.meta.url (shimmed
+// from __filename) finds worker.js and the native addon where the ESM build does. Its workers are the ESM ones.
+await build({
+  ...common,
+  format: 'cjs',
+  entryPoints: { index: 'index.ts' },
+  outExtension: { '.js': '.cjs' },
+  outdir: 'dist',
+  define: { 'import.meta.url': '__hpairModuleUrl' },
+  banner: { js: "const __hpairModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
+
 // Tests and benchmarks import the package by its own name, so they exercise dist/ exactly as a user would.
 const testEntries = ['test', 'test/helpers'].flatMap((dir) =>
   readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => `${dir}/${f}`),
@@ -63,3 +76,7 @@ const benchEntries = ['main', 'memory-probe', 'vs-piscina', 'piscina-distance-wo
 await build({ ...common, entryPoints: benchEntries, outdir: 'dist/bench', external: ['hpair', 'tinybench', 'piscina'] });
 
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+// The same declarations read as CommonJS (for `require` under TypeScript's node16 resolution): a folder whose
+// package.json says so.
+cpSync('dist/types', 'dist/types-cjs', { recursive: true });
+writeFileSync('dist/types-cjs/package.json', `${JSON.stringify({ type: 'commonjs' })}\n`);

@@ -1,4 +1,7 @@
 import { availableParallelism, totalmem } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
 import type { ResourceLimits } from 'node:worker_threads';
 import type { KernelChoice } from '../kernel/kernel-names.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
@@ -54,6 +57,13 @@ export interface PoolOptions {
    * @default half of os.totalmem()
    */
   maxBytes?: number;
+  /**
+   * hpair's worker entry, as a path or file: URL: for apps that bundle hpair, whose bundle has no
+   * dist/worker.js beside it. Bundle the `hpair/worker` export as an entry of its own and name that file
+   * here (README, "Bundling").
+   * @default the worker.js beside hpair's own dist files
+   */
+  workerFile?: string | URL;
 }
 
 /** Options of `pool.hermitian` and `hermitian`. */
@@ -130,7 +140,7 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const RESOURCE_LIMITS = ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb'] as const;
 
 /** PoolOptions with every default applied, checked. */
-export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'resourceLimits'>> & Pick<PoolOptions, 'resourceLimits'>;
+export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'resourceLimits' | 'workerFile'>> & Pick<PoolOptions, 'resourceLimits'> & { workerFile: URL | undefined };
 
 export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPoolOptions {
   if (options === undefined) options = {};
@@ -143,6 +153,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
     inlineFlops = 2e6,
     kernel = 'auto',
     maxBytes = totalmem() / 2,
+    workerFile,
   } = options;
   if (!Number.isSafeInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
     throw invalid(`workers must be an integer from 1 to ${MAX_WORKERS}, got ${describe(workers)}`);
@@ -154,7 +165,21 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
   if (!(typeof inlineFlops === 'number' && inlineFlops >= 0 && !Number.isNaN(inlineFlops))) throw invalid(`inlineFlops must be a number ≥ 0, got ${describe(inlineFlops)}`);
   if (!isPositiveNumber(maxBytes)) throw invalid(`maxBytes must be a positive number, got ${describe(maxBytes)}`);
   if (typeof kernel !== 'string') throw invalid(`kernel must be a string, got ${describe(kernel)}`);
-  return { workers, schedule, maxQueue, resourceLimits: checkResourceLimits(resourceLimits), inlineFlops, kernel, maxBytes };
+  return { workers, schedule, maxQueue, resourceLimits: checkResourceLimits(resourceLimits), inlineFlops, kernel, maxBytes, workerFile: fileUrl(workerFile) };
+}
+
+/** A path or file: URL as a file: URL; the file itself is checked when a worker starts from it. */
+function fileUrl(file: string | URL | undefined): URL | undefined {
+  if (file === undefined) return undefined;
+  if (file instanceof URL) {
+    if (file.protocol !== 'file:') throw invalid(`workerFile must be a path or a file: URL, got ${file.href}`);
+    if (!existsSync(file)) throw invalid(`workerFile ${fileURLToPath(file)} does not exist`);
+    return file;
+  }
+  if (typeof file !== 'string' || file === '') throw invalid(`workerFile must be a path or a file: URL, got ${describe(file)}`);
+  const url = file.startsWith('file:') ? new URL(file) : pathToFileURL(resolve(file));
+  if (!existsSync(url)) throw invalid(`workerFile ${fileURLToPath(url)} does not exist`);
+  return url;
 }
 
 /** Node starts a worker with nonsense limits and it dies at once, job after job: refuse them here instead. */

@@ -38,7 +38,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   readonly #engine: HermitianEngine;
 
   /** @param workerUrl @internal tests substitute a worker that injects faults */
-  constructor(options?: PoolOptions, workerUrl = new URL('./worker.js', import.meta.url)) {
+  constructor(options?: PoolOptions, workerUrl?: URL) {
     super();
     const resolved = readArguments('the pool options', () => resolvePoolOptions(options));
     this.#engine = new HermitianEngine({
@@ -55,7 +55,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
       schedule: resolved.schedule,
       maxQueue: resolved.maxQueue,
       resourceLimits: resolved.resourceLimits,
-      workerUrl,
+      workerUrl: workerUrl ?? resolved.workerFile ?? new URL('./worker.js', import.meta.url),
       progressFailed: (error) => {
         const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
         this.#report(new HpairError('CALLBACK_FAILED', `onProgress threw ${what}; the job goes on without progress calls`, { cause: error }), 'HPAIR_PROGRESS_THREW');
