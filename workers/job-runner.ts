@@ -284,10 +284,11 @@ export class JobRunner {
     this.#counts.workersStarted++;
     const handle: WorkerHandle = new WorkerHandle(this.#options.workerUrl, this.#options.resourceLimits, (error) => {
       // A death during a job fails that job (its caller hears); between jobs nobody would, so the pool reports
-      // it and starts the replacement now, so the next job does not pay for it.
+      // it and starts the replacement now, so the next job does not pay for it. A thread that died before it
+      // ever answered is replaced at the next job instead: respawning at once would loop if it cannot start.
       if (this.#running !== undefined || this.closed) return;
       this.#options.workerCrashed(error);
-      this.#handles = this.#handles.map((candidate) => (candidate === handle ? this.#spawn() : candidate));
+      if (handle.healthy) this.#handles = this.#handles.map((candidate) => (candidate === handle ? this.#spawn() : candidate));
     });
     return handle;
   }

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from './worker-handle.js';
 
 /**
  * Big buffers are mapped and unmapped on a thread of their own, never on the caller's. Measured (Node 20,
@@ -53,7 +54,7 @@ let nextId = 0;
 function start(): Worker | undefined {
   if (thread !== undefined || broken) return thread;
   try {
-    const worker = new Worker(SOURCE, { eval: true });
+    const worker = startWorker(SOURCE, { eval: true });
     worker.unref();
     const registry = new FinalizationRegistry<number>((id) => {
       if (!broken) worker.postMessage({ drop: id });

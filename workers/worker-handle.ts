@@ -1,6 +1,6 @@
 import { wrap, type Remote } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { Worker, type ResourceLimits, type WorkerOptions } from 'node:worker_threads';
 import { HpairError } from '../shared/errors.js';
 import type { WorkerApi } from '../shared/protocol.js';
 
@@ -21,7 +21,7 @@ export class WorkerHandle {
   /** @param onDeath called once if the thread dies unasked (not by terminate() or retire()). */
   constructor(url: URL, resourceLimits: ResourceLimits | undefined, onDeath: (error: HpairError) => void = () => undefined) {
     this.#onDeath = onDeath;
-    this.#worker = new Worker(url, resourceLimits === undefined ? {} : { resourceLimits });
+    this.#worker = startWorker(url, resourceLimits === undefined ? {} : { resourceLimits });
     // Idle workers must not keep the process alive; the runner refs them while a job runs.
     this.#worker.unref();
     this.#api = wrap<WorkerApi>(nodeEndpoint(this.#worker));
@@ -31,6 +31,12 @@ export class WorkerHandle {
       this.#die(new HpairError('WORKER_CRASHED', `a worker thread ${why}`));
     });
   }
+
+  /** True once the thread has answered a call: it started and loaded its code. */
+  get healthy(): boolean {
+    return this.#answered;
+  }
+  #answered = false;
 
   get alive(): boolean {
     return this.#death === undefined && !this.#retired;
@@ -52,6 +58,7 @@ export class WorkerHandle {
       request(this.#api).then(
         (value) => {
           this.#pending.delete(onDeath);
+          this.#answered = true;
           resolve(value);
         },
         (error: unknown) => {
@@ -83,5 +90,23 @@ export class WorkerHandle {
     if (!this.#terminating) this.#onDeath(error);
     for (const reject of this.#pending) reject(error);
     this.#pending.clear();
+  }
+}
+
+/**
+ * A worker thread inherits the parent's Node options, and refuses some of them: `node --input-type=module -e …`
+ * would fail every worker it starts. Those are left out; options passed explicitly are validated more strictly
+ * (V8 flags are refused), so if Node still refuses the list, the worker starts with none: V8 flags are
+ * process-wide and apply to it anyway.
+ */
+export function startWorker(file: URL | string, options: WorkerOptions): Worker {
+  const refused = /^--input-type(=|$)/;
+  if (!process.execArgv.some((arg) => refused.test(arg))) return new Worker(file, options);
+  const execArgv = process.execArgv.filter((arg, i, all) => !refused.test(arg) && !(all[i - 1] === '--input-type'));
+  try {
+    return new Worker(file, { ...options, execArgv });
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw error;
+    return new Worker(file, { ...options, execArgv: [] });
   }
 }
