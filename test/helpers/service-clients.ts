@@ -166,6 +166,10 @@ export async function startServiceProcess(options: Record<string, number>): Prom
       if (match !== null) resolve(Number(match[1]));
     });
     void exited.then((code) => reject(new Error(`the service exited (${code}) before listening: ${stderr}`)));
+    setTimeout(() => reject(new Error(`the service did not say it listens within 10 s: ${stderr}`)), 10_000).unref();
+  }).catch((error: unknown) => {
+    child.kill('SIGKILL');
+    throw error;
   });
   return { process: child, port, exited, stderr: () => stderr };
 }
