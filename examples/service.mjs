@@ -13,6 +13,7 @@ const LINGER_MS = 1000;
 export const DEFAULTS = {
   maxBodyBytes: 512 * MiB, // a larger Content-Length gets 413 before any byte is read; chunked bodies stop at it
   maxOutputBytes: undefined, // H is 16·(N−1)² bytes: a larger N gets 413 from expp's header (undefined: maxBodyBytes)
+  maxOutputRatio: 1024, // nor may H be larger than this many times the body (or 1 MiB): a tiny body gets a small H
   maxMemoryBytes: undefined, // inputs and H of every open request together; past it 503 (undefined: 2·(body + output))
   headersTimeout: 10_000, // until the request's headers are in (408)
   requestTimeout: 120_000, // until the whole body is in (408)
@@ -102,9 +103,13 @@ export function createService(pool, options = {}) {
     const expp = new NpyReceiver('complex-matrix', {
       beforeAllocate: ({ shape: [N, M] }, bytes) => {
         // The rest of the body must still hold distance: at least a 10-byte prefix and M float32 values.
-        if (bytes + 10 + 4 * M > limit) throw tooLong('expp with distance', bytes + 10 + 4 * M);
+        const body = bytes + 10 + 4 * M;
+        if (body > limit) throw tooLong('expp with distance', body);
         const output = 16 * Math.max(0, N - 1) ** 2;
         if (output > maxOutputBytes) throw httpError(413, `expp has N = ${N}: H would take ${output} bytes; at most ${maxOutputBytes}`);
+        if (output > Math.max(MiB, o.maxOutputRatio * body)) {
+          throw httpError(413, `expp is ${N}×${M}: H would take ${output} bytes, over ${o.maxOutputRatio} times the ${body}-byte body`);
+        }
         reserve(job, bytes + output);
       },
     });

@@ -78,7 +78,7 @@ test('Expect: 100-continue within the limit gets 100, then the answer', async ()
 
 test('amplification: tiny bodies declaring a huge N (M = 0 or 1) get 413 from the header, before the pool', async () => {
   const jobs = pool.stats().completed + pool.stats().failed;
-  for (const [N, M] of [[8000, 0], [8000, 1], [1800, 1], [100_000, 0]]) {
+  for (const [N, M] of [[8000, 0], [8000, 1], [1800, 2], [100_000, 0]]) {
     const body = tinyBody(N, M);
     assert.ok(body.length < 400 + 24 * N * M, `${body.length} bytes`);
     const started = performance.now();
@@ -87,20 +87,31 @@ test('amplification: tiny bodies declaring a huge N (M = 0 or 1) get 413 from th
     assert.match(res.body.toString(), new RegExp(`expp has N = ${N}: H would take \\d+ bytes; at most ${48 * MiB}`));
     assert.ok(performance.now() - started < 200, `(${N}, ${M}) answered after ${(performance.now() - started).toFixed(0)} ms`);
   }
+  // Under maxOutputBytes but over maxOutputRatio times the body: H of 44 MiB from a 27 KB body.
+  for (const [N, M] of [[1701, 1], [300, 0]]) {
+    const res = await post(port, tinyBody(N, M));
+    assert.is(res.status, 413, `(${N}, ${M}): ${res.body.toString()}`);
+    assert.match(res.body.toString(), new RegExp(`expp is ${N}×${M}: H would take \\d+ bytes, over 1024 times the \\d+-byte body`));
+  }
   assert.is(pool.stats().completed + pool.stats().failed, jobs, 'a job ran');
-  // Just under the bound is served (H of 16·1700² bytes ≈ 44 MiB, all zero since M = 1).
-  const res = await post(port, tinyBody(1701, 1));
+  // Within both bounds: served (H of 16·1199² bytes = 22 MiB from a 38 KB body, 600 times it).
+  const res = await post(port, tinyBody(1200, 2));
   assert.is(res.status, 200);
-  assert.is(res.body.length, 128 + 16 * 1700 * 1700);
+  assert.is(res.body.length, 128 + 16 * 1199 * 1199);
+  // Small problems are always allowed up to 1 MiB of H, whatever the ratio.
+  assert.is((await post(port, tinyBody(256, 0))).status, 200);
   await settled();
 });
 
-test('amplification at the defaults: N = 8000 from a 200-byte body gets 413 (H would be 976 MiB > 512 MiB)', async () => {
+test('amplification at the defaults: a 200-byte body gets 413 for N = 8000 (976 MiB > 512 MiB) and N = 5793 (512 MiB)', async () => {
   const defaults = await listen({});
   try {
     const res = await post(defaults.port, tinyBody(8000, 0));
     assert.is(res.status, 413, res.body.toString());
     assert.match(res.body.toString(), /H would take 1023744016 bytes; at most 536870912/);
+    const ratio = await post(defaults.port, tinyBody(5793, 0));
+    assert.is(ratio.status, 413, ratio.body.toString().slice(0, 100));
+    assert.match(ratio.body.toString(), /H would take 536756224 bytes, over 1024 times the \d+-byte body/);
   } finally {
     await defaults.service.shutdown();
   }
