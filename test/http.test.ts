@@ -187,6 +187,7 @@ test('hostile load on the service in a child process: normal answers right, host
 
 test('SIGINT mid-load: running job and stalled upload get 503 or a closed socket; the service exits within its bound', async () => {
   const child = await startServiceProcess(CHILD_OPTIONS);
+  const signalledBase = performance.now();
   let stop = false;
   const outcomes: number[] = [];
   const normal = async (): Promise<void> => {
@@ -206,8 +207,21 @@ test('SIGINT mid-load: running job and stalled upload get 503 or a closed socket
   const head = npyBytes(`{'descr': '<c16', 'fortran_order': False, 'shape': (256, 1024), }`, new Uint8Array(1024));
   const stalled = raw(child.port, `POST / HTTP/1.1\r\nContent-Length: ${4 * MiB + 9000}`, { body: [head], giveUpMs: 8000 });
   const long = randomProblem(1400, 1600, 3); // 12.5 GFLOP, H of 31 MiB: seconds on two workers
-  const job = postTo(child.port, npyBody(long)).catch((): Answer => ({ status: 0, body: Buffer.alloc(0), headers: {} }));
-  await sleep(400);
+  let sent!: () => void;
+  const uploaded = new Promise<void>((resolve) => (sent = resolve));
+  const job = new Promise<{ status: number; text: string }>((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port: child.port, method: 'POST', path: '/' }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', () => resolve({ status: 0, text }));
+    });
+    req.on('error', () => resolve({ status: 0, text: '' }));
+    req.end(npyBody(long), sent);
+  });
+  await uploaded;
+  await sleep(300); // the body is in: the job is computing
+  console.log(`  SIGINT sent ${(performance.now() - signalledBase).toFixed(0)} ms into the test, 300 ms after the long job's body was sent`);
   const signalled = performance.now();
   child.process.kill('SIGINT');
   const code = await child.exited;
@@ -219,6 +233,7 @@ test('SIGINT mid-load: running job and stalled upload get 503 or a closed socket
   assert.ok(exitMs < CHILD_OPTIONS.shutdownTimeout + 1500, `the service took ${exitMs.toFixed(0)} ms to exit`);
   const answer = await job;
   assert.ok(answer.status === 503 || answer.status === 0, `the running job's client got ${answer.status}`);
+  if (answer.status === 503) assert.match(answer.text, /shutting down/);
   const upload = await stalled;
   assert.ok(upload.status === 503 || upload.status === 0, `the stalled upload got ${upload.status}`);
   assert.ok(upload.closedMs < Infinity, 'the stalled upload was never closed');

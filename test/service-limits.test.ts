@@ -19,7 +19,7 @@ const OPTIONS = {
   maxOutputBytes: 48 * MiB,
   maxMemoryBytes: 80 * MiB,
   headersTimeout: 400,
-  requestTimeout: 1500,
+  requestTimeout: 1000,
   idleTimeout: 400,
   writeTimeout: 400,
   jobTimeout: 20_000,
@@ -172,11 +172,11 @@ test('a stalled upload is cut off after idleTimeout; a trickling one gets 408 at
   const stalled = await raw(port, `POST / HTTP/1.1\r\nContent-Length: ${2 * MiB}`, { body: [head] });
   assert.is(stalled.status, 0, 'no answer is owed to a stalled upload');
   assert.ok(stalled.closedMs >= 350 && stalled.closedMs < 1200, `closed after ${stalled.closedMs.toFixed(0)} ms`);
-  // One byte every 100 ms is never idle for long, but the whole request has 1500 ms.
+  // One byte every 100 ms is never idle for long, but the whole request has 1000 ms.
   const pieces = Array.from({ length: 60 }, (_, i) => head.subarray(i, i + 1));
   const trickle = await raw(port, `POST / HTTP/1.1\r\nContent-Length: ${2 * MiB}`, { body: pieces, gapMs: 100 });
   assert.is(trickle.status, 408, trickle.text);
-  assert.ok(trickle.closedMs >= 1400 && trickle.closedMs < 2600, `closed after ${trickle.closedMs.toFixed(0)} ms`);
+  assert.ok(trickle.closedMs >= 950 && trickle.closedMs < 2000, `closed after ${trickle.closedMs.toFixed(0)} ms`);
   // Headers that never end: 408 at headersTimeout.
   const lines = Array.from({ length: 20 }, (_, i) => Buffer.from(`X-Slow-${i}: 1\r\n`));
   const headers = await raw(port, 'POST / HTTP/1.1\r\n', { endHeaders: false, body: lines, gapMs: 100 });
@@ -188,7 +188,7 @@ test('a stalled upload is cut off after idleTimeout; a trickling one gets 408 at
 test('a client that never reads is cut off after writeTimeout and its H released; others are served meanwhile', async () => {
   // H of 16·1199² bytes = 22 MiB each: far more than the socket buffers hold; both fit in maxMemoryBytes.
   const body = tinyBody(1200, 2);
-  const readers = [slowReader(port, body, 1600), slowReader(port, body, 1600)];
+  const readers = [slowReader(port, body, 1000), slowReader(port, body, 1000)];
   await sleep(300);
   const problem = randomProblem(20, 9, 3);
   const served = await post(port, npyBody(problem));
@@ -204,7 +204,7 @@ test('a client that never reads is cut off after writeTimeout and its H released
 test('maxMemoryBytes: requests past the budget get 503 with Retry-After; the budget comes back', async () => {
   // Each holds 46 MiB of H while its client does not read: the second does not fit in 80 MiB.
   const body = tinyBody(1737, 2);
-  const first = slowReader(port, body, 1200);
+  const first = slowReader(port, body, 900);
   await sleep(200);
   const second = await post(port, body);
   assert.is(second.status, 503, second.body.toString().slice(0, 200));
