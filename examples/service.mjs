@@ -180,6 +180,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const service = createService(pool, options);
   service.listen(Number(process.argv[2] ?? 8080), '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${service.address().port}`));
   const stop = async () => {
+    process.off('SIGINT', stop).off('SIGTERM', stop); // a second signal ends the process at once
     // A safety net only: shutdown() and pool.close() end every connection and worker well before it.
     setTimeout(() => process.exit(1), (options.shutdownTimeout ?? DEFAULTS.shutdownTimeout) + 5000).unref();
     await service.shutdown();
