@@ -109,8 +109,10 @@ export interface SlowRead {
 }
 
 /**
- * A client that sends a whole request, then does not read for `stallMs`; then reads what the server still
- * sends until it closes. A server that cut the client off delivers fewer than `declared` bytes.
+ * A client that sends a whole request, reads the first chunk of the answer (so the stall starts once the
+ * server is sending, however long the job waited in the queue), then does not read for `stallMs`; then reads
+ * what the server still sends until it closes. A server that cut the client off delivers fewer than
+ * `declared` bytes.
  */
 export function slowReader(port: number, body: Uint8Array, stallMs: number): Promise<SlowRead> {
   return new Promise((resolve) => {
@@ -129,18 +131,21 @@ export function slowReader(port: number, body: Uint8Array, stallMs: number): Pro
       const length = /content-length: (\d+)/i.exec(head);
       resolve({ status: status === null ? 0 : Number(status[1]), declared: length === null ? 0 : Number(length[1]), received: end < 0 ? 0 : all.length - end - 4 });
     };
-    socket.pause();
-    socket.on('connect', () => {
-      socket.write(`POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
-      socket.write(body);
+    socket.once('data', (first: Buffer) => {
+      chunks.push(first);
+      socket.pause();
       setTimeout(() => {
         socket.on('data', (chunk: Buffer) => chunks.push(chunk));
         socket.resume();
       }, stallMs);
     });
+    socket.on('connect', () => {
+      socket.write(`POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+      socket.write(body);
+    });
     socket.on('error', finish);
     socket.on('close', finish);
-    const giveUp = setTimeout(finish, stallMs + 10_000);
+    const giveUp = setTimeout(finish, stallMs + 30_000);
   });
 }
 
