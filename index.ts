@@ -14,6 +14,9 @@ export type { ComplexMatrixInput, InterleavedComplexMatrix, RealArray, RealVecto
 export { HpairAbortError, HpairError, isHpairError } from './shared/errors.js';
 export type { HpairErrorCode } from './shared/errors.js';
 export { parseComplexMatrixNpy, parseFloat64VectorNpy, encodeComplexMatrixNpy, encodeFloat64VectorNpy, npyFileLength } from './io/npy.js';
+export { NpyReceiver, type NpyHeader, type NpyReceiverOptions, type NpyTarget } from './io/npy-stream.js';
+export { writeComplexMatrixNpy, type WriteNpyOptions } from './io/npy-stream.js';
+export { complexMatrixNpyLength } from './io/npy-stream.js';
 export { demoProblem, checksum } from './io/demo-problem.js';
 export type { DemoProblem } from './io/demo-problem.js';
 export { defineKernel } from './shared/kernel-contract.js';

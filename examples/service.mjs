@@ -1,38 +1,190 @@
 // A service that keeps one pool and answers POST / with H as .npy. The body is two .npy files back to
-// back: expp (complex N×M), then distance (real, length M). Run: node examples/service.mjs [port]
+// back: expp (complex N×M), then distance (real, length M). Bodies stream straight into shared memory and H
+// streams out of it; every wait on a client is bounded. Run: node examples/service.mjs [port] [options as JSON]
 import { createServer } from 'node:http';
-import { createPool, encodeComplexMatrixNpy, npyFileLength, parseComplexMatrixNpy, parseFloat64VectorNpy } from 'hpair';
+import { NpyReceiver, complexMatrixNpyLength, createPool, writeComplexMatrixNpy } from 'hpair';
 
 const STATUS = { ABORTED: 499, QUEUE_FULL: 503, TOO_LARGE: 413, TIMEOUT: 504, WORKER_CRASHED: 500, POOL_CLOSED: 503 };
+const MiB = 2 ** 20;
+/** After an answer sent before the body was read, unread bytes are discarded this long, then the socket is closed. */
+const LINGER_MS = 1000;
 
-export function createService(pool, { maxBodyBytes = 512 * 2 ** 20 } = {}) {
-  return createServer(async (request, response) => {
-    const cancel = new AbortController();
-    response.on('close', () => cancel.abort()); // the client went away: stop its job
-    try {
-      if (request.method !== 'POST') throw Object.assign(new Error('POST two .npy files: expp, then distance'), { status: 405 });
-      const chunks = [];
-      let size = 0;
-      for await (const chunk of request) {
-        size += chunk.length;
-        if (size > maxBodyBytes) throw Object.assign(new Error('body too large'), { status: 413 });
-        chunks.push(chunk);
-      }
-      const body = new Uint8Array(Buffer.concat(chunks));
-      const split = npyFileLength(body);
-      const expp = parseComplexMatrixNpy(body.subarray(0, split));
-      const distance = parseFloat64VectorNpy(body.subarray(split));
-      const h = await pool.hermitian(expp, distance, { signal: cancel.signal, timeoutMs: 60_000 });
-      response.writeHead(200, { 'content-type': 'application/octet-stream' }).end(encodeComplexMatrixNpy(h));
-    } catch (error) {
-      const status = error.status ?? STATUS[error.code] ?? (error.name === 'HpairError' ? 400 : 500);
-      if (!response.headersSent && !cancel.signal.aborted) response.writeHead(status, { 'content-type': 'text/plain' }).end(`${error.message}\n`);
-    }
+/** createService's options and their defaults; times are in milliseconds. */
+export const DEFAULTS = {
+  maxBodyBytes: 512 * MiB, // a larger Content-Length gets 413 before any byte is read; chunked bodies stop at it
+  maxOutputBytes: undefined, // H is 16·(N−1)² bytes: a larger N gets 413 from expp's header (undefined: maxBodyBytes)
+  maxOutputRatio: 1024, // nor may H be larger than this many times the body (or 1 MiB): a tiny body gets a small H
+  maxMemoryBytes: undefined, // inputs and H of every open request together; past it 503 (undefined: 2·(body + output))
+  headersTimeout: 10_000, // until the request's headers are in (408)
+  requestTimeout: 120_000, // until the whole body is in (408)
+  idleTimeout: 15_000, // no byte in either direction while receiving or sending: the socket is destroyed
+  writeTimeout: 15_000, // the answer's writes blocked (a client that does not read): the socket is destroyed
+  jobTimeout: 60_000, // H's computation (504)
+  keepAliveTimeout: 5_000, // an idle keep-alive connection
+  shutdownTimeout: 5_000, // after shutdown() begins, connections still open are destroyed
+};
+
+const httpError = (status, message) => Object.assign(new Error(message), { status });
+
+export function createService(pool, options = {}) {
+  const o = { ...DEFAULTS, ...options };
+  const maxOutputBytes = o.maxOutputBytes ?? o.maxBodyBytes;
+  const maxMemoryBytes = o.maxMemoryBytes ?? 2 * (o.maxBodyBytes + maxOutputBytes);
+  const checkEvery = Math.max(10, Math.min(1000, Math.floor(Math.min(o.headersTimeout || Infinity, o.requestTimeout || Infinity) / 4)));
+  const server = createServer({
+    headersTimeout: o.headersTimeout,
+    requestTimeout: o.requestTimeout,
+    keepAliveTimeout: o.keepAliveTimeout,
+    connectionsCheckingInterval: checkEvery, // how often Node checks the two timeouts above (default 30 s)
   });
+  server.timeout = o.idleTimeout; // Node's socket inactivity timeout: destroys the socket
+  const open = new Set(); // requests being read, computed or answered
+  let held = 0; // bytes reserved by open requests
+  let closing;
+
+  /** Reserves memory for a request before it is allocated: 413 if it can never fit, 503 if not now. */
+  function reserve(job, bytes) {
+    if (job.closed) throw httpError(499, 'the client went away');
+    if (job.held + bytes > maxMemoryBytes) throw httpError(413, `the request needs ${job.held + bytes} bytes; at most ${maxMemoryBytes}`);
+    if (held + bytes > maxMemoryBytes) throw httpError(503, 'the service is busy with other requests; try again');
+    held += bytes;
+    job.held += bytes;
+  }
+
+  async function handle(request, response) {
+    const job = { phase: 'receive', cancel: new AbortController(), held: 0 };
+    open.add(job);
+    response.on('close', () => {
+      job.cancel.abort(); // the client went away or the answer is done: stop its job
+      job.closed = true;
+      open.delete(job);
+      held -= job.held;
+      if (closing !== undefined) setImmediate(() => server.closeIdleConnections());
+    });
+    try {
+      if (closing !== undefined) throw httpError(503, 'the service is shutting down');
+      if (request.method !== 'POST') throw httpError(405, 'POST two .npy files: expp, then distance');
+      const declared = request.headers['content-length'] === undefined ? undefined : Number(request.headers['content-length']);
+      if (declared > o.maxBodyBytes) throw httpError(413, `a body of ${declared} bytes; at most ${o.maxBodyBytes}`);
+      if (/100-continue/i.test(request.headers.expect ?? '')) response.writeContinue();
+      const { expp, distance } = await receive(request, declared, job);
+      job.phase = 'compute';
+      request.socket.setTimeout(0); // the connection is quiet while H is computed: not idle
+      const h = await pool.hermitian(expp, distance, { signal: job.cancel.signal, timeoutMs: o.jobTimeout });
+      job.phase = 'send';
+      request.socket.setTimeout(o.idleTimeout);
+      response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': complexMatrixNpyLength(h) });
+      await writeComplexMatrixNpy(response, h, { drainTimeoutMs: o.writeTimeout, signal: job.cancel.signal });
+      response.end();
+    } catch (failure) {
+      if (response.headersSent || response.destroyed) return void response.destroy(); // cut an answer short
+      const error = job.cancel.signal.reason?.status === undefined ? failure : job.cancel.signal.reason; // shutdown
+      const status = error.status ?? STATUS[error.code] ?? (error.name === 'HpairError' ? 400 : 500);
+      const headers = { 'content-type': 'text/plain' };
+      if (!request.complete || closing !== undefined) headers.connection = 'close';
+      if (status === 503) headers['retry-after'] = '1';
+      response.writeHead(status, headers).end(`${error.message}\n`);
+      // Bytes of the body still on their way are discarded a short while, then the socket closes.
+      if (!request.complete) response.once('finish', () => setTimeout(() => request.socket.destroy(), LINGER_MS).unref());
+    }
+  }
+
+  /**
+   * Reads the body into two NpyReceivers as it arrives. Each header is checked before anything is allocated:
+   * the sizes it declares against Content-Length (or maxBodyBytes), H's size against maxOutputBytes, and
+   * what the request would hold against maxMemoryBytes.
+   */
+  function receive(request, declared, job) {
+    const limit = declared ?? o.maxBodyBytes;
+    const tooLong = (what, bytes) =>
+      declared === undefined
+        ? httpError(413, `${what} declares ${bytes} bytes; the body may have at most ${o.maxBodyBytes}`)
+        : httpError(400, `${what} declares ${bytes} bytes but Content-Length is ${declared}`);
+    const expp = new NpyReceiver('complex-matrix', {
+      beforeAllocate: ({ shape: [N, M] }, bytes) => {
+        // The rest of the body must still hold distance: at least a 10-byte prefix and M float32 values.
+        const body = bytes + 10 + 4 * M;
+        if (body > limit) throw tooLong('expp with distance', body);
+        const output = 16 * Math.max(0, N - 1) ** 2;
+        if (output > maxOutputBytes) throw httpError(413, `expp has N = ${N}: H would take ${output} bytes; at most ${maxOutputBytes}`);
+        if (output > Math.max(MiB, o.maxOutputRatio * body)) {
+          throw httpError(413, `expp is ${N}×${M}: H would take ${output} bytes, over ${o.maxOutputRatio} times the ${body}-byte body`);
+        }
+        reserve(job, bytes + output);
+      },
+    });
+    const distance = new NpyReceiver('float64-vector', {
+      beforeAllocate: ({ shape: [length] }, bytes) => {
+        const M = expp.header.shape[1];
+        if (length !== M) throw httpError(400, `distance has length ${length} but expp has M = ${M} columns`);
+        if (expp.fileBytes + bytes > limit) throw tooLong('expp and distance', expp.fileBytes + bytes);
+        reserve(job, bytes);
+      },
+    });
+    return new Promise((resolve, reject) => {
+      const settle = (error) => {
+        request.off('data', onData).off('end', onEnd).off('error', settle).off('close', onClose);
+        job.cancel.signal.removeEventListener('abort', onAbort);
+        if (error !== undefined) return void reject(error);
+        try {
+          const matrix = expp.result(); // BAD_NPY if the body ended before expp did
+          if (distance.receivedBytes === 0) throw httpError(400, 'the body ends before distance');
+          resolve({ expp: matrix, distance: distance.result() });
+        } catch (truncated) {
+          reject(truncated);
+        }
+      };
+      const onData = (chunk) => {
+        try {
+          const rest = chunk.subarray(expp.done ? 0 : expp.push(chunk));
+          if (rest.length > 0 && distance.push(rest) < rest.length) throw httpError(400, 'bytes after distance');
+          if (expp.receivedBytes + distance.receivedBytes > limit) throw httpError(413, `the body is over ${limit} bytes`);
+        } catch (error) {
+          settle(error);
+        }
+      };
+      const onEnd = () => settle();
+      const onClose = () => settle(httpError(499, 'the client went away'));
+      const onAbort = () => settle(job.cancel.signal.reason ?? httpError(499, 'aborted'));
+      request.on('data', onData).on('end', onEnd).on('error', settle).on('close', onClose);
+      job.cancel.signal.addEventListener('abort', onAbort);
+    });
+  }
+
+  /**
+   * Stops accepting, answers 503 to uploads and jobs still running (the jobs are aborted), lets answers being
+   * sent finish, closes idle keep-alive connections, and after shutdownTimeout destroys whatever is still open.
+   * Resolves once every connection is closed. The pool is the caller's to close.
+   */
+  function shutdown() {
+    closing ??= new Promise((resolve) => {
+      const force = setTimeout(() => server.closeAllConnections(), o.shutdownTimeout);
+      server.close(() => {
+        clearTimeout(force);
+        resolve();
+      }); // also closes idle keep-alive connections
+      for (const job of open) if (job.phase !== 'send') job.cancel.abort(httpError(503, 'the service is shutting down'));
+    });
+    return closing;
+  }
+
+  server.on('request', handle);
+  server.on('checkContinue', handle); // Expect: 100-continue is answered only after Content-Length is checked
+  const stats = () => ({ requests: open.size, heldBytes: held });
+  return Object.assign(server, { shutdown, stats });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const pool = createPool();
-  const server = createService(pool).listen(Number(process.argv[2] ?? 8080), '127.0.0.1');
-  process.once('SIGINT', () => server.close(() => pool.close()));
+  const options = JSON.parse(process.argv[3] ?? '{}');
+  const service = createService(pool, options);
+  service.listen(Number(process.argv[2] ?? 8080), '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${service.address().port}`));
+  const stop = async () => {
+    process.off('SIGINT', stop).off('SIGTERM', stop); // a second signal ends the process at once
+    // A safety net only: shutdown() and pool.close() end every connection and worker well before it.
+    setTimeout(() => process.exit(1), (options.shutdownTimeout ?? DEFAULTS.shutdownTimeout) + 5000).unref();
+    await service.shutdown();
+    await pool.close({ abort: true });
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
 }

@@ -41,8 +41,17 @@ export function npyFileLength(bytes: Uint8Array): number {
   return header.dataOffset + header.shape.reduce((a, b) => a * b, 1) * ITEM_BYTES[header.kind];
 }
 
-/** Parses and checks the header; the data length must match the shape exactly (or, unless `exact`, fit). */
-export function parseNpyHeader(bytes: Uint8Array, exact = true): NpyHeader {
+/** Bytes per element of a dtype the readers accept. */
+export function npyItemBytes(kind: NpyHeader['kind']): number {
+  return ITEM_BYTES[kind];
+}
+
+/**
+ * Parses and checks the header; the data length must match the shape exactly (or, unless `exact`, fit).
+ * With `exact = 'header'`, `bytes` need only hold the header: the data is not looked at (for readers
+ * that receive it later, such as NpyReceiver).
+ */
+export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = true): NpyHeader {
   if (bytes.length < 10 || MAGIC.some((value, i) => bytes[i] !== value)) throw bad('not a .npy file (no \\x93NUMPY magic)');
   const major = bytes[6];
   if (major < 1 || major > 3) throw bad(`unsupported .npy format version ${major}.${bytes[7]}`);
@@ -64,7 +73,7 @@ export function parseNpyHeader(bytes: Uint8Array, exact = true): NpyHeader {
   for (const dim of shape) elements *= BigInt(dim);
   const expected = elements * BigInt(ITEM_BYTES[kind]);
   const present = BigInt(bytes.length - dataOffset);
-  if (exact ? expected !== present : expected > present) {
+  if (exact !== 'header' && (exact ? expected !== present : expected > present)) {
     throw bad(`.npy shape (${shape.join(', ')}) of ${fields.descr} needs ${expected} data bytes but the file has ${present}`);
   }
   return { kind, littleEndian: descr[1] !== '>', fortranOrder: fields.fortranOrder, shape, dataOffset };

@@ -1,11 +1,14 @@
 // The README's service (examples/service.mjs) on loopback: a bounded load test with every answer checked,
-// bad bodies answered 4xx, and a client that disconnects has its job aborted.
+// bad bodies answered 4xx, a client that disconnects has its job aborted; then the same load in a child
+// process alongside hostile clients (slow readers, stalled uploads, amplification, oversize Content-Length),
+// with its peak RSS bounded, and a SIGINT mid-load after which it must exit within its shutdown bound.
 import { request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPool, demoProblem, encodeComplexMatrixNpy, encodeFloat64VectorNpy, hermitianReference, parseComplexMatrixNpy, type Pool } from 'hpair';
-import { randomProblem, relativeError } from './helpers/support.js';
+import { post as postTo, raw, residentMiB, sleep, slowReader, startServiceProcess, tinyBody, type Answer } from './helpers/service-clients.js';
+import { npyBytes, randomProblem, relativeError } from './helpers/support.js';
 
 const test = suite('http');
 let pool: Pool;
@@ -84,6 +87,156 @@ test('a client that disconnects has its job aborted; the service goes on', async
   assert.is(pool.stats().failed, failedBefore + 1, 'the abandoned job was not aborted');
   const problem = randomProblem(9, 4, 2);
   assert.is((await post(npyBody(problem))).status, 200);
+});
+
+const MiB = 2 ** 20;
+/** Short timeouts, so hostile clients are cut off within a test's time. */
+const CHILD_OPTIONS = {
+  maxBodyBytes: 40 * MiB,
+  maxOutputBytes: 32 * MiB,
+  maxMemoryBytes: 160 * MiB,
+  headersTimeout: 500,
+  requestTimeout: 3000,
+  idleTimeout: 500,
+  writeTimeout: 500,
+  jobTimeout: 20_000,
+  keepAliveTimeout: 1000,
+  shutdownTimeout: 1000,
+};
+/**
+ * Peak RSS allowed for the child, in MiB: Node and two workers (~70 MiB measured idle), what maxMemoryBytes
+ * lets requests hold at once (160 MiB), socket buffers and garbage not yet collected. Before the fix, slow
+ * readers alone pinned 22 MiB each for as long as they liked.
+ */
+const RSS_BOUND_MIB = 420;
+
+/** A normal client's request k: small random problems, every fifth a larger one; the answer must be right. */
+async function normalRequest(port: number, k: number): Promise<Answer & { problem: ReturnType<typeof randomProblem> }> {
+  const problem = k % 5 === 4 ? randomProblem(200 + (k % 50), 150 + (k % 31), k) : randomProblem(5 + (k % 37), 3 + (k % 23), k);
+  return { ...(await postTo(port, npyBody(problem))), problem };
+}
+
+function assertCorrect(res: Answer & { problem: ReturnType<typeof randomProblem> }, what: string): void {
+  assert.is(res.status, 200, `${what}: ${res.body.toString().slice(0, 200)}`);
+  const h = parseComplexMatrixNpy(new Uint8Array(res.body));
+  assert.ok(relativeError(h, hermitianReference(res.problem.expp, res.problem.distance)) < 1e-12, what);
+}
+
+test('hostile load on the service in a child process: normal answers right, hostile ones 4xx or cut off, RSS bounded', async () => {
+  const child = await startServiceProcess(CHILD_OPTIONS);
+  try {
+    const idle = residentMiB(child.process.pid as number);
+    let next = 0;
+    const normal = async (): Promise<void> => {
+      while (next < 160) {
+        const k = next++;
+        assertCorrect(await normalRequest(child.port, k), `request ${k}`);
+      }
+    };
+    // Slow readers: H of 22 MiB each, not read for 1.2 s (writeTimeout is 0.5 s), then read to the end.
+    const slow = async (): Promise<void> => {
+      for (let round = 0; round < 3; round++) {
+        for (const reader of await Promise.all([0, 1, 2].map(() => slowReader(child.port, tinyBody(1200, 2), 1200)))) {
+          if (reader.status === 503) continue; // over maxMemoryBytes at that moment: refused, which is fine too
+          assert.is(reader.status, 200);
+          assert.ok(reader.received < reader.declared, `a slow reader got all ${reader.declared} bytes: it was not cut off`);
+        }
+      }
+    };
+    // Stalled uploads: Content-Length 4 MiB, expp's header and 1 KB, then nothing: cut off at idleTimeout.
+    const stalled = async (): Promise<void> => {
+      const head = npyBytes(`{'descr': '<c16', 'fortran_order': False, 'shape': (256, 1024), }`, new Uint8Array(1024));
+      for (let round = 0; round < 4; round++) {
+        for (const upload of await Promise.all([0, 1].map(() => raw(child.port, `POST / HTTP/1.1\r\nContent-Length: ${4 * MiB + 9000}`, { body: [head] })))) {
+          assert.is(upload.status, 0, upload.text);
+          assert.ok(upload.closedMs >= 450 && upload.closedMs < 1500, `a stalled upload was closed after ${upload.closedMs.toFixed(0)} ms`);
+        }
+      }
+    };
+    // Amplification: bodies of a few hundred bytes (M = 0) or 16·N (M = 1) declaring N = 8000 or more.
+    const amplification = async (): Promise<void> => {
+      for (let k = 0; k < 24; k++) {
+        const [N, M] = [[8000, 0], [8000, 1], [100_000, 0], [1500, 1]][k % 4];
+        const started = performance.now();
+        const res = await postTo(child.port, tinyBody(N, M));
+        assert.is(res.status, 413, `(${N}, ${M}): ${res.body.toString()}`);
+        assert.ok(performance.now() - started < 500, `(${N}, ${M}) answered after ${(performance.now() - started).toFixed(0)} ms`);
+      }
+    };
+    // Oversize Content-Length: 413 before any body byte is read.
+    const oversize = async (): Promise<void> => {
+      for (let k = 0; k < 10; k++) {
+        const res = await raw(child.port, `POST / HTTP/1.1\r\nContent-Length: ${2 ** 30}`, { body: [tinyBody(3, 2)] });
+        assert.is(res.status, 413, res.text);
+        assert.ok((res.firstByteMs ?? Infinity) < 500, `answered after ${res.firstByteMs} ms`);
+        assert.ok(res.closedMs < 2500, `closed after ${res.closedMs.toFixed(0)} ms`);
+      }
+    };
+    const started = performance.now();
+    await Promise.all([normal(), normal(), normal(), normal(), slow(), stalled(), amplification(), oversize()]);
+    const rss = residentMiB(child.process.pid as number);
+    console.log(`  hostile load: ${(performance.now() - started).toFixed(0)} ms; child RSS idle ${idle?.now.toFixed(0)} MiB, peak ${rss?.peak.toFixed(0)} MiB, after ${rss?.now.toFixed(0)} MiB`);
+    if (rss !== undefined) assert.ok(rss.peak <= RSS_BOUND_MIB, `the service's peak RSS was ${rss.peak.toFixed(0)} MiB (bound ${RSS_BOUND_MIB})`);
+    // Still healthy.
+    assertCorrect(await normalRequest(child.port, 7), 'after the load');
+  } finally {
+    child.process.kill('SIGKILL');
+    await child.exited;
+  }
+});
+
+test('SIGINT mid-load: running job and stalled upload get 503 or a closed socket; the service exits within its bound', async () => {
+  const child = await startServiceProcess(CHILD_OPTIONS);
+  const signalledBase = performance.now();
+  let stop = false;
+  const outcomes: number[] = [];
+  const normal = async (): Promise<void> => {
+    for (let k = 0; !stop; k++) {
+      try {
+        const res = await normalRequest(child.port, k);
+        outcomes.push(res.status);
+        if (res.status === 200) assertCorrect(res, `request ${k} during shutdown`);
+        else assert.is(res.status, 503, res.body.toString());
+      } catch {
+        outcomes.push(0); // refused or reset once the service stopped listening
+        await sleep(20);
+      }
+    }
+  };
+  const clients = [normal(), normal()];
+  const head = npyBytes(`{'descr': '<c16', 'fortran_order': False, 'shape': (256, 1024), }`, new Uint8Array(1024));
+  const stalled = raw(child.port, `POST / HTTP/1.1\r\nContent-Length: ${4 * MiB + 9000}`, { body: [head], giveUpMs: 8000 });
+  const long = randomProblem(1400, 1600, 3); // 12.5 GFLOP, H of 31 MiB: seconds on two workers
+  let sent!: () => void;
+  const uploaded = new Promise<void>((resolve) => (sent = resolve));
+  const job = new Promise<{ status: number; text: string }>((resolve) => {
+    const req = httpRequest({ host: '127.0.0.1', port: child.port, method: 'POST', path: '/' }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', () => resolve({ status: 0, text }));
+    });
+    req.on('error', () => resolve({ status: 0, text: '' }));
+    req.end(npyBody(long), sent);
+  });
+  await uploaded;
+  await sleep(300); // the body is in: the job is computing
+  console.log(`  SIGINT sent ${(performance.now() - signalledBase).toFixed(0)} ms into the test, 300 ms after the long job's body was sent`);
+  const signalled = performance.now();
+  child.process.kill('SIGINT');
+  const code = await child.exited;
+  const exitMs = performance.now() - signalled;
+  stop = true;
+  await Promise.all(clients);
+  console.log(`  SIGINT: exited ${code} after ${exitMs.toFixed(0)} ms; answers during the test: ${outcomes.filter((s) => s === 200).length} × 200, ${outcomes.filter((s) => s === 503).length} × 503, ${outcomes.filter((s) => s === 0).length} refused`);
+  assert.is(code, 0, child.stderr());
+  assert.ok(exitMs < CHILD_OPTIONS.shutdownTimeout + 1500, `the service took ${exitMs.toFixed(0)} ms to exit`);
+  const answer = await job;
+  assert.ok(answer.status === 503 || answer.status === 0, `the running job's client got ${answer.status}`);
+  if (answer.status === 503) assert.match(answer.text, /shutting down/);
+  const upload = await stalled;
+  assert.ok(upload.status === 503 || upload.status === 0, `the stalled upload got ${upload.status}`);
+  assert.ok(upload.closedMs < Infinity, 'the stalled upload was never closed');
 });
 
 test.run();

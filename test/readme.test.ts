@@ -28,9 +28,21 @@ for (const [, name, code] of examples) {
   });
 }
 
-test('the README shows examples/service.mjs exactly as it is', () => {
-  const source = readFileSync(fileURLToPath(new URL('../../examples/service.mjs', import.meta.url)), 'utf8');
-  assert.ok(readme.includes(`\`\`\`js\n${source}\`\`\``), 'README and examples/service.mjs differ');
+// A block marked <!-- excerpt: path --> quotes that file verbatim: its parts, split at lines '// …', appear in
+// the file in this order.
+const excerpts = [...readme.matchAll(/<!-- excerpt: ([\w./-]+) -->\s*```js\n([\s\S]*?)```/g)];
+
+test('the README quotes examples/service.mjs exactly as it is', () => {
+  assert.ok(excerpts.some(([, path]) => path === 'examples/service.mjs'), 'no excerpt of examples/service.mjs');
+  for (const [, path, code] of excerpts) {
+    const source = readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8');
+    let at = 0;
+    for (const part of code.split(/^\/\/ …\n/m)) {
+      const found = source.indexOf(part, at);
+      assert.ok(found >= 0, `README and ${path} differ:\n${part}`);
+      at = found + part.length;
+    }
+  }
 });
 
 test.run();
