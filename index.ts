@@ -6,6 +6,7 @@ export type { Schedule } from './shared/protocol.js';
 export { kernelStatus, kernelSupported } from './kernel/kernel-status.js';
 export type { KernelChoice, KernelVariant } from './kernel/kernel-names.js';
 export type { HermitianResult } from './kernel/hermitian-result.js';
+export type { HermitianBlock } from './kernel/hermitian-engine.js';
 export { hermitianReference } from './kernel/reference.js';
 export { hermitianFlops, hermitianJobBytes } from './kernel/hermitian-size.js';
 export { createComplexMatrix, createSharedFloat64, MAX_TYPED_ARRAY_LENGTH } from './shared/complex-matrix.js';
