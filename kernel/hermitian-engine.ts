@@ -5,7 +5,7 @@ import { NO_BAD_VALUE } from './hermitian-check.js';
 import { complexSource, realVector, type ComplexMatrixInput, type ComplexSource, type RealVectorInput } from '../shared/array-inputs.js';
 import { checkHermitianShape, nonFiniteExppError } from './hermitian-inputs.js';
 import { hermitianWork } from './hermitian-size.js';
-import type { HermitianResult } from './hermitian-result.js';
+import type { HermitianBlock, HermitianResult } from './hermitian-result.js';
 import type { HWindow } from './hermitian-tile-store.js';
 import type { IndexSpace } from '../shared/index-space.js';
 import type { HermitianVariant, KernelChoice, ScratchProvider } from './variant.js';
@@ -262,12 +262,6 @@ interface JobPlan {
   readonly maxBytes: number | undefined;
   /** hermitianWork of what the job computes: it decides whether the job runs inline. */
   readonly work: number;
-}
-
-/** A rectangle of H: rows [rows[0], rows[1]) × columns [cols[0], cols[1]). */
-export interface HermitianBlock {
-  readonly rows: readonly [number, number];
-  readonly cols: readonly [number, number];
 }
 
 function allRows(N: number): RowRanges {

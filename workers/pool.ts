@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { HermitianEngine, type HermitianBlock } from '../kernel/hermitian-engine.js';
-import type { HermitianResult } from '../kernel/hermitian-result.js';
+import { HermitianEngine } from '../kernel/hermitian-engine.js';
+import type { HermitianBlock, HermitianResult } from '../kernel/hermitian-result.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
 import type { ComplexMatrixInput, RealVectorInput } from '../shared/array-inputs.js';
 import { HpairError, readArguments } from '../shared/errors.js';
