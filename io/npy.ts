@@ -7,7 +7,8 @@ import { HpairError } from '../shared/errors.js';
  * anything is allocated, and the result is never larger than the file implies.
  *
  * Read: complex128 (`c16`), complex64 (`c8`, widened) and float64 (`f8`, imaginary part 0) as a
- * complex matrix; float64 and float32 (widened) as a vector. Either byte order, C or Fortran order.
+ * complex matrix; float64, float32 (widened) and every integer type (int8…int64, uint8…uint64, widened
+ * exactly: a 64-bit value must have |v| ≤ 2^53) as a vector. Either byte order, C or Fortran order.
  * Results are in shared memory, ready for a pool without another copy.
  * Written: complex128, little-endian, C order, format 1.0 (2.0 if the header needs it).
  */
@@ -16,9 +17,13 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 /** NumPy itself refuses headers over 10 000 bytes by default; we allow more but not unbounded. */
 const MAX_HEADER_BYTES = 1 << 20;
 
+type IntegerKind = 'i1' | 'i2' | 'i4' | 'i8' | 'u1' | 'u2' | 'u4' | 'u8';
+
 export interface NpyHeader {
-  /** Type code without byte order, e.g. `c16`, `f4`. */
-  readonly kind: 'c16' | 'c8' | 'f8' | 'f4';
+  /** Type code without byte order, e.g. `c16`, `f4`, `i8`. */
+  readonly kind: 'c16' | 'c8' | 'f8' | 'f4' | IntegerKind;
+  /** The dtype as the file spells it, e.g. `<c16`: for messages. */
+  readonly descr: string;
   readonly littleEndian: boolean;
   readonly fortranOrder: boolean;
   readonly shape: readonly number[];
@@ -26,7 +31,15 @@ export interface NpyHeader {
   readonly dataOffset: number;
 }
 
-const ITEM_BYTES = { c16: 16, c8: 8, f8: 8, f4: 4 } as const;
+const ITEM_BYTES = { c16: 16, c8: 8, f8: 8, f4: 4, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8 } as const;
+const DTYPE_NAMES: Record<NpyHeader['kind'], string> = {
+  c16: 'complex128', c8: 'complex64', f8: 'float64', f4: 'float32',
+  i1: 'int8', i2: 'int16', i4: 'int32', i8: 'int64', u1: 'uint8', u2: 'uint16', u4: 'uint32', u8: 'uint64',
+};
+/** What each reader accepts, as every refusal states it. */
+export const ACCEPTED_COMPLEX = 'complex128, complex64, float64';
+export const ACCEPTED_REAL = 'float64, float32, integers';
+const ACCEPTED_ANY = 'complex128, complex64, float64, float32, integers';
 
 function bad(message: string): HpairError {
   return new HpairError('BAD_NPY', message);
@@ -49,9 +62,10 @@ export function npyItemBytes(kind: NpyHeader['kind']): number {
 /**
  * Parses and checks the header; the data length must match the shape exactly (or, unless `exact`, fit).
  * With `exact = 'header'`, `bytes` need only hold the header: the data is not looked at (for readers
- * that receive it later, such as NpyReceiver).
+ * that receive it later, such as NpyReceiver). `accepted` names the dtypes the caller reads, for the
+ * message when the dtype is not one we know.
  */
-export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = true): NpyHeader {
+export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = true, accepted = ACCEPTED_ANY): NpyHeader {
   if (bytes.length < 10 || MAGIC.some((value, i) => bytes[i] !== value)) throw bad('not a .npy file (no \\x93NUMPY magic)');
   const major = bytes[6];
   if (major < 1 || major > 3) throw bad(`unsupported .npy format version ${major}.${bytes[7]}`);
@@ -65,8 +79,8 @@ export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = tr
   const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(prefix, dataOffset));
   const fields = parseHeaderDict(text);
 
-  const descr = /^([<>|])(c16|c8|f8|f4)$/.exec(fields.descr);
-  if (descr === null) throw bad(`unsupported dtype '${fields.descr}' (expected complex128, complex64, float64 or float32)`);
+  const descr = /^([<>|])(c16|c8|f8|f4|[iu][1248])$/.exec(fields.descr);
+  if (descr === null) throw unsupported(fields.descr, accepted);
   const kind = descr[2] as NpyHeader['kind'];
   const shape = fields.shape;
   let elements = 1n;
@@ -76,12 +90,19 @@ export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = tr
   if (exact !== 'header' && (exact ? expected !== present : expected > present)) {
     throw bad(`.npy shape (${shape.join(', ')}) of ${fields.descr} needs ${expected} data bytes but the file has ${present}`);
   }
-  return { kind, littleEndian: descr[1] !== '>', fortranOrder: fields.fortranOrder, shape, dataOffset };
+  return { kind, descr: fields.descr, littleEndian: descr[1] !== '>', fortranOrder: fields.fortranOrder, shape, dataOffset };
+}
+
+function unsupported(descr: string, accepted: string): HpairError {
+  const known = /^[<>|]([a-z]\d+)$/.exec(descr)?.[1];
+  const name = known !== undefined && known in DTYPE_NAMES ? `${DTYPE_NAMES[known as NpyHeader['kind']]}; ` : '';
+  return bad(`unsupported dtype '${descr}' (${name}accepted: ${accepted})`);
 }
 
 /** Reads an N×M complex matrix (c16, c8 or f8) into shared memory. */
 export function parseComplexMatrixNpy(bytes: Uint8Array): ComplexMatrix {
-  const header = parseNpyHeader(bytes);
+  const header = parseNpyHeader(bytes, true, ACCEPTED_COMPLEX);
+  if (header.kind !== 'c16' && header.kind !== 'c8' && header.kind !== 'f8') throw unsupported(header.descr, ACCEPTED_COMPLEX);
   if (header.shape.length !== 2) throw bad(`expected a 2-D array, got shape (${header.shape.join(', ')})`);
   const [rows, cols] = header.shape;
   const out = createComplexMatrix(rows, cols);
@@ -102,29 +123,54 @@ export function parseComplexMatrixNpy(bytes: Uint8Array): ComplexMatrix {
       } else if (kind === 'c16') {
         out.data[to] = view.getFloat64(at, littleEndian);
         out.data[to + 1] = view.getFloat64(at + 8, littleEndian);
-      } else if (kind === 'c8') {
+      } else {
         out.data[to] = view.getFloat32(at, littleEndian);
         out.data[to + 1] = view.getFloat32(at + 4, littleEndian);
-      } else {
-        throw bad(`expected complex128, complex64 or float64 for a complex matrix, got float32`);
       }
     }
   }
   return out;
 }
 
-/** Reads a 1-D real vector (f8 or f4) into shared memory. */
+/**
+ * Reads a 1-D real vector into shared memory: float64, float32 (widened), or any integer type (widened
+ * exactly; a 64-bit integer outside ±2^53 has no exact float64, so the first such value is refused).
+ */
 export function parseFloat64VectorNpy(bytes: Uint8Array): Float64Array {
-  const header = parseNpyHeader(bytes);
-  if (header.shape.length !== 1) throw bad(`expected a 1-D array, got shape (${header.shape.join(', ')})`);
+  const header = parseNpyHeader(bytes, true, ACCEPTED_REAL);
   const { kind, littleEndian, dataOffset } = header;
-  if (kind !== 'f8' && kind !== 'f4') throw bad(`expected float64 or float32 for a real vector, got ${kind === 'c16' ? 'complex128' : 'complex64'}`);
+  if (kind === 'c16' || kind === 'c8') throw unsupported(header.descr, ACCEPTED_REAL);
+  if (header.shape.length !== 1) throw bad(`expected a 1-D array, got shape (${header.shape.join(', ')})`);
   const [length] = header.shape;
   const out = createSharedFloat64(length);
   const view = new DataView(bytes.buffer, bytes.byteOffset + dataOffset, bytes.byteLength - dataOffset);
-  for (let i = 0; i < length; i++) out[i] = kind === 'f8' ? view.getFloat64(8 * i, littleEndian) : view.getFloat32(4 * i, littleEndian);
+  if (kind === 'i8' || kind === 'u8') {
+    const limit = 2n ** 53n;
+    for (let i = 0; i < length; i++) {
+      const value = kind === 'i8' ? view.getBigInt64(8 * i, littleEndian) : view.getBigUint64(8 * i, littleEndian);
+      if (value > limit || value < -limit) {
+        throw bad(`element ${i} of the ${DTYPE_NAMES[kind]} array is ${value}, which has no exact float64 (integers must have |v| ≤ 2^53)`);
+      }
+      out[i] = Number(value);
+    }
+    return out;
+  }
+  const read = READ_REAL[kind];
+  for (let i = 0; i < length; i++) out[i] = read(view, i, littleEndian);
   return out;
 }
+
+/** Element i of a float or an integer array of at most 32 bits: every such value is exactly a float64. */
+const READ_REAL: Record<Exclude<NpyHeader['kind'], 'c16' | 'c8' | 'i8' | 'u8'>, (view: DataView, i: number, le: boolean) => number> = {
+  f8: (view, i, le) => view.getFloat64(8 * i, le),
+  f4: (view, i, le) => view.getFloat32(4 * i, le),
+  i1: (view, i) => view.getInt8(i),
+  u1: (view, i) => view.getUint8(i),
+  i2: (view, i, le) => view.getInt16(2 * i, le),
+  u2: (view, i, le) => view.getUint16(2 * i, le),
+  i4: (view, i, le) => view.getInt32(4 * i, le),
+  u4: (view, i, le) => view.getUint32(4 * i, le),
+};
 
 /** The header of a little-endian complex128 C-order array of this shape, padded to 64 bytes as NumPy does. */
 export function complexNpyHeader(shape: readonly number[]): Uint8Array {
