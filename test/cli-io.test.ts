@@ -296,7 +296,7 @@ test('a FIFO input with no writer fails after --fifo-timeout (IO_ERROR, exit 2),
   assert.ok(run.ms > 400 && run.ms < 10_000, `took ${run.ms} ms`);
 });
 
-test('FIFO inputs whose writers come late and in either order are read (process substitution, named pipes)', async () => {
+test('FIFO inputs whose writers come early, late, and in either order are read (process substitution, named pipes)', async () => {
   const exppFifo = fifo('late-expp.fifo');
   const distanceFifo = fifo('late-distance.fifo');
   // The writer feeds --distance first, then --expp (a .npz, picked by key): reading one before the other would deadlock.
@@ -305,6 +305,13 @@ test('FIFO inputs whose writers come late and in either order are read (process 
   const run = await cli(['compute', '--expp', `${exppFifo}:expp`, '--distance', distanceFifo, '--out', out], { env: { UV_THREADPOOL_SIZE: '1' } });
   writer.kill();
   assert.is(run.code, 0, run.stderr);
+  assertH(readFileSync(out));
+  // A writer already waiting in open() when hpair opens the FIFO.
+  const early = shell(`cat "${f('case_odd_expp.npy')}" > "${exppFifo}"`);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const first = await cli(['compute', '--expp', exppFifo, '--distance', f('case_odd_distance.npy'), '--out', out]);
+  early.kill();
+  assert.is(first.code, 0, first.stderr);
   assertH(readFileSync(out));
 });
 
