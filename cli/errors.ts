@@ -13,6 +13,7 @@ const USER_ERRORS = new Set<HpairErrorCode>([
   'EMPTY_INPUT',
   'NON_FINITE',
   'ZERO_DISTANCE',
+  'OVERFLOW',
   'BAD_NPY',
   'IO_ERROR',
   'TOO_LARGE',

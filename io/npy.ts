@@ -36,10 +36,18 @@ const DTYPE_NAMES: Record<NpyHeader['kind'], string> = {
   c16: 'complex128', c8: 'complex64', f8: 'float64', f4: 'float32',
   i1: 'int8', i2: 'int16', i4: 'int32', i8: 'int64', u1: 'uint8', u2: 'uint16', u4: 'uint32', u8: 'uint64',
 };
-/** What each reader accepts, as every refusal states it. */
-export const ACCEPTED_COMPLEX = 'complex128, complex64, float64';
-export const ACCEPTED_REAL = 'float64, float32, integers';
-const ACCEPTED_ANY = 'complex128, complex64, float64, float32, integers';
+
+/** The dtypes a reader accepts, and how its refusals name them. */
+export interface NpyDtypes {
+  readonly kinds: readonly NpyHeader['kind'][];
+  readonly names: string;
+}
+const INTEGER_KINDS: readonly IntegerKind[] = ['i1', 'i2', 'i4', 'i8', 'u1', 'u2', 'u4', 'u8'];
+export const COMPLEX_DTYPES: NpyDtypes = { kinds: ['c16', 'c8', 'f8'], names: 'complex128, complex64, float64' };
+export const REAL_DTYPES: NpyDtypes = { kinds: ['f8', 'f4', ...INTEGER_KINDS], names: 'float64, float32, integers' };
+/** parseNpyHeader's default: the float and complex dtypes (readers that widen integers ask for them). */
+export const FLOAT_DTYPES: NpyDtypes = { kinds: ['c16', 'c8', 'f8', 'f4'], names: 'complex128, complex64, float64, float32' };
+const ANY_DTYPES: NpyDtypes = { kinds: [...FLOAT_DTYPES.kinds, ...INTEGER_KINDS], names: 'complex128, complex64, float64, float32, integers' };
 
 function bad(message: string): HpairError {
   return new HpairError('BAD_NPY', message);
@@ -50,7 +58,7 @@ function bad(message: string): HpairError {
  * sent back to back. Throws BAD_NPY if the header is bad or the data is cut short.
  */
 export function npyFileLength(bytes: Uint8Array): number {
-  const header = parseNpyHeader(bytes, false);
+  const header = parseNpyHeader(bytes, false, ANY_DTYPES);
   return header.dataOffset + header.shape.reduce((a, b) => a * b, 1) * ITEM_BYTES[header.kind];
 }
 
@@ -62,10 +70,10 @@ export function npyItemBytes(kind: NpyHeader['kind']): number {
 /**
  * Parses and checks the header; the data length must match the shape exactly (or, unless `exact`, fit).
  * With `exact = 'header'`, `bytes` need only hold the header: the data is not looked at (for readers
- * that receive it later, such as NpyReceiver). `accepted` names the dtypes the caller reads, for the
- * message when the dtype is not one we know.
+ * that receive it later, such as NpyReceiver). Any dtype outside `accepted` is refused with a message
+ * that names what is accepted.
  */
-export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = true, accepted = ACCEPTED_ANY): NpyHeader {
+export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = true, accepted: NpyDtypes = FLOAT_DTYPES): NpyHeader {
   if (bytes.length < 10 || MAGIC.some((value, i) => bytes[i] !== value)) throw bad('not a .npy file (no \\x93NUMPY magic)');
   const major = bytes[6];
   if (major < 1 || major > 3) throw bad(`unsupported .npy format version ${major}.${bytes[7]}`);
@@ -80,7 +88,7 @@ export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = tr
   const fields = parseHeaderDict(text);
 
   const descr = /^([<>|])(c16|c8|f8|f4|[iu][1248])$/.exec(fields.descr);
-  if (descr === null) throw unsupported(fields.descr, accepted);
+  if (descr === null || !accepted.kinds.includes(descr[2] as NpyHeader['kind'])) throw unsupported(fields.descr, accepted.names);
   const kind = descr[2] as NpyHeader['kind'];
   const shape = fields.shape;
   let elements = 1n;
@@ -101,8 +109,7 @@ function unsupported(descr: string, accepted: string): HpairError {
 
 /** Reads an N×M complex matrix (c16, c8 or f8) into shared memory. */
 export function parseComplexMatrixNpy(bytes: Uint8Array): ComplexMatrix {
-  const header = parseNpyHeader(bytes, true, ACCEPTED_COMPLEX);
-  if (header.kind !== 'c16' && header.kind !== 'c8' && header.kind !== 'f8') throw unsupported(header.descr, ACCEPTED_COMPLEX);
+  const header = parseNpyHeader(bytes, true, COMPLEX_DTYPES);
   if (header.shape.length !== 2) throw bad(`expected a 2-D array, got shape (${header.shape.join(', ')})`);
   const [rows, cols] = header.shape;
   const out = createComplexMatrix(rows, cols);
@@ -137,9 +144,9 @@ export function parseComplexMatrixNpy(bytes: Uint8Array): ComplexMatrix {
  * exactly; a 64-bit integer outside ±2^53 has no exact float64, so the first such value is refused).
  */
 export function parseFloat64VectorNpy(bytes: Uint8Array): Float64Array {
-  const header = parseNpyHeader(bytes, true, ACCEPTED_REAL);
+  const header = parseNpyHeader(bytes, true, REAL_DTYPES);
   const { kind, littleEndian, dataOffset } = header;
-  if (kind === 'c16' || kind === 'c8') throw unsupported(header.descr, ACCEPTED_REAL);
+  if (kind === 'c16' || kind === 'c8') throw unsupported(header.descr, REAL_DTYPES.names); // for the type checker: refused above
   if (header.shape.length !== 1) throw bad(`expected a 1-D array, got shape (${header.shape.join(', ')})`);
   const [length] = header.shape;
   const out = createSharedFloat64(length);
