@@ -1,5 +1,6 @@
 import { createComplexMatrix, createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
+import { decodeComplexElements, decodeRealElements, type ComplexKind } from './npy-elements.js';
 
 /**
  * NumPy `.npy` files (format versions 1.0, 2.0 and 3.0), read strictly: files come from users and
@@ -120,22 +121,7 @@ export function parseComplexMatrixNpy(bytes: Uint8Array): ComplexMatrix {
     return out;
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset + dataOffset, bytes.byteLength - dataOffset);
-  const item = ITEM_BYTES[kind];
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const at = (fortranOrder ? c * rows + r : r * cols + c) * item;
-      const to = 2 * (r * cols + c);
-      if (kind === 'f8') {
-        out.data[to] = view.getFloat64(at, littleEndian);
-      } else if (kind === 'c16') {
-        out.data[to] = view.getFloat64(at, littleEndian);
-        out.data[to + 1] = view.getFloat64(at + 8, littleEndian);
-      } else {
-        out.data[to] = view.getFloat32(at, littleEndian);
-        out.data[to + 1] = view.getFloat32(at + 4, littleEndian);
-      }
-    }
-  }
+  decodeComplexElements(view, 0, rows * cols, 0, { kind: kind as ComplexKind, littleEndian, fortranOrder }, rows, cols, out.data);
   return out;
 }
 
@@ -151,33 +137,9 @@ export function parseFloat64VectorNpy(bytes: Uint8Array): Float64Array {
   const [length] = header.shape;
   const out = createSharedFloat64(length);
   const view = new DataView(bytes.buffer, bytes.byteOffset + dataOffset, bytes.byteLength - dataOffset);
-  if (kind === 'i8' || kind === 'u8') {
-    const limit = 2n ** 53n;
-    for (let i = 0; i < length; i++) {
-      const value = kind === 'i8' ? view.getBigInt64(8 * i, littleEndian) : view.getBigUint64(8 * i, littleEndian);
-      if (value > limit || value < -limit) {
-        throw bad(`element ${i} of the ${DTYPE_NAMES[kind]} array is ${value}, which has no exact float64 (integers must have |v| ≤ 2^53)`);
-      }
-      out[i] = Number(value);
-    }
-    return out;
-  }
-  const read = READ_REAL[kind];
-  for (let i = 0; i < length; i++) out[i] = read(view, i, littleEndian);
+  decodeRealElements(view, 0, length, 0, kind, littleEndian, out);
   return out;
 }
-
-/** Element i of a float or an integer array of at most 32 bits: every such value is exactly a float64. */
-const READ_REAL: Record<Exclude<NpyHeader['kind'], 'c16' | 'c8' | 'i8' | 'u8'>, (view: DataView, i: number, le: boolean) => number> = {
-  f8: (view, i, le) => view.getFloat64(8 * i, le),
-  f4: (view, i, le) => view.getFloat32(4 * i, le),
-  i1: (view, i) => view.getInt8(i),
-  u1: (view, i) => view.getUint8(i),
-  i2: (view, i, le) => view.getInt16(2 * i, le),
-  u2: (view, i, le) => view.getUint16(2 * i, le),
-  i4: (view, i, le) => view.getInt32(4 * i, le),
-  u4: (view, i, le) => view.getUint32(4 * i, le),
-};
 
 /** The header of a little-endian complex128 C-order array of this shape, padded to 64 bytes as NumPy does. */
 export function complexNpyHeader(shape: readonly number[]): Uint8Array {
