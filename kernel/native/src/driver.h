@@ -1,0 +1,208 @@
+/* The loop framework (BLIS style), shared by every architecture path: packing, blocking, the triangle, the
+ * 3M combination and the mirrored store. A path file includes this once, after enabling its ISA with a target
+ * pragma and defining:
+ *
+ *   HP_MR, HP_NR   the micro-tile (HP_MR even; HP_NR a multiple of 4)
+ *   HP_UKR         its micro-kernel, an hpair_ukr_fn
+ *   HP_TILE        the name to give this path's tile function
+ *
+ * and nothing else differs between paths. Every floating-point operation here (differences, the division by
+ * distance, Ar + Ai, Br − Bi, the combination) is an exactly rounded IEEE operation whatever the vector width,
+ * and each element of P1..P3 is one FMA chain in k order in every micro-kernel, so all paths give the same
+ * bits.
+ *
+ * Math (3M, as zgemm3m): A[r,k] = expp[r,k+1] − expp[N−1,k+1], B = A / distance[k+1] (true division),
+ *   P1 = Ar·Brᵀ, P2 = Ai·Biᵀ, P3 = (Ar + Ai)·(Br − Bi)ᵀ,  H = (P1 + P2) + i·((P3 − P1) + P2).
+ *
+ * Loops for one tile (rows [i0, i1), columns [j0, j1) of H, lower triangle only):
+ *   for each k block of length ≤ kc:
+ *     pack B: the tile's columns × k block, planes Br, Bi, Br − Bi, as nr-wide micro-panels
+ *     for each block of mc rows:
+ *       pack A: those rows × k block, planes Ar, Ai, Ar + Ai, as mr-tall micro-panels
+ *       for each plane q: for each nr column panel: for each mr row panel reaching the lower triangle:
+ *         micro-kernel into Pq (the first k block starts from 0, later ones continue from Pq)
+ *   combine P1..P3 into H and its mirror, with an exactly real diagonal.
+ * Packs are padded with zero rows to mr / nr multiples, so the micro-kernel has no edge cases. */
+#ifndef HP_MR
+#error "define HP_MR, HP_NR, HP_UKR and HP_TILE before including driver.h"
+#endif
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernel.h"
+
+#if HP_MR % 2 != 0 || HP_NR % 4 != 0
+#error "driver.h packs rows in pairs: HP_MR must be even and HP_NR a multiple of 4"
+#endif
+
+#define HP_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define HP_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Stores v01 = [row jj, row jj+1 at k | the same at k+1] and v23 (k+2, k+3) into a k-major micro-panel of
+ * width w: 16 bytes per k. */
+static inline void hp_store4(double *dst, size_t w, __m256d v01, __m256d v23) {
+  _mm_storeu_pd(dst, _mm256_castpd256_pd128(v01));
+  _mm_storeu_pd(dst + w, _mm256_extractf128_pd(v01, 1));
+  _mm_storeu_pd(dst + 2 * w, _mm256_castpd256_pd128(v23));
+  _mm_storeu_pd(dst + 3 * w, _mm256_extractf128_pd(v23, 1));
+}
+
+/* Packs expp rows [r0, r0 + rows) (rows beyond `rows` up to `padded` become zeros), k block [kb, kb + kc), into
+ * three planes of micro-panels of width w: panel p, k, row jj at p·kc·w + k·w + jj. DIVIDE packs B (Br, Bi,
+ * Br − Bi), otherwise A (Ar, Ai, Ar + Ai).
+ *
+ * Full panels go four k at a time, two rows at a time: a row's interleaved values x0 = [re im re im] (k, k+1)
+ * and x1 (k+2, k+3), minus the reference row, give by unpacklo/unpackhi of the two rows
+ * [re(a,k) re(b,k) | re(a,k+1) re(b,k+1)] and the same for im: exactly the 16-byte pieces of the micro-panel,
+ * so one shuffle per output vector. The last, partial panel and the k remainder go element by element; both
+ * forms are the same IEEE operations on the same values. */
+static inline __attribute__((always_inline)) void hp_pack(const double *expp, const double *distance, size_t N,
+                                                         size_t M, size_t r0, size_t rows, size_t padded, size_t kb,
+                                                         size_t kc, size_t w, const int DIVIDE, double *p0,
+                                                         double *p1, double *p2) {
+  const double *ref = expp + 2 * (N - 1) * M;
+  const size_t m0 = kb + 1; /* the k block's first column of expp */
+  const size_t k4 = kc & ~(size_t)3;
+  for (size_t p = 0; p * w < padded; p++) {
+    double *q0 = p0 + p * kc * w, *q1 = p1 + p * kc * w, *q2 = p2 + p * kc * w;
+    const int full = p * w + w <= rows;
+    const double *row0 = expp + 2 * (r0 + p * w) * M;
+    size_t k = 0;
+    if (full) {
+      for (; k < k4; k += 4) {
+        const size_t m = m0 + k;
+        const __m256d ra = _mm256_loadu_pd(ref + 2 * m), rb = _mm256_loadu_pd(ref + 2 * m + 4);
+        __m256d d01 = ra, d23 = rb;
+        if (DIVIDE) {
+          const __m256d d = _mm256_loadu_pd(distance + m);
+          d01 = _mm256_permute4x64_pd(d, 0x50); /* [d(k) d(k) d(k+1) d(k+1)] */
+          d23 = _mm256_permute4x64_pd(d, 0xfa);
+        }
+        for (size_t jj = 0; jj < w; jj += 2) {
+          const double *ea = row0 + 2 * (jj * M + m), *eb = ea + 2 * M;
+          const __m256d a0 = _mm256_sub_pd(_mm256_loadu_pd(ea), ra), a1 = _mm256_sub_pd(_mm256_loadu_pd(ea + 4), rb);
+          const __m256d b0 = _mm256_sub_pd(_mm256_loadu_pd(eb), ra), b1 = _mm256_sub_pd(_mm256_loadu_pd(eb + 4), rb);
+          __m256d re01 = _mm256_unpacklo_pd(a0, b0), im01 = _mm256_unpackhi_pd(a0, b0);
+          __m256d re23 = _mm256_unpacklo_pd(a1, b1), im23 = _mm256_unpackhi_pd(a1, b1);
+          if (DIVIDE) {
+            re01 = _mm256_div_pd(re01, d01);
+            im01 = _mm256_div_pd(im01, d01);
+            re23 = _mm256_div_pd(re23, d23);
+            im23 = _mm256_div_pd(im23, d23);
+          }
+          const __m256d s01 = DIVIDE ? _mm256_sub_pd(re01, im01) : _mm256_add_pd(re01, im01);
+          const __m256d s23 = DIVIDE ? _mm256_sub_pd(re23, im23) : _mm256_add_pd(re23, im23);
+          hp_store4(q0 + k * w + jj, w, re01, re23);
+          hp_store4(q1 + k * w + jj, w, im01, im23);
+          hp_store4(q2 + k * w + jj, w, s01, s23);
+        }
+      }
+    }
+    for (; k < kc; k++) {
+      const size_t m = m0 + k;
+      for (size_t jj = 0; jj < w; jj++) {
+        double xr = 0, xi = 0;
+        if (p * w + jj < rows) {
+          const double *e = row0 + 2 * (jj * M + m);
+          xr = e[0] - ref[2 * m];
+          xi = e[1] - ref[2 * m + 1];
+          if (DIVIDE) {
+            xr = xr / distance[m];
+            xi = xi / distance[m];
+          }
+        }
+        q0[k * w + jj] = xr;
+        q1[k * w + jj] = xi;
+        q2[k * w + jj] = DIVIDE ? xr - xi : xr + xi;
+      }
+    }
+  }
+}
+
+static void hp_pack_a(const double *expp, size_t N, size_t M, size_t r0, size_t rows, size_t padded, size_t kb,
+                      size_t kc, double *p0, double *p1, double *p2) {
+  hp_pack(expp, NULL, N, M, r0, rows, padded, kb, kc, HP_MR, 0, p0, p1, p2);
+}
+
+static void hp_pack_b(const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
+                      size_t padded, size_t kb, size_t kc, double *p0, double *p1, double *p2) {
+  hp_pack(expp, distance, N, M, r0, rows, padded, kb, kc, HP_NR, 1, p0, p1, p2);
+}
+
+/* Writes the tile's entries (i, j), j ≤ i, from P1..P3 (row stride ld, origin (r0, c0)) into H and the mirror
+ * H[j, i] = conj(H[i, j]); the diagonal's imaginary part is exactly 0. Rows go in blocks of 8, so the mirror's
+ * stores for one column j fill 8 consecutive complex values (two cache lines) instead of one per line. */
+static void hp_combine(double *h, size_t n, const double *P1, const double *P2, const double *P3, size_t ld,
+                       size_t r0, size_t r1, size_t c0, size_t c1) {
+  for (size_t ib = r0; ib < r1; ib += 8) {
+    const size_t ie = HP_MIN(ib + 8, r1);
+    for (size_t i = ib; i < ie; i++) {
+      const size_t jend = HP_MIN(c1, i + 1);
+      const double *x1 = P1 + (i - r0) * ld - c0, *x2 = P2 + (i - r0) * ld - c0, *x3 = P3 + (i - r0) * ld - c0;
+      double *out = h + 2 * i * n;
+      for (size_t j = c0; j < jend; j++) {
+        out[2 * j] = x1[j] + x2[j];
+        out[2 * j + 1] = (x3[j] - x1[j]) + x2[j];
+      }
+      if (jend == i + 1) out[2 * i + 1] = 0; /* the diagonal */
+    }
+    const size_t jend = HP_MIN(c1, ie - 1);
+    for (size_t j = c0; j < jend; j++) {
+      double *out = h + 2 * j * n;
+      for (size_t i = HP_MAX(ib, j + 1); i < ie; i++) {
+        out[2 * i] = h[2 * (i * n + j)];
+        out[2 * i + 1] = -h[2 * (i * n + j) + 1];
+      }
+    }
+  }
+}
+
+static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc) {
+  const size_t N = t->N, M = t->M, n = N - 1, K = M - 1;
+  /* Rows above j0 and columns from i1 on hold no lower-triangle entry of this tile. */
+  const size_t i0 = HP_MAX(t->i0, t->j0), i1 = t->i1, j0 = t->j0, j1 = HP_MIN(t->j1, t->i1);
+  if (i0 >= i1 || j0 >= j1) return 0;
+  const size_t rows = i1 - i0, cols = j1 - j0;
+  const size_t prow = (rows + HP_MR - 1) / HP_MR * HP_MR, pcol = (cols + HP_NR - 1) / HP_NR * HP_NR;
+  mc = HP_MIN(mc, prow);
+  const size_t kcmax = HP_MAX((size_t)1, HP_MIN((size_t)HPAIR_KC, K));
+  if (hpair_scratch_reserve(s, 3 * mc * kcmax, 3 * pcol * kcmax, 3 * prow * pcol)) return -1;
+  double *const P[3] = {s->p, s->p + prow * pcol, s->p + 2 * prow * pcol};
+  if (K == 0) memset(s->p, 0, 3 * prow * pcol * sizeof(double));
+
+  for (size_t kb = 0; kb < K; kb += HPAIR_KC) {
+    const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
+    const int accumulate = kb > 0;
+    double *const Bq[3] = {s->b, s->b + pcol * kc, s->b + 2 * pcol * kc};
+    hp_pack_b(t->expp, t->distance, N, M, j0, cols, pcol, kb, kc, Bq[0], Bq[1], Bq[2]);
+    for (size_t ic = 0; ic < prow; ic += mc) {
+      const size_t mcur = HP_MIN(mc, prow - ic);
+      const size_t top = i0 + ic; /* the block's first row of H */
+      double *const Aq[3] = {s->a, s->a + mcur * kc, s->a + 2 * mcur * kc};
+      hp_pack_a(t->expp, N, M, top, HP_MIN(mcur, rows - ic), mcur, kb, kc, Aq[0], Aq[1], Aq[2]);
+      for (int q = 0; q < 3; q++) {
+        for (size_t jr = 0; jr < pcol; jr += HP_NR) {
+          /* Micro-tiles reaching the lower triangle: rows [top + ir, top + ir + HP_MR) with j0 + jr < top + ir + HP_MR. */
+          const size_t gj = j0 + jr;
+          size_t ir = 0;
+          if (gj + 1 > top + HP_MR) ir = (gj + 1 - HP_MR - top + HP_MR - 1) / HP_MR * HP_MR;
+          const double *b = Bq[q] + jr * kc;
+          double *c = P[q] + (ic + ir) * pcol + jr;
+          for (; ir < mcur; ir += HP_MR, c += HP_MR * pcol) {
+            if (ir + HP_MR < mcur) {
+              /* the next micro-tile's C, so the next call's first FMAs need not wait for it */
+              const char *next = (const char *)(c + HP_MR * pcol);
+              for (int r = 0; r < HP_MR; r++)
+                for (int x = 0; x < HP_NR * 8; x += 64) _mm_prefetch(next + r * pcol * 8 + x, _MM_HINT_T0);
+            }
+            HP_UKR(kc, Aq[q] + ir * kc, b, c, pcol, accumulate);
+          }
+        }
+      }
+    }
+  }
+  hp_combine(t->h, n, P[0], P[1], P[2], pcol, i0, i1, j0, j1);
+  return 0;
+}
