@@ -49,9 +49,9 @@ static inline void hp_store4(double *dst, size_t w, __m256d v01, __m256d v23) {
   _mm_storeu_pd(dst + 3 * w, _mm256_extractf128_pd(v23, 1));
 }
 
-/* Packs expp rows [r0, r0 + rows) (rows beyond `rows` up to `padded` become zeros), k block [kb, kb + kc), into
- * three planes of micro-panels of width w: panel p, k, row jj at p·kc·w + k·w + jj. DIVIDE packs B (Br, Bi,
- * Br − Bi), otherwise A (Ar, Ai, Ar + Ai).
+/* Packs micro-panels [pb, pe) of expp rows r0, r0 + 1, … (rows from r0 + `rows` on become zeros), k block
+ * [kb, kb + kc), into three planes of micro-panels of width w: panel p, k, row jj at p·kc·w + k·w + jj. DIVIDE
+ * packs B (Br, Bi, Br − Bi), otherwise A (Ar, Ai, Ar + Ai).
  *
  * Full panels go four k at a time, two rows at a time: a row's interleaved values x0 = [re im re im] (k, k+1)
  * and x1 (k+2, k+3), minus the reference row, give by unpacklo/unpackhi of the two rows
@@ -59,13 +59,13 @@ static inline void hp_store4(double *dst, size_t w, __m256d v01, __m256d v23) {
  * so one shuffle per output vector. The last, partial panel and the k remainder go element by element; both
  * forms are the same IEEE operations on the same values. */
 static inline __attribute__((always_inline)) void hp_pack(const double *expp, const double *distance, size_t N,
-                                                         size_t M, size_t r0, size_t rows, size_t padded, size_t kb,
-                                                         size_t kc, size_t w, const int DIVIDE, double *p0,
+                                                         size_t M, size_t r0, size_t rows, size_t pb, size_t pe,
+                                                         size_t kb, size_t kc, size_t w, const int DIVIDE, double *p0,
                                                          double *p1, double *p2) {
   const double *ref = expp + 2 * (N - 1) * M;
   const size_t m0 = kb + 1; /* the k block's first column of expp */
   const size_t k4 = kc & ~(size_t)3;
-  for (size_t p = 0; p * w < padded; p++) {
+  for (size_t p = pb; p < pe; p++) {
     double *q0 = p0 + p * kc * w, *q1 = p1 + p * kc * w, *q2 = p2 + p * kc * w;
     const int full = p * w + w <= rows;
     const double *row0 = expp + 2 * (r0 + p * w) * M;
@@ -80,7 +80,35 @@ static inline __attribute__((always_inline)) void hp_pack(const double *expp, co
           d01 = _mm256_permute4x64_pd(d, 0x50); /* [d(k) d(k) d(k+1) d(k+1)] */
           d23 = _mm256_permute4x64_pd(d, 0xfa);
         }
-        for (size_t jj = 0; jj < w; jj += 2) {
+        size_t jj = 0;
+        if (w % 4 == 0) {
+          /* Four rows at a time, whole 32-byte k-rows of the micro-panel (aligned: w·8 is a multiple of 32 and the
+           * planes start 64-byte aligned). perm2f128 pairs the same k of rows (a, c) and (b, d), and
+           * unpacklo/unpackhi then give [re(a) re(b) re(c) re(d)] and the same for im. */
+          for (; jj < w; jj += 4) {
+            const double *ea = row0 + 2 * (jj * M + m), *eb = ea + 2 * M, *ec = eb + 2 * M, *ed = ec + 2 * M;
+            const __m256d a0 = _mm256_sub_pd(_mm256_loadu_pd(ea), ra), a1 = _mm256_sub_pd(_mm256_loadu_pd(ea + 4), rb);
+            const __m256d b0 = _mm256_sub_pd(_mm256_loadu_pd(eb), ra), b1 = _mm256_sub_pd(_mm256_loadu_pd(eb + 4), rb);
+            const __m256d c0 = _mm256_sub_pd(_mm256_loadu_pd(ec), ra), c1 = _mm256_sub_pd(_mm256_loadu_pd(ec + 4), rb);
+            const __m256d d0 = _mm256_sub_pd(_mm256_loadu_pd(ed), ra), d1 = _mm256_sub_pd(_mm256_loadu_pd(ed + 4), rb);
+            for (int u = 0; u < 4; u++) {
+              const __m256d xa = u < 2 ? a0 : a1, xb = u < 2 ? b0 : b1, xc = u < 2 ? c0 : c1, xd = u < 2 ? d0 : d1;
+              const __m256d ac = (u & 1) ? _mm256_permute2f128_pd(xa, xc, 0x31) : _mm256_permute2f128_pd(xa, xc, 0x20);
+              const __m256d bd = (u & 1) ? _mm256_permute2f128_pd(xb, xd, 0x31) : _mm256_permute2f128_pd(xb, xd, 0x20);
+              __m256d re = _mm256_unpacklo_pd(ac, bd), im = _mm256_unpackhi_pd(ac, bd);
+              if (DIVIDE) {
+                const __m256d dk = _mm256_broadcast_sd(distance + m + u);
+                re = _mm256_div_pd(re, dk);
+                im = _mm256_div_pd(im, dk);
+              }
+              const size_t at = (k + u) * w + jj;
+              _mm256_storeu_pd(q0 + at, re);
+              _mm256_storeu_pd(q1 + at, im);
+              _mm256_storeu_pd(q2 + at, DIVIDE ? _mm256_sub_pd(re, im) : _mm256_add_pd(re, im));
+            }
+          }
+        }
+        for (; jj < w; jj += 2) {
           const double *ea = row0 + 2 * (jj * M + m), *eb = ea + 2 * M;
           const __m256d a0 = _mm256_sub_pd(_mm256_loadu_pd(ea), ra), a1 = _mm256_sub_pd(_mm256_loadu_pd(ea + 4), rb);
           const __m256d b0 = _mm256_sub_pd(_mm256_loadu_pd(eb), ra), b1 = _mm256_sub_pd(_mm256_loadu_pd(eb + 4), rb);
@@ -121,14 +149,14 @@ static inline __attribute__((always_inline)) void hp_pack(const double *expp, co
   }
 }
 
-static void hp_pack_a(const double *expp, size_t N, size_t M, size_t r0, size_t rows, size_t padded, size_t kb,
+static void hp_pack_a(const double *expp, size_t N, size_t M, size_t r0, size_t rows, size_t pb, size_t pe, size_t kb,
                       size_t kc, double *p0, double *p1, double *p2) {
-  hp_pack(expp, NULL, N, M, r0, rows, padded, kb, kc, HP_MR, 0, p0, p1, p2);
+  hp_pack(expp, NULL, N, M, r0, rows, pb, pe, kb, kc, HP_MR, 0, p0, p1, p2);
 }
 
 static void hp_pack_b(const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
-                      size_t padded, size_t kb, size_t kc, double *p0, double *p1, double *p2) {
-  hp_pack(expp, distance, N, M, r0, rows, padded, kb, kc, HP_NR, 1, p0, p1, p2);
+                      size_t pb, size_t pe, size_t kb, size_t kc, double *p0, double *p1, double *p2) {
+  hp_pack(expp, distance, N, M, r0, rows, pb, pe, kb, kc, HP_NR, 1, p0, p1, p2);
 }
 
 /* Writes the tile's entries (i, j), j ≤ i, from P1..P3 (row stride ld, origin (r0, c0)) into H and the mirror
@@ -176,14 +204,17 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc) {
     const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
     const int accumulate = kb > 0;
     double *const Bq[3] = {s->b, s->b + pcol * kc, s->b + 2 * pcol * kc};
-    hp_pack_b(t->expp, t->distance, N, M, j0, cols, pcol, kb, kc, Bq[0], Bq[1], Bq[2]);
     for (size_t ic = 0; ic < prow; ic += mc) {
       const size_t mcur = HP_MIN(mc, prow - ic);
       const size_t top = i0 + ic; /* the block's first row of H */
       double *const Aq[3] = {s->a, s->a + mcur * kc, s->a + 2 * mcur * kc};
-      hp_pack_a(t->expp, N, M, top, HP_MIN(mcur, rows - ic), mcur, kb, kc, Aq[0], Aq[1], Aq[2]);
       for (int q = 0; q < 3; q++) {
         for (size_t jr = 0; jr < pcol; jr += HP_NR) {
+          /* Each micro-panel is packed (all three planes) just before its first use: B's on the first pass over the
+           * rows (ic = 0, q = 0), A's on the first column panel (q = 0, jr = 0, which reaches every row panel since
+           * j0 ≤ top). Reading expp then overlaps with the micro-kernels' arithmetic, and a fresh panel is in cache
+           * when it is first used. */
+          if (ic == 0 && q == 0) hp_pack_b(t->expp, t->distance, N, M, j0, cols, jr / HP_NR, jr / HP_NR + 1, kb, kc, Bq[0], Bq[1], Bq[2]);
           /* Micro-tiles reaching the lower triangle: rows [top + ir, top + ir + HP_MR) with j0 + jr < top + ir + HP_MR. */
           const size_t gj = j0 + jr;
           size_t ir = 0;
@@ -191,6 +222,7 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc) {
           const double *b = Bq[q] + jr * kc;
           double *c = P[q] + (ic + ir) * pcol + jr;
           for (; ir < mcur; ir += HP_MR, c += HP_MR * pcol) {
+            if (q == 0 && jr == 0) hp_pack_a(t->expp, N, M, top, rows - ic, ir / HP_MR, ir / HP_MR + 1, kb, kc, Aq[0], Aq[1], Aq[2]);
             if (ir + HP_MR < mcur) {
               /* the next micro-tile's C, so the next call's first FMAs need not wait for it */
               const char *next = (const char *)(c + HP_MR * pcol);

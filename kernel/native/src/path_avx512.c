@@ -21,11 +21,14 @@
 #define MR 12
 #define NR 16
 
-/* Row i of the micro-tile for one k: C[i, 0..7] and C[i, 8..15] += a[k·12 + i] · b[k·16 ..]. */
+/* Row i of the micro-tile for one k: C[i, 0..7] and C[i, 8..15] += a[k·12 + i] · b[k·16 ..].
+ * The empty asm statements emit nothing: as in the AVX2 path, they keep the broadcast and the two B vectors live
+ * to their last FMA so that every FMA accumulates in place (vfmadd231pd), with no register shuffling. */
 #define ROW(i, o)                                          \
   x = _mm512_set1_pd(a[(o) * MR + (i)]);                   \
   c##i##_0 = _mm512_fmadd_pd(x, b0, c##i##_0);             \
-  c##i##_1 = _mm512_fmadd_pd(x, b1, c##i##_1);
+  c##i##_1 = _mm512_fmadd_pd(x, b1, c##i##_1);             \
+  __asm__("" : : "v"(x));
 #define STEP(o)                                            \
   {                                                        \
     const __m512d b0 = _mm512_loadu_pd(b + (o) * NR);      \
@@ -33,6 +36,7 @@
     __m512d x;                                             \
     ROW(0, o) ROW(1, o) ROW(2, o) ROW(3, o) ROW(4, o) ROW(5, o) \
     ROW(6, o) ROW(7, o) ROW(8, o) ROW(9, o) ROW(10, o) ROW(11, o) \
+    __asm__("" : : "v"(b0), "v"(b1));                      \
   }
 #define LOAD(i) c##i##_0 = _mm512_loadu_pd(c + (i) * ldc); c##i##_1 = _mm512_loadu_pd(c + (i) * ldc + 8);
 #define STORE(i) _mm512_storeu_pd(c + (i) * ldc, c##i##_0); _mm512_storeu_pd(c + (i) * ldc + 8, c##i##_1);
