@@ -16,12 +16,13 @@
  *
  * Loops for one tile (rows [i0, i1), columns [j0, j1) of H, lower triangle only):
  *   for each k block of length ≤ kc:
- *     pack B: the tile's columns × k block, planes Br, Bi, Br − Bi, as nr-wide micro-panels
  *     for each block of mc rows:
- *       pack A: those rows × k block, planes Ar, Ai, Ar + Ai, as mr-tall micro-panels
  *       for each plane q: for each nr column panel: for each mr row panel reaching the lower triangle:
- *         micro-kernel into Pq (the first k block starts from 0, later ones continue from Pq)
+ *         micro-kernel into Pq (the first k block starts from 0, later ones continue each element's FMA chain)
  *   combine P1..P3 into H and its mirror, with an exactly real diagonal.
+ * B (the tile's columns × k block; planes Br, Bi, Br − Bi; nr-wide micro-panels) is packed at the start of each
+ * k block, A (the block's rows × k block; planes Ar, Ai, Ar + Ai; mr-tall micro-panels) at the start of each row
+ * block. (Packing each micro-panel just before its first use instead measured the same.)
  * Packs are padded with zero rows to mr / nr multiples, so the micro-kernel has no edge cases. */
 #ifndef HP_MR
 #error "define HP_MR, HP_NR, HP_UKR and HP_TILE before including driver.h"
@@ -204,17 +205,14 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc) {
     const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
     const int accumulate = kb > 0;
     double *const Bq[3] = {s->b, s->b + pcol * kc, s->b + 2 * pcol * kc};
+    hp_pack_b(t->expp, t->distance, N, M, j0, cols, 0, pcol / HP_NR, kb, kc, Bq[0], Bq[1], Bq[2]);
     for (size_t ic = 0; ic < prow; ic += mc) {
       const size_t mcur = HP_MIN(mc, prow - ic);
       const size_t top = i0 + ic; /* the block's first row of H */
       double *const Aq[3] = {s->a, s->a + mcur * kc, s->a + 2 * mcur * kc};
+      hp_pack_a(t->expp, N, M, top, rows - ic, 0, mcur / HP_MR, kb, kc, Aq[0], Aq[1], Aq[2]);
       for (int q = 0; q < 3; q++) {
         for (size_t jr = 0; jr < pcol; jr += HP_NR) {
-          /* Each micro-panel is packed (all three planes) just before its first use: B's on the first pass over the
-           * rows (ic = 0, q = 0), A's on the first column panel (q = 0, jr = 0, which reaches every row panel since
-           * j0 ≤ top). Reading expp then overlaps with the micro-kernels' arithmetic, and a fresh panel is in cache
-           * when it is first used. */
-          if (ic == 0 && q == 0) hp_pack_b(t->expp, t->distance, N, M, j0, cols, jr / HP_NR, jr / HP_NR + 1, kb, kc, Bq[0], Bq[1], Bq[2]);
           /* Micro-tiles reaching the lower triangle: rows [top + ir, top + ir + HP_MR) with j0 + jr < top + ir + HP_MR. */
           const size_t gj = j0 + jr;
           size_t ir = 0;
@@ -222,7 +220,6 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc) {
           const double *b = Bq[q] + jr * kc;
           double *c = P[q] + (ic + ir) * pcol + jr;
           for (; ir < mcur; ir += HP_MR, c += HP_MR * pcol) {
-            if (q == 0 && jr == 0) hp_pack_a(t->expp, N, M, top, rows - ic, ir / HP_MR, ir / HP_MR + 1, kb, kc, Aq[0], Aq[1], Aq[2]);
             if (ir + HP_MR < mcur) {
               /* the next micro-tile's C, so the next call's first FMAs need not wait for it */
               const char *next = (const char *)(c + HP_MR * pcol);
