@@ -94,10 +94,10 @@ test('info() lists both paths with their shapes, whether they run here and why n
 // ---- the micro-kernels alone ----
 
 for (const name of paths) {
-  test(`${name}: the micro-kernel alone matches a double loop, k = 0…257, storing and accumulating`, () => {
-    const { mr, nr } = shape(name);
+  test(`${name}: the micro-kernel alone matches a double loop, k = 0…257 and kc, storing and accumulating`, () => {
+    const { mr, nr, kc } = shape(name);
     const next = seeded(11);
-    for (const k of [0, 1, 2, 3, 4, 5, 7, 256, 257]) {
+    for (const k of [...new Set([0, 1, 2, 3, 4, 5, 7, kc, kc + 1, 256, 257])]) {
       for (const accumulate of [false, true]) {
         const a = Float64Array.from({ length: k * mr }, next);
         const b = Float64Array.from({ length: k * nr }, next);
