@@ -211,7 +211,7 @@ for (const name of paths) {
 
 test('avx512 and avx2 give the same bits', () => {
   if (!(paths.includes('avx512') && paths.includes('avx2'))) {
-    console.log(`  note: skipped, this CPU runs ${paths.length ? paths.join(' and ') : 'no native path'} only`);
+    console.log(`  note: skipped, ${paths.length ? `this CPU runs ${paths.join(' and ')} only` : 'no native path runs here'}`);
     return;
   }
   for (const [N, M] of [[38, 300], [131, 261], [97, 530]] as Array<[number, number]>) {
