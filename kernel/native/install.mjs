@@ -62,7 +62,10 @@ try {
   const log = `${run.stdout ?? ''}${run.stderr ?? ''}`;
   const addon = path.join(buildDir, 'Release/hpair_native.node');
   if (run.error || run.status !== 0 || !existsSync(addon)) {
-    const firstError = log.split('\n').find((line) => /\berror\b/i.test(line) && !/^gyp ERR! (stack|System|command|cwd|node -v|node-gyp -v|not ok)/.test(line));
+    const lines = log.split('\n');
+    const firstError =
+      (lines.some((line) => line.startsWith('gyp ERR! find Python')) ? 'node-gyp found no usable Python' : undefined) ??
+      lines.find((line) => /\berror\b/i.test(line) && !/^gyp ERR! (stack|System|command|cwd|node -v|node-gyp -v|not ok)/.test(line));
     const why = run.error ? (run.error.code ?? run.error.message) : `exit ${run.status}`;
     skip(oneLine(`node-gyp failed (${why})${firstError ? `: ${firstError}` : ''}; see ${path.join(relative, 'build/build.log')}`), log);
   }
