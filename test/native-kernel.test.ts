@@ -236,6 +236,31 @@ test('avx512 and avx2 give the same bits', () => {
   for (let i = 0; i < mr; i++) for (let j = 0; j < nr; j++) assert.is(c2[i * nr + j], c512[i * 16 + j]);
 });
 
+test('the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the AVX2 path\'s bits', async () => {
+  // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, on any AVX2 machine.
+  if (!paths.includes('avx2') || !hasCompiler()) {
+    console.log('  note: skipped, needs the avx2 path and a C compiler');
+    return;
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), 'hpair-check-'));
+  try {
+    const cc = (process.env.CC || 'cc').trim().split(/\s+/);
+    const exe = path.join(dir, 'driver-12x16');
+    const src = path.join(nativeDir, 'src');
+    const run = (file: string, args: string[]) =>
+      new Promise<{ code: number; out: string }>((resolve) =>
+        execFile(file, args, { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, out: `${stdout}${stderr}` })),
+      );
+    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, path.join(nativeDir, 'check/driver-12x16.c'), path.join(src, 'path_avx2.c'), path.join(src, 'scratch.c'), '-lm', '-o', exe]);
+    assert.is(build.code, 0, build.out);
+    const result = await run(exe, []);
+    assert.is(result.code, 0, result.out);
+    assert.ok(result.out.trim().split('\n').every((line) => line.endsWith('bit-identical')), result.out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // ---- argument checks ----
 
 function throwsNative(call: () => void, kind: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor, what: string): void {
