@@ -59,17 +59,18 @@ test('the addon is built and loads wherever it can be (x86-64 with a C compiler)
 test('loadNativeAddon() finds the same addon, or says in one line why not', () => {
   const load = loadNativeAddon();
   if (addon) {
-    assert.ok(load.addon, 'reason' in load ? load.reason : '');
+    assert.ok(load.addon, load.reason);
     assert.equal(load.addon!.info(), info);
+    assert.is(loadNativeAddon(), load, 'loaded once');
   } else {
-    assert.ok(!load.addon && 'reason' in load && load.reason.length > 0 && !load.reason.includes('\n'));
+    assert.ok(load.addon === undefined && load.reason.length > 0 && !load.reason.includes('\n'), load.reason);
   }
   const saved = process.env.HPAIR_NATIVE_ADDON;
   process.env.HPAIR_NATIVE_ADDON = path.join(tmpdir(), 'no-such-dir', 'hpair_native.node');
   try {
     const missing = loadNativeAddon();
-    assert.is(missing.addon, undefined);
-    assert.ok('reason' in missing && missing.reason.includes('no-such-dir') && !missing.reason.includes('\n'), JSON.stringify(missing));
+    if (missing.addon !== undefined) assert.unreachable('loaded a file that does not exist');
+    else assert.ok(missing.reason.includes('no-such-dir') && !missing.reason.includes('\n'), missing.reason);
   } finally {
     if (saved === undefined) delete process.env.HPAIR_NATIVE_ADDON;
     else process.env.HPAIR_NATIVE_ADDON = saved;
@@ -131,7 +132,8 @@ function tiled(name: NativePathName, expp: ComplexMatrix, distance: Float64Array
   const h = new Float64Array(new SharedArrayBuffer(16 * n * n)).fill(NaN);
   for (let i0 = 0; i0 < n; i0 += tile) {
     for (let j0 = 0; j0 <= i0; j0 += tile) {
-      addon!.hermitianTile(name, expp.data, distance, h, N, expp.cols, i0, Math.min(n, i0 + tile), j0, Math.min(n, j0 + tile));
+      const bad = addon!.hermitianTile(name, expp.data, distance, h, N, expp.cols, i0, Math.min(n, i0 + tile), j0, Math.min(n, j0 + tile));
+      if (bad !== -1) assert.unreachable(`tile (${i0}, ${j0}) reported a non-finite entry at ${bad}`);
     }
   }
   return { rows: n, cols: n, data: h };
@@ -156,7 +158,7 @@ for (const name of paths) {
     }
   });
 
-  test(`${name}: a tile writes exactly its lower-triangle entries and their mirrors, nothing else`, () => {
+  test(`${name}: a tile writes exactly its lower-triangle entries and their mirrors inside the window, nothing else`, () => {
     const N = 41;
     const M = 23;
     const n = N - 1;
@@ -166,21 +168,78 @@ for (const name of paths) {
     const tiles: Array<[number, number, number, number]> = [
       [3, 20, 7, 25], [0, n, 0, n], [10, 11, 10, 11], [10, 11, 0, 40], [0, 40, 39, 40], [5, 9, 20, 30], [7, 7, 0, 5], [12, 30, 4, 4], [33, 40, 1, 2],
     ];
-    for (const [i0, i1, j0, j1] of tiles) {
-      const h = new Float64Array(2 * n * n).fill(NaN);
-      addon!.hermitianTile(name, expp.data, distance, h, N, M, i0, i1, j0, j1);
-      for (let i = 0; i < n; i++) {
-        for (let j = 0; j < n; j++) {
-          const lower = i >= i0 && i < i1 && j >= j0 && j < j1 && j <= i;
-          const mirror = j >= i0 && j < i1 && i >= j0 && i < j1 && i <= j;
-          const at = 2 * (i * n + j);
-          if (lower || mirror) {
-            if (h[at] !== full.data[at] || h[at + 1] !== full.data[at + 1]) assert.unreachable(`tile ${[i0, i1, j0, j1]}: (${i}, ${j}) is ${h[at]}, ${h[at + 1]}`);
-          } else if (!Number.isNaN(h[at]) || !Number.isNaN(h[at + 1])) {
-            assert.unreachable(`tile ${[i0, i1, j0, j1]} wrote (${i}, ${j}) outside its entries`);
+    // The whole H, and windows (r0, c0, rows, cols) across the diagonal, off it, thin, single, empty.
+    const windows: Array<[number, number, number, number]> = [[0, 0, n, n], [5, 3, 10, 20], [20, 0, 20, 40], [0, 35, 40, 5], [17, 17, 1, 1], [39, 0, 1, 40], [8, 30, 0, 4]];
+    for (const [r0, c0, rows, cols] of windows) {
+      for (const [i0, i1, j0, j1] of tiles) {
+        const h = new Float64Array(2 * rows * cols).fill(NaN);
+        const bad = addon!.hermitianTile(name, expp.data, distance, h, N, M, i0, i1, j0, j1, r0, c0, rows, cols);
+        assert.is(bad, -1);
+        for (let i = r0; i < r0 + rows; i++) {
+          for (let j = c0; j < c0 + cols; j++) {
+            const lower = i >= i0 && i < i1 && j >= j0 && j < j1 && j <= i;
+            const mirror = j >= i0 && j < i1 && i >= j0 && i < j1 && i <= j;
+            const at = 2 * ((i - r0) * cols + (j - c0));
+            const want = 2 * (i * n + j);
+            const where = `window ${[r0, c0, rows, cols]} tile ${[i0, i1, j0, j1]}: (${i}, ${j})`;
+            if (lower || mirror) {
+              if (h[at] !== full.data[want] || h[at + 1] !== full.data[want + 1]) assert.unreachable(`${where} is ${h[at]}, ${h[at + 1]}`);
+            } else if (!Number.isNaN(h[at]) || !Number.isNaN(h[at + 1])) {
+              assert.unreachable(`${where} was written`);
+            }
           }
         }
       }
+    }
+  });
+
+  test(`${name}: every tile of a grid, stored through a window, gives that block of H bit for bit`, () => {
+    const N = 53;
+    const M = 47;
+    const n = N - 1;
+    const { expp, distance } = randomProblem(N, M, 12);
+    const full = tiled(name, expp, distance, 16);
+    for (const [r0, c0, rows, cols] of [[3, 9, 30, 17], [40, 0, 12, 52], [0, 30, 25, 22]]) {
+      const h = new Float64Array(2 * rows * cols).fill(NaN);
+      for (let i0 = 0; i0 < n; i0 += 7) {
+        for (let j0 = 0; j0 <= i0; j0 += 7) addon!.hermitianTile(name, expp.data, distance, h, N, M, i0, Math.min(n, i0 + 7), j0, Math.min(n, j0 + 7), r0, c0, rows, cols);
+      }
+      const block = new Float64Array(2 * rows * cols);
+      for (let i = 0; i < rows; i++) block.set(full.data.subarray(2 * ((r0 + i) * n + c0), 2 * ((r0 + i) * n + c0 + cols)), 2 * i * cols);
+      assertBitIdentical(h, block, `window ${[r0, c0, rows, cols]}`);
+    }
+  });
+
+  test(`${name}: an H that overflows from finite inputs is reported (first non-finite entry of the tile)`, () => {
+    const N = 40;
+    const M = 9;
+    const n = N - 1;
+    for (const spoil of ['tiny distance', 'huge expp'] as const) {
+      const { expp, distance } = randomProblem(N, M, 6);
+      if (spoil === 'tiny distance') distance[4] = 1e-310; // subnormal: B = A / d overflows
+      else expp.data[2 * (13 * M + 2)] = 1e200; // row 13: its products overflow
+      const h = new Float64Array(2 * n * n);
+      let reported = 0;
+      for (let i0 = 0; i0 < n; i0 += 8) {
+        for (let j0 = 0; j0 <= i0; j0 += 8) {
+          const [i1, j1] = [Math.min(n, i0 + 8), Math.min(n, j0 + 8)];
+          const bad = addon!.hermitianTile(name, expp.data, distance, h, N, M, i0, i1, j0, j1);
+          // The first entry (row-major, j ≤ i) of this tile that is not finite, as stored.
+          let first = -1;
+          for (let i = i0; i < i1 && first < 0; i++) {
+            for (let j = j0; j < Math.min(j1, i + 1); j++) {
+              const at = 2 * (i * n + j);
+              if (!(Number.isFinite(h[at]) && Number.isFinite(h[at + 1]))) {
+                first = i * n + j;
+                break;
+              }
+            }
+          }
+          assert.is(bad, first, `${spoil}, tile (${i0}, ${j0})`);
+          if (bad >= 0) reported++;
+        }
+      }
+      assert.ok(reported > 0, `${spoil}: some tile reports the overflow`);
     }
   });
 
@@ -310,6 +369,11 @@ test('every bad argument throws (TypeError, RangeError or Error, code ERR_HPAIR_
     throwsNative(tile(name, e, d, h, N, M, 3, 2, 0, n), RangeError, 'i0 > i1');
     throwsNative(bad(9, n + 1), RangeError, 'j1 > N − 1');
     throwsNative(tile(name, e, d, h, N, M, 0, n, 3, 2), RangeError, 'j0 > j1');
+    throwsNative(tile(...ok, 0), TypeError, 'a window needs all of r0, c0, rows, cols');
+    throwsNative(tile(...ok, 0, 0, 2, '2'), TypeError, 'window cols a string');
+    throwsNative(tile(...ok, 3, 0, 2, 2), RangeError, 'window rows past N − 1');
+    throwsNative(tile(...ok, 0, 1, 2, n), RangeError, 'window columns past N − 1');
+    throwsNative(tile(name, e, d, new Float64Array(2 * 2 * 3 - 1), N, M, 0, n, 0, n, 1, 1, 2, 3), RangeError, 'h shorter than its window');
   }
   throwsNative(tile(), TypeError, 'no arguments');
   for (const p of info!.paths.filter((x) => !x.supported)) {

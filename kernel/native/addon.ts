@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The two architecture paths; which ones run here is in `info().paths`. */
 export type NativePathName = 'avx512' | 'avx2';
+export type NativePath = NativePathName;
 
 export interface NativePathInfo {
   readonly name: NativePathName;
@@ -38,10 +39,16 @@ export interface NativeAddon {
   /** Index of the first NaN or ±Infinity in values[start, end), or −1. */
   scanNonFinite(values: Float64Array, start: number, end: number): number;
   /**
-   * Computes H[i, j] for the tile's rows [i0, i1) and columns [j0, j1) with j ≤ i, and writes each with its
-   * mirror H[j, i] = conj(H[i, j]) into h ((N−1)×(N−1) complex, interleaved), the diagonal exactly real.
-   * expp is N×M complex (interleaved), distance has M values; bounds lie in [0, N−1]. Results do not depend on
-   * the tile grid, and are the same bits on every path.
+   * Computes H[i, j] for the tile's rows [i0, i1) and columns [j0, j1) with j ≤ i, and stores each with its
+   * mirror H[j, i] = conj(H[i, j]) (the diagonal exactly real) into h, in place. expp is N×M complex
+   * (interleaved), distance has M values; tile bounds lie in [0, N−1]. Results do not depend on the tile grid,
+   * and are the same bits on every path.
+   *
+   * h is the whole (N−1)×(N−1) H (complex, interleaved), or, with the optional window, rows [r0, r0 + rows) ×
+   * columns [c0, c0 + cols) of H, row stride `cols`: entries and mirrors outside the window are not stored.
+   *
+   * Returns −1, or (N−1)·i + j of the first entry of the tile (row-major, j ≤ i) that came out non-finite from
+   * finite inputs (an overflow: |expp| near 1e154 or more, a subnormal distance); it is stored as computed.
    */
   hermitianTile(
     path: NativePathName,
@@ -54,7 +61,11 @@ export interface NativeAddon {
     i1: number,
     j0: number,
     j1: number,
-  ): void;
+    r0?: number,
+    c0?: number,
+    rows?: number,
+    cols?: number,
+  ): number;
   /**
    * That path's micro-kernel alone: c[i·nr + j] (+)= Σ_{k} a[k·mr + i] · b[k·nr + j], one fused multiply-add
    * chain per element in k order, starting from c when `accumulate`, from 0 otherwise.
@@ -62,7 +73,7 @@ export interface NativeAddon {
   microKernel(path: NativePathName, k: number, a: Float64Array, b: Float64Array, c: Float64Array, accumulate: boolean): void;
 }
 
-export type NativeAddonLoad = { addon: NativeAddon } | { addon: undefined; reason: string };
+export type NativeAddonLoad = { readonly addon: NativeAddon; readonly reason?: undefined } | { readonly addon: undefined; readonly reason: string };
 
 /**
  * The repository (package) root: the nearest folder above this module whose package.json is hpair's. This
@@ -115,12 +126,23 @@ function buildFailure(addonFile: string): string | undefined {
   }
 }
 
+const loads = new Map<string, NativeAddonLoad>();
+
 /**
- * Loads the native addon once per call site's module instance (Node caches it per thread). Never throws: when
+ * Loads the native addon (once per file and thread; Node-API addons load in every worker). Never throws: when
  * the addon is missing, was not built, or fails to load, `reason` says why in one line.
  */
 export function loadNativeAddon(): NativeAddonLoad {
   const file = nativeAddonPath();
+  let load = loads.get(file);
+  if (load === undefined) {
+    load = tryLoad(file);
+    loads.set(file, load);
+  }
+  return load;
+}
+
+function tryLoad(file: string): NativeAddonLoad {
   if (!process.env.HPAIR_NATIVE_ADDON) {
     const failure = buildFailure(file);
     if (failure !== undefined) return { addon: undefined, reason: `native kernel not built: ${failure}` };

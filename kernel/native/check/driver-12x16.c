@@ -65,10 +65,12 @@ int main(void) {
     hpair_scratch s1 = {0}, s2 = {0};
     for (size_t i0 = 0; i0 < n; i0 += T) {
       for (size_t j0 = 0; j0 <= i0; j0 += T) {
-        hpair_tile_args t = {e, d, h1, N, M, i0, i0 + T < n ? i0 + T : n, j0, j0 + T < n ? j0 + T : n};
-        if (tile_12x16(&t, &s1, 24)) return 2;
+        hpair_tile_args t = {e, d, N, M, i0, i0 + T < n ? i0 + T : n, j0, j0 + T < n ? j0 + T : n, h1, 0, 0, n, n};
+        int64_t bad1, bad2;
+        if (tile_12x16(&t, &s1, 24, &bad1)) return 2;
         t.h = h2;
-        if (hpair_path_avx2.tile(&t, &s2, hpair_choose_mc(&hpair_path_avx2, 512 * 1024))) return 2;
+        if (hpair_path_avx2.tile(&t, &s2, hpair_choose_mc(&hpair_path_avx2, 512 * 1024), &bad2)) return 2;
+        if (bad1 != -1 || bad2 != -1) return 3;
       }
     }
     const int same = memcmp(h1, h2, 16 * n * n) == 0;

@@ -210,35 +210,51 @@ static napi_value scan_fn(napi_env env, napi_callback_info cb) {
   return result;
 }
 
-/* ---- hermitianTile(path, expp, distance, h, N, M, i0, i1, j0, j1) ---- */
+/* ---- hermitianTile(path, expp, distance, h, N, M, i0, i1, j0, j1[, r0, c0, rows, cols]) ---- */
 
 static napi_value tile_fn(napi_env env, napi_callback_info cb) {
-  napi_value argv[10];
+  napi_value argv[14];
   const hpair_path *path;
   double *expp, *distance, *h;
-  size_t lexpp, ldist, lh, N, M, i0, i1, j0, j1;
-  if (get_args(env, cb, 10, argv) || get_path(env, argv[0], &path) ||
+  size_t lexpp, ldist, lh, N, M, i0, i1, j0, j1, r0 = 0, c0 = 0, rows, cols;
+  if (get_args(env, cb, 14, argv) || get_path(env, argv[0], &path) ||
       get_f64_array(env, argv[1], "expp", &expp, &lexpp) || get_f64_array(env, argv[2], "distance", &distance, &ldist) ||
       get_f64_array(env, argv[3], "h", &h, &lh) || get_size(env, argv[4], "N", &N) || get_size(env, argv[5], "M", &M) ||
       get_size(env, argv[6], "i0", &i0) || get_size(env, argv[7], "i1", &i1) || get_size(env, argv[8], "j0", &j0) ||
       get_size(env, argv[9], "j1", &j1))
     return NULL;
   if (N < 1 || M < 1) return fail(env, KIND_RANGE, "N and M must be at least 1 (got N %zu, M %zu)", N, M);
-  size_t need, n = N - 1, hneed;
+  const size_t n = N - 1;
+  rows = cols = n;
+  /* The optional window: all four or none. */
+  napi_valuetype w[4];
+  for (int k = 0; k < 4; k++)
+    if (napi_typeof(env, argv[10 + k], &w[k]) != napi_ok) return fail(env, KIND_ERROR, "could not read the arguments");
+  if (w[0] != napi_undefined || w[1] != napi_undefined || w[2] != napi_undefined || w[3] != napi_undefined) {
+    if (get_size(env, argv[10], "r0", &r0) || get_size(env, argv[11], "c0", &c0) || get_size(env, argv[12], "rows", &rows) ||
+        get_size(env, argv[13], "cols", &cols))
+      return NULL;
+  }
+  size_t need, hneed;
   if (__builtin_mul_overflow(N, M, &need) || __builtin_mul_overflow(need, (size_t)2, &need) || need > lexpp)
     return fail(env, KIND_RANGE, "expp has %zu values; N×M complex needs 2·%zu·%zu", lexpp, N, M);
   if (M > ldist) return fail(env, KIND_RANGE, "distance has %zu values; M is %zu", ldist, M);
-  if (__builtin_mul_overflow(n, n, &hneed) || __builtin_mul_overflow(hneed, (size_t)2, &hneed) || hneed > lh)
-    return fail(env, KIND_RANGE, "h has %zu values; (N−1)² complex needs 2·%zu²", lh, n);
+  if (r0 > n || rows > n - r0 || c0 > n || cols > n - c0)
+    return fail(env, KIND_RANGE, "the window, rows [%zu, %zu + %zu) and columns [%zu, %zu + %zu), must lie in [0, N−1 = %zu]", r0, r0, rows, c0, c0, cols, n);
+  if (__builtin_mul_overflow(rows, cols, &hneed) || __builtin_mul_overflow(hneed, (size_t)2, &hneed) || hneed > lh)
+    return fail(env, KIND_RANGE, "h has %zu values; its %zu×%zu complex window needs 2·%zu·%zu", lh, rows, cols, rows, cols);
   if (i0 > i1 || i1 > n || j0 > j1 || j1 > n)
     return fail(env, KIND_RANGE, "tile rows [%zu, %zu) and columns [%zu, %zu) must lie in [0, N−1 = %zu]", i0, i1, j0, j1, n);
   instance *inst = get_instance(env);
   if (!inst) return NULL;
-  hpair_tile_args t = {expp, distance, h, N, M, i0, i1, j0, j1};
+  hpair_tile_args t = {expp, distance, N, M, i0, i1, j0, j1, h, r0, c0, rows, cols};
   size_t mc = hpair_choose_mc(path, hpair_cpu_get()->l2);
-  if (path->tile(&t, &inst->scratch, mc) != 0)
+  int64_t first_bad = -1;
+  if (path->tile(&t, &inst->scratch, mc, &first_bad) != 0)
     return fail(env, KIND_ERROR, "out of memory for the scratch of a %zu×%zu tile", i1 - i0, j1 - j0);
-  return NULL;
+  napi_value result;
+  napi_create_double(env, (double)first_bad, &result);
+  return result;
 }
 
 /* ---- microKernel(path, k, a, b, c, accumulate) ---- */

@@ -160,38 +160,69 @@ static void hp_pack_b(const double *expp, const double *distance, size_t N, size
   hp_pack(expp, distance, N, M, r0, rows, pb, pe, kb, kc, HP_NR, 1, p0, p1, p2);
 }
 
-/* Writes the tile's entries (i, j), j ≤ i, from P1..P3 (row stride ld, origin (r0, c0)) into H and the mirror
- * H[j, i] = conj(H[i, j]); the diagonal's imaginary part is exactly 0. Rows go in blocks of 8, so the mirror's
- * stores for one column j fill 8 consecutive complex values (two cache lines) instead of one per line. */
-static void hp_combine(double *h, size_t n, const double *P1, const double *P2, const double *P3, size_t ld,
-                       size_t r0, size_t r1, size_t c0, size_t c1) {
-  for (size_t ib = r0; ib < r1; ib += 8) {
-    const size_t ie = HP_MIN(ib + 8, r1);
-    for (size_t i = ib; i < ie; i++) {
-      const size_t jend = HP_MIN(c1, i + 1);
-      const double *x1 = P1 + (i - r0) * ld - c0, *x2 = P2 + (i - r0) * ld - c0, *x3 = P3 + (i - r0) * ld - c0;
-      double *out = h + 2 * i * n;
-      for (size_t j = c0; j < jend; j++) {
-        out[2 * j] = x1[j] + x2[j];
-        out[2 * j + 1] = (x3[j] - x1[j]) + x2[j];
-      }
-      if (jend == i + 1) out[2 * i + 1] = 0; /* the diagonal */
+/* Finishes a tile from P1..P3 (row stride ld, origin (r0, c0) of H): H[i, j] = (P1 + P2) + i·((P3 − P1) + P2) for
+ * j ≤ i, an exactly real diagonal, and the mirror H[j, i] = conj(H[i, j]), each stored if it lies inside the
+ * window. Re and Im overwrite P1 and P2 (scratch) first, so the mirror reads them there, not back from h. Returns
+ * −1, or n·i + j of the first entry (row-major) that is not finite. */
+static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double *P2, const double *P3, size_t ld,
+                          size_t r0, size_t r1, size_t c0, size_t c1) {
+  int finite = 1;
+  for (size_t i = r0; i < r1; i++) {
+    const size_t cend = HP_MIN(c1, i + 1) - c0; /* columns c0 … c0 + cend − 1 of row i are j ≤ i */
+    double *x1 = P1 + (i - r0) * ld, *x2 = P2 + (i - r0) * ld;
+    const double *x3 = P3 + (i - r0) * ld;
+    double check = 0;
+    for (size_t j = 0; j < cend; j++) {
+      const double re = x1[j] + x2[j], im = (x3[j] - x1[j]) + x2[j];
+      x1[j] = re;
+      x2[j] = im;
+      check += (re - re) + (im - im); /* 0 while every value is finite, NaN from the first one that is not */
     }
-    const size_t jend = HP_MIN(c1, ie - 1);
-    for (size_t j = c0; j < jend; j++) {
-      double *out = h + 2 * j * n;
-      for (size_t i = HP_MAX(ib, j + 1); i < ie; i++) {
-        out[2 * i] = h[2 * (i * n + j)];
-        out[2 * i + 1] = -h[2 * (i * n + j) + 1];
+    if (c0 + cend == i + 1) x2[i - c0] = 0; /* the diagonal */
+    finite &= check == 0;
+  }
+  int64_t first_bad = -1;
+  for (size_t i = r0; !finite && i < r1 && first_bad < 0; i++) {
+    for (size_t j = c0; j < HP_MIN(c1, i + 1); j++) {
+      const double re = P1[(i - r0) * ld + (j - c0)], im = P2[(i - r0) * ld + (j - c0)];
+      if (!(re - re == 0 && im - im == 0)) {
+        first_bad = (int64_t)(n * i + j);
+        break;
       }
     }
   }
+  /* Lower entries: rows of the tile inside the window's rows, columns inside its columns. */
+  const size_t wr1 = t->r0 + t->rows, wc1 = t->c0 + t->cols;
+  for (size_t i = HP_MAX(r0, t->r0); i < HP_MIN(r1, wr1); i++) {
+    const size_t jb = HP_MAX(c0, t->c0), je = HP_MIN(HP_MIN(c1, i + 1), wc1);
+    const double *x1 = P1 + (i - r0) * ld, *x2 = P2 + (i - r0) * ld;
+    double *out = t->h + 2 * (i - t->r0) * t->cols;
+    for (size_t j = jb; j < je; j++) {
+      out[2 * (j - t->c0)] = x1[j - c0];
+      out[2 * (j - t->c0) + 1] = x2[j - c0];
+    }
+  }
+  /* Mirrors H[j, i], i > j: output row j inside the window's rows, column i inside its columns. Rows i go in
+   * blocks of 8, so one output row gets 8 consecutive complex values (two cache lines) at a time. */
+  const size_t ib0 = HP_MAX(r0, t->c0), ib1 = HP_MIN(r1, wc1);
+  for (size_t ib = ib0; ib < ib1; ib += 8) {
+    const size_t ie = HP_MIN(ib + 8, ib1);
+    for (size_t j = HP_MAX(c0, t->r0); j < HP_MIN(HP_MIN(c1, ie - 1), wr1); j++) {
+      double *out = t->h + 2 * (j - t->r0) * t->cols;
+      for (size_t i = HP_MAX(ib, j + 1); i < ie; i++) {
+        out[2 * (i - t->c0)] = P1[(i - r0) * ld + (j - c0)];
+        out[2 * (i - t->c0) + 1] = -P2[(i - r0) * ld + (j - c0)];
+      }
+    }
+  }
+  return first_bad;
 }
 
-static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc) {
+static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad) {
   const size_t N = t->N, M = t->M, n = N - 1, K = M - 1;
   /* Rows above j0 and columns from i1 on hold no lower-triangle entry of this tile. */
   const size_t i0 = HP_MAX(t->i0, t->j0), i1 = t->i1, j0 = t->j0, j1 = HP_MIN(t->j1, t->i1);
+  *first_bad = -1;
   if (i0 >= i1 || j0 >= j1) return 0;
   const size_t rows = i1 - i0, cols = j1 - j0;
   const size_t prow = (rows + HP_MR - 1) / HP_MR * HP_MR, pcol = (cols + HP_NR - 1) / HP_NR * HP_NR;
@@ -232,6 +263,6 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc) {
       }
     }
   }
-  hp_combine(t->h, n, P[0], P[1], P[2], pcol, i0, i1, j0, j1);
+  *first_bad = hp_combine(t, n, P[0], P[1], P[2], pcol, i0, i1, j0, j1);
   return 0;
 }

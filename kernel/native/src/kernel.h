@@ -3,6 +3,7 @@
 #define HPAIR_KERNEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* k-block length shared by every path. Results do not depend on it (the micro-kernel continues each element's
  * FMA chain from C), but one common value keeps the paths' blocking alike. 192 keeps the AVX-512 path's B
@@ -27,9 +28,12 @@ void hpair_scratch_free(hpair_scratch *s);
 typedef struct hpair_tile_args {
   const double *expp;     /* N×M complex, interleaved */
   const double *distance; /* M */
-  double *h;              /* (N−1)×(N−1) complex, interleaved */
   size_t N, M;
   size_t i0, i1, j0, j1;  /* rows [i0, i1) × columns [j0, j1), inside [0, N−1] */
+  /* Where H goes: rows [r0, r0 + rows) × columns [c0, c0 + cols) of H, complex interleaved, row stride cols
+   * (the whole H is r0 = c0 = 0, rows = cols = N − 1). Entries outside this window are not stored. */
+  double *h;
+  size_t r0, c0, rows, cols;
 } hpair_tile_args;
 
 typedef struct hpair_path {
@@ -37,9 +41,11 @@ typedef struct hpair_path {
   int mr, nr, kc;
   /* NULL when the build has no code for this path (not x86-64) */
   hpair_ukr_fn ukr;
-  /* Computes the tile's entries with j ≤ i and their mirrors. mc: rows per packed A block, a multiple of mr.
-   * 0, or -1 if the scratch could not be allocated (then h is untouched). */
-  int (*tile)(const hpair_tile_args *t, hpair_scratch *s, size_t mc);
+  /* Computes the tile's entries with j ≤ i and stores those inside the window, and their mirrors inside it.
+   * mc: rows per packed A block, a multiple of mr. *first_bad: −1 if every entry of the tile came out finite,
+   * else (N−1)·i + j of the first one (row-major) that did not (an overflow from finite inputs).
+   * Returns 0, or −1 if the scratch could not be allocated (then h is untouched). */
+  int (*tile)(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad);
 } hpair_path;
 
 extern const hpair_path hpair_path_avx512;
