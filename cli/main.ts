@@ -10,6 +10,7 @@ import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
 import { Pool } from '../workers/pool.js';
+import { computeOutOfCore, outOfCoreReason } from '../blocks/cli.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { progressBar } from './progress-bar.js';
 
@@ -17,7 +18,9 @@ import { progressBar } from './progress-bar.js';
 const DEMO_SIZE = 3072;
 
 const USAGE = `usage:
-  hpair compute --expp E.npy --distance D.npy --out H.npy [--workers W] [--kernel K] [--json]
+  hpair compute --expp E.npy --distance D.npy --out H.npy [--max-memory BYTES] [--workers W] [--kernel K] [--json]
+    --max-memory (e.g. 64M, 2G): compute H out of core, block by block within this budget, resumable;
+    also chosen by itself when H would not fit in memory
   hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]    (N, M default ${DEMO_SIZE})
   K: auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js
   hpair --help`;
@@ -86,6 +89,7 @@ async function compute(args: string[]): Promise<void> {
     workers: { type: 'string' },
     kernel: { type: 'string' },
     json: { type: 'boolean' },
+    'max-memory': { type: 'string' },
   });
   for (const name of ['expp', 'distance', 'out']) {
     if (typeof values[name] !== 'string' || values[name] === '') throw new UsageError(`compute needs --${name} FILE`);
@@ -93,6 +97,11 @@ async function compute(args: string[]): Promise<void> {
   const [exppPath, distancePath, outPath] = [values.expp, values.distance, values.out] as string[];
   const workers = positiveInteger(values.workers, 'workers', 0) || undefined;
   await refuseToOverwriteInputs(outPath, [exppPath, distancePath]);
+  const [maxMemory, kernel] = [values['max-memory'], values.kernel] as Array<string | undefined>;
+  const outOfCore = await outOfCoreReason(exppPath, maxMemory, kernel, workers);
+  if (outOfCore !== undefined) {
+    return computeOutOfCore({ expp: exppPath, distance: distancePath, out: outPath, maxMemory, reason: outOfCore, workers, kernel, json: values.json === true });
+  }
   const expp = parseComplexMatrixNpy(await readInput(exppPath, 'expp'));
   const distance = parseFloat64VectorNpy(await readInput(distancePath, 'distance'));
   const { h, summary } = await run(expp, distance, { workers, kernel: values.kernel }, values.json === true);
