@@ -22,6 +22,7 @@ const USAGE = `usage:
     --max-memory (e.g. 64M, 2G): compute H out of core, block by block within this budget, resumable;
     also chosen by itself when H would not fit in memory
   hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]    (N, M default ${DEMO_SIZE})
+  hpair cluster worker … | hpair cluster submit …     (see hpair cluster --help)
   K: auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js
   hpair --help`;
 
@@ -61,6 +62,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'compute') return compute(rest);
   if (command === 'demo') return demo(rest);
+  if (command === 'cluster') return (await import('../cluster/cli.js')).clusterCommand(rest);
   throw new UsageError(`unknown command '${command}'`);
 }
 

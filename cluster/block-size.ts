@@ -1,3 +1,6 @@
+import { chooseBlockSize, kernelTile } from '../blocks/index.js';
+import type { KernelVariant } from '../kernel/kernel-names.js';
+
 // The block size of a distributed run. Each block costs a fixed overhead besides its flops (the queue's round
 // trips, reading its rows, starting a pool job, writing and syncing), so blocks must be big enough that the
 // overhead is a small fraction of their compute; and small enough that there are several per worker
@@ -26,10 +29,12 @@ export interface ClusterBlockSizeInput {
   workers: number;
   /** A worker's flop/s. @default ASSUMED_WORKER_RATE */
   rate?: number;
-  /** A worker's memory for one block (rows read, the block, the pool's packed panels). @default 1 GiB */
+  /** A worker's memory for one block (rows read, the block, the kernel's scratch: blocks/ chooseBlockSize). @default 1 GiB */
   maxMemoryBytes?: number;
-  /** The kernel's tile edge: blocks are rounded to it. */
-  tile: number;
+  /** The kernel every block runs on (its tile edge rounds the block; its scratch counts in memory). */
+  kernel: KernelVariant;
+  /** Threads of a worker's pool (per-thread scratch). @default 2 */
+  threads?: number;
 }
 
 export interface ClusterBlockSize {
@@ -45,13 +50,9 @@ export interface ClusterBlockSize {
   why: string;
 }
 
-/** Bytes one block of edge b needs on a worker: 2b + 1 rows of expp read, the block, and packed panels (~2× the rows). */
-export function blockMemory(b: number, m: number): number {
-  return 3 * (2 * b + 1) * m * 16 + b * b * 16;
-}
-
 export function chooseClusterBlockSize(input: ClusterBlockSizeInput): ClusterBlockSize {
-  const { n, m, tile } = input;
+  const { n, m, kernel } = input;
+  const tile = kernelTile(kernel);
   const rate = input.rate ?? ASSUMED_WORKER_RATE;
   const workers = Math.max(2, input.workers);
   const memory = input.maxMemoryBytes ?? DEFAULT_WORKER_MEMORY;
@@ -63,11 +64,11 @@ export function chooseClusterBlockSize(input: ClusterBlockSizeInput): ClusterBlo
   let k = 1;
   while ((k * (k + 1)) / 2 < wanted) k++;
   const maxForBalance = Math.max(1, Math.floor(n / k));
-  let maxForMemory = Math.max(1, n);
-  while (maxForMemory > 1 && blockMemory(maxForMemory, m) > memory) maxForMemory = Math.floor(maxForMemory * 0.9);
+  const maxForMemory = n <= 1 ? 1 : chooseBlockSize(n + 1, m, memory, tile, { kernel, threads: input.threads ?? 2 });
   let b = Math.max(minForOverhead, maxForBalance);
-  const roundUp = b > tile ? Math.round(b / tile) * tile : b;
-  b = Math.min(roundUp, maxForMemory, Math.max(1, n));
+  // A multiple of the tile (no tile is cut short inside a block): down when that keeps the overhead bound, else up.
+  if (b > tile) b = Math.floor(b / tile) * tile >= minForOverhead ? Math.floor(b / tile) * tile : Math.ceil(b / tile) * tile;
+  b = Math.min(b, maxForMemory, Math.max(1, n));
   const why =
     b === n
       ? 'one block holds H'

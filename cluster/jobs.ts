@@ -52,11 +52,6 @@ export function parseJobId(id: string | undefined): { run: string; block: number
   return match === null ? undefined : { run: match[1], block: Number(match[2]) };
 }
 
-/** Where the output is built until every block is in (then renamed to `out`). */
-export function partialPath(out: string): string {
-  return `${out}.partial`;
-}
-
 /**
  * A submission's fingerprint: the inputs (path, size, modification time), the shape, the kernel and the
  * block size. Same fingerprint, same blocks, same bytes: a re-run may keep what the journal says is done.

@@ -73,6 +73,7 @@ export async function connectRedis(urlText: string | URL, options: ConnectOption
       }),
     ]);
     // Anything that is not Redis, or wants a password we lack, fails here rather than inside BullMQ.
+    clearTimeout(timer);
     await Promise.race([
       client.ping(),
       new Promise<never>((_, reject) => {

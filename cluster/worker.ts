@@ -2,7 +2,7 @@
 // rows a block needs from the shared inputs, computes the block, writes it and its mirror in place in the
 // shared output (the same bytes whoever writes them), syncs, and only then completes the job.
 import { hostname } from 'node:os';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { openNpyInput, openNpyOutput, readNpyVector } from '../blocks/index.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
 import { kernelSupported } from '../kernel/kernel-status.js';
@@ -53,6 +53,8 @@ export interface ClusterWorkerOptions {
   onProgress?: (block: number, done: number, total: number) => void;
   /** Something went wrong outside a block: a lost Redis connection (it reconnects), a failed lock renewal. */
   onError?: (error: Error) => void;
+  /** For a URL connection: the connection is back after it was lost. */
+  onReconnect?: () => void;
 }
 
 export interface ClusterBlockEvent {
@@ -73,6 +75,8 @@ export interface ClusterWorker {
   readonly name: string;
   /** Blocks this worker finished. */
   readonly blocksDone: number;
+  /** Threads of its pool. */
+  readonly threads: number;
   /** Resolves once the worker is connected and waiting for blocks. */
   ready(): Promise<void>;
   /**
@@ -95,7 +99,10 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
     ? await connectRedis(parseRedisUrl(options.connection), { connectTimeoutMs: options.connectTimeoutMs, name: `hpair-worker:${name}` })
     : options.connection) as RedisClient;
   const report = (error: Error): void => options.onError?.(error);
-  if (ownConnection) client.on('error', report);
+  if (ownConnection) {
+    client.on('error', report);
+    client.on('ready', () => options.onReconnect?.());
+  }
 
   const pools = new Map<KernelVariant, Promise<Pool>>();
   const ownPools: Pool[] = [];
@@ -111,9 +118,11 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
     }
     return pool;
   };
+  let threads = options.pool?.size ?? 0;
   if (options.pool === undefined) {
     const first = createPool(options.poolOptions);
     ownPools.push(first);
+    threads = first.size;
     pools.set(first.kernel, first.ready().then(() => first));
   }
 
@@ -129,7 +138,7 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
     let entry = inputs.get(path);
     if (entry === undefined || entry.key !== key) {
       if (entry !== undefined) void entry.reader.then((old) => old.close?.()).catch(() => undefined);
-      entry = { key, reader: openNpyInput(path) as Promise<RowReader & { close?(): unknown }> };
+      entry = { key, reader: openNpyInput(path) };
       inputs.set(path, entry);
       entry.reader.catch(() => inputs.delete(path));
     }
@@ -139,7 +148,7 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
     const key = await fileKey(path);
     let entry = distances.get(path);
     if (entry === undefined || entry.key !== key) {
-      entry = { key, values: readNpyVector(path) as Promise<Float64Array> };
+      entry = { key, values: readNpyVector(path) };
       distances.set(path, entry);
       entry.values.catch(() => distances.delete(path));
     }
@@ -194,10 +203,10 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
       const output = await openNpyOutput(data.partial, data.n);
       try {
         await output.writeBlock(block, h);
+        await output.sync(); // durable before the job completes: the submitter journals it on completion
       } finally {
-        await (output as { close?(): Promise<void> }).close?.();
+        await output.close();
       }
-      await syncFile(data.partial);
       const write = (performance.now() - started) / 1000;
       blocksDone += 1;
       options.onBlock?.({ job: job.id ?? '', block, outcome: 'done', read, compute, write, flops: blockFlops(block, data.m) });
@@ -239,6 +248,7 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
     get blocksDone() {
       return blocksDone;
     },
+    threads,
     ready: () => worker.waitUntilReady().then(() => undefined),
     close(closeOptions = {}) {
       if (closeOptions.giveBack === true) {
@@ -283,12 +293,3 @@ function renameRows(error: unknown, originalRow: (row: number) => number): unkno
   return new HpairError('NON_FINITE', message, { cause: error });
 }
 
-/** Flushes a file's data to its storage (any descriptor of the file does), so a completed job's block is durable. */
-async function syncFile(path: string): Promise<void> {
-  const file = await open(path, 'r+');
-  try {
-    await file.datasync();
-  } finally {
-    await file.close();
-  }
-}
