@@ -95,7 +95,8 @@ async function worker(args: string[]): Promise<void> {
         warn(`${where} failed: ${event.error?.message.replace(/\s*\n\s*/g, ' ')}`);
       }
     },
-    onError(error) {
+    onError(error, kind) {
+      if (kind === 'queue') return warn(error.message.replace(/\s*\n\s*/g, ' '));
       if (lost) return; // one line per outage, not one per retry
       lost = true;
       warn(`lost Redis (${error.message.replace(/\s*\n\s*/g, ' ')}); reconnecting`);

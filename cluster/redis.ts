@@ -14,6 +14,9 @@ export function parseRedisUrl(text: string, flag = '--redis'): URL {
     throw new HpairError('INVALID_ARGUMENT', `${flag} ${JSON.stringify(text)} is not a Redis URL (${why}; expected redis://HOST[:PORT][/DB])`);
   };
   if (typeof text !== 'string' || text === '') fail('it is empty');
+  // A port out of range is named as such (URL() would only say 'Invalid URL').
+  const port = /^rediss?:\/\/(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/]*)(?::([^/]*))?/i.exec(text)?.[1];
+  if (port !== undefined && port !== '' && (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535)) fail(`port '${port}' is not 1–65535`);
   let url: URL;
   try {
     url = new URL(text);
@@ -22,9 +25,6 @@ export function parseRedisUrl(text: string, flag = '--redis'): URL {
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') fail(`the scheme is '${url.protocol.replace(/:$/, '')}'`);
   if (url.hostname === '') fail('it has no host');
-  // WHATWG URL leaves an out-of-range port in the text for non-special schemes: check it here.
-  const port = /^[a-z]+:\/\/(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/]*)(?::([^/]*))?/i.exec(text)?.[1];
-  if (port !== undefined && port !== '' && (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535)) fail(`port '${port}' is not 1–65535`);
   if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname)) fail(`'${url.pathname}' is not a database number`);
   return url;
 }

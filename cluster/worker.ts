@@ -51,8 +51,11 @@ export interface ClusterWorkerOptions {
   onBlock?: (event: ClusterBlockEvent) => void;
   /** The running block's progress (tiles done of total), at most every 50 ms. */
   onProgress?: (block: number, done: number, total: number) => void;
-  /** Something went wrong outside a block: a lost Redis connection (it reconnects), a failed lock renewal. */
-  onError?: (error: Error) => void;
+  /**
+   * Something went wrong outside a block: 'connection' for a lost Redis connection (it reconnects by itself),
+   * 'queue' for the queue's own complaints (a lock that could not be renewed, a job Redis no longer has).
+   */
+  onError?: (error: Error, kind: 'connection' | 'queue') => void;
   /** For a URL connection: the connection is back after it was lost. */
   onReconnect?: () => void;
 }
@@ -98,7 +101,10 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
   const client = (typeof options.connection === 'string'
     ? await connectRedis(parseRedisUrl(options.connection), { connectTimeoutMs: options.connectTimeoutMs, name: `hpair-worker:${name}` })
     : options.connection) as RedisClient;
-  const report = (error: Error): void => options.onError?.(error);
+  const report = (error: Error): void => {
+    const connection = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|connect/i.test(`${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`);
+    options.onError?.(error, connection ? 'connection' : 'queue');
+  };
   if (ownConnection) {
     client.on('error', report);
     client.on('ready', () => options.onReconnect?.());
@@ -240,7 +246,7 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
     autorun: true,
   });
   worker.on('error', report);
-  worker.on('lockRenewalFailed', (ids) => report(new Error(`lost the lock of ${ids.join(', ')} (Redis unreachable?); another worker may take the block`)));
+  worker.on('lockRenewalFailed', (ids) => options.onError?.(new Error(`could not renew the lock of ${ids.join(', ')}; another worker may take the block over`), 'queue'));
 
   let closing: Promise<void> | undefined;
   return {
