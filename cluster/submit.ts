@@ -234,7 +234,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     const key = (id: number): string => queue.toKey(jobId(run, id));
 
     /** Journals the finished jobs of this run, then removes them from Redis. */
-    const harvest = async (): Promise<void> => {
+    const harvest = async (stopOnFailure = true): Promise<void> => {
       const ids = (await queue.getRanges(['completed'], 0, -1)).filter((id) => id.startsWith(prefix));
       const finished: number[] = [];
       for (const id of ids) {
@@ -259,6 +259,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
         for (const block of finished) outstanding.delete(block);
       }
       await Promise.all(ids.map((id) => queue.remove(id).catch(() => undefined)));
+      if (!stopOnFailure) return;
       const failed = (await queue.getRanges(['failed'], 0, -1)).filter((id) => id.startsWith(prefix));
       for (const id of failed) {
         const job = await queue.getJob(id);
@@ -298,14 +299,17 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
 
     let removed = 0;
     const cancel = async (): Promise<never> => {
+      // Journal what finished first: a finished job removed unjournaled would be computed again by a re-run.
+      await harvest(false);
       let running = 0;
       for (const block of outstanding.values()) {
-        try {
-          removed += await queue.remove(jobId(run, block.id));
-        } catch {
-          running++; // locked by a worker: it finishes, and a re-run collects it
-        }
+        const id = jobId(run, block.id);
+        const state = await queue.getJobState(id);
+        // Only jobs no worker holds: a waiting job a worker takes meanwhile is locked, and remove() leaves it.
+        if (state === 'waiting' || state === 'delayed' || state === 'prioritized') removed += await queue.remove(id);
+        else if (state === 'active') running++;
       }
+      await harvest(false);
       const where = `${journal!.done.size} of ${plan.blocks.length} blocks are in ${journal!.path}`;
       const busy = running === 0 ? '' : `, ${running} still running on workers (a re-run collects them)`;
       throw new HpairAbortError(`cancelled: ${removed} waiting blocks removed from the queue${busy}; ${where}; run the same command again to resume`, signal?.reason);

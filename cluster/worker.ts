@@ -94,6 +94,7 @@ class GiveBack extends Error {}
 
 /** Starts a worker on `queue`: it takes block jobs until close(). */
 export async function createClusterWorker(options: ClusterWorkerOptions): Promise<ClusterWorker> {
+  if (typeof options.connection === 'string') parseRedisUrl(options.connection); // a bad URL fails at once
   const { bullmq } = await loadQueueModules();
   const queueName = options.queue ?? DEFAULT_QUEUE;
   const name = options.name ?? `${hostname()}:${process.pid}`;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 
 /** The redis-server binary, or undefined when it is not installed. */
 export function redisServerBinary(): string | undefined {
+  if (process.env.HPAIR_TEST_REDIS === 'none') return undefined;
   for (const candidate of [process.env.HPAIR_REDIS_SERVER, 'redis-server', '/usr/bin/redis-server', '/usr/sbin/redis-server', '/usr/local/bin/redis-server']) {
     if (candidate === undefined || candidate === '') continue;
     const probe = spawnSync(candidate, ['--version'], { stdio: 'ignore', timeout: 5_000 });
@@ -97,11 +98,12 @@ let shared: Promise<string | undefined> | undefined;
 
 /**
  * The Redis URL for tests: HPAIR_TEST_REDIS (CI starts one and passes it), else a redis-server started here,
- * else undefined (the caller skips, saying why).
+ * else undefined (the caller skips, saying why). HPAIR_TEST_REDIS=none skips them on purpose.
  */
 export function testRedisUrl(): Promise<string | undefined> {
   shared ??= (async () => {
     const given = process.env.HPAIR_TEST_REDIS;
+    if (given === 'none') return undefined; // skip the Redis tests on purpose
     if (given !== undefined && given !== '') return given;
     const binary = redisServerBinary();
     if (binary === undefined) return undefined;
