@@ -12,7 +12,7 @@ import { createNpyOutput, ioFailure, openNpyOutput, syncDirectory, type NpyOutpu
 import { complexNpyHeader } from '../io/npy.js';
 import type { Pool } from '../workers/pool.js';
 import { journalPath, openJournal, readJournalFingerprint, type InputStamp, type JobFingerprint, type Journal } from './journal.js';
-import { blockMemory, blockPairs, chooseBlockSize, formatBytes, kernelTile, planBlocks, type Block, type BlockMemory } from './plan.js';
+import { blockMemory, blockPairs, chooseBlockSize, formatBytes, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory } from './plan.js';
 
 /** What computeToNpy needs of a pool. */
 export type BlockPool = Pick<Pool, 'kernel' | 'size' | 'hermitianBlock'>;
@@ -92,7 +92,7 @@ export function partialPath(out: string): string {
   return `${out}.partial`;
 }
 
-const DEFAULT_COMMIT_MS = 1000;
+const DEFAULT_COMMIT_MS = 250;
 
 function abortError(signal: AbortSignal, message: string): HpairAbortError {
   return new HpairAbortError(message, signal.reason);
@@ -131,7 +131,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
   const partial = partialPath(outPath);
   await checkOutput(outPath, [exppPath, distancePath], names.out);
 
-  const input = await openNpyInput(exppPath, { name: names.expp });
+  const input = await openNpyInput(exppPath, { name: names.expp, chunkBytes: READ_STAGE_BYTES });
   let output: NpyOutput | undefined;
   let journal: Journal | undefined;
   try {
@@ -379,7 +379,11 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
   let computedBlocks = 0;
   let computedPairs = 0;
   const write = async (block: Block, h: ComplexMatrix): Promise<void> => {
-    await beforeWrite?.(block);
+    try {
+      await beforeWrite?.(block);
+    } catch (error) {
+      throw ioFailure('write', `${ctx.names.out} (partial) ${output.path}`, error);
+    }
     await output.writeBlock(block, h);
     pending.push(block.id);
     computedBlocks++;

@@ -88,7 +88,7 @@ export interface BlockMemory {
 }
 
 /** Staging buffer of the expp reader (io/npy-file.ts) when a conversion is needed. */
-export const READ_STAGE_BYTES = 4 << 20;
+export const READ_STAGE_BYTES = 1 << 20;
 
 export function blockMemory(N: number, M: number, blockSize: number, options: BlockCostOptions = {}): BlockMemory {
   const { kernel = 'wasm-simd', threads = 2 } = options;
