@@ -8,6 +8,8 @@ import * as assert from 'uvu/assert';
 import {
   blockMemory,
   chooseBlockSize,
+  chooseJobShape,
+  jobMemory,
   computeToNpy,
   createComplexMatrix,
   createNpyOutput,
@@ -256,21 +258,47 @@ test('openJournal: records are durable lines; a torn last line is dropped; anoth
   assert.is(await rejectionCode(openJournal(out, fingerprint)), 'IO_ERROR');
 });
 
+test('chooseJobShape: jobs of several blocks when one block is one tile, read-ahead when it costs no tile, always within the budget', () => {
+  const tile = kernelTile(pool.kernel);
+  const cost = { kernel: pool.kernel, threads: 2 };
+  const N = 8193;
+  const quarter = (16 * (N - 1) ** 2) / 4;
+  const shape = chooseJobShape(N, 8192, quarter, tile, cost);
+  assert.ok(jobMemory(N, 8192, shape, cost).total <= quarter);
+  if (pool.kernel.startsWith('wasm')) assert.equal(shape, { blockSize: 128, group: 2, prefetch: false }, 'two tiles a job beat one tile with read-ahead');
+  for (const budget of [2 ** 22, 2 ** 24, 2 ** 28, 2 ** 31]) {
+    const s = chooseJobShape(2001, 700, budget, tile, cost);
+    assert.ok(jobMemory(2001, 700, s, cost).total <= budget, `within ${budget}`);
+    assert.ok(s.group >= 1 && s.blockSize >= 1);
+  }
+  assert.equal(chooseJobShape(301, 97, 2 ** 40, tile, cost), { blockSize: 300, group: 1, prefetch: true }, 'the whole H at once');
+  assert.is(chooseJobShape(301, 97, 2 ** 30, tile, { ...cost, blockSize: 37 }).blockSize, 37);
+  const tight = jobMemory(301, 97, { blockSize: 37, group: 1, prefetch: false }, cost).total;
+  assert.equal(chooseJobShape(301, 97, tight, tile, { ...cost, blockSize: 37 }), { blockSize: 37, group: 1, prefetch: false });
+  assert.throws(() => chooseJobShape(301, 97, tight - 1, tile, { ...cost, blockSize: 37 }), (error: { code?: string }) => error.code === 'TOO_LARGE');
+});
+
 // N − 1 = 300 against 128-wide wasm tiles (and 64-wide js ones): blocks of 37, 100 and 128 rows straddle tile
-// edges, end in partial blocks, or align.
+// edges, end in partial blocks, or align; jobs of one block (a tight budget, no read-ahead) or of several.
 for (const blockSize of [37, 100, 128, 300]) {
-  test(`computeToNpy with blocks of ${blockSize} equals the in-memory H bit for bit`, async () => {
-    const dir = workDir(`ooc-b${blockSize}`);
-    const problem = problemOnDisk(dir, 301, 97, 21);
-    const out = join(dir, 'H.npy');
-    const summary = await computeToNpy(pool, { expp: problem.expp, distance: problem.distance, out, blockSize });
-    const count = Math.ceil(300 / blockSize);
-    assert.equal([summary.blocks, summary.computed, summary.skipped, summary.blockSize, summary.n], [(count * (count + 1)) / 2, (count * (count + 1)) / 2, 0, blockSize, 300]);
-    assert.not.ok(existsSync(`${out}.partial`), 'renamed onto out');
-    assert.not.ok(existsSync(`${out}.journal`), 'journal removed');
-    assert.is(statSync(out).size, summary.outBytes);
-    await assertSameAsInMemory(out, problem.values, `blocks of ${blockSize}`);
-  });
+  for (const budget of ['tight', 'ample'] as const) {
+    test(`computeToNpy with blocks of ${blockSize}, ${budget} memory, equals the in-memory H bit for bit`, async () => {
+      const dir = workDir(`ooc-b${blockSize}`);
+      const problem = problemOnDisk(dir, 301, 97, 21);
+      const out = join(dir, 'H.npy');
+      const cost = { kernel: pool.kernel, threads: pool.size };
+      const maxMemory = budget === 'tight' ? jobMemory(301, 97, { blockSize, group: 1, prefetch: false }, cost).total : 2 ** 30;
+      const summary = await computeToNpy(pool, { expp: problem.expp, distance: problem.distance, out, blockSize, maxMemory });
+      const count = Math.ceil(300 / blockSize);
+      assert.equal([summary.blocks, summary.computed, summary.skipped, summary.blockSize, summary.n], [(count * (count + 1)) / 2, (count * (count + 1)) / 2, 0, blockSize, 300]);
+      if (budget === 'tight') assert.equal([summary.group, summary.prefetch], [1, false]);
+      else if (count > 1) assert.ok(summary.group > 1, `group ${summary.group}`);
+      assert.not.ok(existsSync(`${out}.partial`), 'renamed onto out');
+      assert.not.ok(existsSync(`${out}.journal`), 'journal removed');
+      assert.is(statSync(out).size, summary.outBytes);
+      await assertSameAsInMemory(out, problem.values, `blocks of ${blockSize}`);
+    });
+  }
 }
 
 test('computeToNpy within a small memory budget (blocks below one tile), and for N = 1, 2 and M = 1', async () => {
@@ -345,7 +373,7 @@ test('a full disk (ENOSPC on a write) fails with IO_ERROR, journals only whole b
   const dir = workDir('ooc-enospc');
   const problem = problemOnDisk(dir, 301, 97, 6);
   const out = join(dir, 'H.npy');
-  let writes = 0;
+  const written: number[] = [];
   const failing = computeToNpy(pool, {
     expp: problem.expp,
     distance: problem.distance,
@@ -353,20 +381,26 @@ test('a full disk (ENOSPC on a write) fails with IO_ERROR, journals only whole b
     blockSize: 30,
     commitIntervalMs: 0,
     beforeWrite: (block: Block) => {
-      if (++writes === 12) throw Object.assign(new Error(`ENOSPC: no space left on device, write (block ${block.id})`), { code: 'ENOSPC' });
+      if (written.length === 20) throw Object.assign(new Error(`ENOSPC: no space left on device, write (block ${block.id})`), { code: 'ENOSPC' });
+      written.push(block.id);
     },
   });
+  let message = '';
   try {
     await failing;
     assert.unreachable('expected IO_ERROR');
   } catch (error) {
     assert.is((error as { code?: string }).code, 'IO_ERROR');
-    assert.match((error as Error).message, /no space left on device \(ENOSPC\).*11 of 55 blocks are in .*journal; run the same command again to resume/);
+    message = (error as Error).message;
+    assert.match(message, /no space left on device \(ENOSPC\).*\d+ of 55 blocks are in .*journal; run the same command again to resume/);
   }
+  // Jobs of several blocks are journaled whole or not at all: those written in full before the failing one.
   const journaled = journalIds(`${out}.journal`);
-  assert.is(journaled.length, 11, 'the blocks written before the failure, not the failed one');
+  assert.ok(journaled.length > 0 && journaled.length <= 20, `${journaled.length} journaled`);
+  assert.equal(journaled, written.slice(0, journaled.length), 'in order, none of the failing job');
+  assert.match(message, new RegExp(`${journaled.length} of 55 blocks`));
   const summary = await computeToNpy(pool, { expp: problem.expp, distance: problem.distance, out, blockSize: 30 });
-  assert.equal([summary.skipped, summary.computed], [11, 44]);
+  assert.equal([summary.skipped, summary.computed], [journaled.length, 55 - journaled.length]);
   await assertSameAsInMemory(out, problem.values, 'after ENOSPC');
 });
 
