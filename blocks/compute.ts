@@ -12,7 +12,7 @@ import { createNpyOutput, ioFailure, openNpyOutput, syncDirectory, type NpyOutpu
 import { complexNpyHeader } from '../io/npy.js';
 import type { Pool } from '../workers/pool.js';
 import { journalPath, openJournal, readJournalFingerprint, type InputStamp, type JobFingerprint, type Journal } from './journal.js';
-import { blockMemory, blockPairs, chooseBlockSize, formatBytes, kernelTile, planBlocks, type Block, type BlockMemory } from './plan.js';
+import { blockPairs, chooseJobShape, formatBytes, jobMemory, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory, type JobShape } from './plan.js';
 
 /** What computeToNpy needs of a pool. */
 export type BlockPool = Pick<Pool, 'kernel' | 'size' | 'hermitianBlock'>;
@@ -26,7 +26,8 @@ export interface ComputeToNpyOptions {
   out: string;
   /**
    * Memory budget in bytes for the blocks' buffers, the rows they read and the kernel's scratch (Node's own
-   * baseline comes on top); the block size is the largest that fits (chooseBlockSize).
+   * baseline comes on top); the block size, and how many blocks one pool job computes, are chosen to fit it
+   * (chooseJobShape).
    * @default os.totalmem() / 2
    */
   maxMemory?: number;
@@ -69,6 +70,10 @@ export interface OutOfCoreSummary {
   /** H is n×n, n = N − 1. */
   readonly n: number;
   readonly blockSize: number;
+  /** Blocks of one row of blocks computed by one pool job, side by side (see chooseJobShape). */
+  readonly group: number;
+  /** Whether each job's rows were read while the previous job computed. */
+  readonly prefetch: boolean;
   readonly blocks: number;
   /** Blocks computed by this run. */
   readonly computed: number;
@@ -76,7 +81,7 @@ export interface OutOfCoreSummary {
   readonly skipped: number;
   readonly kernel: KernelVariant;
   readonly workers: number;
-  /** The budget the block size was chosen for, and what one block takes by part. */
+  /** The budget the block size was chosen for, and what one job takes by part. */
   readonly maxMemory: number;
   readonly memory: BlockMemory;
   /** Wall time of the whole run: reading, computing, writing, syncing. */
@@ -92,7 +97,7 @@ export function partialPath(out: string): string {
   return `${out}.partial`;
 }
 
-const DEFAULT_COMMIT_MS = 1000;
+const DEFAULT_COMMIT_MS = 250;
 
 function abortError(signal: AbortSignal, message: string): HpairAbortError {
   return new HpairAbortError(message, signal.reason);
@@ -105,7 +110,7 @@ function checkPath(value: unknown, name: string): string {
 
 /**
  * Computes H from two `.npy` files into a third without ever holding H, or expp, whole: H's lower triangle is
- * cut into blocks (planBlocks) as large as `maxMemory` allows (chooseBlockSize); for each block only the rows
+ * cut into blocks (planBlocks) as large as `maxMemory` allows (chooseJobShape); for each block only the rows
  * it needs are read (positioned reads), the block is computed on the pool (hermitianBlock, bit-identical to the
  * whole H's entries), written with its mirror at its offsets in a preallocated sparse `.npy`, and recorded in
  * a journal once durable. A run that stops (signal, crash, full disk) leaves `out.partial` and `out.journal`;
@@ -131,7 +136,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
   const partial = partialPath(outPath);
   await checkOutput(outPath, [exppPath, distancePath], names.out);
 
-  const input = await openNpyInput(exppPath, { name: names.expp });
+  const input = await openNpyInput(exppPath, { name: names.expp, chunkBytes: READ_STAGE_BYTES });
   let output: NpyOutput | undefined;
   let journal: Journal | undefined;
   try {
@@ -153,13 +158,20 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
 
     // A run that resumes keeps the journal's block size (a different --workers may otherwise choose another),
     // as long as it fits the budget.
-    let blockSize = options.blockSize;
-    if (blockSize === undefined) {
+    const tile = kernelTile(kernel);
+    let resumed: JobShape | undefined;
+    if (options.blockSize === undefined) {
       const previous = await readJournalFingerprint(outPath).catch(() => undefined);
-      const same = previous !== undefined && previous.N === N && previous.M === M && previous.kernel === kernel;
-      blockSize =
-        same && blockMemory(N, M, previous.blockSize, cost).total <= maxMemory ? previous.blockSize : chooseBlockSize(N, M, maxMemory, kernelTile(kernel), cost);
+      if (previous !== undefined && previous.N === N && previous.M === M && previous.kernel === kernel) {
+        try {
+          resumed = chooseJobShape(N, M, maxMemory, tile, { ...cost, blockSize: previous.blockSize });
+        } catch {
+          // It does not fit this budget: choose afresh (and the journal, of another block size, is refused).
+        }
+      }
     }
+    const shape = resumed ?? chooseJobShape(N, M, maxMemory, tile, { ...cost, blockSize: options.blockSize });
+    const { blockSize } = shape;
     const plan = planBlocks(n, blockSize);
     const fingerprint: JobFingerprint = { N, M, blockSize, kernel, ...stamps };
     const header = complexNpyHeader([n, n]);
@@ -197,7 +209,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     const done = journal.done;
     const skipped = plan.blocks.filter((block) => done.has(block.id)).length;
     const todo = plan.blocks.filter((block) => !done.has(block.id));
-    const computed = await computeBlocks({ pool, input, distance, output, journal, plan, todo, kernel, signal, onProgress, beforeWrite, commitMs, started, names, outPath, skipped });
+    const computed = await computeBlocks({ pool, input, distance, output, journal, plan, todo, shape, kernel, signal, onProgress, beforeWrite, commitMs, started, names, outPath, skipped });
 
     // Every block is in: the partial output becomes `out`, then the journal goes.
     await output.close();
@@ -226,13 +238,15 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
         M,
         n,
         blockSize: plan.blockSize,
+        group: shape.group,
+        prefetch: shape.prefetch,
         blocks: plan.blocks.length,
         computed: computedBlocks,
         skipped: skippedBlocks,
         kernel,
         workers: threads,
         maxMemory,
-        memory: blockMemory(N, M, plan.blockSize, cost),
+        memory: jobMemory(N, M, shape, cost),
         seconds,
         gflops: flops / Math.max(seconds, 1e-9) / 1e9,
         outBytes,
@@ -253,6 +267,7 @@ interface RunContext {
   readonly journal: Journal;
   readonly plan: ReturnType<typeof planBlocks>;
   readonly todo: readonly Block[];
+  readonly shape: JobShape;
   readonly kernel: KernelVariant;
   readonly signal: AbortSignal | undefined;
   readonly onProgress: ((progress: OutOfCoreProgress) => void) | undefined;
@@ -264,12 +279,37 @@ interface RunContext {
   readonly skipped: number;
 }
 
-/** A block's rows as its job sees them: a window of one of the two row buffers. */
+/** One pool job: blocks of one row of blocks, side by side (columns [c0, c1)), computed as one rectangle. */
+interface Job {
+  readonly blocks: readonly Block[];
+  readonly rows: readonly [number, number];
+  readonly cols: readonly [number, number];
+  readonly pairs: number;
+}
+
+/** The blocks still to do as jobs of at most `group` neighbouring blocks of the same row of blocks. */
+function jobsOf(todo: readonly Block[], group: number): Job[] {
+  const jobs: Job[] = [];
+  let current: { blocks: Block[]; rows: readonly [number, number]; cols: [number, number]; pairs: number } | undefined;
+  for (const block of todo) {
+    if (current !== undefined && current.blocks.length < group && current.rows[0] === block.rows[0] && current.cols[1] === block.cols[0]) {
+      current.blocks.push(block);
+      current.cols[1] = block.cols[1];
+      current.pairs += blockPairs(block);
+    } else {
+      current = { blocks: [block], rows: block.rows, cols: [block.cols[0], block.cols[1]], pairs: blockPairs(block) };
+      jobs.push(current);
+    }
+  }
+  return jobs;
+}
+
+/** A job's rows as its pool job sees them: a window of one of the row buffers. */
 interface LoadedRows {
   /** First row of the window in the buffer, and its row count (the last is the reference row). */
   readonly start: number;
   readonly rows: number;
-  /** The block within the window's own (rows − 1)×(rows − 1) H. */
+  /** The job's rectangle within the window's own (rows − 1)×(rows − 1) H. */
   readonly request: { rows: [number, number]; cols: [number, number] };
   /** Which rows of expp the window holds, in order: [first row, count]. */
   readonly sources: ReadonlyArray<readonly [number, number]>;
@@ -277,17 +317,18 @@ interface LoadedRows {
 
 interface RowBuffer {
   data: Float64Array | undefined;
-  /** First row of the block row whose rows the buffer holds (−1: none). */
+  /** First row of the row of blocks whose rows the buffer holds (−1: none). */
   I: number;
   ref: boolean;
 }
 
 /**
- * The pipeline: while block k computes on the workers, block k − 1 is written (and, every commitMs, synced and
- * journaled) and block k + 1's rows are read. Two row buffers and two H buffers take turns.
+ * The pipeline: while job k computes on the workers, job k − 1's blocks are written (and, every commitMs,
+ * synced and journaled) and, with read-ahead, job k + 1's rows are read. Two H buffers, and two row buffers
+ * with read-ahead (one without), take turns; a buffer is written to only once the pool job that read it is over.
  */
 async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: number }> {
-  const { pool, input, distance, output, journal, plan, todo, kernel, signal, beforeWrite, commitMs, started } = ctx;
+  const { pool, input, distance, output, journal, plan, todo, shape, kernel, signal, beforeWrite, commitMs, started } = ctx;
   const { n, blockSize } = plan;
   const M = input.cols;
   const allPairs = (n * (n + 1)) / 2;
@@ -295,7 +336,7 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
   let doneBlocks = ctx.skipped;
   let donePairs = skippedPairs;
   let callbackFailed = false;
-  const report = (inBlock = 0): void => {
+  const report = (inJob = 0): void => {
     if (ctx.onProgress === undefined || callbackFailed) return;
     try {
       ctx.onProgress({
@@ -303,7 +344,7 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
         blocksDone: doneBlocks,
         blocksSkipped: ctx.skipped,
         pairs: allPairs,
-        pairsDone: donePairs + inBlock,
+        pairsDone: donePairs + inJob,
         pairsSkipped: skippedPairs,
         elapsedMs: performance.now() - started,
       });
@@ -315,8 +356,10 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
   report();
   if (todo.length === 0) return { blocks: 0, pairs: 0 };
 
+  const jobs = jobsOf(todo, shape.group);
   const b = Math.min(blockSize, n);
-  const R = Math.min(2 * b, n) + 1;
+  const width = Math.min(shape.group * b, n);
+  const R = Math.min(b + width, n) + 1;
   const ref = createSharedFloat64(2 * M);
   await input.readRows(n, n + 1, ref, 0);
   const rowBuffers: RowBuffer[] = [
@@ -325,19 +368,22 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
   ];
   const hBuffers: Array<Float64Array | undefined> = [undefined, undefined];
   const rowBuffer = (k: number): RowBuffer & { data: Float64Array } => {
-    const buffer = rowBuffers[k % 2];
+    const buffer = rowBuffers[shape.prefetch ? k % 2 : 0];
     buffer.data ??= createSharedFloat64(2 * R * M);
     return buffer as RowBuffer & { data: Float64Array };
   };
-  const hBuffer = (k: number): Float64Array => (hBuffers[k % 2] ??= createSharedFloat64(2 * b * b));
+  const hBuffer = (k: number): Float64Array => (hBuffers[k % 2] ??= createSharedFloat64(2 * b * width));
 
-  /** Reads what `block` needs into `buffer`: its rows (unless the buffer holds them already), its columns' rows, the reference row. */
-  const load = async (block: Block, buffer: RowBuffer & { data: Float64Array }): Promise<LoadedRows> => {
-    const [i0, i1] = block.rows;
-    const [j0, j1] = block.cols;
+  /**
+   * Reads what `job` needs into `buffer`: its rows (unless the buffer holds them already), the rows of its
+   * columns left of the diagonal, and the reference row, laid out … columns' rows | rows | reference row.
+   * Rows keep their order in expp, so every entry is computed exactly as in the whole H.
+   */
+  const load = async (job: Job, buffer: RowBuffer & { data: Float64Array }): Promise<LoadedRows> => {
+    const [i0, i1] = job.rows;
+    const [c0, c1] = job.cols;
     const bi = i1 - i0;
-    const bj = j1 - j0;
-    // Layout: … J rows | I rows | reference row, the reference row last in the buffer.
+    const left = Math.min(c1, i0) - c0; // columns left of the job's rows; the rest (if any) is the diagonal block
     const iAt = R - 1 - bi;
     if (!buffer.ref) {
       buffer.data.set(ref, 2 * (R - 1) * M);
@@ -348,10 +394,10 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
       await input.readRows(i0, i1, buffer.data, iAt);
       buffer.I = i0;
     }
-    if (i0 === j0) return { start: iAt, rows: bi + 1, request: { rows: [0, bi], cols: [0, bi] }, sources: [[i0, bi], [n, 1]] };
-    const jAt = iAt - bj;
-    await input.readRows(j0, j1, buffer.data, jAt);
-    return { start: jAt, rows: bj + bi + 1, request: { rows: [bj, bj + bi], cols: [0, bj] }, sources: [[j0, bj], [i0, bi], [n, 1]] };
+    if (left > 0) await input.readRows(c0, c0 + left, buffer.data, iAt - left);
+    const sources: Array<readonly [number, number]> = left > 0 ? [[c0, left]] : [];
+    sources.push([i0, bi], [n, 1]);
+    return { start: iAt - left, rows: left + bi + 1, request: { rows: [left, left + bi], cols: [0, c1 - c0] }, sources };
   };
 
   const stop = new AbortController();
@@ -378,46 +424,52 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
   };
   let computedBlocks = 0;
   let computedPairs = 0;
-  const write = async (block: Block, h: ComplexMatrix): Promise<void> => {
-    await beforeWrite?.(block);
-    await output.writeBlock(block, h);
-    pending.push(block.id);
-    computedBlocks++;
-    computedPairs += blockPairs(block);
-    doneBlocks++;
-    donePairs += blockPairs(block);
+  const write = async (job: Job, h: ComplexMatrix): Promise<void> => {
+    try {
+      for (const block of job.blocks) await beforeWrite?.(block);
+    } catch (error) {
+      throw ioFailure('write', `${ctx.names.out} (partial) ${output.path}`, error);
+    }
+    // One write per row across the job's blocks; mirrors for the blocks left of the diagonal.
+    await output.writeRectangle({ rows: job.rows, cols: job.cols }, h, [job.cols[0], Math.min(job.cols[1], job.rows[0])]);
+    for (const block of job.blocks) pending.push(block.id);
+    computedBlocks += job.blocks.length;
+    computedPairs += job.pairs;
+    doneBlocks += job.blocks.length;
+    donePairs += job.pairs;
     report();
     if (performance.now() - lastCommit >= commitMs) await commit();
   };
 
   let writing: Promise<void> = Promise.resolve();
-  let next: Promise<LoadedRows> | undefined = guard(load(todo[0], rowBuffer(0)));
+  let next: Promise<LoadedRows> | undefined = guard(load(jobs[0], rowBuffer(0)));
   try {
-    for (let k = 0; k < todo.length; k++) {
-      const block = todo[k];
-      const rows = await (next as Promise<LoadedRows>);
+    for (let k = 0; k < jobs.length; k++) {
+      const job = jobs[k];
+      const rows = await (next ?? guard(load(job, rowBuffer(k))));
+      next = undefined;
       if (stop.signal.aborted) throw stop.signal.reason;
       const data = rowBuffer(k).data.subarray(2 * rows.start * M, 2 * (rows.start + rows.rows) * M);
-      const bi = block.rows[1] - block.rows[0];
-      const bj = block.cols[1] - block.cols[0];
-      const out: ComplexMatrix = { rows: bi, cols: bj, data: hBuffer(k).subarray(0, 2 * bi * bj) };
-      const job = pool.hermitianBlock({ rows: rows.rows, cols: M, data }, distance, rows.request, {
+      const bi = job.rows[1] - job.rows[0];
+      const bc = job.cols[1] - job.cols[0];
+      const out: ComplexMatrix = { rows: bi, cols: bc, data: hBuffer(k).subarray(0, 2 * bi * bc) };
+      const computing = pool.hermitianBlock({ rows: rows.rows, cols: M, data }, distance, rows.request, {
         out,
         signal: stop.signal,
-        onProgress: (tiles, total) => report(total > 0 ? (blockPairs(block) * tiles) / total : 0),
+        onProgress: (tiles, total) => report(total > 0 ? (job.pairs * tiles) / total : 0),
       });
-      next = k + 1 < todo.length ? guard(load(todo[k + 1], rowBuffer(k + 1))) : undefined;
+      if (shape.prefetch && k + 1 < jobs.length) next = guard(load(jobs[k + 1], rowBuffer(k + 1)));
       let result: HermitianResult;
       try {
-        result = await job;
+        result = await computing;
       } catch (error) {
         throw error instanceof HpairError && error.code === 'NON_FINITE' ? nonFiniteIn(data, M, rows, ctx.names.expp) : error;
       }
       if (result.kernel !== kernel) {
-        throw new HpairError('TOO_LARGE', `a block of ${blockSize} rows at M = ${M} does not fit the ${kernel} kernel's memory (it fell back to ${result.kernel}); choose a smaller block size or memory budget`);
+        throw new HpairError('TOO_LARGE', `a job of ${rows.rows} rows at M = ${M} does not fit the ${kernel} kernel's memory (it fell back to ${result.kernel}); choose a smaller block size or memory budget`);
       }
-      await writing; // block k − 1 is written: its H buffer is free for block k + 1
-      writing = guard(write(block, out));
+      await writing; // job k − 1 is written: its H buffer is free for job k + 1
+      writing = guard(write(job, out));
     }
     await writing;
     await commit();
@@ -426,7 +478,7 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
     stop.abort(error);
     await writing.catch(() => undefined);
     await next?.catch(() => undefined);
-    // Blocks written in full are made durable and journaled; the block being computed is abandoned.
+    // Blocks written in full are made durable and journaled; the job being computed is abandoned.
     try {
       await commit();
     } catch (commitError) {

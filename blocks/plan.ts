@@ -70,17 +70,28 @@ export interface BlockCostOptions {
 }
 
 /**
- * What one block of a blockSize grid costs in memory while computeToNpy computes it, by part. A block's job
- * reads R = min(2b, n) + 1 rows of expp (its rows, its columns' rows, and the reference row N − 1).
+ * How computeToNpy runs a plan: the blocks' edge, how many blocks of one row of blocks one job computes side by
+ * side (a job of one 128 × 128 tile would leave all workers but one idle), and whether the next job's rows are
+ * read while a job computes (two row buffers instead of one).
+ */
+export interface JobShape {
+  readonly blockSize: number;
+  readonly group: number;
+  readonly prefetch: boolean;
+}
+
+/**
+ * What one job of a plan costs in memory while computeToNpy runs it, by part. A job reads
+ * R = min(b + group·b, n) + 1 rows of expp: its blocks' rows, their columns' rows, and the reference row N − 1.
  */
 export interface BlockMemory {
-  /** Two buffers of the R rows (the next block's rows are read while this one computes). */
+  /** The R rows, twice when the next job's rows are read ahead. */
   readonly rows: number;
   /** The pool's copy of those rows for the job (it gathers a block's rows into its own scratch). */
   readonly jobRows: number;
   /** The kernel's scratch for R rows (packed panels for the wasm and js kernels; per-thread packs for native). */
   readonly scratch: number;
-  /** Two b×b blocks of H (one computed while the other is written) and the mirror's staging strip. */
+  /** Two results (one computed while the other is written) and the mirror's staging strip. */
   readonly h: number;
   /** distance, the reference row and the reader's staging buffer. */
   readonly other: number;
@@ -88,45 +99,46 @@ export interface BlockMemory {
 }
 
 /** Staging buffer of the expp reader (io/npy-file.ts) when a conversion is needed. */
-export const READ_STAGE_BYTES = 4 << 20;
+export const READ_STAGE_BYTES = 1 << 20;
+/** Most blocks one job computes side by side. */
+const MAX_GROUP = 8;
 
-export function blockMemory(N: number, M: number, blockSize: number, options: BlockCostOptions = {}): BlockMemory {
+export function jobMemory(N: number, M: number, shape: JobShape, options: BlockCostOptions = {}): BlockMemory {
   const { kernel = 'wasm-simd', threads = 2 } = options;
   const n = Math.max(0, N - 1);
-  const b = Math.max(1, Math.min(blockSize, n));
-  const R = Math.min(2 * b, n) + 1;
+  const b = Math.max(1, Math.min(shape.blockSize, n));
+  const width = Math.min(shape.group * b, n);
+  const R = Math.min(b + width, n) + 1;
   const rowBytes = 16 * R * M;
   let variant = variantNamed(kernel);
   const fits = (candidate: typeof variant): boolean => candidate.scratchBytes(R, M, threads).wasm <= WASM_MAX_BYTES;
   if (!fits(variant)) variant = fallbackAfter(variant, fits) ?? variantNamed('js');
   const s = variant.scratchBytes(R, M, threads);
-  const h = 2 * 16 * b * b + Math.min(MIRROR_STAGE_BYTES, 16 * b * b);
+  const h = 2 * 16 * b * width + Math.min(MIRROR_STAGE_BYTES, 16 * b * width);
   const other = 8 * M + 16 * M + READ_STAGE_BYTES;
-  const parts = { rows: 2 * rowBytes, jobRows: rowBytes, scratch: s.wasm + s.shared + s.native, h, other };
+  const parts = { rows: (shape.prefetch ? 2 : 1) * rowBytes, jobRows: rowBytes, scratch: s.wasm + s.shared + s.native, h, other };
   return { ...parts, total: parts.rows + parts.jobRows + parts.scratch + parts.h + parts.other };
 }
 
-/**
- * The largest block size whose job fits `maxMemoryBytes` (blockMemory().total): a multiple of `tile` (the
- * kernel's tile edge, so blocks waste no work), or n itself when the whole H fits in one block. When not even
- * one tile fits, the largest smaller size that does (correct, but each block then wastes part of a tile).
- * Throws TOO_LARGE when not even a 1×1 block fits, naming the least budget that would.
- */
-export function chooseBlockSize(N: number, M: number, maxMemoryBytes: number, tile: number, options: BlockCostOptions = {}): number {
+/** The memory of a job of one block with its rows read ahead: what chooseBlockSize fits to the budget. */
+export function blockMemory(N: number, M: number, blockSize: number, options: BlockCostOptions = {}): BlockMemory {
+  return jobMemory(N, M, { blockSize, group: 1, prefetch: true }, options);
+}
+
+function checkSizes(N: number, M: number, maxMemoryBytes: number, tile: number): void {
   for (const [name, value] of [['N', N], ['M', M]] as const) {
     if (!Number.isSafeInteger(value) || value < 1) throw new HpairError('INVALID_ARGUMENT', `${name} must be a positive integer, got ${String(value)}`);
   }
   if (!(typeof maxMemoryBytes === 'number' && maxMemoryBytes > 0)) throw new HpairError('INVALID_ARGUMENT', `maxMemoryBytes must be a positive number, got ${String(maxMemoryBytes)}`);
   if (!Number.isSafeInteger(tile) || tile < 1) throw new HpairError('INVALID_ARGUMENT', `tile must be a positive integer, got ${String(tile)}`);
-  const n = N - 1;
-  if (n <= 1) return 1;
-  const fits = (b: number): boolean => {
-    const R = Math.min(2 * b, n) + 1;
-    if (2 * b * b > MAX_TYPED_ARRAY_LENGTH || 2 * R * M > MAX_TYPED_ARRAY_LENGTH) return false;
-    return blockMemory(N, M, b, options).total <= maxMemoryBytes;
-  };
+}
+
+/**
+ * The largest b for which `fits(b)` holds (fits grows harder with b): n when the whole H fits in one block,
+ * else a multiple of `tile`, else (not even one tile fits) the largest smaller b; 0 when not even b = 1 fits.
+ */
+function largestFitting(n: number, tile: number, fits: (b: number) => boolean): number {
   if (fits(n)) return n;
-  // Largest multiple of tile below n that fits (cost grows with b: binary search over multiples).
   let low = 0;
   let high = Math.floor((n - 1) / tile);
   while (low < high) {
@@ -142,9 +154,105 @@ export function chooseBlockSize(N: number, M: number, maxMemoryBytes: number, ti
     if (fits(mid)) small = mid;
     else top = mid - 1;
   }
-  if (small > 0) return small;
-  const least = blockMemory(N, M, 1, options).total;
-  throw new HpairError('TOO_LARGE', `a memory budget of ${formatBytes(maxMemoryBytes)} cannot hold even a 1×1 block at M = ${M} (it needs ${formatBytes(least)})`);
+  return small;
+}
+
+function withinTypedArrays(n: number, M: number, shape: JobShape): boolean {
+  const b = Math.min(shape.blockSize, n);
+  const width = Math.min(shape.group * b, n);
+  const R = Math.min(b + width, n) + 1;
+  return 2 * b * width <= MAX_TYPED_ARRAY_LENGTH && 2 * R * M <= MAX_TYPED_ARRAY_LENGTH;
+}
+
+/**
+ * The largest block size whose job (one block, its rows read ahead: blockMemory().total) fits
+ * `maxMemoryBytes`: a multiple of `tile` (the kernel's tile edge, so blocks waste no work), or n itself when
+ * the whole H fits in one block. When not even one tile fits, the largest smaller size that does (correct, but
+ * each block then wastes part of a tile). Throws TOO_LARGE when not even a 1×1 block fits, naming the least
+ * budget that would.
+ */
+export function chooseBlockSize(N: number, M: number, maxMemoryBytes: number, tile: number, options: BlockCostOptions = {}): number {
+  checkSizes(N, M, maxMemoryBytes, tile);
+  const n = N - 1;
+  if (n <= 1) return 1;
+  const b = largestFitting(n, tile, (size) => {
+    const shape = { blockSize: size, group: 1, prefetch: true };
+    return withinTypedArrays(n, M, shape) && jobMemory(N, M, shape, options).total <= maxMemoryBytes;
+  });
+  if (b > 0) return b;
+  throw tooSmall(N, M, maxMemoryBytes, options);
+}
+
+function tooSmall(N: number, M: number, maxMemoryBytes: number, options: BlockCostOptions): HpairError {
+  const least = jobMemory(N, M, { blockSize: 1, group: 1, prefetch: false }, options).total;
+  return new HpairError('TOO_LARGE', `a memory budget of ${formatBytes(maxMemoryBytes)} cannot hold even a 1×1 block at M = ${M} (it needs ${formatBytes(least)})`);
+}
+
+/**
+ * Rough costs, in the time one worker takes for one pair (both scale with M, so these do not): packing and
+ * copying a job's row, and reading one from the page cache. Measured orders of magnitude on 2-core Zen 3 and
+ * Zen 4 hosts; they only rank job shapes against each other.
+ */
+const ROW_COST = 10;
+const READ_COST = 24;
+
+/** Pairs per unit of time (one worker's pair = 1) of a job of `group` blocks of b below the diagonal. */
+function throughput(n: number, shape: JobShape, tile: number, threads: number): number {
+  const b = Math.min(shape.blockSize, n);
+  if (b >= n) return Number.POSITIVE_INFINITY; // the whole H in one job
+  const width = Math.min(shape.group * b, n - b);
+  const sub = width + b;
+  // The tiles of the job's own (sub × sub) H that its rectangle (rows [width, sub), columns [0, width)) touches.
+  let tiles = 0;
+  let area = 0;
+  for (let a = Math.floor(width / tile) * tile; a < sub; a += tile) {
+    for (let c = 0; c < width && c <= a; c += tile) {
+      const h = Math.min(sub, a + tile) - a;
+      const w = Math.min(sub, c + tile) - c;
+      tiles++;
+      area += a === c ? (h * (h + 1)) / 2 : h * w;
+    }
+  }
+  const rounds = Math.ceil(tiles / threads);
+  const time = (area / tiles) * rounds + ROW_COST * (sub + 1) + READ_COST * (shape.prefetch ? 0.5 : 1) * width;
+  return (b * width) / time;
+}
+
+/**
+ * How computeToNpy runs H within `maxMemoryBytes`: for each way of running jobs (one to MAX_GROUP blocks side
+ * by side, rows read ahead or not) the largest block size that fits, then the one a rough model of time per
+ * pair ranks first (whole tiles for every worker, few rows per pair, reads hidden behind compute). With
+ * `options.blockSize` the block size is fixed and only the group and the read-ahead are chosen.
+ * Throws TOO_LARGE when nothing fits.
+ */
+export function chooseJobShape(N: number, M: number, maxMemoryBytes: number, tile: number, options: BlockCostOptions & { blockSize?: number } = {}): JobShape {
+  checkSizes(N, M, maxMemoryBytes, tile);
+  const n = N - 1;
+  const threads = options.threads ?? 2;
+  const fixed = options.blockSize;
+  if (n <= 1) return { blockSize: fixed ?? 1, group: 1, prefetch: false };
+  let best: { shape: JobShape; score: number } | undefined;
+  for (const prefetch of [true, false]) {
+    for (let group = 1; group <= MAX_GROUP; group++) {
+      const fits = (blockSize: number): boolean => {
+        const shape = { blockSize, group, prefetch };
+        return withinTypedArrays(n, M, shape) && jobMemory(N, M, shape, options).total <= maxMemoryBytes;
+      };
+      const blockSize = fixed !== undefined ? (fits(fixed) ? fixed : 0) : largestFitting(n, tile, fits);
+      if (blockSize === 0 || (group > 1 && group > Math.ceil(n / blockSize))) continue; // nothing fits, or wider than any row of blocks
+      const shape = { blockSize, group: blockSize >= n ? 1 : group, prefetch };
+      const score = throughput(n, shape, tile, threads);
+      if (best === undefined || score > best.score * 1.0001) best = { shape, score };
+    }
+  }
+  if (best === undefined) {
+    if (fixed !== undefined) {
+      const need = jobMemory(N, M, { blockSize: fixed, group: 1, prefetch: false }, options).total;
+      throw new HpairError('TOO_LARGE', `blocks of ${fixed} rows at M = ${M} need ${formatBytes(need)}, more than the budget of ${formatBytes(maxMemoryBytes)}`);
+    }
+    throw tooSmall(N, M, maxMemoryBytes, options);
+  }
+  return best.shape;
 }
 
 export function formatBytes(bytes: number): string {

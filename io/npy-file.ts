@@ -52,6 +52,8 @@ const DEFAULT_CHUNK = 4 << 20;
 /** Largest header read, as the buffered reader allows. */
 const MAX_HEADER_BYTES = 1 << 20;
 const isLittleEndianHost = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
+/** Reads in flight at once for data read as is (libuv runs 4 by default). */
+const PARALLEL_READS = 4;
 
 const DTYPES: Record<NpyHeader['kind'], string> = { c16: 'complex128', c8: 'complex64', f8: 'float64', f4: 'float32' };
 
@@ -206,10 +208,17 @@ export async function openNpyInput(path: string, options: NpyFileOptions = {}): 
     if (count === 0 || cols === 0) return;
     if (asIs) {
       // Already the layout we want: read straight into out, at most chunkBytes per read.
+      // A few reads at once: the copies out of the page cache then run on several of libuv's threads.
       const target = new Uint8Array(out.buffer, out.byteOffset + 16 * at * cols, 16 * count * cols);
-      for (let done = 0; done < target.length; done += chunkBytes) {
-        await readFully(file, target.subarray(done, Math.min(target.length, done + chunkBytes)), dataOffset + 16 * r0 * cols + done, what);
-      }
+      let next = 0;
+      const reader = async (): Promise<void> => {
+        while (next < target.length) {
+          const done = next;
+          next += chunkBytes;
+          await readFully(file, target.subarray(done, Math.min(target.length, done + chunkBytes)), dataOffset + 16 * r0 * cols + done, what);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PARALLEL_READS, Math.ceil(target.length / chunkBytes)) }, reader));
       return;
     }
     stage ??= new Uint8Array(stageBytes);

@@ -34,6 +34,13 @@ export interface NpyOutput {
    * Rejects with IO_ERROR (the errno in the message and `cause`: ENOSPC for a full disk).
    */
   writeBlock(block: BlockRect, h: ComplexMatrix): Promise<void>;
+  /**
+   * Writes `h` at rows [i0, i1) × columns [j0, j1) (one write per row), and the conjugate transpose of its
+   * columns [m0, m1) (a sub-range of [j0, j1), below the diagonal) at rows [m0, m1) × columns [i0, i1):
+   * several blocks of one row of blocks in one go. writeBlock(block, h) is
+   * writeRectangle(block, h, its own columns, or none for a diagonal block).
+   */
+  writeRectangle(rect: BlockRect, h: ComplexMatrix, mirror: readonly [number, number]): Promise<void>;
   /** Makes every byte written so far durable (fdatasync). */
   sync(): Promise<void>;
   close(): Promise<void>;
@@ -162,32 +169,57 @@ function outputOver(file: FileHandle, path: string, what: string, n: number, dat
     }
   };
 
-  const write = async (block: BlockRect, h: ComplexMatrix): Promise<void> => {
-    const [i0, i1] = block.rows;
-    const [j0, j1] = block.cols;
+  const write = async (rect: BlockRect, h: ComplexMatrix, [m0, m1]: readonly [number, number]): Promise<void> => {
+    const [i0, i1] = rect.rows;
+    const [j0, j1] = rect.cols;
     const bi = i1 - i0;
     const bj = j1 - j0;
     if (bi === 0 || bj === 0) return;
     const bytes = new Uint8Array(h.data.buffer, h.data.byteOffset, 16 * bi * bj);
     await writeRows(bi, 16 * bj, (r) => bytes.subarray(16 * r * bj, 16 * (r + 1) * bj), (r) => dataOffset + 16 * ((i0 + r) * n + j0));
-    if (i0 === j0 && i1 === j1) return; // a diagonal block is its own mirror
-    // The mirror: row j of H holds conj(h[·, j − j0]) at columns [i0, i1). Transposed a strip of rows at a time.
-    const strip = Math.max(1, Math.min(bj, Math.floor(MIRROR_STAGE_BYTES / (16 * bi))));
+    if (m1 <= m0) return;
+    // The mirror: row s of H holds conj(h[·, s − j0]) at columns [i0, i1). Transposed a strip of rows at a time.
+    const count = m1 - m0;
+    const strip = Math.max(1, Math.min(count, Math.floor(MIRROR_STAGE_BYTES / (16 * bi))));
     if (stage === undefined || stage.length < 2 * strip * bi) stage = new Float64Array(2 * strip * bi);
     const staged = new Uint8Array(stage.buffer);
     const data = h.data;
-    for (let s0 = 0; s0 < bj; s0 += strip) {
-      const s1 = Math.min(bj, s0 + strip);
+    for (let s0 = m0; s0 < m1; s0 += strip) {
+      const s1 = Math.min(m1, s0 + strip);
       for (let s = s0; s < s1; s++) {
         const to = 2 * (s - s0) * bi;
         for (let r = 0; r < bi; r++) {
-          const from = 2 * (r * bj + s);
+          const from = 2 * (r * bj + (s - j0));
           stage[to + 2 * r] = data[from];
           stage[to + 2 * r + 1] = -data[from + 1];
         }
       }
-      await writeRows(s1 - s0, 16 * bi, (r) => staged.subarray(16 * r * bi, 16 * (r + 1) * bi), (r) => dataOffset + 16 * ((j0 + s0 + r) * n + i0));
+      await writeRows(s1 - s0, 16 * bi, (r) => staged.subarray(16 * r * bi, 16 * (r + 1) * bi), (r) => dataOffset + 16 * ((s0 + r) * n + i0));
     }
+  };
+
+  const queue = (rect: BlockRect, h: ComplexMatrix, mirror: readonly [number, number] | undefined): Promise<void> => {
+    if (closed) return Promise.reject(new HpairError('INVALID_ARGUMENT', `${what} is closed`));
+    const ranges = [rect?.rows, rect?.cols];
+    if (!ranges.every((range) => Array.isArray(range) && range.length === 2 && Number.isSafeInteger(range[0]) && Number.isSafeInteger(range[1]) && 0 <= range[0] && range[0] <= range[1] && range[1] <= n)) {
+      return Promise.reject(new HpairError('INVALID_ARGUMENT', `the block must be { rows: [i0, i1], cols: [j0, j1] } within [0, ${n}]`));
+    }
+    const bi = rect.rows[1] - rect.rows[0];
+    const bj = rect.cols[1] - rect.cols[0];
+    if (h?.rows !== bi || h?.cols !== bj || !(h.data instanceof Float64Array) || h.data.length < 2 * bi * bj) {
+      return Promise.reject(new HpairError('SHAPE_MISMATCH', `the block is ${bi}×${bj} but h is ${String(h?.rows)}×${String(h?.cols)}`));
+    }
+    const diagonal = rect.rows[0] === rect.cols[0] && rect.rows[1] === rect.cols[1];
+    const m = mirror ?? (diagonal ? [0, 0] : rect.cols); // a diagonal block is its own mirror
+    if (!(Array.isArray(m) && m.length === 2 && Number.isSafeInteger(m[0]) && Number.isSafeInteger(m[1]) && (m[1] <= m[0] || (rect.cols[0] <= m[0] && m[1] <= rect.cols[1])))) {
+      return Promise.reject(new HpairError('INVALID_ARGUMENT', `the mirrored columns must lie within [${rect.cols[0]}, ${rect.cols[1]}]`));
+    }
+    // Writes to one file run one after another (they share the staging strip).
+    const done = writing.then(() => write(rect, h, m)).catch((error: unknown) => {
+      throw ioFailure('write', what, error);
+    });
+    writing = done.catch(() => undefined);
+    return done;
   };
 
   return {
@@ -196,22 +228,10 @@ function outputOver(file: FileHandle, path: string, what: string, n: number, dat
     dataOffset,
     fileBytes,
     writeBlock(block, h) {
-      if (closed) return Promise.reject(new HpairError('INVALID_ARGUMENT', `${what} is closed`));
-      const ranges = [block?.rows, block?.cols];
-      if (!ranges.every((range) => Array.isArray(range) && range.length === 2 && Number.isSafeInteger(range[0]) && Number.isSafeInteger(range[1]) && 0 <= range[0] && range[0] <= range[1] && range[1] <= n)) {
-        return Promise.reject(new HpairError('INVALID_ARGUMENT', `the block must be { rows: [i0, i1], cols: [j0, j1] } within [0, ${n}]`));
-      }
-      const bi = block.rows[1] - block.rows[0];
-      const bj = block.cols[1] - block.cols[0];
-      if (h?.rows !== bi || h?.cols !== bj || !(h.data instanceof Float64Array) || h.data.length < 2 * bi * bj) {
-        return Promise.reject(new HpairError('SHAPE_MISMATCH', `the block is ${bi}×${bj} but h is ${String(h?.rows)}×${String(h?.cols)}`));
-      }
-      // Writes to one file run one after another (they share the staging strip).
-      const done = writing.then(() => write(block, h)).catch((error: unknown) => {
-        throw ioFailure('write', what, error);
-      });
-      writing = done.catch(() => undefined);
-      return done;
+      return queue(block, h, undefined);
+    },
+    writeRectangle(rect, h, mirror) {
+      return queue(rect, h, mirror);
     },
     async sync() {
       await writing;
