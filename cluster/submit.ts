@@ -297,8 +297,9 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       await enqueue(missing);
     };
 
+    /** Journals what finished, then removes the jobs of this run no worker holds; returns how many still run. */
     let removed = 0;
-    const cancel = async (): Promise<never> => {
+    const withdraw = async (): Promise<number> => {
       // Journal what finished first: a finished job removed unjournaled would be computed again by a re-run.
       await harvest(false);
       let running = 0;
@@ -310,6 +311,10 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
         else if (state === 'active') running++;
       }
       await harvest(false);
+      return running;
+    };
+    const cancel = async (): Promise<never> => {
+      const running = await withdraw();
       const where = `${journal!.done.size} of ${plan.blocks.length} blocks are in ${journal!.path}`;
       const busy = running === 0 ? '' : `, ${running} still running on workers (a re-run collects them)`;
       throw new HpairAbortError(`cancelled: ${removed} waiting blocks removed from the queue${busy}; ${where}; run the same command again to resume`, signal?.reason);
@@ -327,23 +332,30 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     const deadline = <T>(promise: Promise<T>): Promise<T> =>
       withDeadline(promise, redisTimeoutMs, () => new HpairError('IO_ERROR', `Redis did not answer for ${redisTimeoutMs / 1000} s; ${journal!.done.size} of ${plan.blocks.length} blocks are in ${journal!.path}; run the same command again to resume`));
 
-    await deadline(harvest()); // jobs of this run that finished while no submitter watched
-    if (signal?.aborted) await cancel();
-    await deadline(reconcile(true));
-    let lastReconcile = performance.now();
-    const computeStarted = performance.now();
-    options.onProgress?.(progress());
-    while (outstanding.size > 0) {
-      if (signal?.aborted) await deadline(cancel());
-      await sleep(pollMs, signal);
-      if (signal?.aborted) continue;
-      await deadline(harvest());
-      if (reconnected || performance.now() - lastReconcile > 3_000) {
-        reconnected = false;
-        lastReconcile = performance.now();
-        await deadline(reconcile(false));
-      }
+    try {
+      await deadline(harvest()); // jobs of this run that finished while no submitter watched
+      if (signal?.aborted) await cancel();
+      await deadline(reconcile(true));
       options.onProgress?.(progress());
+      let lastReconcile = performance.now();
+      while (outstanding.size > 0) {
+        if (signal?.aborted) await deadline(cancel());
+        await sleep(pollMs, signal);
+        if (signal?.aborted) continue;
+        await deadline(harvest());
+        if (reconnected || performance.now() - lastReconcile > 3_000) {
+          reconnected = false;
+          lastReconcile = performance.now();
+          await deadline(reconcile(false));
+        }
+        options.onProgress?.(progress());
+      }
+    } catch (error) {
+      // A block failed for good, or the journal could not be written: the other blocks of this run are not
+      // worth computing now. (Not when Redis is gone: then nothing can be removed.)
+      const redisLost = error instanceof HpairError && error.code === 'IO_ERROR' && /^Redis did not answer/.test(error.message);
+      if (!(error instanceof HpairAbortError) && !redisLost) await withDeadline(withdraw(), 10_000, () => new Error('withdraw')).catch(() => undefined);
+      throw error;
     }
 
     // Every block is in: the partial output becomes `out`, then the journal goes.
@@ -371,7 +383,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       retries,
       requeued,
       seconds,
-      gflops: computedFlops / Math.max(1e-9, (performance.now() - computeStarted) / 1000) / 1e9,
+      gflops: computedFlops / Math.max(1e-9, seconds) / 1e9,
       workerSeconds,
       queue: queueName,
       run,

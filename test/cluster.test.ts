@@ -210,6 +210,24 @@ withRedis('three worker processes compute H bit-identical to pool.hermitian; the
   for (const w of workers) assert.match(w.output(), /stopped after \d+ blocks/);
 });
 
+withRedis('a NaN in expp fails its block at once (no retries) and submit stops with the row named, exit 2', async () => {
+  const { expp, distance } = randomProblem(201, 50, 9);
+  expp.data[2 * (150 * 50 + 7) + 1] = Number.NaN;
+  const files = { expp: join(work, 'nan_expp.npy'), distance: join(work, 'nan_distance.npy') };
+  writeFileSync(files.expp, encodeComplexMatrixNpy(expp));
+  writeFileSync(files.distance, encodeFloat64VectorNpy(distance));
+  const queue = newQueue();
+  const worker = startWorker(url!, queue);
+  await worker.waitFor(/waiting for blocks/);
+  const out = join(work, 'nan.npy');
+  const run = await cli(['cluster', 'submit', '--redis', url!, '--queue', queue, '--expp', files.expp, '--distance', files.distance, '--out', out, '--block', '50']);
+  await worker.stop();
+  assert.is(run.code, 2, run.stderr);
+  assert.match(run.stderr, /^hpair: expp\[150, 7\] has a non-finite imaginary part \(NaN\).*\(block \d+\); \d+ of 10 blocks are in/);
+  assert.ok(run.ms < 20_000, `took ${run.ms.toFixed(0)} ms: the block must not be retried with backoff`);
+  assert.not.ok(existsSync(out), 'no output');
+});
+
 withRedis('a worker killed with SIGKILL mid-block: its block is taken over after the lock expires, H is still identical', async () => {
   const p = await problem(961, 1200, 3);
   const queue = newQueue();
