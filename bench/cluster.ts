@@ -1,7 +1,7 @@
 // The distributed run on this machine: `hpair cluster submit` with 1, 2 and 3 worker processes against
 // `hpair compute` on the same N, and the queue's overhead per block (what the automatic block size is chosen
 // from). Starts its own redis-server on a free loopback port (or takes --redis URL).
-//   npm run bench:cluster [-- --n 4096 --rounds 3 --redis redis://127.0.0.1:6379]
+//   npm run bench:cluster [-- --n 3072 --rounds 3 --redis redis://127.0.0.1:6379]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { demoProblem, encodeComplexMatrixNpy, encodeFloat64VectorNpy } from 'hpair';
 
 const { values } = parseArgs({ options: { n: { type: 'string' }, rounds: { type: 'string' }, redis: { type: 'string' }, 'overhead-blocks': { type: 'string' } } });
-const N = Number(values.n ?? '4096');
+const N = Number(values.n ?? '3072');
 const rounds = Number(values.rounds ?? '3');
 const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
 const cores = availableParallelism();

@@ -6,8 +6,12 @@ import type { KernelVariant } from '../kernel/kernel-names.js';
 // overhead is a small fraction of their compute; and small enough that there are several per worker
 // (a killed or slow worker then costs little) and that a block fits a worker's memory budget.
 
-/** Overhead of one block apart from Redis round trips, measured by `npm run bench:cluster` on this host (s). */
-export const FIXED_BLOCK_OVERHEAD_S = 0.004;
+/**
+ * Overhead of one block apart from Redis round trips (s): measured by `npm run bench:cluster` on this host as
+ * 12.9 ms a block in all at a 0.15 ms round trip, of which ~7 ms is writing and fdatasync'ing block and mirror,
+ * ~1 ms reading rows and ~0.5 ms starting the pool job; the rest is BullMQ's take and complete.
+ */
+export const FIXED_BLOCK_OVERHEAD_S = 0.011;
 /** Redis round trips one block costs (take, lock renewals, complete, the submitter's harvest and remove). */
 export const ROUND_TRIPS_PER_BLOCK = 12;
 /** A worker process's rate when none has been measured yet: this host's two threads on wasm-relaxed-simd (flop/s). */

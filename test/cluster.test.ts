@@ -1,10 +1,11 @@
 // hpair cluster on a real Redis: worker processes and submit as a user runs them. Each test uses its own
 // queue. Without HPAIR_TEST_REDIS and without redis-server installed, the tests that need Redis are skipped.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPool, encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy, type ComplexMatrix } from 'hpair';
@@ -188,6 +189,29 @@ test('bad URLs and unreachable Redis: one clear line, exit 2, within seconds, no
   assert.match(usage.stderr, /needs --redis/);
   silent.close();
   chatty.close();
+});
+
+test('without bullmq installed: hpair/cluster still imports, and using it fails at once with the install command', async () => {
+  // dist/ copied where no node_modules can be found: bullmq and ioredis are the only packages it imports.
+  const bare = mkdtempSync(join(tmpdir(), 'hpair-no-bullmq-'));
+  const dist = dirname(cliPath);
+  for (const name of readdirSync(dist)) if (/\.(js|cjs)$/.test(name)) copyFileSync(join(dist, name), join(bare, name));
+  const script = `import('${pathToFileURL(join(bare, 'cluster.js')).href}').then((m) => m.createClusterWorker({ connection: 'redis://127.0.0.1:1' })).then(() => process.exit(3), (e) => { console.log(e.code + ': ' + e.message); process.exit(0); })`;
+  const library = await new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: bare, stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => (text += chunk));
+    child.once('close', () => resolve(text));
+  });
+  assert.match(library, /^INVALID_ARGUMENT: hpair cluster needs the optional peer dependency 'bullmq', which is not installed: npm install bullmq ioredis/);
+  const run = await new Promise<Run>((resolve) => {
+    const child = spawn(process.execPath, [join(bare, 'cli.js'), 'cluster', 'worker', '--redis', 'redis://127.0.0.1:1'], { cwd: bare, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.once('close', (code, signal) => resolve({ code, signal, stdout: '', stderr, ms: 0 }));
+  });
+  assert.is(run.code, 2);
+  assert.match(run.stderr, /^hpair: hpair cluster needs the optional peer dependency 'bullmq'/);
 });
 
 withRedis('three worker processes compute H bit-identical to pool.hermitian; the summary counts blocks and workers', async () => {
