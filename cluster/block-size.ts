@@ -31,7 +31,7 @@ export interface ClusterBlockSizeInput {
   roundTrip: number;
   /** Worker processes connected to the queue (0 when none yet: taken as 2). */
   workers: number;
-  /** A worker's flop/s. @default ASSUMED_WORKER_RATE */
+  /** A worker process's flop/s (submit takes the median the workers recorded). @default ASSUMED_WORKER_RATE */
   rate?: number;
   /** A worker's memory for one block (rows read, the block, the kernel's scratch: blocks/ chooseBlockSize). @default 1 GiB */
   maxMemoryBytes?: number;
@@ -45,6 +45,9 @@ export interface ClusterBlockSize {
   blockSize: number;
   /** Estimated overhead of one block (s). */
   overhead: number;
+  /** The worker rate it assumed (flop/s), and whether the workers measured it. */
+  rate: number;
+  rateMeasured: boolean;
   /** The smallest block whose overhead is ≤ OVERHEAD_FRACTION of its compute. */
   minForOverhead: number;
   /** The largest block that still gives BLOCKS_PER_WORKER blocks per worker. */
@@ -81,5 +84,5 @@ export function chooseClusterBlockSize(input: ClusterBlockSizeInput): ClusterBlo
         : maxForBalance >= minForOverhead
           ? `${BLOCKS_PER_WORKER} blocks per worker at most this big (overhead ≤ ${OVERHEAD_FRACTION * 100}% from ${minForOverhead})`
           : `overhead ≤ ${OVERHEAD_FRACTION * 100}% of compute`;
-  return { blockSize: Math.max(1, b), overhead, minForOverhead, maxForBalance, maxForMemory, why };
+  return { blockSize: Math.max(1, b), overhead, rate, rateMeasured: input.rate !== undefined, minForOverhead, maxForBalance, maxForMemory, why };
 }

@@ -213,7 +213,8 @@ async function submit(args: string[]): Promise<void> {
     return;
   }
   const s = summary;
-  const choice = s.blockChoice === undefined ? '' : ` (${s.blockChoice.why}; overhead ≈ ${(s.blockChoice.overhead * 1000).toFixed(1)} ms a block)`;
+  const c = s.blockChoice;
+  const choice = c === undefined ? '' : ` (${c.why}; overhead ≈ ${(c.overhead * 1000).toFixed(1)} ms a block at ${(c.rate / 1e9).toFixed(1)} GFLOP/s a worker${c.rateMeasured ? ', measured' : ', assumed'})`;
   write(
     `wrote ${s.out}\n` +
       `  size      N = ${s.N}, M = ${s.M}  →  H is ${s.n}×${s.n} (${formatBytes(16 * s.n * s.n)})\n` +

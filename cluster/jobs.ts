@@ -42,6 +42,12 @@ export interface BlockJobResult {
   write: number;
 }
 
+/**
+ * A hash beside the queue's keys where each worker process records the rate of its last block (field: its name,
+ * value: { rate: flop/s, at: ms since the epoch }): `submit` sizes blocks from the rates the workers really reach.
+ */
+export const RATES_KEY = 'hpair-rates';
+
 export function jobId(run: string, block: number): string {
   return `hp-${run}-${block}`;
 }

@@ -27,7 +27,7 @@ import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
 import { resolveKernel } from '../kernel/variants.js';
 import { HpairAbortError, HpairError, type HpairErrorCode } from '../shared/errors.js';
 import { chooseClusterBlockSize, type ClusterBlockSize } from './block-size.js';
-import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, jobId, JOB_DATA_VERSION, parseJobId, type BlockJobData, type BlockJobResult } from './jobs.js';
+import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, jobId, JOB_DATA_VERSION, parseJobId, RATES_KEY, type BlockJobData, type BlockJobResult } from './jobs.js';
 import { loadQueueModules, type RedisClient } from './load.js';
 import { connectRedis, parseRedisUrl } from './redis.js';
 
@@ -170,7 +170,8 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     if (blockSize === undefined) {
       const roundTrip = await measureRoundTrip(client);
       const workers = await queue.getWorkersCount().catch(() => 0);
-      blockChoice = chooseClusterBlockSize({ n, m: M, roundTrip, workers, kernel, maxMemoryBytes: options.workerMemory });
+      const rate = await measuredRate(client, queue.toKey(RATES_KEY));
+      blockChoice = chooseClusterBlockSize({ n, m: M, roundTrip, workers, kernel, rate, maxMemoryBytes: options.workerMemory });
       blockSize = blockChoice.blockSize;
     }
     const plan = planBlocks(n, blockSize);
@@ -403,6 +404,23 @@ function blockFailure(reason: string, block: number, attemptsMade: number, journ
   const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(reason);
   if (match !== null && match[1] !== 'STALE') return new HpairError(match[1] as HpairErrorCode, `${match[2]} (block ${block}); ${where}`);
   return new HpairError('WORKER_CRASHED', `block ${block} failed ${attemptsMade} times, last: ${reason}; ${where}; run the same command again to retry`);
+}
+
+/** The median of the rates worker processes recorded in the last day (flop/s), or undefined when none did. */
+async function measuredRate(client: RedisClient, key: string): Promise<number | undefined> {
+  const entries = Object.values(await client.hgetall(key).catch(() => ({}) as Record<string, string>));
+  const since = Date.now() - 24 * 3600 * 1000;
+  const rates: number[] = [];
+  for (const text of entries) {
+    try {
+      const { rate, at } = JSON.parse(text) as { rate: number; at: number };
+      if (Number.isFinite(rate) && rate > 0 && at > since) rates.push(rate);
+    } catch {
+      // not ours: ignored
+    }
+  }
+  rates.sort((a, b) => a - b);
+  return rates.length === 0 ? undefined : rates[Math.floor(rates.length / 2)];
 }
 
 /** Median of a few PINGs (s): the round trip each queue operation pays. */

@@ -11,7 +11,7 @@ import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
 import type { Pool } from '../workers/pool.js';
 import { readBlockRows, type RowReader } from './block-input.js';
-import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, JOB_DATA_VERSION, type BlockJobData, type BlockJobResult } from './jobs.js';
+import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, JOB_DATA_VERSION, RATES_KEY, type BlockJobData, type BlockJobResult } from './jobs.js';
 import { loadQueueModules, type RedisClient } from './load.js';
 import { connectRedis, parseRedisUrl } from './redis.js';
 
@@ -216,7 +216,12 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
       }
       const write = (performance.now() - started) / 1000;
       blocksDone += 1;
-      options.onBlock?.({ job: job.id ?? '', block, outcome: 'done', read, compute, write, flops: blockFlops(block, data.m) });
+      const flops = blockFlops(block, data.m);
+      if (compute > 0.05) {
+        // This process's measured rate, for the block size of later submissions (best effort).
+        client.hset(worker.toKey(RATES_KEY), name, JSON.stringify({ rate: flops / compute, at: Date.now() })).catch(() => undefined);
+      }
+      options.onBlock?.({ job: job.id ?? '', block, outcome: 'done', read, compute, write, flops });
       return { worker: name, kernel: h.kernel, read, compute, write };
     } catch (error) {
       if (error instanceof GiveBack) {
