@@ -408,17 +408,20 @@ function blockFailure(reason: string, block: number, attemptsMade: number, journ
 
 /** The median of the rates worker processes recorded in the last day (flop/s), or undefined when none did. */
 async function measuredRate(client: RedisClient, key: string): Promise<number | undefined> {
-  const entries = Object.values(await client.hgetall(key).catch(() => ({}) as Record<string, string>));
+  const entries = Object.entries(await client.hgetall(key).catch(() => ({}) as Record<string, string>));
   const since = Date.now() - 24 * 3600 * 1000;
   const rates: number[] = [];
-  for (const text of entries) {
+  const stale: string[] = [];
+  for (const [worker, text] of entries) {
     try {
       const { rate, at } = JSON.parse(text) as { rate: number; at: number };
       if (Number.isFinite(rate) && rate > 0 && at > since) rates.push(rate);
+      else stale.push(worker);
     } catch {
-      // not ours: ignored
+      stale.push(worker);
     }
   }
+  if (stale.length > 0) await client.hdel(key, ...stale).catch(() => undefined); // worker processes long gone
   rates.sort((a, b) => a - b);
   return rates.length === 0 ? undefined : rates[Math.floor(rates.length / 2)];
 }
