@@ -49,9 +49,10 @@ const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20'
 
 await build({
   ...common,
-  entryPoints: { index: 'index.ts', worker: 'workers/worker.ts', cli: 'cli/main.ts' },
+  entryPoints: { index: 'index.ts', worker: 'workers/worker.ts', cli: 'cli/main.ts', cluster: 'cluster/index.ts' },
   outdir: 'dist',
   splitting: true,
+  external: ['bullmq', 'ioredis'], // optional peer dependencies, imported only by hpair/cluster
   chunkNames: 'chunk-[hash]',
 });
 
@@ -60,8 +61,9 @@ await build({
 await build({
   ...common,
   format: 'cjs',
-  entryPoints: { index: 'index.ts' },
+  entryPoints: { index: 'index.ts', cluster: 'cluster/index.ts' },
   outExtension: { '.js': '.cjs' },
+  external: ['bullmq', 'ioredis'],
   outdir: 'dist',
   define: { 'import.meta.url': '__hpairModuleUrl' },
   banner: { js: "const __hpairModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
@@ -71,8 +73,8 @@ await build({
 const testEntries = ['test', 'test/helpers'].flatMap((dir) =>
   readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => `${dir}/${f}`),
 );
-await build({ ...common, entryPoints: testEntries, outdir: 'dist/test', outbase: 'test', external: ['hpair', 'uvu', 'uvu/assert'] });
-const benchEntries = ['main', 'memory-probe', 'vs-piscina', 'piscina-distance-worker', 'distance-kernel'].map((name) => `bench/${name}.ts`);
+await build({ ...common, entryPoints: testEntries, outdir: 'dist/test', outbase: 'test', external: ['hpair', 'hpair/cluster', 'uvu', 'uvu/assert', 'bullmq', 'ioredis'] });
+const benchEntries = ['main', 'memory-probe', 'vs-piscina', 'piscina-distance-worker', 'distance-kernel', 'out-of-core', 'cluster'].map((name) => `bench/${name}.ts`);
 await build({ ...common, entryPoints: benchEntries, outdir: 'dist/bench', external: ['hpair', 'tinybench', 'piscina'] });
 
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { stdio: 'inherit' });

@@ -13,6 +13,7 @@ import type { Pool } from '../workers/pool.js';
 import { about, CliFailure, toFailure, usage } from './errors.js';
 import { inputSpec, loadDistance, loadExpp, readInputs, type InputSpec } from './input.js';
 import { isStdout, refuseInputAsOutput, resolveOut, writeOut } from './output.js';
+import { computeOutOfCore, outOfCoreReason } from '../blocks/cli.js';
 import { progressBar } from './progress-bar.js';
 import { handleSignals, onSignal } from './signals.js';
 import { packageVersion } from './version.js';
@@ -23,9 +24,12 @@ const DEMO_SIZE = 3072;
 const FIFO_TIMEOUT = 30;
 
 const USAGE = `usage:
-  hpair compute --expp E --distance D --out H.npy [--workers W] [--kernel K] [--fifo-timeout S] [--json]
+  hpair compute --expp E --distance D --out H.npy [--max-memory BYTES] [--workers W] [--kernel K] [--fifo-timeout S] [--json]
   hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]    (N, M default ${DEMO_SIZE})
+  hpair cluster worker … | hpair cluster submit …     (see hpair cluster --help)
   hpair --help | --version
+  --max-memory (e.g. 64M, 2G): compute H out of core, block by block within this budget, resumable;
+    also chosen by itself when H would not fit in memory (needs .npy files for E and D, and a file for H)
   E, D: a .npy file, or a .npz archive (FILE.npz:KEY picks one of several arrays); FIFOs welcome
   H.npy: a file (replaced atomically, through symlinks), a FIFO, a device, or - for stdout
   K: auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js
@@ -84,6 +88,7 @@ async function main(argv: string[], io: Channels): Promise<void> {
   }
   if (command === 'compute') return compute(rest, io);
   if (command === 'demo') return demo(rest, io);
+  if (command === 'cluster') return (await import('../cluster/cli.js')).clusterCommand(rest);
   throw usage(`unknown command '${command}'`);
 }
 
@@ -122,6 +127,7 @@ async function compute(args: string[], io: Channels): Promise<void> {
     kernel: { type: 'string' },
     'fifo-timeout': { type: 'string' },
     json: { type: 'boolean' },
+    'max-memory': { type: 'string' },
   });
   for (const name of ['expp', 'distance', 'out']) {
     if (typeof values[name] !== 'string' || values[name] === '') throw usage(`compute needs --${name} FILE`);
@@ -134,6 +140,14 @@ async function compute(args: string[], io: Channels): Promise<void> {
   const target = await resolveOut(outArg);
   const specs = [await inputSpec('expp', exppArg), await inputSpec('distance', distanceArg)] as const;
   refuseInputAsOutput(target, specs);
+  // Out of core (blocks written into a preallocated file, resumable) when asked, or when H would not fit.
+  const maxMemory = values['max-memory'] as string | undefined;
+  const plainNpy = specs.every((spec) => spec.key === undefined) && target.kind === 'file';
+  const outOfCore = plainNpy || maxMemory !== undefined ? await outOfCoreReason(exppArg, maxMemory, values.kernel as string | undefined, workers) : undefined;
+  if (outOfCore !== undefined) {
+    if (!plainNpy) throw usage('--max-memory needs --expp and --distance as .npy files and --out as a file');
+    return computeOutOfCore({ expp: exppArg, distance: distanceArg, out: target.path, maxMemory, reason: outOfCore, workers, kernel: values.kernel as string | undefined, json: values.json === true });
+  }
   const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // starts its workers while we read
   try {
     const [exppBytes, distanceBytes] = await readInputs(specs, fifoTimeoutMs);

@@ -1,0 +1,159 @@
+// Out of core against in memory: `hpair compute` with --max-memory against `hpair compute` at the same N, each
+// a fresh process timed end to end (reading the inputs, computing, writing H, syncing), in interleaved rounds
+// (in memory, then each budget, round after round) so that a busy host slows every variant alike; medians.
+//
+//   npm run bench:ooc                     quick: N = M = 2048, budgets a quarter and a half of H
+//   npm run bench:ooc -- --full           N = M ∈ {2048, 8192}
+//   options: --sizes 2048,4096  --budgets 0.25,0.5,1 (fractions of H's 16·(N−1)² bytes)  --rounds 3
+//            --workers W  --kernel K  --dir DIR (where inputs and outputs go; default a temp dir)  --out FILE
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { demoProblem, encodeComplexMatrixNpy, encodeFloat64VectorNpy } from 'hpair';
+
+const { values } = parseArgs({
+  options: {
+    full: { type: 'boolean' },
+    sizes: { type: 'string' },
+    budgets: { type: 'string' },
+    rounds: { type: 'string' },
+    workers: { type: 'string' },
+    kernel: { type: 'string' },
+    dir: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const list = (text: string): number[] => text.split(',').map(Number);
+const sizes = values.sizes !== undefined ? list(values.sizes) : values.full === true ? [2048, 8192] : [2048];
+const budgets = values.budgets !== undefined ? list(values.budgets) : [0.25, 0.5];
+const rounds = Number(values.rounds ?? 3);
+const outFile = values.out ?? 'bench-results-ooc.json';
+const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
+const extra = [...(values.workers === undefined ? [] : ['--workers', values.workers]), ...(values.kernel === undefined ? [] : ['--kernel', values.kernel])];
+const MiB = 2 ** 20;
+
+/** The CPU as /proc/cpuinfo names it (family and model too: virtual machines often say only "AMD EPYC"). */
+function cpuName(): string {
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (name: string): string | undefined => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1];
+    return `${field('model name') ?? cpus()[0]?.model}, family ${field('cpu family')} model ${field('model')}, ${availableParallelism()} vCPUs`;
+  } catch {
+    return `${cpus()[0]?.model ?? 'unknown'}, ${availableParallelism()} vCPUs`;
+  }
+}
+
+interface Run {
+  seconds: number;
+  peakRssMB: number;
+  summary: Record<string, unknown>;
+}
+
+/** One `hpair compute` in a fresh process: wall time from spawn to exit, and the process's peak RSS. */
+function compute(args: string[]): Promise<Run> {
+  // The child reports its own peak RSS as it exits (it includes the worker threads).
+  const rss = 'data:text/javascript,process.on("exit",()=>process.stderr.write("maxrss "+process.resourceUsage().maxRSS+"\\n"))';
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, ['--import', rss, cli, 'compute', ...args, ...extra, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (code) => {
+      const seconds = (performance.now() - started) / 1000;
+      if (code !== 0) return reject(new Error(`hpair compute ${args.join(' ')} exited ${code}: ${stderr}`));
+      const kb = Number(/maxrss (\d+)/.exec(stderr)?.[1] ?? Number.NaN);
+      resolve({ seconds, peakRssMB: kb / 1024, summary: JSON.parse(stdout) as Record<string, unknown> });
+    });
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Whether two files hold the same bytes (read in 16 MiB pieces). */
+function sameFile(a: string, b: string): boolean {
+  if (statSync(a).size !== statSync(b).size) return false;
+  const [fa, fb] = [openSync(a, 'r'), openSync(b, 'r')];
+  const [x, y] = [Buffer.alloc(16 * MiB), Buffer.alloc(16 * MiB)];
+  try {
+    for (let at = 0; ; at += x.length) {
+      const n = readSync(fa, x, 0, x.length, at);
+      if (readSync(fb, y, 0, y.length, at) !== n || !x.subarray(0, n).equals(y.subarray(0, n))) return false;
+      if (n === 0) return true;
+    }
+  } finally {
+    closeSync(fa);
+    closeSync(fb);
+  }
+}
+
+const cpu = cpuName();
+console.log(`hpair out of core against in memory, ${rounds} interleaved rounds; ${cpu}; ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; Node ${process.version}`);
+const rows: Array<Record<string, unknown>> = [];
+for (const N of sizes) {
+  const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'hpair-bench-ooc-'));
+  const expp = join(dir, `E${N}.npy`);
+  const distance = join(dir, `D${N}.npy`);
+  {
+    const problem = demoProblem(N, N);
+    writeFileSync(expp, encodeComplexMatrixNpy(problem.expp));
+    writeFileSync(distance, encodeFloat64VectorNpy(problem.distance));
+  }
+  const hBytes = 16 * (N - 1) ** 2;
+  const variants = [
+    { name: 'in memory', budget: undefined as number | undefined, out: join(dir, `H${N}-mem.npy`) },
+    ...budgets.map((fraction) => ({ name: `--max-memory ${fraction} H`, budget: Math.floor(fraction * hBytes), out: join(dir, `H${N}-${fraction}.npy`) })),
+  ];
+  const runs = new Map<string, Run[]>(variants.map((v) => [v.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const variant of variants) {
+      const args = ['--expp', expp, '--distance', distance, '--out', variant.out];
+      if (variant.budget !== undefined) args.push('--max-memory', String(variant.budget));
+      const run = await compute(args);
+      runs.get(variant.name)!.push(run);
+      process.stdout.write(`  N = ${N} round ${round + 1}: ${variant.name.padEnd(22)} ${run.seconds.toFixed(2)} s, peak RSS ${run.peakRssMB.toFixed(0)} MiB\n`);
+    }
+  }
+  const base = median(runs.get('in memory')!.map((r) => r.seconds));
+  for (const variant of variants) {
+    const mine = runs.get(variant.name)!;
+    const seconds = median(mine.map((r) => r.seconds));
+    const summary = mine[0].summary;
+    const identical = variant.budget === undefined ? true : sameFile(variant.out, variants[0].out);
+    rows.push({
+      N,
+      M: N,
+      variant: variant.name,
+      maxMemoryMiB: variant.budget === undefined ? undefined : variant.budget / MiB,
+      blockSize: summary.blockSize,
+      blocks: summary.blocks,
+      kernel: summary.kernel,
+      workers: summary.workers,
+      medianSeconds: seconds,
+      seconds: mine.map((r) => r.seconds),
+      overheadPercent: variant.budget === undefined ? 0 : (100 * (seconds - base)) / base,
+      peakRssMiB: median(mine.map((r) => r.peakRssMB)),
+      bitIdentical: identical,
+    });
+  }
+  if (values.dir === undefined) rmSync(dir, { recursive: true, force: true });
+  else for (const variant of variants) rmSync(variant.out, { force: true });
+}
+
+console.log(`\n| N = M | run | block | blocks | median s | vs in memory | peak RSS MiB | same bytes |`);
+console.log(`|---|---|---|---|---|---|---|---|`);
+for (const row of rows) {
+  const budget = row.maxMemoryMiB === undefined ? 'in memory' : `--max-memory ${(row.maxMemoryMiB as number).toFixed(0)} MiB (${String(row.variant).replace('--max-memory ', '')})`;
+  const overhead = row.maxMemoryMiB === undefined ? '' : `${(row.overheadPercent as number) >= 0 ? '+' : ''}${(row.overheadPercent as number).toFixed(1)} %`;
+  console.log(`| ${row.N} | ${budget} | ${row.blockSize ?? ''} | ${row.blocks ?? ''} | ${(row.medianSeconds as number).toFixed(2)} | ${overhead} | ${(row.peakRssMiB as number).toFixed(0)} | ${row.bitIdentical ? 'yes' : 'NO'} |`);
+}
+writeFileSync(outFile, `${JSON.stringify({ cpu, node: process.version, rounds, rows }, null, 2)}\n`);
+console.log(`\nwrote ${outFile}`);

@@ -1,0 +1,179 @@
+import { totalmem } from 'node:os';
+import { hermitianJobBytes } from '../kernel/hermitian-size.js';
+import type { KernelChoice } from '../kernel/kernel-names.js';
+import { resolveKernel } from '../kernel/variants.js';
+import { MAX_TYPED_ARRAY_LENGTH } from '../shared/complex-matrix.js';
+import { HpairError } from '../shared/errors.js';
+import { openNpyInput } from '../io/npy-file.js';
+import { createPool } from '../workers/create-pool.js';
+import type { PoolOptions } from '../workers/options.js';
+import { computeToNpy, type OutOfCoreProgress, type OutOfCoreSummary } from './compute.js';
+import { formatBytes, parseByteSize } from './plan.js';
+
+/**
+ * `hpair compute` out of core: what cli/main.ts calls when --max-memory is given or H would not fit in memory.
+ * Owns its pool, its progress bar and its signals (SIGINT or SIGTERM: the block being computed is abandoned,
+ * blocks already written are journaled, exit 130 or 143; a second signal exits at once).
+ */
+export interface OutOfCoreCommand {
+  readonly expp: string;
+  readonly distance: string;
+  readonly out: string;
+  /** --max-memory as typed (e.g. '64M'); undefined when out of core was chosen automatically. */
+  readonly maxMemory: string | undefined;
+  /** Why out of core was chosen, for the summary (outOfCoreReason). */
+  readonly reason: string;
+  readonly workers: number | undefined;
+  readonly kernel: string | undefined;
+  readonly json: boolean;
+}
+
+/**
+ * Whether `hpair compute` goes out of core, and why (a few words), or undefined to compute in memory: when
+ * --max-memory is given, or when the in-memory run would need more than half of this machine's memory (the
+ * pool's default maxBytes: the file read whole, expp, H and the kernel's scratch), or more values in one typed
+ * array than V8 allows (2^32). An unreadable expp is left to the in-memory path to report.
+ */
+export async function outOfCoreReason(exppPath: string, maxMemory: string | undefined, kernel: string | undefined, workers: number | undefined): Promise<string | undefined> {
+  if (maxMemory !== undefined) return `--max-memory ${maxMemory}`;
+  let rows: number;
+  let cols: number;
+  let fileBytes: number;
+  try {
+    const input = await openNpyInput(exppPath, { name: '--expp' });
+    ({ rows, cols, fileBytes } = input);
+    await input.close();
+  } catch {
+    return undefined;
+  }
+  const n = Math.max(0, rows - 1);
+  if (2 * n * n > MAX_TYPED_ARRAY_LENGTH) return `H (${n}×${n}) holds more values than one typed array can (2^32)`;
+  if (2 * rows * cols > MAX_TYPED_ARRAY_LENGTH) return `expp (${rows}×${cols}) holds more values than one typed array can (2^32)`;
+  let panels = 0;
+  try {
+    panels = hermitianJobBytes(rows, cols, resolveKernel((kernel ?? 'auto') as KernelChoice).variant.name, workers ?? 1).panels;
+  } catch {
+    return undefined; // a bad --kernel is reported by the in-memory path
+  }
+  const inMemory = fileBytes + 16 * rows * cols + 16 * n * n + panels;
+  const limit = totalmem() / 2;
+  if (inMemory > limit) return `in memory it would take ${formatBytes(inMemory)}, over half of this machine's ${formatBytes(totalmem())}`;
+  return undefined;
+}
+
+export async function computeOutOfCore(command: OutOfCoreCommand): Promise<void> {
+  let maxMemory: number | undefined;
+  if (command.maxMemory !== undefined) {
+    try {
+      maxMemory = parseByteSize(command.maxMemory);
+    } catch (error) {
+      throw new HpairError('INVALID_ARGUMENT', `--max-memory: ${(error as Error).message}`);
+    }
+  }
+  const options: PoolOptions = {};
+  if (command.workers !== undefined) options.workers = command.workers;
+  if (command.kernel !== undefined) options.kernel = command.kernel as KernelChoice;
+  const pool = createPool(options);
+  const controller = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const bar = progressBar(process.stderr.isTTY === true && !command.json);
+  const onSignal = (name: NodeJS.Signals): void => {
+    if (signalled !== undefined) process.exit(128 + (name === 'SIGINT' ? 2 : 15)); // a second signal: at once
+    signalled = name;
+    bar.note('stopping: finishing the block being written…');
+    controller.abort(new Error(name));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await pool.ready();
+    const summary = await computeToNpy(pool, {
+      expp: command.expp,
+      distance: command.distance,
+      out: command.out,
+      ...(maxMemory === undefined ? {} : { maxMemory }),
+      signal: controller.signal,
+      onProgress: bar.update,
+      names: { expp: '--expp', distance: '--distance', out: '--out' },
+    });
+    bar.finish();
+    report(summary, command);
+  } catch (error) {
+    bar.finish();
+    if (signalled !== undefined && error instanceof HpairError && error.code === 'ABORTED') {
+      process.stderr.write(`hpair: ${error.message}\n`);
+      process.exitCode = signalled === 'SIGINT' ? 130 : 143;
+      return;
+    }
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await pool.close({ abort: true });
+  }
+}
+
+function report(summary: OutOfCoreSummary, command: OutOfCoreCommand): void {
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  if (command.json) {
+    const { N, M, workers, kernel, seconds, gflops, blockSize, blocks, computed, skipped, maxMemory } = summary;
+    process.stdout.write(`${JSON.stringify({ n: N, m: M, workers, kernel, seconds, gflops, outOfCore: true, blockSize, blocks, computed, skipped, maxMemory, peakRssBytes })}\n`);
+    return;
+  }
+  const { N, M, n, workers, seconds, gflops } = summary;
+  const resumed = summary.skipped === 0 ? '' : `, ${summary.skipped} already in the journal`;
+  process.stdout.write(
+    `wrote ${command.out} (out of core: ${command.reason})\n` +
+      `  size      N = ${N}, M = ${M}  →  H is ${n}×${n} (${formatBytes(summary.outBytes)} on disk)\n` +
+      `  blocks    ${summary.blocks} of ${summary.blockSize} rows: ${summary.computed} computed${resumed}\n` +
+      `  memory    budget ${formatBytes(summary.maxMemory)}, one block ${formatBytes(summary.memory.total)}, peak RSS ${formatBytes(peakRssBytes)}\n` +
+      `  workers   ${workers}\n` +
+      `  kernel    ${summary.kernel}\n` +
+      `  time      ${seconds.toFixed(3)} s  (${gflops.toFixed(2)} GFLOP/s useful, reading and writing included)\n`,
+  );
+}
+
+/** A one-line bar with the blocks done and an ETA, on stderr when it is a terminal; shown once a run passes a second. */
+function progressBar(enabled: boolean): { update: (progress: OutOfCoreProgress) => void; note: (text: string) => void; finish: () => void } {
+  if (!enabled) return { update: () => undefined, note: () => undefined, finish: () => undefined };
+  let shown = false;
+  let lastDraw = 0;
+  let last: OutOfCoreProgress | undefined;
+  let suffix = '';
+  const draw = (progress: OutOfCoreProgress): void => {
+    const { pairs, pairsDone, pairsSkipped, elapsedMs, blocks, blocksDone, blocksSkipped } = progress;
+    const fraction = pairs === 0 ? 1 : pairsDone / pairs;
+    const width = 30;
+    const filled = Math.round(fraction * width);
+    const computedPairs = pairsDone - pairsSkipped;
+    const eta = computedPairs > 0 ? ((pairs - pairsDone) * elapsedMs) / computedPairs : undefined;
+    const resumed = blocksSkipped > 0 ? ` (${blocksSkipped} resumed)` : '';
+    const text = `  [${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${(100 * fraction).toFixed(0).padStart(3)}%  blocks ${blocksDone}/${blocks}${resumed}  ${formatDuration(elapsedMs)}${eta === undefined ? '' : `  ETA ${formatDuration(eta)}`}${suffix}`;
+    process.stderr.write(`\r\x1b[2K${text}`);
+    shown = true;
+  };
+  return {
+    update(progress) {
+      last = progress;
+      const now = performance.now();
+      if (progress.elapsedMs < 1000 || now - lastDraw < 200) return;
+      lastDraw = now;
+      draw(progress);
+    },
+    note(text) {
+      suffix = `  ${text}`;
+      if (last !== undefined) draw(last);
+    },
+    finish() {
+      if (shown) process.stderr.write('\r\x1b[2K');
+      shown = false;
+    },
+  };
+}
+
+function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+}

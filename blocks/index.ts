@@ -1,0 +1,13 @@
+// H in blocks, out of core: the plan, the budget, the journal, the files, and the one-machine driver.
+// The cluster driver (BullMQ) builds on these same pieces: a block is the unit of work, writes are idempotent,
+// and the journal (or a queue's completion count) says which blocks are in.
+export { planBlocks, chooseBlockSize, chooseJobShape, blockMemory, jobMemory, blockPairs, kernelTile, parseByteSize, formatBytes, READ_STAGE_BYTES } from './plan.js';
+export type { Block, BlockPlan, BlockCostOptions, BlockMemory, JobShape } from './plan.js';
+export { openJournal, readJournalFingerprint, journalPath, fingerprintDifference } from './journal.js';
+export type { Journal, JobFingerprint, InputStamp } from './journal.js';
+export { computeToNpy, partialPath } from './compute.js';
+export type { BlockPool, ComputeToNpyOptions, OutOfCoreProgress, OutOfCoreSummary } from './compute.js';
+export { openNpyInput, readNpyVector } from '../io/npy-file.js';
+export type { NpyInput, NpyFileOptions, NpyVectorOptions, NpyComplexDtype } from '../io/npy-file.js';
+export { createNpyOutput, openNpyOutput, syncDirectory } from '../io/npy-output.js';
+export type { NpyOutput, NpyOutputOptions, BlockRect } from '../io/npy-output.js';

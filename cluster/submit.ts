@@ -1,0 +1,496 @@
+// The submitting side of a distributed run: plan the blocks, preallocate the output on the shared storage,
+// put one job per block in the queue, journal each block once its worker has made it durable, rename the
+// output into place when every block is in. The journal (not Redis) is the record of what is done: Redis is
+// only the dispatcher, so a Redis that restarts empty, or a submitter that is stopped, loses no finished block.
+import { createHash } from 'node:crypto';
+import { rename, stat, unlink } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import {
+  createNpyOutput,
+  journalPath,
+  openJournal,
+  openNpyInput,
+  openNpyOutput,
+  partialPath,
+  planBlocks,
+  readJournalFingerprint,
+  readNpyVector,
+  syncDirectory,
+  type Block,
+  type InputStamp,
+  type JobFingerprint,
+  type Journal,
+  type NpyInput,
+} from '../blocks/index.js';
+import { checkHermitianShape } from '../kernel/hermitian-inputs.js';
+import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
+import { resolveKernel } from '../kernel/variants.js';
+import { HpairAbortError, HpairError, type HpairErrorCode } from '../shared/errors.js';
+import { chooseClusterBlockSize, type ClusterBlockSize } from './block-size.js';
+import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, jobId, JOB_DATA_VERSION, parseJobId, RATES_KEY, type BlockJobData, type BlockJobResult } from './jobs.js';
+import { loadQueueModules, type RedisClient } from './load.js';
+import { connectRedis, parseRedisUrl } from './redis.js';
+
+/** Attempts per block (a failure, not a stall: stalls are counted by the workers' maxStalledCount). */
+export const DEFAULT_ATTEMPTS = 5;
+/** First retry after this long, then doubling (ms). */
+export const DEFAULT_BACKOFF_MS = 2_000;
+/** How long submit waits for a lost Redis to come back before it stops (the journal keeps what is done) (ms). */
+export const DEFAULT_REDIS_TIMEOUT_MS = 120_000;
+/** Finished jobs a submitter never collects (it was stopped for good) leave Redis after this long (s). */
+const KEEP_FINISHED_S = 7 * 24 * 3600;
+
+export interface SubmitOptions {
+  /** A redis:// URL, or an ioredis client of yours made with `maxRetriesPerRequest: null` (it is left open). */
+  connection: string | object;
+  /** @default 'hpair' */
+  queue?: string;
+  /** Paths on storage every worker sees at the same path: expp (N×M), distance (M), and H's output. */
+  expp: string;
+  distance: string;
+  out: string;
+  /** Block edge; by default chosen from the queue's overhead per block (see chooseClusterBlockSize). */
+  blockSize?: number;
+  /** Each worker's memory budget for a block, for the automatic block size. @default 1 GiB */
+  workerMemory?: number;
+  /** The kernel every block runs on ('auto': the fastest this machine runs, as `hpair compute` would). @default 'auto' */
+  kernel?: KernelChoice;
+  /** @default 5 */
+  attempts?: number;
+  /** @default 2000 */
+  backoffMs?: number;
+  /** Stops the submission: its waiting jobs are removed, the journal keeps what finished; rejects with ABORTED. */
+  signal?: AbortSignal;
+  /** Called on every poll (4 a second) with the run's state. */
+  onProgress?: (progress: ClusterProgress) => void;
+  /** For a URL connection: give up on the first connection after this long (IO_ERROR). @default 5000 */
+  connectTimeoutMs?: number;
+  /** Give up when Redis stays unreachable this long mid-run (IO_ERROR; re-run to resume). @default 120000 */
+  redisTimeoutMs?: number;
+  /** @internal Poll period (ms). */
+  pollMs?: number;
+}
+
+export interface ClusterProgress {
+  readonly blocks: number;
+  /** Journaled blocks (durable in the output), including those found in the journal at the start. */
+  readonly done: number;
+  /** Blocks the journal held when the run started. */
+  readonly skipped: number;
+  /** Distinct worker processes that finished a block of this run. */
+  readonly workers: number;
+  /** Extra attempts: failures retried and blocks taken over from a worker that died (stalled). */
+  readonly retries: number;
+  /** Jobs added again because Redis had lost them (a restart without persistence). */
+  readonly requeued: number;
+  readonly elapsedMs: number;
+}
+
+export interface ClusterSummary {
+  readonly out: string;
+  readonly N: number;
+  readonly M: number;
+  readonly n: number;
+  readonly kernel: KernelVariant;
+  readonly blockSize: number;
+  /** How the block size was chosen (undefined when given, or kept from the journal). */
+  readonly blockChoice?: ClusterBlockSize;
+  readonly blocks: number;
+  readonly computed: number;
+  readonly skipped: number;
+  /** Worker processes (host:pid) that finished blocks of this run. */
+  readonly workers: readonly string[];
+  readonly retries: number;
+  readonly requeued: number;
+  readonly seconds: number;
+  /** Useful flops of the blocks computed by this run, per second of the run. */
+  readonly gflops: number;
+  /** Sum over computed blocks of the workers' seconds reading, computing and writing. */
+  readonly workerSeconds: { read: number; compute: number; write: number };
+  readonly queue: string;
+  readonly run: string;
+}
+
+/**
+ * Computes H on the workers of `queue` into `out`. Resumes from `out`'s journal when re-run with the same
+ * inputs (the same journal as `hpair compute --max-memory`, so either can finish the other's run at the same
+ * block size and kernel). Rejects with ABORTED when `signal` aborts (the journal keeps what finished), with
+ * the block's error when one fails for good (e.g. NON_FINITE), IO_ERROR when Redis or the files fail.
+ */
+export async function submitToCluster(options: SubmitOptions): Promise<ClusterSummary> {
+  const started = performance.now();
+  const queueName = options.queue ?? DEFAULT_QUEUE;
+  const { signal } = options;
+  const attempts = positive(options.attempts ?? DEFAULT_ATTEMPTS, 'attempts');
+  const backoffMs = positive(options.backoffMs ?? DEFAULT_BACKOFF_MS, 'backoffMs');
+  const pollMs = options.pollMs ?? 250;
+  const redisTimeoutMs = options.redisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS;
+  if (options.blockSize !== undefined) positive(options.blockSize, 'blockSize');
+  if (typeof options.connection === 'string') parseRedisUrl(options.connection); // a bad URL fails before any file is touched
+  const expp = resolve(checkPath(options.expp, 'expp'));
+  const distancePath = resolve(checkPath(options.distance, 'distance'));
+  const out = resolve(checkPath(options.out, 'out'));
+  const partial = partialPath(out);
+  throwIfAborted(signal, 'the submission was aborted before it started');
+  await refuseInputsAsOutput(out, [expp, distancePath]);
+
+  const kernel = resolveKernel(options.kernel ?? 'auto').variant.name;
+  const input = await openNpyInput(expp, { name: 'expp' });
+  let stamps: { expp: InputStamp; distance: InputStamp };
+  try {
+    const distance = await readNpyVector(distancePath, { name: 'distance', expectedLength: input.cols, expectedBecause: `expp ${expp} has M = ${input.cols} columns` });
+    checkHermitianShape(input.rows, input.cols, distance);
+    stamps = { expp: stampOf(input), distance: { bytes: (await stat(distancePath)).size, mtimeMs: (await stat(distancePath)).mtimeMs, layout: 'vector' } };
+  } finally {
+    await input.close();
+  }
+  const N = input.rows;
+  const M = input.cols;
+  const n = N - 1;
+
+  const { bullmq } = await loadQueueModules();
+  const ownConnection = typeof options.connection === 'string';
+  const client = (typeof options.connection === 'string'
+    ? await connectRedis(options.connection, { connectTimeoutMs: options.connectTimeoutMs, name: `hpair-submit:${process.pid}` })
+    : options.connection) as RedisClient;
+  let reconnected = false;
+  const onReady = (): void => void (reconnected = true);
+  const onError = (): void => undefined; // reported through the deadline below, not one line per retry
+  client.on('ready', onReady);
+  client.on('error', onError);
+  const queue = new bullmq.Queue<BlockJobData, BlockJobResult>(queueName, { connection: client as never });
+  queue.on('error', onError);
+  let journal: Journal | undefined;
+  try {
+    // The block size: given, kept from a journal of the same job, or chosen from the queue's overhead.
+    const previous = await readJournalFingerprint(out).catch(() => undefined);
+    let blockSize = options.blockSize;
+    let blockChoice: ClusterBlockSize | undefined;
+    if (blockSize === undefined && previous !== undefined && previous.N === N && previous.M === M && previous.kernel === kernel) blockSize = previous.blockSize;
+    if (blockSize === undefined) {
+      const roundTrip = await measureRoundTrip(client);
+      const workers = await queue.getWorkersCount().catch(() => 0);
+      const rate = await measuredRate(client, queue.toKey(RATES_KEY));
+      blockChoice = chooseClusterBlockSize({ n, m: M, roundTrip, workers, kernel, rate, maxMemoryBytes: options.workerMemory });
+      blockSize = blockChoice.blockSize;
+    }
+    const plan = planBlocks(n, blockSize);
+    const fingerprint: JobFingerprint = { N, M, blockSize, kernel, ...stamps };
+    const run = createHash('sha256').update(JSON.stringify({ fingerprint, out })).digest('hex').slice(0, 16);
+
+    // The journal and the partial output: resume both, or start both afresh (a new file, so that a worker
+    // still busy with a block of an abandoned run can never write into this one: it checks the inode).
+    if (previous !== undefined) {
+      journal = await openJournal(out, fingerprint, { blockCount: plan.blocks.length });
+      const exists = await stat(partial).then(() => true, () => false);
+      if (!exists) {
+        await journal.close();
+        journal = undefined;
+        await unlink(journalPath(out));
+      }
+    }
+    if (journal === undefined) {
+      await unlink(partial).catch(() => undefined);
+      const created = await createNpyOutput(partial, n, { name: 'out (partial)' });
+      await created.close();
+      journal = await openJournal(out, fingerprint, { blockCount: plan.blocks.length });
+    } else {
+      await (await openNpyOutput(partial, n, { name: 'out (partial)' })).close(); // the right header and size
+    }
+    const info = await stat(partial);
+    const file = { dev: info.dev, ino: info.ino, size: info.size };
+    const skipped = journal.done.size;
+    const outstanding = new Map<number, Block>(plan.blocks.filter((block) => !journal!.done.has(block.id)).map((block) => [block.id, block]));
+    const dataOf = (block: Block): BlockJobData => ({
+      v: JOB_DATA_VERSION,
+      run,
+      expp,
+      distance: distancePath,
+      partial,
+      n,
+      m: M,
+      kernel,
+      block: { id: block.id, rows: [block.rows[0], block.rows[1]], cols: [block.cols[0], block.cols[1]] },
+      file,
+    });
+    const jobOptions = (block: Block) => ({
+      jobId: jobId(run, block.id),
+      attempts,
+      backoff: { type: 'exponential' as const, delay: backoffMs },
+      removeOnComplete: { age: KEEP_FINISHED_S },
+      removeOnFail: { age: KEEP_FINISHED_S },
+    });
+    const enqueue = async (blocks: Block[]): Promise<void> => {
+      for (let k = 0; k < blocks.length; k += 500) {
+        await queue.addBulk(blocks.slice(k, k + 500).map((block) => ({ name: BLOCK_JOB, data: dataOf(block), opts: jobOptions(block) })));
+      }
+    };
+
+    const workers = new Set<string>();
+    let retries = 0;
+    let requeued = 0;
+    let computedFlops = 0;
+    const workerSeconds = { read: 0, compute: 0, write: 0 };
+    const prefix = `hp-${run}-`;
+    const key = (id: number): string => queue.toKey(jobId(run, id));
+
+    /** Journals the finished jobs of this run, then removes them from Redis. */
+    const harvest = async (stopOnFailure = true): Promise<void> => {
+      const ids = (await queue.getRanges(['completed'], 0, -1)).filter((id) => id.startsWith(prefix));
+      const finished: number[] = [];
+      for (const id of ids) {
+        const parsed = parseJobId(id);
+        const job = await queue.getJob(id);
+        if (parsed === undefined || job === undefined) continue;
+        const result = job.returnvalue as BlockJobResult | null;
+        if (outstanding.has(parsed.block)) {
+          finished.push(parsed.block);
+          if (result !== null && typeof result === 'object') {
+            workers.add(result.worker);
+            workerSeconds.read += result.read;
+            workerSeconds.compute += result.compute;
+            workerSeconds.write += result.write;
+          }
+          retries += Math.max(0, (job.attemptsStarted ?? 1) - 1);
+          computedFlops += blockFlops(outstanding.get(parsed.block)!, M);
+        }
+      }
+      if (finished.length > 0) {
+        await journal!.record(finished); // each worker synced its block before completing the job
+        for (const block of finished) outstanding.delete(block);
+      }
+      await Promise.all(ids.map((id) => queue.remove(id).catch(() => undefined)));
+      if (!stopOnFailure) return;
+      const failed = (await queue.getRanges(['failed'], 0, -1)).filter((id) => id.startsWith(prefix));
+      for (const id of failed) {
+        const job = await queue.getJob(id);
+        const parsed = parseJobId(id);
+        if (job === undefined || parsed === undefined || !outstanding.has(parsed.block)) continue;
+        throw blockFailure(job.failedReason ?? 'no reason given', parsed.block, job.attemptsMade ?? 0, journal!, plan.blocks.length);
+      }
+    };
+
+    /** Adds the jobs Redis does not have (first run, or lost by a Redis restart) and takes back failed ones of an earlier run. */
+    const reconcile = async (first: boolean): Promise<void> => {
+      const blocks = [...outstanding.values()];
+      const missing: Block[] = [];
+      for (let k = 0; k < blocks.length; k += 1000) {
+        const slice = blocks.slice(k, k + 1000);
+        const pipeline = client.pipeline();
+        for (const block of slice) pipeline.exists(key(block.id));
+        const answers = (await pipeline.exec()) ?? [];
+        slice.forEach((block, index) => {
+          if (answers[index]?.[1] === 0) missing.push(block);
+        });
+      }
+      if (first) {
+        // A block that failed for good in an earlier run gets fresh attempts now.
+        const failed = (await queue.getRanges(['failed'], 0, -1)).filter((id) => id.startsWith(prefix));
+        for (const id of failed) {
+          const parsed = parseJobId(id);
+          if (parsed === undefined || !outstanding.has(parsed.block)) continue;
+          await queue.remove(id).catch(() => undefined);
+          missing.push(outstanding.get(parsed.block)!);
+        }
+      } else {
+        requeued += missing.length;
+      }
+      await enqueue(missing);
+    };
+
+    /** Journals what finished, then removes the jobs of this run no worker holds; returns how many still run. */
+    let removed = 0;
+    const withdraw = async (): Promise<number> => {
+      // Journal what finished first: a finished job removed unjournaled would be computed again by a re-run.
+      await harvest(false);
+      let running = 0;
+      for (const block of outstanding.values()) {
+        const id = jobId(run, block.id);
+        const state = await queue.getJobState(id);
+        // Only jobs no worker holds: a waiting job a worker takes meanwhile is locked, and remove() leaves it.
+        if (state === 'waiting' || state === 'delayed' || state === 'prioritized') removed += await queue.remove(id);
+        else if (state === 'active') running++;
+      }
+      await harvest(false);
+      return running;
+    };
+    const cancel = async (): Promise<never> => {
+      const running = await withdraw();
+      const where = `${journal!.done.size} of ${plan.blocks.length} blocks are in ${journal!.path}`;
+      const busy = running === 0 ? '' : `, ${running} still running on workers (a re-run collects them)`;
+      throw new HpairAbortError(`cancelled: ${removed} waiting blocks removed from the queue${busy}; ${where}; run the same command again to resume`, signal?.reason);
+    };
+
+    const progress = (): ClusterProgress => ({
+      blocks: plan.blocks.length,
+      done: journal!.done.size,
+      skipped,
+      workers: workers.size,
+      retries,
+      requeued,
+      elapsedMs: performance.now() - started,
+    });
+    const deadline = <T>(promise: Promise<T>): Promise<T> =>
+      withDeadline(promise, redisTimeoutMs, () => new HpairError('IO_ERROR', `Redis did not answer for ${redisTimeoutMs / 1000} s; ${journal!.done.size} of ${plan.blocks.length} blocks are in ${journal!.path}; run the same command again to resume`));
+
+    try {
+      await deadline(harvest()); // jobs of this run that finished while no submitter watched
+      if (signal?.aborted) await cancel();
+      await deadline(reconcile(true));
+      options.onProgress?.(progress());
+      let lastReconcile = performance.now();
+      while (outstanding.size > 0) {
+        if (signal?.aborted) await deadline(cancel());
+        await sleep(pollMs, signal);
+        if (signal?.aborted) continue;
+        await deadline(harvest());
+        if (reconnected || performance.now() - lastReconcile > 3_000) {
+          reconnected = false;
+          lastReconcile = performance.now();
+          await deadline(reconcile(false));
+        }
+        options.onProgress?.(progress());
+      }
+    } catch (error) {
+      // A block failed for good, or the journal could not be written: the other blocks of this run are not
+      // worth computing now. (Not when Redis is gone: then nothing can be removed.)
+      const redisLost = error instanceof HpairError && error.code === 'IO_ERROR' && /^Redis did not answer/.test(error.message);
+      if (!(error instanceof HpairAbortError) && !redisLost) await withDeadline(withdraw(), 10_000, () => new Error('withdraw')).catch(() => undefined);
+      throw error;
+    }
+
+    // Every block is in: the partial output becomes `out`, then the journal goes.
+    const missing = plan.blocks.length - journal.done.size;
+    if (missing !== 0) throw new HpairError('IO_ERROR', `internal: ${missing} blocks are not journaled`);
+    await rename(partial, out);
+    await syncDirectory(dirname(out));
+    await journal.close();
+    journal = undefined;
+    await unlink(journalPath(out));
+    await syncDirectory(dirname(out));
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      out,
+      N,
+      M,
+      n,
+      kernel,
+      blockSize,
+      ...(blockChoice === undefined ? {} : { blockChoice }),
+      blocks: plan.blocks.length,
+      computed: plan.blocks.length - skipped,
+      skipped,
+      workers: [...workers].sort(),
+      retries,
+      requeued,
+      seconds,
+      gflops: computedFlops / Math.max(1e-9, seconds) / 1e9,
+      workerSeconds,
+      queue: queueName,
+      run,
+    };
+  } finally {
+    await journal?.close().catch(() => undefined);
+    client.off('ready', onReady);
+    await withDeadline(queue.close(), 2_000, () => new Error('queue close')).catch(() => undefined);
+    if (ownConnection) await withDeadline(client.quit(), 1_000, () => new Error('quit')).catch(() => client.disconnect());
+    else client.off('error', onError);
+  }
+}
+
+/** A block's final failure as the error to report: the worker's HpairError code when it sent one ("[CODE] message"). */
+function blockFailure(reason: string, block: number, attemptsMade: number, journal: Journal, blocks: number): HpairError {
+  const where = `${journal.done.size} of ${blocks} blocks are in ${journal.path}`;
+  const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(reason);
+  if (match !== null && match[1] !== 'STALE') return new HpairError(match[1] as HpairErrorCode, `${match[2]} (block ${block}); ${where}`);
+  return new HpairError('WORKER_CRASHED', `block ${block} failed ${attemptsMade} times, last: ${reason}; ${where}; run the same command again to retry`);
+}
+
+/** The median of the rates worker processes recorded in the last day (flop/s), or undefined when none did. */
+async function measuredRate(client: RedisClient, key: string): Promise<number | undefined> {
+  const entries = Object.entries(await client.hgetall(key).catch(() => ({}) as Record<string, string>));
+  const since = Date.now() - 24 * 3600 * 1000;
+  const rates: number[] = [];
+  const stale: string[] = [];
+  for (const [worker, text] of entries) {
+    try {
+      const { rate, at } = JSON.parse(text) as { rate: number; at: number };
+      if (Number.isFinite(rate) && rate > 0 && at > since) rates.push(rate);
+      else stale.push(worker);
+    } catch {
+      stale.push(worker);
+    }
+  }
+  if (stale.length > 0) await client.hdel(key, ...stale).catch(() => undefined); // worker processes long gone
+  rates.sort((a, b) => a - b);
+  return rates.length === 0 ? undefined : rates[Math.floor(rates.length / 2)];
+}
+
+/** Median of a few PINGs (s): the round trip each queue operation pays. */
+async function measureRoundTrip(client: RedisClient): Promise<number> {
+  const times: number[] = [];
+  for (let k = 0; k < 7; k++) {
+    const t = performance.now();
+    await client.ping();
+    times.push((performance.now() - t) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[3];
+}
+
+function stampOf(input: NpyInput): InputStamp {
+  return {
+    bytes: input.fileBytes,
+    mtimeMs: input.mtimeMs,
+    layout: `${input.littleEndian ? '<' : '>'}${input.dtype} ${input.fortranOrder ? 'F' : 'C'} (${input.rows}, ${input.cols})`,
+  };
+}
+
+async function refuseInputsAsOutput(out: string, inputs: readonly string[]): Promise<void> {
+  const inputStats = await Promise.all(inputs.map((path) => stat(path).catch(() => undefined)));
+  for (const candidate of [out, partialPath(out), journalPath(out)]) {
+    const target = await stat(candidate).catch(() => undefined);
+    if (target !== undefined && inputStats.some((s) => s !== undefined && s.dev === target.dev && s.ino === target.ino)) {
+      throw new HpairError('INVALID_ARGUMENT', `out ${out} would overwrite one of the inputs (${candidate}); refusing`);
+    }
+  }
+  const dir = await stat(dirname(out)).catch(() => undefined);
+  if (dir === undefined || !dir.isDirectory()) throw new HpairError('IO_ERROR', `cannot write out ${out}: the directory ${dirname(out)} does not exist`);
+}
+
+function checkPath(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value === '') throw new HpairError('INVALID_ARGUMENT', `${name} must be a file path, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function positive(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new HpairError('INVALID_ARGUMENT', `${name} must be a positive integer, got ${String(value)}`);
+  return value;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, message: string): void {
+  if (signal?.aborted === true) throw new HpairAbortError(message, signal.reason);
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((done) => {
+    const timer = setTimeout(finish, ms);
+    signal?.addEventListener('abort', finish, { once: true });
+    function finish(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', finish);
+      done();
+    }
+  });
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(error()), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+

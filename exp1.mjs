@@ -1,0 +1,17 @@
+import { Queue, Worker, WaitingError } from 'bullmq';
+import { Redis } from 'ioredis';
+const url = 'redis://127.0.0.1:6390';
+const conn = new Redis(url, { maxRetriesPerRequest: null });
+const q = new Queue('exp', { connection: conn });
+await q.obliterate({ force: true });
+const w = new Worker('exp', async (job, token, signal) => { await new Promise(r=>setTimeout(r,50)); return { w: 'me', a: job.attemptsStarted }; }, { connection: new Redis(url, { maxRetriesPerRequest: null }) });
+const t0 = performance.now();
+await q.addBulk(Array.from({length: 200}, (_, i) => ({ name: 'b', data: { i }, opts: { jobId: `r1.${i}` } })));
+console.log('addBulk', performance.now()-t0);
+while ((await q.getCompletedCount()) < 200) await new Promise(r=>setTimeout(r,100));
+console.log('done', performance.now()-t0);
+const ids = await q.getRanges(['completed']);
+console.log(ids.slice(0,3));
+const j = await q.getJob('r1.5'); console.log(j.returnvalue, j.attemptsMade, j.attemptsStarted, j.stalledCounter, j.processedBy, j.finishedOn);
+const again = await q.add('b', {}, { jobId: 'r1.5' }); console.log('readd state', await q.getJobState('r1.5'));
+await w.close(); await q.close(); conn.disconnect();

@@ -1,0 +1,366 @@
+// hpair cluster on a real Redis: worker processes and submit as a user runs them. Each test uses its own
+// queue. Without HPAIR_TEST_REDIS and without redis-server installed, the tests that need Redis are skipped.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createPool, encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy, type ComplexMatrix } from 'hpair';
+import { assertBitIdentical, cliPath, randomProblem } from './helpers/support.js';
+import { freePort, redisServerBinary, startRedis, testRedisUrl } from './helpers/redis.js';
+
+const test = suite('cluster');
+const work = mkdtempSync(join(tmpdir(), 'hpair-cluster-'));
+const url = await testRedisUrl();
+const binary = redisServerBinary();
+if (url === undefined) {
+  console.log('\n  cluster: the tests that need Redis are SKIPPED: no HPAIR_TEST_REDIS and no redis-server (apt-get install redis-server)');
+}
+const withRedis = url === undefined ? test.skip : test;
+const withOwnRedis = binary === undefined ? test.skip : test;
+
+let queues = 0;
+const newQueue = (): string => `t${process.pid}-${Date.now().toString(36)}-${queues++}`;
+
+interface Problem {
+  expp: string;
+  distance: string;
+  h: ComplexMatrix;
+}
+
+const problems = new Map<string, Promise<Problem>>();
+/** Input files and the reference H from pool.hermitian (same machine, same auto kernel as the CLI). */
+function problem(N: number, M: number, seed: number): Promise<Problem> {
+  const key = `${N}x${M}s${seed}`;
+  let made = problems.get(key);
+  if (made === undefined) {
+    made = (async () => {
+      const { expp, distance } = randomProblem(N, M, seed);
+      const files = { expp: join(work, `${key}_expp.npy`), distance: join(work, `${key}_distance.npy`) };
+      writeFileSync(files.expp, encodeComplexMatrixNpy(expp));
+      writeFileSync(files.distance, encodeFloat64VectorNpy(distance));
+      const pool = createPool({ workers: 2 });
+      const h = await pool.hermitian(expp, distance);
+      await pool.close();
+      return { ...files, h };
+    })();
+    problems.set(key, made);
+  }
+  return made;
+}
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+/** `hpair …` as a child process; `onStart` gets the child (to signal it). */
+function cli(args: string[], onStart?: (child: ChildProcess) => void, timeoutMs = 90_000): Promise<Run> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
+    });
+    onStart?.(child);
+  });
+}
+
+interface WorkerProcess {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves once the output matches (or rejects after ms). */
+  waitFor(pattern: RegExp, ms?: number): Promise<void>;
+  /** Ids of the blocks it logged as done. */
+  blocks(): number[];
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function startWorker(redis: string, queue: string, extra: string[] = []): WorkerProcess {
+  const child = spawn(process.execPath, [cliPath, 'cluster', 'worker', '--redis', redis, '--queue', queue, '--workers', '1', '--lock-duration', '2000', '--stalled-interval', '500', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let text = '';
+  const waiters: Array<() => void> = [];
+  const append = (chunk: Buffer): void => {
+    text += chunk;
+    for (const waiter of waiters) waiter();
+  };
+  child.stdout!.on('data', append);
+  child.stderr!.on('data', append);
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return {
+    child,
+    output: () => text,
+    waitFor(pattern, ms = 30_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`worker output never matched ${pattern}:\n${text}`)), ms);
+        const check = (): void => {
+          if (pattern.test(text)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        waiters.push(check);
+        check();
+      });
+    },
+    blocks: () => [...text.matchAll(/^block (\d+) .*: read/gm)].map((match) => Number(match[1])),
+    async stop(signal = 'SIGINT') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+      children.delete(child);
+    },
+  };
+}
+
+function assertSameH(path: string, reference: ComplexMatrix, what: string): void {
+  const h = parseComplexMatrixNpy(readFileSync(path));
+  assert.is(h.rows, reference.rows, `${what}: rows`);
+  assertBitIdentical(h.data, reference.data, what);
+}
+
+function summaryOf(run: Run): Record<string, unknown> {
+  assert.is(run.code, 0, `submit failed (${run.code}, ${run.signal}):\n${run.stderr}\n${run.stdout}`);
+  return JSON.parse(run.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+}
+
+const submitArgs = (redis: string, queue: string, p: Problem, out: string, block: number): string[] => [
+  'cluster', 'submit', '--redis', redis, '--queue', queue, '--expp', p.expp, '--distance', p.distance, '--out', out, '--block', String(block), '--json',
+];
+
+test('bad URLs and unreachable Redis: one clear line, exit 2, within seconds, no file written', async () => {
+  const p = await problem(41, 30, 1);
+  const out = join(work, 'unreachable.npy');
+  const closed = await freePort(); // nothing listens there
+  // A server that accepts and never answers, and one that answers in another protocol.
+  const silent: Server = createServer(() => undefined).listen(0, '127.0.0.1');
+  const chatty: Server = createServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n')).listen(0, '127.0.0.1');
+  await Promise.all([silent, chatty].map((server) => new Promise((resolve) => server.once('listening', resolve))));
+  const portOf = (server: Server): number => (server.address() as { port: number }).port;
+  const cases: Array<[string, RegExp, number]> = [
+    ['not a url', /is not a Redis URL \(it does not parse as a URL/, 3_000],
+    ['http://127.0.0.1:6379', /is not a Redis URL \(the scheme is 'http'/, 3_000],
+    ['redis://127.0.0.1:99999', /port '99999' is not 1–65535/, 3_000],
+    ['redis://127.0.0.1:6379/abc', /is not a database number/, 3_000],
+    [`redis://127.0.0.1:${closed}`, /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+: connection refused/, 8_000],
+    [`redis://127.0.0.1:${portOf(silent)}`, /cannot reach Redis at .*(no answer|timed out)/, 8_000],
+    [`redis://127.0.0.1:${portOf(chatty)}`, /cannot reach Redis at .*: /, 8_000],
+  ];
+  const runs = cases.flatMap(([redis, message, bound], k) => [
+    { args: ['cluster', 'submit', '--redis', redis, '--expp', p.expp, '--distance', p.distance, '--out', out, '--connect-timeout', '2000'], message, bound },
+    // The worker parses and connects the same way: two of the cases suffice.
+    ...(k === 0 || k === 4 ? [{ args: ['cluster', 'worker', '--redis', redis, '--workers', '1', '--connect-timeout', '2000'], message, bound }] : []),
+  ]);
+  // Two at a time: each waits on a socket, not on a core.
+  for (let k = 0; k < runs.length; k += 2) {
+    await Promise.all(runs.slice(k, k + 2).map(async ({ args, message, bound }) => {
+      const redis = args[3];
+      const run = await cli(args, undefined, 20_000);
+      assert.is(run.code, 2, `${args[1]} ${redis}: exit ${run.code} ${run.signal}\n${run.stderr}`);
+      assert.match(run.stderr, message, `${args[1]} ${redis}`);
+      assert.is(run.stderr.trim().split('\n').length, 1, `one line: ${run.stderr}`);
+      assert.ok(run.ms < bound, `${args[1]} ${redis} took ${run.ms.toFixed(0)} ms (bound ${bound})`);
+    }));
+  }
+  for (const name of [out, `${out}.partial`, `${out}.journal`]) assert.not.ok(existsSync(name), `${name} exists`);
+  const usage = await cli(['cluster', 'submit', '--expp', p.expp]);
+  assert.is(usage.code, 2);
+  assert.match(usage.stderr, /needs --redis/);
+  silent.close();
+  chatty.close();
+});
+
+test('without bullmq installed: hpair/cluster still imports, and using it fails at once with the install command', async () => {
+  // dist/ copied where no node_modules can be found: bullmq and ioredis are the only packages it imports.
+  const bare = mkdtempSync(join(tmpdir(), 'hpair-no-bullmq-'));
+  const dist = dirname(cliPath);
+  for (const name of readdirSync(dist)) if (/\.(js|cjs)$/.test(name)) copyFileSync(join(dist, name), join(bare, name));
+  const script = `import('${pathToFileURL(join(bare, 'cluster.js')).href}').then((m) => m.createClusterWorker({ connection: 'redis://127.0.0.1:1' })).then(() => process.exit(3), (e) => { console.log(e.code + ': ' + e.message); process.exit(0); })`;
+  const library = await new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: bare, stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.on('data', (chunk: Buffer) => (text += chunk));
+    child.once('close', () => resolve(text));
+  });
+  assert.match(library, /^INVALID_ARGUMENT: hpair cluster needs the optional peer dependency 'bullmq', which is not installed: npm install bullmq ioredis/);
+  const run = await new Promise<Run>((resolve) => {
+    const child = spawn(process.execPath, [join(bare, 'cli.js'), 'cluster', 'worker', '--redis', 'redis://127.0.0.1:1'], { cwd: bare, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.once('close', (code, signal) => resolve({ code, signal, stdout: '', stderr, ms: 0 }));
+  });
+  assert.is(run.code, 2);
+  assert.match(run.stderr, /^hpair: hpair cluster needs the optional peer dependency 'bullmq'/);
+});
+
+withRedis('three worker processes compute H bit-identical to pool.hermitian; the summary counts blocks and workers', async () => {
+  const p = await problem(401, 300, 2);
+  const queue = newQueue();
+  const workers = [0, 1, 2].map(() => startWorker(url!, queue));
+  await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
+  const out = join(work, 'three.npy');
+  const summary = summaryOf(await cli(submitArgs(url!, queue, p, out, 64)));
+  await Promise.all(workers.map((w) => w.stop()));
+  assertSameH(out, p.h, 'three workers');
+  assert.is(summary.blocks, 28);
+  assert.is(summary.computed, 28);
+  assert.is(summary.skipped, 0);
+  assert.ok((summary.workers as string[]).length >= 2, `workers seen: ${String(summary.workers)}`);
+  assert.ok((summary.gflops as number) > 0);
+  const done = workers.flatMap((w) => w.blocks()).sort((a, b) => a - b);
+  assert.equal(done, Array.from({ length: 28 }, (_, k) => k), 'each block computed once');
+  assert.not.ok(existsSync(`${out}.partial`) || existsSync(`${out}.journal`), 'partial output and journal are gone');
+  for (const w of workers) assert.match(w.output(), /stopped after \d+ blocks/);
+});
+
+withRedis('a NaN in expp fails its block at once (no retries) and submit stops with the row named, exit 2', async () => {
+  const { expp, distance } = randomProblem(201, 50, 9);
+  expp.data[2 * (150 * 50 + 7) + 1] = Number.NaN;
+  const files = { expp: join(work, 'nan_expp.npy'), distance: join(work, 'nan_distance.npy') };
+  writeFileSync(files.expp, encodeComplexMatrixNpy(expp));
+  writeFileSync(files.distance, encodeFloat64VectorNpy(distance));
+  const queue = newQueue();
+  const worker = startWorker(url!, queue);
+  await worker.waitFor(/waiting for blocks/);
+  const out = join(work, 'nan.npy');
+  const run = await cli(['cluster', 'submit', '--redis', url!, '--queue', queue, '--expp', files.expp, '--distance', files.distance, '--out', out, '--block', '50']);
+  await worker.stop();
+  assert.is(run.code, 2, run.stderr);
+  assert.match(run.stderr, /^hpair: expp\[150, 7\] has a non-finite imaginary part \(NaN\).*\(block \d+\); \d+ of 10 blocks are in/);
+  assert.ok(run.ms < 20_000, `took ${run.ms.toFixed(0)} ms: the block must not be retried with backoff`);
+  assert.not.ok(existsSync(out), 'no output');
+});
+
+withRedis('a worker killed with SIGKILL mid-block: its block is taken over after the lock expires, H is still identical', async () => {
+  const p = await problem(961, 1200, 3);
+  const queue = newQueue();
+  const [victim, survivor] = [startWorker(url!, queue), startWorker(url!, queue)];
+  await Promise.all([victim, survivor].map((w) => w.waitFor(/waiting for blocks/)));
+  const out = join(work, 'killed.npy');
+  const run = cli(submitArgs(url!, queue, p, out, 160));
+  // Right after its first block the victim holds the next one (BullMQ takes it as it completes the first).
+  await victim.waitFor(/^block \d+ .*: read/m);
+  victim.child.kill('SIGKILL');
+  const summary = summaryOf(await run);
+  await survivor.stop();
+  await victim.stop();
+  assertSameH(out, p.h, 'after a kill');
+  assert.is(summary.computed, 21);
+  assert.ok((summary.retries as number) >= 1, `retries ${String(summary.retries)}: the killed worker's block was taken over`);
+});
+
+withOwnRedis('Redis restarted mid-run, losing every key: the submitter re-adds the lost jobs, workers reconnect, H is identical', async () => {
+  const redis = await startRedis(binary!);
+  const p = await problem(961, 1200, 3);
+  const queue = newQueue();
+  const workers = [startWorker(redis.url, queue), startWorker(redis.url, queue)];
+  await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
+  const out = join(work, 'restart.npy');
+  const run = cli(submitArgs(redis.url, queue, p, out, 160));
+  await workers[0].waitFor(/^block \d+ .*: read/m);
+  await redis.stop();
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  await redis.start();
+  const summary = summaryOf(await run);
+  await Promise.all(workers.map((w) => w.stop()));
+  await redis.stop();
+  assertSameH(out, p.h, 'after a Redis restart');
+  assert.ok((summary.requeued as number) > 0, `requeued ${String(summary.requeued)}`);
+  for (const w of workers) assert.match(w.output(), /lost Redis[\s\S]*Redis is back/);
+});
+
+withRedis('submit cancelled with SIGINT removes its waiting jobs and keeps the journal; a re-run resumes without recomputing', async () => {
+  const p = await problem(961, 1200, 3);
+  const queue = newQueue();
+  const worker = startWorker(url!, queue);
+  await worker.waitFor(/waiting for blocks/);
+  const out = join(work, 'cancelled.npy');
+  const journal = `${out}.journal`;
+  const journaled = (): number => (existsSync(journal) ? readFileSync(journal, 'utf8').trim().split('\n').length - 1 : 0);
+  let sent = 0;
+  const first = await cli(submitArgs(url!, queue, p, out, 160), (child) => {
+    const poll = setInterval(() => {
+      if (journaled() >= 3) {
+        clearInterval(poll);
+        sent = performance.now();
+        child.kill('SIGINT');
+      }
+    }, 20);
+    child.once('close', () => clearInterval(poll));
+  });
+  const exitMs = performance.now() - sent;
+  assert.is(first.code, 130, first.stderr);
+  assert.match(first.stderr, /^hpair: cancelled: \d+ waiting blocks removed from the queue.*run the same command again to resume/);
+  assert.ok(exitMs < 5_000, `exit took ${exitMs.toFixed(0)} ms after SIGINT`);
+  assert.ok(existsSync(`${out}.partial`) && existsSync(journal), 'partial output and journal stay');
+  assert.not.ok(existsSync(out));
+  const before = journaled();
+  assert.ok(before >= 3 && before < 21, `journaled ${before}`);
+  // The waiting jobs are gone: the worker finishes at most the block it holds, then idles.
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  const doneWhileCancelled = worker.blocks().length;
+  assert.ok(doneWhileCancelled <= before + 2, `the worker went on with ${doneWhileCancelled} blocks after the cancel (journal had ${before})`);
+
+  const second = summaryOf(await cli(submitArgs(url!, queue, p, out, 160)));
+  await worker.stop();
+  assertSameH(out, p.h, 'resumed');
+  assert.is(second.skipped, before);
+  const blocks = worker.blocks().sort((a, b) => a - b);
+  assert.equal(blocks, Array.from({ length: 21 }, (_, k) => k), 'every block computed exactly once over both runs');
+});
+
+withRedis('library: createClusterWorker and submitToCluster in one process over an ioredis client; the main entry never loads BullMQ', async () => {
+  const { createClusterWorker, submitToCluster, connectRedis } = await import('hpair/cluster');
+  const p = await problem(401, 300, 2);
+  const queue = newQueue();
+  const client = await connectRedis(url!);
+  const pool = createPool({ workers: 2 });
+  const worker = await createClusterWorker({ connection: client, queue, pool });
+  await worker.ready();
+  const out = join(work, 'library.npy');
+  const seen: number[] = [];
+  const summary = await submitToCluster({ connection: client, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, onProgress: (progress) => seen.push(progress.done) });
+  await worker.close();
+  assert.not.ok(pool.closed, 'a pool of yours stays open');
+  await pool.close();
+  assert.is(client.status, 'ready', 'a connection of yours stays open');
+  await client.quit();
+  assertSameH(out, p.h, 'library');
+  assert.is(summary.blocks, 10);
+  assert.is(summary.workers.length, 1);
+  assert.is(seen[seen.length - 1], 10);
+  // The main entry, and every chunk it imports, names neither bullmq nor ioredis.
+  const seenFiles = new Set<string>();
+  const visit = (file: URL): void => {
+    if (seenFiles.has(file.href)) return;
+    seenFiles.add(file.href);
+    const text = readFileSync(file, 'utf8');
+    assert.not.match(text, /["'](bullmq|ioredis)["']/, `${file.pathname} names bullmq or ioredis`);
+    for (const match of text.matchAll(/(?:from|import)\s*["'](\.\/[^"']+)["']/g)) visit(new URL(match[1], file));
+  };
+  visit(new URL(import.meta.resolve('hpair')));
+  assert.ok(seenFiles.size > 1, 'the main entry imports its chunks');
+});
+
+test.run();
