@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { isatty } from 'node:tty';
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { checksum, demoProblem } from '../io/demo-problem.js';
 import { complexMatrixBytes, complexNpyHeader } from '../io/npy.js';
@@ -142,12 +143,15 @@ async function compute(args: string[], io: Channels): Promise<void> {
   refuseInputAsOutput(target, specs);
   // Out of core (blocks written into a preallocated file, resumable) when asked, or when H would not fit.
   const maxMemory = values['max-memory'] as string | undefined;
-  const plainNpy = specs.every((spec) => spec.key === undefined) && target.kind === 'file';
+  // Positioned reads need regular files (a FIFO cannot be read twice, nor opened to peek without a writer).
+  const plainNpy = target.kind === 'file' && (await Promise.all(specs.map(async (spec) => spec.key === undefined && (await stat(spec.file).catch(() => undefined))?.isFile() === true))).every(Boolean);
   const outOfCore = plainNpy || maxMemory !== undefined ? await outOfCoreReason(exppArg, maxMemory, values.kernel as string | undefined, workers) : undefined;
   if (outOfCore !== undefined) {
     if (!plainNpy) throw usage('--max-memory needs --expp and --distance as .npy files and --out as a file');
+    // It handles its own signals: finish or abandon the block in flight, keep the journal.
     return computeOutOfCore({ expp: exppArg, distance: distanceArg, out: target.path, maxMemory, reason: outOfCore, workers, kernel: values.kernel as string | undefined, json: values.json === true });
   }
+  handleSignals((failure) => reportFailure(failure, io));
   const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // starts its workers while we read
   try {
     const [exppBytes, distanceBytes] = await readInputs(specs, fifoTimeoutMs);
@@ -184,6 +188,7 @@ function blame(error: unknown, specs: readonly InputSpec[]): unknown {
 }
 
 async function demo(args: string[], io: Channels): Promise<void> {
+  handleSignals((failure) => reportFailure(failure, io));
   const values = options(args, { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, kernel: { type: 'string' }, json: { type: 'boolean' } });
   const n = positiveInteger(values.n, 'n', DEMO_SIZE);
   const m = positiveInteger(values.m, 'm', DEMO_SIZE);
@@ -251,7 +256,6 @@ function report(summary: RunSummary, io: Channels, what: string): void {
 }
 
 const io = channels(process.argv.slice(2));
-handleSignals((failure) => reportFailure(failure, io));
 main(process.argv.slice(2), io).then(
   () => undefined,
   (error: unknown) => {
