@@ -72,7 +72,7 @@ const testEntries = ['test', 'test/helpers'].flatMap((dir) =>
   readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => `${dir}/${f}`),
 );
 await build({ ...common, entryPoints: testEntries, outdir: 'dist/test', outbase: 'test', external: ['hpair', 'uvu', 'uvu/assert'] });
-const benchEntries = ['main', 'memory-probe', 'vs-piscina', 'piscina-distance-worker', 'distance-kernel'].map((name) => `bench/${name}.ts`);
+const benchEntries = ['main', 'vs-piscina', 'piscina-distance-worker', 'piscina-shared-worker', 'distance-kernel'].map((name) => `bench/${name}.ts`);
 await build({ ...common, entryPoints: benchEntries, outdir: 'dist/bench', external: ['hpair', 'tinybench', 'piscina'] });
 
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
