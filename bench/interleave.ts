@@ -30,7 +30,7 @@ export interface InterleaveOptions {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Warms each entry twice, then runs rounds until every entry has minSamples and the group has run
+ * Warms each entry twice (once when it takes over a second), then runs rounds until every entry has minSamples and the group has run
  * timeSeconds. A round gives each entry, in an order rotated every round, one tinybench run of k samples, k
  * sized from the warm-up so the block lasts ~blockMs (1 sample for big jobs, more for small ones).
  */
@@ -41,8 +41,10 @@ export async function interleaved(label: string, entries: InterleavedEntry[], op
     if (previous !== undefined && previous.side !== entry.side && options.settleMs > 0) await sleep(options.settleMs);
     previous = entry;
   };
+  progress(`${label}: warming up ${entries.map((e) => e.what).join(', ')}`);
   for (let pass = 0; pass < 2; pass++) {
     for (const [i, entry] of entries.entries()) {
+      if (pass === 1 && warm[i] > 1000) continue; // a second warm-up only sharpens k for short jobs
       await switchTo(entry);
       const t = performance.now();
       const result = await entry.fn();
