@@ -5,7 +5,7 @@ export type { PoolEvents } from './workers/pool.js';
 export type { Schedule } from './shared/protocol.js';
 export { kernelStatus, kernelSupported } from './kernel/kernel-status.js';
 export type { KernelChoice, KernelVariant } from './kernel/kernel-names.js';
-export type { HermitianResult } from './kernel/hermitian-result.js';
+export type { HermitianBlock, HermitianResult } from './kernel/hermitian-result.js';
 export { hermitianReference } from './kernel/reference.js';
 export { hermitianFlops, hermitianJobBytes } from './kernel/hermitian-size.js';
 export { createComplexMatrix, createSharedFloat64, MAX_TYPED_ARRAY_LENGTH } from './shared/complex-matrix.js';

@@ -5,7 +5,10 @@ import { NO_BAD_VALUE } from './hermitian-check.js';
 import { complexSource, realVector, type ComplexMatrixInput, type ComplexSource, type RealVectorInput } from '../shared/array-inputs.js';
 import { checkHermitianShape, nonFiniteExppError } from './hermitian-inputs.js';
 import { hermitianWork } from './hermitian-size.js';
-import type { HermitianResult } from './hermitian-result.js';
+import type { HermitianBlock, HermitianResult } from './hermitian-result.js';
+import type { HWindow } from './hermitian-tile-store.js';
+import { blockTiles, checkBlock, originalRow, unionOf, type RowRanges } from './hermitian-block.js';
+import type { IndexSpace } from '../shared/index-space.js';
 import type { HermitianVariant, KernelChoice, ScratchProvider } from './variant.js';
 import { fallbackAfter, resolveKernel } from './variants.js';
 import { WASM_MAX_BYTES } from './variant-wasm.js';
@@ -62,25 +65,91 @@ export class HermitianEngine {
   }
 
   /**
-   * Checks what costs O(M) or less now (types, shapes, distance, `out`, memory), and returns the job.
-   * Inputs already in shared memory are used in place; others are copied once when the job starts.
+   * The whole H. Checks what costs O(M) or less now (types, shapes, distance, `out`, memory), and returns
+   * the job. Inputs already in shared memory are used in place; others are copied once when the job starts.
    */
   prepare(exppInput: ComplexMatrixInput, distanceInput: RealVectorInput, out: ComplexMatrix | undefined, jobMaxBytes?: number): PreparedJob<HermitianResult> {
-    const { threads, inlineWork } = this.#options;
-    const maxBytes = Math.min(this.#options.maxBytes, jobMaxBytes ?? Infinity);
     const source = complexSource(exppInput, 'expp');
     const distance = realVector(distanceInput, 'distance');
     const { N, M } = checkHermitianShape(source.rows, source.cols, distance);
     const n = N - 1;
-    if (out !== undefined) checkOut(out, n, exppInput, distance);
-    if (2 * n * n > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${2 * n * n} values; typed arrays hold at most 2^32`);
+    if (out !== undefined) checkOut(out, n, n, exppInput, distance);
+    return this.#job({
+      source,
+      distance,
+      rows: allRows(N),
+      window: { r0: 0, c0: 0, rows: n, cols: n },
+      pairSpace: (tile) => ({ kind: 'triangle', n, tile }),
+      out,
+      maxBytes: jobMaxBytes,
+      work: hermitianWork(N, M),
+    });
+  }
+
+  /**
+   * One rectangle of H, rows [i0, i1) × columns [j0, j1), every entry bit-identical to the same entry of the
+   * whole H. The job is a smaller H problem: the rows the rectangle touches (its rows and its columns, as
+   * difference rows) with the reference row after them, whose pair step computes only the tiles of its
+   * lower triangle that the rectangle (or its mirror) needs. Each entry's sum is the same sequence of
+   * operations whichever rows surround it, so it comes out the same bits.
+   */
+  prepareBlock(
+    exppInput: ComplexMatrixInput,
+    distanceInput: RealVectorInput,
+    block: HermitianBlock,
+    out: ComplexMatrix | undefined,
+    jobMaxBytes?: number,
+  ): PreparedJob<HermitianResult> {
+    const source = complexSource(exppInput, 'expp');
+    const distance = realVector(distanceInput, 'distance');
+    const { N, M } = checkHermitianShape(source.rows, source.cols, distance);
+    const n = N - 1;
+    const [[i0, i1], [j0, j1]] = checkBlock(block, n);
+    if (out !== undefined) checkOut(out, i1 - i0, j1 - j0, exppInput, distance);
+    // The difference rows the block needs, in order, and where each of the two ranges starts among them.
+    const rows = unionOf([i0, i1], [j0, j1]);
+    const compact = (row: number): number => {
+      let before = 0;
+      for (const [a, b] of rows) {
+        if (row < b) return before + (row - a);
+        before += b - a;
+      }
+      return before;
+    };
+    const window = { r0: compact(i0), c0: compact(j0), rows: i1 - i0, cols: j1 - j0 };
+    const sub = rows.reduce((total, [a, b]) => total + b - a, 0);
+    return this.#job({
+      source,
+      distance,
+      rows: [...rows, [N - 1, N]],
+      window,
+      pairSpace: (tile) => {
+        const list = blockTiles(sub, tile, window);
+        return { kind: 'list', n: sub, tile, list };
+      },
+      out,
+      maxBytes: jobMaxBytes,
+      work: 8 * M * window.rows * window.cols + 8 * window.rows * window.cols + 2 * (sub + 1) * M,
+    });
+  }
+
+  #job(plan: JobPlan): PreparedJob<HermitianResult> {
+    const { threads, inlineWork } = this.#options;
+    const { source, distance, rows, window, out } = plan;
+    const maxBytes = Math.min(this.#options.maxBytes, plan.maxBytes ?? Infinity);
+    const M = source.cols;
+    const N = rows.reduce((total, [a, b]) => total + b - a, 0);
+    const gathered = rows.length > 1 || rows[0][1] - rows[0][0] !== source.rows;
+    const hValues = 2 * window.rows * window.cols;
+    if (hValues > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${hValues} values; typed arrays hold at most 2^32`);
     const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads).wasm <= WASM_MAX_BYTES;
     const variant = fits(this.variant) ? this.variant : fallbackAfter(this.variant, fits);
     if (variant === undefined) throw new HpairError('TOO_LARGE', `no kernel that runs here has room for N = ${N}, M = ${M}`);
     // Counted before anything is allocated, so an oversized request fails instead of taking the process down.
     const scratch = variant.scratchBytes(N, M, threads);
-    const copies = (source.inPlace === undefined ? 16 * N * M : 0) + (isSharedView(distance) ? 0 : distance.byteLength);
-    const total = (out === undefined ? 16 * n * n : 0) + scratch.wasm + scratch.shared + scratch.native + copies;
+    const inPlace = gathered ? undefined : source.inPlace;
+    const copies = (inPlace === undefined ? 16 * N * M : 0) + (isSharedView(distance) ? 0 : distance.byteLength);
+    const total = (out === undefined ? 8 * hValues : 0) + scratch.wasm + scratch.shared + scratch.native + copies;
     if (total > maxBytes) {
       throw new HpairError('TOO_LARGE', `this job needs ${formatBytes(total)} (H, scratch, copies) but maxBytes is ${formatBytes(maxBytes)}`);
     }
@@ -90,27 +159,31 @@ export class HermitianEngine {
 
     let h: Float64Array | undefined;
     let badValue: BigInt64Array | undefined;
-    let exppValues: Float64Array | undefined = source.inPlace;
+    let exppValues: Float64Array | undefined = inPlace;
     return {
-      inline: hermitianWork(N, M) < inlineWork,
+      inline: plan.work < inlineWork,
       start: async (cancelled) => {
-        const sharedExpp = source.inPlace ?? (await readInChunks(source, await this.#slot('expp', 2 * N * M), cancelled));
-        if (source.inPlace === undefined) exppValues = sharedExpp;
+        const sharedExpp = inPlace ?? (await readInChunks(source, rows, await this.#slot('expp', 2 * N * M), cancelled));
+        exppValues = sharedExpp;
         let sharedDistance = distance;
         if (!isSharedView(distance)) (sharedDistance = await this.#slot('distance', M)).set(distance);
         this.copiedBytes += copies;
         if (scratch.shared > 0) await this.#slot('panels', scratch.shared / 8);
-        h = out?.data ?? new Float64Array(await this.#allocate(16 * n * n));
+        h = out?.data ?? new Float64Array(await this.#allocate(8 * hValues));
         badValue = new BigInt64Array(new SharedArrayBuffer(8));
         badValue[0] = NO_BAD_VALUE;
-        const problem = { N, M, expp: sharedExpp, distance: sharedDistance, h, badValue, threads };
+        const problem = { N, M, expp: sharedExpp, distance: sharedDistance, h, window, pairSpace: plan.pairSpace, badValue, threads };
         return variant.steps(problem, this.#scratch);
       },
       afterStep: (step) => {
         const bad = badValue?.[0];
-        if (step === 0 && bad !== undefined && bad !== NO_BAD_VALUE) throw nonFiniteExppError(exppValues!, M, Number(bad));
+        if (step !== 0 || bad === undefined || bad === NO_BAD_VALUE) return;
+        // Name the value by its row in the caller's expp (a block's rows are gathered).
+        const flat = Number(bad);
+        const row = Math.floor(flat / (2 * M));
+        throw nonFiniteExppError(exppValues!, M, flat, originalRow(rows, row));
       },
-      result: () => ({ rows: n, cols: n, data: h!, kernel: variant.name }),
+      result: () => ({ rows: window.rows, cols: window.cols, data: h!, kernel: variant.name }),
       release: () => {
         h = undefined;
         badValue = undefined;
@@ -155,22 +228,51 @@ export class HermitianEngine {
 /** Values read per turn of the event loop: 4 MB, ~1 ms with the page faults of fresh scratch. */
 const COPY_CHUNK = 1 << 19;
 
-/** Reads `source` into `shared` a few rows at a time, one batch per event-loop turn, so a big input never stalls the loop. */
-async function readInChunks(source: ComplexSource, shared: Float64Array, cancelled: () => boolean): Promise<Float64Array> {
+/**
+ * Reads the row ranges `rows` of `source` into `shared`, one after another, a few rows per event-loop turn,
+ * so a big input never stalls the loop.
+ */
+async function readInChunks(source: ComplexSource, rows: RowRanges, shared: Float64Array, cancelled: () => boolean): Promise<Float64Array> {
   const rowsPerTurn = Math.max(1, Math.floor(COPY_CHUNK / Math.max(1, 2 * source.cols)));
-  for (let r0 = 0; r0 < source.rows && !cancelled(); r0 += rowsPerTurn) {
-    if (r0 > 0) await new Promise((resolve) => setImmediate(resolve));
-    source.readRows(shared, r0, Math.min(source.rows, r0 + rowsPerTurn));
+  let at = 0;
+  let first = true;
+  for (const [a, b] of rows) {
+    for (let r0 = a; r0 < b && !cancelled(); r0 += rowsPerTurn) {
+      if (!first) await new Promise((resolve) => setImmediate(resolve));
+      first = false;
+      const r1 = Math.min(b, r0 + rowsPerTurn);
+      source.readRows(shared, r0, r1, at);
+      at += r1 - r0;
+    }
   }
   return shared;
 }
 
-function checkOut(out: ComplexMatrix, n: number, expp: ComplexMatrixInput, distance: Float64Array): void {
+
+/** What sets a job apart: which rows of expp it reads, where its H goes, and which tiles it computes. */
+interface JobPlan {
+  readonly source: ComplexSource;
+  readonly distance: Float64Array;
+  /** The rows of the job's expp, in order; the last is the reference row. */
+  readonly rows: RowRanges;
+  readonly window: HWindow;
+  readonly pairSpace: (tile: number) => IndexSpace;
+  readonly out: ComplexMatrix | undefined;
+  readonly maxBytes: number | undefined;
+  /** hermitianWork of what the job computes: it decides whether the job runs inline. */
+  readonly work: number;
+}
+
+function allRows(N: number): RowRanges {
+  return [[0, N]];
+}
+
+function checkOut(out: ComplexMatrix, rows: number, cols: number, expp: ComplexMatrixInput, distance: Float64Array): void {
   if (typeof out !== 'object' || out === null || !(out.data instanceof Float64Array)) {
     throw new HpairError('INVALID_ARGUMENT', 'out must be a ComplexMatrix { rows, cols, data: Float64Array }');
   }
-  if (out.rows !== n || out.cols !== n || out.data.length !== 2 * n * n) {
-    throw new HpairError('SHAPE_MISMATCH', `out must be ${n}×${n} with ${2 * n * n} values, got ${out.rows}×${out.cols} with ${out.data.length}`);
+  if (out.rows !== rows || out.cols !== cols || out.data.length !== 2 * rows * cols) {
+    throw new HpairError('SHAPE_MISMATCH', `out must be ${rows}×${cols} with ${2 * rows * cols} values, got ${out.rows}×${out.cols} with ${out.data.length}`);
   }
   if (!(out.data.buffer instanceof SharedArrayBuffer)) {
     throw new HpairError('INVALID_ARGUMENT', 'out.data must live in a SharedArrayBuffer (see createComplexMatrix)');

@@ -46,11 +46,13 @@ export function firstNonFinite(values: Float64Array, start: number, end: number)
   return -1;
 }
 
-/** Names expp's first non-finite value by row, column and part; `values` is expp interleaved row-major. */
-export function nonFiniteExppError(values: Float64Array, cols: number, flatValueIndex: number): HpairError {
+/**
+ * Names expp's first non-finite value by row, column and part; `values` is expp (or the rows of it a job
+ * gathered) interleaved row-major, and `row` the caller's row of it when they differ.
+ */
+export function nonFiniteExppError(values: Float64Array, cols: number, flatValueIndex: number, row = Math.floor(flatValueIndex / 2 / cols)): HpairError {
   const element = Math.floor(flatValueIndex / 2);
-  const row = Math.floor(element / cols);
-  const col = element - row * cols;
+  const col = element % cols;
   const part = flatValueIndex % 2 === 0 ? 'real' : 'imaginary';
   return new HpairError(
     'NON_FINITE',

@@ -1,5 +1,5 @@
 import { defineKernel } from '../shared/kernel-contract.js';
-import { storeTile } from './hermitian-tile-store.js';
+import { storeTile, type HWindow } from './hermitian-tile-store.js';
 import { PlanarPlane as Plane, planarPlaneOffset as planeOffset, type PlanarLayout } from './panels.js';
 
 /**
@@ -23,6 +23,8 @@ export interface PairsParams {
   readonly tile: number;
   /** k block length. */
   readonly kc: number;
+  /** The part of H that `h` holds. */
+  readonly window: HWindow;
 }
 
 let acc = new Float64Array(0);
@@ -41,14 +43,15 @@ export const pairsJsKernel = defineKernel<PairsBuffers, PairsParams>({
     const BR = planeOffset(layout, Plane.BR);
     const BI = planeOffset(layout, Plane.BI);
     const cols = tile.j1 - tile.j0;
-    const diagonal = tile.i0 === tile.j0;
+    // A tile that reaches above the diagonal computes each row only up to it (+1 for the 2×2 block).
+    const straddles = tile.j1 > tile.i0 + 1;
     acc.fill(0, 0, 2 * (tile.i1 - tile.i0) * cols);
     for (let k0 = 0; k0 < K; k0 += kc) {
       const k1 = Math.min(K, k0 + kc);
       for (let i = tile.i0; i < tile.i1; i += 2) {
         // An odd last row or column is computed twice in the 2×2 block and stored once.
         const iB = i + 1 < tile.i1 ? i + 1 : i;
-        const jEnd = diagonal ? Math.min(tile.j1, i + 2) : tile.j1;
+        const jEnd = straddles ? Math.min(tile.j1, i + 2) : tile.j1;
         for (let j = tile.j0; j < jEnd; j += 2) {
           const jB = j + 1 < jEnd ? j + 1 : j;
           const a0 = i * stride;
@@ -90,6 +93,6 @@ export const pairsJsKernel = defineKernel<PairsBuffers, PairsParams>({
         }
       }
     }
-    storeTile(tile, acc, h, layout.rows);
+    storeTile(tile, acc, h, params.window);
   },
 });

@@ -1,5 +1,6 @@
 import { defineKernel } from '../shared/kernel-contract.js';
 import { HpairError } from '../shared/errors.js';
+import type { HWindow } from './hermitian-tile-store.js';
 import { loadNativeAddon, type NativeAddon, type NativePath } from './native/addon.js';
 
 /**
@@ -20,6 +21,8 @@ export interface PairsNativeParams {
   readonly path: NativePath;
   readonly N: number;
   readonly M: number;
+  /** The part of H that `h` holds. */
+  readonly window: HWindow;
 }
 
 let addon: NativeAddon | undefined;
@@ -30,7 +33,7 @@ export const pairsNativeKernel = defineKernel<PairsNativeBuffers, PairsNativePar
     if (load.addon === undefined) throw new HpairError('INVALID_ARGUMENT', `the native kernel cannot run in this thread: ${load.reason}`);
     addon = load.addon;
   },
-  tile(t, { buffers: { expp, distance, h }, params: { path, N, M } }) {
-    addon!.hermitianTile(path, expp, distance, h, N, M, t.i0, t.i1, t.j0, t.j1);
+  tile(t, { buffers: { expp, distance, h }, params: { path, N, M, window } }) {
+    addon!.hermitianTile(path, expp, distance, h, N, M, t.i0, t.i1, t.j0, t.j1, window.r0, window.c0, window.rows, window.cols);
   },
 });

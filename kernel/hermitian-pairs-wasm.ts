@@ -1,6 +1,6 @@
 import { defineKernel } from '../shared/kernel-contract.js';
 import type { MicroLayout } from './panels.js';
-import { storeTile } from './hermitian-tile-store.js';
+import { storeTile, type HWindow } from './hermitian-tile-store.js';
 
 /**
  * Step 2 of an H job with a WebAssembly SIMD kernel. WebAssembly reads only its own linear memory, so
@@ -26,6 +26,8 @@ export interface PairsWasmParams {
   readonly panelsByte: number;
   /** Byte offset of thread 0's tile scratch; thread w's is `tile² · 16` bytes further per w. */
   readonly scratchByte: number;
+  /** The part of H that `h` holds. */
+  readonly window: HWindow;
 }
 
 type TileFunction = (pA: number, pB: number, Kp: number, i0: number, i1: number, j0: number, j1: number, kc: number, pOut: number, ldo: number) => void;
@@ -55,6 +57,6 @@ export const pairsWasmKernel = defineKernel<PairsWasmBuffers, PairsWasmParams>({
     const j1 = Math.ceil(t.j1 / nr) * nr;
     if (layout.kp === 0) scratch.fill(0);
     else tileFn(panelsByte, panelsByte + layout.bOffset * 8, layout.kp, t.i0, i1, t.j0, j1, kc, scratch.byteOffset, tile);
-    storeTile(t, scratch, buffers.h, layout.rows, tile);
+    storeTile(t, scratch, buffers.h, params.window, tile);
   },
 });

@@ -21,9 +21,9 @@ export const javascriptVariant: HermitianVariant = {
       packStep(problem, panels, layout),
       {
         kernel: { kind: 'builtin', name: 'hermitian/pairs-js' },
-        space: { kind: 'triangle', n: layout.rows, tile: TILE },
+        space: problem.pairSpace(TILE),
         buffers: { panels, h: problem.h },
-        params: { layout, tile: TILE, kc: KC },
+        params: { layout, tile: TILE, kc: KC, window: problem.window },
       },
     ];
   },

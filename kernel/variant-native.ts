@@ -21,7 +21,7 @@ function nativeVariant(path: NativePath): HermitianVariant {
     support: () => (support ??= supportOf(path)),
     tile: TILE,
     scratchBytes: (_N, _M, threads) => ({ wasm: 0, shared: 0, native: threads * SCRATCH_PER_THREAD }),
-    steps({ N, M, expp, distance, h, badValue }) {
+    steps({ N, M, expp, distance, h, badValue, window, pairSpace }) {
       const steps: StepPlan[] = [
         {
           kernel: { kind: 'builtin', name: 'hermitian/check' },
@@ -31,9 +31,9 @@ function nativeVariant(path: NativePath): HermitianVariant {
         },
         {
           kernel: { kind: 'builtin', name: 'hermitian/pairs-native' },
-          space: { kind: 'triangle', n: N - 1, tile: TILE },
+          space: pairSpace(TILE),
           buffers: { expp, distance, h },
-          params: { path, N, M },
+          params: { path, N, M, window },
         },
       ];
       return steps;

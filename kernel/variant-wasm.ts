@@ -49,9 +49,9 @@ function wasmVariant(name: WasmVariantName): HermitianVariant {
         packStep(problem, panels, layout),
         {
           kernel: { kind: 'builtin', name: 'hermitian/pairs-wasm' },
-          space: { kind: 'triangle', n: layout.rows, tile: TILE },
+          space: problem.pairSpace(TILE),
           buffers: { h: problem.h },
-          params: { layout, module, memory, tile: TILE, kc: KC, panelsByte, scratchByte },
+          params: { layout, module, memory, tile: TILE, kc: KC, panelsByte, scratchByte, window: problem.window },
         },
       ];
     },

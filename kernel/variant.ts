@@ -1,4 +1,6 @@
+import type { IndexSpace } from '../shared/index-space.js';
 import type { StepPlan } from '../shared/job.js';
+import type { HWindow } from './hermitian-tile-store.js';
 import type { KernelVariant } from './kernel-names.js';
 
 export type { KernelChoice, KernelVariant } from './kernel-names.js';
@@ -13,7 +15,14 @@ export interface HermitianProblem {
   readonly M: number;
   readonly expp: Float64Array;
   readonly distance: Float64Array;
+  /** Where H goes: the whole H, or one rectangle of it (see `window`). */
   readonly h: Float64Array;
+  readonly window: HWindow;
+  /**
+   * The pair step's tiles: the lower triangle of H cut into tile × tile blocks of the variant's `tile`
+   * (`pairSpace(tile)`), or, for a block of H, the list of those blocks it needs.
+   */
+  pairSpace(tile: number): IndexSpace;
   /** [0]: smallest flat index of a non-finite value in expp (kept by atomic min); starts at NO_BAD_VALUE. */
   readonly badValue: BigInt64Array;
   /** Threads that may run tiles at once (each may need its own scratch). */

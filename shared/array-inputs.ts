@@ -49,8 +49,8 @@ export interface ComplexSource {
   readonly cols: number;
   /** The input itself when it can be read in place (interleaved row-major float64 over shared memory). */
   readonly inPlace: Float64Array | undefined;
-  /** Writes rows [r0, r1) interleaved into `out` at their row-major places (`out` holds the whole matrix). */
-  readRows(out: Float64Array, r0: number, r1: number): void;
+  /** Writes rows [r0, r1) interleaved into `out`, row-major, the first of them as row `at` of `out` (default r0). */
+  readRows(out: Float64Array, r0: number, r1: number, at?: number): void;
 }
 
 const isFloatArray = (value: unknown): value is Float64Array | Float32Array =>
@@ -79,10 +79,11 @@ export function complexSource(input: ComplexMatrixInput, name: string): ComplexS
       rows: r,
       cols: c,
       inPlace: undefined,
-      readRows(out, r0, r1) {
+      readRows(out, r0, r1, at = r0) {
+        const shift = (at - r0) * c;
         for (let k = r0 * c; k < r1 * c; k++) {
-          out[2 * k] = re[k];
-          out[2 * k + 1] = im[k];
+          out[2 * (k + shift)] = re[k];
+          out[2 * (k + shift) + 1] = im[k];
         }
       },
     };
@@ -100,11 +101,12 @@ function denseComplex(data: RealArray, rows: number, cols: number): ComplexSourc
     rows,
     cols,
     inPlace: data instanceof Float64Array && isShared(data) ? data : undefined,
-    readRows(out, r0, r1) {
+    readRows(out, r0, r1, at = r0) {
       const start = 2 * r0 * cols;
       const end = 2 * r1 * cols;
-      if (isFloatArray(data)) out.set(data.subarray(start, end), start);
-      else for (let k = start; k < end; k++) out[k] = data[k];
+      const to = 2 * at * cols;
+      if (isFloatArray(data)) out.set(data.subarray(start, end), to);
+      else for (let k = start; k < end; k++) out[to + k - start] = data[k];
     },
   };
 }
@@ -126,11 +128,11 @@ function stridedComplex(input: StridedArray, name: string): ComplexSource {
     rows,
     cols,
     inPlace: undefined,
-    readRows(out, r0, r1) {
+    readRows(out, r0, r1, at = r0) {
       for (let r = r0; r < r1; r++) {
         for (let c = 0; c < cols; c++) {
           const from = 2 * (offset + r * s0 + c * s1);
-          const to = 2 * (r * cols + c);
+          const to = 2 * ((r - r0 + at) * cols + c);
           out[to] = data[from];
           out[to + 1] = data[from + 1];
         }

@@ -7,11 +7,15 @@ import { HpairError } from './errors.js';
  * - `triangle`: pairs (i, j) with j ≤ i < n, in `tile`×`tile` blocks (I, J), J ≤ I, numbered row by row.
  *   Diagonal blocks (I === J) cover pairs above the diagonal too; kernels skip j > i there.
  * - `square`: all pairs (i, j) of an n×n grid, in `tile`×`tile` blocks, numbered row by row.
+ * - `list`: the tiles written in `list` (i0, i1, j0, j1 per tile, shared with the workers): any set of
+ *   blocks, e.g. the part of a triangle that a rectangle of H needs.
  */
 export interface IndexSpace {
-  readonly kind: 'range' | 'triangle' | 'square';
+  readonly kind: 'range' | 'triangle' | 'square' | 'list';
   readonly n: number;
   readonly tile: number;
+  /** For `list`: four Int32 per tile over a SharedArrayBuffer. */
+  readonly list?: Int32Array;
 }
 
 /** One tile: rows `i0 ≤ i < i1` and columns `j0 ≤ j < j1`. Reused between calls: copy what you keep. */
@@ -23,6 +27,7 @@ export interface Tile {
   j1: number;
 }
 
+/** Checks a user's index space (the `list` kind is hpair's own). */
 export function validateIndexSpace(space: IndexSpace): void {
   if (space.kind !== 'range' && space.kind !== 'triangle' && space.kind !== 'square') {
     throw new HpairError('INVALID_ARGUMENT', `index space kind must be 'range', 'triangle' or 'square'`);
@@ -44,6 +49,8 @@ export function tileCount(space: IndexSpace): number {
       return (blocks * (blocks + 1)) / 2;
     case 'square':
       return blocks * blocks;
+    case 'list':
+      return (space.list?.length ?? 0) / 4;
   }
 }
 
@@ -51,6 +58,14 @@ export function tileCount(space: IndexSpace): number {
 export function locateTile(space: IndexSpace, index: number, out: Tile): Tile {
   const { n, tile } = space;
   out.index = index;
+  if (space.kind === 'list') {
+    const list = space.list!;
+    out.i0 = list[4 * index];
+    out.i1 = list[4 * index + 1];
+    out.j0 = list[4 * index + 2];
+    out.j1 = list[4 * index + 3];
+    return out;
+  }
   if (space.kind === 'range') {
     out.i0 = index * tile;
     out.i1 = Math.min(n, out.i0 + tile);

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { HermitianEngine } from '../kernel/hermitian-engine.js';
-import type { HermitianResult } from '../kernel/hermitian-result.js';
+import type { HermitianBlock, HermitianResult } from '../kernel/hermitian-result.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
 import type { ComplexMatrixInput, RealVectorInput } from '../shared/array-inputs.js';
 import { HpairError, readArguments } from '../shared/errors.js';
@@ -117,6 +117,22 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     const job = readArguments('the arguments of hermitian()', () => {
       validateJobOptions(options);
       return this.#engine.prepare(expp, distance, options.out, options.maxBytes);
+    });
+    return this.#runner.submit(job, options);
+  }
+
+  /**
+   * One rectangle of H: rows [i0, i1) × columns [j0, j1) of the (N−1)×(N−1) H, as a (i1−i0)×(j1−j0) matrix
+   * whose every entry is bit-identical to the same entry of `hermitian()`'s H (same kernel). Only the rows
+   * the rectangle touches are read (and checked for non-finite values), and only the pairs it needs are
+   * computed: the way to build an H too big for memory, block by block (see the CLI's --max-memory).
+   * Same options as hermitian(); `out` must be (i1−i0)×(j1−j0).
+   */
+  async hermitianBlock(expp: ComplexMatrixInput, distance: RealVectorInput, block: HermitianBlock, options: HermitianOptions = {}): Promise<HermitianResult> {
+    this.#assertOpen();
+    const job = readArguments('the arguments of hermitianBlock()', () => {
+      validateJobOptions(options);
+      return this.#engine.prepareBlock(expp, distance, block, options.out, options.maxBytes);
     });
     return this.#runner.submit(job, options);
   }

@@ -21,7 +21,7 @@ export interface RunSpec<Buffers extends Record<string, SharedView> = Record<str
    * Tiles are dealt to workers as for H. On diagonal tiles of a triangle, skip pairs with j > i.
    * @default tile: 4096 for a range, 64 for pairs
    */
-  space: { kind: IndexSpace['kind']; n: number; tile?: number };
+  space: { kind: 'range' | 'triangle' | 'square'; n: number; tile?: number };
   /** Named inputs and outputs, each a typed array over a SharedArrayBuffer: workers read and write them in place. */
   buffers: Buffers;
   /**
@@ -41,7 +41,7 @@ export function prepareUserJob<Buffers extends Record<string, SharedView>>(spec:
   const exportName = spec.export ?? 'default';
   if (typeof exportName !== 'string' || exportName === '') throw new HpairError('INVALID_ARGUMENT', 'export must be a non-empty string');
   const kind = spec.space?.kind;
-  const space: IndexSpace = { kind, n: spec.space?.n, tile: spec.space?.tile ?? DEFAULT_TILE[kind] ?? 1 };
+  const space: IndexSpace = { kind, n: spec.space?.n, tile: spec.space?.tile ?? (DEFAULT_TILE as Record<string, number>)[kind] ?? 1 };
   validateIndexSpace(space);
   if (typeof spec.buffers !== 'object' || spec.buffers === null) throw new HpairError('INVALID_ARGUMENT', 'buffers must be an object of typed arrays');
   for (const [name, view] of Object.entries(spec.buffers)) {

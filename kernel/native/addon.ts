@@ -20,8 +20,14 @@ export interface NativeAddon {
   info(): { readonly paths: readonly NativePathInfo[]; readonly cache: { readonly l1d: number; readonly l2: number; readonly l3: number }; readonly compiler: string };
   /** First index in [start, end) holding NaN or ±Infinity, or −1. */
   scanNonFinite(values: Float64Array, start: number, end: number): number;
-  /** H's lower-triangle entries of rows [i0, i1) × columns [j0, j1) (j ≤ i), with their mirrors, in place. */
-  hermitianTile(path: NativePath, expp: Float64Array, distance: Float64Array, h: Float64Array, N: number, M: number, i0: number, i1: number, j0: number, j1: number): void;
+  /**
+   * H's lower-triangle entries of rows [i0, i1) × columns [j0, j1) (j ≤ i), with their mirrors, stored in
+   * place into `out`, which holds rows [r0, r0 + rows) × columns [c0, c0 + cols) of H.
+   */
+  hermitianTile(
+    path: NativePath, expp: Float64Array, distance: Float64Array, out: Float64Array, N: number, M: number,
+    i0: number, i1: number, j0: number, j1: number, r0: number, c0: number, rows: number, cols: number,
+  ): void;
   /** The path's micro-kernel alone, on packed panels (for tests). */
   microKernel(path: NativePath, k: number, a: Float64Array, b: Float64Array, c: Float64Array, accumulate: boolean): void;
 }
