@@ -28,29 +28,29 @@ export const FULL_SIZES = [256, 512, 1024, 2048, 4096];
 const cores = availableParallelism();
 const VARIANT_NAMES: readonly KernelVariant[] = ['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js'];
 
+const OPTIONS_HELP: [flag: string, what: string, fallback: string][] = [
+  ['--full', `N = M ∈ {${FULL_SIZES.join(', ')}}, workers 1…${cores}`, 'off (quick: the defaults below)'],
+  ['--sizes LIST', 'N = M values, comma-separated', `${QUICK_SIZES.join(',')}; with --full ${FULL_SIZES.join(',')}`],
+  ['--workers LIST', 'worker counts; the Python peers get as many BLAS threads', `${[...new Set([1, cores])].join(',')}; with --full 1…${cores}`],
+  ['--kernels LIST', `hpair variants: ${VARIANT_NAMES.join(', ')}`, `every variant that runs here (js only at N ≤ ${JS_MAX_SIZE})`],
+  ['--out FILE', 'the JSON record', 'bench-results.json'],
+  ['--no-numpy', 'leave out the Python peers (numpy, zherk) and numpy\'s peak RSS', 'peers on when python3 has numpy (zherk: and scipy)'],
+  ['--memory-sizes LIST', 'sizes for peak RSS of `hpair compute` vs numpy\'s line; "" for none', 'the sizes, plus 4096'],
+  ['--min-samples N', 'samples per entry, at least', '5 (3 at N ≥ 4096 on 1 worker)'],
+  ['--time S', 'keep sampling a size × workers group for S seconds past --min-samples', '3'],
+  ['--settle MS', 'idle pause when the run switches between hpair and Python (OpenBLAS threads spin ~0.1 s after a call)', '150'],
+  ['--no-relaxed-flag', `on Node < 22, do not re-run under --experimental-wasm-relaxed-simd to measure wasm-relaxed-simd`, 're-run when the flag is all it lacks'],
+  ['--markdown', 'also print the tables as Markdown', 'off'],
+  ['-h, --help', 'this text', ''],
+];
+
 export const HELP = `npm run bench [-- options]        (or: node dist/bench/main.js [options])
 
-hpair's H kernels against numpy's (A/d) @ A.conj().T and scipy's zherk, interleaved in one run, with
-peak memory, the small-job round trip, abort latency and event-loop delay. Progress on stderr, the
-table on stdout, every figure and the host's facts in a JSON file.
+hpair's H kernels against numpy's (A/d) @ A.conj().T and scipy's zherk, interleaved in one run, with peak
+memory, the warm small-job round trip, abort latency, event-loop delay and bit-identity across worker
+counts. Progress on stderr, the tables on stdout, every figure and the host's facts in a JSON file.
 
-  --full                 N = M ∈ {${FULL_SIZES.join(', ')}}, workers 1…${cores}           (default: quick)
-  --sizes LIST           N = M values, e.g. 512,1024              (default: ${QUICK_SIZES.join(',')}; --full: ${FULL_SIZES.join(',')})
-  --workers LIST         worker counts (BLAS threads for the peers) (default: ${[...new Set([1, cores])].join(',')}; --full: 1…${cores})
-  --kernels LIST         hpair variants to measure                (default: every variant that runs here;
-                         js only at N ≤ ${JS_MAX_SIZE}; one of ${VARIANT_NAMES.join(', ')})
-  --out FILE             JSON record                              (default: bench-results.json)
-  --no-numpy             no Python peers (numpy, zherk) and no numpy memory figure (default: peers on when
-                         python3 has numpy; zherk when it also has scipy)
-  --memory-sizes LIST    sizes for peak RSS of the CLI vs numpy; "" for none (default: the sizes, plus 4096)
-  --min-samples N        samples per entry at least                (default: 5; 3 at N ≥ 4096 on 1 worker)
-  --time S               go on sampling a size × workers group up to S seconds, past --min-samples (default: 3)
-  --settle MS            idle pause whenever the run switches between hpair and Python, so OpenBLAS's
-                         threads (which spin ~0.1 s after a call) are asleep (default: 150)
-  --no-relaxed-flag      on Node < 22, do not re-run under --experimental-wasm-relaxed-simd to measure
-                         wasm-relaxed-simd (default: re-run when that is the only reason it cannot run)
-  --markdown             also print the tables as Markdown     (default: off)
-  -h, --help             this text
+${OPTIONS_HELP.map(([flag, what, fallback]) => `  ${flag.padEnd(20)} ${what}${fallback === '' ? '' : `\n  ${''.padEnd(20)} default: ${fallback}`}`).join('\n')}
 `;
 
 export class UsageError extends Error {}
