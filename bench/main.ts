@@ -25,6 +25,7 @@ import {
   type ComplexMatrix,
   type KernelVariant,
   type Pool,
+  type Schedule,
 } from 'hpair';
 import { HELP, JS_MAX_SIZE, parseOptions, unsupportedKernels, UsageError, type BenchOptions } from './options.js';
 import { hostFacts, hostLine } from './host.js';
@@ -152,7 +153,7 @@ function hashOf(h: ComplexMatrix): string {
 
 const scratch = mkdtempSync(join(tmpdir(), 'hpair-bench-'));
 const hashes: Record<string, Record<string, string>> = {};
-const bitIdentity: { n: number; m: number; kernel: string; workers: number[]; identical: boolean }[] = [];
+const bitIdentity: { n: number; m: number; kernel: string; workers: number[]; schedules?: Schedule[]; identical: boolean }[] = [];
 const verification: { n: number; kernel: string; relErrVsNumpy?: number; relErrVsZherk?: number }[] = [];
 
 function writeInputs(dir: string, expp: ComplexMatrix, distance: Float64Array): void {
@@ -165,7 +166,11 @@ try {
     const { expp, distance } = demoProblem(size, size);
     const flops = hermitianFlops(size, size);
     const sizeKernels = kernelsAt(size);
-    const outs = new Map(sizeKernels.map((kernel) => [kernel, createComplexMatrix(size - 1, size - 1)]));
+    // One entry per kernel (and schedule, when --schedules names more than one), each with its own H.
+    const variants = sizeKernels.flatMap((kernel) =>
+      opts.schedules.map((schedule) => ({ key: opts.schedules.length > 1 ? `${kernel} ${schedule}` : kernel, kernel, schedule })),
+    );
+    const outs = new Map(variants.map(({ key }) => [key, createComplexMatrix(size - 1, size - 1)]));
     let zherk = false;
     if (peer !== undefined) {
       writeInputs(scratch, expp, distance);
@@ -188,20 +193,20 @@ try {
     }
     for (const workers of opts.workers) {
       const label = `N = M = ${size}, ${workers} worker${workers === 1 ? '' : 's'}`;
-      const pools = new Map<KernelVariant, Pool>();
-      for (const kernel of sizeKernels) {
-        const pool = createPool({ workers, kernel, inlineFlops: 0 });
+      const pools = new Map<string, Pool>();
+      for (const { key, kernel, schedule } of variants) {
+        const pool = createPool({ workers, kernel, schedule, inlineFlops: 0 });
         await pool.ready();
-        pools.set(kernel, pool);
+        pools.set(key, pool);
       }
       const ran = new Map<string, Set<string>>();
-      const entries: Entry[] = sizeKernels.map((kernel) => {
-        const pool = pools.get(kernel) as Pool;
-        const out = outs.get(kernel) as ComplexMatrix;
+      const entries: Entry[] = variants.map(({ key, kernel }) => {
+        const pool = pools.get(key) as Pool;
+        const out = outs.get(key) as ComplexMatrix;
         const seen = new Set<string>();
-        ran.set(kernel, seen);
+        ran.set(key, seen);
         return {
-          what: kernel,
+          what: key,
           kind: 'hpair',
           kernel,
           side: 'hpair',
@@ -237,9 +242,9 @@ try {
 
       const groupRows: Row[] = entries.map((entry) => {
         const stats = summarize(entry.samples);
-        const kernelRan = entry.kind === 'hpair' ? [...(ran.get(entry.kernel) ?? [])].join('+') : entry.kernel;
+        const kernelRan = entry.kind === 'hpair' ? [...(ran.get(entry.what) ?? [])].join('+') : entry.kernel;
         return {
-          what: entry.kind === 'hpair' ? `hpair ${entry.kernel}` : entry.kind === 'numpy' ? 'numpy (A/d) @ A.conj().T' : 'scipy zherk (lower)',
+          what: entry.kind === 'hpair' ? `hpair ${entry.what}` : entry.kind === 'numpy' ? 'numpy (A/d) @ A.conj().T' : 'scipy zherk (lower)',
           kind: entry.kind,
           kernel: kernelRan,
           n: size,
@@ -264,21 +269,22 @@ try {
             `${row.gflops.toFixed(1)} GFLOP/s${row.vsNumpy === undefined ? '' : `, ${ratio(row.vsNumpy)} numpy`}${row.vsZherk === undefined ? '' : `, ${ratio(row.vsZherk)} zherk`}`,
         );
       }
-      for (const kernel of sizeKernels) {
-        if ((ran.get(kernel)?.size ?? 0) > 1 || !ran.get(kernel)?.has(kernel)) progress(`${label}: ${kernel} was asked for, but ${[...(ran.get(kernel) ?? [])].join(', ')} ran`);
+      for (const { key, kernel } of variants) {
+        const kernelsRan = ran.get(key) ?? new Set<string>();
+        if (kernelsRan.size !== 1 || !kernelsRan.has(kernel)) progress(`${label}: ${kernel} was asked for, but ${[...kernelsRan].join(', ')} ran`);
       }
 
       // Bit-identity across worker counts (hash of the whole H) and, once per size, the error against numpy.
-      for (const kernel of sizeKernels) {
-        const out = outs.get(kernel) as ComplexMatrix;
-        ((hashes[`${size}`] ??= {})[`${kernel}/${workers}`] = hashOf(out));
-        if (peer !== undefined && workers === opts.workers[0]) {
+      for (const { key, kernel } of variants) {
+        const out = outs.get(key) as ComplexMatrix;
+        ((hashes[`${size}`] ??= {})[`${key}/${workers}`] = hashOf(out));
+        if (peer !== undefined && workers === opts.workers[0] && key === variants.find((v) => v.kernel === kernel)?.key) {
           const file = join(scratch, 'h-hpair.npy');
           writeFileSync(file, encodeComplexMatrixNpy(out));
           const error = await peer.compare(file);
           rmSync(file, { force: true });
           verification.push({ n: size, kernel, relErrVsNumpy: error.vsNumpy, relErrVsZherk: error.vsZherk });
-          const row = groupRows.find((r) => r.kind === 'hpair' && r.what === `hpair ${kernel}`);
+          const row = groupRows.find((r) => r.kind === 'hpair' && r.what === `hpair ${key}`);
           if (row !== undefined) {
             row.relErrVsNumpy = error.vsNumpy;
             row.relErrVsZherk = error.vsZherk;
@@ -289,8 +295,9 @@ try {
       for (const pool of pools.values()) await pool.close();
     }
     for (const kernel of sizeKernels) {
-      const byWorkers = opts.workers.map((w) => hashes[`${size}`][`${kernel}/${w}`]);
-      if (opts.workers.length > 1) bitIdentity.push({ n: size, m: size, kernel, workers: opts.workers, identical: byWorkers.every((h) => h === byWorkers[0]) });
+      // Same kernel, every worker count and schedule: one hash.
+      const all = variants.filter((v) => v.kernel === kernel).flatMap((v) => opts.workers.map((w) => hashes[`${size}`][`${v.key}/${w}`]));
+      if (all.length > 1) bitIdentity.push({ n: size, m: size, kernel, workers: opts.workers, schedules: opts.schedules, identical: all.every((h) => h === all[0]) });
     }
     await peer?.free();
   }
@@ -421,7 +428,7 @@ const header = ['N = M', 'workers', 'what', 'median ms', 'p25–p75 ms', 'sample
 const cells = rows.map((row) => [
   String(row.n),
   String(row.workers),
-  row.kind === 'hpair' && row.kernel !== row.what.slice(6) ? `${row.what} (ran ${row.kernel})` : row.what,
+  row.kind === 'hpair' && !row.what.slice(6).startsWith(row.kernel) ? `${row.what} (ran ${row.kernel})` : row.what,
   ms(row.stats.median),
   `${ms(row.stats.p25)}–${ms(row.stats.p75)}`,
   String(row.stats.samples),
@@ -450,9 +457,22 @@ if (peerInfo !== undefined) {
 }
 out.push(`${host.date}, hpair ${host.commit?.slice(0, 12) ?? '(no git)'}${host.dirty === true ? ' (dirty)' : ''}, node ${process.execArgv.join(' ')}`.trimEnd());
 out.push('median and p25–p75 of each entry\'s samples; × numpy / × zherk = peer median / this median (same size, same threads)');
-out.push('', textTable(header, cells), '', textTable(memoryHeader, memoryCells), '', textTable(smallHeader, smallCells));
-out.push('', `bit-identical across worker counts: ${bitIdentity.map((b) => `${b.kernel} N=${b.n} [${b.workers.join(',')}] ${b.identical ? 'yes' : 'NO'}`).join('; ')}`);
-if (opts.markdown) out.push('', markdownTable(header, cells), '', markdownTable(memoryHeader, memoryCells), '', markdownTable(smallHeader, smallCells));
+out.push('', textTable(header, cells));
+if (memoryCells.length > 0) out.push('', textTable(memoryHeader, memoryCells));
+out.push('', textTable(smallHeader, smallCells));
+out.push('', 'bit-identical H across worker counts (and schedules), per kernel:');
+for (const kernel of kernels) {
+  const checks = bitIdentity.filter((b) => b.kernel === kernel);
+  const where = (b: (typeof bitIdentity)[number]): string =>
+    `N = ${b.n}${b.m === b.n ? '' : `, M = ${b.m}`} on ${b.workers.join(', ')} workers${b.schedules !== undefined && b.schedules.length > 1 ? ` × ${b.schedules.join(', ')}` : ''}`;
+  const bad = checks.filter((b) => !b.identical);
+  out.push(`  ${kernel.padEnd(18)} ${bad.length === 0 ? 'identical' : `DIFFERENT at ${bad.map(where).join('; ')}`} (${checks.map(where).join('; ')})`);
+}
+if (opts.markdown) {
+  out.push('', markdownTable(header, cells));
+  if (memoryCells.length > 0) out.push('', markdownTable(memoryHeader, memoryCells));
+  out.push('', markdownTable(smallHeader, smallCells));
+}
 process.stdout.write(`${out.join('\n')}\n`);
 
 const record = {

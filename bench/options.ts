@@ -2,7 +2,7 @@
 // its default; a bad or unknown option is one line on stderr and exit code 2.
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { kernelStatus, type KernelVariant } from 'hpair';
+import { kernelStatus, type KernelVariant, type Schedule } from 'hpair';
 
 export interface BenchOptions {
   full: boolean;
@@ -10,6 +10,7 @@ export interface BenchOptions {
   workers: number[];
   /** Explicit kernel list, or undefined for every supported variant (js only up to JS_MAX_SIZE). */
   kernels: KernelVariant[] | undefined;
+  schedules: Schedule[];
   out: string;
   python: boolean;
   memorySizes: number[];
@@ -33,6 +34,7 @@ const OPTIONS_HELP: [flag: string, what: string, fallback: string][] = [
   ['--sizes LIST', 'N = M values, comma-separated', `${QUICK_SIZES.join(',')}; with --full ${FULL_SIZES.join(',')}`],
   ['--workers LIST', 'worker counts; the Python peers get as many BLAS threads', `${[...new Set([1, cores])].join(',')}; with --full 1…${cores}`],
   ['--kernels LIST', `hpair variants: ${VARIANT_NAMES.join(', ')}`, `every variant that runs here (js only at N ≤ ${JS_MAX_SIZE})`],
+  ['--schedules LIST', "how the pool deals tiles: dynamic, strided (both: each kernel twice)", 'dynamic (the pool\'s default)'],
   ['--out FILE', 'the JSON record', 'bench-results.json'],
   ['--no-numpy', 'leave out the Python peers (numpy, zherk) and numpy\'s peak RSS', 'peers on when python3 has numpy (zherk: and scipy)'],
   ['--memory-sizes LIST', 'sizes for peak RSS of `hpair compute` vs numpy\'s line; "" for none', 'the sizes, plus 4096'],
@@ -80,6 +82,7 @@ function parse(argv: string[]) {
       sizes: { type: 'string' },
       workers: { type: 'string' },
       kernels: { type: 'string' },
+      schedules: { type: 'string' },
       out: { type: 'string' },
       'no-numpy': { type: 'boolean' },
       'memory-sizes': { type: 'string' },
@@ -118,6 +121,8 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     if (unknown.length > 0 || names.length === 0) throw new UsageError(`--kernels: unknown '${unknown.join(',')}'; use ${VARIANT_NAMES.join(', ')}`);
     kernels = names as KernelVariant[];
   }
+  const schedules = [...new Set((values.schedules ?? 'dynamic').split(',').map((name) => name.trim()))];
+  if (schedules.some((name) => name !== 'dynamic' && name !== 'strided')) throw new UsageError(`--schedules: use dynamic, strided; got '${values.schedules ?? ''}'`);
   const memorySizes =
     values['memory-sizes'] !== undefined ? positiveIntegers('--memory-sizes', values['memory-sizes'], true) : [...new Set([...sizes, 4096])].sort((a, b) => a - b);
   return {
@@ -125,6 +130,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     sizes,
     workers,
     kernels,
+    schedules: schedules as Schedule[],
     out: values.out ?? 'bench-results.json',
     python: values['no-numpy'] !== true,
     memorySizes,
