@@ -1,30 +1,51 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { openSync, unlinkSync } from 'node:fs';
+import { rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { closeFd, fchmodFd, fsyncFd, writeAll } from './write-all.js';
+
+/** Temporary files being written now: a signal handler removes them before the process exits. */
+const liveTemps = new Set<string>();
 
 /**
  * Writes `chunks` to `path` through a temporary file in the same directory and a rename, so a reader
  * sees the old file or the whole new one, and any failure leaves an existing file byte-for-byte as it was.
+ * `mode` (an existing file's permission bits) carries over to the new file.
  */
-export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[], { mode }: { mode?: number } = {}): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const file = await open(temp, 'wx', 0o644);
+  liveTemps.add(temp);
   try {
+    // Created synchronously (one quick syscall) so that no creation is in flight on another thread when a
+    // signal handler runs: every temp file that exists is then in liveTemps.
+    const fd = openSync(temp, 'wx', 0o644);
     try {
-      for (const chunk of chunks) {
-        let written = 0;
-        while (written < chunk.length) {
-          const { bytesWritten } = await file.write(chunk, written, Math.min(chunk.length - written, 1 << 30));
-          written += bytesWritten;
-        }
-      }
-      await file.sync();
+      if (mode !== undefined) await fchmodFd(fd, mode);
+      for (const chunk of chunks) await writeAll(fd, chunk);
+      await fsyncFd(fd);
     } finally {
-      await file.close();
+      await closeFd(fd);
     }
     await rename(temp, path);
   } catch (error) {
     await unlink(temp).catch(() => undefined);
     throw error;
+  } finally {
+    liveTemps.delete(temp);
   }
+}
+
+/** Removes every temporary file being written (for signal handlers: synchronous). Returns how many it removed. */
+export function removeLiveTemps(): number {
+  let removed = 0;
+  for (const temp of liveTemps) {
+    try {
+      unlinkSync(temp);
+      removed++;
+    } catch {
+      // already renamed into place, or never created
+    }
+  }
+  liveTemps.clear();
+  return removed;
 }

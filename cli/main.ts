@@ -1,40 +1,35 @@
 #!/usr/bin/env node
-import { readFile, realpath } from 'node:fs/promises';
+import { isatty } from 'node:tty';
 import { parseArgs } from 'node:util';
 import { checksum, demoProblem } from '../io/demo-problem.js';
-import { complexMatrixBytes, complexNpyHeader, parseComplexMatrixNpy, parseFloat64VectorNpy } from '../io/npy.js';
+import { complexMatrixBytes, complexNpyHeader } from '../io/npy.js';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
-import { HpairError, type HpairErrorCode } from '../shared/errors.js';
+import { HpairError } from '../shared/errors.js';
 import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
-import { Pool } from '../workers/pool.js';
-import { writeFileAtomic } from './atomic-write.js';
+import type { Pool } from '../workers/pool.js';
+import { about, CliFailure, toFailure, usage } from './errors.js';
+import { inputSpec, loadDistance, loadExpp, readInputs, type InputSpec } from './input.js';
+import { isStdout, refuseInputAsOutput, resolveOut, writeOut } from './output.js';
 import { progressBar } from './progress-bar.js';
+import { handleSignals, onSignal } from './signals.js';
+import { packageVersion } from './version.js';
 
 /** The demo's default N = M: a few seconds of work on two cores (2.6 s at 45 GFLOP/s). */
 const DEMO_SIZE = 3072;
+/** How long to wait for the other end of a FIFO, by default (seconds). */
+const FIFO_TIMEOUT = 30;
 
 const USAGE = `usage:
-  hpair compute --expp E.npy --distance D.npy --out H.npy [--workers W] [--kernel K] [--json]
+  hpair compute --expp E --distance D --out H.npy [--workers W] [--kernel K] [--fifo-timeout S] [--json]
   hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]    (N, M default ${DEMO_SIZE})
+  hpair --help | --version
+  E, D: a .npy file, or a .npz archive (FILE.npz:KEY picks one of several arrays); FIFOs welcome
+  H.npy: a file (replaced atomically, through symlinks), a FIFO, a device, or - for stdout
   K: auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js
-  hpair --help`;
-
-/** Codes that mean "the input or the command line is wrong": exit 2. Anything else is exit 1. */
-const USER_ERRORS = new Set<HpairErrorCode>([
-  'INVALID_ARGUMENT',
-  'SHAPE_MISMATCH',
-  'EMPTY_INPUT',
-  'NON_FINITE',
-  'ZERO_DISTANCE',
-  'BAD_NPY',
-  'IO_ERROR',
-  'TOO_LARGE',
-]);
-
-class UsageError extends Error {}
+  S: seconds to wait for a FIFO's writer (inputs) or reader (--out); default ${FIFO_TIMEOUT}`;
 
 interface RunSummary {
   n: number;
@@ -49,23 +44,54 @@ interface RunSummary {
   checksum: number;
 }
 
-async function main(argv: string[]): Promise<void> {
+/**
+ * Where text goes. With `--out -` stdout carries the .npy and nothing else: the summary and errors,
+ * JSON or not, go to stderr. Otherwise the summary (and, with --json, errors) go to stdout.
+ */
+interface Channels {
+  readonly json: boolean;
+  readonly dataOnStdout: boolean;
+}
+
+/** Decided from the raw arguments, so that even a command line that does not parse reports in the right form. */
+function channels(argv: readonly string[]): Channels {
+  const json = argv.includes('--json');
+  const dataOnStdout =
+    argv[0] === 'compute' &&
+    argv.some((arg, i) => (arg === '--out' && isStdout(argv[i + 1] ?? '')) || (arg.startsWith('--out=') && isStdout(arg.slice(6))));
+  return { json, dataOnStdout };
+}
+
+function textStream(io: Channels): NodeJS.WriteStream {
+  return io.dataOnStdout ? process.stderr : process.stdout;
+}
+
+function reportFailure(failure: CliFailure, io: Channels): void {
+  if (io.json) textStream(io).write(`${failure.json()}\n`);
+  else process.stderr.write(`hpair: ${failure.text}\n`);
+}
+
+async function main(argv: string[], io: Channels): Promise<void> {
   const [command, ...rest] = argv;
-  if (command === undefined) throw new UsageError('missing command');
+  if (command === undefined) throw usage('missing command');
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  if (command === 'compute') return compute(rest);
-  if (command === 'demo') return demo(rest);
-  throw new UsageError(`unknown command '${command}'`);
+  if (command === '--version') {
+    process.stdout.write(`${packageVersion()}\n`);
+    return;
+  }
+  if (command === 'compute') return compute(rest, io);
+  if (command === 'demo') return demo(rest, io);
+  throw usage(`unknown command '${command}'`);
 }
 
 function options(args: string[], spec: Record<string, { type: 'string' | 'boolean' }>): Record<string, string | boolean | undefined> {
   try {
     return parseArgs({ args, options: spec, strict: true, allowPositionals: false }).values;
   } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0]);
+    throw usage((error as Error).message.split('\n')[0]);
   }
 }
 
@@ -73,46 +99,89 @@ function positiveInteger(value: string | boolean | undefined, name: string, fall
   if (value === undefined) return fallback;
   const parsed = Number(value);
   if (typeof value !== 'string' || !/^\d+$/.test(value) || !Number.isSafeInteger(parsed) || parsed < 1) {
-    throw new UsageError(`--${name} must be a positive integer, got '${String(value)}'`);
+    throw usage(`--${name} must be a positive integer, got '${String(value)}'`);
   }
   return parsed;
 }
 
-async function compute(args: string[]): Promise<void> {
+function positiveSeconds(value: string | boolean | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (typeof value !== 'string' || !/^\d+(\.\d+)?$/.test(value) || !(parsed > 0) || parsed > 2 ** 31 / 1000) {
+    throw usage(`--${name} must be a number of seconds > 0, got '${String(value)}'`);
+  }
+  return parsed;
+}
+
+async function compute(args: string[], io: Channels): Promise<void> {
   const values = options(args, {
     expp: { type: 'string' },
     distance: { type: 'string' },
     out: { type: 'string' },
     workers: { type: 'string' },
     kernel: { type: 'string' },
+    'fifo-timeout': { type: 'string' },
     json: { type: 'boolean' },
   });
   for (const name of ['expp', 'distance', 'out']) {
-    if (typeof values[name] !== 'string' || values[name] === '') throw new UsageError(`compute needs --${name} FILE`);
+    if (typeof values[name] !== 'string' || values[name] === '') throw usage(`compute needs --${name} FILE`);
   }
-  const [exppPath, distancePath, outPath] = [values.expp, values.distance, values.out] as string[];
+  const [exppArg, distanceArg, outArg] = [values.expp, values.distance, values.out] as string[];
   const workers = positiveInteger(values.workers, 'workers', 0) || undefined;
-  await refuseToOverwriteInputs(outPath, [exppPath, distancePath]);
-  const expp = parseComplexMatrixNpy(await readInput(exppPath, 'expp'));
-  const distance = parseFloat64VectorNpy(await readInput(distancePath, 'distance'));
-  const { h, summary } = await run(expp, distance, { workers, kernel: values.kernel }, values.json === true);
+  const fifoTimeoutMs = positiveSeconds(values['fifo-timeout'], 'fifo-timeout', FIFO_TIMEOUT) * 1000;
+
+  // Everything that can be checked before the work is: the output first, so a typo fails at once.
+  const target = await resolveOut(outArg);
+  const specs = [await inputSpec('expp', exppArg), await inputSpec('distance', distanceArg)] as const;
+  refuseInputAsOutput(target, specs);
+  const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // starts its workers while we read
   try {
-    await writeFileAtomic(outPath, [complexNpyHeader([h.rows, h.cols]), complexMatrixBytes(h)]);
-  } catch (error) {
-    throw new HpairError('IO_ERROR', `cannot write --out ${outPath}: ${(error as Error).message}`, { cause: error });
+    const [exppBytes, distanceBytes] = await readInputs(specs, fifoTimeoutMs);
+    const expp = await loadExpp(specs[0], exppBytes);
+    const distance = await loadDistance(specs[1], distanceBytes);
+    checkShapes(expp, distance, specs[0], specs[1]);
+    const { h, summary } = await run(expp, distance, pool, io).catch((error: unknown) => Promise.reject(blame(error, specs)));
+    await writeOut(target, [complexNpyHeader([h.rows, h.cols]), complexMatrixBytes(h)], fifoTimeoutMs);
+    report(summary, io, `wrote ${target.kind === 'stdout' ? 'standard output' : target.shown}`);
+  } finally {
+    await pool.close();
   }
-  report(summary, values.json === true, `wrote ${outPath}`);
 }
 
-async function demo(args: string[]): Promise<void> {
+/** Shape errors named by flag and file, before any work (the pool would report them without either). */
+function checkShapes(expp: ComplexMatrix, distance: Float64Array, exppSpec: InputSpec, distanceSpec: InputSpec): void {
+  if (expp.rows < 1) {
+    throw about('expp', exppSpec.arg, new HpairError('EMPTY_INPUT', 'it has no rows (N = 0); H needs row N−1 as its reference row'));
+  }
+  if (distance.length !== expp.cols) {
+    throw about(
+      'distance',
+      distanceSpec.arg,
+      new HpairError('SHAPE_MISMATCH', `it has length ${distance.length} but --expp ${exppSpec.arg} has M = ${expp.cols} columns`),
+    );
+  }
+}
+
+/** The pool's input errors start with the input's name ("expp[4, 2] is…", "distance[5] is 0"): name its flag and file. */
+function blame(error: unknown, specs: readonly InputSpec[]): unknown {
+  if (!(error instanceof HpairError)) return error;
+  const spec = specs.find((candidate) => new RegExp(`^${candidate.flag}\\b`).test(error.message));
+  return spec === undefined ? error : about(spec.flag, spec.arg, error);
+}
+
+async function demo(args: string[], io: Channels): Promise<void> {
   const values = options(args, { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, kernel: { type: 'string' }, json: { type: 'boolean' } });
   const n = positiveInteger(values.n, 'n', DEMO_SIZE);
   const m = positiveInteger(values.m, 'm', DEMO_SIZE);
   const workers = positiveInteger(values.workers, 'workers', 0) || undefined;
   const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // bad --kernel fails before the demo is built
-  const { expp, distance } = demoProblem(n, m);
-  const { summary } = await run(expp, distance, pool, values.json === true);
-  report(summary, values.json === true, 'demo: plane-wave phases over a seeded layout');
+  try {
+    const { expp, distance } = demoProblem(n, m);
+    const { summary } = await run(expp, distance, pool, io);
+    report(summary, io, 'demo: plane-wave phases over a seeded layout');
+  } finally {
+    await pool.close();
+  }
 }
 
 function poolOptions({ workers, kernel }: { workers: number | undefined; kernel: string | boolean | undefined }): PoolOptions {
@@ -122,21 +191,15 @@ function poolOptions({ workers, kernel }: { workers: number | undefined; kernel:
   return options;
 }
 
-async function run(
-  expp: ComplexMatrix,
-  distance: Float64Array,
-  poolOrOptions: Pool | { workers: number | undefined; kernel: string | boolean | undefined },
-  json: boolean,
-): Promise<{ h: ComplexMatrix; summary: RunSummary }> {
-  const pool = poolOrOptions instanceof Pool ? poolOrOptions : createPool(poolOptions(poolOrOptions));
+async function run(expp: ComplexMatrix, distance: Float64Array, pool: Pool, io: Channels): Promise<{ h: ComplexMatrix; summary: RunSummary }> {
+  await pool.ready(); // start-up is not compute time
+  const flops = hermitianFlops(expp.rows, expp.cols);
+  const bar = progressBar(isatty(2) && !io.json, { flops });
+  const forget = onSignal(() => bar.finish());
   try {
-    await pool.ready(); // start-up is not compute time
-    const bar = progressBar(process.stdout.isTTY === true && !json);
     const started = performance.now();
     const h = await pool.hermitian(expp, distance, bar.onProgress === undefined ? {} : { onProgress: bar.onProgress });
-    bar.finish();
     const seconds = (performance.now() - started) / 1000;
-    const flops = hermitianFlops(expp.rows, expp.cols);
     return {
       h,
       summary: {
@@ -151,17 +214,19 @@ async function run(
       },
     };
   } finally {
-    await pool.close();
+    bar.finish();
+    forget();
   }
 }
 
-function report(summary: RunSummary, json: boolean, what: string): void {
-  if (json) {
-    process.stdout.write(`${JSON.stringify(summary)}\n`);
+function report(summary: RunSummary, io: Channels, what: string): void {
+  const out = textStream(io);
+  if (io.json) {
+    out.write(`${JSON.stringify(summary)}\n`);
     return;
   }
   const { n, m, workers, seconds, gflops } = summary;
-  process.stdout.write(
+  out.write(
     `${what}\n` +
       `  size      N = ${n}, M = ${m}  →  H is ${Math.max(0, n - 1)}×${Math.max(0, n - 1)}\n` +
       `  workers   ${workers}\n` +
@@ -171,39 +236,13 @@ function report(summary: RunSummary, json: boolean, what: string): void {
   );
 }
 
-async function readInput(path: string, name: string): Promise<Uint8Array> {
-  try {
-    return await readFile(path);
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    throw new HpairError('IO_ERROR', `cannot read --${name} ${path}: ${reason}`, { cause: error });
-  }
-}
-
-async function refuseToOverwriteInputs(outPath: string, inputs: string[]): Promise<void> {
-  const resolvedOut = await realpath(outPath).catch(() => undefined);
-  if (resolvedOut === undefined) return;
-  for (const input of inputs) {
-    if ((await realpath(input).catch(() => undefined)) === resolvedOut) {
-      throw new UsageError(`--out ${outPath} is one of the inputs; refusing to overwrite it`);
-    }
-  }
-}
-
-main(process.argv.slice(2)).then(
+const io = channels(process.argv.slice(2));
+handleSignals((failure) => reportFailure(failure, io));
+main(process.argv.slice(2), io).then(
   () => undefined,
   (error: unknown) => {
-    const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ');
-    if (error instanceof UsageError) {
-      process.stderr.write(`hpair: ${oneLine(error.message)} (see hpair --help)\n`);
-      process.exitCode = 2;
-    } else if (error instanceof HpairError && USER_ERRORS.has(error.code)) {
-      process.stderr.write(`hpair: ${oneLine(error.message)}\n`);
-      process.exitCode = 2;
-    } else {
-      const message = error instanceof Error ? error.message : String(error);
-      process.stderr.write(`hpair: unexpected failure: ${oneLine(message)}\n`);
-      process.exitCode = 1;
-    }
+    const failure = toFailure(error);
+    reportFailure(failure, io);
+    process.exitCode = failure.exitCode;
   },
 );

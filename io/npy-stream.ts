@@ -1,6 +1,7 @@
 import { createComplexMatrix, createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
-import { complexMatrixBytes, complexNpyHeader, npyItemBytes, parseNpyHeader, type NpyHeader } from './npy.js';
+import { decodeComplexElements, decodeRealElements, type ComplexKind, type RealKind } from './npy-elements.js';
+import { COMPLEX_DTYPES, REAL_DTYPES, complexMatrixBytes, complexNpyHeader, npyItemBytes, parseNpyHeader, type NpyHeader } from './npy.js';
 
 export type { NpyHeader };
 
@@ -11,7 +12,7 @@ export type { NpyHeader };
  * call, so a service's event loop never stalls on a large file.
  */
 
-/** What a receiver reads: a complex N×M matrix (c16, c8, f8) or a real vector (f8, f4), as the buffered readers. */
+/** What a receiver reads: a complex N×M matrix (c16, c8, f8) or a real vector (floats or integers), as the buffered readers. */
 export type NpyTarget = 'complex-matrix' | 'float64-vector';
 type Result<T extends NpyTarget> = T extends 'complex-matrix' ? ComplexMatrix : Float64Array;
 
@@ -182,19 +183,11 @@ export class NpyReceiver<T extends NpyTarget> {
   }
 
   #parseHeader(bytes: Uint8Array): void {
-    const header = parseNpyHeader(bytes, 'header');
+    // The same dtypes as the buffered readers (integer distances included), refused with the same messages.
+    const header = parseNpyHeader(bytes, 'header', this.target === 'complex-matrix' ? COMPLEX_DTYPES : REAL_DTYPES);
     const { kind, shape } = header;
-    if (this.target === 'complex-matrix') {
-      if (shape.length !== 2) throw bad(`expected a 2-D array, got shape (${shape.join(', ')})`);
-      if (kind !== 'c16' && kind !== 'c8' && kind !== 'f8') {
-        throw bad(`expected complex128, complex64 or float64 for a complex matrix, got ${kind === 'f4' ? 'float32' : kind}`);
-      }
-    } else {
-      if (shape.length !== 1) throw bad(`expected a 1-D array, got shape (${shape.join(', ')})`);
-      if (kind !== 'f8' && kind !== 'f4') {
-        throw bad(`expected float64 or float32 for a real vector, got ${kind === 'c16' ? 'complex128' : kind === 'c8' ? 'complex64' : kind}`);
-      }
-    }
+    const dims = this.target === 'complex-matrix' ? 2 : 1;
+    if (shape.length !== dims) throw bad(`expected a ${dims}-D array, got shape (${shape.join(', ')})`);
     this.#item = npyItemBytes(kind);
     const elements = shape.reduce((a, b) => a * BigInt(b), 1n);
     const fileBytes = BigInt(header.dataOffset) + elements * BigInt(this.#item);
@@ -241,36 +234,11 @@ export class NpyReceiver<T extends NpyTarget> {
   /** Stores `count` elements read from `view` at byte `from`, continuing at element #element of the file. */
   #store(view: DataView, from: number, count: number): void {
     const header = this.#header as NpyHeader;
-    const little = header.littleEndian;
-    const item = this.#item;
     if (this.target === 'float64-vector') {
-      const out = this.#result as Float64Array;
-      for (let k = 0, p = this.#element; k < count; k++, p++) {
-        out[p] = item === 8 ? view.getFloat64(from + 8 * k, little) : view.getFloat32(from + 4 * k, little);
-      }
-      this.#element += count;
-      return;
-    }
-    const { rows, cols, data: out } = this.#result as ComplexMatrix;
-    const fortran = header.fortranOrder;
-    const kind = header.kind;
-    for (let k = 0, p = this.#element; k < count; k++, p++) {
-      // Element p of the file: (p / cols, p % cols) in C order, (p % rows, p / rows) in Fortran order.
-      let to = 2 * p;
-      if (fortran) {
-        const r = p % rows;
-        to = 2 * (r * cols + (p - r) / rows);
-      }
-      const at = from + item * k;
-      if (kind === 'c16') {
-        out[to] = view.getFloat64(at, little);
-        out[to + 1] = view.getFloat64(at + 8, little);
-      } else if (kind === 'c8') {
-        out[to] = view.getFloat32(at, little);
-        out[to + 1] = view.getFloat32(at + 4, little);
-      } else {
-        out[to] = view.getFloat64(at, little);
-      }
+      decodeRealElements(view, from, count, this.#element, header.kind as RealKind, header.littleEndian, this.#result as Float64Array);
+    } else {
+      const { rows, cols, data } = this.#result as ComplexMatrix;
+      decodeComplexElements(view, from, count, this.#element, { ...header, kind: header.kind as ComplexKind }, rows, cols, data);
     }
     this.#element += count;
   }

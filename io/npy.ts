@@ -1,5 +1,6 @@
 import { createComplexMatrix, createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
+import { decodeComplexElements, decodeRealElements, type ComplexKind } from './npy-elements.js';
 
 /**
  * NumPy `.npy` files (format versions 1.0, 2.0 and 3.0), read strictly: files come from users and
@@ -7,18 +8,26 @@ import { HpairError } from '../shared/errors.js';
  * anything is allocated, and the result is never larger than the file implies.
  *
  * Read: complex128 (`c16`), complex64 (`c8`, widened) and float64 (`f8`, imaginary part 0) as a
- * complex matrix; float64 and float32 (widened) as a vector. Either byte order, C or Fortran order.
+ * complex matrix; float64, float32 (widened) and every integer type (int8…int64, uint8…uint64, widened
+ * exactly: a 64-bit value must have |v| ≤ 2^53) as a vector. Either byte order, C or Fortran order.
  * Results are in shared memory, ready for a pool without another copy.
  * Written: complex128, little-endian, C order, format 1.0 (2.0 if the header needs it).
  */
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
-/** NumPy itself refuses headers over 10 000 bytes by default; we allow more but not unbounded. */
-const MAX_HEADER_BYTES = 1 << 20;
+/**
+ * NumPy itself refuses headers over 10 000 bytes by default, and writes ~128 for these arrays; we allow
+ * more, but parsing costs ~130 ns a byte on the caller's thread, so not unboundedly (64 KiB: ~8 ms).
+ */
+const MAX_HEADER_BYTES = 1 << 16;
+
+type IntegerKind = 'i1' | 'i2' | 'i4' | 'i8' | 'u1' | 'u2' | 'u4' | 'u8';
 
 export interface NpyHeader {
-  /** Type code without byte order, e.g. `c16`, `f4`. */
-  readonly kind: 'c16' | 'c8' | 'f8' | 'f4';
+  /** Type code without byte order, e.g. `c16`, `f4`, `i8`. */
+  readonly kind: 'c16' | 'c8' | 'f8' | 'f4' | IntegerKind;
+  /** The dtype as the file spells it, e.g. `<c16`: for messages. */
+  readonly descr: string;
   readonly littleEndian: boolean;
   readonly fortranOrder: boolean;
   readonly shape: readonly number[];
@@ -26,7 +35,23 @@ export interface NpyHeader {
   readonly dataOffset: number;
 }
 
-const ITEM_BYTES = { c16: 16, c8: 8, f8: 8, f4: 4 } as const;
+const ITEM_BYTES = { c16: 16, c8: 8, f8: 8, f4: 4, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8 } as const;
+const DTYPE_NAMES: Record<NpyHeader['kind'], string> = {
+  c16: 'complex128', c8: 'complex64', f8: 'float64', f4: 'float32',
+  i1: 'int8', i2: 'int16', i4: 'int32', i8: 'int64', u1: 'uint8', u2: 'uint16', u4: 'uint32', u8: 'uint64',
+};
+
+/** The dtypes a reader accepts, and how its refusals name them. */
+export interface NpyDtypes {
+  readonly kinds: readonly NpyHeader['kind'][];
+  readonly names: string;
+}
+const INTEGER_KINDS: readonly IntegerKind[] = ['i1', 'i2', 'i4', 'i8', 'u1', 'u2', 'u4', 'u8'];
+export const COMPLEX_DTYPES: NpyDtypes = { kinds: ['c16', 'c8', 'f8'], names: 'complex128, complex64, float64' };
+export const REAL_DTYPES: NpyDtypes = { kinds: ['f8', 'f4', ...INTEGER_KINDS], names: 'float64, float32, integers' };
+/** parseNpyHeader's default: the float and complex dtypes (readers that widen integers ask for them). */
+export const FLOAT_DTYPES: NpyDtypes = { kinds: ['c16', 'c8', 'f8', 'f4'], names: 'complex128, complex64, float64, float32' };
+const ANY_DTYPES: NpyDtypes = { kinds: [...FLOAT_DTYPES.kinds, ...INTEGER_KINDS], names: 'complex128, complex64, float64, float32, integers' };
 
 function bad(message: string): HpairError {
   return new HpairError('BAD_NPY', message);
@@ -37,7 +62,7 @@ function bad(message: string): HpairError {
  * sent back to back. Throws BAD_NPY if the header is bad or the data is cut short.
  */
 export function npyFileLength(bytes: Uint8Array): number {
-  const header = parseNpyHeader(bytes, false);
+  const header = parseNpyHeader(bytes, false, ANY_DTYPES);
   return header.dataOffset + header.shape.reduce((a, b) => a * b, 1) * ITEM_BYTES[header.kind];
 }
 
@@ -49,9 +74,10 @@ export function npyItemBytes(kind: NpyHeader['kind']): number {
 /**
  * Parses and checks the header; the data length must match the shape exactly (or, unless `exact`, fit).
  * With `exact = 'header'`, `bytes` need only hold the header: the data is not looked at (for readers
- * that receive it later, such as NpyReceiver).
+ * that receive it later, such as NpyReceiver). Any dtype outside `accepted` is refused with a message
+ * that names what is accepted.
  */
-export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = true): NpyHeader {
+export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = true, accepted: NpyDtypes = FLOAT_DTYPES): NpyHeader {
   if (bytes.length < 10 || MAGIC.some((value, i) => bytes[i] !== value)) throw bad('not a .npy file (no \\x93NUMPY magic)');
   const major = bytes[6];
   if (major < 1 || major > 3) throw bad(`unsupported .npy format version ${major}.${bytes[7]}`);
@@ -65,8 +91,8 @@ export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = tr
   const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(prefix, dataOffset));
   const fields = parseHeaderDict(text);
 
-  const descr = /^([<>|])(c16|c8|f8|f4)$/.exec(fields.descr);
-  if (descr === null) throw bad(`unsupported dtype '${fields.descr}' (expected complex128, complex64, float64 or float32)`);
+  const descr = /^([<>|])(c16|c8|f8|f4|[iu][1248])$/.exec(fields.descr);
+  if (descr === null || !accepted.kinds.includes(descr[2] as NpyHeader['kind'])) throw unsupported(fields.descr, accepted.names);
   const kind = descr[2] as NpyHeader['kind'];
   const shape = fields.shape;
   let elements = 1n;
@@ -76,12 +102,18 @@ export function parseNpyHeader(bytes: Uint8Array, exact: boolean | 'header' = tr
   if (exact !== 'header' && (exact ? expected !== present : expected > present)) {
     throw bad(`.npy shape (${shape.join(', ')}) of ${fields.descr} needs ${expected} data bytes but the file has ${present}`);
   }
-  return { kind, littleEndian: descr[1] !== '>', fortranOrder: fields.fortranOrder, shape, dataOffset };
+  return { kind, descr: fields.descr, littleEndian: descr[1] !== '>', fortranOrder: fields.fortranOrder, shape, dataOffset };
+}
+
+function unsupported(descr: string, accepted: string): HpairError {
+  const known = /^[<>|]([a-z]\d+)$/.exec(descr)?.[1];
+  const name = known !== undefined && known in DTYPE_NAMES ? `${DTYPE_NAMES[known as NpyHeader['kind']]}; ` : '';
+  return bad(`unsupported dtype '${descr}' (${name}accepted: ${accepted})`);
 }
 
 /** Reads an N×M complex matrix (c16, c8 or f8) into shared memory. */
 export function parseComplexMatrixNpy(bytes: Uint8Array): ComplexMatrix {
-  const header = parseNpyHeader(bytes);
+  const header = parseNpyHeader(bytes, true, COMPLEX_DTYPES);
   if (header.shape.length !== 2) throw bad(`expected a 2-D array, got shape (${header.shape.join(', ')})`);
   const [rows, cols] = header.shape;
   const out = createComplexMatrix(rows, cols);
@@ -92,37 +124,23 @@ export function parseComplexMatrixNpy(bytes: Uint8Array): ComplexMatrix {
     return out;
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset + dataOffset, bytes.byteLength - dataOffset);
-  const item = ITEM_BYTES[kind];
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const at = (fortranOrder ? c * rows + r : r * cols + c) * item;
-      const to = 2 * (r * cols + c);
-      if (kind === 'f8') {
-        out.data[to] = view.getFloat64(at, littleEndian);
-      } else if (kind === 'c16') {
-        out.data[to] = view.getFloat64(at, littleEndian);
-        out.data[to + 1] = view.getFloat64(at + 8, littleEndian);
-      } else if (kind === 'c8') {
-        out.data[to] = view.getFloat32(at, littleEndian);
-        out.data[to + 1] = view.getFloat32(at + 4, littleEndian);
-      } else {
-        throw bad(`expected complex128, complex64 or float64 for a complex matrix, got float32`);
-      }
-    }
-  }
+  decodeComplexElements(view, 0, rows * cols, 0, { kind: kind as ComplexKind, littleEndian, fortranOrder }, rows, cols, out.data);
   return out;
 }
 
-/** Reads a 1-D real vector (f8 or f4) into shared memory. */
+/**
+ * Reads a 1-D real vector into shared memory: float64, float32 (widened), or any integer type (widened
+ * exactly; a 64-bit integer outside ±2^53 has no exact float64, so the first such value is refused).
+ */
 export function parseFloat64VectorNpy(bytes: Uint8Array): Float64Array {
-  const header = parseNpyHeader(bytes);
-  if (header.shape.length !== 1) throw bad(`expected a 1-D array, got shape (${header.shape.join(', ')})`);
+  const header = parseNpyHeader(bytes, true, REAL_DTYPES);
   const { kind, littleEndian, dataOffset } = header;
-  if (kind !== 'f8' && kind !== 'f4') throw bad(`expected float64 or float32 for a real vector, got ${kind === 'c16' ? 'complex128' : 'complex64'}`);
+  if (kind === 'c16' || kind === 'c8') throw unsupported(header.descr, REAL_DTYPES.names); // for the type checker: refused above
+  if (header.shape.length !== 1) throw bad(`expected a 1-D array, got shape (${header.shape.join(', ')})`);
   const [length] = header.shape;
   const out = createSharedFloat64(length);
   const view = new DataView(bytes.buffer, bytes.byteOffset + dataOffset, bytes.byteLength - dataOffset);
-  for (let i = 0; i < length; i++) out[i] = kind === 'f8' ? view.getFloat64(8 * i, littleEndian) : view.getFloat32(4 * i, littleEndian);
+  decodeRealElements(view, 0, length, 0, kind, littleEndian, out);
   return out;
 }
 

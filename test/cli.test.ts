@@ -1,5 +1,6 @@
-// The CLI as a user runs it: results against numpy's (A/d) @ A.conj().T, exit codes, one-line messages,
-// and an --out file that no failure can damage.
+// The CLI as a user runs it: results against numpy's (A/d) @ A.conj().T from .npy and .npz inputs, exit
+// codes, one-line messages naming the flag and the file, --json errors, --version, the progress bar, and an
+// --out file that no failure can damage. (--out kinds, FIFOs and signals: cli-io.test.ts.)
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,10 +29,19 @@ function cli(...args: string[]): Promise<Run> {
 
 const f = (name: string): string => join(fixturesDir, name);
 
-for (const name of ['odd', 'n1', 'n2', 'm1', 'm2', 'wide']) {
-  test(`compute matches numpy: case ${name}`, async () => {
+const npyCase = (name: string): [string, string, string] => [name, f(`case_${name}_expp.npy`), f(`case_${name}_distance.npy`)];
+const cases: Array<[string, string, string]> = [
+  ...['odd', 'n1', 'n2', 'm1', 'm2', 'wide'].map(npyCase),
+  npyCase('int'), // distance = np.arange(9), int64
+  ['odd', `${f('case_odd.npz')}:expp`, `${f('case_odd.npz')}:distance`], // np.savez
+  ['odd', `${f('case_odd_compressed.npz')}:expp`, `${f('case_odd_zip64.npz')}:distance`], // savez_compressed, ZIP64
+  ['odd', f('expp_only.npz'), `${f('case_odd_stream.npz')}:distance.npy`], // one array needs no key; written to a pipe
+  ['odd', `${f('expp_only.npz')}:arr_0`, f('distance_only.npz')],
+];
+for (const [name, exppArg, distanceArg] of cases) {
+  test(`compute matches numpy: case ${name}, --expp ${exppArg.replace(fixturesDir, '')} --distance ${distanceArg.replace(fixturesDir, '')}`, async () => {
     const out = join(work, `h_${name}.npy`);
-    const run = await cli('compute', '--expp', f(`case_${name}_expp.npy`), '--distance', f(`case_${name}_distance.npy`), '--out', out, '--workers', '2', '--json');
+    const run = await cli('compute', '--expp', exppArg, '--distance', distanceArg, '--out', out, '--workers', '2', '--json');
     assert.is(run.code, 0, run.stderr);
     const summary = JSON.parse(run.stdout) as Record<string, number>;
     for (const key of ['n', 'm', 'workers', 'seconds', 'gflops']) assert.type(summary[key], 'number', key);
@@ -60,35 +70,57 @@ test('demo prints size, workers, time, GFLOP/s and checksum; --json is one objec
   assert.is(again.checksum, summary.checksum, 'checksum differs between 1 and 2 workers');
 });
 
-test('on a terminal, a job over a second shows a progress bar on stderr; --json never does', async () => {
-  // `script` (util-linux) runs the CLI on a pseudo-terminal, as a user's shell would.
-  const onTty = (extra: string): Promise<string> =>
+test('progress bar: drawn when stderr is a terminal (whatever stdout is), with percent, ETA and GFLOP/s, at most ~10×/s, cleared', async () => {
+  // `script` (util-linux) runs the CLI on a pseudo-terminal, as a user's shell would; redirections inside
+  // the command take stdout or stderr off the terminal.
+  const onTty = (redirect: string, extra = ''): Promise<string> =>
     new Promise((resolve) => {
-      const command = `${process.execPath} ${cliPath} demo --n 1600 --m 1600 --kernel js --workers 2 ${extra}`;
+      const command = `${process.execPath} ${cliPath} demo --n 1300 --m 1300 --kernel js --workers 2 ${extra} ${redirect}`;
       execFile('script', ['-qec', command, '/dev/null'], { timeout: 120_000 }, (_error, stdout) => resolve(stdout));
     });
-  const shown = await onTty('');
-  assert.match(shown, /\[#+ *\] +\d+%/);
-  assert.match(shown, /checksum/);
-  const json = await onTty('--json');
-  assert.not.match(json, /\[#/);
-  assert.ok(JSON.parse(json.trim()).n === 1600);
+  const bar = /\[#* *\] +(\d+)%  ETA (\d+s|\d+m\d\ds)  \d+\.\d GFLOP\/s/g;
+  const summaryFile = join(work, 'summary.txt');
+  const shown = await onTty(`> ${summaryFile}`); // stdout is a file, stderr the terminal
+  const draws = [...shown.matchAll(bar)];
+  assert.ok(draws.length >= 2, `no bar on the terminal: ${JSON.stringify(shown.slice(0, 300))}`);
+  const seconds = Number(/compute\s+([\d.]+) s/.exec(readFileSync(summaryFile, 'utf8'))?.[1]);
+  assert.ok(draws.length <= 10 * seconds + 2, `${draws.length} draws in ${seconds} s`);
+  assert.ok(shown.endsWith('\r\x1b[2K') || /\r\x1b\[2K\s*$/.test(shown), 'the bar is cleared at the end');
+  assert.not.match(readFileSync(summaryFile, 'utf8'), /\[#|ETA/, 'no bar in the redirected stdout');
+  assert.match(readFileSync(summaryFile, 'utf8'), /checksum/);
+
+  const logFile = join(work, 'stderr.log');
+  const hidden = await onTty(`2> ${logFile}`); // stderr is a file: no bar anywhere (hpair demo 2>log)
+  assert.is(readFileSync(logFile, 'utf8'), '', 'the log stays empty');
+  assert.not.match(hidden, /ETA/);
+  assert.match(hidden, /checksum/);
+
+  const json = await onTty('', '--json');
+  assert.not.match(json, /ETA|\[#/);
+  assert.is(JSON.parse(json.trim()).n, 1300);
 });
 
 const sentinel = 'an existing file the user cares about\n';
 const badRuns: Array<[string, string[], RegExp]> = [
-  ['no command', [], /^hpair: missing command/],
+  ['no command', [], /^hpair: missing command \(see hpair --help\)$/],
   ['unknown command', ['frobnicate'], /^hpair: unknown command 'frobnicate'/],
   ['unknown flag', ['demo', '--bogus'], /^hpair: .*bogus/],
   ['unknown kernel', ['demo', '--kernel', 'cuda'], /^hpair: kernel must be one of 'auto', 'native', .*'js'; got cuda/],
   ['missing --distance', ['compute', '--expp', f('case_odd_expp.npy'), '--out', 'OUT'], /^hpair: compute needs --distance FILE/],
   ['bad --workers', ['compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT', '--workers', 'two'], /--workers must be a positive integer/],
-  ['missing file', ['compute', '--expp', f('nope.npy'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: cannot read --expp .*ENOENT/],
-  ['not .npy', ['compute', '--expp', f('make_fixtures.py'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: not a \.npy file/],
-  ['wrong dtype', ['compute', '--expp', f('bad_int64.npy'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: unsupported dtype/],
-  ['wrong dimensionality', ['compute', '--expp', f('bad_3d.npy'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: expected a 2-D array/],
-  ['distance length', ['compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_m2_distance.npy'), '--out', 'OUT'], /^hpair: distance has length 2 but expp has M = 9/],
-  ['out is an input', ['compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_odd_distance.npy'), '--out', f('case_odd_expp.npy')], /refusing to overwrite/],
+  ['bad --fifo-timeout', ['compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT', '--fifo-timeout', '-1'], /^hpair: .*fifo-timeout/],
+  ['missing file', ['compute', '--expp', f('nope.npy'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: --expp \S*nope\.npy: cannot read it: ENOENT: no such file or directory$/],
+  ['a directory', ['compute', '--expp', fixturesDir, '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: --expp \S+: it is a directory; hpair reads regular files and FIFOs$/],
+  ['not .npy', ['compute', '--expp', f('make_fixtures.py'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: --expp \S*make_fixtures\.py: not a \.npy or \.npz file/],
+  ['wrong dtype', ['compute', '--expp', f('bad_int64.npy'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: --expp \S*bad_int64\.npy: unsupported dtype '<i8' \(int64; accepted: complex128, complex64, float64\)$/],
+  ['wrong distance dtype', ['compute', '--expp', f('case_odd_expp.npy'), '--distance', f('bad_unicode.npy'), '--out', 'OUT'], /^hpair: --distance \S*bad_unicode\.npy: unsupported dtype '<U3' \(accepted: float64, float32, integers\)$/],
+  ['inexact integer', ['compute', '--expp', f('case_odd_expp.npy'), '--distance', f('bad_int64_inexact.npy'), '--out', 'OUT'], /^hpair: --distance \S*bad_int64_inexact\.npy: element 2 of the int64 array is 9007199254740993, which has no exact float64/],
+  ['wrong dimensionality', ['compute', '--expp', f('bad_3d.npy'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: --expp \S*bad_3d\.npy: expected a 2-D array/],
+  ['distance length', ['compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_m2_distance.npy'), '--out', 'OUT'], /^hpair: --distance \S*case_m2_distance\.npy: it has length 2 but --expp \S*case_odd_expp\.npy has M = 9 columns$/],
+  ['.npz with two arrays and no key', ['compute', '--expp', f('case_odd.npz'), '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: --expp \S*case_odd\.npz: holds 2 arrays \(expp, distance\); pick one as \S*case_odd\.npz:KEY$/],
+  ['.npz without that key', ['compute', '--expp', `${f('case_odd.npz')}:nope`, '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: --expp \S*case_odd\.npz:nope: no array 'nope' in \S*case_odd\.npz \(it holds: expp, distance\)$/],
+  ['a key on a .npy', ['compute', '--expp', `${f('case_odd_expp.npy')}:expp`, '--distance', f('case_odd_distance.npy'), '--out', 'OUT'], /^hpair: --expp \S*case_odd_expp\.npy:expp: \S+ is not a \.npz archive, so ':expp' picks nothing$/],
+  ['out is an input', ['compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_odd_distance.npy'), '--out', f('case_odd_expp.npy')], /^hpair: --out \S+: it is the same file as --expp .*refusing to overwrite an input$/],
 ];
 for (const [what, args, message] of badRuns) {
   test(`exit 2 with one line: ${what}; --out untouched`, async () => {
@@ -97,7 +129,7 @@ for (const [what, args, message] of badRuns) {
     const run = await cli(...args.map((a) => (a === 'OUT' ? out : a)));
     assert.is(run.code, 2, `${run.stderr}`);
     assert.is(run.stderr.trimEnd().split('\n').length, 1, `more than one line: ${run.stderr}`);
-    assert.match(run.stderr, message);
+    assert.match(run.stderr.trimEnd(), message);
     assert.is(readFileSync(out, 'utf8'), sentinel);
   });
 }
@@ -117,18 +149,42 @@ test('non-finite and zero-distance inputs exit 2 naming the index; --out untouch
   writeFileSync(out, sentinel);
   const nan = await cli('compute', '--expp', badExpp, '--distance', f('case_odd_distance.npy'), '--out', out);
   assert.is(nan.code, 2);
-  assert.match(nan.stderr, /^hpair: expp\[4, 2\] has a non-finite imaginary part \(NaN\)/);
+  assert.match(nan.stderr, /^hpair: --expp \S*nan_expp\.npy: expp\[4, 2\] has a non-finite imaginary part \(NaN\)/);
   const zero = await cli('compute', '--expp', f('case_odd_expp.npy'), '--distance', zeroDistance, '--out', out);
   assert.is(zero.code, 2);
-  assert.match(zero.stderr, /^hpair: distance\[5\] is 0/);
+  assert.match(zero.stderr, /^hpair: --distance \S*zero_distance\.npy: distance\[5\] is 0/);
   assert.is(readFileSync(out, 'utf8'), sentinel);
 });
 
-test('an unwritable --out exits 2, leaves no temp file, and a failed write keeps the old file', async () => {
-  const run = await cli('compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_odd_distance.npy'), '--out', join(work, 'no-such-dir', 'h.npy'));
-  assert.is(run.code, 2);
-  assert.match(run.stderr, /^hpair: cannot write --out/);
-  assert.ok(readdirSync(work).every((name) => !name.endsWith('.tmp')));
+test('--json: an error is one JSON object on stdout (code, message, flag, file), stderr empty, exit code unchanged', async () => {
+  const bad = await cli('compute', '--expp', f('case_odd_expp.npy'), '--distance', f('bad_unicode.npy'), '--out', join(work, 'j.npy'), '--json');
+  assert.is(bad.code, 2);
+  assert.is(bad.stderr, '');
+  assert.is(bad.stdout.trimEnd().split('\n').length, 1);
+  assert.equal(JSON.parse(bad.stdout), {
+    error: {
+      code: 'BAD_NPY',
+      message: `--distance ${f('bad_unicode.npy')}: unsupported dtype '<U3' (accepted: float64, float32, integers)`,
+      flag: '--distance',
+      file: f('bad_unicode.npy'),
+    },
+  });
+  const usage = await cli('compute', '--json', '--bogus');
+  assert.is(usage.code, 2);
+  const { error } = JSON.parse(usage.stdout) as { error: Record<string, string> };
+  assert.is(error.code, 'USAGE');
+  assert.match(error.message, /bogus.*\(see hpair --help\)$/);
+  assert.is(error.flag, undefined);
+  const missing = await cli('compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_odd_distance.npy'), '--out', join(work, 'no-such-dir', 'h.npy'), '--json');
+  assert.is(missing.code, 2);
+  assert.equal(Object.keys((JSON.parse(missing.stdout) as { error: object }).error), ['code', 'message', 'flag', 'file']);
+});
+
+test('--version prints the version from package.json', async () => {
+  const run = await cli('--version');
+  assert.is(run.code, 0);
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  assert.is(run.stdout, `${manifest.version}\n`);
 });
 
 test.run();

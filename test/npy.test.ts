@@ -37,6 +37,27 @@ test('distance: float64, float32 (widened) and big-endian give the same values',
   assertBitIdentical(parseFloat64VectorNpy(fixture('distance_f8_bigendian.npy')), d, 'big-endian');
 });
 
+test('integer distances (every width, both byte orders) widen exactly to float64', () => {
+  const limits: Array<[string, number, number]> = [
+    ['int8', -128, 127],
+    ['int16', -32768, 32767],
+    ['int32', -(2 ** 31), 2 ** 31 - 1],
+    ['uint8', 0, 255],
+    ['uint16', 0, 65535],
+    ['uint32', 0, 2 ** 32 - 1],
+    ['int64', -(2 ** 53), 2 ** 53],
+    ['uint64', 0, 2 ** 53],
+    ['int64_bigendian', -(2 ** 53), 2 ** 53],
+  ];
+  for (const [dtype, min, max] of limits) {
+    const d = parseFloat64VectorNpy(fixture(`distance_${dtype}.npy`));
+    assert.instance(d.buffer, SharedArrayBuffer);
+    assert.equal(Array.from(d), [min, max, 1, 2], dtype);
+  }
+  // np.arange's int64, as a user saves it.
+  assert.equal(Array.from(parseFloat64VectorNpy(fixture('case_int_distance.npy'))), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+});
+
 test('write → read round trip, and the header is NumPy-aligned', () => {
   const m = createComplexMatrix(3, 3);
   m.data.forEach((_, i) => (m.data[i] = i * 0.5 - 2));
@@ -61,13 +82,27 @@ function refusal(parse: () => unknown): string {
   return '';
 }
 
-test('refused: other dtypes, dimensionality, object arrays', () => {
-  assert.match(refusal(() => parseComplexMatrixNpy(fixture('bad_int64.npy'))), /unsupported dtype '<i8'/);
+test('refused: other dtypes, dimensionality, object arrays; every dtype refusal says what is accepted', () => {
+  const complex = /accepted: complex128, complex64, float64\)$/;
+  const real = /accepted: float64, float32, integers\)$/;
+  assert.match(refusal(() => parseComplexMatrixNpy(fixture('bad_int64.npy'))), /^unsupported dtype '<i8' \(int64; accepted: complex128, complex64, float64\)$/);
+  assert.match(refusal(() => parseComplexMatrixNpy(fixture('distance_f4.npy'))), /^unsupported dtype '<f4' \(float32; accepted: complex128/);
   assert.match(refusal(() => parseComplexMatrixNpy(fixture('bad_3d.npy'))), /expected a 2-D array, got shape \(2, 2, 2\)/);
-  assert.match(refusal(() => parseFloat64VectorNpy(fixture('bad_1d_complex.npy'))), /expected float64 or float32/);
-  assert.match(refusal(() => parseFloat64VectorNpy(fixture('expp_c16.npy'))), /expected a 1-D array/);
-  assert.match(refusal(() => parseComplexMatrixNpy(fixture('bad_object.npy'))), /unsupported dtype '\|O'/);
-  assert.match(refusal(() => parseComplexMatrixNpy(fixture('distance_f4.npy'))), /2-D/);
+  assert.match(refusal(() => parseFloat64VectorNpy(fixture('bad_1d_complex.npy'))), /^unsupported dtype '<c16' \(complex128; accepted: float64, float32, integers\)$/);
+  assert.match(refusal(() => parseFloat64VectorNpy(fixture('expp_c16.npy'))), real);
+  assert.match(refusal(() => parseFloat64VectorNpy(fixture('distance_int8.npy').subarray(0, 20))), /header claims/);
+  assert.match(refusal(() => parseComplexMatrixNpy(fixture('bad_object.npy'))), /^unsupported dtype '\|O' \(accepted: complex128, complex64, float64\)$/);
+  assert.match(refusal(() => parseComplexMatrixNpy(fixture('bad_unicode.npy'))), complex);
+  assert.match(refusal(() => parseFloat64VectorNpy(fixture('bad_unicode.npy'))), /^unsupported dtype '<U3' \(accepted: float64, float32, integers\)$/);
+  assert.match(refusal(() => parseFloat64VectorNpy(fixture('bad_int64.npy'))), /expected a 1-D array, got shape \(3, 4\)/);
+});
+
+test('refused: 64-bit integers beyond ±2^53, naming the first one', () => {
+  assert.match(
+    refusal(() => parseFloat64VectorNpy(fixture('bad_int64_inexact.npy'))),
+    /^element 2 of the int64 array is 9007199254740993, which has no exact float64 \(integers must have \|v\| ≤ 2\^53\)$/,
+  );
+  assert.match(refusal(() => parseFloat64VectorNpy(fixture('bad_uint64_inexact.npy'))), /^element 1 of the uint64 array is 18446744073709551615,/);
 });
 
 test('refused: truncated, padded, not .npy, lying headers', () => {

@@ -1,5 +1,6 @@
 // Shared by the test suites (bundled into each): seeded inputs, fixtures, and comparisons.
 import { readFileSync } from 'node:fs';
+import { crc32, deflateRawSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import { createComplexMatrix, isHpairError, type ComplexMatrix, type HpairError } from 'hpair';
@@ -95,5 +96,137 @@ export function npyBytes(dict: string, data: Uint8Array, major: 1 | 2 = 1): Uint
   else view.setUint32(8, total - prefix, true);
   out.set(new TextEncoder().encode(dict.padEnd(total - prefix - 1, ' ') + '\n'), prefix);
   out.set(data, total);
+  return out;
+}
+
+export interface ZipEntrySpec {
+  name: string;
+  /** The uncompressed bytes. */
+  data: Uint8Array;
+  /** 0 (stored, default), 8 (deflated), or any other number written as is (with the data stored). */
+  method?: number;
+  flags?: number;
+  /** A different name in the local header than in the central directory. */
+  localName?: string;
+  /** Write no local record: the central entry points at this offset (to make entries overlap). */
+  localOffset?: number;
+  /** Override what the central directory declares. */
+  crc32?: number;
+  uncompressedSize?: number;
+}
+
+/**
+ * A ZIP archive as np.savez writes one (names, stored or deflated data, CRC-32), optionally with every
+ * ZIP64 structure (extra fields, ZIP64 end record and locator) and a comment; entries can be made to lie.
+ */
+export function zipBytes(entries: ZipEntrySpec[], { zip64 = false, comment = '' }: { zip64?: boolean; comment?: string } = {}): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let offset = 0;
+  const push = (bytes: Uint8Array): void => {
+    parts.push(bytes);
+    offset += bytes.length;
+  };
+  const record = (size: number, fill: (view: DataView) => void): Uint8Array => {
+    const bytes = new Uint8Array(size);
+    fill(new DataView(bytes.buffer));
+    return bytes;
+  };
+  const text = (value: string): Uint8Array => new TextEncoder().encode(value);
+  const central: Uint8Array[] = [];
+  for (const entry of entries) {
+    const method = entry.method ?? 0;
+    const stored = method === 8 ? new Uint8Array(deflateRawSync(entry.data)) : entry.data;
+    const crc = entry.crc32 ?? crc32(entry.data) >>> 0;
+    const size = entry.uncompressedSize ?? entry.data.length;
+    const name = text(entry.name);
+    const local = entry.localOffset ?? offset;
+    const zip64Extra = (fields: number[]): Uint8Array =>
+      record(4 + 8 * fields.length, (v) => {
+        v.setUint16(0, 1, true);
+        v.setUint16(2, 8 * fields.length, true);
+        fields.forEach((value, i) => v.setBigUint64(4 + 8 * i, BigInt(value), true));
+      });
+    if (entry.localOffset === undefined) {
+      const localName = text(entry.localName ?? entry.name);
+      const extra = zip64 ? zip64Extra([size, stored.length]) : new Uint8Array(0);
+      push(
+        record(30, (v) => {
+          v.setUint32(0, 0x04034b50, true);
+          v.setUint16(4, 45, true);
+          v.setUint16(6, entry.flags ?? 0, true);
+          v.setUint16(8, method, true);
+          v.setUint32(14, crc, true);
+          v.setUint32(18, zip64 ? 0xffffffff : stored.length, true);
+          v.setUint32(22, zip64 ? 0xffffffff : size, true);
+          v.setUint16(26, localName.length, true);
+          v.setUint16(28, extra.length, true);
+        }),
+      );
+      push(localName);
+      push(extra);
+      push(stored);
+    }
+    const extra = zip64 ? zip64Extra([size, stored.length, local]) : new Uint8Array(0);
+    central.push(
+      record(46, (v) => {
+        v.setUint32(0, 0x02014b50, true);
+        v.setUint16(4, 45, true);
+        v.setUint16(6, 45, true);
+        v.setUint16(8, entry.flags ?? 0, true);
+        v.setUint16(10, method, true);
+        v.setUint32(16, crc, true);
+        v.setUint32(20, zip64 ? 0xffffffff : stored.length, true);
+        v.setUint32(24, zip64 ? 0xffffffff : size, true);
+        v.setUint16(28, name.length, true);
+        v.setUint16(30, extra.length, true);
+        v.setUint32(42, zip64 ? 0xffffffff : local, true);
+      }),
+      name,
+      extra,
+    );
+  }
+  const directoryOffset = offset;
+  for (const part of central) push(part);
+  const directorySize = offset - directoryOffset;
+  if (zip64) {
+    const end64 = offset;
+    push(
+      record(56, (v) => {
+        v.setUint32(0, 0x06064b50, true);
+        v.setBigUint64(4, 44n, true);
+        v.setUint16(12, 45, true);
+        v.setUint16(14, 45, true);
+        v.setBigUint64(24, BigInt(entries.length), true);
+        v.setBigUint64(32, BigInt(entries.length), true);
+        v.setBigUint64(40, BigInt(directorySize), true);
+        v.setBigUint64(48, BigInt(directoryOffset), true);
+      }),
+    );
+    push(
+      record(20, (v) => {
+        v.setUint32(0, 0x07064b50, true);
+        v.setBigUint64(8, BigInt(end64), true);
+        v.setUint32(16, 1, true);
+      }),
+    );
+  }
+  const commentBytes = text(comment);
+  push(
+    record(22, (v) => {
+      v.setUint32(0, 0x06054b50, true);
+      v.setUint16(8, zip64 ? 0xffff : entries.length, true);
+      v.setUint16(10, zip64 ? 0xffff : entries.length, true);
+      v.setUint32(12, zip64 ? 0xffffffff : directorySize, true);
+      v.setUint32(16, zip64 ? 0xffffffff : directoryOffset, true);
+      v.setUint16(20, commentBytes.length, true);
+    }),
+  );
+  push(commentBytes);
+  const out = new Uint8Array(offset);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
   return out;
 }
