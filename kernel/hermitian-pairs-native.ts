@@ -1,6 +1,6 @@
 import { defineKernel } from '../shared/kernel-contract.js';
 import { HpairError } from '../shared/errors.js';
-import type { HWindow } from './hermitian-tile-store.js';
+import { hOverflow, type HWindow } from './hermitian-tile-store.js';
 import { loadNativeAddon, type NativeAddon, type NativePath } from './native/addon.js';
 
 /**
@@ -34,6 +34,11 @@ export const pairsNativeKernel = defineKernel<PairsNativeBuffers, PairsNativePar
     addon = load.addon;
   },
   tile(t, { buffers: { expp, distance, h }, params: { path, N, M, window } }) {
-    addon!.hermitianTile(path, expp, distance, h, N, M, t.i0, t.i1, t.j0, t.j1, window.r0, window.c0, window.rows, window.cols);
+    const bad = addon!.hermitianTile(path, expp, distance, h, N, M, t.i0, t.i1, t.j0, t.j1, window.r0, window.c0, window.rows, window.cols);
+    if (bad >= 0) {
+      // (N−1)·i + j of the tile's first entry that overflowed.
+      const i = Math.floor(bad / (N - 1));
+      throw hOverflow(i, bad - i * (N - 1), Number.NaN, Number.NaN);
+    }
   },
 });

@@ -64,9 +64,8 @@ export function overflowError(tile: Tile, acc: Float64Array, accCols: number): H
   return hOverflow(tile.i0, tile.j0, NaN, NaN);
 }
 
+/** OVERFLOW naming the entry (and its value when known: a kernel that stores it elsewhere passes NaN, NaN). */
 export function hOverflow(i: number, j: number, re: number, im: number): HpairError {
-  return new HpairError(
-    'OVERFLOW',
-    `H[${i}, ${j}] came out ${re - re === 0 ? String(im) : String(re)}: the sum overflowed (expp values too large, or a distance too small)`,
-  );
+  const value = Number.isNaN(re) && Number.isNaN(im) ? 'non-finite' : re - re === 0 ? String(im) : String(re);
+  return new HpairError('OVERFLOW', `H[${i}, ${j}] came out ${value}: the sum overflowed (expp values too large, or a distance too small)`);
 }

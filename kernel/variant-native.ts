@@ -11,8 +11,12 @@ import type { HermitianVariant, Support } from './variant.js';
  * and cancellation grain (~40 ms of work at M = 4096) and never changes a result.
  */
 const TILE = 240;
-/** A thread's packs and partial products for one tile (A and B blocks of 3 planes × kc, P1..P3). */
-const SCRATCH_PER_THREAD = 3 * (2 * TILE * 256 + TILE * TILE) * 8;
+
+/** A thread's packs and partial products for one tile: A and B blocks of 3 planes × kc (A's rows at most a tile), P1..P3. */
+function scratchPerThread(): number {
+  const kc = loadNativeAddon().addon?.info().paths[0]?.kc ?? 256;
+  return 3 * (2 * TILE * kc + TILE * TILE) * 8;
+}
 
 function nativeVariant(path: NativePath): HermitianVariant {
   let support: Support | undefined;
@@ -20,7 +24,7 @@ function nativeVariant(path: NativePath): HermitianVariant {
     name: `native-${path}`,
     support: () => (support ??= supportOf(path)),
     tile: TILE,
-    scratchBytes: (_N, _M, threads) => ({ wasm: 0, shared: 0, native: threads * SCRATCH_PER_THREAD }),
+    scratchBytes: (_N, _M, threads) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread() }),
     steps({ N, M, expp, distance, h, badValue, window, pairSpace }) {
       const steps: StepPlan[] = [
         {

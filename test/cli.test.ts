@@ -45,7 +45,7 @@ for (const [name, exppArg, distanceArg] of cases) {
     assert.is(run.code, 0, run.stderr);
     const summary = JSON.parse(run.stdout) as Record<string, number>;
     for (const key of ['n', 'm', 'workers', 'seconds', 'gflops']) assert.type(summary[key], 'number', key);
-    assert.match(String(summary.kernel), /^(js|wasm-simd|wasm-relaxed-simd)$/);
+    assert.match(String(summary.kernel), /^(js|wasm-simd|wasm-relaxed-simd|native-avx2|native-avx512)$/);
     assert.is(summary.workers, 2);
     const h = parseComplexMatrixNpy(readFileSync(out));
     const expected = parseComplexMatrixNpy(fixture(`case_${name}_h.npy`));
@@ -59,7 +59,7 @@ test('demo prints size, workers, time, GFLOP/s and checksum; --json is one objec
   assert.is(text.code, 0, text.stderr);
   assert.is(text.stderr, '', 'no progress bar when stdout is not a terminal');
   for (const part of [/N = 150, M = 90/, /workers\s+2/, /GFLOP\/s/, /checksum\s+-?\d/]) assert.match(text.stdout, part);
-  assert.match(text.stdout, /kernel\s+(js|wasm-simd|wasm-relaxed-simd)/);
+  assert.match(text.stdout, /kernel\s+(js|wasm-simd|wasm-relaxed-simd|native-avx2|native-avx512)/);
   const forced = JSON.parse((await cli('demo', '--n', '40', '--m', '30', '--kernel', 'js', '--json')).stdout) as Record<string, unknown>;
   assert.is(forced.kernel, 'js');
   const json = await cli('demo', '--n', '150', '--m', '90', '--workers', '1', '--json');

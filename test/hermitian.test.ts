@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createComplexMatrix, createPool, hermitian, hermitianReference, kernelSupported, type KernelVariant, type Pool } from 'hpair';
+import { createComplexMatrix, createPool, hermitian, hermitianReference, kernelStatus, kernelSupported, type KernelVariant, type Pool } from 'hpair';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError } from './helpers/support.js';
 
 const test = suite('hermitian');
@@ -47,7 +47,8 @@ test('distance[0] = 0 is allowed (m = 0 is skipped) and negative distances are v
   assert.ok(relativeError(h, hermitianReference(expp, distance)) < 1e-12);
 });
 
-const variants = (['js', 'wasm-simd', 'wasm-relaxed-simd'] as const).filter(kernelSupported);
+// Every variant this runtime and CPU run, fastest first (the registry's order).
+const variants = (['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js'] as const).filter(kernelSupported);
 
 test('this runtime runs the JavaScript kernel and WebAssembly SIMD', () => {
   assert.ok(variants.includes('js') && variants.includes('wasm-simd'), `supported: ${variants.join(', ')}`);
@@ -84,11 +85,22 @@ for (const kernel of variants) {
   });
 }
 
-test('auto picks the fastest supported kernel; an unsupported one is refused', () => {
-  const expected: KernelVariant = variants.includes('wasm-relaxed-simd') ? 'wasm-relaxed-simd' : 'wasm-simd';
+test('auto picks the fastest kernel that runs here and says why when it is not native; an unsupported one is refused', async () => {
+  const expected: KernelVariant = variants[0];
   const p = createPool({ workers: 1 });
-  assert.is(p.kernel, expected);
-  void p.close();
+  try {
+    assert.is(p.kernel, expected);
+    assert.is(p.whyNotNative === undefined, expected.startsWith('native'), `whyNotNative: ${p.whyNotNative}`);
+  } finally {
+    await p.close();
+  }
+  const forced = createPool({ workers: 1, kernel: 'wasm-simd' });
+  assert.match(String(forced.whyNotNative), /kernel 'wasm-simd' was asked for/);
+  await forced.close();
+  const statuses = kernelStatus();
+  assert.equal(statuses.map((s) => s.kernel), ['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js']);
+  for (const status of statuses) assert.is(status.supported, variants.includes(status.kernel), status.kernel);
+  for (const status of statuses.filter((s) => !s.supported)) assert.ok(typeof status.reason === 'string' && status.reason.length > 0 && !status.reason.includes('\n'));
   if (!variants.includes('wasm-relaxed-simd')) {
     assert.throws(() => createPool({ kernel: 'wasm-relaxed-simd' }), (error: Error) => /experimental-wasm-relaxed-simd/.test(error.message));
   }

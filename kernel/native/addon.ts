@@ -1,69 +1,159 @@
-import { readFileSync } from 'node:fs';
+// Loader and typings of the native kernel (kernel/native/src, built at install time by install.mjs).
+// The addon is optional: loadNativeAddon() says why it is unavailable instead of throwing.
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-/** A native micro-kernel path, as the addon registers it (kernel/native/src/path_*.c). */
-export type NativePath = 'avx512' | 'avx2';
+/** The two architecture paths; which ones run here is in `info().paths`. */
+export type NativePathName = 'avx512' | 'avx2';
+export type NativePath = NativePathName;
 
 export interface NativePathInfo {
-  readonly name: NativePath;
+  readonly name: NativePathName;
+  /** The CPU has the instructions and the OS saves their registers (checked at run time, not at build time). */
   readonly supported: boolean;
-  /** Why not, when unsupported (e.g. "this CPU has no AVX-512F"). */
+  /** Why it is unsupported, in a few words (only when `supported` is false). */
   readonly reason?: string;
+  /** Micro-tile rows and columns, and the k-block length (the same for every path). */
   readonly mr: number;
   readonly nr: number;
   readonly kc: number;
 }
 
-/** The exports of hpair_native.node (kernel/native/src/addon.c). Every call validates its arguments. */
+export interface NativeInfo {
+  readonly paths: readonly NativePathInfo[];
+  /** Bytes per core: L1 data, L2, and this core's share of L3 (the L3 size over the CPUs that share it). */
+  readonly cache: { readonly l1d: number; readonly l2: number; readonly l3: number };
+  /** The compiler that built the addon, e.g. 'gcc 12.2.0'. */
+  readonly compiler: string;
+}
+
+/**
+ * The addon's exports. Every function validates its arguments and throws a TypeError, RangeError or Error with
+ * `code: 'ERR_HPAIR_NATIVE'` instead of touching memory it should not; a path the CPU lacks throws too.
+ * Typed arrays may be views (any byteOffset) over ArrayBuffers, SharedArrayBuffers or WebAssembly memory.
+ */
 export interface NativeAddon {
-  info(): { readonly paths: readonly NativePathInfo[]; readonly cache: { readonly l1d: number; readonly l2: number; readonly l3: number }; readonly compiler: string };
-  /** First index in [start, end) holding NaN or ±Infinity, or −1. */
+  info(): NativeInfo;
+  /** Index of the first NaN or ±Infinity in values[start, end), or −1. */
   scanNonFinite(values: Float64Array, start: number, end: number): number;
   /**
-   * H's lower-triangle entries of rows [i0, i1) × columns [j0, j1) (j ≤ i), with their mirrors, stored in
-   * place into `out`, which holds rows [r0, r0 + rows) × columns [c0, c0 + cols) of H.
+   * Computes H[i, j] for the tile's rows [i0, i1) and columns [j0, j1) with j ≤ i, and stores each with its
+   * mirror H[j, i] = conj(H[i, j]) (the diagonal exactly real) into h, in place. expp is N×M complex
+   * (interleaved), distance has M values; tile bounds lie in [0, N−1]. Results do not depend on the tile grid,
+   * and are the same bits on every path.
+   *
+   * h is the whole (N−1)×(N−1) H (complex, interleaved), or, with the optional window, rows [r0, r0 + rows) ×
+   * columns [c0, c0 + cols) of H, row stride `cols`: entries and mirrors outside the window are not stored.
+   *
+   * Returns −1, or (N−1)·i + j of the first entry of the tile (row-major, j ≤ i) that came out non-finite from
+   * finite inputs (an overflow: |expp| near 1e154 or more, a subnormal distance); it is stored as computed.
    */
   hermitianTile(
-    path: NativePath, expp: Float64Array, distance: Float64Array, out: Float64Array, N: number, M: number,
-    i0: number, i1: number, j0: number, j1: number, r0: number, c0: number, rows: number, cols: number,
-  ): void;
-  /** The path's micro-kernel alone, on packed panels (for tests). */
-  microKernel(path: NativePath, k: number, a: Float64Array, b: Float64Array, c: Float64Array, accumulate: boolean): void;
+    path: NativePathName,
+    expp: Float64Array,
+    distance: Float64Array,
+    h: Float64Array,
+    N: number,
+    M: number,
+    i0: number,
+    i1: number,
+    j0: number,
+    j1: number,
+    r0?: number,
+    c0?: number,
+    rows?: number,
+    cols?: number,
+  ): number;
+  /**
+   * That path's micro-kernel alone: c[i·nr + j] (+)= Σ_{k} a[k·mr + i] · b[k·nr + j], one fused multiply-add
+   * chain per element in k order, starting from c when `accumulate`, from 0 otherwise.
+   */
+  microKernel(path: NativePathName, k: number, a: Float64Array, b: Float64Array, c: Float64Array, accumulate: boolean): void;
 }
 
-export type NativeLoad = { readonly addon: NativeAddon; readonly reason?: undefined } | { readonly addon: undefined; readonly reason: string };
+export type NativeAddonLoad = { readonly addon: NativeAddon; readonly reason?: undefined } | { readonly addon: undefined; readonly reason: string };
 
-/** Where the addon is looked for: $HPAIR_NATIVE_ADDON, else the build beside the package's dist/. */
-export function nativeAddonPath(): string {
-  return process.env.HPAIR_NATIVE_ADDON ?? fileURLToPath(new URL('../kernel/native/build/Release/hpair_native.node', import.meta.url));
-}
-
-let loaded: NativeLoad | undefined;
-
-/** Loads the addon once per thread (Node-API addons load in every worker). Never throws. */
-export function loadNativeAddon(): NativeLoad {
-  if (loaded !== undefined) return loaded;
-  if (process.arch !== 'x64') return (loaded = { addon: undefined, reason: `the native kernels are for x86-64; this CPU is ${process.arch}` });
-  const path = nativeAddonPath();
-  try {
-    loaded = { addon: createRequire(import.meta.url)(path) as NativeAddon };
-  } catch (error) {
-    loaded = { addon: undefined, reason: whyNotBuilt(path) ?? `the native addon did not load: ${oneLine((error as Error).message)}` };
+/**
+ * The repository (package) root: the nearest folder above this module whose package.json is hpair's. This
+ * module runs from kernel/native/ as source and from dist/ once bundled, so a fixed relative path would be
+ * right in only one of them.
+ */
+function packageRoot(): string | undefined {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'hpair') return dir;
+      } catch {
+        // not a readable manifest: keep looking upwards
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
   }
-  return loaded;
 }
 
-/** The install's own account of a build that did not happen (kernel/native/install.mjs writes it). */
-function whyNotBuilt(addonPath: string): string | undefined {
+/** Where the built addon is: `HPAIR_NATIVE_ADDON` if set, else kernel/native/build/Release/ under the package root. */
+export function nativeAddonPath(): string {
+  const override = process.env.HPAIR_NATIVE_ADDON;
+  if (override) return path.resolve(override);
+  const root = packageRoot() ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  return path.join(root, 'kernel/native/build/Release/hpair_native.node');
+}
+
+const firstLine = (text: string): string => text.split('\n')[0].trim();
+
+function isNativeAddon(value: unknown): value is NativeAddon {
+  if (typeof value !== 'object' || value === null) return false;
+  const exports = value as Record<string, unknown>;
+  return ['info', 'scanNonFinite', 'hermitianTile', 'microKernel'].every((name) => typeof exports[name] === 'function');
+}
+
+/** Why install.mjs did not build the addon, from build/status.json, or undefined if it did (or never ran). */
+function buildFailure(addonFile: string): string | undefined {
+  const statusFile = path.resolve(addonFile, '../../status.json');
+  if (!existsSync(statusFile)) return undefined;
   try {
-    const status = JSON.parse(readFileSync(new URL('../status.json', pathToFileURL(addonPath)), 'utf8')) as { built?: boolean; reason?: string };
-    return status.built === false && typeof status.reason === 'string' ? `the native addon was not built: ${oneLine(status.reason)}` : undefined;
+    const status = JSON.parse(readFileSync(statusFile, 'utf8')) as { built?: unknown; reason?: unknown };
+    if (status.built === true) return undefined;
+    return typeof status.reason === 'string' ? firstLine(status.reason) : 'the native kernel was not built';
   } catch {
     return undefined;
   }
 }
 
-function oneLine(text: string): string {
-  return text.split('\n')[0].trim();
+const loads = new Map<string, NativeAddonLoad>();
+
+/**
+ * Loads the native addon (once per file and thread; Node-API addons load in every worker). Never throws: when
+ * the addon is missing, was not built, or fails to load, `reason` says why in one line.
+ */
+export function loadNativeAddon(): NativeAddonLoad {
+  const file = nativeAddonPath();
+  let load = loads.get(file);
+  if (load === undefined) {
+    load = tryLoad(file);
+    loads.set(file, load);
+  }
+  return load;
+}
+
+function tryLoad(file: string): NativeAddonLoad {
+  if (process.arch !== 'x64') return { addon: undefined, reason: `the native kernels are for x86-64 CPUs; this one is ${process.arch}` };
+  if (!process.env.HPAIR_NATIVE_ADDON) {
+    const failure = buildFailure(file);
+    if (failure !== undefined) return { addon: undefined, reason: `native kernel not built: ${failure}` };
+  }
+  if (!existsSync(file)) return { addon: undefined, reason: `native kernel not found at ${file} (install.mjs has not built it)` };
+  try {
+    const loaded: unknown = createRequire(import.meta.url)(file);
+    if (!isNativeAddon(loaded)) return { addon: undefined, reason: `${file} is not the hpair native kernel` };
+    return { addon: loaded };
+  } catch (error) {
+    return { addon: undefined, reason: `native kernel failed to load: ${firstLine(error instanceof Error ? error.message : String(error))}` };
+  }
 }

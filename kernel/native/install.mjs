@@ -1,0 +1,80 @@
+// Builds the native kernel (kernel/native/build/Release/hpair_native.node) at install time, and never fails the
+// install: the library runs without it. Run by `npm ci` as the package's `install` script, or by hand:
+//
+//   node kernel/native/install.mjs [directory]     (default: this file's folder; a test builds a copy elsewhere)
+//
+// It uses the node-gyp that npm ships and the Node headers already on this machine (it never downloads
+// anything), and always writes build/status.json: { "built": true } or { "built": false, "reason": "…" }, plus
+// build/build.log with the compiler's output when it ran. HPAIR_NO_NATIVE=1 skips the build.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const dir = path.resolve(process.argv[2] ?? path.dirname(fileURLToPath(import.meta.url)));
+const buildDir = path.join(dir, 'build');
+const relative = path.relative(process.cwd(), dir) || '.';
+
+function finish(status, log) {
+  mkdirSync(buildDir, { recursive: true });
+  writeFileSync(path.join(buildDir, 'status.json'), `${JSON.stringify(status)}\n`);
+  if (log !== undefined) writeFileSync(path.join(buildDir, 'build.log'), log);
+  if (status.built) console.log(`hpair: native kernel built (${path.join(relative, 'build/Release/hpair_native.node')})`);
+  else console.log(`hpair: native kernel not built: ${status.reason}`);
+  process.exit(0);
+}
+const skip = (reason, log) => finish({ built: false, reason }, log);
+const oneLine = (text) => text.replace(/\s+/g, ' ').trim().slice(0, 300);
+
+try {
+  // A stale addon from an earlier install must not outlive a build that now fails or is skipped.
+  rmSync(buildDir, { recursive: true, force: true });
+
+  if (process.env.HPAIR_NO_NATIVE && process.env.HPAIR_NO_NATIVE !== '0') skip('HPAIR_NO_NATIVE is set');
+  if (process.arch !== 'x64') skip(`the native kernel is x86-64 only (this CPU is ${process.arch})`);
+  if (process.platform === 'win32') skip('the native kernel builds with GCC or Clang only (not on Windows)');
+
+  // Node's own headers: npm_config_nodedir, else the installation this node runs from (include/node/node_api.h).
+  const execDirs = [...new Set([process.execPath, realpathSync(process.execPath)].map((p) => path.resolve(p, '../..')))];
+  const nodedir = process.env.npm_config_nodedir || execDirs.find((d) => existsSync(path.join(d, 'include/node/node_api.h')));
+  if (!nodedir) skip(`no Node headers found next to ${process.execPath} (set npm_config_nodedir); not downloading them`);
+
+  // npm's node-gyp: npm_config_node_gyp (npm sets it for scripts), else the one bundled with npm beside node.
+  const nodeGyp =
+    process.env.npm_config_node_gyp ||
+    execDirs.map((d) => path.join(d, 'lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js')).find((p) => existsSync(p));
+  if (!nodeGyp || !existsSync(nodeGyp)) skip('node-gyp not found (npm_config_node_gyp is unset and npm has none beside node)');
+
+  // A C compiler must run at all (CC=false, or none installed): checked first, for a clear reason.
+  const cc = (process.env.CC || 'cc').trim().split(/\s+/);
+  const probe = spawnSync(cc[0], [...cc.slice(1), '--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    const why = probe.error ? probe.error.code ?? probe.error.message : `exit ${probe.status}`;
+    skip(`no working C compiler (\`${cc.join(' ')} --version\`: ${why})`);
+  }
+
+  const run = spawnSync(process.execPath, [nodeGyp, 'rebuild', '--release', '--directory', dir, `--nodedir=${nodedir}`, '--jobs', 'max'], {
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_nodedir: nodedir },
+    maxBuffer: 64 * 2 ** 20,
+    timeout: 10 * 60 * 1000,
+  });
+  const log = `${run.stdout ?? ''}${run.stderr ?? ''}`;
+  const addon = path.join(buildDir, 'Release/hpair_native.node');
+  if (run.error || run.status !== 0 || !existsSync(addon)) {
+    const lines = log.split('\n');
+    const firstError =
+      (lines.some((line) => line.startsWith('gyp ERR! find Python')) ? 'node-gyp found no usable Python' : undefined) ??
+      lines.find((line) => /\berror\b/i.test(line) && !/^gyp ERR! (stack|System|command|cwd|node -v|node-gyp -v|not ok)/.test(line));
+    const why = run.error ? (run.error.code ?? run.error.message) : `exit ${run.status}`;
+    skip(oneLine(`node-gyp failed (${why})${firstError ? `: ${firstError}` : ''}; see ${path.join(relative, 'build/build.log')}`), log);
+  }
+  finish({ built: true }, log);
+} catch (error) {
+  // Nothing above should throw, but the install must not fail whatever happens.
+  try {
+    skip(oneLine(`install script error: ${error instanceof Error ? error.message : String(error)}`));
+  } catch {
+    process.exit(0);
+  }
+}

@@ -1,0 +1,313 @@
+/* Node-API entry points of the native kernel. Every argument is validated before any memory is touched, and a
+ * path runs only if cpu.c found it usable on this CPU and OS: a bad call throws (code ERR_HPAIR_NATIVE), it never
+ * crashes the process or executes an unsupported instruction.
+ *
+ * Context-aware (NAPI_MODULE_INIT), so it loads in every worker thread. Each environment (the main thread and
+ * each worker) keeps its own scratch (packed panels, P buffers) as instance data, freed when that environment
+ * is torn down; nothing mutable is shared between threads.
+ *
+ * Data pointers come from napi_get_typedarray_info, which already adds the view's byteOffset. Its arraybuffer
+ * out-parameter is passed NULL: the inputs are views over SharedArrayBuffers and WebAssembly.Memory buffers,
+ * which Node-API does not treat as ArrayBuffers. */
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "kernel.h"
+#include "scan.h"
+
+#define ERROR_CODE "ERR_HPAIR_NATIVE"
+#define MAX_SAFE 9007199254740991.0 /* 2^53 − 1 */
+
+typedef enum { KIND_ERROR, KIND_TYPE, KIND_RANGE } error_kind;
+
+typedef struct instance {
+  hpair_scratch scratch;
+} instance;
+
+static const hpair_path *const paths[] = {&hpair_path_avx512, &hpair_path_avx2};
+#define PATH_COUNT (sizeof paths / sizeof paths[0])
+
+static int path_supported(const hpair_path *p, const char **reason) {
+  const hpair_cpu *cpu = hpair_cpu_get();
+  int ok = p == &hpair_path_avx512 ? cpu->avx512f : cpu->avx2_fma;
+  const char *why = p == &hpair_path_avx512 ? cpu->avx512_reason : cpu->avx2_reason;
+  if (ok && (!p->ukr || !p->tile)) {
+    ok = 0;
+    why = "this build has no code for it";
+  }
+  if (reason) *reason = ok ? NULL : why;
+  return ok;
+}
+
+/* Throws and returns NULL, so callers can `return fail(...)`. */
+static napi_value fail(napi_env env, error_kind kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static napi_value fail(napi_env env, error_kind kind, const char *fmt, ...) {
+  char text[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  napi_value code, message, error;
+  if (napi_create_string_utf8(env, ERROR_CODE, NAPI_AUTO_LENGTH, &code) != napi_ok ||
+      napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message) != napi_ok)
+    return NULL;
+  napi_status s = kind == KIND_TYPE    ? napi_create_type_error(env, code, message, &error)
+                  : kind == KIND_RANGE ? napi_create_range_error(env, code, message, &error)
+                                       : napi_create_error(env, code, message, &error);
+  if (s == napi_ok) napi_throw(env, error);
+  return NULL;
+}
+
+static int pending(napi_env env) {
+  bool p = false;
+  napi_is_exception_pending(env, &p);
+  return p;
+}
+
+/* Arguments: exactly `want` are read; missing ones are `undefined` and fail their type check. */
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    fail(env, KIND_ERROR, "could not read the arguments");
+    return -1;
+  }
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  for (size_t i = argc; i < want; i++) argv[i] = undefined;
+  return 0;
+}
+
+static int get_f64_array(napi_env env, napi_value v, const char *name, double **data, size_t *length) {
+  bool is = false;
+  napi_typedarray_type type;
+  size_t len = 0;
+  void *ptr = NULL;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, v, &type, &len, &ptr, NULL, NULL) != napi_ok || type != napi_float64_array) {
+    fail(env, KIND_TYPE, "%s must be a Float64Array", name);
+    return -1;
+  }
+  *data = ptr;
+  *length = len;
+  return 0;
+}
+
+/* A non-negative integer number no larger than 2^53 − 1. */
+static int get_size(napi_env env, napi_value v, const char *name, size_t *out) {
+  napi_valuetype t;
+  double x;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number || napi_get_value_double(env, v, &x) != napi_ok) {
+    fail(env, KIND_TYPE, "%s must be a number", name);
+    return -1;
+  }
+  if (!(x >= 0 && x <= MAX_SAFE) || x != floor(x)) {
+    fail(env, KIND_RANGE, "%s must be a non-negative integer (got %g)", name, x);
+    return -1;
+  }
+  *out = (size_t)x;
+  return 0;
+}
+
+static int get_path(napi_env env, napi_value v, const hpair_path **out) {
+  char name[16];
+  size_t len = 0;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string ||
+      napi_get_value_string_utf8(env, v, name, sizeof name, &len) != napi_ok) {
+    fail(env, KIND_TYPE, "path must be a string ('avx512' or 'avx2')");
+    return -1;
+  }
+  for (size_t i = 0; i < PATH_COUNT; i++) {
+    if (len == strlen(paths[i]->name) && memcmp(name, paths[i]->name, len) == 0) {
+      const char *reason;
+      if (!path_supported(paths[i], &reason)) {
+        fail(env, KIND_ERROR, "path '%s' is not supported here: %s", paths[i]->name, reason);
+        return -1;
+      }
+      *out = paths[i];
+      return 0;
+    }
+  }
+  fail(env, KIND_TYPE, "path must be 'avx512' or 'avx2' (got '%s')", name);
+  return -1;
+}
+
+static instance *get_instance(napi_env env) {
+  instance *inst = NULL;
+  if (napi_get_instance_data(env, (void **)&inst) != napi_ok || !inst) {
+    fail(env, KIND_ERROR, "the addon's per-thread data is missing");
+    return NULL;
+  }
+  return inst;
+}
+
+/* ---- info() ---- */
+
+static int set_number(napi_env env, napi_value obj, const char *key, double x) {
+  napi_value v;
+  return napi_create_double(env, x, &v) != napi_ok || napi_set_named_property(env, obj, key, v) != napi_ok;
+}
+
+static int set_string(napi_env env, napi_value obj, const char *key, const char *s) {
+  napi_value v;
+  return napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v) != napi_ok ||
+         napi_set_named_property(env, obj, key, v) != napi_ok;
+}
+
+static napi_value info_fn(napi_env env, napi_callback_info cb) {
+  (void)cb;
+  const hpair_cpu *cpu = hpair_cpu_get();
+  napi_value result, list, cache;
+  int bad = napi_create_object(env, &result) != napi_ok || napi_create_array_with_length(env, PATH_COUNT, &list) != napi_ok;
+  for (size_t i = 0; !bad && i < PATH_COUNT; i++) {
+    const hpair_path *p = paths[i];
+    const char *reason;
+    int ok = path_supported(p, &reason);
+    napi_value entry, flag;
+    bad = napi_create_object(env, &entry) != napi_ok || set_string(env, entry, "name", p->name) ||
+          napi_get_boolean(env, ok, &flag) != napi_ok || napi_set_named_property(env, entry, "supported", flag) != napi_ok ||
+          (!ok && set_string(env, entry, "reason", reason)) || set_number(env, entry, "mr", p->mr) ||
+          set_number(env, entry, "nr", p->nr) || set_number(env, entry, "kc", p->kc) ||
+          napi_set_element(env, list, (uint32_t)i, entry) != napi_ok;
+  }
+  bad = bad || napi_set_named_property(env, result, "paths", list) != napi_ok || napi_create_object(env, &cache) != napi_ok ||
+        set_number(env, cache, "l1d", (double)cpu->l1d) || set_number(env, cache, "l2", (double)cpu->l2) ||
+        set_number(env, cache, "l3", (double)cpu->l3) || napi_set_named_property(env, result, "cache", cache) != napi_ok;
+#if defined(__clang__)
+  const char *compiler = "clang " __clang_version__;
+#elif defined(__GNUC__)
+  const char *compiler = "gcc " __VERSION__;
+#else
+  const char *compiler = "unknown";
+#endif
+  bad = bad || set_string(env, result, "compiler", compiler);
+  if (bad) return pending(env) ? NULL : fail(env, KIND_ERROR, "could not build the info object");
+  return result;
+}
+
+/* ---- scanNonFinite(values, start, end) ---- */
+
+static napi_value scan_fn(napi_env env, napi_callback_info cb) {
+  napi_value argv[3];
+  double *values;
+  size_t length, start, end;
+  if (get_args(env, cb, 3, argv) || get_f64_array(env, argv[0], "values", &values, &length) ||
+      get_size(env, argv[1], "start", &start) || get_size(env, argv[2], "end", &end))
+    return NULL;
+  if (start > end || end > length)
+    return fail(env, KIND_RANGE, "need 0 ≤ start ≤ end ≤ values.length (got start %zu, end %zu, length %zu)", start, end, length);
+  napi_value result;
+  napi_create_double(env, start == end ? -1.0 : (double)hpair_scan_non_finite(values, start, end), &result);
+  return result;
+}
+
+/* ---- hermitianTile(path, expp, distance, h, N, M, i0, i1, j0, j1[, r0, c0, rows, cols]) ---- */
+
+static napi_value tile_fn(napi_env env, napi_callback_info cb) {
+  napi_value argv[14];
+  const hpair_path *path;
+  double *expp, *distance, *h;
+  size_t lexpp, ldist, lh, N, M, i0, i1, j0, j1, r0 = 0, c0 = 0, rows, cols;
+  if (get_args(env, cb, 14, argv) || get_path(env, argv[0], &path) ||
+      get_f64_array(env, argv[1], "expp", &expp, &lexpp) || get_f64_array(env, argv[2], "distance", &distance, &ldist) ||
+      get_f64_array(env, argv[3], "h", &h, &lh) || get_size(env, argv[4], "N", &N) || get_size(env, argv[5], "M", &M) ||
+      get_size(env, argv[6], "i0", &i0) || get_size(env, argv[7], "i1", &i1) || get_size(env, argv[8], "j0", &j0) ||
+      get_size(env, argv[9], "j1", &j1))
+    return NULL;
+  if (N < 1 || M < 1) return fail(env, KIND_RANGE, "N and M must be at least 1 (got N %zu, M %zu)", N, M);
+  const size_t n = N - 1;
+  rows = cols = n;
+  /* The optional window: all four or none. */
+  napi_valuetype w[4];
+  for (int k = 0; k < 4; k++)
+    if (napi_typeof(env, argv[10 + k], &w[k]) != napi_ok) return fail(env, KIND_ERROR, "could not read the arguments");
+  if (w[0] != napi_undefined || w[1] != napi_undefined || w[2] != napi_undefined || w[3] != napi_undefined) {
+    if (get_size(env, argv[10], "r0", &r0) || get_size(env, argv[11], "c0", &c0) || get_size(env, argv[12], "rows", &rows) ||
+        get_size(env, argv[13], "cols", &cols))
+      return NULL;
+  }
+  size_t need, hneed;
+  if (__builtin_mul_overflow(N, M, &need) || __builtin_mul_overflow(need, (size_t)2, &need) || need > lexpp)
+    return fail(env, KIND_RANGE, "expp has %zu values; N×M complex needs 2·%zu·%zu", lexpp, N, M);
+  if (M > ldist) return fail(env, KIND_RANGE, "distance has %zu values; M is %zu", ldist, M);
+  if (r0 > n || rows > n - r0 || c0 > n || cols > n - c0)
+    return fail(env, KIND_RANGE, "the window, rows [%zu, %zu + %zu) and columns [%zu, %zu + %zu), must lie in [0, N−1 = %zu]", r0, r0, rows, c0, c0, cols, n);
+  if (__builtin_mul_overflow(rows, cols, &hneed) || __builtin_mul_overflow(hneed, (size_t)2, &hneed) || hneed > lh)
+    return fail(env, KIND_RANGE, "h has %zu values; its %zu×%zu complex window needs 2·%zu·%zu", lh, rows, cols, rows, cols);
+  if (i0 > i1 || i1 > n || j0 > j1 || j1 > n)
+    return fail(env, KIND_RANGE, "tile rows [%zu, %zu) and columns [%zu, %zu) must lie in [0, N−1 = %zu]", i0, i1, j0, j1, n);
+  instance *inst = get_instance(env);
+  if (!inst) return NULL;
+  hpair_tile_args t = {expp, distance, N, M, i0, i1, j0, j1, h, r0, c0, rows, cols};
+  size_t mc = hpair_choose_mc(path, hpair_cpu_get()->l2);
+  int64_t first_bad = -1;
+  if (path->tile(&t, &inst->scratch, mc, &first_bad) != 0)
+    return fail(env, KIND_ERROR, "out of memory for the scratch of a %zu×%zu tile", i1 - i0, j1 - j0);
+  napi_value result;
+  napi_create_double(env, (double)first_bad, &result);
+  return result;
+}
+
+/* ---- microKernel(path, k, a, b, c, accumulate) ---- */
+
+static napi_value ukr_fn(napi_env env, napi_callback_info cb) {
+  napi_value argv[6];
+  const hpair_path *path;
+  double *a, *b, *c;
+  size_t k, la, lb, lc, need;
+  bool accumulate;
+  napi_valuetype t;
+  if (get_args(env, cb, 6, argv) || get_path(env, argv[0], &path) || get_size(env, argv[1], "k", &k) ||
+      get_f64_array(env, argv[2], "a", &a, &la) || get_f64_array(env, argv[3], "b", &b, &lb) ||
+      get_f64_array(env, argv[4], "c", &c, &lc))
+    return NULL;
+  if (napi_typeof(env, argv[5], &t) != napi_ok || t != napi_boolean || napi_get_value_bool(env, argv[5], &accumulate) != napi_ok)
+    return fail(env, KIND_TYPE, "accumulate must be a boolean");
+  if (__builtin_mul_overflow(k, (size_t)path->mr, &need) || need > la)
+    return fail(env, KIND_RANGE, "a has %zu values; k·mr needs %zu·%d", la, k, path->mr);
+  if (__builtin_mul_overflow(k, (size_t)path->nr, &need) || need > lb)
+    return fail(env, KIND_RANGE, "b has %zu values; k·nr needs %zu·%d", lb, k, path->nr);
+  if ((size_t)path->mr * path->nr > lc)
+    return fail(env, KIND_RANGE, "c has %zu values; mr·nr needs %d", lc, path->mr * path->nr);
+  path->ukr(k, a, b, c, (size_t)path->nr, accumulate);
+  return NULL;
+}
+
+/* ---- module ---- */
+
+static void free_instance(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  instance *inst = data;
+  hpair_scratch_free(&inst->scratch);
+  free(inst);
+}
+
+NAPI_MODULE_INIT() {
+  instance *inst = calloc(1, sizeof *inst);
+  if (!inst || napi_set_instance_data(env, inst, free_instance, NULL) != napi_ok) {
+    free(inst);
+    fail(env, KIND_ERROR, "could not allocate the addon's per-thread data");
+    return NULL;
+  }
+  const napi_property_descriptor props[] = {
+      {"info", NULL, info_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"scanNonFinite", NULL, scan_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"hermitianTile", NULL, tile_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"microKernel", NULL, ukr_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
+    if (!pending(env)) fail(env, KIND_ERROR, "could not define the exports");
+    return NULL;
+  }
+  return exports;
+}

@@ -1,0 +1,268 @@
+/* The loop framework (BLIS style), shared by every architecture path: packing, blocking, the triangle, the
+ * 3M combination and the mirrored store. A path file includes this once, after enabling its ISA with a target
+ * pragma and defining:
+ *
+ *   HP_MR, HP_NR   the micro-tile (HP_MR even; HP_NR a multiple of 4)
+ *   HP_UKR         its micro-kernel, an hpair_ukr_fn
+ *   HP_TILE        the name to give this path's tile function
+ *
+ * and nothing else differs between paths. Every floating-point operation here (differences, the division by
+ * distance, Ar + Ai, Br − Bi, the combination) is an exactly rounded IEEE operation whatever the vector width,
+ * and each element of P1..P3 is one FMA chain in k order in every micro-kernel, so all paths give the same
+ * bits.
+ *
+ * Math (3M, as zgemm3m): A[r,k] = expp[r,k+1] − expp[N−1,k+1], B = A / distance[k+1] (true division),
+ *   P1 = Ar·Brᵀ, P2 = Ai·Biᵀ, P3 = (Ar + Ai)·(Br − Bi)ᵀ,  H = (P1 + P2) + i·((P3 − P1) + P2).
+ *
+ * Loops for one tile (rows [i0, i1), columns [j0, j1) of H, lower triangle only):
+ *   for each k block of length ≤ kc:
+ *     for each block of mc rows:
+ *       for each plane q: for each nr column panel: for each mr row panel reaching the lower triangle:
+ *         micro-kernel into Pq (the first k block starts from 0, later ones continue each element's FMA chain)
+ *   combine P1..P3 into H and its mirror, with an exactly real diagonal.
+ * B (the tile's columns × k block; planes Br, Bi, Br − Bi; nr-wide micro-panels) is packed at the start of each
+ * k block, A (the block's rows × k block; planes Ar, Ai, Ar + Ai; mr-tall micro-panels) at the start of each row
+ * block. (Packing each micro-panel just before its first use instead measured the same.)
+ * Packs are padded with zero rows to mr / nr multiples, so the micro-kernel has no edge cases. */
+#ifndef HP_MR
+#error "define HP_MR, HP_NR, HP_UKR and HP_TILE before including driver.h"
+#endif
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernel.h"
+
+#if HP_MR % 2 != 0 || HP_NR % 4 != 0
+#error "driver.h packs rows in pairs: HP_MR must be even and HP_NR a multiple of 4"
+#endif
+
+#define HP_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define HP_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Stores v01 = [row jj, row jj+1 at k | the same at k+1] and v23 (k+2, k+3) into a k-major micro-panel of
+ * width w: 16 bytes per k. */
+static inline void hp_store4(double *dst, size_t w, __m256d v01, __m256d v23) {
+  _mm_storeu_pd(dst, _mm256_castpd256_pd128(v01));
+  _mm_storeu_pd(dst + w, _mm256_extractf128_pd(v01, 1));
+  _mm_storeu_pd(dst + 2 * w, _mm256_castpd256_pd128(v23));
+  _mm_storeu_pd(dst + 3 * w, _mm256_extractf128_pd(v23, 1));
+}
+
+/* Packs micro-panels [pb, pe) of expp rows r0, r0 + 1, … (rows from r0 + `rows` on become zeros), k block
+ * [kb, kb + kc), into three planes of micro-panels of width w: panel p, k, row jj at p·kc·w + k·w + jj. DIVIDE
+ * packs B (Br, Bi, Br − Bi), otherwise A (Ar, Ai, Ar + Ai).
+ *
+ * Full panels go four k at a time, two rows at a time: a row's interleaved values x0 = [re im re im] (k, k+1)
+ * and x1 (k+2, k+3), minus the reference row, give by unpacklo/unpackhi of the two rows
+ * [re(a,k) re(b,k) | re(a,k+1) re(b,k+1)] and the same for im: exactly the 16-byte pieces of the micro-panel,
+ * so one shuffle per output vector. The last, partial panel and the k remainder go element by element; both
+ * forms are the same IEEE operations on the same values. */
+static inline __attribute__((always_inline)) void hp_pack(const double *expp, const double *distance, size_t N,
+                                                         size_t M, size_t r0, size_t rows, size_t pb, size_t pe,
+                                                         size_t kb, size_t kc, size_t w, const int DIVIDE, double *p0,
+                                                         double *p1, double *p2) {
+  const double *ref = expp + 2 * (N - 1) * M;
+  const size_t m0 = kb + 1; /* the k block's first column of expp */
+  const size_t k4 = kc & ~(size_t)3;
+  for (size_t p = pb; p < pe; p++) {
+    double *q0 = p0 + p * kc * w, *q1 = p1 + p * kc * w, *q2 = p2 + p * kc * w;
+    const int full = p * w + w <= rows;
+    const double *row0 = expp + 2 * (r0 + p * w) * M;
+    size_t k = 0;
+    if (full) {
+      for (; k < k4; k += 4) {
+        const size_t m = m0 + k;
+        const __m256d ra = _mm256_loadu_pd(ref + 2 * m), rb = _mm256_loadu_pd(ref + 2 * m + 4);
+        __m256d d01 = ra, d23 = rb;
+        if (DIVIDE) {
+          const __m256d d = _mm256_loadu_pd(distance + m);
+          d01 = _mm256_permute4x64_pd(d, 0x50); /* [d(k) d(k) d(k+1) d(k+1)] */
+          d23 = _mm256_permute4x64_pd(d, 0xfa);
+        }
+        size_t jj = 0;
+        if (w % 4 == 0) {
+          /* Four rows at a time, whole 32-byte k-rows of the micro-panel (aligned: w·8 is a multiple of 32 and the
+           * planes start 64-byte aligned). perm2f128 pairs the same k of rows (a, c) and (b, d), and
+           * unpacklo/unpackhi then give [re(a) re(b) re(c) re(d)] and the same for im. */
+          for (; jj < w; jj += 4) {
+            const double *ea = row0 + 2 * (jj * M + m), *eb = ea + 2 * M, *ec = eb + 2 * M, *ed = ec + 2 * M;
+            const __m256d a0 = _mm256_sub_pd(_mm256_loadu_pd(ea), ra), a1 = _mm256_sub_pd(_mm256_loadu_pd(ea + 4), rb);
+            const __m256d b0 = _mm256_sub_pd(_mm256_loadu_pd(eb), ra), b1 = _mm256_sub_pd(_mm256_loadu_pd(eb + 4), rb);
+            const __m256d c0 = _mm256_sub_pd(_mm256_loadu_pd(ec), ra), c1 = _mm256_sub_pd(_mm256_loadu_pd(ec + 4), rb);
+            const __m256d d0 = _mm256_sub_pd(_mm256_loadu_pd(ed), ra), d1 = _mm256_sub_pd(_mm256_loadu_pd(ed + 4), rb);
+            for (int u = 0; u < 4; u++) {
+              const __m256d xa = u < 2 ? a0 : a1, xb = u < 2 ? b0 : b1, xc = u < 2 ? c0 : c1, xd = u < 2 ? d0 : d1;
+              const __m256d ac = (u & 1) ? _mm256_permute2f128_pd(xa, xc, 0x31) : _mm256_permute2f128_pd(xa, xc, 0x20);
+              const __m256d bd = (u & 1) ? _mm256_permute2f128_pd(xb, xd, 0x31) : _mm256_permute2f128_pd(xb, xd, 0x20);
+              __m256d re = _mm256_unpacklo_pd(ac, bd), im = _mm256_unpackhi_pd(ac, bd);
+              if (DIVIDE) {
+                const __m256d dk = _mm256_broadcast_sd(distance + m + u);
+                re = _mm256_div_pd(re, dk);
+                im = _mm256_div_pd(im, dk);
+              }
+              const size_t at = (k + u) * w + jj;
+              _mm256_storeu_pd(q0 + at, re);
+              _mm256_storeu_pd(q1 + at, im);
+              _mm256_storeu_pd(q2 + at, DIVIDE ? _mm256_sub_pd(re, im) : _mm256_add_pd(re, im));
+            }
+          }
+        }
+        for (; jj < w; jj += 2) {
+          const double *ea = row0 + 2 * (jj * M + m), *eb = ea + 2 * M;
+          const __m256d a0 = _mm256_sub_pd(_mm256_loadu_pd(ea), ra), a1 = _mm256_sub_pd(_mm256_loadu_pd(ea + 4), rb);
+          const __m256d b0 = _mm256_sub_pd(_mm256_loadu_pd(eb), ra), b1 = _mm256_sub_pd(_mm256_loadu_pd(eb + 4), rb);
+          __m256d re01 = _mm256_unpacklo_pd(a0, b0), im01 = _mm256_unpackhi_pd(a0, b0);
+          __m256d re23 = _mm256_unpacklo_pd(a1, b1), im23 = _mm256_unpackhi_pd(a1, b1);
+          if (DIVIDE) {
+            re01 = _mm256_div_pd(re01, d01);
+            im01 = _mm256_div_pd(im01, d01);
+            re23 = _mm256_div_pd(re23, d23);
+            im23 = _mm256_div_pd(im23, d23);
+          }
+          const __m256d s01 = DIVIDE ? _mm256_sub_pd(re01, im01) : _mm256_add_pd(re01, im01);
+          const __m256d s23 = DIVIDE ? _mm256_sub_pd(re23, im23) : _mm256_add_pd(re23, im23);
+          hp_store4(q0 + k * w + jj, w, re01, re23);
+          hp_store4(q1 + k * w + jj, w, im01, im23);
+          hp_store4(q2 + k * w + jj, w, s01, s23);
+        }
+      }
+    }
+    for (; k < kc; k++) {
+      const size_t m = m0 + k;
+      for (size_t jj = 0; jj < w; jj++) {
+        double xr = 0, xi = 0;
+        if (p * w + jj < rows) {
+          const double *e = row0 + 2 * (jj * M + m);
+          xr = e[0] - ref[2 * m];
+          xi = e[1] - ref[2 * m + 1];
+          if (DIVIDE) {
+            xr = xr / distance[m];
+            xi = xi / distance[m];
+          }
+        }
+        q0[k * w + jj] = xr;
+        q1[k * w + jj] = xi;
+        q2[k * w + jj] = DIVIDE ? xr - xi : xr + xi;
+      }
+    }
+  }
+}
+
+static void hp_pack_a(const double *expp, size_t N, size_t M, size_t r0, size_t rows, size_t pb, size_t pe, size_t kb,
+                      size_t kc, double *p0, double *p1, double *p2) {
+  hp_pack(expp, NULL, N, M, r0, rows, pb, pe, kb, kc, HP_MR, 0, p0, p1, p2);
+}
+
+static void hp_pack_b(const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
+                      size_t pb, size_t pe, size_t kb, size_t kc, double *p0, double *p1, double *p2) {
+  hp_pack(expp, distance, N, M, r0, rows, pb, pe, kb, kc, HP_NR, 1, p0, p1, p2);
+}
+
+/* Finishes a tile from P1..P3 (row stride ld, origin (r0, c0) of H): H[i, j] = (P1 + P2) + i·((P3 − P1) + P2) for
+ * j ≤ i, an exactly real diagonal, and the mirror H[j, i] = conj(H[i, j]), each stored if it lies inside the
+ * window. Re and Im overwrite P1 and P2 (scratch) first, so the mirror reads them there, not back from h. Returns
+ * −1, or n·i + j of the first entry (row-major) that is not finite. */
+static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double *P2, const double *P3, size_t ld,
+                          size_t r0, size_t r1, size_t c0, size_t c1) {
+  int finite = 1;
+  for (size_t i = r0; i < r1; i++) {
+    const size_t cend = HP_MIN(c1, i + 1) - c0; /* columns c0 … c0 + cend − 1 of row i are j ≤ i */
+    double *x1 = P1 + (i - r0) * ld, *x2 = P2 + (i - r0) * ld;
+    const double *x3 = P3 + (i - r0) * ld;
+    double check = 0;
+    for (size_t j = 0; j < cend; j++) {
+      const double re = x1[j] + x2[j], im = (x3[j] - x1[j]) + x2[j];
+      x1[j] = re;
+      x2[j] = im;
+      check += (re - re) + (im - im); /* 0 while every value is finite, NaN from the first one that is not */
+    }
+    if (c0 + cend == i + 1) x2[i - c0] = 0; /* the diagonal */
+    finite &= check == 0;
+  }
+  int64_t first_bad = -1;
+  for (size_t i = r0; !finite && i < r1 && first_bad < 0; i++) {
+    for (size_t j = c0; j < HP_MIN(c1, i + 1); j++) {
+      const double re = P1[(i - r0) * ld + (j - c0)], im = P2[(i - r0) * ld + (j - c0)];
+      if (!(re - re == 0 && im - im == 0)) {
+        first_bad = (int64_t)(n * i + j);
+        break;
+      }
+    }
+  }
+  /* Lower entries: rows of the tile inside the window's rows, columns inside its columns. */
+  const size_t wr1 = t->r0 + t->rows, wc1 = t->c0 + t->cols;
+  for (size_t i = HP_MAX(r0, t->r0); i < HP_MIN(r1, wr1); i++) {
+    const size_t jb = HP_MAX(c0, t->c0), je = HP_MIN(HP_MIN(c1, i + 1), wc1);
+    const double *x1 = P1 + (i - r0) * ld, *x2 = P2 + (i - r0) * ld;
+    double *out = t->h + 2 * (i - t->r0) * t->cols;
+    for (size_t j = jb; j < je; j++) {
+      out[2 * (j - t->c0)] = x1[j - c0];
+      out[2 * (j - t->c0) + 1] = x2[j - c0];
+    }
+  }
+  /* Mirrors H[j, i], i > j: output row j inside the window's rows, column i inside its columns. Rows i go in
+   * blocks of 8, so one output row gets 8 consecutive complex values (two cache lines) at a time. */
+  const size_t ib0 = HP_MAX(r0, t->c0), ib1 = HP_MIN(r1, wc1);
+  for (size_t ib = ib0; ib < ib1; ib += 8) {
+    const size_t ie = HP_MIN(ib + 8, ib1);
+    for (size_t j = HP_MAX(c0, t->r0); j < HP_MIN(HP_MIN(c1, ie - 1), wr1); j++) {
+      double *out = t->h + 2 * (j - t->r0) * t->cols;
+      for (size_t i = HP_MAX(ib, j + 1); i < ie; i++) {
+        out[2 * (i - t->c0)] = P1[(i - r0) * ld + (j - c0)];
+        out[2 * (i - t->c0) + 1] = -P2[(i - r0) * ld + (j - c0)];
+      }
+    }
+  }
+  return first_bad;
+}
+
+static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad) {
+  const size_t N = t->N, M = t->M, n = N - 1, K = M - 1;
+  /* Rows above j0 and columns from i1 on hold no lower-triangle entry of this tile. */
+  const size_t i0 = HP_MAX(t->i0, t->j0), i1 = t->i1, j0 = t->j0, j1 = HP_MIN(t->j1, t->i1);
+  *first_bad = -1;
+  if (i0 >= i1 || j0 >= j1) return 0;
+  const size_t rows = i1 - i0, cols = j1 - j0;
+  const size_t prow = (rows + HP_MR - 1) / HP_MR * HP_MR, pcol = (cols + HP_NR - 1) / HP_NR * HP_NR;
+  mc = HP_MIN(mc, prow);
+  const size_t kcmax = HP_MAX((size_t)1, HP_MIN((size_t)HPAIR_KC, K));
+  if (hpair_scratch_reserve(s, 3 * mc * kcmax, 3 * pcol * kcmax, 3 * prow * pcol)) return -1;
+  double *const P[3] = {s->p, s->p + prow * pcol, s->p + 2 * prow * pcol};
+  if (K == 0) memset(s->p, 0, 3 * prow * pcol * sizeof(double));
+
+  for (size_t kb = 0; kb < K; kb += HPAIR_KC) {
+    const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
+    const int accumulate = kb > 0;
+    double *const Bq[3] = {s->b, s->b + pcol * kc, s->b + 2 * pcol * kc};
+    hp_pack_b(t->expp, t->distance, N, M, j0, cols, 0, pcol / HP_NR, kb, kc, Bq[0], Bq[1], Bq[2]);
+    for (size_t ic = 0; ic < prow; ic += mc) {
+      const size_t mcur = HP_MIN(mc, prow - ic);
+      const size_t top = i0 + ic; /* the block's first row of H */
+      double *const Aq[3] = {s->a, s->a + mcur * kc, s->a + 2 * mcur * kc};
+      hp_pack_a(t->expp, N, M, top, rows - ic, 0, mcur / HP_MR, kb, kc, Aq[0], Aq[1], Aq[2]);
+      for (int q = 0; q < 3; q++) {
+        for (size_t jr = 0; jr < pcol; jr += HP_NR) {
+          /* Micro-tiles reaching the lower triangle: rows [top + ir, top + ir + HP_MR) with j0 + jr < top + ir + HP_MR. */
+          const size_t gj = j0 + jr;
+          size_t ir = 0;
+          if (gj + 1 > top + HP_MR) ir = (gj + 1 - HP_MR - top + HP_MR - 1) / HP_MR * HP_MR;
+          const double *b = Bq[q] + jr * kc;
+          double *c = P[q] + (ic + ir) * pcol + jr;
+          for (; ir < mcur; ir += HP_MR, c += HP_MR * pcol) {
+            if (ir + HP_MR < mcur) {
+              /* the next micro-tile's C, so the next call's first FMAs need not wait for it */
+              const char *next = (const char *)(c + HP_MR * pcol);
+              for (int r = 0; r < HP_MR; r++)
+                for (int x = 0; x < HP_NR * 8; x += 64) _mm_prefetch(next + r * pcol * 8 + x, _MM_HINT_T0);
+            }
+            HP_UKR(kc, Aq[q] + ir * kc, b, c, pcol, accumulate);
+          }
+        }
+      }
+    }
+  }
+  *first_bad = hp_combine(t, n, P[0], P[1], P[2], pcol, i0, i1, j0, j1);
+  return 0;
+}

@@ -1,0 +1,58 @@
+/* What every architecture path provides, and the per-thread scratch the driver works in. */
+#ifndef HPAIR_KERNEL_H
+#define HPAIR_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* k-block length shared by every path. Results do not depend on it (the micro-kernel continues each element's
+ * FMA chain from C), but one common value keeps the paths' blocking alike. 192 keeps the AVX-512 path's B
+ * micro-panel (16·192·8 = 24 KB) resident in a 32 KB L1d (Skylake/Cascade Lake Xeons) next to the streaming A
+ * panel; 256 would fill it. On the AVX2 path (Zen 3) kc from 128 to 320 measured the same. */
+#define HPAIR_KC 192
+
+/* C[mr×nr] (row stride ldc) (+)= Σ_k a[k·mr + i] · b[k·nr + j]: one FMA chain per (i, j), in k order, starting
+ * from C when accumulate is non-zero and from +0 otherwise. k may be 0. */
+typedef void (*hpair_ukr_fn)(size_t k, const double *a, const double *b, double *c, size_t ldc, int accumulate);
+
+/* Per-thread scratch, grown on demand, 64-byte aligned, never shared between threads. Capacities in doubles. */
+typedef struct hpair_scratch {
+  double *a, *b, *p;
+  size_t a_cap, b_cap, p_cap;
+} hpair_scratch;
+
+/* Makes each buffer hold at least the given number of doubles (contents are not kept). 0, or -1 if out of memory. */
+int hpair_scratch_reserve(hpair_scratch *s, size_t a, size_t b, size_t p);
+void hpair_scratch_free(hpair_scratch *s);
+
+typedef struct hpair_tile_args {
+  const double *expp;     /* N×M complex, interleaved */
+  const double *distance; /* M */
+  size_t N, M;
+  size_t i0, i1, j0, j1;  /* rows [i0, i1) × columns [j0, j1), inside [0, N−1] */
+  /* Where H goes: rows [r0, r0 + rows) × columns [c0, c0 + cols) of H, complex interleaved, row stride cols
+   * (the whole H is r0 = c0 = 0, rows = cols = N − 1). Entries outside this window are not stored. */
+  double *h;
+  size_t r0, c0, rows, cols;
+} hpair_tile_args;
+
+typedef struct hpair_path {
+  const char *name;
+  int mr, nr, kc;
+  /* NULL when the build has no code for this path (not x86-64) */
+  hpair_ukr_fn ukr;
+  /* Computes the tile's entries with j ≤ i and stores those inside the window, and their mirrors inside it.
+   * mc: rows per packed A block, a multiple of mr. *first_bad: −1 if every entry of the tile came out finite,
+   * else (N−1)·i + j of the first one (row-major) that did not (an overflow from finite inputs).
+   * Returns 0, or −1 if the scratch could not be allocated (then h is untouched). */
+  int (*tile)(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad);
+} hpair_path;
+
+extern const hpair_path hpair_path_avx512;
+extern const hpair_path hpair_path_avx2;
+
+/* Rows per packed A block for a path, from the L2 size: one plane of the block (mc·kc doubles) fills about half
+ * of L2, so it stays there while the B micro-panels stream past. A multiple of mr, at least mr. */
+size_t hpair_choose_mc(const hpair_path *path, size_t l2_bytes);
+
+#endif

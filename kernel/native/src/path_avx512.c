@@ -1,0 +1,77 @@
+/* The AVX-512F path: 32 zmm registers, micro-tile 12×16 = 24 accumulators + 2 B vectors + 1 broadcast
+ * (or an embedded {1to8} broadcast operand). Structurally the AVX2 path with a wider micro-kernel: the same
+ * driver.h, the same kc; only this micro-kernel and mr/nr differ. Each element is still one FMA chain in
+ * k order, so this path gives the AVX2 path's bits. Only this file's functions use AVX-512F (and the
+ * driver's AVX2 packing), and they run only after cpu.c has checked the CPU and the OS's ZMM state. */
+#include "kernel.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+#endif
+
+#define MR 12
+#define NR 16
+
+/* Row i of the micro-tile for one k: C[i, 0..7] and C[i, 8..15] += a[k·12 + i] · b[k·16 ..].
+ * The empty asm statements emit nothing: as in the AVX2 path, they keep the broadcast and the two B vectors live
+ * to their last FMA so that every FMA accumulates in place (vfmadd231pd), with no register shuffling. */
+#define ROW(i, o)                                          \
+  x = _mm512_set1_pd(a[(o) * MR + (i)]);                   \
+  c##i##_0 = _mm512_fmadd_pd(x, b0, c##i##_0);             \
+  c##i##_1 = _mm512_fmadd_pd(x, b1, c##i##_1);             \
+  __asm__("" : : "v"(x));
+#define STEP(o)                                            \
+  {                                                        \
+    const __m512d b0 = _mm512_loadu_pd(b + (o) * NR);      \
+    const __m512d b1 = _mm512_loadu_pd(b + (o) * NR + 8);  \
+    __m512d x;                                             \
+    ROW(0, o) ROW(1, o) ROW(2, o) ROW(3, o) ROW(4, o) ROW(5, o) \
+    ROW(6, o) ROW(7, o) ROW(8, o) ROW(9, o) ROW(10, o) ROW(11, o) \
+    __asm__("" : : "v"(b0), "v"(b1));                      \
+  }
+#define LOAD(i) c##i##_0 = _mm512_loadu_pd(c + (i) * ldc); c##i##_1 = _mm512_loadu_pd(c + (i) * ldc + 8);
+#define STORE(i) _mm512_storeu_pd(c + (i) * ldc, c##i##_0); _mm512_storeu_pd(c + (i) * ldc + 8, c##i##_1);
+
+static void ukr_avx512(size_t k, const double *restrict a, const double *restrict b, double *restrict c,
+                       size_t ldc, int accumulate) {
+  __m512d c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1;
+  __m512d c6_0, c6_1, c7_0, c7_1, c8_0, c8_1, c9_0, c9_1, c10_0, c10_1, c11_0, c11_1;
+  if (accumulate) {
+    LOAD(0) LOAD(1) LOAD(2) LOAD(3) LOAD(4) LOAD(5) LOAD(6) LOAD(7) LOAD(8) LOAD(9) LOAD(10) LOAD(11)
+  } else {
+    c0_0 = c0_1 = c1_0 = c1_1 = c2_0 = c2_1 = c3_0 = c3_1 = c4_0 = c4_1 = c5_0 = c5_1 = _mm512_setzero_pd();
+    c6_0 = c6_1 = c7_0 = c7_1 = c8_0 = c8_1 = c9_0 = c9_1 = c10_0 = c10_1 = c11_0 = c11_1 = _mm512_setzero_pd();
+  }
+  for (; k >= 4; k -= 4, a += 4 * MR, b += 4 * NR) {
+    STEP(0) STEP(1) STEP(2) STEP(3)
+  }
+  for (; k > 0; k--, a += MR, b += NR) STEP(0)
+  STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6) STORE(7) STORE(8) STORE(9) STORE(10) STORE(11)
+}
+
+#define HP_MR MR
+#define HP_NR NR
+#define HP_UKR ukr_avx512
+#define HP_TILE tile_avx512
+#include "driver.h"
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, ukr_avx512, tile_avx512};
+
+#else
+const hpair_path hpair_path_avx512 = {"avx512", 12, 16, HPAIR_KC, 0, 0};
+#endif

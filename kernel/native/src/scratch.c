@@ -1,0 +1,36 @@
+#include "kernel.h"
+
+#include <stdlib.h>
+
+static int grow(double **buf, size_t *cap, size_t need) {
+  if (need <= *cap) return 0;
+  if (need > ((size_t)-1) / sizeof(double)) return -1;
+  void *mem = NULL;
+  if (posix_memalign(&mem, 64, need * sizeof(double)) != 0) return -1;
+  free(*buf);
+  *buf = mem;
+  *cap = need;
+  return 0;
+}
+
+int hpair_scratch_reserve(hpair_scratch *s, size_t a, size_t b, size_t p) {
+  if (grow(&s->a, &s->a_cap, a) || grow(&s->b, &s->b_cap, b) || grow(&s->p, &s->p_cap, p)) return -1;
+  return 0;
+}
+
+void hpair_scratch_free(hpair_scratch *s) {
+  free(s->a);
+  free(s->b);
+  free(s->p);
+  s->a = s->b = s->p = NULL;
+  s->a_cap = s->b_cap = s->p_cap = 0;
+}
+
+size_t hpair_choose_mc(const hpair_path *path, size_t l2_bytes) {
+  size_t mr = (size_t)path->mr;
+  size_t mc = l2_bytes / 2 / ((size_t)path->kc * sizeof(double));
+  mc -= mc % mr;
+  if (mc < mr) mc = mr;
+  if (mc > 64 * mr) mc = 64 * mr;
+  return mc;
+}

@@ -1,0 +1,493 @@
+// The native kernel (kernel/native): the micro-kernels alone, whole problems through hermitianTile against the
+// reference port, the memory it may and may not touch, every argument check, the non-finite scan, loading in
+// worker threads, and the install script. Each test runs for every path this CPU supports.
+import { execFile, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { hermitianReference, type ComplexMatrix } from 'hpair';
+import { loadNativeAddon, type NativeAddon, type NativePathName } from '../kernel/native/addon.js';
+import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError, seeded } from './helpers/support.js';
+
+const test = suite('native kernel');
+
+const nativeDir = fileURLToPath(new URL('../../kernel/native/', import.meta.url));
+const addonFile = fileURLToPath(new URL('../../kernel/native/build/Release/hpair_native.node', import.meta.url));
+const statusFile = path.join(nativeDir, 'build/status.json');
+
+function readStatus(): { built?: boolean; reason?: string } | undefined {
+  return existsSync(statusFile) ? (JSON.parse(readFileSync(statusFile, 'utf8')) as { built?: boolean; reason?: string }) : undefined;
+}
+
+let addon: NativeAddon | undefined;
+let loadError = '';
+try {
+  addon = createRequire(import.meta.url)(addonFile) as NativeAddon;
+} catch (error) {
+  loadError = error instanceof Error ? error.message.split('\n')[0] : String(error);
+}
+const info = addon?.info();
+const paths: NativePathName[] = (info?.paths ?? []).filter((p) => p.supported).map((p) => p.name);
+const shape = (name: NativePathName) => info!.paths.find((p) => p.name === name)!;
+
+function hasCompiler(): boolean {
+  const cc = (process.env.CC || 'cc').trim().split(/\s+/);
+  const probe = spawnSync(cc[0], [...cc.slice(1), '--version'], { encoding: 'utf8' });
+  return !probe.error && probe.status === 0;
+}
+
+test('the addon is built and loads wherever it can be (x86-64 with a C compiler)', () => {
+  if (process.env.HPAIR_NO_NATIVE && process.env.HPAIR_NO_NATIVE !== '0') {
+    console.log('  note: HPAIR_NO_NATIVE is set; the native kernel is not expected here');
+    return;
+  }
+  if (process.arch !== 'x64' || !hasCompiler()) {
+    console.log(`  note: ${process.arch}${hasCompiler() ? '' : ' without a C compiler'}: the native kernel is not expected here`);
+    return;
+  }
+  const status = readStatus();
+  assert.ok(status, `${statusFile} is missing: install.mjs did not run (npm ci --ignore-scripts?)`);
+  assert.ok(status!.built === true, `the native kernel was silently not built: ${status!.reason}`);
+  assert.ok(addon, `the built addon does not load: ${loadError}`);
+});
+
+test('loadNativeAddon() finds the same addon, or says in one line why not', () => {
+  const load = loadNativeAddon();
+  if (addon) {
+    assert.ok(load.addon, load.reason);
+    assert.equal(load.addon!.info(), info);
+    assert.is(loadNativeAddon(), load, 'loaded once');
+  } else {
+    assert.ok(load.addon === undefined && load.reason.length > 0 && !load.reason.includes('\n'), load.reason);
+  }
+  const saved = process.env.HPAIR_NATIVE_ADDON;
+  process.env.HPAIR_NATIVE_ADDON = path.join(tmpdir(), 'no-such-dir', 'hpair_native.node');
+  try {
+    const missing = loadNativeAddon();
+    if (missing.addon !== undefined) assert.unreachable('loaded a file that does not exist');
+    else assert.ok(missing.reason.includes('no-such-dir') && !missing.reason.includes('\n'), missing.reason);
+  } finally {
+    if (saved === undefined) delete process.env.HPAIR_NATIVE_ADDON;
+    else process.env.HPAIR_NATIVE_ADDON = saved;
+  }
+});
+
+test('info() lists both paths with their shapes, whether they run here and why not', () => {
+  if (!addon) return;
+  assert.equal(info!.paths.map((p) => p.name), ['avx512', 'avx2']);
+  for (const p of info!.paths) {
+    assert.type(p.supported, 'boolean');
+    assert.ok(p.mr > 0 && p.nr > 0 && p.kc > 0);
+    if (p.supported) assert.is(p.reason, undefined);
+    else assert.ok(typeof p.reason === 'string' && p.reason.length > 0 && p.reason.length < 80, `${p.name}: ${p.reason}`);
+  }
+  assert.is(shape('avx512').kc, shape('avx2').kc, 'one kc for every path');
+  for (const key of ['l1d', 'l2', 'l3'] as const) assert.ok(Number.isInteger(info!.cache[key]) && info!.cache[key] >= 4096, key);
+  assert.ok(/^(gcc|clang) /.test(info!.compiler), info!.compiler);
+  console.log(`  paths: ${info!.paths.map((p) => `${p.name} ${p.mr}×${p.nr} ${p.supported ? 'runs here' : `(${p.reason})`}`).join(', ')}; cache ${JSON.stringify(info!.cache)}; ${info!.compiler}`);
+});
+
+// ---- the micro-kernels alone ----
+
+for (const name of paths) {
+  test(`${name}: the micro-kernel alone matches a double loop, k = 0…257 and kc, storing and accumulating`, () => {
+    const { mr, nr, kc } = shape(name);
+    const next = seeded(11);
+    for (const k of [...new Set([0, 1, 2, 3, 4, 5, 7, kc, kc + 1, 256, 257])]) {
+      for (const accumulate of [false, true]) {
+        const a = Float64Array.from({ length: k * mr }, next);
+        const b = Float64Array.from({ length: k * nr }, next);
+        const c0 = Float64Array.from({ length: mr * nr }, next);
+        const c = c0.slice();
+        addon!.microKernel(name, k, a, b, c, accumulate);
+        for (let i = 0; i < mr; i++) {
+          for (let j = 0; j < nr; j++) {
+            let sum = accumulate ? c0[i * nr + j] : 0;
+            let scale = Math.abs(sum);
+            for (let x = 0; x < k; x++) {
+              sum += a[x * mr + i] * b[x * nr + j];
+              scale += Math.abs(a[x * mr + i] * b[x * nr + j]);
+            }
+            const got = c[i * nr + j];
+            if (!(Math.abs(got - sum) <= 1e-14 * scale)) assert.unreachable(`k ${k} accumulate ${accumulate} (${i}, ${j}): ${got} vs ${sum}`);
+            if (k === 0) assert.is(got, accumulate ? c0[i * nr + j] : 0);
+          }
+        }
+      }
+    }
+  });
+}
+
+// ---- whole problems through hermitianTile ----
+
+/** H through hermitianTile over a grid of tile×tile tiles of the lower triangle; h starts as NaN everywhere. */
+function tiled(name: NativePathName, expp: ComplexMatrix, distance: Float64Array, tile: number): ComplexMatrix {
+  const N = expp.rows;
+  const n = N - 1;
+  const h = new Float64Array(new SharedArrayBuffer(16 * n * n)).fill(NaN);
+  for (let i0 = 0; i0 < n; i0 += tile) {
+    for (let j0 = 0; j0 <= i0; j0 += tile) {
+      const bad = addon!.hermitianTile(name, expp.data, distance, h, N, expp.cols, i0, Math.min(n, i0 + tile), j0, Math.min(n, j0 + tile));
+      if (bad !== -1) assert.unreachable(`tile (${i0}, ${j0}) reported a non-finite entry at ${bad}`);
+    }
+  }
+  return { rows: n, cols: n, data: h };
+}
+
+const shapes: Array<[number, number]> = [[2, 1], [2, 2], [3, 1], [3, 5], [17, 3], [26, 9], [38, 300], [66, 65], [131, 261]];
+for (const name of paths) {
+  test(`${name}: whole problems match the reference port; every tile grid gives the same bits`, () => {
+    for (const [N, M] of shapes) {
+      const { expp, distance } = randomProblem(N, M, N * 31 + M);
+      const expected = hermitianReference(expp, distance);
+      let first: ComplexMatrix | undefined;
+      for (const tile of [1, 5, 13, 64, N]) {
+        if (tile === 1 && N > 40) continue; // (N−1)²/2 calls: enough on the small shapes
+        const h = tiled(name, expp, distance, tile);
+        const error = relativeError(h, expected);
+        assert.ok(error <= 1e-12, `N ${N} M ${M} tile ${tile}: relative error ${error}`);
+        assertExactlyHermitian(h);
+        if (first) assertBitIdentical(h.data, first.data, `N ${N} M ${M}: tile ${tile} against tile 1/5`);
+        else first = h;
+      }
+    }
+  });
+
+  test(`${name}: a tile writes exactly its lower-triangle entries and their mirrors inside the window, nothing else`, () => {
+    const N = 41;
+    const M = 23;
+    const n = N - 1;
+    const { expp, distance } = randomProblem(N, M, 5);
+    const full = tiled(name, expp, distance, n);
+    // Tiles on, across, below and wholly above the diagonal; empty ones; odd sizes.
+    const tiles: Array<[number, number, number, number]> = [
+      [3, 20, 7, 25], [0, n, 0, n], [10, 11, 10, 11], [10, 11, 0, 40], [0, 40, 39, 40], [5, 9, 20, 30], [7, 7, 0, 5], [12, 30, 4, 4], [33, 40, 1, 2],
+    ];
+    // The whole H, and windows (r0, c0, rows, cols) across the diagonal, off it, thin, single, empty.
+    const windows: Array<[number, number, number, number]> = [[0, 0, n, n], [5, 3, 10, 20], [20, 0, 20, 40], [0, 35, 40, 5], [17, 17, 1, 1], [39, 0, 1, 40], [8, 30, 0, 4]];
+    for (const [r0, c0, rows, cols] of windows) {
+      for (const [i0, i1, j0, j1] of tiles) {
+        const h = new Float64Array(2 * rows * cols).fill(NaN);
+        const bad = addon!.hermitianTile(name, expp.data, distance, h, N, M, i0, i1, j0, j1, r0, c0, rows, cols);
+        assert.is(bad, -1);
+        for (let i = r0; i < r0 + rows; i++) {
+          for (let j = c0; j < c0 + cols; j++) {
+            const lower = i >= i0 && i < i1 && j >= j0 && j < j1 && j <= i;
+            const mirror = j >= i0 && j < i1 && i >= j0 && i < j1 && i <= j;
+            const at = 2 * ((i - r0) * cols + (j - c0));
+            const want = 2 * (i * n + j);
+            const where = `window ${[r0, c0, rows, cols]} tile ${[i0, i1, j0, j1]}: (${i}, ${j})`;
+            if (lower || mirror) {
+              if (h[at] !== full.data[want] || h[at + 1] !== full.data[want + 1]) assert.unreachable(`${where} is ${h[at]}, ${h[at + 1]}`);
+            } else if (!Number.isNaN(h[at]) || !Number.isNaN(h[at + 1])) {
+              assert.unreachable(`${where} was written`);
+            }
+          }
+        }
+      }
+    }
+  });
+
+  test(`${name}: every tile of a grid, stored through a window, gives that block of H bit for bit`, () => {
+    const N = 53;
+    const M = 47;
+    const n = N - 1;
+    const { expp, distance } = randomProblem(N, M, 12);
+    const full = tiled(name, expp, distance, 16);
+    for (const [r0, c0, rows, cols] of [[3, 9, 30, 17], [40, 0, 12, 52], [0, 30, 25, 22]]) {
+      const h = new Float64Array(2 * rows * cols).fill(NaN);
+      for (let i0 = 0; i0 < n; i0 += 7) {
+        for (let j0 = 0; j0 <= i0; j0 += 7) addon!.hermitianTile(name, expp.data, distance, h, N, M, i0, Math.min(n, i0 + 7), j0, Math.min(n, j0 + 7), r0, c0, rows, cols);
+      }
+      const block = new Float64Array(2 * rows * cols);
+      for (let i = 0; i < rows; i++) block.set(full.data.subarray(2 * ((r0 + i) * n + c0), 2 * ((r0 + i) * n + c0 + cols)), 2 * i * cols);
+      assertBitIdentical(h, block, `window ${[r0, c0, rows, cols]}`);
+    }
+  });
+
+  test(`${name}: an H that overflows from finite inputs is reported (first non-finite entry of the tile)`, () => {
+    const N = 40;
+    const M = 9;
+    const n = N - 1;
+    for (const spoil of ['tiny distance', 'huge expp'] as const) {
+      const { expp, distance } = randomProblem(N, M, 6);
+      if (spoil === 'tiny distance') distance[4] = 1e-310; // subnormal: B = A / d overflows
+      else expp.data[2 * (13 * M + 2)] = 1e200; // row 13: its products overflow
+      const h = new Float64Array(2 * n * n);
+      let reported = 0;
+      for (let i0 = 0; i0 < n; i0 += 8) {
+        for (let j0 = 0; j0 <= i0; j0 += 8) {
+          const [i1, j1] = [Math.min(n, i0 + 8), Math.min(n, j0 + 8)];
+          const bad = addon!.hermitianTile(name, expp.data, distance, h, N, M, i0, i1, j0, j1);
+          // The first entry (row-major, j ≤ i) of this tile that is not finite, as stored.
+          let first = -1;
+          for (let i = i0; i < i1 && first < 0; i++) {
+            for (let j = j0; j < Math.min(j1, i + 1); j++) {
+              const at = 2 * (i * n + j);
+              if (!(Number.isFinite(h[at]) && Number.isFinite(h[at + 1]))) {
+                first = i * n + j;
+                break;
+              }
+            }
+          }
+          assert.is(bad, first, `${spoil}, tile (${i0}, ${j0})`);
+          if (bad >= 0) reported++;
+        }
+      }
+      assert.ok(reported > 0, `${spoil}: some tile reports the overflow`);
+    }
+  });
+
+  test(`${name}: views with a byteOffset over SharedArrayBuffers and WebAssembly memory`, () => {
+    const N = 29;
+    const M = 37;
+    const n = N - 1;
+    const { expp, distance } = randomProblem(N, M, 9, false);
+    const plain = new Float64Array(2 * n * n);
+    addon!.hermitianTile(name, expp.data, distance, plain, N, M, 0, n, 0, n);
+    const shared = new SharedArrayBuffer(8 * (3 + 2 * N * M + 5 + M + 7 + 2 * n * n + 11));
+    const e = new Float64Array(shared, 8 * 3, 2 * N * M);
+    const d = new Float64Array(shared, 8 * (3 + 2 * N * M + 5), M);
+    const h = new Float64Array(shared, 8 * (3 + 2 * N * M + 5 + M + 7), 2 * n * n);
+    e.set(expp.data);
+    d.set(distance);
+    addon!.hermitianTile(name, e, d, h, N, M, 0, n, 0, n);
+    assertBitIdentical(h, plain, 'SharedArrayBuffer views');
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
+    const w = new Float64Array(memory.buffer, 8 * 1001, 2 * n * n);
+    addon!.hermitianTile(name, e, d, w, N, M, 0, n, 0, n);
+    assertBitIdentical(w, plain, 'WebAssembly.Memory view');
+    assert.is(new Float64Array(memory.buffer, 8 * 1000, 1)[0], 0, 'the value before the view is untouched');
+    assert.is(new Float64Array(memory.buffer, 8 * (1001 + 2 * n * n), 1)[0], 0, 'the value after the view is untouched');
+    assert.is(new Float64Array(shared, 8 * (3 + 2 * N * M + 5 + M + 7 + 2 * n * n), 1)[0], 0);
+  });
+}
+
+test('avx512 and avx2 give the same bits', () => {
+  if (!(paths.includes('avx512') && paths.includes('avx2'))) {
+    console.log(`  note: skipped, ${paths.length ? `this CPU runs ${paths.join(' and ')} only` : 'no native path runs here'}`);
+    return;
+  }
+  for (const [N, M] of [[38, 300], [131, 261], [97, 530]] as Array<[number, number]>) {
+    const { expp, distance } = randomProblem(N, M, N + M);
+    assertBitIdentical(tiled('avx512', expp, distance, 48).data, tiled('avx2', expp, distance, 48).data, `N ${N} M ${M}`);
+  }
+  const next = seeded(3);
+  const a = Float64Array.from({ length: 300 * 12 }, next);
+  const b = Float64Array.from({ length: 300 * 16 }, next);
+  // The avx2 micro-tile is a corner of the avx512 one: pack the same values both ways and compare that corner.
+  const c512 = new Float64Array(12 * 16);
+  addon!.microKernel('avx512', 300, a, b, c512, false);
+  const { mr, nr } = shape('avx2');
+  const a2 = new Float64Array(300 * mr);
+  const b2 = new Float64Array(300 * nr);
+  for (let k = 0; k < 300; k++) {
+    for (let i = 0; i < mr; i++) a2[k * mr + i] = a[k * 12 + i];
+    for (let j = 0; j < nr; j++) b2[k * nr + j] = b[k * 16 + j];
+  }
+  const c2 = new Float64Array(mr * nr);
+  addon!.microKernel('avx2', 300, a2, b2, c2, false);
+  for (let i = 0; i < mr; i++) for (let j = 0; j < nr; j++) assert.is(c2[i * nr + j], c512[i * 16 + j]);
+});
+
+test('the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the AVX2 path\'s bits', async () => {
+  // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, on any AVX2 machine.
+  if (!paths.includes('avx2') || !hasCompiler()) {
+    console.log('  note: skipped, needs the avx2 path and a C compiler');
+    return;
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), 'hpair-check-'));
+  try {
+    const cc = (process.env.CC || 'cc').trim().split(/\s+/);
+    const exe = path.join(dir, 'driver-12x16');
+    const src = path.join(nativeDir, 'src');
+    const run = (file: string, args: string[]) =>
+      new Promise<{ code: number; out: string }>((resolve) =>
+        execFile(file, args, { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, out: `${stdout}${stderr}` })),
+      );
+    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, path.join(nativeDir, 'check/driver-12x16.c'), path.join(src, 'path_avx2.c'), path.join(src, 'scratch.c'), '-lm', '-o', exe]);
+    assert.is(build.code, 0, build.out);
+    const result = await run(exe, []);
+    assert.is(result.code, 0, result.out);
+    assert.ok(result.out.trim().split('\n').every((line) => line.endsWith('bit-identical')), result.out);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ---- argument checks ----
+
+function throwsNative(call: () => void, kind: ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor, what: string): void {
+  try {
+    call();
+  } catch (error) {
+    assert.instance(error, kind, `${what}: ${String(error)}`);
+    assert.is((error as { code?: string }).code, 'ERR_HPAIR_NATIVE', what);
+    assert.ok(!(kind === Error) || !(error instanceof TypeError || error instanceof RangeError), `${what}: expected a plain Error`);
+    return;
+  }
+  assert.unreachable(`${what}: did not throw`);
+}
+
+test('every bad argument throws (TypeError, RangeError or Error, code ERR_HPAIR_NATIVE) without touching memory', () => {
+  if (!addon) return;
+  const name = paths[0];
+  const N = 5;
+  const M = 4;
+  const n = N - 1;
+  const e = new Float64Array(2 * N * M).fill(1);
+  const d = new Float64Array(M).fill(1);
+  const h = new Float64Array(2 * n * n);
+  const tile = (...args: unknown[]) => () => (addon!.hermitianTile as (...a: unknown[]) => void)(...args);
+  if (name) {
+    const ok = [name, e, d, h, N, M, 0, n, 0, n];
+    const bad = (index: number, value: unknown) => tile(...ok.slice(0, index), value, ...ok.slice(index + 1));
+    throwsNative(bad(0, 'avx3'), TypeError, 'unknown path');
+    throwsNative(bad(0, 2), TypeError, 'path not a string');
+    throwsNative(bad(1, new Float32Array(2 * N * M)), TypeError, 'expp Float32Array');
+    throwsNative(bad(1, Array.from(e)), TypeError, 'expp plain array');
+    throwsNative(bad(1, e.subarray(1)), RangeError, 'expp too short');
+    throwsNative(bad(2, d.subarray(1)), RangeError, 'distance too short');
+    throwsNative(bad(2, new DataView(d.buffer)), TypeError, 'distance DataView');
+    throwsNative(bad(3, h.subarray(1)), RangeError, 'h too short');
+    throwsNative(bad(3, new BigInt64Array(2 * n * n)), TypeError, 'h BigInt64Array');
+    throwsNative(bad(4, 0), RangeError, 'N = 0');
+    throwsNative(bad(5, 0), RangeError, 'M = 0');
+    throwsNative(bad(4, 2.5), RangeError, 'N not an integer');
+    throwsNative(bad(4, -1), RangeError, 'N negative');
+    throwsNative(bad(4, NaN), RangeError, 'N NaN');
+    throwsNative(bad(4, 2 ** 53), RangeError, 'N beyond 2^53 − 1');
+    throwsNative(bad(4, 2 ** 31), RangeError, 'N·M past expp (needs 64-bit sizes)');
+    throwsNative(bad(4, '5'), TypeError, 'N a string');
+    throwsNative(bad(5, 5), RangeError, 'M past expp');
+    throwsNative(bad(7, n + 1), RangeError, 'i1 > N − 1');
+    throwsNative(tile(name, e, d, h, N, M, 3, 2, 0, n), RangeError, 'i0 > i1');
+    throwsNative(bad(9, n + 1), RangeError, 'j1 > N − 1');
+    throwsNative(tile(name, e, d, h, N, M, 0, n, 3, 2), RangeError, 'j0 > j1');
+    throwsNative(tile(...ok, 0), TypeError, 'a window needs all of r0, c0, rows, cols');
+    throwsNative(tile(...ok, 0, 0, 2, '2'), TypeError, 'window cols a string');
+    throwsNative(tile(...ok, 3, 0, 2, 2), RangeError, 'window rows past N − 1');
+    throwsNative(tile(...ok, 0, 1, 2, n), RangeError, 'window columns past N − 1');
+    throwsNative(tile(name, e, d, new Float64Array(2 * 2 * 3 - 1), N, M, 0, n, 0, n, 1, 1, 2, 3), RangeError, 'h shorter than its window');
+  }
+  throwsNative(tile(), TypeError, 'no arguments');
+  for (const p of info!.paths.filter((x) => !x.supported)) {
+    throwsNative(tile(p.name, e, d, h, N, M, 0, n, 0, n), Error, `${p.name} is unsupported here`);
+    throwsNative(() => addon!.microKernel(p.name, 1, new Float64Array(64), new Float64Array(64), new Float64Array(512), false), Error, `${p.name} microKernel`);
+  }
+  if (name) {
+    const { mr, nr } = shape(name);
+    const k = 3;
+    const [a, b, c] = [new Float64Array(k * mr), new Float64Array(k * nr), new Float64Array(mr * nr)];
+    const ukr = (...args: unknown[]) => () => (addon!.microKernel as (...x: unknown[]) => void)(...args);
+    throwsNative(ukr(name, k, a.subarray(1), b, c, false), RangeError, 'a too short');
+    throwsNative(ukr(name, k, a, b.subarray(1), c, false), RangeError, 'b too short');
+    throwsNative(ukr(name, k, a, b, c.subarray(1), false), RangeError, 'c too short');
+    throwsNative(ukr(name, 1.5, a, b, c, false), RangeError, 'k not an integer');
+    throwsNative(ukr(name, k, a, b, c, 1), TypeError, 'accumulate not a boolean');
+    throwsNative(ukr(name, k, a, b, c), TypeError, 'accumulate missing');
+  }
+  const scan = (...args: unknown[]) => () => (addon!.scanNonFinite as (...x: unknown[]) => number)(...args);
+  throwsNative(scan(e, 0, e.length + 1), RangeError, 'scan end past the array');
+  throwsNative(scan(e, 3, 2), RangeError, 'scan start > end');
+  throwsNative(scan(new Float32Array(4), 0, 4), TypeError, 'scan Float32Array');
+  throwsNative(scan(e, -1, 2), RangeError, 'scan start negative');
+  // Still healthy, and nothing was written by the failed calls.
+  assert.ok(h.every((v) => v === 0));
+  if (name) {
+    addon.hermitianTile(name, e, d, h, N, M, 0, n, 0, n);
+    addon.hermitianTile(name, e, d, h, N, M, n, n, 0, n); // an empty tile is valid
+  }
+});
+
+// ---- the non-finite scan ----
+
+test('scanNonFinite finds the first NaN/±Infinity at every position and offset, and −1 when there is none', () => {
+  if (!addon) return;
+  const next = seeded(2);
+  const values = Float64Array.from({ length: 75 }, () => next() * 1e300);
+  values[40] = Number.MAX_VALUE;
+  values[41] = -Number.MIN_VALUE;
+  values[42] = -0;
+  for (let start = 0; start < 20; start++) {
+    for (const end of [start, start + 1, 37, 64, 75].filter((x) => x >= start)) {
+      assert.is(addon.scanNonFinite(values, start, end), -1, `clean [${start}, ${end})`);
+      for (let at = start; at < end; at++) {
+        for (const bad of [NaN, Infinity, -Infinity]) {
+          const saved = values[at];
+          values[at] = bad;
+          if (at + 3 < end) values[at + 3] = NaN; // a later one must not win
+          const found = addon.scanNonFinite(values, start, end);
+          values[at] = saved;
+          if (at + 3 < end) values[at + 3] = next();
+          if (found !== at) assert.unreachable(`[${start}, ${end}) with ${bad} at ${at}: found ${found}`);
+        }
+      }
+    }
+  }
+  const shared = new Float64Array(new SharedArrayBuffer(8 * 100), 8 * 7, 50);
+  shared[49] = Infinity;
+  assert.is(addon.scanNonFinite(shared, 0, 50), 49);
+  assert.is(addon.scanNonFinite(shared, 0, 49), -1);
+});
+
+// ---- threads ----
+
+test('loads in worker threads; each thread computes with its own scratch into one shared H', async () => {
+  const name = paths[0];
+  if (!name) return;
+  const N = 90;
+  const M = 70;
+  const n = N - 1;
+  const { expp, distance } = randomProblem(N, M, 21);
+  const expected = tiled(name, expp, distance, 16);
+  const h = new Float64Array(new SharedArrayBuffer(16 * n * n));
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const addon = require(workerData.file);
+    const { name, expp, distance, h, N, M, tile, worker, workers } = workerData;
+    const n = N - 1;
+    let index = 0;
+    for (let i0 = 0; i0 < n; i0 += tile) for (let j0 = 0; j0 <= i0; j0 += tile, index++)
+      if (index % workers === worker) addon.hermitianTile(name, expp, distance, h, N, M, i0, Math.min(n, i0 + tile), j0, Math.min(n, j0 + tile));
+    parentPort.postMessage('done');`;
+  const run = (worker: number) =>
+    new Promise<void>((resolve, reject) => {
+      const w = new Worker(code, { eval: true, workerData: { file: addonFile, name, expp: expp.data, distance, h, N, M, tile: 16, worker, workers: 3 } });
+      w.once('message', () => void w.terminate().then(() => resolve(), reject));
+      w.once('error', reject);
+    });
+  await Promise.all([run(0), run(1), run(2)]);
+  assertBitIdentical(h, expected.data, 'H from three worker threads');
+});
+
+// ---- the install script ----
+
+test('install.mjs without a compiler (CC=false) exits 0 and records built: false with a one-line reason', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hpair-native-'));
+  try {
+    for (const entry of ['install.mjs', 'binding.gyp', 'src']) cpSync(path.join(nativeDir, entry), path.join(dir, entry), { recursive: true });
+    const env: NodeJS.ProcessEnv = { ...process.env, CC: 'false', CXX: 'false' };
+    delete env.HPAIR_NO_NATIVE;
+    const result = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile(process.execPath, [path.join(dir, 'install.mjs'), dir], { env, timeout: 60_000 }, (error, stdout) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout }),
+      );
+    });
+    assert.is(result.code, 0, result.stdout);
+    const status = JSON.parse(readFileSync(path.join(dir, 'build/status.json'), 'utf8')) as { built: boolean; reason: string };
+    assert.is(status.built, false);
+    assert.ok(typeof status.reason === 'string' && status.reason.length > 0 && !status.reason.includes('\n'), status.reason);
+    assert.ok(!existsSync(path.join(dir, 'build/Release/hpair_native.node')));
+    assert.is(result.stdout.trim().split('\n').length, 1, `one line of output: ${result.stdout}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
