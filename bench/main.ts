@@ -88,11 +88,13 @@ const kernelsAt = (size: number): KernelVariant[] => (opts.kernels !== undefined
 
 progress(`host: ${hostLine(host)}`);
 for (const entry of status) progress(`kernel ${entry.kernel}: ${entry.supported ? 'runs here' : `not here: ${entry.reason ?? '?'}`}`);
-{
+const auto: { kernel: string; whyNotNative?: string } = await (async () => {
   const probe = createPool({ workers: 1 });
-  progress(`kernel 'auto' picks ${probe.kernel}${probe.whyNotNative === undefined ? '' : ` (not native: ${probe.whyNotNative})`}`);
+  const picked = { kernel: probe.kernel, ...(probe.whyNotNative === undefined ? {} : { whyNotNative: probe.whyNotNative }) };
   await probe.close();
-}
+  return picked;
+})();
+progress(`kernel 'auto' picks ${auto.kernel}${auto.whyNotNative === undefined ? '' : ` (not native: ${auto.whyNotNative})`}`);
 
 const usePython = opts.python && pythonHasNumpy();
 if (opts.python && !usePython) progress('python3 with numpy not found: no numpy or zherk figures (pass --no-numpy to silence this)');
@@ -479,6 +481,7 @@ const record = {
   command: ['node', ...process.execArgv, 'dist/bench/main.js', ...process.argv.slice(2)].join(' '),
   host,
   kernelStatus: status,
+  auto,
   python: peerInfo ?? null,
   options: opts,
   flopsFormula: '8·(N−1)·N/2·(M−1)',
