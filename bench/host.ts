@@ -110,3 +110,46 @@ export function hostLine(host: HostFacts): string {
     `L3 ${cache(3, 'Unified') ?? '?'}, ${flags.length > 0 ? flags.join('+') : 'no AVX2'}${host.flags.avx512f ? '' : ', no AVX-512'}; Node ${host.node.slice(1)}`
   );
 }
+
+/** CPU time (s) the whole machine spent busy, and that the given processes spent, from /proc (Linux only). */
+export interface CpuSnapshot {
+  at: number;
+  busy: number;
+  ours: number;
+}
+
+const TICK = 100; // USER_HZ on Linux
+
+function procTicks(pid: number | 'self'): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime, stime, cutime, cstime are fields 14–17 of the line, 12–15 after "pid (comm) ".
+    return Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  } catch {
+    return 0;
+  }
+}
+
+export function cpuSnapshot(pids: readonly number[]): CpuSnapshot | undefined {
+  try {
+    const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+    const busy = values.slice(0, 8).reduce((sum, v) => sum + v, 0) - values[3] - values[4];
+    const ours = procTicks('self') + pids.reduce((sum, pid) => sum + procTicks(pid), 0);
+    return { at: performance.now(), busy: busy / TICK, ours: ours / TICK };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How much of the machine's cores other processes used between two snapshots (0 = none, 1 = all of them):
+ * the measure of how loaded a shared host was while a group was measured.
+ */
+export function othersShare(start: CpuSnapshot | undefined, end: CpuSnapshot | undefined): number | undefined {
+  if (start === undefined || end === undefined) return undefined;
+  const seconds = (end.at - start.at) / 1000;
+  if (seconds <= 0) return undefined;
+  return Math.max(0, end.busy - start.busy - (end.ours - start.ours)) / (seconds * availableParallelism());
+}

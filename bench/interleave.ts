@@ -1,7 +1,7 @@
 // Interleaved sampling with tinybench: every entry gets samples in turn, round after round, so drift on a
 // shared host (another process, frequency changes) falls on all entries alike and their ratios hold.
 import { Bench } from 'tinybench';
-import { ms, progress } from './stats.js';
+import { ms, progress, summarize } from './stats.js';
 
 export interface InterleavedEntry {
   what: string;
@@ -10,6 +10,8 @@ export interface InterleavedEntry {
   /** One sample. Return `{ overriddenDuration }` to report a time measured elsewhere (a Python peer's own). */
   fn: () => Promise<{ overriddenDuration: number } | undefined>;
   samples: number[];
+  /** The median of each round's block, in round order: for ratios paired round by round. */
+  rounds?: number[];
 }
 
 export interface InterleaveOptions {
@@ -68,6 +70,7 @@ export async function interleaved(label: string, entries: InterleavedEntry[], op
       if (result.state !== 'completed') throw new Error(`${label} ${entry.what}: ${result.state}`);
       if (result.latency.samples === undefined) throw new Error(`${label} ${entry.what}: no samples retained`);
       entry.samples.push(...result.latency.samples);
+      (entry.rounds ??= []).push(summarize(result.latency.samples).median);
     }
     const fewest = Math.min(...entries.map((e) => e.samples.length));
     const elapsed = (performance.now() - started) / 1000;

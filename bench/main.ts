@@ -28,11 +28,11 @@ import {
   type Schedule,
 } from 'hpair';
 import { HELP, JS_MAX_SIZE, parseOptions, unsupportedKernels, UsageError, type BenchOptions } from './options.js';
-import { hostFacts, hostLine } from './host.js';
+import { cpuSnapshot, hostFacts, hostLine, othersShare } from './host.js';
 import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
 import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind } from './python-peer.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
-import { markdownTable, ms, progress, ratio, summarize, textTable, type Summary } from './stats.js';
+import { markdownTable, ms, pairedRatio, progress, ratio, summarize, textTable, type Summary } from './stats.js';
 
 let options: BenchOptions | undefined;
 try {
@@ -99,6 +99,7 @@ progress(`kernel 'auto' picks ${auto.kernel}${auto.whyNotNative === undefined ? 
 const usePython = opts.python && pythonHasNumpy();
 if (opts.python && !usePython) progress('python3 with numpy not found: no numpy or zherk figures (pass --no-numpy to silence this)');
 const peer = usePython ? new PythonPeer() : undefined;
+const peerPids = (): number[] => (peer?.pid === undefined ? [] : [peer.pid]);
 let peerInfo: PeerInfo | undefined;
 if (peer !== undefined) {
   peerInfo = await peer.info();
@@ -125,7 +126,13 @@ interface Row {
   /** max |H − numpy's H| / max |numpy's H| (and over the lower triangle against zherk). */
   relErrVsNumpy?: number;
   relErrVsZherk?: number;
+  /** Median over rounds of the same round's ratio (see pairedRatio). */
+  pairedVsNumpy?: number;
+  pairedVsZherk?: number;
+  /** Share of the machine's cores that other processes used while this group was measured. */
+  othersCpu?: number;
   samplesMs: number[];
+  roundMediansMs?: number[];
 }
 const rows: Row[] = [];
 let sink = 0; // every output is read, so no run can be optimised away
@@ -240,7 +247,9 @@ try {
         if (zherk) entries.push(peerEntry('zherk', 'zherk'));
       }
       const minSamples = opts.minSamples ?? (size >= 4096 && workers === 1 ? 3 : 5);
+      const before = cpuSnapshot(peerPids());
       await interleaved(label, entries, { minSamples, timeSeconds: opts.timeSeconds, settleMs: opts.settleMs });
+      const othersCpu = othersShare(before, cpuSnapshot(peerPids()));
 
       const groupRows: Row[] = entries.map((entry) => {
         const stats = summarize(entry.samples);
@@ -254,14 +263,19 @@ try {
           workers,
           stats,
           gflops: flops / stats.median / 1e6,
+          othersCpu,
           samplesMs: entry.samples,
+          roundMediansMs: entry.rounds,
         };
       });
+      if (othersCpu !== undefined) progress(`${label}: other processes used ${(othersCpu * 100).toFixed(0)} % of the ${host.cores} cores meanwhile`);
       const numpyRow = groupRows.find((row) => row.kind === 'numpy');
       const zherkRow = groupRows.find((row) => row.kind === 'zherk');
       for (const row of groupRows) {
         if (numpyRow !== undefined) row.vsNumpy = numpyRow.stats.median / row.stats.median;
         if (zherkRow !== undefined) row.vsZherk = zherkRow.stats.median / row.stats.median;
+        row.pairedVsNumpy = pairedRatio(row.roundMediansMs, numpyRow?.roundMediansMs);
+        row.pairedVsZherk = pairedRatio(row.roundMediansMs, zherkRow?.roundMediansMs);
         const single = rows.find((other) => other.n === size && other.workers === 1 && other.what === row.what);
         if (single !== undefined) row.speedup = single.stats.median / row.stats.median;
         else if (workers === 1) row.speedup = 1;
@@ -362,26 +376,41 @@ rmSync(scratch, { recursive: true, force: true });
 // ---------------------------------------------------------------------------------------------------------
 // The small-job round trip through a warm pool, per kernel (it runs inline when that is cheaper than waking
 // the workers), then abort latency and event-loop delay during a large job with the default kernel.
-const smallJobs: { kernel: string; ran: string; n: number; stats: Summary; inline: boolean }[] = [];
-for (const kernel of ['auto' as const, ...kernels]) {
+const smallJobs: { kernel: string; ran: string; n: number; stats: Summary; inline: boolean; othersCpu?: number }[] = [];
+{
   const { expp, distance } = demoProblem(64, 64);
-  const pool = createPool(kernel === 'auto' ? {} : { kernel });
-  await pool.ready();
-  const out = createComplexMatrix(63, 63);
-  let ran = '';
-  const bench = new Bench({ time: 1000, iterations: 200, warmupIterations: 20, retainSamples: true });
-  bench.add('round trip 64', async () => {
-    const h = await pool.hermitian(expp, distance, { out });
-    ran = h.kernel;
-    sink += out.data[0];
-  });
-  await bench.run();
-  const result = bench.tasks[0].result;
-  if (result.state !== 'completed' || result.latency.samples === undefined) throw new Error('round trip: no samples');
-  const stats = summarize(result.latency.samples);
-  smallJobs.push({ kernel, ran, n: 64, stats, inline: pool.stats().inline > 0 });
-  progress(`warm N = M = 64 round trip, kernel ${kernel} (${ran}): median ${ms(stats.median)} ms (p25–p75 ${ms(stats.p25)}–${ms(stats.p75)}, ${stats.samples} samples)`);
-  await pool.close();
+  const smallEntries: (InterleavedEntry & { kernel: string; pool: Pool; ran: Set<string> })[] = [];
+  for (const kernel of ['auto' as const, ...kernels]) {
+    const pool = createPool(kernel === 'auto' ? {} : { kernel });
+    await pool.ready();
+    const out = createComplexMatrix(63, 63);
+    const ran = new Set<string>();
+    smallEntries.push({
+      what: kernel,
+      side: 'hpair',
+      kernel,
+      pool,
+      ran,
+      samples: [],
+      fn: async () => {
+        const h = await pool.hermitian(expp, distance, { out });
+        ran.add(h.kernel);
+        sink += out.data[0];
+        return undefined;
+      },
+    });
+  }
+  // Interleaved like the big jobs: blocks of ~20 ms per kernel, rotated, for at least 3 s.
+  const before = cpuSnapshot(peerPids());
+  await interleaved('warm N = M = 64 round trip', smallEntries, { minSamples: 200, timeSeconds: 3, settleMs: 0, blockMs: 20 });
+  const othersCpu = othersShare(before, cpuSnapshot(peerPids()));
+  for (const entry of smallEntries) {
+    const stats = summarize(entry.samples);
+    const ran = [...entry.ran].join('+');
+    smallJobs.push({ kernel: entry.kernel, ran, n: 64, stats, inline: entry.pool.stats().inline > 0, othersCpu });
+    progress(`warm N = M = 64 round trip, kernel ${entry.kernel} (${ran}): median ${ms(stats.median)} ms (p25–p75 ${ms(stats.p25)}–${ms(stats.p75)}, ${stats.samples} samples)`);
+    await entry.pool.close();
+  }
 }
 
 const responsiveness: Record<string, unknown> = {};
@@ -426,7 +455,7 @@ const responsiveness: Record<string, unknown> = {};
 
 // ---------------------------------------------------------------------------------------------------------
 // Tables and the JSON record.
-const header = ['N = M', 'workers', 'what', 'median ms', 'p25–p75 ms', 'samples', 'GFLOP/s', 'vs 1 worker', '× numpy', '× zherk', 'max rel. err'];
+const header = ['N = M', 'workers', 'what', 'median ms', 'p25–p75 ms', 'samples', 'GFLOP/s', 'vs 1 worker', '× numpy', '× zherk', 'paired × numpy / zherk', 'max rel. err', 'others\' CPU'];
 const cells = rows.map((row) => [
   String(row.n),
   String(row.workers),
@@ -438,7 +467,9 @@ const cells = rows.map((row) => [
   ratio(row.speedup),
   ratio(row.vsNumpy),
   ratio(row.vsZherk),
+  row.kind === 'hpair' && (row.pairedVsNumpy !== undefined || row.pairedVsZherk !== undefined) ? `${ratio(row.pairedVsNumpy) || '–'} / ${ratio(row.pairedVsZherk) || '–'}` : '',
   row.relErrVsNumpy === undefined ? '' : row.relErrVsNumpy.toExponential(1),
+  row.othersCpu === undefined ? '' : `${(row.othersCpu * 100).toFixed(0)} %`,
 ]);
 const memoryHeader = ['N = M', 'hpair compute peak RSS MB', 'kernel', 'numpy line MB', 'hpair / numpy', 'zherk line MB'];
 const memoryCells = memory.map((row) => [
@@ -458,7 +489,8 @@ if (peerInfo !== undefined) {
   out.push(`numpy ${peerInfo.numpy}, scipy ${peerInfo.scipy ?? '–'}, BLAS ${peerInfo.openblas.map((lib) => `${lib.coretype ?? '?'} ${lib.config?.split(' ').slice(0, 2).join(' ') ?? ''}`).join(' / ')}`);
 }
 out.push(`${host.date}, hpair ${host.commit?.slice(0, 12) ?? '(no git)'}${host.dirty === true ? ' (dirty)' : ''}, node ${process.execArgv.join(' ')}`.trimEnd());
-out.push('median and p25–p75 of each entry\'s samples; × numpy / × zherk = peer median / this median (same size, same threads)');
+out.push('median and p25–p75 of each entry\'s samples; × numpy / × zherk = peer median / this median (same size, same threads);');
+out.push('paired = median over rounds of the same round\'s ratio; others\' CPU = share of the cores other processes used during that group');
 out.push('', textTable(header, cells));
 if (memoryCells.length > 0) out.push('', textTable(memoryHeader, memoryCells));
 out.push('', textTable(smallHeader, smallCells));

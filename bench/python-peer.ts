@@ -252,6 +252,10 @@ export class PythonPeer {
   free(): Promise<unknown> {
     return this.#ask({ op: 'free' });
   }
+  /** The child's process id (for CPU accounting). */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
   close(): void {
     this.#child.stdin.end();
   }

@@ -36,6 +36,15 @@ export function summarize(samples: readonly number[]): Summary {
   };
 }
 
+/**
+ * The median over rounds of (reference's block median / entry's block median) in the same round: a speed
+ * ratio whose two sides ran seconds apart, so slow drift on a shared host cancels out of it.
+ */
+export function pairedRatio(entry: readonly number[] | undefined, reference: readonly number[] | undefined): number | undefined {
+  if (entry === undefined || reference === undefined || entry.length === 0 || entry.length !== reference.length) return undefined;
+  return summarize(entry.map((value, round) => reference[round] / value)).median;
+}
+
 /** ms with about four significant digits. */
 export function ms(value: number): string {
   return value.toFixed(value < 1 ? 3 : value < 10 ? 2 : value < 1000 ? 1 : 0);
