@@ -27,7 +27,7 @@ const HELP = `npm run bench:piscina [-- options]      (or: node dist/bench/vs-pi
   --workers W        threads for both pools                  (default: ${availableParallelism()}, the cores)
   --min-samples N    samples per entry at least              (default: 10)
   --time S           sample each size for at least S seconds (default: 3)
-  --out FILE         JSON record                             (default: bench-piscina.json)
+  --out FILE         JSON record                             (default: bench-results-piscina.json)
   --markdown         also print the table as Markdown        (default: off)
   -h, --help         this text
 `;
@@ -71,7 +71,7 @@ const [dim] = integers('--dim', values.dim ?? '3');
 const [workers] = integers('--workers', values.workers ?? String(availableParallelism()));
 const [minSamples] = integers('--min-samples', values['min-samples'] ?? '10');
 const timeSeconds = Number(values.time ?? '3');
-const outFile = values.out ?? 'bench-piscina.json';
+const outFile = values.out ?? 'bench-results-piscina.json';
 const TILE = 64;
 
 const host = hostFacts();
