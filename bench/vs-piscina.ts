@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { Piscina } from 'piscina';
 import { createPool, createSharedFloat64, tilesOf } from 'hpair';
 import { mirrorBlock } from './distance-kernel.js';
-import { hostFacts, hostLine } from './host.js';
+import { cpuSnapshot, hostFacts, hostLine, othersShare } from './host.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
 import type { SharedDistanceTask } from './piscina-shared-worker.js';
 import { markdownTable, ms, progress, ratio, summarize, textTable, type Summary } from './stats.js';
@@ -85,6 +85,8 @@ interface Result {
   n: number;
   tiles: number;
   stats: Record<string, Summary>;
+  /** Share of the cores other processes used while this size was measured. */
+  othersCpu?: number;
 }
 const results: Result[] = [];
 const kernelModule = new URL('./distance-kernel.js', import.meta.url);
@@ -131,12 +133,14 @@ for (const n of sizes) {
     entry('piscina shared, strided', () => share(outputs.strided, false)),
     entry('piscina shared, dynamic', () => share(outputs.dynamic, true)),
   ];
+  const before = cpuSnapshot([]);
   await interleaved(`n = ${n}`, entries, { minSamples, timeSeconds, settleMs: 0 });
+  const othersCpu = othersShare(before, cpuSnapshot([]));
   for (const [name, out] of Object.entries(outputs)) {
     for (let v = 0; v < n * n; v++) if (out[v] !== outputs.hpair[v]) throw new Error(`n = ${n}: ${name} differs from hpair at ${v}`);
   }
   const stats = Object.fromEntries(entries.map((e) => [e.what, summarize(e.samples)]));
-  results.push({ n, tiles: tiles.length, stats });
+  results.push({ n, tiles: tiles.length, stats, othersCpu });
   const h = stats.hpair.median;
   progress(
     `n = ${n}: hpair ${ms(h)} ms; ` +
@@ -150,9 +154,9 @@ await pool.close();
 await cloning.destroy();
 await sharing.destroy();
 
-const header = ['n', 'tiles', 'hpair ms', 'piscina clone ms', 'piscina shared strided ms', 'piscina shared dynamic ms', 'clone / hpair', 'strided / hpair', 'dynamic / hpair', 'samples'];
+const header = ['n', 'tiles', 'hpair ms', 'piscina clone ms', 'piscina shared strided ms', 'piscina shared dynamic ms', 'clone / hpair', 'strided / hpair', 'dynamic / hpair', 'samples', 'others\' CPU'];
 const cell = (s: Summary): string => `${ms(s.median)} (${ms(s.p25)}–${ms(s.p75)})`;
-const rows = results.map(({ n, tiles, stats }) => {
+const rows = results.map(({ n, tiles, stats, othersCpu }) => {
   const h = stats.hpair.median;
   return [
     String(n),
@@ -167,11 +171,13 @@ const rows = results.map(({ n, tiles, stats }) => {
     Object.values(stats)
       .map((s) => s.samples)
       .join('/'),
+    othersCpu === undefined ? '' : `${(othersCpu * 100).toFixed(0)} %`,
   ];
 });
 process.stdout.write(
   `hpair vs piscina — distance matrix, dim ${dim}, ${TILE}×${TILE} tiles, ${workers} workers each — ${hostLine(host)}\n` +
-    `${host.date}, hpair ${host.commit?.slice(0, 12) ?? '(no git)'}; median ms (p25–p75); ratio = piscina median / hpair median\n\n` +
+    `${host.date}, hpair ${host.commit?.slice(0, 12) ?? '(no git)'}; median ms (p25–p75); ratio = piscina median / hpair median;\n` +
+    `samples = hpair/clone/strided/dynamic; others' CPU = share of the cores other processes used meanwhile\n\n` +
     `${textTable(header, rows)}\n${values.markdown === true ? `\n${markdownTable(header, rows)}\n` : ''}`,
 );
 writeFileSync(
@@ -184,7 +190,7 @@ writeFileSync(
       tile: TILE,
       workers,
       spread: 'p25–p75',
-      results: results.map(({ n, tiles, stats }) => ({ n, tiles, ...Object.fromEntries(Object.entries(stats).map(([k, s]) => [k, s])) })),
+      results: results.map(({ n, tiles, stats, othersCpu }) => ({ n, tiles, othersCpu, ...stats })),
     },
     null,
     2,
