@@ -1,5 +1,5 @@
-// piscina's side: one task per tile, inputs cloned into every task as a piscina user passes them, the
-// tile's distances returned (transferred) for the main thread to place.
+// piscina's cloning side: one task per tile, the points cloned into every task as a piscina user usually passes them,
+// the tile's distances returned (structured clone copies them back) for the main thread to place.
 import { distanceBlock } from './distance-kernel.js';
 
 export interface DistanceTask {

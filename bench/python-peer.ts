@@ -1,0 +1,262 @@
+// The Python peers a user would reach for, in one long-lived python3 child that reads one JSON command per
+// line on stdin and answers one JSON line on stdout. Kept alive for the whole run, so a numpy or zherk
+// sample costs one round trip and can be interleaved with hpair's samples at no extra cost.
+//
+//   numpy: H = (A / d) @ A.conj().T            A = expp[:-1, 1:] − expp[-1, 1:], d = distance[1:], both formed
+//                                               when the inputs are loaded, outside the timed region
+//   zherk: C = scipy.linalg.blas.zherk(1.0, S, lower=1)   S = A · diag(d)^−½ (Fortran order), formed at load
+//
+// Only the BLAS call is timed (time.perf_counter in Python); the child reports that time, so the pipe's
+// round trip is not in the sample. BLAS threads are set per request through threadpoolctl when it is
+// installed, else through OpenBLAS's own openblas_set_num_threads (found in the loaded libraries by ctypes).
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+const SCRIPT = String.raw`
+import ctypes, json, os, platform, sys, time
+import numpy as np
+try:
+    import scipy
+    import scipy.linalg.blas as sblas
+except Exception:
+    scipy = None
+try:
+    import threadpoolctl
+except Exception:
+    threadpoolctl = None
+
+def openblas_libraries():
+    seen, libs = set(), []
+    with open('/proc/self/maps') as maps:
+        for line in maps:
+            parts = line.split()
+            if len(parts) < 6:
+                continue
+            path = parts[-1]
+            if 'openblas' in os.path.basename(path).lower() and '.so' in path and path not in seen:
+                seen.add(path)
+                libs.append(path)
+    found = []
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        def symbol(name):
+            for prefix in ('', 'scipy_'):
+                for suffix in ('', '64_', '_64'):
+                    fn = getattr(lib, prefix + name + suffix, None)
+                    if fn is not None:
+                        return fn
+            return None
+        entry = {'file': path, 'get_corename': symbol('openblas_get_corename'), 'get_config': symbol('openblas_get_config'),
+                 'set_threads': symbol('openblas_set_num_threads'), 'get_threads': symbol('openblas_get_num_threads')}
+        for key in ('get_corename', 'get_config'):
+            if entry[key] is not None:
+                entry[key].restype = ctypes.c_char_p
+        found.append(entry)
+    return found
+
+LIBS = openblas_libraries()
+
+def set_threads(n):
+    if threadpoolctl is not None:
+        threadpoolctl.threadpool_limits(limits=n, user_api='blas')
+        return 'threadpoolctl', [info.get('num_threads') for info in threadpoolctl.threadpool_info() if info.get('user_api') == 'blas']
+    got = []
+    for entry in LIBS:
+        if entry['set_threads'] is not None:
+            entry['set_threads'](ctypes.c_int(n))
+        if entry['get_threads'] is not None:
+            got.append(int(entry['get_threads']()))
+    return 'openblas_set_num_threads', got
+
+def blas_config(module):
+    try:
+        deps = module.show_config(mode='dicts')['Build Dependencies']['blas']
+        return {k: deps.get(k) for k in ('name', 'version', 'openblas configuration')}
+    except Exception as error:
+        return {'error': str(error)}
+
+def info():
+    out = {'python': platform.python_version(), 'numpy': np.__version__, 'scipy': None if scipy is None else scipy.__version__,
+           'numpyBlas': blas_config(np), 'scipyBlas': None if scipy is None else blas_config(scipy),
+           'threadpoolctl': None if threadpoolctl is None else threadpoolctl.__version__, 'openblas': []}
+    for entry in LIBS:
+        lib = {'file': entry['file']}
+        if entry['get_corename'] is not None:
+            lib['coretype'] = entry['get_corename']().decode()
+        if entry['get_config'] is not None:
+            lib['config'] = entry['get_config']().decode()
+        if entry['get_threads'] is not None:
+            lib['threads'] = int(entry['get_threads']())
+        out['openblas'].append(lib)
+    if threadpoolctl is not None:
+        out['threadpoolInfo'] = [{k: v for k, v in i.items() if k in ('internal_api', 'version', 'architecture', 'num_threads', 'filepath')}
+                                 for i in threadpoolctl.threadpool_info()]
+    return out
+
+state = {}
+
+def load(cmd):
+    state.clear()
+    expp = np.load(os.path.join(cmd['dir'], 'expp.npy'))
+    distance = np.load(os.path.join(cmd['dir'], 'distance.npy'))
+    state['A'] = expp[:-1, 1:] - expp[-1, 1:]
+    state['d'] = distance[1:]
+    del expp, distance
+    reply = {'zherk': False}
+    if scipy is None:
+        reply['why'] = 'scipy is not installed'
+    elif not bool(np.all(state['d'] > 0)):
+        reply['why'] = 'zherk needs distance > 0'
+    else:
+        state['S'] = np.asfortranarray(state['A'] / np.sqrt(state['d']))
+        reply['zherk'] = True
+    return reply
+
+def checksum(h):
+    n = h.shape[0]
+    return float(h[0, 0].real + h[n - 1, n - 1].real + h[n // 2, n // 3].real + h[n // 2, n // 3].imag + h[n - 1, 0].imag)
+
+def run(cmd):
+    if cmd['what'] == 'numpy':
+        state.pop('H', None)
+        A, d = state['A'], state['d']
+        t = time.perf_counter()
+        H = (A / d) @ A.conj().T
+        ms = (time.perf_counter() - t) * 1000
+        state['H'] = H
+    else:
+        state.pop('C', None)
+        S = state['S']
+        t = time.perf_counter()
+        H = sblas.zherk(1.0, S, lower=1)
+        ms = (time.perf_counter() - t) * 1000
+        state['C'] = H
+    return {'ms': ms, 'checksum': checksum(H)}
+
+def compare(cmd):
+    ours = np.load(cmd['file'], mmap_mode='r')
+    reply = {}
+    H = state.get('H')
+    if H is not None:
+        scale, worst = float(np.abs(H).max()), 0.0
+        for r in range(0, H.shape[0], 256):
+            worst = max(worst, float(np.abs(ours[r:r + 256] - H[r:r + 256]).max()))
+        reply['vsNumpy'] = worst / scale
+    C = state.get('C')
+    if C is not None:
+        scale, worst = float(np.abs(np.tril(C)).max()), 0.0
+        for r in range(0, C.shape[0], 256):
+            block = np.tril(np.asarray(ours[r:r + 256]) - C[r:r + 256], k=r)
+            worst = max(worst, float(np.abs(block).max()))
+        reply['vsZherk'] = worst / scale
+    return reply
+
+for line in sys.stdin:
+    cmd = json.loads(line)
+    try:
+        op = cmd['op']
+        if op == 'info':
+            reply = info()
+        elif op == 'load':
+            reply = load(cmd)
+        elif op == 'threads':
+            how, got = set_threads(int(cmd['n']))
+            reply = {'how': how, 'threads': got}
+        elif op == 'run':
+            reply = run(cmd)
+        elif op == 'compare':
+            reply = compare(cmd)
+        elif op == 'free':
+            state.clear()
+            reply = {}
+        else:
+            raise ValueError('unknown op ' + str(op))
+    except Exception as error:
+        reply = {'error': type(error).__name__ + ': ' + str(error)}
+    sys.stdout.write(json.dumps(reply) + '\n')
+    sys.stdout.flush()
+`;
+
+export interface PeerInfo {
+  python: string;
+  numpy: string;
+  scipy: string | null;
+  numpyBlas: Record<string, unknown>;
+  scipyBlas: Record<string, unknown> | null;
+  threadpoolctl: string | null;
+  openblas: { file: string; coretype?: string; config?: string; threads?: number }[];
+  threadpoolInfo?: Record<string, unknown>[];
+}
+export interface PeerSample {
+  ms: number;
+  checksum: number;
+}
+export type PeerKind = 'numpy' | 'zherk';
+
+/** Whether python3 can import numpy (the peers need it; scipy is optional). */
+export function pythonHasNumpy(): boolean {
+  return spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
+}
+
+export class PythonPeer {
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #waiting: { resolve: (value: unknown) => void; reject: (error: Error) => void }[] = [];
+  #failure: Error | undefined;
+
+  constructor() {
+    // One BLAS thread count is set per request; start from the library defaults otherwise.
+    this.#child = spawn('python3', ['-u', '-c', SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    this.#child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
+    createInterface({ input: this.#child.stdout }).on('line', (line) => {
+      const waiter = this.#waiting.shift();
+      if (waiter === undefined) return;
+      const reply = JSON.parse(line) as { error?: string };
+      if (typeof reply.error === 'string') waiter.reject(new Error(`python peer: ${reply.error}`));
+      else waiter.resolve(reply);
+    });
+    this.#child.on('exit', (code, signal) => {
+      this.#failure = new Error(`python peer exited (${signal ?? code}): ${stderr.trim()}`);
+      for (const waiter of this.#waiting.splice(0)) waiter.reject(this.#failure);
+    });
+  }
+
+  #ask<T>(command: Record<string, unknown>): Promise<T> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.push({ resolve: resolve as (value: unknown) => void, reject });
+      this.#child.stdin.write(`${JSON.stringify(command)}\n`);
+    });
+  }
+
+  info(): Promise<PeerInfo> {
+    return this.#ask<PeerInfo>({ op: 'info' });
+  }
+  /** Loads expp.npy and distance.npy from `dir` and forms A, d (and S for zherk) outside any timing. */
+  load(dir: string): Promise<{ zherk: boolean; why?: string }> {
+    return this.#ask({ op: 'load', dir });
+  }
+  threads(n: number): Promise<{ how: string; threads: (number | null)[] }> {
+    return this.#ask({ op: 'threads', n });
+  }
+  run(what: PeerKind): Promise<PeerSample> {
+    return this.#ask<PeerSample>({ op: 'run', what });
+  }
+  /** max |ours − numpy's last H| / max |H|, and the same over the lower triangle against zherk's last C. */
+  compare(file: string): Promise<{ vsNumpy?: number; vsZherk?: number }> {
+    return this.#ask({ op: 'compare', file });
+  }
+  free(): Promise<unknown> {
+    return this.#ask({ op: 'free' });
+  }
+  /** The child's process id (for CPU accounting). */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+  close(): void {
+    this.#child.stdin.end();
+  }
+}
