@@ -1,5 +1,4 @@
 import { HpairError } from '../shared/errors.js';
-import type { NpyHeader } from './npy.js';
 
 /**
  * The one decoder of `.npy` elements, shared by every reader (whole files, streamed pieces, positioned row
@@ -7,8 +6,19 @@ import type { NpyHeader } from './npy.js';
  * 32 bits are exact float64s; a 64-bit integer must have |v| ≤ 2^53 or it is refused).
  */
 
+/** Integer dtypes a real vector may have. */
+export type IntegerKind = 'i1' | 'i2' | 'i4' | 'i8' | 'u1' | 'u2' | 'u4' | 'u8';
+/** Every dtype the readers know, without byte order: `c16`, `f4`, `i8`, … */
+export type NpyKind = 'c16' | 'c8' | 'f8' | 'f4' | IntegerKind;
 export type ComplexKind = 'c16' | 'c8' | 'f8';
-export type RealKind = Exclude<NpyHeader['kind'], 'c16' | 'c8'>;
+export type RealKind = Exclude<NpyKind, 'c16' | 'c8'>;
+
+/** What decoding needs of a header. */
+export interface ElementLayout {
+  readonly kind: NpyKind;
+  readonly littleEndian: boolean;
+  readonly fortranOrder: boolean;
+}
 
 const NAMES: Record<RealKind, string> = {
   f8: 'float64', f4: 'float32', i1: 'int8', i2: 'int16', i4: 'int32', i8: 'int64', u1: 'uint8', u2: 'uint16', u4: 'uint32', u8: 'uint64',
@@ -22,7 +32,7 @@ const LIMIT = 2n ** 53n;
  */
 export function decodeComplexElements(
   view: DataView, from: number, count: number, first: number,
-  header: Pick<NpyHeader, 'kind' | 'littleEndian' | 'fortranOrder'>, rows: number, cols: number, out: Float64Array,
+  header: ElementLayout, rows: number, cols: number, out: Float64Array,
 ): void {
   const { kind, littleEndian: little, fortranOrder: fortran } = header;
   const item = kind === 'c16' ? 16 : 8;

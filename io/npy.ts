@@ -1,6 +1,6 @@
 import { createComplexMatrix, createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
-import { decodeComplexElements, decodeRealElements, type ComplexKind } from './npy-elements.js';
+import { decodeComplexElements, decodeRealElements, type ComplexKind, type IntegerKind, type NpyKind } from './npy-elements.js';
 
 /**
  * NumPy `.npy` files (format versions 1.0, 2.0 and 3.0), read strictly: files come from users and
@@ -21,11 +21,9 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
  */
 const MAX_HEADER_BYTES = 1 << 16;
 
-type IntegerKind = 'i1' | 'i2' | 'i4' | 'i8' | 'u1' | 'u2' | 'u4' | 'u8';
-
 export interface NpyHeader {
   /** Type code without byte order, e.g. `c16`, `f4`, `i8`. */
-  readonly kind: 'c16' | 'c8' | 'f8' | 'f4' | IntegerKind;
+  readonly kind: NpyKind;
   /** The dtype as the file spells it, e.g. `<c16`: for messages. */
   readonly descr: string;
   readonly littleEndian: boolean;
