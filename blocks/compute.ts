@@ -184,7 +184,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
       try {
         output = await openNpyOutput(partial, n, { name: `${names.out} (partial)` });
       } catch (error) {
-        if (!(error instanceof HpairError) || !/ENOENT/.test(error.message)) throw error;
+        if ((error as { cause?: NodeJS.ErrnoException }).cause?.code !== 'ENOENT') throw error;
         // No partial output: either the last run finished but stopped before removing the journal, or the
         // partial output was deleted, which makes the journal meaningless.
         if (journal.done.size === plan.blocks.length && (await isComplete(outPath, outBytes, header))) {
@@ -403,6 +403,7 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
   const stop = new AbortController();
   const onAbort = (): void => stop.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted === true) onAbort(); // aborted while the files were being opened
   let failure: unknown;
   const guard = <T>(promise: Promise<T>): Promise<T> => {
     promise.catch((error: unknown) => {
