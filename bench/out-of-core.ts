@@ -54,8 +54,14 @@ interface Run {
 
 /** One `hpair compute` in a fresh process: wall time from spawn to exit, and the process's peak RSS. */
 function compute(args: string[]): Promise<Run> {
-  // The child reports its own peak RSS as it exits (it includes the worker threads).
-  const rss = 'data:text/javascript,process.on("exit",()=>process.stderr.write("maxrss "+process.resourceUsage().maxRSS+"\\n"))';
+  // The child reports its own peak RSS as it exits (worker threads included), from /proc: getrusage's maxRSS
+  // survives exec, so a child of this (big) process would report this process's size.
+  const hook = `import { readFileSync } from 'node:fs';
+process.on('exit', () => {
+  const kb = /VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? process.resourceUsage().maxRSS;
+  process.stderr.write('maxrss ' + kb + '\\n');
+});`;
+  const rss = `data:text/javascript,${encodeURIComponent(hook)}`;
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(process.execPath, ['--import', rss, cli, 'compute', ...args, ...extra, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
