@@ -1,8 +1,9 @@
-import { link, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { HpairError } from '../shared/errors.js';
 import { ioFailure, syncDirectory } from '../io/npy-output.js';
+import type { NpyInput } from '../io/npy-file.js';
 
 /**
  * The journal of an out-of-core job: a small text file beside the output (`H.npy.journal`) that lists the
@@ -52,6 +53,38 @@ export interface Journal {
 }
 
 const MAGIC = 'hpair-journal 1 ';
+
+/**
+ * The fingerprint of a job on these inputs (as computeToNpy makes it): expp as opened (its size, modification
+ * time and layout), distance's size and modification time, the block size and the kernel variant.
+ */
+export async function jobFingerprint(job: {
+  expp: Pick<NpyInput, 'rows' | 'cols' | 'dtype' | 'littleEndian' | 'fortranOrder' | 'fileBytes' | 'mtimeMs'>;
+  distance: string;
+  blockSize: number;
+  kernel: string;
+  names?: { distance?: string };
+}): Promise<JobFingerprint> {
+  const { expp, distance } = job;
+  let stats;
+  try {
+    stats = await stat(distance);
+  } catch (error) {
+    throw ioFailure('read', `${job.names?.distance ?? 'distance'} ${distance}`, error);
+  }
+  return {
+    N: expp.rows,
+    M: expp.cols,
+    blockSize: job.blockSize,
+    kernel: job.kernel,
+    expp: {
+      bytes: expp.fileBytes,
+      mtimeMs: expp.mtimeMs,
+      layout: `${expp.littleEndian ? '<' : '>'}${expp.dtype} ${expp.fortranOrder ? 'F' : 'C'} (${expp.rows}, ${expp.cols})`,
+    },
+    distance: { bytes: stats.size, mtimeMs: stats.mtimeMs, layout: 'vector' },
+  };
+}
 
 export function journalPath(outPath: string): string {
   return `${outPath}.journal`;
