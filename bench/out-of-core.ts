@@ -1,6 +1,7 @@
 // Out of core against in memory: `hpair compute` with --max-memory against `hpair compute` at the same N, each
 // a fresh process timed end to end (reading the inputs, computing, writing H, syncing), in interleaved rounds
-// (in memory, then each budget, round after round) so that a busy host slows every variant alike; medians.
+// (in memory, then each budget, round after round) so that a busy host slows every variant alike; medians of wall
+// time and of CPU time (every thread; less swayed by other tenants of a shared host), peak RSS, same bytes.
 //
 //   npm run bench:ooc                     quick: N = M = 2048, budgets a quarter and a half of H
 //   npm run bench:ooc -- --full           N = M ∈ {2048, 8192}
@@ -48,14 +49,23 @@ function cpuName(): string {
 
 interface Run {
   seconds: number;
+  /** CPU time of the whole process (every thread), user + system: less swayed than wall time by other tenants. */
+  cpuSeconds: number;
   peakRssMB: number;
   summary: Record<string, unknown>;
 }
 
 /** One `hpair compute` in a fresh process: wall time from spawn to exit, and the process's peak RSS. */
 function compute(args: string[]): Promise<Run> {
-  // The child reports its own peak RSS as it exits (it includes the worker threads).
-  const rss = 'data:text/javascript,process.on("exit",()=>process.stderr.write("maxrss "+process.resourceUsage().maxRSS+"\\n"))';
+  // The child reports its own peak RSS as it exits (worker threads included), from /proc: getrusage's maxRSS
+  // survives exec, so a child of this (big) process would report this process's size.
+  const hook = `import { readFileSync } from 'node:fs';
+process.on('exit', () => {
+  const kb = /VmHWM:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? process.resourceUsage().maxRSS;
+  const { user, system } = process.cpuUsage();
+  process.stderr.write('maxrss ' + kb + ' cpu ' + (user + system) + '\\n');
+});`;
+  const rss = `data:text/javascript,${encodeURIComponent(hook)}`;
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(process.execPath, ['--import', rss, cli, 'compute', ...args, ...extra, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -67,7 +77,8 @@ function compute(args: string[]): Promise<Run> {
       const seconds = (performance.now() - started) / 1000;
       if (code !== 0) return reject(new Error(`hpair compute ${args.join(' ')} exited ${code}: ${stderr}`));
       const kb = Number(/maxrss (\d+)/.exec(stderr)?.[1] ?? Number.NaN);
-      resolve({ seconds, peakRssMB: kb / 1024, summary: JSON.parse(stdout) as Record<string, unknown> });
+      const cpu = Number(/ cpu (\d+)/.exec(stderr)?.[1] ?? Number.NaN) / 1e6;
+      resolve({ seconds, cpuSeconds: cpu, peakRssMB: kb / 1024, summary: JSON.parse(stdout) as Record<string, unknown> });
     });
   });
 }
@@ -119,13 +130,15 @@ for (const N of sizes) {
       if (variant.budget !== undefined) args.push('--max-memory', String(variant.budget));
       const run = await compute(args);
       runs.get(variant.name)!.push(run);
-      process.stdout.write(`  N = ${N} round ${round + 1}: ${variant.name.padEnd(22)} ${run.seconds.toFixed(2)} s, peak RSS ${run.peakRssMB.toFixed(0)} MiB\n`);
+      process.stdout.write(`  N = ${N} round ${round + 1}: ${variant.name.padEnd(22)} ${run.seconds.toFixed(2)} s (CPU ${run.cpuSeconds.toFixed(1)} s), peak RSS ${run.peakRssMB.toFixed(0)} MiB\n`);
     }
   }
   const base = median(runs.get('in memory')!.map((r) => r.seconds));
+  const baseCpu = median(runs.get('in memory')!.map((r) => r.cpuSeconds));
   for (const variant of variants) {
     const mine = runs.get(variant.name)!;
     const seconds = median(mine.map((r) => r.seconds));
+    const cpuSeconds = median(mine.map((r) => r.cpuSeconds));
     const summary = mine[0].summary;
     const identical = variant.budget === undefined ? true : sameFile(variant.out, variants[0].out);
     rows.push({
@@ -140,6 +153,9 @@ for (const N of sizes) {
       medianSeconds: seconds,
       seconds: mine.map((r) => r.seconds),
       overheadPercent: variant.budget === undefined ? 0 : (100 * (seconds - base)) / base,
+      medianCpuSeconds: cpuSeconds,
+      cpuSeconds: mine.map((r) => r.cpuSeconds),
+      cpuOverheadPercent: variant.budget === undefined ? 0 : (100 * (cpuSeconds - baseCpu)) / baseCpu,
       peakRssMiB: median(mine.map((r) => r.peakRssMB)),
       bitIdentical: identical,
     });
@@ -148,12 +164,15 @@ for (const N of sizes) {
   else for (const variant of variants) rmSync(variant.out, { force: true });
 }
 
-console.log(`\n| N = M | run | block | blocks | median s | vs in memory | peak RSS MiB | same bytes |`);
-console.log(`|---|---|---|---|---|---|---|---|`);
+console.log(`\n| N = M | run | block | blocks | median s | vs in memory | median CPU s | vs in memory | peak RSS MiB | same bytes |`);
+console.log(`|---|---|---|---|---|---|---|---|---|---|`);
 for (const row of rows) {
   const budget = row.maxMemoryMiB === undefined ? 'in memory' : `--max-memory ${(row.maxMemoryMiB as number).toFixed(0)} MiB (${String(row.variant).replace('--max-memory ', '')})`;
-  const overhead = row.maxMemoryMiB === undefined ? '' : `${(row.overheadPercent as number) >= 0 ? '+' : ''}${(row.overheadPercent as number).toFixed(1)} %`;
-  console.log(`| ${row.N} | ${budget} | ${row.blockSize ?? ''} | ${row.blocks ?? ''} | ${(row.medianSeconds as number).toFixed(2)} | ${overhead} | ${(row.peakRssMiB as number).toFixed(0)} | ${row.bitIdentical ? 'yes' : 'NO'} |`);
+  const percent = (value: number): string => (row.maxMemoryMiB === undefined ? '' : `${value >= 0 ? '+' : ''}${value.toFixed(1)} %`);
+  console.log(
+    `| ${row.N} | ${budget} | ${row.blockSize ?? ''} | ${row.blocks ?? ''} | ${(row.medianSeconds as number).toFixed(2)} | ${percent(row.overheadPercent as number)} | ` +
+      `${(row.medianCpuSeconds as number).toFixed(1)} | ${percent(row.cpuOverheadPercent as number)} | ${(row.peakRssMiB as number).toFixed(0)} | ${row.bitIdentical ? 'yes' : 'NO'} |`,
+  );
 }
 writeFileSync(outFile, `${JSON.stringify({ cpu, node: process.version, rounds, rows }, null, 2)}\n`);
 console.log(`\nwrote ${outFile}`);

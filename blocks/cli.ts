@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { hermitianJobBytes } from '../kernel/hermitian-size.js';
 import type { KernelChoice } from '../kernel/kernel-names.js';
@@ -113,11 +114,25 @@ export async function computeOutOfCore(command: OutOfCoreCommand): Promise<void>
   }
 }
 
+/**
+ * This process's peak resident memory. On Linux from /proc (VmHWM): getrusage's maxRSS survives exec, so a
+ * process started by a big parent reports the parent's size.
+ */
+function peakRssBytes(): number {
+  try {
+    const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    if (kb !== undefined) return Number(kb) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
+
 function report(summary: OutOfCoreSummary, command: OutOfCoreCommand): void {
-  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  const peak = peakRssBytes();
   if (command.json) {
     const { N, M, workers, kernel, seconds, gflops, blockSize, blocks, computed, skipped, maxMemory } = summary;
-    process.stdout.write(`${JSON.stringify({ n: N, m: M, workers, kernel, seconds, gflops, outOfCore: true, blockSize, blocks, computed, skipped, maxMemory, peakRssBytes })}\n`);
+    process.stdout.write(`${JSON.stringify({ n: N, m: M, workers, kernel, seconds, gflops, outOfCore: true, blockSize, blocks, computed, skipped, maxMemory, peakRssBytes: peak })}\n`);
     return;
   }
   const { N, M, n, workers, seconds, gflops } = summary;
@@ -126,7 +141,7 @@ function report(summary: OutOfCoreSummary, command: OutOfCoreCommand): void {
     `wrote ${command.out} (out of core: ${command.reason})\n` +
       `  size      N = ${N}, M = ${M}  →  H is ${n}×${n} (${formatBytes(summary.outBytes)} on disk)\n` +
       `  blocks    ${summary.blocks} of ${summary.blockSize} rows: ${summary.computed} computed${resumed}\n` +
-      `  memory    budget ${formatBytes(summary.maxMemory)}, one block ${formatBytes(summary.memory.total)}, peak RSS ${formatBytes(peakRssBytes)}\n` +
+      `  memory    budget ${formatBytes(summary.maxMemory)}, one job ${formatBytes(summary.memory.total)}, peak RSS ${formatBytes(peak)}\n` +
       `  workers   ${workers}\n` +
       `  kernel    ${summary.kernel}\n` +
       `  time      ${seconds.toFixed(3)} s  (${gflops.toFixed(2)} GFLOP/s useful, reading and writing included)\n`,

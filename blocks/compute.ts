@@ -11,7 +11,7 @@ import { openNpyInput, readNpyVector, type NpyInput } from '../io/npy-file.js';
 import { createNpyOutput, ioFailure, openNpyOutput, syncDirectory, type NpyOutput } from '../io/npy-output.js';
 import { complexNpyHeader } from '../io/npy.js';
 import type { Pool } from '../workers/pool.js';
-import { journalPath, openJournal, readJournalFingerprint, type InputStamp, type JobFingerprint, type Journal } from './journal.js';
+import { jobFingerprint, journalPath, openJournal, readJournalFingerprint, type Journal } from './journal.js';
 import { blockPairs, chooseJobShape, formatBytes, jobMemory, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory, type JobShape } from './plan.js';
 
 /** What computeToNpy needs of a pool. */
@@ -154,7 +154,6 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     const threads = pool.size;
     const maxMemory = options.maxMemory ?? totalmem() / 2;
     const cost = { kernel, threads };
-    const stamps = { expp: stampOf(input), distance: await stampOfFile(distancePath, names.distance) };
 
     // A run that resumes keeps the journal's block size (a different --workers may otherwise choose another),
     // as long as it fits the budget.
@@ -173,7 +172,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     const shape = resumed ?? chooseJobShape(N, M, maxMemory, tile, { ...cost, blockSize: options.blockSize });
     const { blockSize } = shape;
     const plan = planBlocks(n, blockSize);
-    const fingerprint: JobFingerprint = { N, M, blockSize, kernel, ...stamps };
+    const fingerprint = await jobFingerprint({ expp: input, distance: distancePath, blockSize, kernel, names });
     const header = complexNpyHeader([n, n]);
     const outBytes = header.length + 16 * n * n;
 
@@ -184,7 +183,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
       try {
         output = await openNpyOutput(partial, n, { name: `${names.out} (partial)` });
       } catch (error) {
-        if (!(error instanceof HpairError) || !/ENOENT/.test(error.message)) throw error;
+        if ((error as { cause?: NodeJS.ErrnoException }).cause?.code !== 'ENOENT') throw error;
         // No partial output: either the last run finished but stopped before removing the journal, or the
         // partial output was deleted, which makes the journal meaningless.
         if (journal.done.size === plan.blocks.length && (await isComplete(outPath, outBytes, header))) {
@@ -403,6 +402,7 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
   const stop = new AbortController();
   const onAbort = (): void => stop.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted === true) onAbort(); // aborted while the files were being opened
   let failure: unknown;
   const guard = <T>(promise: Promise<T>): Promise<T> => {
     promise.catch((error: unknown) => {
@@ -515,23 +515,6 @@ function nonFiniteIn(data: Float64Array, M: number, rows: LoadedRows, name: stri
   const col = Math.floor(flat / 2) % M;
   const part = flat % 2 === 0 ? 'real' : 'imaginary';
   return new HpairError('NON_FINITE', `${name}[${original}, ${col}] has a non-finite ${part} part (${String(data[flat])}); every value must be finite`);
-}
-
-function stampOf(input: NpyInput): InputStamp {
-  return {
-    bytes: input.fileBytes,
-    mtimeMs: input.mtimeMs,
-    layout: `${input.littleEndian ? '<' : '>'}${input.dtype} ${input.fortranOrder ? 'F' : 'C'} (${input.rows}, ${input.cols})`,
-  };
-}
-
-async function stampOfFile(path: string, name: string): Promise<InputStamp> {
-  try {
-    const stats = await stat(path);
-    return { bytes: stats.size, mtimeMs: stats.mtimeMs, layout: 'vector' };
-  } catch (error) {
-    throw ioFailure('read', `${name} ${path}`, error);
-  }
 }
 
 /**

@@ -3,7 +3,7 @@
 // and the journal (or a queue's completion count) says which blocks are in.
 export { planBlocks, chooseBlockSize, chooseJobShape, blockMemory, jobMemory, blockPairs, kernelTile, parseByteSize, formatBytes, READ_STAGE_BYTES } from './plan.js';
 export type { Block, BlockPlan, BlockCostOptions, BlockMemory, JobShape } from './plan.js';
-export { openJournal, readJournalFingerprint, journalPath, fingerprintDifference } from './journal.js';
+export { openJournal, readJournalFingerprint, journalPath, fingerprintDifference, jobFingerprint } from './journal.js';
 export type { Journal, JobFingerprint, InputStamp } from './journal.js';
 export { computeToNpy, partialPath } from './compute.js';
 export type { BlockPool, ComputeToNpyOptions, OutOfCoreProgress, OutOfCoreSummary } from './compute.js';

@@ -1,8 +1,9 @@
-import { link, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { HpairError } from '../shared/errors.js';
 import { ioFailure, syncDirectory } from '../io/npy-output.js';
+import type { NpyInput } from '../io/npy-file.js';
 
 /**
  * The journal of an out-of-core job: a small text file beside the output (`H.npy.journal`) that lists the
@@ -52,6 +53,38 @@ export interface Journal {
 }
 
 const MAGIC = 'hpair-journal 1 ';
+
+/**
+ * The fingerprint of a job on these inputs (as computeToNpy makes it): expp as opened (its size, modification
+ * time and layout), distance's size and modification time, the block size and the kernel variant.
+ */
+export async function jobFingerprint(job: {
+  expp: Pick<NpyInput, 'rows' | 'cols' | 'dtype' | 'littleEndian' | 'fortranOrder' | 'fileBytes' | 'mtimeMs'>;
+  distance: string;
+  blockSize: number;
+  kernel: string;
+  names?: { distance?: string };
+}): Promise<JobFingerprint> {
+  const { expp, distance } = job;
+  let stats;
+  try {
+    stats = await stat(distance);
+  } catch (error) {
+    throw ioFailure('read', `${job.names?.distance ?? 'distance'} ${distance}`, error);
+  }
+  return {
+    N: expp.rows,
+    M: expp.cols,
+    blockSize: job.blockSize,
+    kernel: job.kernel,
+    expp: {
+      bytes: expp.fileBytes,
+      mtimeMs: expp.mtimeMs,
+      layout: `${expp.littleEndian ? '<' : '>'}${expp.dtype} ${expp.fortranOrder ? 'F' : 'C'} (${expp.rows}, ${expp.cols})`,
+    },
+    distance: { bytes: stats.size, mtimeMs: stats.mtimeMs, layout: 'vector' },
+  };
+}
 
 export function journalPath(outPath: string): string {
   return `${outPath}.journal`;
@@ -165,20 +198,23 @@ export async function openJournal(outPath: string, fingerprint: JobFingerprint, 
   }
   let file: FileHandle | undefined;
   try {
-    file = await open(path, 'r+');
     // Drop a torn last line, so the next record starts on a line of its own.
     if (parsed.validBytes !== Buffer.byteLength(text, 'utf8')) {
+      file = await open(path, 'r+');
       await file.truncate(parsed.validBytes);
       await file.sync();
+      await file.close();
     }
+    // Appends (O_APPEND): each record lands whole at the end even if another process appends too.
+    file = await open(path, 'a');
   } catch (error) {
     await file?.close().catch(() => undefined);
     throw ioFailure('open', `the journal ${path}`, error);
   }
-  const handle = file as FileHandle;
-  let size = parsed.validBytes;
+  const handle = file;
   let queue = Promise.resolve();
   let closed = false;
+  let broken: HpairError | undefined;
   return {
     path,
     fingerprint,
@@ -193,18 +229,19 @@ export async function openJournal(outPath: string, fingerprint: JobFingerprint, 
       }
       const append = async (): Promise<void> => {
         if (closed) throw new HpairError('INVALID_ARGUMENT', `the journal ${path} is closed`);
+        if (broken !== undefined) throw broken;
         if (list.length === 0) return;
         const text = Buffer.from(list.map((id) => `${id}\n`).join(''), 'utf8');
         try {
-          let written = 0;
-          while (written < text.length) written += (await handle.write(text, written, text.length - written, size + written)).bytesWritten;
+          const { bytesWritten } = await handle.write(text, 0, text.length, null);
+          if (bytesWritten !== text.length) throw Object.assign(new Error(`short write (${bytesWritten} of ${text.length} bytes)`), { code: 'EIO' });
           await handle.datasync();
         } catch (error) {
-          // Whatever part of the line reached the file is dropped on the next open (a torn line), or later
-          // overwritten: the next record starts at the same offset.
-          throw ioFailure('write', `the journal ${path}`, error);
+          // Part of a line may have reached the file: it is dropped when the journal is opened again, and no
+          // record may follow it now (it would continue the torn line).
+          broken = ioFailure('write', `the journal ${path}`, error);
+          throw broken;
         }
-        size += text.length;
         for (const id of list) done.add(id);
       };
       const result = queue.then(append);

@@ -52,8 +52,13 @@ const DEFAULT_CHUNK = 4 << 20;
 /** Largest header read, as the buffered reader allows. */
 const MAX_HEADER_BYTES = 1 << 20;
 const isLittleEndianHost = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
-/** Reads in flight at once for data read as is (libuv runs 4 by default). */
+/** Reads in flight at once (libuv runs 4 by default). */
 const PARALLEL_READS = 4;
+/**
+ * What a read costs beyond its bytes, in bytes (a system call and a trip through libuv, ~10 µs, read about this
+ * much from the page cache): Fortran-order columns longer than a run plus this are read run by run.
+ */
+const SEPARATE_READ_BYTES = 32768;
 
 const DTYPES: Partial<Record<NpyHeader['kind'], string>> = { c16: 'complex128', c8: 'complex64', f8: 'float64', f4: 'float32' };
 
@@ -236,7 +241,27 @@ export async function openNpyInput(path: string, options: NpyFileOptions = {}): 
       return;
     }
     // Fortran order: element (r, c) is at c·rows + r, so each column holds our rows as one run of `count`
-    // elements. Runs of neighbouring columns are read together when the span between them fits a stage.
+    // elements, a column's length apart. When a column is short, runs of neighbouring columns are read together
+    // (the span between them included); when it is long, each run is read by itself, a few reads at a time.
+    const runBytes = count * item;
+    if (runBytes + SEPARATE_READ_BYTES < rows * item) {
+      const runsPerStage = Math.max(1, Math.floor(stageBytes / runBytes));
+      if (runsPerStage > 1 || runBytes <= stageBytes) {
+        for (let c0 = 0; c0 < cols; c0 += runsPerStage) {
+          const c1 = Math.min(cols, c0 + runsPerStage);
+          let next = c0;
+          const reader = async (): Promise<void> => {
+            while (next < c1) {
+              const c = next++;
+              await readFully(file, (stage as Uint8Array).subarray((c - c0) * runBytes, (c - c0 + 1) * runBytes), dataOffset + (c * rows + r0) * item, what);
+            }
+          };
+          await Promise.all(Array.from({ length: Math.min(PARALLEL_READS, c1 - c0) }, reader));
+          for (let c = c0; c < c1; c++) convert((stage as Uint8Array).subarray((c - c0) * runBytes), count, out, 2 * (at * cols + c), 2 * cols);
+        }
+        return;
+      }
+    }
     const span = (columns: number): number => (columns - 1) * rows + count;
     const group = Math.min(cols, Math.max(1, Math.floor((perStage - count) / Math.max(1, rows)) + 1));
     for (let c0 = 0; c0 < cols; c0 += group) {

@@ -150,6 +150,24 @@ test('openNpyInput: any rows of every dtype, byte order and order, through stagi
   }
 });
 
+test('openNpyInput: tall Fortran-order files read run by run, or in spans, or in pieces', async () => {
+  const { expp } = randomProblem(3000, 5, 12);
+  for (const layout of [{ fortran: true }, { fortran: true, kind: 'c8', bigEndian: true }] as NpyLayout[]) {
+    const path = join(work, `tall-${layout.kind ?? 'c16'}.npy`);
+    writeFileSync(path, encodeMatrixNpy(expp, layout));
+    const stored = asStored(expp, layout);
+    for (const chunkBytes of [1000, 1 << 20]) {
+      const input = await openNpyInput(path, { chunkBytes });
+      for (const [r0, r1] of [[100, 140], [0, 3000], [2990, 3000], [1000, 2900]] as const) {
+        const out = new Float64Array(2 * (r1 - r0) * 5);
+        await input.readRows(r0, r1, out, 0);
+        assertBitIdentical(out, stored.data.subarray(2 * r0 * 5, 2 * r1 * 5), `${JSON.stringify(layout)}, chunks of ${chunkBytes}, rows ${r0}…${r1}`);
+      }
+      await input.close();
+    }
+  }
+});
+
 test('openNpyInput and readNpyVector refuse what is not a matching .npy, naming the file', async () => {
   const code = (promise: Promise<unknown>): Promise<string> => rejectionCode(promise);
   assert.is(await code(openNpyInput(join(work, 'missing.npy'), { name: '--expp' })), 'IO_ERROR');
@@ -443,6 +461,27 @@ test('a journal from a different job is refused; a changed input is one; the blo
   assert.is(summary.blockSize, 25);
   assert.ok(summary.skipped >= 5);
   await assertSameAsInMemory(out, problem.values, 'resumed with the journal\'s block size');
+});
+
+test('a run stopped between its rename and removing the journal: the next run only removes the journal', async () => {
+  const dir = workDir('ooc-finish');
+  const problem = problemOnDisk(dir, 101, 20, 13);
+  const out = join(dir, 'H.npy');
+  let header: string | undefined;
+  const options = { expp: problem.expp, distance: problem.distance, out, blockSize: 25 };
+  await computeToNpy(pool, { ...options, onProgress: () => (header ??= readFileSync(`${out}.journal`, 'utf8').split('\n')[0]) });
+  const finished = readFileSync(out);
+  const ids = planBlocks(100, 25).blocks.map((block) => block.id);
+  writeFileSync(`${out}.journal`, `${header}\n${ids.join('\n')}\n`);
+  const summary = await computeToNpy(pool, options);
+  assert.equal([summary.computed, summary.skipped], [0, ids.length]);
+  assert.not.ok(existsSync(`${out}.journal`));
+  assert.ok(readFileSync(out).equals(finished), 'H untouched');
+  // A journal whose partial output is gone (deleted by hand) means nothing: everything is computed again.
+  writeFileSync(`${out}.journal`, `${header}\n0\n1\n`);
+  const again = await computeToNpy(pool, options);
+  assert.equal([again.computed, again.skipped], [ids.length, 0]);
+  assert.ok(readFileSync(out).equals(finished));
 });
 
 test('bad inputs are refused before anything is written', async () => {
