@@ -11,7 +11,7 @@ import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
 import type { Pool } from '../workers/pool.js';
-import { about, CliFailure, toFailure, usage } from './errors.js';
+import { about, CliFailure, errnoText, toFailure, usage } from './errors.js';
 import { inputSpec, loadDistance, loadExpp, readInputs, type InputSpec } from './input.js';
 import { isStdout, refuseInputAsOutput, resolveOut, writeOut } from './output.js';
 import { computeOutOfCore, outOfCoreReason } from '../blocks/cli.js';
@@ -147,7 +147,13 @@ async function compute(args: string[], io: Channels): Promise<void> {
   const plainNpy = target.kind === 'file' && (await Promise.all(specs.map(async (spec) => spec.key === undefined && (await stat(spec.file).catch(() => undefined))?.isFile() === true))).every(Boolean);
   const outOfCore = plainNpy || maxMemory !== undefined ? await outOfCoreReason(exppArg, maxMemory, values.kernel as string | undefined, workers) : undefined;
   if (outOfCore !== undefined) {
-    if (!plainNpy) throw usage('--max-memory needs --expp and --distance as .npy files and --out as a file');
+    if (!plainNpy) {
+      // A missing input is reported as the in-memory path reports it, not as a usage error.
+      for (const spec of specs) {
+        await stat(spec.file).catch((error: unknown) => Promise.reject(new CliFailure('IO_ERROR', `cannot read it: ${errnoText(error)}`, 2, spec.flag, spec.arg, { cause: error })));
+      }
+      throw usage('--max-memory needs --expp and --distance as .npy files and --out as a file');
+    }
     // It handles its own signals: finish or abandon the block in flight, keep the journal.
     return computeOutOfCore({ expp: exppArg, distance: distanceArg, out: target.path, maxMemory, reason: outOfCore, workers, kernel: values.kernel as string | undefined, json: values.json === true });
   }

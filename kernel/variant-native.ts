@@ -12,10 +12,15 @@ import type { HermitianVariant, Support } from './variant.js';
  */
 const TILE = 240;
 
-/** A thread's packs and partial products for one tile: A and B blocks of 3 planes × kc (A's rows at most a tile), P1..P3. */
-function scratchPerThread(): number {
-  const kc = loadNativeAddon().addon?.info().paths[0]?.kc ?? 256;
-  return 3 * (2 * TILE * kc + TILE * TILE) * 8;
+/**
+ * A thread's packs and partial products for its largest tile of a job of R rows and M columns: A and B panels
+ * of 3 planes × kc (kc ≤ M − 1) and P1..P3, with the tile's edge padded to the widest micro-tile (16). The C
+ * side grows its scratch to what a tile needs and keeps it, so this is what a worker holds for such jobs.
+ */
+function scratchPerThread(R: number, M: number): number {
+  const kc = Math.max(1, Math.min(loadNativeAddon().addon?.info().paths[0]?.kc ?? 256, M - 1));
+  const edge = Math.min(TILE, Math.ceil(R / 16) * 16);
+  return 3 * (2 * edge * kc + edge * edge) * 8;
 }
 
 function nativeVariant(path: NativePath): HermitianVariant {
@@ -24,7 +29,7 @@ function nativeVariant(path: NativePath): HermitianVariant {
     name: `native-${path}`,
     support: () => (support ??= supportOf(path)),
     tile: TILE,
-    scratchBytes: (_N, _M, threads) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread() }),
+    scratchBytes: (N, M, threads) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread(N, M) }),
     steps({ N, M, expp, distance, h, badValue, window, pairSpace }) {
       const steps: StepPlan[] = [
         {

@@ -83,13 +83,13 @@ test('bad flags, paths and inputs: exit 2 with one line naming the flag and the 
     assert.match(run.stderr, /--max-memory/);
   }
   const cases: Array<[string[], RegExp]> = [
-    [['compute', '--expp', join(dir, 'nope.npy'), '--distance', p.distance, '--out', out, '--max-memory', '1M'], /cannot read --expp .*nope\.npy: no such file/],
+    [['compute', '--expp', join(dir, 'nope.npy'), '--distance', p.distance, '--out', out, '--max-memory', '1M'], /--expp .*nope\.npy: cannot read it: ENOENT: no such file/],
     [['compute', '--expp', join(fixturesDir, 'distance_f8.npy'), '--distance', p.distance, '--out', out, '--max-memory', '1M'], /--expp .*distance_f8\.npy: expected a 2-D array/],
     [['compute', '--expp', join(fixturesDir, 'make_fixtures.py'), '--distance', p.distance, '--out', out, '--max-memory', '1M'], /--expp .*make_fixtures\.py is not a \.npy file/],
     [['compute', '--expp', p.expp, '--distance', q.distance, '--out', out, '--max-memory', '1M'], /--distance .*other-D\.npy has length 11 but --expp .*E\.npy has M = 10 columns/],
-    [['compute', '--expp', p.expp, '--distance', p.distance, '--out', join(dir, 'missing', 'H.npy'), '--max-memory', '1M'], /cannot write --out .*missing.*H\.npy: the directory .*missing does not exist/],
-    [['compute', '--expp', p.expp, '--distance', p.distance, '--out', dir, '--max-memory', '1M'], /cannot write --out .*: it is a directory/],
-    [['compute', '--expp', p.expp, '--distance', p.distance, '--out', p.distance, '--max-memory', '1M'], /--out .*D\.npy is one of the inputs/],
+    [['compute', '--expp', p.expp, '--distance', p.distance, '--out', join(dir, 'missing', 'H.npy'), '--max-memory', '1M'], /--out .*missing.*H\.npy: its directory .*missing does not exist/],
+    [['compute', '--expp', p.expp, '--distance', p.distance, '--out', dir, '--max-memory', '1M'], /--out .*: it is a directory/],
+    [['compute', '--expp', p.expp, '--distance', p.distance, '--out', p.distance, '--max-memory', '1M'], /--out .*D\.npy: it is the same file as --distance/],
     [['compute', '--expp', p.expp, '--distance', p.distance, '--out', out, '--max-memory', '100K'], /budget of 100 KiB cannot hold even a 1×1 block/],
   ];
   const runs = await Promise.all(cases.map(([args]) => cli(...args)));
