@@ -64,6 +64,11 @@ for (const kernel of variants) {
       assert.ok(relativeError(h, hermitianReference(expp, distance)) < 1e-12, `${kernel} ${N}×${M}: ${relativeError(h, hermitianReference(expp, distance))}`);
       assertExactlyHermitian(h);
     }
+    // M = 0 (no columns at all): an empty sum, so H is zeros, whatever N.
+    for (const N of [2, 300]) {
+      const h = await p.hermitian(createComplexMatrix(N, 0), new Float64Array(0));
+      assert.ok(h.rows === N - 1 && h.data.every((v) => v === 0), `${kernel} ${N}×0: zeros`);
+    }
     await p.close();
   });
 

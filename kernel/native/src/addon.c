@@ -223,7 +223,8 @@ static napi_value tile_fn(napi_env env, napi_callback_info cb) {
       get_size(env, argv[6], "i0", &i0) || get_size(env, argv[7], "i1", &i1) || get_size(env, argv[8], "j0", &j0) ||
       get_size(env, argv[9], "j1", &j1))
     return NULL;
-  if (N < 1 || M < 1) return fail(env, KIND_RANGE, "N and M must be at least 1 (got N %zu, M %zu)", N, M);
+  /* M = 0 is an empty sum (H = 0), as M = 1 is: the driver writes zeros for both. */
+  if (N < 1) return fail(env, KIND_RANGE, "N must be at least 1 (got %zu)", N);
   const size_t n = N - 1;
   rows = cols = n;
   /* The optional window: all four or none. */

@@ -219,7 +219,7 @@ static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double
 }
 
 static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad) {
-  const size_t N = t->N, M = t->M, n = N - 1, K = M - 1;
+  const size_t N = t->N, M = t->M, n = N - 1, K = M > 0 ? M - 1 : 0;
   /* Rows above j0 and columns from i1 on hold no lower-triangle entry of this tile. */
   const size_t i0 = HP_MAX(t->i0, t->j0), i1 = t->i1, j0 = t->j0, j1 = HP_MIN(t->j1, t->i1);
   *first_bad = -1;
