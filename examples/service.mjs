@@ -175,8 +175,9 @@ export function createService(pool, options = {}) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const pool = createPool();
-  const options = JSON.parse(process.argv[3] ?? '{}');
+  // argv: port, then service options as JSON; a `kernel` there is the pool's (tests slow a job down with 'js').
+  const { kernel, ...options } = JSON.parse(process.argv[3] ?? '{}');
+  const pool = createPool(kernel === undefined ? {} : { kernel });
   const service = createService(pool, options);
   service.listen(Number(process.argv[2] ?? 8080), '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${service.address().port}`));
   const stop = async () => {

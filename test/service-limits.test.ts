@@ -31,8 +31,8 @@ let pool: Pool;
 let service: Service;
 let port = 0;
 
-async function listen(options: Record<string, number> = OPTIONS): Promise<{ service: Service; port: number }> {
-  const server = createService(pool, options);
+async function listen(options: Record<string, number> = OPTIONS, on: Pool = pool): Promise<{ service: Service; port: number }> {
+  const server = createService(on, options);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { service: server, port: (server.address() as AddressInfo).port };
 }
@@ -227,7 +227,9 @@ test('keep-alive: many requests on one connection, each with its own timeouts', 
 });
 
 test('shutdown(): uploads and jobs get 503 or a closed socket, idle connections close, all within shutdownTimeout', async () => {
-  const own = await listen({ ...OPTIONS, maxBodyBytes: 64 * MiB });
+  // The JavaScript kernel, so the long job is still computing at shutdown on any CPU.
+  const slow = createPool({ workers: 2, kernel: 'js' });
+  const own = await listen({ ...OPTIONS, maxBodyBytes: 64 * MiB }, slow);
   const agent = new Agent({ keepAlive: true });
   assert.is((await post(own.port, npyBody(randomProblem(5, 4, 1)), { agent })).status, 200); // leaves an idle keep-alive socket
   const head = npyBytes(`{'descr': '<c16', 'fortran_order': False, 'shape': (256, 256), }`, new Uint8Array(1000));
@@ -249,6 +251,7 @@ test('shutdown(): uploads and jobs get 503 or a closed socket, idle connections 
   console.log(`shutdown ${elapsed.toFixed(0)} ms; job ${job.status}, upload ${upload.status} closed after ${closedAfterShutdown.toFixed(0)} ms`);
   assert.is(own.service.listening, false);
   agent.destroy();
+  await slow.close();
 });
 
 test.run();

@@ -158,7 +158,7 @@ export interface Child {
 }
 
 /** Runs examples/service.mjs in a child process with these options; resolves once it listens. */
-export async function startServiceProcess(options: Record<string, number>): Promise<Child> {
+export async function startServiceProcess(options: Record<string, number | string>): Promise<Child> {
   const child = spawn(process.execPath, [servicePath, '0', JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
