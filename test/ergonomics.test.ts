@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HpairError, Pool, createPool, demoProblem, isHpairError } from 'hpair';
-import { randomProblem, rejectionCode } from './helpers/support.js';
+import { longJob, randomProblem, rejectionCode } from './helpers/support.js';
 
 const test = suite('ergonomics');
 const small = randomProblem(40, 30, 1);
@@ -23,7 +23,7 @@ test('await using closes the pool at the end of the scope', async () => {
 test('destroy(): the running and queued jobs reject with POOL_CLOSED at once, threads end mid-tile', async () => {
   const pool = createPool({ workers: 2, inlineFlops: 0 });
   await pool.ready();
-  const big = demoProblem(2048, 2048);
+  const big = longJob();
   const running = rejectionCode(pool.hermitian(big.expp, big.distance));
   const queued = rejectionCode(pool.hermitian(small.expp, small.distance));
   await sleep(100);

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createComplexMatrix, createPool, demoProblem, hermitian, hermitianReference, kernelSupported, type ComplexMatrix, type KernelVariant, type Pool } from 'hpair';
-import { assertBitIdentical, randomProblem, rejectionCode, relativeError } from './helpers/support.js';
+import { assertBitIdentical, longJob, randomProblem, rejectionCode, relativeError } from './helpers/support.js';
 
 const test = suite('hardening');
 const kernels = new URL('./helpers/kernels.js', import.meta.url);
@@ -77,7 +77,7 @@ test('plain (non-shared) inputs are copied in chunks: three jobs in a row never 
 test('queued jobs allocate nothing until they start, and timeoutMs: 200 behind an aborted job rejects within 220 ms', async () => {
   const pool = createPool({ workers: 2, inlineFlops: 0 });
   await pool.ready();
-  const big = demoProblem(2048, 2048);
+  const big = longJob();
   const controller = new AbortController();
   const running = rejectionCode(pool.hermitian(big.expp, big.distance, { signal: controller.signal }));
   await sleep(100);
@@ -176,7 +176,7 @@ for (const kernel of overflowKernels) {
 test('close() then close({ abort: true }) aborts the running job', async () => {
   const pool = createPool({ workers: 2, inlineFlops: 0 });
   await pool.ready();
-  const big = demoProblem(2048, 2048);
+  const big = longJob();
   const running = rejectionCode(pool.hermitian(big.expp, big.distance));
   await sleep(50);
   const first = pool.close();

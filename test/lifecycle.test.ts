@@ -5,7 +5,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPool, demoProblem, hermitianReference } from 'hpair';
-import { randomProblem, rejectionCode, relativeError } from './helpers/support.js';
+import { longJob, randomProblem, rejectionCode, relativeError } from './helpers/support.js';
 
 const test = suite('lifecycle');
 
@@ -41,7 +41,7 @@ test('close(): queued jobs reject with POOL_CLOSED, the running one finishes, la
 
 test('close({ abort: true }) rejects the running job with POOL_CLOSED', async () => {
   const pool = createPool({ workers: 2, inlineFlops: 0 });
-  const { expp, distance } = demoProblem(1200, 1200);
+  const { expp, distance } = longJob();
   const running = rejectionCode(pool.hermitian(expp, distance));
   await new Promise((resolve) => setTimeout(resolve, 30));
   await pool.close({ abort: true });

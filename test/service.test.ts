@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Pool, createComplexMatrix, createPool, demoProblem, hermitianReference, type PoolOptions } from 'hpair';
-import { randomProblem, rejectionCode, relativeError } from './helpers/support.js';
+import { longJob, randomProblem, rejectionCode, relativeError } from './helpers/support.js';
 
 const test = suite('service');
 const big = demoProblem(2048, 2048);
@@ -19,7 +19,7 @@ test('abort mid-job: ABORTED within 50 ms, pool usable at once', async () => {
   const pool = createPool({ workers: 2, inlineFlops: 0 });
   await pool.ready();
   const controller = new AbortController();
-  const job = pool.hermitian(big.expp, big.distance, { signal: controller.signal });
+  const job = pool.hermitian(longJob().expp, longJob().distance, { signal: controller.signal });
   const code = rejectionCode(job);
   await sleep(150);
   const aborted = performance.now();
