@@ -87,8 +87,6 @@ export interface JobShape {
 export interface BlockMemory {
   /** The R rows, twice when the next job's rows are read ahead. */
   readonly rows: number;
-  /** The pool's copy of those rows for the job (it gathers a block's rows into its own scratch). */
-  readonly jobRows: number;
   /** The kernel's scratch for R rows (packed panels for the wasm and js kernels; per-thread packs for native). */
   readonly scratch: number;
   /** Two results (one computed while the other is written) and the mirror's staging strip. */
@@ -116,8 +114,9 @@ export function jobMemory(N: number, M: number, shape: JobShape, options: BlockC
   const s = variant.scratchBytes(R, M, threads);
   const h = 2 * 16 * b * width + Math.min(MIRROR_STAGE_BYTES, 16 * b * width);
   const other = 8 * M + 16 * M + READ_STAGE_BYTES;
-  const parts = { rows: (shape.prefetch ? 2 : 1) * rowBytes, jobRows: rowBytes, scratch: s.wasm + s.shared + s.native, h, other };
-  return { ...parts, total: parts.rows + parts.jobRows + parts.scratch + parts.h + parts.other };
+  // The pool reads the R rows in place (they are the job's whole, shared input): no copy of them.
+  const parts = { rows: (shape.prefetch ? 2 : 1) * rowBytes, scratch: s.wasm + s.shared + s.native, h, other };
+  return { ...parts, total: parts.rows + parts.scratch + parts.h + parts.other };
 }
 
 /** The memory of a job of one block with its rows read ahead: what chooseBlockSize fits to the budget. */

@@ -118,10 +118,16 @@ export class HermitianEngine {
     };
     const window = { r0: compact(i0), c0: compact(j0), rows: i1 - i0, cols: j1 - j0 };
     const sub = rows.reduce((total, [a, b]) => total + b - a, 0);
+    // With the reference row; a block whose rows end at N − 1 and start at 0 (an out-of-core driver's
+    // sub-problem) is then the whole input, used in place with no copy.
+    const needed = rows.map(([a, b]): [number, number] => [a, b]);
+    const last = needed[needed.length - 1];
+    if (last !== undefined && last[1] === N - 1) last[1] = N;
+    else needed.push([N - 1, N]);
     return this.#job({
       source,
       distance,
-      rows: [...rows, [N - 1, N]],
+      rows: needed,
       window,
       pairSpace: (tile) => {
         const list = blockTiles(sub, tile, window);

@@ -45,6 +45,12 @@ for (const kernel of kernels) {
       assert.is(h.kernel, kernel);
       assertBlockMatches(h, whole, block.rows, block.cols, what);
     }
+    // A block whose rows, with the reference row, are all of expp's (an out-of-core driver's sub-problem)
+    // reads shared inputs in place: nothing copied.
+    const copied = pool.stats().copiedBytes;
+    const tail = await pool.hermitianBlock(expp, distance, { rows: [150, 300], cols: [0, 150] });
+    assert.is(pool.stats().copiedBytes, copied, 'a block covering every row copied its input');
+    assertBlockMatches(tail, whole, [150, 300], [0, 150], 'rows [0, 300) in place');
     // One worker and three give the same bits (the list of tiles is dealt differently).
     for (const workers of [1, 3]) {
       const other = createPool({ workers, kernel, inlineFlops: 0 });
