@@ -54,9 +54,13 @@ export function blockPairs(block: Block): number {
   return block.rows[0] === block.cols[0] ? (bi * (bi + 1)) / 2 : bi * bj;
 }
 
-/** The tile edge of a kernel variant's pair step: blocks that are multiples of it waste no work. */
+/**
+ * What block sizes should be multiples of so that they waste no work: the tile edge of the kernel's pair step,
+ * or 1 for a kernel that cuts a block into tiles of its own (the native ones: HermitianVariant.anyOrigin).
+ */
 export function kernelTile(kernel: KernelVariant): number {
-  return variantNamed(kernel).tile;
+  const variant = variantNamed(kernel);
+  return variant.anyOrigin ? 1 : variant.tile;
 }
 
 export interface BlockCostOptions {
@@ -188,20 +192,26 @@ function tooSmall(N: number, M: number, maxMemoryBytes: number, options: BlockCo
 }
 
 /**
- * Rough costs, in the time one worker takes for one pair (both scale with M, so these do not): packing and
- * copying a job's row, and reading one from the page cache. Measured orders of magnitude on 2-core Zen 3 and
- * Zen 4 hosts; they only rank job shapes against each other.
+ * Rough costs, in the time one worker of a WebAssembly kernel takes for one pair (all scale with M, so these do
+ * not): packing a job's row, and reading one from the page cache. A native pair takes about a third of that
+ * time, so rows cost it three times as many pairs. Measured orders of magnitude on 2-core Zen 3 and Zen 4 hosts;
+ * they only rank job shapes against each other.
  */
 const ROW_COST = 10;
 const READ_COST = 24;
+const NATIVE_PAIR_SPEEDUP = 3;
 
-/** Pairs per unit of time (one worker's pair = 1) of a job of `group` blocks of b below the diagonal. */
-function throughput(n: number, shape: JobShape, tile: number, threads: number): number {
-  const b = Math.min(shape.blockSize, n);
-  if (b >= n) return Number.POSITIVE_INFINITY; // the whole H in one job
-  const width = Math.min(shape.group * b, n - b);
-  const sub = width + b;
-  // The tiles of the job's own (sub × sub) H that its rectangle (rows [width, sub), columns [0, width)) touches.
+/** The (count, area) of the tiles a job of rows [width, sub) × columns [0, width) computes. */
+function jobTiles(width: number, sub: number, tile: number, anyOrigin: boolean, threads: number): { tiles: number; area: number } {
+  const b = sub - width;
+  if (anyOrigin) {
+    // Its own tiles (kernel/hermitian-block.ts): exactly its entries, the edge halved until each thread has two.
+    let edge = tile;
+    const count = (e: number): number => Math.ceil(b / e) * Math.ceil(width / e);
+    while (count(edge) < 2 * threads && edge > 48) edge = Math.max(48, Math.ceil(edge / 2));
+    return { tiles: count(edge), area: b * width };
+  }
+  // The tiles of the job's own (sub × sub) H grid that its rectangle touches.
   let tiles = 0;
   let area = 0;
   for (let a = Math.floor(width / tile) * tile; a < sub; a += tile) {
@@ -212,8 +222,20 @@ function throughput(n: number, shape: JobShape, tile: number, threads: number): 
       area += a === c ? (h * (h + 1)) / 2 : h * w;
     }
   }
+  return { tiles, area };
+}
+
+/** Pairs per unit of time (one worker's pair = 1) of a job of `group` blocks of b below the diagonal. */
+function throughput(n: number, shape: JobShape, kernel: KernelVariant, threads: number): number {
+  const b = Math.min(shape.blockSize, n);
+  if (b >= n) return Number.POSITIVE_INFINITY; // the whole H in one job
+  const width = Math.min(shape.group * b, n - b);
+  const sub = width + b;
+  const variant = variantNamed(kernel);
+  const { tiles, area } = jobTiles(width, sub, variant.tile, variant.anyOrigin, threads);
   const rounds = Math.ceil(tiles / threads);
-  const time = (area / tiles) * rounds + ROW_COST * (sub + 1) + READ_COST * (shape.prefetch ? 0.5 : 1) * width;
+  const rowCost = kernel.startsWith('native') ? NATIVE_PAIR_SPEEDUP : 1;
+  const time = (area / tiles) * rounds + rowCost * (ROW_COST * (sub + 1) + READ_COST * (shape.prefetch ? 0.5 : 1) * width);
   return (b * width) / time;
 }
 
@@ -240,7 +262,7 @@ export function chooseJobShape(N: number, M: number, maxMemoryBytes: number, til
       const blockSize = fixed !== undefined ? (fits(fixed) ? fixed : 0) : largestFitting(n, tile, fits);
       if (blockSize === 0 || (group > 1 && group > Math.ceil(n / blockSize))) continue; // nothing fits, or wider than any row of blocks
       const shape = { blockSize, group: blockSize >= n ? 1 : group, prefetch };
-      const score = throughput(n, shape, tile, threads);
+      const score = throughput(n, shape, options.kernel ?? 'wasm-simd', threads);
       if (best === undefined || score > best.score * 1.0001) best = { shape, score };
     }
   }

@@ -45,11 +45,73 @@ export function originalRow(rows: RowRanges, row: number): number {
   return row;
 }
 
+/** The smallest edge a block's own tiles are cut to, to give every thread work (smaller ones pack too often). */
+const MIN_OWN_TILE = 48;
+
 /**
- * The tiles of a sub-problem's lower triangle (tile × tile blocks of an n×n H, as the whole-H triangle is
- * cut) that hold an entry of the window or of its mirror, as a shared list for the workers.
+ * The tiles of a sub-problem's lower triangle (an n×n H) that hold an entry of the window or of its mirror, as a
+ * shared list for the workers (four Int32 per tile: i0, i1, j0, j1).
+ *
+ * With `anyOrigin` (a pair step that takes tiles anywhere), a window wholly on one side of the diagonal, or
+ * on it as a square, is cut into tiles of its own, corner to corner: the job computes its own entries and no
+ * others, and when the window is small the edge shrinks (to MIN_OWN_TILE at least) until every thread has two
+ * tiles. Otherwise the tiles are those of the whole triangle's tile × tile grid that the window touches.
  */
-export function blockTiles(n: number, tile: number, window: HWindow): Int32Array {
+export function blockTiles(n: number, tile: number, window: HWindow, anyOrigin = false, threads = 1): Int32Array {
+  const own = anyOrigin ? ownRectangles(window) : undefined;
+  let tiles: number[];
+  if (own === undefined) tiles = gridTiles(n, tile, window);
+  else {
+    let edge = tile;
+    tiles = cutRectangles(own, edge);
+    while (tiles.length / 4 < 2 * threads && edge > MIN_OWN_TILE) {
+      edge = Math.max(MIN_OWN_TILE, Math.ceil(edge / 2));
+      tiles = cutRectangles(own, edge);
+    }
+  }
+  const list = new Int32Array(new SharedArrayBuffer(4 * tiles.length));
+  list.set(tiles);
+  return list;
+}
+
+type Rectangle = readonly [number, number, number, number];
+
+/**
+ * The lower-triangle rectangles (rows i0..i1, columns j0..j1) that hold exactly the window's entries and its
+ * mirror's: the window itself when it lies on or below the diagonal, its mirror when above, the window alone
+ * when it is a square on the diagonal; undefined when it straddles the diagonal otherwise.
+ */
+function ownRectangles({ r0, c0, rows, cols }: HWindow): Rectangle[] | undefined {
+  if (rows === 0 || cols === 0) return [];
+  if (r0 === c0 && rows === cols) return [[r0, r0 + rows, c0, c0 + cols]];
+  if (r0 >= c0 + cols - 1) return [[r0, r0 + rows, c0, c0 + cols]];
+  if (c0 >= r0 + rows - 1) return [[c0, c0 + cols, r0, r0 + rows]];
+  return undefined;
+}
+
+/**
+ * Each rectangle cut from its own corner into tiles of at most edge × edge, of near-equal sizes (a 286-row
+ * block in two parts of 143, not 240 and 46, so that two threads finish together), keeping those with an entry
+ * on or below the diagonal. A square on the diagonal is cut the same way along both sides.
+ */
+function cutRectangles(rectangles: readonly Rectangle[], edge: number): number[] {
+  const cuts = (start: number, end: number): number[] => {
+    const parts = Math.ceil((end - start) / edge);
+    return Array.from({ length: parts + 1 }, (_, k) => start + Math.round(((end - start) * k) / parts));
+  };
+  const tiles: number[] = [];
+  for (const [i0, i1, j0, j1] of rectangles) {
+    const rows = cuts(i0, i1);
+    const cols = cuts(j0, j1);
+    for (let r = 0; r + 1 < rows.length; r++) {
+      for (let c = 0; c + 1 < cols.length && cols[c] < rows[r + 1]; c++) tiles.push(rows[r], rows[r + 1], cols[c], cols[c + 1]);
+    }
+  }
+  return tiles;
+}
+
+/** The tiles of the whole triangle's grid that hold an entry of the window or of its mirror. */
+function gridTiles(n: number, tile: number, window: HWindow): number[] {
   const { r0, c0, rows, cols } = window;
   const needs = (a: number, b: number, c: number, d: number): boolean => {
     // Some (i, j) with i in [a, b), j in [c, d), j ≤ i, in the window — or whose mirror (j, i) is.
@@ -65,7 +127,5 @@ export function blockTiles(n: number, tile: number, window: HWindow): Int32Array
       if (needs(a, b, c, d)) tiles.push(a, b, c, d);
     }
   }
-  const list = new Int32Array(new SharedArrayBuffer(4 * tiles.length));
-  list.set(tiles);
-  return list;
+  return tiles;
 }

@@ -129,8 +129,8 @@ export class HermitianEngine {
       distance,
       rows: needed,
       window,
-      pairSpace: (tile) => {
-        const list = blockTiles(sub, tile, window);
+      pairSpace: (tile, anyOrigin, threads) => {
+        const list = blockTiles(sub, tile, window, anyOrigin, threads);
         return { kind: 'list', n: sub, tile, list };
       },
       out,
@@ -178,7 +178,8 @@ export class HermitianEngine {
         h = out?.data ?? new Float64Array(await this.#allocate(8 * hValues));
         badValue = new BigInt64Array(new SharedArrayBuffer(8));
         badValue[0] = NO_BAD_VALUE;
-        const problem = { N, M, expp: sharedExpp, distance: sharedDistance, h, window, pairSpace: plan.pairSpace, badValue, threads };
+        const pairSpace = (tile: number): IndexSpace => plan.pairSpace(tile, variant.anyOrigin, threads);
+        const problem = { N, M, expp: sharedExpp, distance: sharedDistance, h, window, pairSpace, badValue, threads };
         return variant.steps(problem, this.#scratch);
       },
       afterStep: (step) => {
@@ -262,7 +263,8 @@ interface JobPlan {
   /** The rows of the job's expp, in order; the last is the reference row. */
   readonly rows: RowRanges;
   readonly window: HWindow;
-  readonly pairSpace: (tile: number) => IndexSpace;
+  /** The pair step's tiles for a variant's tile edge (see HermitianVariant.anyOrigin) and thread count. */
+  readonly pairSpace: (tile: number, anyOrigin: boolean, threads: number) => IndexSpace;
   readonly out: ComplexMatrix | undefined;
   readonly maxBytes: number | undefined;
   /** hermitianWork of what the job computes: it decides whether the job runs inline. */

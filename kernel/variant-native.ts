@@ -29,6 +29,7 @@ function nativeVariant(path: NativePath): HermitianVariant {
     name: `native-${path}`,
     support: () => (support ??= supportOf(path)),
     tile: TILE,
+    anyOrigin: true,
     scratchBytes: (N, M, threads) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread(N, M) }),
     steps({ N, M, expp, distance, h, badValue, window, pairSpace }) {
       const steps: StepPlan[] = [

@@ -36,6 +36,7 @@ function wasmVariant(name: WasmVariantName): HermitianVariant {
     // (V8 11.4) and behind --experimental-wasm-relaxed-simd on Node 20.
     support: () => (support ??= supportOf(name)),
     tile: TILE,
+    anyOrigin: false,
     scratchBytes,
     steps(problem, scratch) {
       const layout = microLayout(problem.N, problem.M, mr, nr);

@@ -57,6 +57,12 @@ export interface HermitianVariant {
   support(): Support;
   /** Edge of the pair step's triangle tiles: the scheduling and cancellation grain, never a result's bits. */
   readonly tile: number;
+  /**
+   * Whether the pair step computes a tile at any origin and of any shape, across the diagonal too (the native
+   * one), rather than only tiles whose corners sit on its micro-tile grid. A block of H is then cut into tiles
+   * of its own, so it computes only its own entries; block sizes need not be multiples of `tile`.
+   */
+  readonly anyOrigin: boolean;
   scratchBytes(N: number, M: number, threads: number): ScratchBytes;
   /** The job's steps: checking expp for non-finite values (recording the first in badValue), then the pairs. */
   steps(problem: HermitianProblem, scratch: ScratchProvider): readonly StepPlan[];
