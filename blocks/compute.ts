@@ -1,4 +1,4 @@
-import { access, constants, rename, stat, statfs, unlink } from 'node:fs/promises';
+import { access, constants, rename, stat, unlink } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
@@ -12,7 +12,8 @@ import { createNpyOutput, ioFailure, openNpyOutput, syncDirectory, type NpyOutpu
 import { complexNpyHeader } from '../io/npy.js';
 import type { Pool } from '../workers/pool.js';
 import { jobFingerprint, journalPath, openJournal, readJournalFingerprint, type Journal } from './journal.js';
-import { blockPairs, chooseJobShape, formatBytes, jobMemory, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory, type JobShape } from './plan.js';
+import { checkSpace, lockOutput, type OutputLock } from './output-guard.js';
+import { blockPairs, chooseJobShape, jobMemory, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory, type JobShape } from './plan.js';
 
 /** What computeToNpy needs of a pool. */
 export type BlockPool = Pick<Pool, 'kernel' | 'size' | 'hermitianBlock'>;
@@ -137,6 +138,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
   await checkOutput(outPath, [exppPath, distancePath], names.out);
 
   const input = await openNpyInput(exppPath, { name: names.expp, chunkBytes: READ_STAGE_BYTES });
+  let lock: OutputLock | undefined;
   let output: NpyOutput | undefined;
   let journal: Journal | undefined;
   try {
@@ -176,6 +178,10 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     const header = complexNpyHeader([n, n]);
     const outBytes = header.length + 16 * n * n;
 
+    // Room for H first (a full disk is named as such), then one run at a time from here: another would race
+    // this one's journal, partial output and final rename.
+    await checkSpace(outPath, outBytes, partial, names.out);
+    lock = await lockOutput(outPath, names.out);
     // The journal and the partial output: resume them, or start both afresh.
     const hadJournal = (await readJournalFingerprint(outPath)) !== undefined;
     if (hadJournal) {
@@ -255,6 +261,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     await output?.close().catch(() => undefined);
     await journal?.close().catch(() => undefined);
     await input.close().catch(() => undefined);
+    await lock?.release();
   }
 }
 
@@ -545,23 +552,6 @@ async function checkOutput(out: string, inputs: readonly string[], name: string)
     if (inputStats.some((s) => s !== undefined && s.dev === target.dev && s.ino === target.ino)) {
       throw new HpairError('INVALID_ARGUMENT', `${name} ${out} ${candidate === out ? 'is' : `(${basename(candidate)}) would overwrite`} one of the inputs; refusing to overwrite it`);
     }
-  }
-}
-
-/** Free space for what the output still needs (a sparse file grows as blocks are written). */
-async function checkSpace(out: string, outBytes: number, partial: string | undefined, name: string): Promise<void> {
-  const dir = dirname(resolve(out));
-  let free: number;
-  try {
-    const fs = await statfs(dir);
-    free = fs.bavail * fs.bsize;
-  } catch {
-    return; // no statfs here: a full disk is still caught, and resumable, when a write fails
-  }
-  const allocated = partial === undefined ? 0 : await stat(partial).then((s) => s.blocks * 512, () => 0);
-  const needed = Math.max(0, outBytes - allocated);
-  if (free < needed) {
-    throw new HpairError('IO_ERROR', `cannot write ${name} ${out}: H needs ${formatBytes(needed)} more on disk but ${dir} has ${formatBytes(free)} free`);
   }
 }
 

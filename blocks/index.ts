@@ -6,6 +6,8 @@ export type { Block, BlockPlan, BlockCostOptions, BlockMemory, JobShape } from '
 export { openJournal, readJournalFingerprint, journalPath, fingerprintDifference, jobFingerprint } from './journal.js';
 export type { Journal, JobFingerprint, InputStamp } from './journal.js';
 export { computeToNpy, partialPath } from './compute.js';
+export { checkSpace, lockOutput, lockPath } from './output-guard.js';
+export type { OutputLock } from './output-guard.js';
 export type { BlockPool, ComputeToNpyOptions, OutOfCoreProgress, OutOfCoreSummary } from './compute.js';
 export { openNpyInput, readNpyVector } from '../io/npy-file.js';
 export type { NpyInput, NpyFileOptions, NpyVectorOptions, NpyComplexDtype } from '../io/npy-file.js';

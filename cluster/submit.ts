@@ -6,8 +6,10 @@ import { createHash } from 'node:crypto';
 import { rename, stat, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import {
+  checkSpace,
   createNpyOutput,
   journalPath,
+  lockOutput,
   openJournal,
   openNpyInput,
   openNpyOutput,
@@ -26,6 +28,7 @@ import { checkHermitianShape } from '../kernel/hermitian-inputs.js';
 import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
 import { resolveKernel } from '../kernel/variants.js';
 import { HpairAbortError, HpairError, type HpairErrorCode } from '../shared/errors.js';
+import { complexNpyHeader } from '../io/npy.js';
 import { chooseClusterBlockSize, type ClusterBlockSize } from './block-size.js';
 import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, jobId, JOB_DATA_VERSION, parseJobId, RATES_KEY, type BlockJobData, type BlockJobResult } from './jobs.js';
 import { loadQueueModules, type RedisClient } from './load.js';
@@ -160,7 +163,18 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
   client.on('error', onError);
   const queue = new bullmq.Queue<BlockJobData, BlockJobResult>(queueName, { connection: client as never });
   queue.on('error', onError);
+  const disconnect = async (): Promise<void> => {
+    client.off('ready', onReady);
+    await withDeadline(queue.close(), 2_000, () => new Error('queue close')).catch(() => undefined);
+    if (ownConnection) await withDeadline(client.quit(), 1_000, () => new Error('quit')).catch(() => client.disconnect());
+    else client.off('error', onError);
+  };
   let journal: Journal | undefined;
+  // One run at a time writes an output: another submit, or a compute --max-memory, is refused.
+  const lock = await lockOutput(out, 'out').catch(async (error: unknown) => {
+    await disconnect();
+    throw error;
+  });
   try {
     // The block size: given, kept from a journal of the same job, or chosen from the queue's overhead.
     const previous = await readJournalFingerprint(out).catch(() => undefined);
@@ -189,13 +203,16 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
         await unlink(journalPath(out));
       }
     }
+    const outBytes = complexNpyHeader([n, n]).length + 16 * n * n;
     if (journal === undefined) {
       await unlink(partial).catch(() => undefined);
+      await checkSpace(out, outBytes, undefined, 'out');
       const created = await createNpyOutput(partial, n, { name: 'out (partial)' });
       await created.close();
       journal = await openJournal(out, fingerprint, { blockCount: plan.blocks.length });
     } else {
       await (await openNpyOutput(partial, n, { name: 'out (partial)' })).close(); // the right header and size
+      await checkSpace(out, outBytes, partial, 'out');
     }
     const info = await stat(partial);
     const file = { dev: info.dev, ino: info.ino, size: info.size };
@@ -391,10 +408,8 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     };
   } finally {
     await journal?.close().catch(() => undefined);
-    client.off('ready', onReady);
-    await withDeadline(queue.close(), 2_000, () => new Error('queue close')).catch(() => undefined);
-    if (ownConnection) await withDeadline(client.quit(), 1_000, () => new Error('quit')).catch(() => client.disconnect());
-    else client.off('error', onError);
+    await lock.release();
+    await disconnect();
   }
 }
 

@@ -17,7 +17,7 @@ export type HpairErrorCode =
   | 'OVERFLOW'
   /** A `.npy` file that is malformed, truncated, hostile or of an unsupported dtype/layout. */
   | 'BAD_NPY'
-  /** A file could not be read or written. */
+  /** A file could not be read or written, another run holds an output's lock, or Redis could not be reached. */
   | 'IO_ERROR'
   /** The job's `signal` was aborted. */
   | 'ABORTED'

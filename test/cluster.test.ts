@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { suite } from 'uvu';
@@ -341,6 +341,16 @@ withRedis('library: createClusterWorker and submitToCluster in one process over 
   const out = join(work, 'library.npy');
   const seen: number[] = [];
   const summary = await submitToCluster({ connection: client, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, onProgress: (progress) => seen.push(progress.done) });
+  // An output another run holds (its lock names a live process of this host) is refused before any file is written.
+  const held = join(work, 'held.npy');
+  writeFileSync(`${held}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }));
+  const refusal = await submitToCluster({ connection: client, queue, expp: p.expp, distance: p.distance, out: held, blockSize: 100 }).then(
+    () => undefined,
+    (error: Error & { code?: string }) => error,
+  );
+  assert.is(refusal?.code, 'IO_ERROR');
+  assert.match(String(refusal?.message), /is writing it; if none is, delete .*held\.npy\.lock/);
+  assert.not.ok(existsSync(`${held}.partial`) || existsSync(`${held}.journal`), 'nothing written');
   await worker.close();
   assert.not.ok(pool.closed, 'a pool of yours stays open');
   await pool.close();

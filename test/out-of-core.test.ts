@@ -1,7 +1,9 @@
 // Out of core, as a library: the block plan and its budget, positioned reads of every .npy layout, the sparse
 // output written block + mirror, the journal, and computeToNpy bit for bit against the in-memory H, with its
 // resumes after an abort and a full disk.
-import { existsSync, readFileSync, statSync, writeFileSync, utimesSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync, utimesSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -377,6 +379,7 @@ test('an abort leaves the journal and the partial output; the same call resumes 
   }
   assert.not.ok(existsSync(out), 'no output before every block is in');
   assert.ok(existsSync(`${out}.partial`));
+  assert.not.ok(existsSync(`${out}.lock`), 'the lock is released on abort');
   const journaled = journalIds(`${out}.journal`);
   assert.ok(journaled.length >= 30 && journaled.length < 120, `${journaled.length} journaled`);
   assert.is(new Set(journaled).size, journaled.length, 'each block once');
@@ -387,6 +390,41 @@ test('an abort leaves the journal and the partial output; the same call resumes 
   assert.is(progress[0].blocksSkipped, journaled.length);
   assert.is(progress[0].blocksDone, journaled.length);
   await assertSameAsInMemory(out, problem.values, 'resumed');
+});
+
+test('one run at a time writes an output: a second is refused; a dead process\'s lock is taken over, another host\'s is not', async () => {
+  const dir = workDir('ooc-lock');
+  const problem = problemOnDisk(dir, 301, 97, 8);
+  const out = join(dir, 'H.npy');
+  const args = { expp: problem.expp, distance: problem.distance, out, blockSize: 20 };
+  // A second run started while the first holds the output (its first write waits for the second to settle)
+  // is refused before it touches anything; the first finishes.
+  let refused: (Error & { code?: string }) | undefined;
+  await computeToNpy(pool, {
+    ...args,
+    beforeWrite: async () => {
+      refused ??= await computeToNpy(pool, args).then(
+        (): Error & { code?: string } => assert.unreachable('two runs wrote one output') as never,
+        (error: Error & { code?: string }) => error,
+      );
+    },
+  });
+  assert.ok(refused !== undefined);
+  assert.is(refused.code, 'IO_ERROR');
+  assert.match(refused.message, new RegExp(`another hpair \\(pid ${process.pid} on ${hostname()}, since .*\\) is writing it; if none is, delete .*H\\.npy\\.lock`));
+  assert.not.ok(existsSync(`${out}.lock`), 'released when done');
+  await assertSameAsInMemory(out, problem.values, 'the first run');
+  // A lock left by a process of this host that is gone (kill -9): taken over.
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  writeFileSync(`${out}.lock`, JSON.stringify({ pid: dead, host: hostname(), since: '2026-01-01T00:00:00.000Z' }));
+  rmSync(out);
+  await computeToNpy(pool, args);
+  await assertSameAsInMemory(out, problem.values, 'after a stale lock');
+  assert.not.ok(existsSync(`${out}.lock`));
+  // Another host's lock (on a shared directory) cannot be checked from here: refused, naming it.
+  writeFileSync(`${out}.lock`, JSON.stringify({ pid: 1, host: 'elsewhere', since: '2026-01-01T00:00:00.000Z' }));
+  assert.is(await rejectionCode(computeToNpy(pool, args)), 'IO_ERROR');
+  assert.ok(existsSync(`${out}.lock`), 'another host\'s lock is left alone');
 });
 
 test('a full disk (ENOSPC on a write) fails with IO_ERROR, journals only whole blocks, and resumes', async () => {
