@@ -115,7 +115,8 @@ export function jobMemory(N: number, M: number, shape: JobShape, options: BlockC
   let variant = variantNamed(kernel);
   const fits = (candidate: typeof variant): boolean => candidate.scratchBytes(R, M, threads).wasm <= WASM_MAX_BYTES;
   if (!fits(variant)) variant = fallbackAfter(variant, fits) ?? variantNamed('js');
-  const s = variant.scratchBytes(R, M, threads);
+  // A native job's tiles are cut from its own block (kernel/hermitian-block.ts): none is wider than it.
+  const s = variant.scratchBytes(R, M, threads, variant.anyOrigin ? Math.max(b, Math.min(width, variant.tile)) : undefined);
   const h = 2 * 16 * b * width + Math.min(MIRROR_STAGE_BYTES, 16 * b * width);
   const other = 8 * M + 16 * M + READ_STAGE_BYTES;
   // The pool reads the R rows in place (they are the job's whole, shared input): no copy of them.

@@ -17,9 +17,9 @@ const TILE = 240;
  * of 3 planes × kc (kc ≤ M − 1) and P1..P3, with the tile's edge padded to the widest micro-tile (16). The C
  * side grows its scratch to what a tile needs and keeps it, so this is what a worker holds for such jobs.
  */
-function scratchPerThread(R: number, M: number): number {
+function scratchPerThread(R: number, M: number, tileEdge = TILE): number {
   const kc = Math.max(1, Math.min(loadNativeAddon().addon?.info().paths[0]?.kc ?? 256, M - 1));
-  const edge = Math.min(TILE, Math.ceil(R / 16) * 16);
+  const edge = Math.ceil(Math.min(TILE, tileEdge, R) / 16) * 16;
   return 3 * (2 * edge * kc + edge * edge) * 8;
 }
 
@@ -30,7 +30,7 @@ function nativeVariant(path: NativePath): HermitianVariant {
     support: () => (support ??= supportOf(path)),
     tile: TILE,
     anyOrigin: true,
-    scratchBytes: (N, M, threads) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread(N, M) }),
+    scratchBytes: (N, M, threads, tileEdge) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread(N, M, tileEdge) }),
     steps({ N, M, expp, distance, h, badValue, window, pairSpace }) {
       const steps: StepPlan[] = [
         {

@@ -63,7 +63,11 @@ export interface HermitianVariant {
    * of its own, so it computes only its own entries; block sizes need not be multiples of `tile`.
    */
   readonly anyOrigin: boolean;
-  scratchBytes(N: number, M: number, threads: number): ScratchBytes;
+  /**
+   * For a job of N rows and M columns on `threads` threads. `tileEdge`, when given, bounds the edge of the
+   * job's tiles (a block's own tiles, HermitianVariant.anyOrigin); without it the variant's `tile` is assumed.
+   */
+  scratchBytes(N: number, M: number, threads: number, tileEdge?: number): ScratchBytes;
   /** The job's steps: checking expp for non-finite values (recording the first in badValue), then the pairs. */
   steps(problem: HermitianProblem, scratch: ScratchProvider): readonly StepPlan[];
 }
