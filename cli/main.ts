@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { isatty } from 'node:tty';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { checksum, demoProblem } from '../io/demo-problem.js';
 import { complexMatrixBytes, complexNpyHeader } from '../io/npy.js';
+import { isZip } from '../io/npz.js';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
@@ -144,7 +145,9 @@ async function compute(args: string[], io: Channels): Promise<void> {
   // Out of core (blocks written into a preallocated file, resumable) when asked, or when H would not fit.
   const maxMemory = values['max-memory'] as string | undefined;
   // Positioned reads need regular files (a FIFO cannot be read twice, nor opened to peek without a writer).
-  const plainNpy = target.kind === 'file' && (await Promise.all(specs.map(async (spec) => spec.key === undefined && (await stat(spec.file).catch(() => undefined))?.isFile() === true))).every(Boolean);
+  const plainNpy =
+    target.kind === 'file' &&
+    (await Promise.all(specs.map(async (spec) => spec.key === undefined && (await stat(spec.file).catch(() => undefined))?.isFile() === true && !(await startsLikeZip(spec.file))))).every(Boolean);
   const outOfCore = plainNpy || maxMemory !== undefined ? await outOfCoreReason(exppArg, maxMemory, values.kernel as string | undefined, workers) : undefined;
   if (outOfCore !== undefined) {
     if (!plainNpy) {
@@ -152,7 +155,7 @@ async function compute(args: string[], io: Channels): Promise<void> {
       for (const spec of specs) {
         await stat(spec.file).catch((error: unknown) => Promise.reject(new CliFailure('IO_ERROR', `cannot read it: ${errnoText(error)}`, 2, spec.flag, spec.arg, { cause: error })));
       }
-      throw usage('--max-memory needs --expp and --distance as .npy files and --out as a file');
+      throw usage('--max-memory needs --expp and --distance as .npy files (not .npz archives or FIFOs) and --out as a file');
     }
     // It handles its own signals: finish or abandon the block in flight, keep the journal.
     return computeOutOfCore({ expp: exppArg, distance: distanceArg, out: target.path, maxMemory, reason: outOfCore, workers, kernel: values.kernel as string | undefined, json: values.json === true });
@@ -169,6 +172,19 @@ async function compute(args: string[], io: Channels): Promise<void> {
     report(summary, io, `wrote ${target.kind === 'stdout' ? 'standard output' : target.shown}`);
   } finally {
     await pool.close();
+  }
+}
+
+/** Whether a regular file begins as a ZIP archive (.npz), which positioned reads of a .npy cannot serve. */
+async function startsLikeZip(path: string): Promise<boolean> {
+  const file = await open(path, 'r').catch(() => undefined);
+  if (file === undefined) return false;
+  try {
+    const head = new Uint8Array(4);
+    const { bytesRead } = await file.read(head, 0, 4, 0);
+    return isZip(head.subarray(0, bytesRead));
+  } finally {
+    await file.close();
   }
 }
 

@@ -91,6 +91,7 @@ test('bad flags, paths and inputs: exit 2 with one line naming the flag and the 
     [['compute', '--expp', p.expp, '--distance', p.distance, '--out', dir, '--max-memory', '1M'], /--out .*: it is a directory/],
     [['compute', '--expp', p.expp, '--distance', p.distance, '--out', p.distance, '--max-memory', '1M'], /--out .*D\.npy: it is the same file as --distance/],
     [['compute', '--expp', p.expp, '--distance', p.distance, '--out', out, '--max-memory', '100K'], /budget of 100 KiB cannot hold even a 1×1 block/],
+    [['compute', '--expp', join(fixturesDir, 'case_odd.npz'), '--distance', p.distance, '--out', out, '--max-memory', '1M'], /--max-memory needs --expp and --distance as \.npy files \(not \.npz archives/],
   ];
   const runs = await Promise.all(cases.map(([args]) => cli(...args)));
   for (const [k, [args, message]] of cases.entries()) {
