@@ -79,13 +79,22 @@ type Rectangle = readonly [number, number, number, number];
 /**
  * The lower-triangle rectangles (rows i0..i1, columns j0..j1) that hold exactly the window's entries and its
  * mirror's: the window itself when it lies on or below the diagonal, its mirror when above, the window alone
- * when it is a square on the diagonal; undefined when it straddles the diagonal otherwise.
+ * when it is a square on the diagonal, two when its rows end on the diagonal; undefined when it straddles the
+ * diagonal otherwise.
  */
 function ownRectangles({ r0, c0, rows, cols }: HWindow): Rectangle[] | undefined {
   if (rows === 0 || cols === 0) return [];
   if (r0 === c0 && rows === cols) return [[r0, r0 + rows, c0, c0 + cols]];
   if (r0 >= c0 + cols - 1) return [[r0, r0 + rows, c0, c0 + cols]];
   if (c0 >= r0 + rows - 1) return [[c0, c0 + cols, r0, r0 + rows]];
+  // Rows that end on the diagonal with every column left of it (an out-of-core job of several blocks whose
+  // last is the diagonal one): the part left of the rows, and their square (its upper half is its mirror).
+  if (c0 < r0 && r0 + rows === c0 + cols) {
+    return [
+      [r0, r0 + rows, c0, r0],
+      [r0, r0 + rows, r0, r0 + rows],
+    ];
+  }
   return undefined;
 }
 

@@ -14,12 +14,13 @@ const TILE = 240;
 
 /**
  * A thread's packs and partial products for its largest tile of a job of R rows and M columns: A and B panels
- * of 3 planes × kc (kc ≤ M − 1) and P1..P3, with the tile's edge padded to the widest micro-tile (16). The C
+ * of 3 planes × kc (kc ≤ M − 1) and P1..P3, with the tile's edge padded as the C side pads it. The C
  * side grows its scratch to what a tile needs and keeps it, so this is what a worker holds for such jobs.
  */
 function scratchPerThread(R: number, M: number, tileEdge = TILE): number {
   const kc = Math.max(1, Math.min(loadNativeAddon().addon?.info().paths[0]?.kc ?? 256, M - 1));
-  const edge = Math.ceil(Math.min(TILE, tileEdge, R) / 16) * 16;
+  // Rounded up to 48, a multiple of every path's micro-tile rows and columns (6 and 8; 12 and 16), as C pads them.
+  const edge = Math.ceil(Math.min(TILE, tileEdge, R) / 48) * 48;
   return 3 * (2 * edge * kc + edge * edge) * 8;
 }
 

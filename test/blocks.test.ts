@@ -33,6 +33,7 @@ const rectangles: Array<[string, HermitianBlock]> = [
   ['below the diagonal at odd offsets (native: tiles cut from its own corner)', { rows: [201, 263], cols: [17, 158] }],
   ['a diagonal square at an odd offset', { rows: [37, 190], cols: [37, 190] }],
   ['above the diagonal, touching it', { rows: [40, 91], cols: [90, 299] }],
+  ['rows ending on the diagonal, every column left of it (an out-of-core job of several blocks)', { rows: [200, 260], cols: [40, 260] }],
   ['the last row and column', { rows: [299, 300], cols: [0, 300] }],
   ['one entry on the diagonal', { rows: [7, 8], cols: [7, 8] }],
   ['the whole H', { rows: [0, 300], cols: [0, 300] }],

@@ -421,6 +421,12 @@ test('one run at a time writes an output: a second is refused; a dead process\'s
   await computeToNpy(pool, args);
   await assertSameAsInMemory(out, problem.values, 'after a stale lock');
   assert.not.ok(existsSync(`${out}.lock`));
+  // A lock naming this very process id but a token it does not hold (the id was reused, as pid 1 is by a
+  // restarted container): stale, taken over.
+  writeFileSync(`${out}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), since: '2026-01-01T00:00:00.000Z', token: 'from-a-previous-life' }));
+  rmSync(out);
+  await computeToNpy(pool, args);
+  assert.not.ok(existsSync(`${out}.lock`));
   // Another host's lock (on a shared directory) cannot be checked from here: refused, naming it.
   writeFileSync(`${out}.lock`, JSON.stringify({ pid: 1, host: 'elsewhere', since: '2026-01-01T00:00:00.000Z' }));
   assert.is(await rejectionCode(computeToNpy(pool, args)), 'IO_ERROR');
