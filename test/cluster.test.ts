@@ -341,9 +341,10 @@ withRedis('library: createClusterWorker and submitToCluster in one process over 
   const out = join(work, 'library.npy');
   const seen: number[] = [];
   const summary = await submitToCluster({ connection: client, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, onProgress: (progress) => seen.push(progress.done) });
-  // An output another run holds (its lock names a live process of this host) is refused before any file is written.
+  // An output another run holds (its lock names a live process of this host: our parent) is refused before any
+  // file is written.
   const held = join(work, 'held.npy');
-  writeFileSync(`${held}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }));
+  writeFileSync(`${held}.lock`, JSON.stringify({ pid: process.ppid, host: hostname(), since: new Date().toISOString(), token: 'theirs' }));
   const refusal = await submitToCluster({ connection: client, queue, expp: p.expp, distance: p.distance, out: held, blockSize: 100 }).then(
     () => undefined,
     (error: Error & { code?: string }) => error,
