@@ -14,8 +14,16 @@ import type { KernelVariant } from '../kernel/kernel-names.js';
 export const FIXED_BLOCK_OVERHEAD_S = 0.011;
 /** Redis round trips one block costs (take, lock renewals, complete, the submitter's harvest and remove). */
 export const ROUND_TRIPS_PER_BLOCK = 12;
-/** A worker process's rate when none has been measured yet: this host's two threads on wasm-relaxed-simd (flop/s). */
-export const ASSUMED_WORKER_RATE = 20e9;
+/**
+ * A worker process's rate (useful flop/s) when none has been measured yet, by kernel: about what two threads
+ * did on this project's 2-core Zen 3 host with a block of a few hundred rows (native 60–90, relaxed SIMD ~30,
+ * plain SIMD ~17, js ~3), rounded down, since a worker process often shares its machine.
+ */
+export function assumedWorkerRate(kernel: KernelVariant): number {
+  if (kernel.startsWith('native')) return 60e9;
+  if (kernel === 'js') return 2e9;
+  return 20e9;
+}
 /** The overhead may be at most this fraction of a block's compute time. */
 export const OVERHEAD_FRACTION = 0.02;
 /** At least this many blocks per worker process, for balance and cheap recovery. */
@@ -31,7 +39,7 @@ export interface ClusterBlockSizeInput {
   roundTrip: number;
   /** Worker processes connected to the queue (0 when none yet: taken as 2). */
   workers: number;
-  /** A worker process's flop/s (submit takes the median the workers recorded). @default ASSUMED_WORKER_RATE */
+  /** A worker process's flop/s (submit takes the median the workers recorded). @default assumedWorkerRate(kernel) */
   rate?: number;
   /** A worker's memory for one block (rows read, the block, the kernel's scratch: blocks/ chooseBlockSize). @default 1 GiB */
   maxMemoryBytes?: number;
@@ -60,7 +68,7 @@ export interface ClusterBlockSize {
 export function chooseClusterBlockSize(input: ClusterBlockSizeInput): ClusterBlockSize {
   const { n, m, kernel } = input;
   const tile = kernelTile(kernel);
-  const rate = input.rate ?? ASSUMED_WORKER_RATE;
+  const rate = input.rate ?? assumedWorkerRate(kernel);
   const workers = Math.max(2, input.workers);
   const memory = input.maxMemoryBytes ?? DEFAULT_WORKER_MEMORY;
   const overhead = FIXED_BLOCK_OVERHEAD_S + ROUND_TRIPS_PER_BLOCK * input.roundTrip;

@@ -149,6 +149,17 @@ const submitArgs = (redis: string, queue: string, p: Problem, out: string, block
   'cluster', 'submit', '--redis', redis, '--queue', queue, '--expp', p.expp, '--distance', p.distance, '--out', out, '--block', String(block), '--json',
 ];
 
+test('chooseClusterBlockSize: before any worker has measured its rate, a native worker is taken as faster than a wasm one', async () => {
+  const { chooseClusterBlockSize } = await import('hpair/cluster');
+  const base = { n: 40_000, m: 4096, roundTrip: 0.0002, workers: 2 };
+  const wasm = chooseClusterBlockSize({ ...base, kernel: 'wasm-simd' });
+  const native = chooseClusterBlockSize({ ...base, kernel: 'native-avx2' });
+  assert.not.ok(native.rateMeasured || wasm.rateMeasured);
+  assert.ok(native.minForOverhead > wasm.minForOverhead, `${native.minForOverhead} vs ${wasm.minForOverhead}`);
+  // A measured rate wins over the guess.
+  assert.is(chooseClusterBlockSize({ ...base, kernel: 'native-avx2', rate: 20e9 }).minForOverhead, wasm.minForOverhead);
+});
+
 test('bad URLs and unreachable Redis: one clear line, exit 2, within seconds, no file written', async () => {
   const p = await problem(41, 30, 1);
   const out = join(work, 'unreachable.npy');
