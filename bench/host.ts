@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { loadNativeAddon } from '../kernel/native/addon.js';
 
 export interface CacheInfo {
   level: number;
@@ -48,7 +49,23 @@ function cpuinfo(): Record<string, string> {
   }
 }
 
+/**
+ * The caches from sysfs, or, where a VM hides them (no /sys/devices/system/cpu/cpu0/cache), the L1d and L2 per
+ * core that the native kernel read from CPUID (shared with 'cpuid'): the figures its blocking uses.
+ */
 function caches(): CacheInfo[] {
+  const fromSysfs = sysfsCaches();
+  if (fromSysfs.length > 0) return fromSysfs;
+  const cache = loadNativeAddon().addon?.info().cache;
+  if (cache === undefined) return [];
+  const size = (bytes: number): string => `${Math.round(bytes / 1024)}K`;
+  return [
+    { level: 1, type: 'Data', size: size(cache.l1d), sharedWithCpus: 'cpuid' },
+    { level: 2, type: 'Unified', size: size(cache.l2), sharedWithCpus: 'cpuid' },
+  ];
+}
+
+function sysfsCaches(): CacheInfo[] {
   const base = '/sys/devices/system/cpu/cpu0/cache';
   try {
     return readdirSync(base)

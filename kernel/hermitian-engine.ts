@@ -232,29 +232,35 @@ export class HermitianEngine {
   }
 }
 
-/** Values read per turn of the event loop: 2 MB, under 1 ms with the page faults of fresh scratch. */
-const COPY_CHUNK = 1 << 18;
+/**
+ * Values read per piece (256 KB): a fraction of a millisecond warm, but first-touch page faults of fresh scratch
+ * cost from ~0.1 to ~3 µs a page by host (a VM's nested paging is the slow end), so a piece may take ~0.7 ms.
+ */
+const COPY_PIECE = 1 << 15;
+/** The loop gets a turn once a run of pieces has taken this long (ms). */
+const COPY_TURN_MS = 2;
 
 /**
- * Reads the row ranges `rows` of `source` into `shared`, one after another, a few rows per event-loop turn,
- * so a big input never stalls the loop.
+ * Reads the row ranges `rows` of `source` into `shared`, one after another, in pieces, yielding to the event
+ * loop every COPY_TURN_MS, so a big input never stalls the loop whatever a page fault costs on this host.
  */
 async function readInChunks(source: ComplexSource, rows: RowRanges, shared: Float64Array, cancelled: () => boolean): Promise<Float64Array> {
-  const rowsPerTurn = Math.max(1, Math.floor(COPY_CHUNK / Math.max(1, 2 * source.cols)));
+  const rowsPerPiece = Math.max(1, Math.floor(COPY_PIECE / Math.max(1, 2 * source.cols)));
   let at = 0;
-  let first = true;
+  let turnStarted = performance.now();
   for (const [a, b] of rows) {
-    for (let r0 = a; r0 < b && !cancelled(); r0 += rowsPerTurn) {
-      if (!first) await new Promise((resolve) => setImmediate(resolve));
-      first = false;
-      const r1 = Math.min(b, r0 + rowsPerTurn);
+    for (let r0 = a; r0 < b && !cancelled(); r0 += rowsPerPiece) {
+      if (performance.now() - turnStarted >= COPY_TURN_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        turnStarted = performance.now();
+      }
+      const r1 = Math.min(b, r0 + rowsPerPiece);
       source.readRows(shared, r0, r1, at);
       at += r1 - r0;
     }
   }
   return shared;
 }
-
 
 /** What sets a job apart: which rows of expp it reads, where its H goes, and which tiles it computes. */
 interface JobPlan {

@@ -441,6 +441,53 @@ test('scanNonFinite finds the first NaN/±Infinity at every position and offset,
   assert.is(addon.scanNonFinite(shared, 0, 49), -1);
 });
 
+// ---- huge pages ----
+
+/** The kernel's transparent-huge-page mode ('always', 'madvise' or 'never'), or undefined off Linux. */
+function thpMode(): string | undefined {
+  try {
+    return /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+test('adviseHugePages advises the 2 MiB-aligned part of a buffer, nothing for one too small, and checks its argument', () => {
+  if (!addon) return;
+  const linux = process.platform === 'linux' && thpMode() !== undefined;
+  const big = new Float64Array(new SharedArrayBuffer(64 * 2 ** 20));
+  const advised = addon.adviseHugePages(big);
+  if (linux) {
+    // The aligned interior: all of it, less at most one huge page lost to alignment at the two ends.
+    assert.ok(advised >= 62 * 2 ** 20 && advised <= 64 * 2 ** 20 && advised % 2 ** 21 === 0, `advised ${advised} bytes of 64 MiB`);
+  } else {
+    assert.is(advised, 0);
+  }
+  assert.is(addon.adviseHugePages(new Uint8Array(2 ** 20)), 0, 'a 1 MiB buffer holds no aligned 2 MiB');
+  assert.is(addon.adviseHugePages(new Float64Array(0)), 0);
+  assert.is(addon.adviseHugePages(new Uint8Array(big.buffer, 3, 5 * 2 ** 20)) % 2 ** 21, 0, 'a view at an odd offset');
+  assert.ok(big.every((v) => v === 0), 'the advice changed a value');
+  for (const bad of [new Int32Array(4), new SharedArrayBuffer(16), undefined, 'x']) {
+    assert.throws(() => addon!.adviseHugePages(bad as unknown as Uint8Array), (e: Error & { code?: string }) => e instanceof TypeError && e.code === 'ERR_HPAIR_NATIVE');
+  }
+});
+
+test("a pool's big H is backed by huge pages where the OS offers them (the memory thread advises it before first touch)", async () => {
+  if (!addon || process.platform !== 'linux' || !['always', 'madvise'].includes(thpMode() ?? 'never')) return;
+  const { createPool, demoProblem } = await import('hpair');
+  const hugeNow = (): number => Number(/AnonHugePages:\s+(\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))?.[1] ?? 0) * 1024;
+  const pool = createPool({ workers: 2 });
+  try {
+    const { expp, distance } = demoProblem(1500, 64);
+    const before = hugeNow();
+    const h = await pool.hermitian(expp, distance); // H: 1499² × 16 B ≈ 34 MiB
+    const gained = hugeNow() - before;
+    assert.ok(gained >= 16 * 2 ** 20, `only ${gained} bytes more in huge pages after a ${h.data.byteLength}-byte H`);
+  } finally {
+    await pool.close();
+  }
+});
+
 // ---- threads ----
 
 test('loads in worker threads; each thread computes with its own scratch into one shared H', async () => {

@@ -1,4 +1,5 @@
 import type { Worker } from 'node:worker_threads';
+import { loadNativeAddon, nativeAddonPath } from '../kernel/native/addon.js';
 import { startWorker } from './worker-handle.js';
 
 /**
@@ -12,9 +13,18 @@ import { startWorker } from './worker-handle.js';
  * One memory thread per process (results outlive pools), started on first use, ref'd only while a request
  * is pending, so it never keeps the process alive. Its code is inline, so a bundled app needs no extra file.
  * If it cannot start, buffers are allocated and freed the ordinary way.
+ *
+ * Where the native addon loads, the memory thread also asks for transparent huge pages on each buffer it maps
+ * (kernel/native/src/advise.c says why): measured on a 2-vCPU Zen 5 VM, first touch of 256 MiB took 826 ms in
+ * 4 KiB pages and 390 ms in 2 MiB ones.
  */
 const SOURCE = `
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
+let advise;
+try {
+  const addon = workerData && workerData.addon ? require(workerData.addon) : undefined;
+  if (addon && typeof addon.adviseHugePages === 'function') advise = addon.adviseHugePages;
+} catch {}
 const { setFlagsFromString } = require('node:v8');
 const { runInNewContext } = require('node:vm');
 setFlagsFromString('--expose-gc');
@@ -26,6 +36,8 @@ parentPort.on('message', (message) => {
   if (message.allocate !== undefined) {
     let buffer;
     try { buffer = new SharedArrayBuffer(message.bytes); } catch (error) { return parentPort.postMessage({ id: message.allocate, error: String(error) }); }
+    // Before anything touches it (madvise takes the memory-map lock, so here rather than on the caller's thread).
+    if (advise) try { advise(new Uint8Array(buffer)); } catch {}
     kept.set(message.allocate, buffer);
     return parentPort.postMessage({ id: message.allocate, buffer });
   }
@@ -54,7 +66,8 @@ let nextId = 0;
 function start(): Worker | undefined {
   if (thread !== undefined || broken) return thread;
   try {
-    const worker = startWorker(SOURCE, { eval: true });
+    const native = loadNativeAddon();
+    const worker = startWorker(SOURCE, { eval: true, workerData: { addon: native.addon === undefined ? undefined : nativeAddonPath() } });
     worker.unref();
     const registry = new FinalizationRegistry<number>((id) => {
       if (!broken) worker.postMessage({ drop: id });

@@ -71,6 +71,12 @@ export interface NativeAddon {
    * chain per element in k order, starting from c when `accumulate`, from 0 otherwise.
    */
   microKernel(path: NativePathName, k: number, a: Float64Array, b: Float64Array, c: Float64Array, accumulate: boolean): void;
+  /**
+   * Asks the OS to back the view's memory with transparent huge pages (Linux MADV_HUGEPAGE on its 2 MiB-aligned
+   * part), before anything touches it. Returns the bytes advised: 0 when the view holds no aligned 2 MiB or the
+   * OS has no such advice. A hint only; it changes no value.
+   */
+  adviseHugePages(view: Float64Array | Uint8Array): number;
 }
 
 export type NativeAddonLoad = { readonly addon: NativeAddon; readonly reason?: undefined } | { readonly addon: undefined; readonly reason: string };
@@ -113,7 +119,7 @@ const firstLine = (text: string): string => text.split('\n')[0].trim();
 function isNativeAddon(value: unknown): value is NativeAddon {
   if (typeof value !== 'object' || value === null) return false;
   const exports = value as Record<string, unknown>;
-  return ['info', 'scanNonFinite', 'hermitianTile', 'microKernel'].every((name) => typeof exports[name] === 'function');
+  return ['info', 'scanNonFinite', 'hermitianTile', 'microKernel', 'adviseHugePages'].every((name) => typeof exports[name] === 'function');
 }
 
 /** Why install.mjs did not build the addon, from build/status.json, or undefined if it did (or never ran). */

@@ -7,6 +7,7 @@
       'target_name': 'hpair_native',
       'sources': [
         'src/addon.c',
+        'src/advise.c',
         'src/cpu.c',
         'src/scan.c',
         'src/scratch.c',

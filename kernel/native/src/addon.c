@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "advise.h"
 #include "cpu.h"
 #include "kernel.h"
 #include "scan.h"
@@ -283,6 +284,25 @@ static napi_value ukr_fn(napi_env env, napi_callback_info cb) {
   return NULL;
 }
 
+/* ---- adviseHugePages(view) ---- */
+
+static napi_value advise_fn(napi_env env, napi_callback_info cb) {
+  napi_value argv[1];
+  bool is = false;
+  napi_typedarray_type type;
+  size_t len = 0;
+  void *ptr = NULL;
+  if (get_args(env, cb, 1, argv)) return NULL;
+  if (napi_is_typedarray(env, argv[0], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, argv[0], &type, &len, &ptr, NULL, NULL) != napi_ok ||
+      (type != napi_float64_array && type != napi_uint8_array))
+    return fail(env, KIND_TYPE, "view must be a Float64Array or a Uint8Array");
+  size_t bytes = type == napi_float64_array ? len * sizeof(double) : len;
+  napi_value result;
+  napi_create_double(env, ptr == NULL ? 0.0 : (double)hpair_advise_huge_pages(ptr, bytes), &result);
+  return result;
+}
+
 /* ---- module ---- */
 
 static void free_instance(napi_env env, void *data, void *hint) {
@@ -305,6 +325,7 @@ NAPI_MODULE_INIT() {
       {"scanNonFinite", NULL, scan_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"hermitianTile", NULL, tile_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"microKernel", NULL, ukr_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adviseHugePages", NULL, advise_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     if (!pending(env)) fail(env, KIND_ERROR, "could not define the exports");
