@@ -18,6 +18,8 @@ export interface BenchOptions {
   timeSeconds: number;
   settleMs: number;
   relaxedFlag: boolean;
+  /** Also measure the first kernel with a new H per job (no `out`), as a caller that keeps no buffer does. */
+  freshH: boolean;
   markdown: boolean;
 }
 
@@ -42,6 +44,7 @@ const OPTIONS_HELP: [flag: string, what: string, fallback: string][] = [
   ['--time S', 'keep sampling a size × workers group for S seconds past --min-samples', '3'],
   ['--settle MS', 'idle pause when the run switches between hpair and Python (OpenBLAS threads spin ~0.1 s after a call)', '150'],
   ['--no-relaxed-flag', `on Node < 22, do not re-run under --experimental-wasm-relaxed-simd to measure wasm-relaxed-simd`, 're-run when the flag is all it lacks'],
+  ['--no-fresh-h', 'leave out the row of the first kernel allocating a new H per job (the others reuse one, `out`)', 'on'],
   ['--markdown', 'also print the tables as Markdown', 'off'],
   ['-h, --help', 'this text', ''],
 ];
@@ -90,6 +93,7 @@ function parse(argv: string[]) {
       time: { type: 'string' },
       settle: { type: 'string' },
       'no-relaxed-flag': { type: 'boolean' },
+      'no-fresh-h': { type: 'boolean' },
       markdown: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -138,6 +142,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     timeSeconds: values.time === undefined ? 3 : number('--time', values.time, 0),
     settleMs: values.settle === undefined ? 150 : number('--settle', values.settle, 0),
     relaxedFlag: values['no-relaxed-flag'] !== true,
+    freshH: values['no-fresh-h'] !== true,
     markdown: values.markdown === true,
   };
 }
