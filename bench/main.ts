@@ -31,6 +31,7 @@ import { HELP, JS_MAX_SIZE, parseOptions, unsupportedKernels, UsageError, type B
 import { cpuSnapshot, hostFacts, hostLine, othersShare } from './host.js';
 import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
 import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind } from './python-peer.js';
+import { blasEnvironment, chooseBlasCore } from './blas-core.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
 import { markdownTable, ms, pairedRatio, progress, ratio, summarize, textTable, type Summary } from './stats.js';
 
@@ -98,7 +99,13 @@ progress(`kernel 'auto' picks ${auto.kernel}${auto.whyNotNative === undefined ? 
 
 const usePython = opts.python && pythonHasNumpy();
 if (opts.python && !usePython) progress('python3 with numpy not found: no numpy or zherk figures (pass --no-numpy to silence this)');
-const peer = usePython ? new PythonPeer() : undefined;
+const blasCore = usePython ? chooseBlasCore(opts.blasCore, host.flags) : undefined;
+if (blasCore !== undefined) {
+  const timed = blasCore.probes.map((p) => `${p.candidate}${p.core !== undefined && p.core !== p.candidate ? ` (${p.core})` : ''} ${p.ms?.toFixed(1) ?? p.error ?? '?'}${p.ms === undefined ? '' : ' ms'}`);
+  progress(`peers' OpenBLAS core: ${blasCore.coretype ?? 'its own detection'}, ${blasCore.how}${timed.length > 0 ? `: ${timed.join(', ')}` : ''}`);
+}
+const peerEnv = blasEnvironment(blasCore);
+const peer = usePython ? new PythonPeer(peerEnv) : undefined;
 const peerPids = (): number[] => (peer?.pid === undefined ? [] : [peer.pid]);
 let peerInfo: PeerInfo | undefined;
 if (peer !== undefined) {
@@ -364,8 +371,8 @@ for (const size of opts.memorySizes) {
   };
   take('cli', cliPeakRss(scratch));
   if (usePython) {
-    take('numpy', pythonPeakRss(scratch, 'numpy'));
-    if (peerInfo?.scipy !== null && peerInfo?.scipy !== undefined) take('zherk', pythonPeakRss(scratch, 'zherk'));
+    take('numpy', pythonPeakRss(scratch, 'numpy', peerEnv));
+    if (peerInfo?.scipy !== null && peerInfo?.scipy !== undefined) take('zherk', pythonPeakRss(scratch, 'zherk', peerEnv));
   }
   memory.push(row);
   const mb = (r: PeakRss | undefined): string => (r === undefined ? '–' : `${r.peakRssMB.toFixed(0)} MB`);
@@ -491,6 +498,9 @@ const out: string[] = [];
 out.push(`hpair bench — ${hostLine(host)}`);
 if (peerInfo !== undefined) {
   out.push(`numpy ${peerInfo.numpy}, scipy ${peerInfo.scipy ?? '–'}, BLAS ${peerInfo.openblas.map((lib) => `${lib.coretype ?? '?'} ${lib.config?.split(' ').slice(0, 2).join(' ') ?? ''}`).join(' / ')}`);
+  if (blasCore !== undefined) {
+    out.push(`peers' OPENBLAS_CORETYPE: ${blasCore.coretype ?? '(unset: OpenBLAS detects)'}, ${blasCore.how}; inherited: ${blasCore.inherited ?? '(unset)'}`);
+  }
 }
 out.push(`${host.date}, hpair ${host.commit?.slice(0, 12) ?? '(no git)'}${host.dirty === true ? ' (dirty)' : ''}, node ${process.execArgv.join(' ')}`.trimEnd());
 out.push('median and p25–p75 of each entry\'s samples; × numpy / × zherk = peer median / this median (same size, same threads);');
@@ -519,6 +529,7 @@ const record = {
   kernelStatus: status,
   auto,
   python: peerInfo ?? null,
+  blasCore: blasCore ?? null,
   options: opts,
   flopsFormula: '8·(N−1)·N/2·(M−1)',
   spread: 'p25–p75 (linear interpolation); mad = median absolute deviation, unscaled',

@@ -103,8 +103,8 @@ export function cliPeakRss(dir: string): PeakRss | { error: string } {
 }
 
 /** Peak RSS of numpy's line (or scipy's zherk on A·diag(d)^−½) as a script on the same .npy files. */
-export function pythonPeakRss(dir: string, which: 'numpy' | 'zherk'): PeakRss | { error: string } {
-  const run = spawnSync('python3', ['-c', WRAPPER, 'python3', '-c', which === 'numpy' ? NUMPY_LINE : ZHERK_LINE, dir], { encoding: 'utf8', maxBuffer: 1 << 20 });
+export function pythonPeakRss(dir: string, which: 'numpy' | 'zherk', env: NodeJS.ProcessEnv = process.env): PeakRss | { error: string } {
+  const run = spawnSync('python3', ['-c', WRAPPER, 'python3', '-c', which === 'numpy' ? NUMPY_LINE : ZHERK_LINE, dir], { encoding: 'utf8', maxBuffer: 1 << 20, env });
   if (run.status !== 0) return { error: `rss wrapper failed: ${run.stderr.trim()}` };
   const wrapped = JSON.parse(run.stdout) as { status: number; stdout: string; stderr: string; maxRssKB: number };
   if (wrapped.status !== 0) return { error: `${which} script failed: ${wrapped.stderr.trim().split('\n').pop() ?? ''}` };

@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { kernelStatus, type KernelVariant, type Schedule } from 'hpair';
+import type { BlasCoreRequest } from './blas-core.js';
 
 export interface BenchOptions {
   full: boolean;
@@ -20,6 +21,8 @@ export interface BenchOptions {
   relaxedFlag: boolean;
   /** Also measure the first kernel with a new H per job (no `out`), as a caller that keeps no buffer does. */
   freshH: boolean;
+  /** Which OpenBLAS core the Python peers run (bench/blas-core.ts). */
+  blasCore: BlasCoreRequest;
   markdown: boolean;
 }
 
@@ -44,6 +47,7 @@ const OPTIONS_HELP: [flag: string, what: string, fallback: string][] = [
   ['--time S', 'keep sampling a size × workers group for S seconds past --min-samples', '3'],
   ['--settle MS', 'idle pause when the run switches between hpair and Python (OpenBLAS threads spin ~0.1 s after a call)', '150'],
   ['--no-relaxed-flag', `on Node < 22, do not re-run under --experimental-wasm-relaxed-simd to measure wasm-relaxed-simd`, 're-run when the flag is all it lacks'],
+  ['--blas-core CORE', "the peers' OpenBLAS core: auto (time the candidates, keep the fastest), inherit (OPENBLAS_CORETYPE as set), or a name (SkylakeX, Haswell, …)", 'auto'],
   ['--no-fresh-h', 'leave out the row of the first kernel allocating a new H per job (the others reuse one, `out`)', 'on'],
   ['--markdown', 'also print the tables as Markdown', 'off'],
   ['-h, --help', 'this text', ''],
@@ -94,10 +98,18 @@ function parse(argv: string[]) {
       settle: { type: 'string' },
       'no-relaxed-flag': { type: 'boolean' },
       'no-fresh-h': { type: 'boolean' },
+      'blas-core': { type: 'string' },
       markdown: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
+}
+
+function blasCoreRequest(text: string | undefined): BlasCoreRequest {
+  if (text === undefined || text === 'auto') return { kind: 'auto' };
+  if (text === 'inherit') return { kind: 'inherit' };
+  if (!/^[A-Za-z][A-Za-z0-9]{1,31}$/.test(text)) throw new UsageError(`--blas-core: use auto, inherit or an OpenBLAS core name such as SkylakeX; got '${text}'`);
+  return { kind: 'named', name: text };
 }
 
 /** Parses argv; throws UsageError (one line) on anything wrong. Returns undefined for --help. */
@@ -143,6 +155,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     settleMs: values.settle === undefined ? 150 : number('--settle', values.settle, 0),
     relaxedFlag: values['no-relaxed-flag'] !== true,
     freshH: values['no-fresh-h'] !== true,
+    blasCore: blasCoreRequest(values['blas-core']),
     markdown: values.markdown === true,
   };
 }

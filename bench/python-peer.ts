@@ -206,9 +206,10 @@ export class PythonPeer {
   readonly #waiting: { resolve: (value: unknown) => void; reject: (error: Error) => void }[] = [];
   #failure: Error | undefined;
 
-  constructor() {
+  /** `env`: the child's environment (bench/blas-core.ts sets OPENBLAS_CORETYPE in it). */
+  constructor(env: NodeJS.ProcessEnv = process.env) {
     // One BLAS thread count is set per request; start from the library defaults otherwise.
-    this.#child = spawn('python3', ['-u', '-c', SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#child = spawn('python3', ['-u', '-c', SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], env });
     let stderr = '';
     this.#child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
     createInterface({ input: this.#child.stdout }).on('line', (line) => {

@@ -1,0 +1,95 @@
+// Which OpenBLAS core type the Python peers run with. OpenBLAS (DYNAMIC_ARCH) picks its kernels by CPUID, and
+// OPENBLAS_CORETYPE overrides that; an environment may set it for reasons of its own (this project's VMs export
+// OPENBLAS_CORETYPE=Haswell), and a CPU newer than the OpenBLAS build may be mapped to an older core. Either way
+// the peer could run 128/256-bit kernels on a CPU with AVX-512. A fair comparison gives the peer its best, so by
+// default the bench times each candidate core on a short zherk + zgemm in a fresh python3 and runs the peers
+// with the fastest; the choice, and every candidate's time, go into the JSON record.
+import { spawnSync } from 'node:child_process';
+
+/** What `--blas-core` asked for: the fastest candidate, the inherited environment as is, or one core by name. */
+export type BlasCoreRequest = { readonly kind: 'auto' } | { readonly kind: 'inherit' } | { readonly kind: 'named'; readonly name: string };
+
+export interface BlasCoreChoice {
+  /** OPENBLAS_CORETYPE for the peers; undefined: unset, OpenBLAS detects the CPU itself. */
+  readonly coretype: string | undefined;
+  /** OPENBLAS_CORETYPE as the bench found it in its environment. */
+  readonly inherited: string | undefined;
+  /** How it was chosen, in a few words. */
+  readonly how: string;
+  /** Per candidate ('detect' for unset): the core OpenBLAS reported and the probe's best time (ms). */
+  readonly probes: readonly { readonly candidate: string; readonly core?: string; readonly ms?: number; readonly error?: string }[];
+}
+
+const PROBE = String.raw`
+import ctypes, json, os, time
+import numpy as np
+core = None
+with open('/proc/self/maps') as maps:
+    paths = sorted({line.split()[-1] for line in maps if 'openblas' in line.lower() and '.so' in line})
+for path in paths:
+    lib = ctypes.CDLL(path)
+    for name in ('openblas_get_corename', 'scipy_openblas_get_corename64_', 'openblas_get_corename64_', 'scipy_openblas_get_corename'):
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype = ctypes.c_char_p
+            core = fn().decode()
+            break
+rng = np.random.default_rng(7)
+A = rng.standard_normal((640, 640)) + 1j * rng.standard_normal((640, 640))
+S = np.asfortranarray(A)
+B = A.conj().T.copy()
+try:
+    from scipy.linalg.blas import zherk
+except Exception:
+    zherk = None
+best = float('inf')
+for _ in range(4):
+    t = time.perf_counter()
+    if zherk is not None:
+        zherk(1.0, S, lower=1)
+    A @ B
+    best = min(best, time.perf_counter() - t)
+print(json.dumps({'core': core, 'ms': best * 1000}))
+`;
+
+/** The peers' environment: the bench's own, with OPENBLAS_CORETYPE set to the choice (or removed). */
+export function blasEnvironment(choice: BlasCoreChoice | undefined): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (choice === undefined) return env;
+  if (choice.coretype === undefined) delete env.OPENBLAS_CORETYPE;
+  else env.OPENBLAS_CORETYPE = choice.coretype;
+  return env;
+}
+
+function probe(candidate: string | undefined): { core?: string; ms?: number; error?: string } {
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: '1' };
+  if (candidate === undefined) delete env.OPENBLAS_CORETYPE;
+  else env.OPENBLAS_CORETYPE = candidate;
+  const run = spawnSync('python3', ['-c', PROBE], { env, encoding: 'utf8', timeout: 60_000 });
+  if (run.status !== 0) return { error: (run.stderr || String(run.error ?? run.signal)).trim().split('\n').pop() };
+  return JSON.parse(run.stdout) as { core?: string; ms?: number };
+}
+
+/**
+ * The core type for the peers. `auto` probes the inherited value, OpenBLAS's own detection, and the cores this
+ * CPU can run that OpenBLAS has kernels for (SkylakeX and Cooperlake with AVX-512F, Haswell and Zen with AVX2),
+ * one BLAS thread each, and keeps the fastest (a tie within 3 % keeps the earlier, inherited first).
+ */
+export function chooseBlasCore(request: BlasCoreRequest, cpuFlags: Readonly<Record<string, boolean>>): BlasCoreChoice {
+  const inherited = process.env.OPENBLAS_CORETYPE || undefined;
+  if (request.kind === 'inherit') return { coretype: inherited, inherited, how: 'inherited (--blas-core inherit)', probes: [] };
+  if (request.kind === 'named') return { coretype: request.name, inherited, how: `--blas-core ${request.name}`, probes: [] };
+  const candidates: (string | undefined)[] = [inherited, undefined];
+  if (cpuFlags.avx512f) candidates.push('SkylakeX', 'Cooperlake');
+  if (cpuFlags.avx2 && cpuFlags.fma) candidates.push('Haswell', 'Zen');
+  const unique = [...new Set(candidates)];
+  const probes = unique.map((candidate) => ({ candidate: candidate ?? 'detect', ...probe(candidate) }));
+  let best: { candidate: string; ms: number } | undefined;
+  for (const p of probes) {
+    if (p.ms === undefined) continue;
+    if (best === undefined || p.ms < best.ms * 0.97) best = { candidate: p.candidate, ms: p.ms };
+  }
+  if (best === undefined) return { coretype: inherited, inherited, how: 'inherited (every probe failed)', probes };
+  const coretype = best.candidate === 'detect' ? undefined : best.candidate;
+  return { coretype, inherited, how: `fastest of ${probes.length} probed (640² zherk + zgemm, 1 thread)`, probes };
+}
