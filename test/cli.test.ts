@@ -73,9 +73,13 @@ test('demo prints size, workers, time, GFLOP/s and checksum; --json is one objec
 test('progress bar: drawn when stderr is a terminal (whatever stdout is), with percent, ETA and GFLOP/s, at most ~10×/s, cleared', async () => {
   // `script` (util-linux) runs the CLI on a pseudo-terminal, as a user's shell would; redirections inside
   // the command take stdout or stderr off the terminal.
-  const onTty = (redirect: string, extra = ''): Promise<string> =>
+  // The bar waits 1 s before its first draw, so the drawn run must last a few seconds on any host: the js kernel
+  // on one worker at N = M = 1600 took 3.7 s on a Zen 5 and would take ~10 s on the Zen 3 (N = 1300 on two
+  // workers took 0.99 s on the Zen 5: no bar at all). The runs that must show no bar last over 1 s too (N = 1300 on
+  // one worker: ~2 s on the Zen 5), or they could not fail.
+  const onTty = (redirect: string, extra = '', size = 1600): Promise<string> =>
     new Promise((resolve) => {
-      const command = `${process.execPath} ${cliPath} demo --n 1300 --m 1300 --kernel js --workers 2 ${extra} ${redirect}`;
+      const command = `${process.execPath} ${cliPath} demo --n ${size} --m ${size} --kernel js --workers 1 ${extra} ${redirect}`;
       execFile('script', ['-qec', command, '/dev/null'], { timeout: 120_000 }, (_error, stdout) => resolve(stdout));
     });
   const bar = /\[#* *\] +(\d+)%  ETA (\d+s|\d+m\d\ds)  \d+\.\d GFLOP\/s/g;
@@ -90,14 +94,15 @@ test('progress bar: drawn when stderr is a terminal (whatever stdout is), with p
   assert.match(readFileSync(summaryFile, 'utf8'), /checksum/);
 
   const logFile = join(work, 'stderr.log');
-  const hidden = await onTty(`2> ${logFile}`); // stderr is a file: no bar anywhere (hpair demo 2>log)
+  const hidden = await onTty(`2> ${logFile}`, '', 1300); // stderr is a file: no bar anywhere (hpair demo 2>log)
   assert.is(readFileSync(logFile, 'utf8'), '', 'the log stays empty');
   assert.not.match(hidden, /ETA/);
   assert.match(hidden, /checksum/);
 
-  const json = await onTty('', '--json');
+  const json = await onTty('', '--json', 1300);
   assert.not.match(json, /ETA|\[#/);
   assert.is(JSON.parse(json.trim()).n, 1300);
+  assert.ok((JSON.parse(json.trim()) as { seconds: number }).seconds > 1, 'the --json run ended before the bar could have shown');
 });
 
 const sentinel = 'an existing file the user cares about\n';
