@@ -5,6 +5,7 @@
 // default the bench times each candidate core on a short zherk + zgemm in a fresh python3 and runs the peers
 // with the fastest; the choice, and every candidate's time, go into the JSON record.
 import { spawnSync } from 'node:child_process';
+import { OPENBLAS_LIBRARIES_PY } from './python-peer.js';
 
 /** What `--blas-core` asked for: the fastest candidate, the inherited environment as is, or one core by name. */
 export type BlasCoreRequest = { readonly kind: 'auto' } | { readonly kind: 'inherit' } | { readonly kind: 'named'; readonly name: string };
@@ -21,27 +22,18 @@ export interface BlasCoreChoice {
 }
 
 const PROBE = String.raw`
-import ctypes, json, os, time
+import json, time
 import numpy as np
-core = None
-with open('/proc/self/maps') as maps:
-    paths = sorted({line.split()[-1] for line in maps if 'openblas' in line.lower() and '.so' in line})
-for path in paths:
-    lib = ctypes.CDLL(path)
-    for name in ('openblas_get_corename', 'scipy_openblas_get_corename64_', 'openblas_get_corename64_', 'scipy_openblas_get_corename'):
-        fn = getattr(lib, name, None)
-        if fn is not None:
-            fn.restype = ctypes.c_char_p
-            core = fn().decode()
-            break
-rng = np.random.default_rng(7)
-A = rng.standard_normal((640, 640)) + 1j * rng.standard_normal((640, 640))
-S = np.asfortranarray(A)
-B = A.conj().T.copy()
 try:
     from scipy.linalg.blas import zherk
 except Exception:
     zherk = None
+${OPENBLAS_LIBRARIES_PY}
+core = next((entry['get_corename']().decode() for entry in LIBS if entry['get_corename'] is not None), None)
+rng = np.random.default_rng(7)
+A = rng.standard_normal((640, 640)) + 1j * rng.standard_normal((640, 640))
+S = np.asfortranarray(A)
+B = A.conj().T.copy()
 best = float('inf')
 for _ in range(4):
     t = time.perf_counter()
@@ -52,19 +44,21 @@ for _ in range(4):
 print(json.dumps({'core': core, 'ms': best * 1000}))
 `;
 
-/** The peers' environment: the bench's own, with OPENBLAS_CORETYPE set to the choice (or removed). */
-export function blasEnvironment(choice: BlasCoreChoice | undefined): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  if (choice === undefined) return env;
-  if (choice.coretype === undefined) delete env.OPENBLAS_CORETYPE;
-  else env.OPENBLAS_CORETYPE = choice.coretype;
+/** The bench's environment with OPENBLAS_CORETYPE set to `coretype`, or removed when it is undefined. */
+function withCoretype(coretype: string | undefined, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  if (coretype === undefined) delete env.OPENBLAS_CORETYPE;
+  else env.OPENBLAS_CORETYPE = coretype;
   return env;
 }
 
+/** The peers' environment: the bench's own, with OPENBLAS_CORETYPE set to the choice (or removed). */
+export function blasEnvironment(choice: BlasCoreChoice | undefined): NodeJS.ProcessEnv {
+  return choice === undefined ? { ...process.env } : withCoretype(choice.coretype);
+}
+
 function probe(candidate: string | undefined): { core?: string; ms?: number; error?: string } {
-  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: '1' };
-  if (candidate === undefined) delete env.OPENBLAS_CORETYPE;
-  else env.OPENBLAS_CORETYPE = candidate;
+  const env = withCoretype(candidate, { OPENBLAS_NUM_THREADS: '1' });
   const run = spawnSync('python3', ['-c', PROBE], { env, encoding: 'utf8', timeout: 60_000 });
   if (run.status !== 0) return { error: (run.stderr || String(run.error ?? run.signal)).trim().split('\n').pop() };
   return JSON.parse(run.stdout) as { core?: string; ms?: number };

@@ -12,19 +12,12 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-const SCRIPT = String.raw`
-import ctypes, json, os, platform, sys, time
-import numpy as np
-try:
-    import scipy
-    import scipy.linalg.blas as sblas
-except Exception:
-    scipy = None
-try:
-    import threadpoolctl
-except Exception:
-    threadpoolctl = None
-
+/**
+ * Python that finds the OpenBLAS libraries numpy and scipy loaded (from /proc/self/maps) and their entry points
+ * (core name, configuration, thread count), as LIBS; needs numpy imported first. Shared with bench/blas-core.ts.
+ */
+export const OPENBLAS_LIBRARIES_PY = String.raw`
+import ctypes, os
 def openblas_libraries():
     seen, libs = set(), []
     with open('/proc/self/maps') as maps:
@@ -58,6 +51,22 @@ def openblas_libraries():
     return found
 
 LIBS = openblas_libraries()
+`;
+
+const SCRIPT = String.raw`
+import ctypes, json, os, platform, sys, time
+import numpy as np
+try:
+    import scipy
+    import scipy.linalg.blas as sblas
+except Exception:
+    scipy = None
+try:
+    import threadpoolctl
+except Exception:
+    threadpoolctl = None
+
+${OPENBLAS_LIBRARIES_PY}
 
 def set_threads(n):
     if threadpoolctl is not None:

@@ -234,7 +234,8 @@ export class HermitianEngine {
 
 /**
  * Values read per piece (256 KB): a fraction of a millisecond warm, but first-touch page faults of fresh scratch
- * cost from ~0.1 to ~3 µs a page by host (a VM's nested paging is the slow end), so a piece may take ~0.7 ms.
+ * cost from ~0.1 µs a page on bare metal to ~10 µs on a VM whose host backs pages lazily, so a piece may take
+ * ~0.7 ms there (and a 2 MB piece took ~6 ms: why the turn is bounded by time, not by bytes).
  */
 const COPY_PIECE = 1 << 15;
 /** The loop gets a turn once a run of pieces has taken this long (ms). */

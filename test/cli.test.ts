@@ -101,8 +101,9 @@ test('progress bar: drawn when stderr is a terminal (whatever stdout is), with p
 
   const json = await onTty('', '--json', 1300);
   assert.not.match(json, /ETA|\[#/);
-  assert.is(JSON.parse(json.trim()).n, 1300);
-  assert.ok((JSON.parse(json.trim()) as { seconds: number }).seconds > 1, 'the --json run ended before the bar could have shown');
+  const summary = JSON.parse(json.trim()) as { n: number; seconds: number };
+  assert.is(summary.n, 1300);
+  assert.ok(summary.seconds > 1, 'the --json run ended before the bar could have shown');
 });
 
 const sentinel = 'an existing file the user cares about\n';
