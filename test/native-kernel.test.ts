@@ -486,6 +486,24 @@ test("a pool's big H is backed by huge pages where the OS offers them (the memor
   } finally {
     await pool.close();
   }
+  // HPAIR_NO_HUGE_PAGES=1 turns the advice off (a process of its own: the memory thread reads it when it starts).
+  const script = `
+    const { readFileSync } = require('node:fs');
+    const hugeNow = () => Number(/AnonHugePages:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))[1]) * 1024;
+    const { createPool, demoProblem } = require(${JSON.stringify(createRequire(import.meta.url).resolve('hpair'))});
+    (async () => {
+      const pool = createPool({ workers: 2, kernel: 'native' });
+      const { expp, distance } = demoProblem(1500, 64);
+      const before = hugeNow();
+      const h = await pool.hermitian(expp, distance);
+      process.stdout.write(JSON.stringify({ gained: hugeNow() - before, values: h.data.length }));
+      await pool.close();
+    })();`;
+  const off = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, HPAIR_NO_HUGE_PAGES: '1' }, encoding: 'utf8' });
+  assert.is(off.status, 0, off.stderr);
+  const { gained, values } = JSON.parse(off.stdout) as { gained: number; values: number };
+  assert.is(values, 2 * 1499 * 1499);
+  assert.ok(gained < 4 * 2 ** 20, `HPAIR_NO_HUGE_PAGES=1 still gave ${gained} bytes of huge pages`);
 });
 
 // ---- threads ----

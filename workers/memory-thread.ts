@@ -15,8 +15,8 @@ import { startWorker } from './worker-handle.js';
  * If it cannot start, buffers are allocated and freed the ordinary way.
  *
  * Where the native addon loads, the memory thread also asks for transparent huge pages on each buffer it maps
- * (kernel/native/src/advise.c says why): measured on a 2-vCPU Zen 5 VM, first touch of 256 MiB took 826 ms in
- * 4 KiB pages and 390 ms in 2 MiB ones.
+ * (kernel/native/src/advise.c says why; HPAIR_NO_HUGE_PAGES=1 turns it off). On a 2-vCPU Zen 5 VM a new H at
+ * N = M = 2048 took 302 ms in 4 KiB pages and 210 ms in huge ones on 2 workers (README, "In a service").
  */
 const SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -51,8 +51,8 @@ parentPort.on('message', (message) => {
 
 /**
  * Below this, mapping and freeing are cheap enough for any thread, and a round trip would cost more. From 2 MiB
- * a buffer can hold an aligned huge page, and the advice pays: a fresh 4 MiB H (N = 512) first touched by one
- * worker took 22 ms with 4 KiB pages and 11.5 ms with huge pages on the Zen 5 VM (compute alone: 6 ms).
+ * a buffer can hold an aligned huge page, and the advice pays: a new 4 MiB H (N = 512) on one worker took
+ * 20.4 ms in 4 KiB pages and 14.6 ms in huge pages on the Zen 5 VM (into a reused one: 6 ms).
  */
 const DELEGATE_ABOVE_BYTES = 2 * 2 ** 20;
 
@@ -70,8 +70,7 @@ let nextId = 0;
 function start(): Worker | undefined {
   if (thread !== undefined || broken) return thread;
   try {
-    const native = loadNativeAddon();
-    const worker = startWorker(SOURCE, { eval: true, workerData: { addon: native.addon === undefined ? undefined : nativeAddonPath() } });
+    const worker = startWorker(SOURCE, { eval: true, workerData: { addon: hugePagesWanted() && loadNativeAddon().addon !== undefined ? nativeAddonPath() : undefined } });
     worker.unref();
     const registry = new FinalizationRegistry<number>((id) => {
       if (!broken) worker.postMessage({ drop: id });
@@ -101,6 +100,12 @@ function start(): Worker | undefined {
     broken = true;
   }
   return thread;
+}
+
+/** Huge pages unless HPAIR_NO_HUGE_PAGES is set (to anything but 0): for A/B runs, or a host where THP compaction stalls. */
+function hugePagesWanted(): boolean {
+  const off = process.env.HPAIR_NO_HUGE_PAGES;
+  return off === undefined || off === '' || off === '0';
 }
 
 function allocateHere(bytes: number): Promise<SharedArrayBuffer> {
