@@ -1,5 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { loadNativeAddon, nativeAddonPath } from '../kernel/native/addon.js';
+import { addGcWeight } from './gc-weight.js';
+import { obtainGc } from './obtain-gc.js';
 import { startWorker } from './worker-handle.js';
 
 /**
@@ -25,11 +27,7 @@ try {
   const addon = workerData && workerData.addon ? require(workerData.addon) : undefined;
   if (addon && typeof addon.adviseHugePages === 'function') advise = addon.adviseHugePages;
 } catch {}
-const { setFlagsFromString } = require('node:v8');
-const { runInNewContext } = require('node:vm');
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc');
-setFlagsFromString('--no-expose-gc');
+const gc = (${obtainGc.toString()})({ setFlagsFromString: require('node:v8').setFlagsFromString, runInNewContext: require('node:vm').runInNewContext });
 const kept = new Map();
 let collecting = false;
 parentPort.on('message', (message) => {
@@ -45,7 +43,7 @@ parentPort.on('message', (message) => {
   if (collecting) return;
   collecting = true;
   // One collection for a burst of drops; V8 frees an array buffer's memory on the pass after it finds it dead.
-  setTimeout(() => { collecting = false; gc(); gc(); }, 20);
+  setTimeout(() => { collecting = false; if (gc) { gc(); gc(); } }, 20);
 });
 `;
 
@@ -82,6 +80,7 @@ function start(): Worker | undefined {
       if (pending.size === 0) worker.unref();
       if (message.buffer === undefined) return request.reject(new RangeError(message.error ?? 'allocation failed'));
       registry.register(message.buffer, message.id);
+      addGcWeight(message.buffer); // so that this thread finds the buffer dead soon after the caller drops it
       request.resolve(message.buffer);
     });
     const fail = (): void => {

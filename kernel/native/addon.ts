@@ -77,6 +77,11 @@ export interface NativeAddon {
    * OS has no such advice. A hint only; it changes no value.
    */
   adviseHugePages(view: Float64Array | Uint8Array): number;
+  /**
+   * Tells this thread's V8 that JavaScript objects keep `bytes` more (or, negative, fewer) bytes of memory alive
+   * outside its heap (napi_adjust_external_memory), so that it collects sooner. Returns the thread's new total.
+   */
+  adjustExternalMemory(bytes: number): number;
 }
 
 export type NativeAddonLoad = { readonly addon: NativeAddon; readonly reason?: undefined } | { readonly addon: undefined; readonly reason: string };
@@ -119,7 +124,7 @@ const firstLine = (text: string): string => text.split('\n')[0].trim();
 function isNativeAddon(value: unknown): value is NativeAddon {
   if (typeof value !== 'object' || value === null) return false;
   const exports = value as Record<string, unknown>;
-  return ['info', 'scanNonFinite', 'hermitianTile', 'microKernel', 'adviseHugePages'].every((name) => typeof exports[name] === 'function');
+  return ['info', 'scanNonFinite', 'hermitianTile', 'microKernel', 'adviseHugePages', 'adjustExternalMemory'].every((name) => typeof exports[name] === 'function');
 }
 
 /** Why install.mjs did not build the addon, from build/status.json, or undefined if it did (or never ran). */

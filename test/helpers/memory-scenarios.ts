@@ -33,6 +33,15 @@ if (scenario === 'heap') {
   for (let k = 0; k < 60; k++) await pool.hermitian(expp, distance);
   await settle();
   process.stdout.write(`${JSON.stringify({ arrayBuffers: process.memoryUsage().arrayBuffers, rss: process.memoryUsage().rss })}\n`);
+} else if (scenario === 'fresh') {
+  // A new H per job, dropped at once, and no gc() here: V8 must find the dropped ones by itself.
+  const { expp, distance } = demoProblem(601, 16); // H: 5.5 MiB, so it comes from the memory thread
+  let collected = 0;
+  const registry = new FinalizationRegistry<number>(() => collected++);
+  const jobs = 40;
+  for (let k = 0; k < jobs; k++) registry.register((await pool.hermitian(expp, distance)).data.buffer, k);
+  await new Promise((resolve) => setTimeout(resolve, 50)); // finalizers run as their own tasks
+  process.stdout.write(`${JSON.stringify({ jobs, collected })}\n`);
 } else {
   throw new Error(`unknown scenario ${scenario}`);
 }

@@ -303,6 +303,22 @@ static napi_value advise_fn(napi_env env, napi_callback_info cb) {
   return result;
 }
 
+/* ---- adjustExternalMemory(bytes) ---- */
+
+static napi_value external_fn(napi_env env, napi_callback_info cb) {
+  napi_value argv[1];
+  double bytes = 0;
+  if (get_args(env, cb, 1, argv)) return NULL;
+  if (napi_get_value_double(env, argv[0], &bytes) != napi_ok || !(bytes == bytes) || bytes > 9007199254740991.0 || bytes < -9007199254740991.0 ||
+      bytes != (double)(int64_t)bytes)
+    return fail(env, KIND_TYPE, "bytes must be a safe integer");
+  int64_t total = 0;
+  if (napi_adjust_external_memory(env, (int64_t)bytes, &total) != napi_ok) return fail(env, KIND_ERROR, "napi_adjust_external_memory failed");
+  napi_value result;
+  napi_create_double(env, (double)total, &result);
+  return result;
+}
+
 /* ---- module ---- */
 
 static void free_instance(napi_env env, void *data, void *hint) {
@@ -326,6 +342,7 @@ NAPI_MODULE_INIT() {
       {"hermitianTile", NULL, tile_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"microKernel", NULL, ukr_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adviseHugePages", NULL, advise_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adjustExternalMemory", NULL, external_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     if (!pending(env)) fail(env, KIND_ERROR, "could not define the exports");

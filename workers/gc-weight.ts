@@ -1,0 +1,41 @@
+import { loadNativeAddon } from '../kernel/native/addon.js';
+
+/**
+ * V8 schedules collections by what a thread allocates, and counts a non-shared ArrayBuffer's bytes but not a
+ * SharedArrayBuffer's. Measured (Node 20): twenty 64 MiB SharedArrayBuffers dropped in a row were none of them
+ * collected; with their size reported to V8, every second one was. So a service that took a new H per job
+ * and dropped it held every dropped H (1.2 GB of them at N = 2048 after 16 jobs), and each new H was mapped
+ * from fresh pages rather than the ones just freed, which on a VM cost a fresh H about 60 ms more at that
+ * size (bench: the "new H" row).
+ *
+ * Each big buffer's size is reported to this thread's V8 while the buffer is reachable from it:
+ * - where the native addon loads, through Node-API's napi_adjust_external_memory, which exists for exactly
+ *   this and is taken back when the buffer is collected;
+ * - otherwise by tying to the buffer (a WeakMap entry lives as long as its key) an ArrayBuffer of the same
+ *   size that is never touched: V8 counts its bytes, and the OS maps no page for it, so it costs address space
+ *   only. If even that cannot be had, the buffer is collected at V8's ordinary pace.
+ */
+const nativeWeight = ((): ((bytes: number) => void) | undefined => {
+  const { addon } = loadNativeAddon();
+  return addon === undefined ? undefined : (bytes) => void addon.adjustExternalMemory(bytes);
+})();
+const released = nativeWeight === undefined ? undefined : new FinalizationRegistry<number>((bytes) => nativeWeight(-bytes));
+const ballast = new WeakMap<SharedArrayBuffer, ArrayBuffer>();
+
+/** How this thread reports buffers' sizes to its garbage collector. */
+export const gcWeightMethod: 'native' | 'ballast' = nativeWeight === undefined ? 'ballast' : 'native';
+
+/** Counts `buffer`'s bytes toward this thread's garbage-collection schedule for as long as it is reachable. */
+export function addGcWeight(buffer: SharedArrayBuffer): void {
+  const bytes = buffer.byteLength;
+  if (nativeWeight !== undefined && released !== undefined) {
+    nativeWeight(bytes);
+    released.register(buffer, bytes);
+    return;
+  }
+  try {
+    ballast.set(buffer, new ArrayBuffer(bytes));
+  } catch {
+    // No address space for it: the buffer is still freed, at V8's ordinary pace.
+  }
+}
