@@ -117,6 +117,12 @@ if (peer !== undefined) {
 // ---------------------------------------------------------------------------------------------------------
 // Interleaved measurement of one size × workers group.
 
+const PEER_TITLES: Record<PeerKind, string> = {
+  numpy: 'numpy (A/d) @ A.conj().T',
+  zherk: 'scipy zherk (lower)',
+  'zherk-into': 'scipy zherk (lower) into c',
+};
+
 interface Row {
   what: string;
   kind: 'hpair' | PeerKind | 'reference';
@@ -129,7 +135,10 @@ interface Row {
   gflops: number;
   speedup?: number;
   vsNumpy?: number;
+  /** Against zherk used the same way: into a reused C for a row that writes into a reused H, else a new C. */
   vsZherk?: number;
+  /** Writes into an output it reuses (hpair's `out`, zherk's `c`), rather than a new one per sample. */
+  reusesOutput: boolean;
   /** max |H − numpy's H| / max |numpy's H| (and over the lower triangle against zherk). */
   relErrVsNumpy?: number;
   relErrVsZherk?: number;
@@ -190,6 +199,7 @@ try {
     );
     if (opts.freshH && sizeKernels.length > 0) variants.push({ key: `${sizeKernels[0]}, new H`, kernel: sizeKernels[0], schedule: opts.schedules[0], freshH: true });
     const outs = new Map(variants.filter((v) => !v.freshH).map(({ key }) => [key, createComplexMatrix(size - 1, size - 1)]));
+    const freshKeys = new Set(variants.filter((v) => v.freshH).map(({ key }) => key));
     let zherk = false;
     if (peer !== undefined) {
       writeInputs(scratch, expp, distance);
@@ -207,7 +217,7 @@ try {
       const result = bench.tasks[0].result;
       if (result.state === 'completed' && result.latency.samples !== undefined) samples.push(...result.latency.samples);
       const stats = summarize(samples);
-      rows.push({ what: 'reference port (serial)', kind: 'reference', kernel: 'js', n: size, m: size, workers: 1, stats, gflops: flops / stats.median / 1e6, samplesMs: samples });
+      rows.push({ what: 'reference port (serial)', kind: 'reference', reusesOutput: false, kernel: 'js', n: size, m: size, workers: 1, stats, gflops: flops / stats.median / 1e6, samplesMs: samples });
       progress(`N = M = ${size}: reference port ${ms(stats.median)} ms`);
     }
     for (const workers of opts.workers) {
@@ -255,7 +265,7 @@ try {
           },
         });
         entries.push(peerEntry('numpy', 'numpy'));
-        if (zherk) entries.push(peerEntry('zherk', 'zherk'));
+        if (zherk) entries.push(peerEntry('zherk', 'zherk'), peerEntry('zherk-into', 'zherk-into'));
       }
       const minSamples = opts.minSamples ?? (size >= 4096 && workers === 1 ? 3 : 5);
       const before = cpuSnapshot(peerPids());
@@ -266,8 +276,9 @@ try {
         const stats = summarize(entry.samples);
         const kernelRan = entry.kind === 'hpair' ? [...(ran.get(entry.what) ?? [])].join('+') : entry.kernel;
         return {
-          what: entry.kind === 'hpair' ? `hpair ${entry.what}` : entry.kind === 'numpy' ? 'numpy (A/d) @ A.conj().T' : 'scipy zherk (lower)',
+          what: entry.kind === 'hpair' ? `hpair ${entry.what}` : PEER_TITLES[entry.kind],
           kind: entry.kind,
+          reusesOutput: entry.kind === 'zherk-into' || (entry.kind === 'hpair' && !freshKeys.has(entry.what)),
           kernel: kernelRan,
           n: size,
           m: size,
@@ -281,8 +292,10 @@ try {
       });
       if (othersCpu !== undefined) progress(`${label}: other processes used ${(othersCpu * 100).toFixed(0)} % of the ${host.cores} cores meanwhile`);
       const numpyRow = groupRows.find((row) => row.kind === 'numpy');
-      const zherkRow = groupRows.find((row) => row.kind === 'zherk');
+      // Like for like: a row into a reused output against zherk into a reused C, a new output against a new C.
+      const zherkFor = (row: Row): Row | undefined => groupRows.find((peer) => peer.kind === (row.reusesOutput ? 'zherk-into' : 'zherk'));
       for (const row of groupRows) {
+        const zherkRow = zherkFor(row);
         if (numpyRow !== undefined) row.vsNumpy = numpyRow.stats.median / row.stats.median;
         if (zherkRow !== undefined) row.vsZherk = zherkRow.stats.median / row.stats.median;
         row.pairedVsNumpy = pairedRatio(row.roundMediansMs, numpyRow?.roundMediansMs);
@@ -504,6 +517,7 @@ if (peerInfo !== undefined) {
 }
 out.push(`${host.date}, hpair ${host.commit?.slice(0, 12) ?? '(no git)'}${host.dirty === true ? ' (dirty)' : ''}, node ${process.execArgv.join(' ')}`.trimEnd());
 out.push('median and p25–p75 of each entry\'s samples; × numpy / × zherk = peer median / this median (same size, same threads);');
+out.push('× zherk is like for like: a row into a reused H (hpair\'s `out`) against zherk into a reused C, a new H against a new C;');
 out.push('paired = median over rounds of the same round\'s ratio; others\' CPU = share of the cores other processes used during that group');
 out.push('', textTable(header, cells));
 if (memoryCells.length > 0) out.push('', textTable(memoryHeader, memoryCells));
