@@ -18,7 +18,7 @@ import { startWorker } from './worker-handle.js';
  *
  * Where the native addon loads, the memory thread also asks for transparent huge pages on each buffer it maps
  * (kernel/native/src/advise.c says why; HPAIR_NO_HUGE_PAGES=1 turns it off). On a 2-vCPU Zen 5 VM a new H at
- * N = M = 2048 took 302 ms in 4 KiB pages and 210 ms in huge ones on 2 workers (README, "In a service").
+ * N = M = 2048 took 278 ms in 4 KiB pages and 186 ms in huge ones on 2 workers (README, "In a service").
  */
 const SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -49,8 +49,8 @@ parentPort.on('message', (message) => {
 
 /**
  * Below this, mapping and freeing are cheap enough for any thread, and a round trip would cost more. From 2 MiB
- * a buffer can hold an aligned huge page, and the advice pays: a new 4 MiB H (N = 512) on one worker took
- * 20.4 ms in 4 KiB pages and 14.6 ms in huge pages on the Zen 5 VM (into a reused one: 6 ms).
+ * a buffer can hold an aligned huge page. (A new 4 MiB H, N = 512, took the same with and without the advice
+ * within the spread, 8.3 and 9.5 ms on the Zen 5 VM; the advice pays from tens of MB: README, "In a service".)
  */
 const DELEGATE_ABOVE_BYTES = 2 * 2 ** 20;
 
