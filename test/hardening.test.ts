@@ -1,5 +1,6 @@
 // A long-running service and a hostile caller: no stalls, no leaks, no amplification, only HpairErrors.
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { suite } from 'uvu';
@@ -133,14 +134,39 @@ parentPort.postMessage({ obtained: typeof gc === 'function', leaked: typeof glob
   await late.terminate();
 });
 
-test('dropped results are found by V8 without help: 40 new 5.5 MiB H per job, most collected during the run', async () => {
+test("a process started with --expose-gc keeps it: hpair's threads take the exposed gc and leave the flag alone", async () => {
+  const script = `
+    const { runInNewContext } = require('node:vm');
+    const { createPool, demoProblem } = require(${JSON.stringify(createRequire(import.meta.url).resolve('hpair'))});
+    (async () => {
+      const pool = createPool({ workers: 2, inlineFlops: 0 });
+      const { expp, distance } = demoProblem(601, 8); // big enough for the memory thread
+      await pool.hermitian(expp, distance);
+      await pool.close();
+      process.stdout.write(JSON.stringify({ newContext: runInNewContext('typeof gc'), global: typeof gc }));
+    })();`;
+  const reply = await new Promise<{ newContext: string; global: string }>((resolve, reject) => {
+    execFile(process.execPath, ['--expose-gc', '-e', script], { timeout: 60_000 }, (error, stdout, stderr) =>
+      error === null ? resolve(JSON.parse(stdout) as { newContext: string; global: string }) : reject(new Error(`${error.message}\n${stderr}`)),
+    );
+  });
+  assert.equal(reply, { newContext: 'function', global: 'function' });
+});
+
+test('dropped results are found by V8 without help: a new H per job, most collected during the run', async () => {
   // V8 does not count a SharedArrayBuffer's bytes toward its collection schedule; unreported, none of the 40 was
-  // collected and the process held them all. Both ways of reporting them: the native addon's and its fallback.
-  for (const [how, env] of [
-    ['native addon', {}],
-    ['without the addon', { HPAIR_NATIVE_ADDON: fileURLToPath(new URL('./no-such-addon.node', import.meta.url)) }],
+  // collected and the process held them all. Both ways of reporting them (the native addon's and its fallback),
+  // for an H from the memory thread (5.5 MiB) and one allocated on the caller's thread (1.4 MiB). The children
+  // run with --expose-gc (a global gc the memory thread's own code once collided with) and start at once.
+  const noAddon = { HPAIR_NATIVE_ADDON: fileURLToPath(new URL('./no-such-addon.node', import.meta.url)) };
+  // V8 collects once a thread's external memory has grown by 64 MiB, so the small case runs 150 jobs (210 MiB).
+  for (const [how, n, jobCount, env] of [
+    ['native addon, 5.5 MiB', '601', '40', {}],
+    ['without the addon, 5.5 MiB', '601', '40', noAddon],
+    ['native addon, 1.4 MiB', '300', '150', {}],
+    ['without the addon, 1.4 MiB', '300', '150', noAddon],
   ] as const) {
-    const { jobs, collected } = await child('./helpers/memory-scenarios.js', ['fresh'], env);
+    const { jobs, collected } = await child('./helpers/memory-scenarios.js', ['fresh', n, jobCount], env);
     assert.ok(collected >= jobs / 2, `${how}: ${collected} of ${jobs} dropped results collected`);
   }
 });

@@ -27,7 +27,8 @@ try {
   const addon = workerData && workerData.addon ? require(workerData.addon) : undefined;
   if (addon && typeof addon.adviseHugePages === 'function') advise = addon.adviseHugePages;
 } catch {}
-const gc = (${obtainGc.toString()})({ setFlagsFromString: require('node:v8').setFlagsFromString, runInNewContext: require('node:vm').runInNewContext });
+// Not named gc: under node --expose-gc that global exists, and a script's top-level const may not shadow it.
+const collectNow = (${obtainGc.toString()})({ setFlagsFromString: require('node:v8').setFlagsFromString, runInNewContext: require('node:vm').runInNewContext });
 const kept = new Map();
 let collecting = false;
 parentPort.on('message', (message) => {
@@ -43,7 +44,7 @@ parentPort.on('message', (message) => {
   if (collecting) return;
   collecting = true;
   // One collection for a burst of drops; V8 frees an array buffer's memory on the pass after it finds it dead.
-  setTimeout(() => { collecting = false; if (gc) { gc(); gc(); } }, 20);
+  setTimeout(() => { collecting = false; if (collectNow) { collectNow(); collectNow(); } }, 20);
 });
 `;
 
@@ -80,7 +81,6 @@ function start(): Worker | undefined {
       if (pending.size === 0) worker.unref();
       if (message.buffer === undefined) return request.reject(new RangeError(message.error ?? 'allocation failed'));
       registry.register(message.buffer, message.id);
-      addGcWeight(message.buffer); // so that this thread finds the buffer dead soon after the caller drops it
       request.resolve(message.buffer);
     });
     const fail = (): void => {
@@ -115,8 +115,18 @@ function allocateHere(bytes: number): Promise<SharedArrayBuffer> {
   }
 }
 
-/** A zero-filled SharedArrayBuffer of `bytes`, mapped (and later freed) off this thread when it is large. */
-export function allocateShared(bytes: number): Promise<SharedArrayBuffer> {
+/**
+ * A zero-filled SharedArrayBuffer of `bytes`, mapped (and later freed) off this thread when it is large, and
+ * counted toward this thread's collection schedule (gc-weight.ts), so that V8 finds it dead soon after the
+ * caller drops it, whichever way it was allocated.
+ */
+export async function allocateShared(bytes: number): Promise<SharedArrayBuffer> {
+  const buffer = await allocateUncounted(bytes);
+  addGcWeight(buffer);
+  return buffer;
+}
+
+function allocateUncounted(bytes: number): Promise<SharedArrayBuffer> {
   const worker = bytes >= DELEGATE_ABOVE_BYTES ? start() : undefined;
   if (worker === undefined) return allocateHere(bytes);
   const id = nextId++;

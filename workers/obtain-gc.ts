@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+
 /** A thread's garbage collector, as V8's `gc` global gives it. */
 export type CollectGarbage = (options?: { type?: 'major' | 'minor' }) => void;
 
@@ -9,23 +11,31 @@ export interface GcSources {
 
 /**
  * This thread's garbage collector, without `--expose-gc` on the command line: the flag is set just long
- * enough for one new context to receive `gc`, then cleared, so no other context (the user's included)
- * sees it. Undefined if the runtime refuses.
+ * enough for one new context to receive `gc`, then cleared, so only a context made in that instant (on any
+ * thread: V8's flags are process-wide) sees it. Where `gc` is exposed already (`node --expose-gc`), it is taken
+ * as it is and the flag is left alone. Undefined if the runtime refuses.
  *
- * V8's flags are process-wide, and hpair's threads start together: another thread may clear the flag between
- * this thread's set and its new context, which then has no `gc` (measured: 6 of 90 workers started three at a
- * time lost it). Such a worker never collected, so it held every job's buffers until the pool closed. Hence
- * the retry: a thread fails an attempt only when another thread's clear lands inside it, and every thread's
- * last step is a clear, so the flag always ends cleared.
+ * hpair's threads start together, so another thread may clear the flag between this thread's set and its new
+ * context, which then has no `gc` (measured: 6 of 90 workers started three at a time lost it). Such a worker
+ * never collected, so it held every job's buffers until the pool closed. Hence the retries: an attempt fails
+ * only when another thread's clear lands inside it, so one of them succeeds, and every thread's last step is
+ * a clear. (A thread terminated inside its window cannot clear: see clearLeftoverGcFlag.)
  *
  * Self-contained (no module-level names): the memory thread's inline source embeds it as text.
  */
 export function obtainGc(node: GcSources): CollectGarbage | undefined {
+  const probe = 'typeof gc === "function" ? gc : undefined';
+  try {
+    const exposed = node.runInNewContext(probe);
+    if (typeof exposed === 'function') return exposed as CollectGarbage;
+  } catch {
+    return undefined;
+  }
   for (let attempt = 0; attempt < 100; attempt++) {
     let gc: unknown;
     try {
       node.setFlagsFromString('--expose-gc');
-      gc = node.runInNewContext('typeof gc === "function" ? gc : undefined');
+      gc = node.runInNewContext(probe);
     } catch {
       return undefined;
     } finally {
@@ -38,4 +48,20 @@ export function obtainGc(node: GcSources): CollectGarbage | undefined {
     if (typeof gc === 'function') return gc as CollectGarbage;
   }
   return undefined;
+}
+
+/** Whether this process was started with `gc` exposed (read once, on the main thread, before any thread toggles it). */
+const exposedAtStart = typeof (globalThis as { gc?: unknown }).gc === 'function';
+
+/**
+ * Clears `--expose-gc` once more after one of hpair's threads exits, unless the process was started with it:
+ * a thread terminated between its set and its clear would otherwise leave it set for every later context.
+ */
+export function clearLeftoverGcFlag(): void {
+  if (exposedAtStart) return;
+  try {
+    setFlagsFromString('--no-expose-gc');
+  } catch {
+    // the runtime refuses flags: then it set none either
+  }
 }

@@ -3,6 +3,7 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Worker, type ResourceLimits, type WorkerOptions } from 'node:worker_threads';
 import { HpairError } from '../shared/errors.js';
 import type { WorkerApi } from '../shared/protocol.js';
+import { clearLeftoverGcFlag } from './obtain-gc.js';
 
 /**
  * One worker thread and its Comlink proxy. A Comlink call to a worker that dies never settles, so every
@@ -100,6 +101,12 @@ export class WorkerHandle {
  * process-wide and apply to it anyway.
  */
 export function startWorker(file: URL | string, options: WorkerOptions): Worker {
+  const worker = newWorker(file, options);
+  worker.once('exit', clearLeftoverGcFlag); // it may have been terminated while it held --expose-gc set
+  return worker;
+}
+
+function newWorker(file: URL | string, options: WorkerOptions): Worker {
   const refused = /^--input-type(=|$)/;
   if (!process.execArgv.some((arg) => refused.test(arg))) return new Worker(file, options);
   const execArgv = process.execArgv.filter((arg, i, all) => !refused.test(arg) && !(all[i - 1] === '--input-type'));

@@ -11,7 +11,8 @@ const settle = async (): Promise<void> => {
 };
 const scenario = process.argv[2];
 const pool = createPool({ workers: 2, inlineFlops: 0 });
-await pool.ready();
+// 'fresh' starts its jobs at once, as a service's first request would, while the threads are still starting.
+if (scenario !== 'fresh') await pool.ready();
 
 if (scenario === 'heap') {
   // Many small jobs through the workers: what stays on the main thread's heap per job.
@@ -34,11 +35,12 @@ if (scenario === 'heap') {
   await settle();
   process.stdout.write(`${JSON.stringify({ arrayBuffers: process.memoryUsage().arrayBuffers, rss: process.memoryUsage().rss })}\n`);
 } else if (scenario === 'fresh') {
-  // A new H per job, dropped at once, and no gc() here: V8 must find the dropped ones by itself.
-  const { expp, distance } = demoProblem(601, 16); // H: 5.5 MiB, so it comes from the memory thread
+  // A new H per job, dropped at once, and no gc() here: V8 must find the dropped ones by itself. N = 601 gives a
+  // 5.5 MiB H, which the memory thread maps; N = 300, a 1.4 MiB one, allocated on this thread.
+  const { expp, distance } = demoProblem(Number(process.argv[3] ?? 601), 16);
   let collected = 0;
   const registry = new FinalizationRegistry<number>(() => collected++);
-  const jobs = 40;
+  const jobs = Number(process.argv[4] ?? 40);
   for (let k = 0; k < jobs; k++) registry.register((await pool.hermitian(expp, distance)).data.buffer, k);
   await new Promise((resolve) => setTimeout(resolve, 50)); // finalizers run as their own tasks
   process.stdout.write(`${JSON.stringify({ jobs, collected })}\n`);
