@@ -166,7 +166,8 @@ test('dropped results are found by V8 without help: a new H per job, most collec
     ['native addon, 1.4 MiB', '300', '150', {}],
     ['without the addon, 1.4 MiB', '300', '150', noAddon],
   ] as const) {
-    const { jobs, collected } = await child('./helpers/memory-scenarios.js', ['fresh', n, jobCount], env);
+    const { jobs, collected, threadErrors } = await child('./helpers/memory-scenarios.js', ['fresh', n, jobCount], env);
+    assert.is(threadErrors, 0, `${how}: a thread failed`);
     assert.ok(collected >= jobs / 2, `${how}: ${collected} of ${jobs} dropped results collected`);
   }
 });

@@ -122,7 +122,11 @@ function allocateHere(bytes: number): Promise<SharedArrayBuffer> {
  */
 export async function allocateShared(bytes: number): Promise<SharedArrayBuffer> {
   const buffer = await allocateUncounted(bytes);
-  addGcWeight(buffer);
+  try {
+    addGcWeight(buffer);
+  } catch {
+    // Counting is a hint to the collector: a failure to count never fails the job.
+  }
   return buffer;
 }
 

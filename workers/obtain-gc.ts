@@ -21,6 +21,9 @@ export interface GcSources {
  * only when another thread's clear lands inside it, so one of them succeeds, and every thread's last step is
  * a clear. (A thread terminated inside its window cannot clear: see clearLeftoverGcFlag.)
  *
+ * Under `node --expose-gc-as=NAME` the collector has another name, which this does not look for: no thread gets
+ * one, and buffers are freed at V8's ordinary pace.
+ *
  * Self-contained (no module-level names): the memory thread's inline source embeds it as text.
  */
 export function obtainGc(node: GcSources): CollectGarbage | undefined {

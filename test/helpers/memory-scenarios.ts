@@ -10,6 +10,10 @@ const settle = async (): Promise<void> => {
   gc();
 };
 const scenario = process.argv[2];
+// Every error of any thread (hpair's workers and memory thread): one would mean a thread died, and the library's
+// fallbacks could hide it from the figures below.
+let threadErrors = 0;
+process.on('worker', (worker) => worker.on('error', () => threadErrors++));
 const pool = createPool({ workers: 2, inlineFlops: 0 });
 // 'fresh' starts its jobs at once, as a service's first request would, while the threads are still starting.
 if (scenario !== 'fresh') await pool.ready();
@@ -43,7 +47,7 @@ if (scenario === 'heap') {
   const jobs = Number(process.argv[4] ?? 40);
   for (let k = 0; k < jobs; k++) registry.register((await pool.hermitian(expp, distance)).data.buffer, k);
   await new Promise((resolve) => setTimeout(resolve, 50)); // finalizers run as their own tasks
-  process.stdout.write(`${JSON.stringify({ jobs, collected })}\n`);
+  process.stdout.write(`${JSON.stringify({ jobs, collected, threadErrors })}\n`);
 } else {
   throw new Error(`unknown scenario ${scenario}`);
 }
