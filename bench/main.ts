@@ -33,6 +33,7 @@ import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
 import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind } from './python-peer.js';
 import { blasEnvironment, chooseBlasCore } from './blas-core.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
+import { pairedScaling, type ScalingRow } from './scaling.js';
 import { markdownTable, ms, pairedRatio, progress, ratio, summarize, textTable, type Summary } from './stats.js';
 
 let options: BenchOptions | undefined;
@@ -151,6 +152,7 @@ interface Row {
   roundMediansMs?: number[];
 }
 const rows: Row[] = [];
+const scaling: ScalingRow[] = [];
 let sink = 0; // every output is read, so no run can be optimised away
 
 interface Entry extends InterleavedEntry {
@@ -334,6 +336,23 @@ try {
       }
       for (const pool of pools.values()) await pool.close();
     }
+    const most = Math.max(...opts.workers);
+    if (opts.workers.includes(1) && most > 1 && sizeKernels.length > 0) {
+      scaling.push(
+        ...(await pairedScaling({
+          size,
+          expp,
+          distance,
+          kernel: sizeKernels[0],
+          workers: most,
+          zherk: zherk ? peer : undefined,
+          minSamples: opts.minSamples ?? 5,
+          timeSeconds: opts.timeSeconds,
+          settleMs: opts.settleMs,
+          consume: (value) => (sink += value),
+        })),
+      );
+    }
     for (const kernel of sizeKernels) {
       // Same kernel, every worker count and schedule: one hash.
       const all = variants.filter((v) => v.kernel === kernel).flatMap((v) => opts.workers.map((w) => hashes[`${size}`][`${v.key}/${w}`]));
@@ -504,6 +523,8 @@ const memoryCells = memory.map((row) => [
   row.cli !== undefined && row.numpy !== undefined ? ratio(row.cli.peakRssMB / row.numpy.peakRssMB) : '',
   row.zherk === undefined ? '' : row.zherk.peakRssMB.toFixed(0),
 ]);
+const scalingHeader = ['N = M', '1 → N, paired within rounds', 'N', 'ratio of medians', 'paired', 'rounds'];
+const scalingCells = scaling.map((row) => [String(row.n), row.what, String(row.workers), ratio(row.ratio), ratio(row.paired), String(row.rounds)]);
 const smallHeader = ['kernel', 'ran', 'N = M', 'median ms', 'p25–p75 ms', 'samples', 'inline'];
 const smallCells = smallJobs.map((job) => [job.kernel, job.ran, String(job.n), ms(job.stats.median), `${ms(job.stats.p25)}–${ms(job.stats.p75)}`, String(job.stats.samples), job.inline ? 'yes' : 'no']);
 
@@ -521,6 +542,7 @@ out.push('× zherk is like for like: a row into a reused H (hpair\'s `out`) agai
 out.push('paired = median over rounds of the same round\'s ratio; others\' CPU = share of the cores other processes used during that group');
 out.push('', textTable(header, cells));
 if (memoryCells.length > 0) out.push('', textTable(memoryHeader, memoryCells));
+if (scalingCells.length > 0) out.push('', textTable(scalingHeader, scalingCells));
 out.push('', textTable(smallHeader, smallCells));
 out.push('', 'bit-identical H across worker counts (and schedules), per kernel:');
 for (const kernel of kernels) {
@@ -533,6 +555,7 @@ for (const kernel of kernels) {
 if (opts.markdown) {
   out.push('', markdownTable(header, cells));
   if (memoryCells.length > 0) out.push('', markdownTable(memoryHeader, memoryCells));
+  if (scalingCells.length > 0) out.push('', markdownTable(scalingHeader, scalingCells));
   out.push('', markdownTable(smallHeader, smallCells));
 }
 process.stdout.write(`${out.join('\n')}\n`);
@@ -549,6 +572,7 @@ const record = {
   spread: 'p25–p75 (linear interpolation); mad = median absolute deviation, unscaled',
   rows: rows.map(({ samplesMs, stats, ...row }) => ({ ...row, medianMs: stats.median, p25Ms: stats.p25, p75Ms: stats.p75, madMs: stats.mad, minMs: stats.min, maxMs: stats.max, samples: stats.samples, samplesMs })),
   verification,
+  scaling,
   bitIdentity,
   hashes,
   memory,
