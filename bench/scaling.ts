@@ -38,14 +38,17 @@ export async function pairedScaling(input: ScalingInput): Promise<ScalingRow[]> 
   const counts = [1, workers];
   const pools: Pool[] = [];
   const out = createComplexMatrix(size - 1, size - 1);
+  // Entries in pairs, 1 then `workers`, each pair under one name.
   const entries: InterleavedEntry[] = [];
+  const names: string[] = [];
   try {
+    names.push(`hpair ${kernel} into out`);
     for (const count of counts) {
       const pool = createPool({ workers: count, kernel, inlineFlops: 0 });
       await pool.ready();
       pools.push(pool);
       entries.push({
-        what: `hpair ${kernel} into out, ${count} worker${count === 1 ? '' : 's'}`,
+        what: `${names[0]}, ${count} worker${count === 1 ? '' : 's'}`,
         side: 'hpair',
         samples: [],
         fn: async () => {
@@ -55,9 +58,10 @@ export async function pairedScaling(input: ScalingInput): Promise<ScalingRow[]> 
       });
     }
     if (zherk !== undefined) {
+      names.push('scipy zherk into c');
       for (const count of counts) {
         entries.push({
-          what: `scipy zherk into c, ${count} thread${count === 1 ? '' : 's'}`,
+          what: `${names[1]}, ${count} thread${count === 1 ? '' : 's'}`,
           side: 'python',
           samples: [],
           fn: async () => {
@@ -72,11 +76,11 @@ export async function pairedScaling(input: ScalingInput): Promise<ScalingRow[]> 
     const label = `N = M = ${size}, 1 and ${workers} workers paired`;
     await interleaved(label, entries, { minSamples: input.minSamples, timeSeconds: input.timeSeconds, settleMs: input.settleMs });
     const rows: ScalingRow[] = [];
-    for (let i = 0; i < entries.length; i += 2) {
-      const [one, many] = [entries[i], entries[i + 1]];
+    for (const [pair, what] of names.entries()) {
+      const [one, many] = [entries[2 * pair], entries[2 * pair + 1]];
       const row: ScalingRow = {
         n: size,
-        what: one.what.replace(/, 1 (worker|thread)$/, ''),
+        what,
         workers,
         ratio: summarize(one.samples).median / summarize(many.samples).median,
         paired: pairedRatio(many.rounds, one.rounds),

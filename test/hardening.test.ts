@@ -113,8 +113,8 @@ test('discarded results are not kept alive by the workers: 60 jobs of 16 MiB lea
 });
 
 test('threads that start together each obtain their garbage collector (V8 flags are process-wide)', async () => {
-  // A worker that lost the race never collected, and held every job's H until its pool closed. The unguarded
-  // version failed here in about 7 % of threads, so 4 rounds of 16 catch it with near certainty.
+  // A worker that lost the race never collected, and held every job's H until its pool closed. The single-try
+  // version failed this in its first round of 16.
   const source = `const { parentPort } = require('node:worker_threads');
 const gc = (${obtainGc.toString()})({ setFlagsFromString: require('node:v8').setFlagsFromString, runInNewContext: require('node:vm').runInNewContext });
 parentPort.postMessage({ obtained: typeof gc === 'function', leaked: typeof globalThis.gc !== 'undefined' });`;

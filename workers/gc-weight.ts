@@ -2,25 +2,22 @@ import { loadNativeAddon } from '../kernel/native/addon.js';
 
 /**
  * V8 schedules collections by what a thread allocates, and counts a non-shared ArrayBuffer's bytes but not a
- * SharedArrayBuffer's. Measured (Node 20): twenty 64 MiB SharedArrayBuffers dropped in a row were none of them
- * collected; with their size reported to V8, every second one was. So a service that took a new H per job
- * and dropped it held every dropped H (1.2 GB of them at N = 2048 after 16 jobs), and each new H was mapped
- * from fresh pages rather than the ones just freed, which on a VM cost a fresh H about 60 ms more at that
- * size (bench: the "new H" row).
+ * SharedArrayBuffer's (`npm run bench:release`, sab-drop: 20 dropped 64 MiB ones, none collected). So a service
+ * that took a new H per job and dropped it held every dropped H (new-h-2048: RSS 1543 MB after 16 jobs before
+ * this module, 297 MB with it), and mapped each new H from fresh pages rather than the ones just freed.
  *
- * Each big buffer's size is reported to this thread's V8 while the buffer is reachable from it:
+ * Each buffer's size is reported to this thread's V8 while the buffer is reachable from it:
  * - where the native addon loads, through Node-API's napi_adjust_external_memory, which exists for exactly
  *   this and is taken back when the buffer is collected;
  * - otherwise by tying to the buffer (a WeakMap entry lives as long as its key) an ArrayBuffer of the same
  *   size that is never touched: V8 counts its bytes. A large one (from 32 MiB glibc always maps it fresh) has
  *   no page until touched, so it costs no resident memory; a small one comes from the heap, whose reused memory
- *   is resident, so it does (measured: RSS 201 MB after 5000 jobs at N = 64 with a new H each, against 150 MB
- *   with the addon, and 481 MB after 15 000 with no counting at all). It also counts twice where the OS counts
- *   commitments (vm.overcommit_memory = 2) and in process.memoryUsage().arrayBuffers. If it cannot be had, the
- *   buffer is collected at V8's ordinary pace.
+ *   is resident, so it does (new-h-64: RSS 213 MB after 15 000 jobs, against 160 MB with the addon and 539 MB
+ *   with no counting at all). It also counts twice where the OS counts commitments (vm.overcommit_memory = 2)
+ *   and in process.memoryUsage().arrayBuffers. If it cannot be had, the buffer is collected at V8's ordinary pace.
  *
- * Every buffer the pool allocates gets this, small ones too: at N = 363 (an H just under 2 MiB, allocated on
- * the caller's thread) 100 dropped results were none of them collected without it.
+ * Every buffer the pool allocates gets this, small ones too: of 150 dropped 1.4 MiB results (allocated on the
+ * caller's thread) none was collected without it, 141 with it (test/helpers/memory-scenarios.ts, 'fresh').
  */
 interface NativeWeight {
   readonly adjust: (bytes: number) => void;

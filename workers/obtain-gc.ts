@@ -16,10 +16,10 @@ export interface GcSources {
  * as it is and the flag is left alone. Undefined if the runtime refuses.
  *
  * hpair's threads start together, so another thread may clear the flag between this thread's set and its new
- * context, which then has no `gc` (measured: 6 of 90 workers started three at a time lost it). Such a worker
- * never collected, so it held every job's buffers until the pool closed. Hence the retries: an attempt fails
- * only when another thread's clear lands inside it, so one of them succeeds, and every thread's last step is
- * a clear. (A thread terminated inside its window cannot clear: see clearLeftoverGcFlag.)
+ * context, which then has no `gc` (without retries, hardening.test's 16-thread check failed in its first round).
+ * Such a worker never collected, so it held every job's buffers until the pool closed. Hence the retries: an
+ * attempt fails only when another thread's clear lands inside it, so one of them succeeds, and every thread's
+ * last step is a clear. (A thread terminated inside its window cannot clear: see clearLeftoverGcFlag.)
  *
  * Under `node --expose-gc-as=NAME` the collector has another name, which this does not look for: no thread gets
  * one, and buffers are freed at V8's ordinary pace.
