@@ -114,19 +114,19 @@ test('discarded results are not kept alive by the workers: 60 jobs of 16 MiB lea
 
 test('threads that start together each obtain their garbage collector (V8 flags are process-wide)', async () => {
   // A worker that lost the race never collected, and held every job's H until its pool closed. The single-try
-  // version failed this in its first round of 16.
+  // version failed this in its first round of 16. (A thread that starts inside another's window sees a global gc,
+  // as documented, so the inline code must not declare one of its own.)
   const source = `const { parentPort } = require('node:worker_threads');
-const gc = (${obtainGc.toString()})({ setFlagsFromString: require('node:v8').setFlagsFromString, runInNewContext: require('node:vm').runInNewContext });
-parentPort.postMessage({ obtained: typeof gc === 'function', leaked: typeof globalThis.gc !== 'undefined' });`;
+const collector = (${obtainGc.toString()})({ setFlagsFromString: require('node:v8').setFlagsFromString, runInNewContext: require('node:vm').runInNewContext });
+parentPort.postMessage({ obtained: typeof collector === 'function' });`;
   for (let round = 0; round < 4; round++) {
     const threads = Array.from({ length: 16 }, () => new Worker(source, { eval: true }));
-    const replies = await Promise.all(threads.map((thread) => new Promise<{ obtained: boolean; leaked: boolean }>((resolve, reject) => {
+    const replies = await Promise.all(threads.map((thread) => new Promise<{ obtained: boolean }>((resolve, reject) => {
       thread.once('message', resolve);
       thread.once('error', reject);
     })));
     await Promise.all(threads.map((thread) => thread.terminate()));
     assert.equal(replies.filter((reply) => !reply.obtained).length, 0, `round ${round}: threads without a collector`);
-    assert.equal(replies.filter((reply) => reply.leaked).length, 0, `round ${round}: gc leaked into a thread's own context`);
   }
   // …and the flag ends cleared: a context made now has no gc.
   const late = new Worker("require('node:worker_threads').parentPort.postMessage(typeof gc)", { eval: true });
