@@ -76,6 +76,9 @@ export async function startRedis(binary: string, port?: number): Promise<RedisSe
       child = spawn(binary, ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'], {
         stdio: 'ignore',
       });
+      // Not a reason to stay alive: the test Redis that testRedisUrl() shares is never stopped by a test, and
+      // kept `npm test` from exiting after its last test. The 'exit' hook above kills it.
+      child.unref();
       started.add(child);
       await waitForRedis(chosen);
     },
@@ -83,6 +86,7 @@ export async function startRedis(binary: string, port?: number): Promise<RedisSe
       const running = child;
       if (running === undefined || running.exitCode !== null) return;
       const exited = new Promise((resolve) => running.once('exit', resolve));
+      running.ref(); // so that waiting for its exit keeps this process alive
       running.kill('SIGTERM');
       await exited;
       started.delete(running);
