@@ -25,6 +25,7 @@ import {
   type ComplexMatrix,
   type KernelVariant,
   type Pool,
+  type PoolOptions,
   type Schedule,
 } from 'hpair';
 import { HELP, JS_MAX_SIZE, parseOptions, unsupportedKernels, UsageError, type BenchOptions } from './options.js';
@@ -418,13 +419,20 @@ rmSync(scratch, { recursive: true, force: true });
 
 // ---------------------------------------------------------------------------------------------------------
 // The small-job round trip through a warm pool, per kernel (it runs inline when that is cheaper than waking
-// the workers), then abort latency and event-loop delay during a large job with the default kernel.
+// the workers), and the default kernel's job sent to 1 and 2 workers anyway (inlineFlops: 0): the fixed cost
+// of a worker job, which every mid-size job pays too. Then abort latency and event-loop delay during a large
+// job with the default kernel.
 const smallJobs: { kernel: string; ran: string; n: number; stats: Summary; inline: boolean; othersCpu?: number }[] = [];
 {
   const { expp, distance } = demoProblem(64, 64);
   const smallEntries: (InterleavedEntry & { kernel: string; pool: Pool; ran: Set<string> })[] = [];
-  for (const kernel of ['auto' as const, ...kernels]) {
-    const pool = createPool(kernel === 'auto' ? {} : { kernel });
+  const configs: { kernel: string; options: PoolOptions }[] = [
+    { kernel: 'auto', options: {} },
+    ...kernels.map((kernel) => ({ kernel, options: { kernel } })),
+    ...[1, 2].map((workers) => ({ kernel: `auto, ${workers} worker${workers === 1 ? '' : 's'}, inlineFlops 0`, options: { workers, inlineFlops: 0 } })),
+  ];
+  for (const { kernel, options } of configs) {
+    const pool = createPool(options);
     await pool.ready();
     const out = createComplexMatrix(63, 63);
     const ran = new Set<string>();

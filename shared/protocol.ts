@@ -24,6 +24,13 @@ export interface StepSpec {
   readonly buffers: Readonly<Record<string, SharedView>>;
   readonly params: Readonly<Record<string, unknown>>;
   readonly control: ControlBlock;
+  /**
+   * This is the job's last step: once its tiles are done the worker holds nothing the job needs, and
+   * schedules the collection that lets go of the job's buffers (see workers/worker.ts). A separate
+   * "job over" message cost every job another round trip per worker, and kept both threads busy just
+   * as the next job's first step arrived.
+   */
+  readonly last: boolean;
 }
 
 /** The worker's side of the thread boundary, exposed with Comlink. */
@@ -32,14 +39,11 @@ export interface WorkerApi {
   ping(): number;
   /**
    * Runs this worker's share of the step's tiles. Completion is signalled through the control block
-   * (DONE + Atomics.notify); the answer only carries a kernel's error back.
+   * (DONE + Atomics.notify); the answer only carries a kernel's error back. After a job's last step (or
+   * once the worker has been idle a while after any step) the worker collects its garbage: an idle worker
+   * rarely collects on its own, and until it does, its handles keep each job's SharedArrayBuffers alive.
    */
   run(step: StepSpec, worker: number, workers: number): Promise<RunOutcome>;
-  /**
-   * The job has settled: drop every reference to its buffers and collect them now. An idle worker
-   * rarely collects garbage, and until it does, its handles keep each job's SharedArrayBuffers alive.
-   */
-  release(): void;
 }
 
 /** An error as it crosses the thread boundary (structured clone keeps neither classes nor `code`). */

@@ -184,7 +184,8 @@ export class JobRunner {
           }
         };
         for (let index = 0; index < steps.length; index++) {
-          await this.#runStep({ ...steps[index], schedule: this.#options.schedule, control }, entry, options.onProgress ? poll : undefined);
+          const spec = { ...steps[index], schedule: this.#options.schedule, control, last: index === steps.length - 1 };
+          await this.#runStep(spec, entry, options.onProgress ? poll : undefined);
           job.afterStep?.(index);
         }
       }
@@ -196,17 +197,9 @@ export class JobRunner {
       entry.reject(error);
     } finally {
       job.release?.();
-      if (!job.inline) this.#releaseWorkers();
       for (const handle of this.#tainted) handle.retire();
       this.#tainted.clear();
       for (const handle of this.#handles) handle.unref();
-    }
-  }
-
-  /** Tells every worker the job is over, so none keeps its buffers alive (see WorkerApi.release). */
-  #releaseWorkers(): void {
-    for (const handle of this.#handles) {
-      if (handle.alive) handle.call((api) => api.release()).catch(() => undefined);
     }
   }
 
@@ -214,7 +207,7 @@ export class JobRunner {
   #runInline(steps: readonly StepPlan[], entry: Entry): void {
     steps.forEach((step, index) => {
       if (step.kernel.kind !== 'builtin') throw new HpairError('INVALID_ARGUMENT', 'only built-in kernels run inline');
-      runTiles(builtinKernel(step.kernel.name), { ...step, schedule: 'strided', control: entry.control }, 0, 1);
+      runTiles(builtinKernel(step.kernel.name), { ...step, schedule: 'strided', control: entry.control, last: index === steps.length - 1 }, 0, 1);
       entry.job.afterStep?.(index);
     });
   }
@@ -243,14 +236,19 @@ export class JobRunner {
     });
     failed.catch(() => undefined);
     let settled = false;
+    // Without a progress callback the wait has no timeout, so no timer is armed per step for nothing. A wait
+    // that can no longer complete (a worker died, the job was cancelled) is woken below instead, so it never
+    // dangles.
+    const pollMs = poll === undefined ? Infinity : PROGRESS_INTERVAL_MS;
     try {
       await Promise.race([
-        Promise.all([waitAtLeast(control, Slot.DONE, workers, PROGRESS_INTERVAL_MS, () => settled, poll), Promise.all(calls)]),
+        Promise.all([waitAtLeast(control, Slot.DONE, workers, pollMs, () => settled, poll), Promise.all(calls)]),
         failed,
         entry.cancelled,
       ]);
     } catch (error) {
       settled = true;
+      Atomics.notify(control, Slot.DONE); // the wait above sees `settled` and ends
       requestCancel(control, CancelReason.FAILED);
       entry.reject(error); // the caller hears at once; the pool is busy until the drain is over
       await this.#drain(calls);

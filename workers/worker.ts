@@ -13,11 +13,12 @@ import { runTiles } from './run-tiles.js';
 if (parentPort === null) throw new Error('hpair worker.js must run in a worker thread');
 
 /**
- * When to collect (see WorkerApi.release). A forced major collection takes 0.5–1 ms, which back-to-back small
+ * When to collect (see WorkerApi.run). A forced major collection takes 0.5–1 ms, which back-to-back small
  * jobs paid as latency on their next step (a tiny job on one worker: 1.16 ms with it, 0.93 ms without).
- * What it frees is only worth that after the jobs since the last collection referenced COLLECT_NOW_BYTES of
- * buffers; below that, the worker collects once it has been idle for IDLE_COLLECT_MS, so an idle pool still
- * lets go of every job's buffers.
+ * What it frees is only worth that at the end of a job, after the jobs since the last collection referenced
+ * COLLECT_NOW_BYTES of buffers; otherwise the worker collects once it has been idle for IDLE_COLLECT_MS after
+ * any step, so an idle pool still lets go of every job's buffers, even a failed job's whose last step never
+ * came.
  */
 const COLLECT_NOW_BYTES = 32 * 2 ** 20;
 const IDLE_COLLECT_MS = 50;
@@ -31,13 +32,14 @@ function collect(): void {
   collectGarbage();
 }
 
+/** setImmediate runs after Comlink has posted this step's answer: the main thread never waits for a collection. */
+function scheduleCollection(jobOver: boolean): void {
+  if (jobOver && referencedBytes >= COLLECT_NOW_BYTES) setImmediate(collect);
+  else idleTimer ??= setTimeout(collect, IDLE_COLLECT_MS).unref();
+}
+
 const api: WorkerApi = {
   ping: () => process.pid,
-  release() {
-    // After the answer is posted: the main thread does not wait for the collection.
-    if (referencedBytes >= COLLECT_NOW_BYTES) setImmediate(collect);
-    else if (idleTimer === undefined) idleTimer = setTimeout(collect, IDLE_COLLECT_MS).unref();
-  },
   async run(step: StepSpec, worker: number, workers: number): Promise<RunOutcome> {
     clearTimeout(idleTimer); // busy again: collect when next idle (or when enough is referenced)
     idleTimer = undefined;
@@ -56,6 +58,7 @@ const api: WorkerApi = {
       // Signal even when the kernel threw, so the main thread's count always completes.
       Atomics.add(step.control, Slot.DONE, 1);
       Atomics.notify(step.control, Slot.DONE);
+      scheduleCollection(step.last);
     }
   },
 };
