@@ -123,7 +123,18 @@ const PEER_TITLES: Record<PeerKind, string> = {
   numpy: 'numpy (A/d) @ A.conj().T',
   zherk: 'scipy zherk (lower)',
   'zherk-into': 'scipy zherk (lower) into c',
+  dgemm: 'OpenBLAS dgemm Re A·Im Aᵀ (real)',
 };
+
+/**
+ * Real flops a row executes, for the real-rate comparison with dgemm: hpair's 3M does three real products on
+ * the lower triangle, 3·2·(N−1)N/2·(M−1) = ¾ of the useful count; dgemm's one product is 2·(N−1)²·(M−1).
+ */
+function realFlops(kind: 'hpair' | PeerKind, n: number, m: number): number | undefined {
+  if (kind === 'hpair') return 0.75 * hermitianFlops(n, m);
+  if (kind === 'dgemm') return 2 * (n - 1) ** 2 * (m - 1);
+  return undefined;
+}
 
 interface Row {
   what: string;
@@ -134,7 +145,10 @@ interface Row {
   m: number;
   workers: number;
   stats: Summary;
+  /** Useful GFLOP/s (the H formula); for the dgemm row, its own real rate. */
   gflops: number;
+  /** Real GFLOP/s executed (hpair and dgemm rows; see realFlops). */
+  realGflops?: number;
   speedup?: number;
   vsNumpy?: number;
   /** Against zherk used the same way: into a reused C for a row that writes into a reused H, else a new C. */
@@ -258,7 +272,7 @@ try {
         const peerEntry = (kind: PeerKind, what: string): Entry => ({
           what,
           kind,
-          kernel: kind === 'numpy' ? 'BLAS zgemm' : 'BLAS zherk',
+          kernel: { numpy: 'BLAS zgemm', zherk: 'BLAS zherk', 'zherk-into': 'BLAS zherk', dgemm: 'BLAS dgemm' }[kind],
           side: 'python',
           samples: [],
           fn: async () => {
@@ -267,7 +281,7 @@ try {
             return { overriddenDuration: sample.ms };
           },
         });
-        entries.push(peerEntry('numpy', 'numpy'));
+        entries.push(peerEntry('numpy', 'numpy'), peerEntry('dgemm', 'dgemm'));
         if (zherk) entries.push(peerEntry('zherk', 'zherk'), peerEntry('zherk-into', 'zherk-into'));
       }
       const minSamples = opts.minSamples ?? (size >= 4096 && workers === 1 ? 3 : 5);
@@ -277,6 +291,7 @@ try {
 
       const groupRows: Row[] = entries.map((entry) => {
         const stats = summarize(entry.samples);
+        const real = realFlops(entry.kind, size, size);
         const kernelRan = entry.kind === 'hpair' ? [...(ran.get(entry.what) ?? [])].join('+') : entry.kernel;
         return {
           what: entry.kind === 'hpair' ? `hpair ${entry.what}` : PEER_TITLES[entry.kind],
@@ -287,7 +302,8 @@ try {
           m: size,
           workers,
           stats,
-          gflops: flops / stats.median / 1e6,
+          gflops: (entry.kind === 'dgemm' && real !== undefined ? real : flops) / stats.median / 1e6,
+          realGflops: real === undefined ? undefined : real / stats.median / 1e6,
           othersCpu,
           samplesMs: entry.samples,
           roundMediansMs: entry.rounds,
@@ -298,6 +314,14 @@ try {
       // Like for like: a row into a reused output against zherk into a reused C, a new output against a new C.
       const zherkFor = (row: Row): Row | undefined => groupRows.find((peer) => peer.kind === (row.reusesOutput ? 'zherk-into' : 'zherk'));
       for (const row of groupRows) {
+        if (row.kind === 'dgemm') {
+          // A rate reference, not a peer: it computes no H, so no ratio is drawn against it here.
+          const single = rows.find((other) => other.n === size && other.workers === 1 && other.kind === 'dgemm');
+          row.speedup = single === undefined ? (workers === 1 ? 1 : undefined) : single.stats.median / row.stats.median;
+          rows.push(row);
+          progress(`${label}: ${row.what.padEnd(26)} median ${ms(row.stats.median).padStart(8)} ms, ${row.gflops.toFixed(1)} real GFLOP/s`);
+          continue;
+        }
         const zherkRow = zherkFor(row);
         if (numpyRow !== undefined) row.vsNumpy = numpyRow.stats.median / row.stats.median;
         if (zherkRow !== undefined) row.vsZherk = zherkRow.stats.median / row.stats.median;
@@ -533,6 +557,14 @@ const memoryCells = memory.map((row) => [
 ]);
 const scalingHeader = ['N = M', '1 → N, paired within rounds', 'N', 'ratio of medians', 'paired', 'rounds'];
 const scalingCells = scaling.map((row) => [String(row.n), row.what, String(row.workers), ratio(row.ratio), ratio(row.paired), String(row.rounds)]);
+// Per size × workers: each hpair row's real-flop rate against OpenBLAS dgemm's on the same threads, in the same
+// group (how close the kernels run to what this machine's cores give a well-tuned real kernel).
+const realHeader = ['N = M', 'workers', 'what', 'real GFLOP/s', 'dgemm real GFLOP/s', '× dgemm rate'];
+const realCells = rows.flatMap((row) => {
+  const dgemm = rows.find((other) => other.kind === 'dgemm' && other.n === row.n && other.workers === row.workers);
+  if (row.kind !== 'hpair' || row.realGflops === undefined || dgemm?.realGflops === undefined) return [];
+  return [[String(row.n), String(row.workers), row.what, row.realGflops.toFixed(1), dgemm.realGflops.toFixed(1), ratio(row.realGflops / dgemm.realGflops)]];
+});
 const smallHeader = ['kernel', 'ran', 'N = M', 'median ms', 'p25–p75 ms', 'samples', 'inline'];
 const smallCells = smallJobs.map((job) => [job.kernel, job.ran, String(job.n), ms(job.stats.median), `${ms(job.stats.p25)}–${ms(job.stats.p75)}`, String(job.stats.samples), job.inline ? 'yes' : 'no']);
 
@@ -551,6 +583,7 @@ out.push('paired = median over rounds of the same round\'s ratio; others\' CPU =
 out.push('', textTable(header, cells));
 if (memoryCells.length > 0) out.push('', textTable(memoryHeader, memoryCells));
 if (scalingCells.length > 0) out.push('', textTable(scalingHeader, scalingCells));
+if (realCells.length > 0) out.push('', textTable(realHeader, realCells));
 out.push('', textTable(smallHeader, smallCells));
 out.push('', 'bit-identical H across worker counts (and schedules), per kernel:');
 for (const kernel of kernels) {
@@ -564,6 +597,7 @@ if (opts.markdown) {
   out.push('', markdownTable(header, cells));
   if (memoryCells.length > 0) out.push('', markdownTable(memoryHeader, memoryCells));
   if (scalingCells.length > 0) out.push('', markdownTable(scalingHeader, scalingCells));
+  if (realCells.length > 0) out.push('', markdownTable(realHeader, realCells));
   out.push('', markdownTable(smallHeader, smallCells));
 }
 process.stdout.write(`${out.join('\n')}\n`);

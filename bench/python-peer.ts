@@ -7,6 +7,9 @@
 //   zherk: C = scipy.linalg.blas.zherk(1.0, S, lower=1)   S = A · diag(d)^−½ (Fortran order), formed at load
 //   zherk into c: the same into a C allocated at load (c=C, overwrite_c=1): zherk's best use for a caller
 //          that computes the same shape again, as hpair's `out` is hpair's
+//   dgemm: X @ Y.T with X = Re A, Y = Im A (C order, formed at load; two arrays, so numpy cannot turn it into
+//          a syrk): one real product of the shape hpair's three are, at OpenBLAS's dgemm rate, as a measure
+//          of what this machine's cores give a well-tuned real kernel (not a peer: it computes no H)
 //
 // Only the BLAS call is timed (time.perf_counter in Python); the child reports that time, so the pipe's
 // round trip is not in the sample. BLAS threads are set per request through threadpoolctl when it is
@@ -115,6 +118,8 @@ def load(cmd):
     distance = np.load(os.path.join(cmd['dir'], 'distance.npy'))
     state['A'] = expp[:-1, 1:] - expp[-1, 1:]
     state['d'] = distance[1:]
+    state['X'] = np.ascontiguousarray(state['A'].real)
+    state['Y'] = np.ascontiguousarray(state['A'].imag)
     del expp, distance
     reply = {'zherk': False}
     if scipy is None:
@@ -147,6 +152,15 @@ def run(cmd):
         H = sblas.zherk(1.0, S, lower=1)
         ms = (time.perf_counter() - t) * 1000
         state['C'] = H
+    elif cmd['what'] == 'dgemm':
+        state.pop('G', None)
+        X, Y = state['X'], state['Y']
+        t = time.perf_counter()
+        G = X @ Y.T
+        ms = (time.perf_counter() - t) * 1000
+        state['G'] = G
+        n = G.shape[0]
+        return {'ms': ms, 'checksum': float(G[0, 0] + G[n - 1, n - 1] + G[n // 2, n // 3])}
     else:
         S, C = state['S'], state['Cinto']
         t = time.perf_counter()
@@ -214,8 +228,8 @@ export interface PeerSample {
   ms: number;
   checksum: number;
 }
-/** numpy's line, zherk with a new C per call, zherk into a C it reuses. */
-export type PeerKind = 'numpy' | 'zherk' | 'zherk-into';
+/** numpy's line, zherk with a new C per call, zherk into a C it reuses; dgemm, the real-flop rate reference. */
+export type PeerKind = 'numpy' | 'zherk' | 'zherk-into' | 'dgemm';
 
 /** Whether python3 can import numpy (the peers need it; scipy is optional). */
 export function pythonHasNumpy(): boolean {
