@@ -112,6 +112,13 @@ test('discarded results are not kept alive by the workers: 60 jobs of 16 MiB lea
   assert.ok(arrayBuffers <= 256 * 2 ** 20, `${(arrayBuffers / 2 ** 20).toFixed(0)} MiB of array buffers still held`);
 });
 
+test('inputs of jobs that fail before their last step are let go too: 60 such jobs of 16 MiB, back to back, never hold over 256 MiB', async () => {
+  // The workers collect at a job's last step, or when idle; these jobs never reach it and never leave them idle.
+  const { failed, arrayBuffers } = await child('./helpers/memory-scenarios.js', ['failed']);
+  assert.is(failed, 60, 'every job failed with NON_FINITE');
+  assert.ok(arrayBuffers <= 256 * 2 ** 20, `${(arrayBuffers / 2 ** 20).toFixed(0)} MiB of array buffers still held`);
+});
+
 test('threads that start together each obtain their garbage collector (V8 flags are process-wide)', async () => {
   // A worker that lost the race never collected, and held every job's H until its pool closed. The single-try
   // version failed this in its first round of 16. (A thread that starts inside another's window sees a global gc,

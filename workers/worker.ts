@@ -2,7 +2,7 @@
 import { expose } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { parentPort } from 'node:worker_threads';
-import { Slot } from '../shared/control-block.js';
+import { Slot, isCancelled } from '../shared/control-block.js';
 import type { RunOutcome, StepSpec, WorkerApi } from '../shared/protocol.js';
 import { collectGarbage } from './collect-garbage.js';
 import { toRecord } from './error-record.js';
@@ -32,9 +32,13 @@ function collect(): void {
   collectGarbage();
 }
 
-/** setImmediate runs after Comlink has posted this step's answer: the main thread never waits for a collection. */
+/**
+ * setImmediate runs after Comlink has posted this step's answer: the main thread never waits for a collection.
+ * A job may end without its last step (it failed or was cancelled between steps) and the next step may come
+ * within IDLE_COLLECT_MS every time, so past 4 × COLLECT_NOW_BYTES the worker collects whatever step this was.
+ */
 function scheduleCollection(jobOver: boolean): void {
-  if (jobOver && referencedBytes >= COLLECT_NOW_BYTES) setImmediate(collect);
+  if ((jobOver && referencedBytes >= COLLECT_NOW_BYTES) || referencedBytes >= 4 * COLLECT_NOW_BYTES) setImmediate(collect);
   else idleTimer ??= setTimeout(collect, IDLE_COLLECT_MS).unref();
 }
 
@@ -58,7 +62,7 @@ const api: WorkerApi = {
       // Signal even when the kernel threw, so the main thread's count always completes.
       Atomics.add(step.control, Slot.DONE, 1);
       Atomics.notify(step.control, Slot.DONE);
-      scheduleCollection(step.last);
+      scheduleCollection(step.last || isCancelled(step.control));
     }
   },
 };

@@ -38,6 +38,26 @@ if (scenario === 'heap') {
   for (let k = 0; k < 60; k++) await pool.hermitian(expp, distance);
   await settle();
   process.stdout.write(`${JSON.stringify({ arrayBuffers: process.memoryUsage().arrayBuffers, rss: process.memoryUsage().rss })}\n`);
+} else if (scenario === 'failed') {
+  // Back-to-back jobs that each fail before their last step (a NaN in a fresh 16 MiB expp: the check step
+  // rejects it). The workers' idle timer (50 ms) never fires: every 15 jobs this thread collects and, 15 ms
+  // later, reads what is still held, which only the workers' own cap lets go of.
+  const { distance } = demoProblem(1025, 1024);
+  const out = createComplexMatrix(1024, 1024);
+  let failed = 0;
+  let most = 0;
+  for (let k = 1; k <= 60; k++) {
+    const expp = createComplexMatrix(1025, 1024);
+    expp.data[2 * 1024 * 700] = Number.NaN;
+    await pool.hermitian(expp, distance, { out }).catch((error: { code?: string }) => (failed += error.code === 'NON_FINITE' ? 1 : 0));
+    if (k % 15 === 0) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 15)); // this thread frees dead buffers in the background
+      gc();
+      most = Math.max(most, process.memoryUsage().arrayBuffers);
+    }
+  }
+  process.stdout.write(`${JSON.stringify({ failed, arrayBuffers: most })}\n`);
 } else if (scenario === 'fresh') {
   // A new H per job, dropped at once, and no gc() here: V8 must find the dropped ones by itself. N = 601 gives a
   // 5.5 MiB H, which the memory thread maps; N = 300, a 1.4 MiB one, allocated on this thread.
