@@ -1,4 +1,5 @@
 export { createPool, hermitian } from './workers/create-pool.js';
+export { allocateComplexMatrix } from './workers/allocate-matrix.js';
 export { Pool } from './workers/pool.js';
 export type { HermitianOptions, JobOptions, LatencySummary, PoolOptions, PoolStats } from './workers/options.js';
 export type { PoolEvents } from './workers/pool.js';

@@ -7,7 +7,9 @@
 //   new-h-64    3 rounds of 5000 jobs at N = M = 64, a new H each, dropped: median ms and RSS after each round
 //   new-h-2048  16 jobs at N = M = 2048 on 2 workers, a new H each, dropped: median ms and RSS at the end
 //   page-fault  the first touch of each 4 KiB page of a fresh 64 MiB buffer (no huge-page advice): µs per page
-import { createPool, demoProblem } from 'hpair';
+//   out-pages   N = M = 2048 on 2 workers into a reused `out` from createComplexMatrix and from
+//               allocateComplexMatrix (huge pages where the addon loads), alternating job by job: median ms of each
+import { allocateComplexMatrix, createComplexMatrix, createPool, demoProblem } from 'hpair';
 import { hostFacts, hostLine } from './host.js';
 import { ms, progress, summarize } from './stats.js';
 
@@ -60,6 +62,28 @@ function pageFault(): string {
   return `${summarize(perPage).median.toFixed(2)} µs per 4 KiB page (median of 5 buffers of 64 MiB)`;
 }
 
+async function outPages(n: number, workers: number, rounds: number): Promise<string> {
+  const pool = createPool({ workers });
+  await pool.ready();
+  const { expp, distance } = demoProblem(n, n);
+  const outs = [createComplexMatrix(n - 1, n - 1), await allocateComplexMatrix(n - 1, n - 1)];
+  const times: number[][] = [[], []];
+  try {
+    for (const out of outs) await pool.hermitian(expp, distance, { out }); // first touch, outside the samples
+    for (let round = 0; round < rounds; round++) {
+      for (const which of round % 2 === 0 ? [0, 1] : [1, 0]) {
+        const started = performance.now();
+        sink += (await pool.hermitian(expp, distance, { out: outs[which] })).data[0];
+        times[which].push(performance.now() - started);
+      }
+    }
+  } finally {
+    await pool.close();
+  }
+  const [plain, allocated] = times.map((samples) => summarize(samples).median);
+  return `${rounds} jobs each: createComplexMatrix out ${ms(plain)} ms, allocateComplexMatrix out ${ms(allocated)} ms (${(plain / allocated).toFixed(2)}×)`;
+}
+
 process.stdout.write(`hpair bench:release — ${hostLine(hostFacts())}; native addon ${process.env.HPAIR_NATIVE_ADDON ? `from ${process.env.HPAIR_NATIVE_ADDON}` : 'as built'}\n`);
 progress('sab-drop');
 process.stdout.write(`sab-drop     ${await sabDrop()}\n`);
@@ -69,4 +93,6 @@ progress('new-h-2048');
 for (const line of await newH(2048, 2, 16, 1)) process.stdout.write(`new-h-2048   ${line}\n`);
 progress('page-fault');
 process.stdout.write(`page-fault   ${pageFault()}\n`);
+progress('out-pages');
+process.stdout.write(`out-pages    ${await outPages(2048, 2, 16)}\n`);
 process.stdout.write(`(checksum ${sink})\n`);

@@ -16,10 +16,14 @@ export const MAX_TYPED_ARRAY_LENGTH = 2 ** 32;
 
 /** A zero-filled `Float64Array` over a fresh `SharedArrayBuffer`. */
 export function createSharedFloat64(length: number): Float64Array {
+  assertFloat64Length(length);
+  return new Float64Array(new SharedArrayBuffer(length * Float64Array.BYTES_PER_ELEMENT));
+}
+
+function assertFloat64Length(length: number): void {
   if (!Number.isSafeInteger(length) || length < 0 || length > MAX_TYPED_ARRAY_LENGTH) {
     throw new HpairError('TOO_LARGE', `cannot allocate ${length} float64 values (typed arrays hold at most 2^32)`);
   }
-  return new Float64Array(new SharedArrayBuffer(length * Float64Array.BYTES_PER_ELEMENT));
 }
 
 /**
@@ -27,12 +31,19 @@ export function createSharedFloat64(length: number): Float64Array {
  * hpair then reads it without copying.
  */
 export function createComplexMatrix(rows: number, cols: number): ComplexMatrix {
+  return { rows, cols, data: createSharedFloat64(complexMatrixLength(rows, cols)) };
+}
+
+/** The float64 count of a rows×cols complex matrix, after checking the shape (INVALID_ARGUMENT, TOO_LARGE). */
+export function complexMatrixLength(rows: number, cols: number): number {
   for (const [name, value] of [['rows', rows], ['cols', cols]] as const) {
     if (!Number.isSafeInteger(value) || value < 0) {
       throw new HpairError('INVALID_ARGUMENT', `${name} must be a non-negative integer, got ${String(value)}`);
     }
   }
-  return { rows, cols, data: createSharedFloat64(2 * rows * cols) };
+  const length = 2 * rows * cols;
+  assertFloat64Length(length);
+  return length;
 }
 
 export function isSharedView(view: ArrayBufferView): boolean {

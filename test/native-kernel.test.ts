@@ -487,22 +487,37 @@ test("adjustExternalMemory moves the thread's external-memory total by exactly i
   }
 });
 
+/**
+ * Bytes of huge pages in a buffer's own mapping, not the process's total: earlier tests' buffers may be freed
+ * meanwhile. The advice splits the buffer's mapping at its aligned interior, so that part is a mapping of its
+ * own, a little smaller than the buffer.
+ */
+function hugeInMappingOf(bytes: number): number {
+  let best = 0;
+  for (const mapping of readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(mapping);
+    if (range === null) continue;
+    const size = Number(BigInt(`0x${range[2]}`) - BigInt(`0x${range[1]}`));
+    if (size < bytes - 4 * 2 ** 20 || size > bytes + 4096) continue;
+    best = Math.max(best, Number(/AnonHugePages:\s+(\d+) kB/.exec(mapping)?.[1] ?? 0) * 1024);
+  }
+  return best;
+}
+
+const thpOffered = (): boolean => addon !== undefined && process.platform === 'linux' && ['always', 'madvise'].includes(thpMode() ?? 'never');
+
+test("allocateComplexMatrix's big matrix is backed by huge pages where the OS offers them", async () => {
+  if (!thpOffered()) return;
+  const { allocateComplexMatrix } = await import('hpair');
+  const m = await allocateComplexMatrix(1499, 1499); // ≈ 34 MiB, as the H below
+  m.data.fill(1); // first touch, after the memory thread's advice
+  const huge = hugeInMappingOf(m.data.byteLength);
+  assert.ok(huge >= 16 * 2 ** 20, `only ${huge} bytes of huge pages in the mapping of a ${m.data.byteLength}-byte matrix`);
+});
+
 test("a pool's big H is backed by huge pages where the OS offers them (the memory thread advises it before first touch)", async () => {
-  if (!addon || process.platform !== 'linux' || !['always', 'madvise'].includes(thpMode() ?? 'never')) return;
+  if (!thpOffered()) return;
   const { createPool, demoProblem } = await import('hpair');
-  // H's own mapping, not the process's total: earlier tests' buffers may be freed meanwhile. The advice splits
-  // H's mapping at its aligned interior, so that part is a mapping of its own, a little smaller than H.
-  const hugeInMappingOf = (bytes: number): number => {
-    let best = 0;
-    for (const mapping of readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
-      const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(mapping);
-      if (range === null) continue;
-      const size = Number(BigInt(`0x${range[2]}`) - BigInt(`0x${range[1]}`));
-      if (size < bytes - 4 * 2 ** 20 || size > bytes + 4096) continue;
-      best = Math.max(best, Number(/AnonHugePages:\s+(\d+) kB/.exec(mapping)?.[1] ?? 0) * 1024);
-    }
-    return best;
-  };
   const pool = createPool({ workers: 2 });
   try {
     const { expp, distance } = demoProblem(1500, 64);

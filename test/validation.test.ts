@@ -1,7 +1,7 @@
 // Every bad input gets an HpairError with its documented code, before any work, and the pool stays usable.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createComplexMatrix, createPool, hermitianReference, type ComplexMatrix, type Pool } from 'hpair';
+import { allocateComplexMatrix, createComplexMatrix, createPool, hermitianReference, type ComplexMatrix, type Pool } from 'hpair';
 import { randomProblem, rejectionCode, relativeError } from './helpers/support.js';
 
 const test = suite('validation');
@@ -81,6 +81,25 @@ test('bad job and pool options', async () => {
     assert.throws(() => createPool(options), (error: Error) => (error as { code?: string }).code === 'INVALID_ARGUMENT');
   }
   assert.throws(() => createComplexMatrix(-1, 2), (error: Error) => (error as { code?: string }).code === 'INVALID_ARGUMENT');
+});
+
+test('allocateComplexMatrix: a zeroed shared matrix, small or from the memory thread, and the same shape errors, as rejections', async () => {
+  for (const [rows, cols] of [[3, 4], [0, 5], [700, 600]]) {
+    const m = await allocateComplexMatrix(rows, cols); // 700 × 600: 6.4 MiB, mapped on the memory thread
+    assert.is(m.rows, rows);
+    assert.is(m.cols, cols);
+    assert.is(m.data.length, 2 * rows * cols);
+    assert.ok(m.data.buffer instanceof SharedArrayBuffer, 'over a SharedArrayBuffer');
+    assert.ok(m.data.every((v) => v === 0), 'zeroed');
+  }
+  for (const [rows, cols, code] of [[-1, 2, 'INVALID_ARGUMENT'], [2, 1.5, 'INVALID_ARGUMENT'], [Number.NaN, 2, 'INVALID_ARGUMENT'], ['3' as unknown as number, 2, 'INVALID_ARGUMENT'], [2 ** 16, 2 ** 16 + 1, 'TOO_LARGE']] as const) {
+    assert.is(await rejectionCode(allocateComplexMatrix(rows, cols)), code, `${String(rows)} × ${String(cols)}`);
+  }
+  // Usable as `out`: the same bits as into a createComplexMatrix one.
+  const out = await allocateComplexMatrix(good.expp.rows - 1, good.expp.rows - 1);
+  const h = await pool.hermitian(good.expp, good.distance, { out });
+  assert.is(h.data, out.data);
+  assert.equal(Array.from(out.data), Array.from((await pool.hermitian(good.expp, good.distance, { out: createComplexMatrix(out.rows, out.cols) })).data));
 });
 
 test('the reference port validates the same way', () => {
