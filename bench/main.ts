@@ -127,11 +127,14 @@ const PEER_TITLES: Record<PeerKind, string> = {
 };
 
 /**
- * Real flops a row executes, for the real-rate comparison with dgemm: hpair's 3M does three real products on
- * the lower triangle, 3·2·(N−1)N/2·(M−1) = ¾ of the useful count; dgemm's one product is 2·(N−1)²·(M−1).
+ * Real flops a row executes, for the real-rate comparison with dgemm: hpair's 3M kernels (native, WebAssembly)
+ * do three real products on the lower triangle, 3·2·(N−1)N/2·(M−1) = ¾ of the useful count; the `js` kernel
+ * multiplies complex numbers directly, four real products, the useful count itself; dgemm's one product is
+ * 2·(N−1)²·(M−1).
  */
-function realFlops(kind: 'hpair' | PeerKind, n: number, m: number): number | undefined {
-  if (kind === 'hpair') return 0.75 * hermitianFlops(n, m);
+const REAL_FLOPS_FORMULA = 'hpair: ¾·8·(N−1)·N/2·(M−1) (3M), or 8·(N−1)·N/2·(M−1) for the js kernel; dgemm: 2·(N−1)²·(M−1)';
+function realFlops(kind: 'hpair' | PeerKind, kernelRan: string, n: number, m: number): number | undefined {
+  if (kind === 'hpair') return (kernelRan === 'js' ? 1 : 0.75) * hermitianFlops(n, m);
   if (kind === 'dgemm') return 2 * (n - 1) ** 2 * (m - 1);
   return undefined;
 }
@@ -291,8 +294,8 @@ try {
 
       const groupRows: Row[] = entries.map((entry) => {
         const stats = summarize(entry.samples);
-        const real = realFlops(entry.kind, size, size);
         const kernelRan = entry.kind === 'hpair' ? [...(ran.get(entry.what) ?? [])].join('+') : entry.kernel;
+        const real = realFlops(entry.kind, kernelRan, size, size);
         return {
           what: entry.kind === 'hpair' ? `hpair ${entry.what}` : PEER_TITLES[entry.kind],
           kind: entry.kind,
@@ -611,6 +614,7 @@ const record = {
   blasCore: blasCore ?? null,
   options: opts,
   flopsFormula: '8·(N−1)·N/2·(M−1)',
+  realFlopsFormula: REAL_FLOPS_FORMULA,
   spread: 'p25–p75 (linear interpolation); mad = median absolute deviation, unscaled',
   rows: rows.map(({ samplesMs, stats, ...row }) => ({ ...row, medianMs: stats.median, p25Ms: stats.p25, p75Ms: stats.p75, madMs: stats.mad, minMs: stats.min, maxMs: stats.max, samples: stats.samples, samplesMs })),
   verification,

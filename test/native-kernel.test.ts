@@ -509,7 +509,8 @@ const thpOffered = (): boolean => addon !== undefined && process.platform === 'l
 test("allocateComplexMatrix's big matrix is backed by huge pages where the OS offers them", async () => {
   if (!thpOffered()) return;
   const { allocateComplexMatrix } = await import('hpair');
-  const m = await allocateComplexMatrix(1499, 1499); // ≈ 34 MiB, as the H below
+  // ≈ 22 MiB: far enough from the next test's 34 MiB H that neither check can find the other's mapping.
+  const m = await allocateComplexMatrix(1199, 1199);
   m.data.fill(1); // first touch, after the memory thread's advice
   const huge = hugeInMappingOf(m.data.byteLength);
   assert.ok(huge >= 16 * 2 ** 20, `only ${huge} bytes of huge pages in the mapping of a ${m.data.byteLength}-byte matrix`);
