@@ -317,18 +317,11 @@ try {
       // Like for like: a row into a reused output against zherk into a reused C, a new output against a new C.
       const zherkFor = (row: Row): Row | undefined => groupRows.find((peer) => peer.kind === (row.reusesOutput ? 'zherk-into' : 'zherk'));
       for (const row of groupRows) {
-        if (row.kind === 'dgemm') {
-          // A rate reference, not a peer: it computes no H, so no ratio is drawn against it here.
-          const single = rows.find((other) => other.n === size && other.workers === 1 && other.kind === 'dgemm');
-          row.speedup = single === undefined ? (workers === 1 ? 1 : undefined) : single.stats.median / row.stats.median;
-          rows.push(row);
-          progress(`${label}: ${row.what.padEnd(26)} median ${ms(row.stats.median).padStart(8)} ms, ${row.gflops.toFixed(1)} real GFLOP/s`);
-          continue;
-        }
-        const zherkRow = zherkFor(row);
-        if (numpyRow !== undefined) row.vsNumpy = numpyRow.stats.median / row.stats.median;
+        // dgemm is a rate reference, not a peer: it computes no H, so it is set against no peer.
+        const [numpyPeer, zherkRow] = row.kind === 'dgemm' ? [undefined, undefined] : [numpyRow, zherkFor(row)];
+        if (numpyPeer !== undefined) row.vsNumpy = numpyPeer.stats.median / row.stats.median;
         if (zherkRow !== undefined) row.vsZherk = zherkRow.stats.median / row.stats.median;
-        row.pairedVsNumpy = pairedRatio(row.roundMediansMs, numpyRow?.roundMediansMs);
+        row.pairedVsNumpy = pairedRatio(row.roundMediansMs, numpyPeer?.roundMediansMs);
         row.pairedVsZherk = pairedRatio(row.roundMediansMs, zherkRow?.roundMediansMs);
         const single = rows.find((other) => other.n === size && other.workers === 1 && other.what === row.what);
         if (single !== undefined) row.speedup = single.stats.median / row.stats.median;

@@ -153,14 +153,10 @@ def run(cmd):
         ms = (time.perf_counter() - t) * 1000
         state['C'] = H
     elif cmd['what'] == 'dgemm':
-        state.pop('G', None)
         X, Y = state['X'], state['Y']
         t = time.perf_counter()
-        G = X @ Y.T
+        H = X @ Y.T
         ms = (time.perf_counter() - t) * 1000
-        state['G'] = G
-        n = G.shape[0]
-        return {'ms': ms, 'checksum': float(G[0, 0] + G[n - 1, n - 1] + G[n // 2, n // 3])}
     else:
         S, C = state['S'], state['Cinto']
         t = time.perf_counter()

@@ -1,6 +1,6 @@
 import type { ResourceLimits } from 'node:worker_threads';
 import { builtinKernel } from '../kernel/builtins.js';
-import { CancelReason, Slot, isCancelled, requestCancel } from '../shared/control-block.js';
+import { CancelReason, Slot, isCancelled, requestCancel, type ControlBlock } from '../shared/control-block.js';
 import { HpairAbortError, HpairError } from '../shared/errors.js';
 import { tileCount } from '../shared/index-space.js';
 import type { PreparedJob, StepPlan } from '../shared/job.js';
@@ -184,8 +184,7 @@ export class JobRunner {
           }
         };
         for (let index = 0; index < steps.length; index++) {
-          const spec = { ...steps[index], schedule: this.#options.schedule, control, last: index === steps.length - 1 };
-          await this.#runStep(spec, entry, options.onProgress ? poll : undefined);
+          await this.#runStep(stepSpec(steps, index, this.#options.schedule, control), entry, options.onProgress ? poll : undefined);
           job.afterStep?.(index);
         }
       }
@@ -207,7 +206,7 @@ export class JobRunner {
   #runInline(steps: readonly StepPlan[], entry: Entry): void {
     steps.forEach((step, index) => {
       if (step.kernel.kind !== 'builtin') throw new HpairError('INVALID_ARGUMENT', 'only built-in kernels run inline');
-      runTiles(builtinKernel(step.kernel.name), { ...step, schedule: 'strided', control: entry.control, last: index === steps.length - 1 }, 0, 1);
+      runTiles(builtinKernel(step.kernel.name), stepSpec(steps, index, 'strided', entry.control), 0, 1);
       entry.job.afterStep?.(index);
     });
   }
@@ -294,6 +293,11 @@ export class JobRunner {
   #assertOpen(): void {
     if (this.closed) throw new HpairError('POOL_CLOSED', 'the pool is closed');
   }
+}
+
+/** Step `index` of a job as it crosses to a worker (or runs inline). */
+function stepSpec(steps: readonly StepPlan[], index: number, schedule: Schedule, control: ControlBlock): StepSpec {
+  return { ...steps[index], schedule, control, last: index === steps.length - 1 };
 }
 
 function record(histogram: RecordableHistogram, ms: number): void {

@@ -14,7 +14,7 @@ if (parentPort === null) throw new Error('hpair worker.js must run in a worker t
 
 /**
  * When to collect (see WorkerApi.run). A forced major collection takes 0.5–1 ms, which back-to-back small
- * jobs paid as latency on their next step (a tiny job on one worker: 1.16 ms with it, 0.93 ms without).
+ * jobs would pay as latency on their next step.
  * What it frees is only worth that at the end of a job, after the jobs since the last collection referenced
  * COLLECT_NOW_BYTES of buffers; otherwise the worker collects once it has been idle for IDLE_COLLECT_MS after
  * any step, so an idle pool still lets go of every job's buffers, even a failed job's whose last step never
