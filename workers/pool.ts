@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { HermitianEngine } from '../kernel/hermitian-engine.js';
+import { useNativeAddon } from '../kernel/native/addon.js';
 import type { HermitianBlock, HermitianResult } from '../kernel/hermitian-result.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
 import type { ComplexMatrixInput, RealVectorInput } from '../shared/array-inputs.js';
@@ -41,6 +42,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   constructor(options?: PoolOptions, workerUrl?: URL) {
     super();
     const resolved = readArguments('the pool options', () => resolvePoolOptions(options));
+    if (resolved.nativeAddon !== undefined) useNativeAddon(resolved.nativeAddon);
     this.#engine = new HermitianEngine({
       kernel: resolved.kernel,
       threads: resolved.workers,
