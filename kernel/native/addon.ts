@@ -398,3 +398,29 @@ function libcHint(message: string): string {
   if (libc === 'musl' && /GLIBC|libc\.so\.6|ld-linux/.test(message)) return ' (it was built for glibc; this Node runs on musl libc)';
   return '';
 }
+
+/**
+ * The native addon file this process loads (prebuilt, built from source, or named by the `nativeAddon` option
+ * or HPAIR_NATIVE_ADDON), or undefined when none loads here (`pool.whyNotNative` says why). A bundling
+ * script copies it beside the bundle (docs/install.md, "Bundling").
+ */
+export function nativeAddonFile(): string | undefined {
+  return loadNativeAddon().file;
+}
+
+/** What kernel/native/install.mjs decided at install time (build/status.json), when it ran in this package. */
+export function nativeInstallStatus(): { readonly built?: boolean; readonly prebuilt?: string; readonly reason?: string } | undefined {
+  const root = packageRoot();
+  if (root === undefined) return undefined;
+  try {
+    return JSON.parse(readFileSync(path.join(root, 'kernel/native/build/status.json'), 'utf8')) as { built?: boolean; prebuilt?: string; reason?: string };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The package's prebuilds/ folder, or undefined inside a bundle. */
+export function prebuildsFolder(): string | undefined {
+  const root = packageRoot();
+  return root === undefined ? undefined : path.join(root, 'prebuilds');
+}
