@@ -212,11 +212,14 @@ function candidates(): { explicit: Candidate } | { explicit?: undefined; list: C
   const root = packageRoot();
   if (root !== undefined) {
     // A source build is there only when install.mjs built one (no prebuilt addon fitted, or it was asked to):
-    // it wins, as in node-gyp-build.
+    // it wins, as in node-gyp-build. The prebuilt addon is not tried when install.mjs ran and did not choose it
+    // (HPAIR_NO_NATIVE, a source checkout, C sources other than the ones it was built from): its reason stands.
+    const status = nativeInstallStatus();
+    const prebuiltAllowed = status === undefined || status.built === true || typeof status.prebuilt === 'string';
     return {
       list: [
         { file: path.join(root, 'kernel/native/build/Release', `${NAME}.node`), origin: 'built' },
-        { file: path.join(root, 'prebuilds', prebuiltAddonName()), origin: 'prebuilt' },
+        ...(prebuiltAllowed ? [{ file: path.join(root, 'prebuilds', prebuiltAddonName()), origin: 'prebuilt' as const }] : []),
       ],
       root,
       dir: moduleDir(),
@@ -308,14 +311,13 @@ function find(): NativeAddonLoad {
       reason: `native kernel not found beside the bundle (${beside}, or ${prebuilt}): copy it there, or name it with the nativeAddon pool option or HPAIR_NATIVE_ADDON`,
     };
   }
+  // install.mjs's reason says why it chose no prebuilt addon and built none; without it, only what is here.
+  const built = buildFailure(found.root);
+  if (built !== undefined) return { addon: undefined, reason: `native kernel not available: ${built}` };
   const others = prebuiltPlatforms(path.join(found.root, 'prebuilds'));
   const prebuiltWhy =
     others.length === 0 ? 'the package has no prebuilt addons' : `no prebuilt addon for ${describePlatform()} (the package has ${others.join(', ')})`;
-  const built = buildFailure(found.root);
-  return {
-    addon: undefined,
-    reason: `native kernel not available: ${prebuiltWhy}, and none was built from source${built === undefined ? ' (kernel/native/install.mjs has not run)' : `: ${built}`}`,
-  };
+  return { addon: undefined, reason: `native kernel not available: ${prebuiltWhy}, and none was built from source (kernel/native/install.mjs has not run)` };
 }
 
 /** This platform as prebuilt addons are told apart: 'linux-x64 (glibc)'. */

@@ -7,11 +7,13 @@
 // (prebuilds/linux-x64/hpair_native.napi.glibc.node, made by prebuild.mjs); when it loads, nothing is compiled,
 // so an install without a C compiler still runs native. Otherwise it builds kernel/native/build/Release/
 // hpair_native.node from source with the node-gyp that npm ships and the Node headers already on this machine
-// (it never downloads anything). HPAIR_BUILD_FROM_SOURCE=1 skips the prebuilt addon; HPAIR_NO_NATIVE=1 skips
-// both. It always writes build/status.json: { "built": true }, { "built": false, "prebuilt": "prebuilds/…" }
+// (it never downloads anything). A prebuilt addon is used only when prebuilds/manifest.json says it was built
+// from the C sources beside this script, and never in a source checkout. HPAIR_BUILD_FROM_SOURCE=1 skips the
+// prebuilt addon; HPAIR_NO_NATIVE=1 skips both. It always writes build/status.json: { "built": true }, { "built": false, "prebuilt": "prebuilds/…" }
 // or { "built": false, "reason": "…" }, plus build/build.log with the compiler's output when it ran.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +35,21 @@ function finish(status, log) {
 let prebuiltLog = '';
 const skip = (reason, log) => finish({ built: false, reason: prebuiltLog ? `${prebuiltLog}; ${reason}` : reason }, log);
 const oneLine = (text) => text.replace(/\s+/g, ' ').trim().slice(0, 300);
+
+/** The C sources' hash, as prebuild.mjs records it for each addon it builds. */
+function sourceHash() {
+  const hash = createHash('sha256');
+  for (const file of ['binding.gyp', ...readdirSync(path.join(dir, 'src')).sort().map((f) => `src/${f}`)]) hash.update(`${file}\0`).update(readFileSync(path.join(dir, file))).update('\0');
+  return hash.digest('hex');
+}
+
+function prebuiltSourceHash(name) {
+  try {
+    return JSON.parse(readFileSync(path.resolve(dir, '../../prebuilds/manifest.json'), 'utf8')).addons[name].sourceHash;
+  } catch {
+    return undefined;
+  }
+}
 
 /** '.glibc' or '.musl' on Linux (from Node's own ELF interpreter; as addon.ts decides), '' elsewhere. */
 function libcTag() {
@@ -59,11 +76,16 @@ try {
   if (process.platform === 'win32') skip('the native kernel builds with GCC or Clang only (not on Windows)');
 
   // A prebuilt addon that loads here makes a compiler unnecessary. Why it did not is kept for the build log.
-  const fromSource = process.env.HPAIR_BUILD_FROM_SOURCE && process.env.HPAIR_BUILD_FROM_SOURCE !== '0';
+  // A source checkout (it has check/, which the package does not ship) always builds: the C being edited is
+  // what must run there, not an addon prebuilt from an earlier state of it.
+  const fromSource = (process.env.HPAIR_BUILD_FROM_SOURCE && process.env.HPAIR_BUILD_FROM_SOURCE !== '0') || existsSync(path.join(dir, 'check'));
   if (!fromSource) {
     const name = `${process.platform}-${process.arch}/hpair_native.napi${libcTag()}.node`;
     const prebuilt = path.resolve(dir, '../../prebuilds', name);
-    if (existsSync(prebuilt)) {
+    const madeFrom = prebuiltSourceHash(name);
+    if (existsSync(prebuilt) && madeFrom !== sourceHash()) {
+      prebuiltLog = `prebuilds/${name} was built from other C sources than the package's (prebuilds/manifest.json)`;
+    } else if (existsSync(prebuilt)) {
       try {
         const addon = createRequire(import.meta.url)(prebuilt);
         if (typeof addon.info !== 'function' || !Array.isArray(addon.info().paths)) throw new Error('it is not the hpair native kernel');
