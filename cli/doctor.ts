@@ -149,7 +149,7 @@ export function formatDoctor(report: DoctorReport): string {
     `prebuilt  this platform uses prebuilds/${addon.prebuiltName}; the package has ${addon.prebuiltPlatforms.length === 0 ? 'none' : addon.prebuiltPlatforms.join(', ')}`,
     `install   ${addon.install === undefined ? 'install script has not run here' : addon.install.built ? 'built from source' : addon.install.prebuilt !== undefined ? `chose ${addon.install.prebuilt}` : `nothing built: ${addon.install.reason}`}`,
     'kernels',
-    ...kernels.map((k) => `  ${k.supported ? 'yes' : 'no '}  ${k.kernel.padEnd(18)}${k.supported ? '' : k.reason}`),
+    ...kernels.map((k) => `  ${k.supported ? 'yes' : 'no '}  ${k.supported ? k.kernel : `${k.kernel.padEnd(18)}${k.reason}`}`),
     `auto      ${auto.kernel}${auto.whyNotNative === undefined ? '' : ` (not native: ${auto.whyNotNative})`}`,
     `fma peak  ${report.fmaPeak.measured ? `${report.fmaPeak.gflops.toFixed(1)} GFLOP/s on one core` : `not measured: ${report.fmaPeak.reason}`}`,
   ];

@@ -270,6 +270,36 @@ await build({ entryPoints: { 'option-app': 'option-app.mjs', 'hpair-worker': 'hp
   assert.is(refused.second, 'accepted', 'the same file twice is one addon');
 });
 
+test('install.mjs refuses a prebuilt addon built from other C sources, and says why native is missing', async () => {
+  // A copy of the installed package, so that the other tests keep theirs.
+  const copy = join(scratch, 'hpair-copy');
+  cpSync(join(scratch, 'app/node_modules/hpair'), copy, { recursive: true });
+  const noCompiler = { CC: 'false', CXX: 'false', npm_config_node_gyp: join(scratch, 'no-node-gyp.js') };
+  const probe = `import { createPool } from ${JSON.stringify(join(copy, 'dist/index.js'))};
+const pool = createPool({ workers: 1 });
+console.log(JSON.stringify({ kernel: pool.kernel, why: pool.whyNotNative }));
+await pool.close();`;
+  writeFileSync(join(scratch, 'probe.mjs'), probe);
+
+  const source = join(copy, 'kernel/native/src/scan.c');
+  writeFileSync(source, `${readFileSync(source, 'utf8')}/* patched */\n`);
+  let install = await run(process.execPath, [join(copy, 'kernel/native/install.mjs')], copy, noCompiler);
+  assert.is(install.code, 0, install.stderr);
+  let result = JSON.parse((await run(process.execPath, [join(scratch, 'probe.mjs')], scratch)).stdout) as { kernel: string; why?: string };
+  assert.ok(!result.kernel.startsWith('native'), result.kernel);
+  // Then node-gyp (made unfindable here) or the compiler is missing: the source build's own reason follows.
+  assert.ok(result.why?.startsWith(`native kernel not available: ${ADDON} was built from other C sources than the package's (prebuilds/manifest.json); `), result.why);
+
+  // The sources back as packed, but no addon for this platform in the package: the reason says that.
+  cpSync(join(scratch, 'app/node_modules/hpair/kernel/native/src/scan.c'), source);
+  rmSync(join(copy, ADDON));
+  install = await run(process.execPath, [join(copy, 'kernel/native/install.mjs')], copy, noCompiler);
+  assert.is(install.code, 0, install.stderr);
+  result = JSON.parse((await run(process.execPath, [join(scratch, 'probe.mjs')], scratch)).stdout) as { kernel: string; why?: string };
+  assert.ok(!result.kernel.startsWith('native'), result.kernel);
+  assert.ok(result.why?.startsWith('native kernel not available: no prebuilt addon for linux-x64 glibc in the package; '), result.why);
+});
+
 test('hpair/cluster typings resolve without bullmq and ioredis installed; the CLI helps without them', async () => {
   const project = join(scratch, 'app');
   assert.not.ok(existsSync(join(project, 'node_modules/bullmq')) || existsSync(join(project, 'node_modules/ioredis')), 'the optional peers were installed');
