@@ -26,7 +26,8 @@ export interface PoolEvents {
 /**
  * A fixed set of worker threads that runs jobs one at a time, in the order they were submitted, each
  * job on every worker: H jobs (`hermitian`) and your own kernels (`run`) alike. See createPool.
- * `await using pool = createPool()` closes it at the end of the scope.
+ * `await using pool = createPool()` closes it at the end of the scope (TypeScript 5.2+, or Node 24+: plain
+ * JavaScript on Node 20 and 22 cannot parse `await using`; there, close it in a `finally`).
  */
 export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   /** Worker threads. */

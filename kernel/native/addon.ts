@@ -205,7 +205,7 @@ interface Candidate {
 }
 
 /** The explicit file (option, then environment), or the places looked in, in order. */
-function candidates(): { explicit: Candidate } | { explicit?: undefined; list: Candidate[]; root: string | undefined; dir: string } {
+function candidates(): { explicit: Candidate } | { explicit?: undefined; list: Candidate[]; root: string | undefined } {
   if (configured !== undefined) return { explicit: { file: configured, origin: 'option' } };
   const override = process.env.HPAIR_NATIVE_ADDON;
   if (override) return { explicit: { file: path.resolve(override), origin: 'env' } };
@@ -222,7 +222,6 @@ function candidates(): { explicit: Candidate } | { explicit?: undefined; list: C
         ...(prebuiltAllowed ? [{ file: path.join(root, 'prebuilds', prebuiltAddonName()), origin: 'prebuilt' as const }] : []),
       ],
       root,
-      dir: moduleDir(),
     };
   }
   // Inside a bundle: the addon copied beside it, or a prebuilds/ folder copied beside it.
@@ -233,7 +232,6 @@ function candidates(): { explicit: Candidate } | { explicit?: undefined; list: C
       { file: path.join(dir, 'prebuilds', prebuiltAddonName()), origin: 'bundle' },
     ],
     root,
-    dir,
   };
 }
 

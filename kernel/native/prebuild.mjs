@@ -10,8 +10,9 @@
 // | linux-x64 glibc | cc (gcc or clang) | loads in this Node; check/driver-12x16.c built with cc runs bit-identical |
 // | linux-x64 musl | musl-gcc (Debian: apt-get install musl-tools) | links against no glibc symbol; the driver check built with musl-gcc -static runs bit-identical |
 //
-// linux-arm64 is not a target: the kernel's C source is x86-64 only (AVX2/AVX-512 intrinsics, CPUID), so an
-// arm64 install runs the WebAssembly kernel. A target whose compiler is missing is skipped with a warning;
+// linux-arm64 is not a target: the kernel's paths are x86-64 only (AVX2/AVX-512; elsewhere they compile to
+// nothing), so an arm64 addon would run no native path, and the driver check needs AVX2. An arm64 install runs
+// the WebAssembly kernel. A target whose compiler is missing is skipped with a warning;
 // one whose build or check fails makes this script fail. prebuilds/manifest.json records the hash of the
 // sources each addon was built from: an addon whose hash matches is kept unless --force.
 import { spawnSync } from 'node:child_process';
@@ -56,7 +57,7 @@ const targets = [
 const manifestFile = path.join(out, 'manifest.json');
 const previous = existsSync(manifestFile) ? JSON.parse(readFileSync(manifestFile, 'utf8')) : { addons: {} };
 const hash = sourceHash();
-const manifest = { sourceHash: hash, addons: {}, skipped: { 'linux-arm64': 'the C source is x86-64 only (AVX2/AVX-512 intrinsics, CPUID)' } };
+const manifest = { sourceHash: hash, addons: {}, skipped: { 'linux-arm64': 'the native paths are x86-64 only (AVX2/AVX-512): an arm64 addon would run none' } };
 
 for (const target of targets) {
   const name = `linux-x64/hpair_native.napi.${target.libc}.node`;
@@ -64,7 +65,7 @@ for (const target of targets) {
   const kept = previous.addons?.[name];
   if (!force && kept?.sourceHash === hash && existsSync(file)) {
     manifest.addons[name] = kept;
-    console.log(`prebuild: ${name} is up to date`);
+    console.error(`prebuild: ${name} is up to date`);
     continue;
   }
   rmSync(file, { force: true });
@@ -80,7 +81,7 @@ for (const target of targets) {
     // install.mjs finds npm's node-gyp and this Node's headers; forced to build from source with this compiler.
     const env = { ...process.env, HPAIR_BUILD_FROM_SOURCE: '1', CC: target.cc, CXX: target.cc, LINK: target.cc };
     delete env.HPAIR_NO_NATIVE;
-    run(process.execPath, [path.join(here, 'install.mjs'), work], { env, stdio: 'inherit' });
+    run(process.execPath, [path.join(here, 'install.mjs'), work], { env, stdio: ['ignore', 2, 2] });
     const status = JSON.parse(readFileSync(path.join(work, 'build/status.json'), 'utf8'));
     if (status.built !== true) fail(`${name}: ${status.reason}`);
     const built = path.join(work, 'build/Release/hpair_native.node');
@@ -88,7 +89,7 @@ for (const target of targets) {
     mkdirSync(path.dirname(file), { recursive: true });
     copyFileSync(built, file);
     manifest.addons[name] = { sourceHash: hash, compiler: `${target.cc}: ${firstLine(run(target.cc, ['--version']).stdout)}`, checks };
-    console.log(`prebuild: ${name} built and checked (${checks.join('; ')})`);
+    console.error(`prebuild: ${name} built and checked (${checks.join('; ')})`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
