@@ -5,6 +5,10 @@ export type { HermitianOptions, JobOptions, LatencySummary, PoolOptions, PoolSta
 export type { PoolEvents } from './workers/pool.js';
 export type { Schedule } from './shared/protocol.js';
 export { kernelStatus, kernelSupported } from './kernel/kernel-status.js';
+export { nativeAddonFile } from './kernel/native/addon.js';
+export type { NativeAddonOrigin } from './kernel/native/addon.js';
+export { doctor } from './cli/doctor.js';
+export type { DoctorReport } from './cli/doctor.js';
 export type { KernelChoice, KernelVariant } from './kernel/kernel-names.js';
 export type { HermitianBlock, HermitianResult } from './kernel/hermitian-result.js';
 export { hermitianReference } from './kernel/reference.js';

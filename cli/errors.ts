@@ -41,7 +41,7 @@ export class CliFailure extends Error {
   /** The line as printed, without `hpair: `: the flag and the file first, when there are any. */
   get text(): string {
     const where = this.flag === undefined ? '' : `--${this.flag} ${this.file ?? ''}: `;
-    const hint = this.code === 'USAGE' ? ' (see hpair --help)' : '';
+    const hint = this.code === 'USAGE' && !/\(see hpair [^)]*--help\)$/.test(this.message) ? ' (see hpair --help)' : '';
     return `${where}${this.message}${hint}`.replace(/\s*\n\s*/g, ' ');
   }
 

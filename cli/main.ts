@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { isatty } from 'node:tty';
 import { open, stat } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { checksum, demoProblem } from '../io/demo-problem.js';
 import { complexMatrixBytes, complexNpyHeader } from '../io/npy.js';
 import { isZip } from '../io/npz.js';
@@ -19,6 +18,8 @@ import { computeOutOfCore, outOfCoreReason } from '../blocks/cli.js';
 import { progressBar } from './progress-bar.js';
 import { handleSignals, onSignal } from './signals.js';
 import { packageVersion } from './version.js';
+import { didYouMean, parseCommand, type CommandSpec } from './help.js';
+import { doctorCommand } from './doctor.js';
 
 /** The demo's default N = M: about a second of work on two cores with a native kernel (0.8 s on native-avx512, Zen 5), a few with WebAssembly (~5 s). */
 const DEMO_SIZE = 3072;
@@ -28,14 +29,60 @@ const FIFO_TIMEOUT = 30;
 const USAGE = `usage:
   hpair compute --expp E --distance D --out H.npy [--max-memory BYTES] [--workers W] [--kernel K] [--fifo-timeout S] [--json]
   hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]    (N, M default ${DEMO_SIZE})
+  hpair doctor [--json]                                 what runs here, and why not
   hpair cluster worker … | hpair cluster submit …     (see hpair cluster --help)
-  hpair --help | --version
+  hpair COMMAND --help | hpair help COMMAND            one command's options
+  hpair --help | -h | --version | -v
   --max-memory (e.g. 64M, 2G): compute H out of core, block by block within this budget, resumable;
     also chosen by itself when H would not fit in memory (needs .npy files for E and D, and a file for H)
   E, D: a .npy file, or a .npz archive (FILE.npz:KEY picks one of several arrays); FIFOs welcome
   H.npy: a file (replaced atomically, through symlinks), a FIFO, a device, or - for stdout
   K: auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js
   S: seconds to wait for a FIFO's writer (inputs) or reader (--out); default ${FIFO_TIMEOUT}`;
+
+const KERNEL_HELP = '  --kernel K        auto (default: the fastest that runs here) | native | native-avx512 | native-avx2 |\n                    wasm-relaxed-simd | wasm-simd | js  (hpair doctor lists which run here)';
+
+const COMPUTE: CommandSpec = {
+  command: 'compute',
+  help: `usage: hpair compute --expp E --distance D --out H.npy [options]
+Computes H from expp (N×M complex) and distance (M real) and writes it as an (N−1)×(N−1) complex .npy.
+  --expp E          a .npy file, or FILE.npz:KEY (KEY may be omitted for a one-array archive); a FIFO works
+  --distance D      the same, M real values (none zero)
+  --out H.npy       a file (replaced atomically, through symlinks), a FIFO, a device, or - for stdout
+  --max-memory B    compute out of core within B bytes (e.g. 64M, 2G), block by block, resumable; chosen by
+                    itself when H would not fit in memory (needs .npy files for E and D, and a file for H)
+  --workers W       worker threads (default: the CPUs available)
+${KERNEL_HELP}
+  --fifo-timeout S  seconds to wait for a FIFO's writer (inputs) or reader (--out); default ${FIFO_TIMEOUT}
+  --json            one JSON line for the summary, and for an error
+  -h, --help        this help`,
+  options: {
+    expp: { type: 'string' },
+    distance: { type: 'string' },
+    out: { type: 'string' },
+    workers: { type: 'string' },
+    kernel: { type: 'string' },
+    'fifo-timeout': { type: 'string' },
+    json: { type: 'boolean' },
+    'max-memory': { type: 'string' },
+  },
+};
+
+const DEMO: CommandSpec = {
+  command: 'demo',
+  help: `usage: hpair demo [options]
+Computes H for a seeded plane-wave problem and prints the time, the rate and a checksum.
+  --n N             rows of expp (H is (N−1)×(N−1)); default ${DEMO_SIZE}
+  --m M             columns of expp; default ${DEMO_SIZE}
+  --workers W       worker threads (default: the CPUs available)
+${KERNEL_HELP}
+  --json            one JSON line for the summary, and for an error
+  -h, --help        this help`,
+  options: { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, kernel: { type: 'string' }, json: { type: 'boolean' } },
+};
+
+/** The commands, for `hpair help COMMAND` and for suggestions. */
+const COMMANDS = ['compute', 'demo', 'doctor', 'cluster', 'help'];
 
 interface RunSummary {
   n: number;
@@ -80,26 +127,32 @@ function reportFailure(failure: CliFailure, io: Channels): void {
 async function main(argv: string[], io: Channels): Promise<void> {
   const [command, ...rest] = argv;
   if (command === undefined) throw usage('missing command');
-  if (command === '--help' || command === '-h' || command === 'help') {
+  if (command === '--help' || command === '-h') {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  if (command === '--version') {
+  if (command === '--version' || command === '-v') {
     process.stdout.write(`${packageVersion()}\n`);
     return;
   }
+  if (command === 'help') {
+    // `hpair help compute` is `hpair compute --help`; `hpair help cluster submit` too.
+    if (rest.length === 0) {
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    }
+    return main([...rest, '--help'], io);
+  }
   if (command === 'compute') return compute(rest, io);
   if (command === 'demo') return demo(rest, io);
+  if (command === 'doctor') return doctorCommand(rest);
   if (command === 'cluster') return (await import('../cluster/cli.js')).clusterCommand(rest);
-  throw usage(`unknown command '${command}'`);
+  throw usage(`unknown ${command.startsWith('-') ? 'option' : 'command'} '${command}'${didYouMean(command, command.startsWith('-') ? ['--help', '--version'] : COMMANDS)}`);
 }
 
-function options(args: string[], spec: Record<string, { type: 'string' | 'boolean' }>): Record<string, string | boolean | undefined> {
-  try {
-    return parseArgs({ args, options: spec, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw usage((error as Error).message.split('\n')[0]);
-  }
+/** The command's options, or undefined when it printed its help (exit 0). */
+function options(args: string[], spec: CommandSpec): Record<string, string | boolean | undefined> | undefined {
+  return parseCommand(args, spec, usage);
 }
 
 function positiveInteger(value: string | boolean | undefined, name: string, fallback: number): number {
@@ -121,16 +174,8 @@ function positiveSeconds(value: string | boolean | undefined, name: string, fall
 }
 
 async function compute(args: string[], io: Channels): Promise<void> {
-  const values = options(args, {
-    expp: { type: 'string' },
-    distance: { type: 'string' },
-    out: { type: 'string' },
-    workers: { type: 'string' },
-    kernel: { type: 'string' },
-    'fifo-timeout': { type: 'string' },
-    json: { type: 'boolean' },
-    'max-memory': { type: 'string' },
-  });
+  const values = options(args, COMPUTE);
+  if (values === undefined) return;
   for (const name of ['expp', 'distance', 'out']) {
     if (typeof values[name] !== 'string' || values[name] === '') throw usage(`compute needs --${name} FILE`);
   }
@@ -210,8 +255,9 @@ function blame(error: unknown, specs: readonly InputSpec[]): unknown {
 }
 
 async function demo(args: string[], io: Channels): Promise<void> {
+  const values = options(args, DEMO);
+  if (values === undefined) return;
   handleSignals((failure) => reportFailure(failure, io));
-  const values = options(args, { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, kernel: { type: 'string' }, json: { type: 'boolean' } });
   const n = positiveInteger(values.n, 'n', DEMO_SIZE);
   const m = positiveInteger(values.m, 'm', DEMO_SIZE);
   const workers = positiveInteger(values.workers, 'workers', 0) || undefined;

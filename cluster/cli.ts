@@ -1,6 +1,6 @@
 // `hpair cluster worker` and `hpair cluster submit`: the CLI over createClusterWorker and submitToCluster.
 // Loaded by cli/main.ts only for `hpair cluster …`, so the other commands never load BullMQ.
-import { parseArgs } from 'node:util';
+import { didYouMean, parseCommand, type OptionSpec } from '../cli/help.js';
 import { formatBytes, parseByteSize } from '../blocks/index.js';
 import type { KernelChoice } from '../kernel/kernel-names.js';
 import { HpairError, isHpairError } from '../shared/errors.js';
@@ -19,12 +19,38 @@ export const CLUSTER_USAGE = `  hpair cluster worker --redis URL [--workers W] [
 
 type Values = Record<string, string | boolean | undefined>;
 
-function options(args: string[], spec: Record<string, { type: 'string' | 'boolean' }>): Values {
-  try {
-    return parseArgs({ args, options: spec, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw new HpairError('INVALID_ARGUMENT', `${(error as Error).message.split('\n')[0]} (see hpair --help)`);
-  }
+const KERNEL = '  --kernel K               auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js';
+
+const HELP: Record<'worker' | 'submit', string> = {
+  worker: `usage: hpair cluster worker --redis URL [options]
+Takes block jobs from the queue and computes them until SIGINT/SIGTERM (the running block is given back).
+  --redis URL              redis://HOST[:PORT][/DB]
+  --queue NAME             default '${DEFAULT_QUEUE}'
+  --workers W              threads of this worker's pool (default: the CPUs available)
+${KERNEL}
+  --lock-duration MS       how long a block stays claimed without a heartbeat; default ${DEFAULT_LOCK_DURATION_MS}
+  --stalled-interval MS    how often stalled blocks are looked for; default ${DEFAULT_STALLED_INTERVAL_MS}
+  --connect-timeout MS     give up on the first connection after this long; default ${DEFAULT_CONNECT_TIMEOUT_MS}
+  -h, --help               this help`,
+  submit: `usage: hpair cluster submit --redis URL --expp E.npy --distance D.npy --out H.npy [options]
+Queues one job per block of H and waits for them; the files must be at the same paths on every worker.
+Resumable (blocks already written are journaled); Ctrl-C cancels.
+  --redis URL              redis://HOST[:PORT][/DB]
+  --expp E.npy, --distance D.npy, --out H.npy   .npy files on storage every worker sees
+  --block B                block edge (default: chosen from the queue's overhead per block)
+  --worker-memory BYTES    each worker's memory budget for a block (e.g. 512M); default 1G
+  --queue NAME             default '${DEFAULT_QUEUE}'
+${KERNEL}
+  --attempts N             tries per block; default ${DEFAULT_ATTEMPTS}
+  --redis-timeout S        give up when Redis stays unreachable this long mid-run; default ${DEFAULT_REDIS_TIMEOUT_MS / 1000}
+  --connect-timeout MS     give up on the first connection after this long; default ${DEFAULT_CONNECT_TIMEOUT_MS}
+  --json                   one JSON line for the summary, and for an error
+  -h, --help               this help`,
+};
+
+/** The subcommand's options, or undefined when it printed its help (exit 0). */
+function options(command: 'worker' | 'submit', args: string[], spec: OptionSpec): Values | undefined {
+  return parseCommand(args, { command: `cluster ${command}`, help: HELP[command], options: spec }, (message) => new HpairError('INVALID_ARGUMENT', message));
 }
 
 function integer(values: Values, name: string): number | undefined {
@@ -48,18 +74,18 @@ export async function clusterCommand(args: string[]): Promise<void> {
   if (sub === 'worker') return worker(rest);
   if (sub === 'submit') return submit(rest);
   if (sub === undefined || sub === '--help' || sub === '-h') {
-    process.stdout.write(`usage:\n${CLUSTER_USAGE}\n`);
+    process.stdout.write(`usage:\n${CLUSTER_USAGE}\n  hpair cluster worker --help | hpair cluster submit --help   one command's options\n`);
     if (sub === undefined) process.exitCode = 2;
     return;
   }
-  throw new HpairError('INVALID_ARGUMENT', `unknown cluster command '${sub}' (worker or submit; see hpair --help)`);
+  throw new HpairError('INVALID_ARGUMENT', `unknown cluster command '${sub}'${didYouMean(sub, ['worker', 'submit']) || ' (worker or submit)'} (see hpair cluster --help)`);
 }
 
 const write = (text: string): void => void process.stdout.write(`${text}\n`);
 const warn = (text: string): void => void process.stderr.write(`hpair: ${text}\n`);
 
 async function worker(args: string[]): Promise<void> {
-  const values = options(args, {
+  const values = options('worker', args, {
     redis: { type: 'string' },
     workers: { type: 'string' },
     queue: { type: 'string' },
@@ -68,6 +94,7 @@ async function worker(args: string[]): Promise<void> {
     'stalled-interval': { type: 'string' },
     'connect-timeout': { type: 'string' },
   });
+  if (values === undefined) return;
   const redis = required(values, 'redis', 'worker');
   const poolOptions: PoolOptions = {};
   const threads = integer(values, 'workers');
@@ -130,7 +157,7 @@ async function worker(args: string[]): Promise<void> {
 }
 
 async function submit(args: string[]): Promise<void> {
-  const values = options(args, {
+  const values = options('submit', args, {
     redis: { type: 'string' },
     expp: { type: 'string' },
     distance: { type: 'string' },
@@ -144,6 +171,7 @@ async function submit(args: string[]): Promise<void> {
     'connect-timeout': { type: 'string' },
     json: { type: 'boolean' },
   });
+  if (values === undefined) return;
   const redis = required(values, 'redis', 'submit');
   const [expp, distance, out] = ['expp', 'distance', 'out'].map((name) => required(values, name, 'submit'));
   const json = values.json === true;

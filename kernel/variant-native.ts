@@ -1,6 +1,6 @@
 import type { StepPlan } from '../shared/job.js';
 import { CHECK_TILE } from './hermitian-check.js';
-import { loadNativeAddon, type NativePath } from './native/addon.js';
+import { loadNativeAddon, type NativeAddonLoad, type NativePath } from './native/addon.js';
 import type { HermitianVariant, Support } from './variant.js';
 
 /**
@@ -25,10 +25,15 @@ function scratchPerThread(R: number, M: number, tileEdge = TILE): number {
 }
 
 function nativeVariant(path: NativePath): HermitianVariant {
-  let support: Support | undefined;
+  // Recomputed when the load changes: the nativeAddon option (or HPAIR_NATIVE_ADDON) may name another file later.
+  let support: { load: NativeAddonLoad; support: Support } | undefined;
   return {
     name: `native-${path}`,
-    support: () => (support ??= supportOf(path)),
+    support: () => {
+      const load = loadNativeAddon();
+      if (support?.load !== load) support = { load, support: supportOf(path) };
+      return support.support;
+    },
     tile: TILE,
     anyOrigin: true,
     scratchBytes: (N, M, threads, tileEdge) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread(N, M, tileEdge) }),

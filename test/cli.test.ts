@@ -179,7 +179,7 @@ test('--json: an error is one JSON object on stdout (code, message, flag, file),
   assert.is(usage.code, 2);
   const { error } = JSON.parse(usage.stdout) as { error: Record<string, string> };
   assert.is(error.code, 'USAGE');
-  assert.match(error.message, /bogus.*\(see hpair --help\)$/);
+  assert.match(error.message, /bogus.*\(see hpair compute --help\)$/);
   assert.is(error.flag, undefined);
   const missing = await cli('compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_odd_distance.npy'), '--out', join(work, 'no-such-dir', 'h.npy'), '--json');
   assert.is(missing.code, 2);

@@ -64,6 +64,16 @@ export interface PoolOptions {
    * @default the worker.js beside hpair's own dist files
    */
   workerFile?: string | URL;
+  /**
+   * The native kernel's addon file (`hpair_native.node`), as a path or file: URL: for apps that bundle hpair
+   * and ship the addon somewhere other than beside the bundle. This thread and the pool's workers load it;
+   * one addon per process, so naming another file than an earlier pool's throws INVALID_ARGUMENT. If it
+   * does not load, the pool runs WebAssembly and `whyNotNative` says why. `HPAIR_NATIVE_ADDON` does the same
+   * from the environment (this option wins). docs/install.md, "Bundling".
+   * @default the package's prebuilt addon for this platform, or the one built from source at install, or
+   *   `hpair_native.node` beside the bundle
+   */
+  nativeAddon?: string | URL;
 }
 
 /** Options of `pool.hermitian` and `hermitian`. */
@@ -140,7 +150,8 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const RESOURCE_LIMITS = ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb'] as const;
 
 /** PoolOptions with every default applied, checked. */
-export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'resourceLimits' | 'workerFile'>> & Pick<PoolOptions, 'resourceLimits'> & { workerFile: URL | undefined };
+export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'resourceLimits' | 'workerFile' | 'nativeAddon'>> &
+  Pick<PoolOptions, 'resourceLimits'> & { workerFile: URL | undefined; nativeAddon: string | undefined };
 
 export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPoolOptions {
   if (options === undefined) options = {};
@@ -154,6 +165,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
     kernel = 'auto',
     maxBytes = totalmem() / 2,
     workerFile,
+    nativeAddon,
   } = options;
   if (!Number.isSafeInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
     throw invalid(`workers must be an integer from 1 to ${MAX_WORKERS}, got ${describe(workers)}`);
@@ -165,7 +177,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
   if (!(typeof inlineFlops === 'number' && inlineFlops >= 0 && !Number.isNaN(inlineFlops))) throw invalid(`inlineFlops must be a number ≥ 0, got ${describe(inlineFlops)}`);
   if (!isPositiveNumber(maxBytes)) throw invalid(`maxBytes must be a positive number, got ${describe(maxBytes)}`);
   if (typeof kernel !== 'string') throw invalid(`kernel must be a string, got ${describe(kernel)}`);
-  return { workers, schedule, maxQueue, resourceLimits: checkResourceLimits(resourceLimits), inlineFlops, kernel, maxBytes, workerFile: fileUrl(workerFile) };
+  return { workers, schedule, maxQueue, resourceLimits: checkResourceLimits(resourceLimits), inlineFlops, kernel, maxBytes, workerFile: fileUrl(workerFile), nativeAddon: addonPath(nativeAddon) };
 }
 
 /** A path or file: URL as a file: URL; the file itself is checked when a worker starts from it. */
@@ -180,6 +192,17 @@ function fileUrl(file: string | URL | undefined): URL | undefined {
   const url = file.startsWith('file:') ? new URL(file) : pathToFileURL(resolve(file));
   if (!existsSync(url)) throw invalid(`workerFile ${fileURLToPath(url)} does not exist`);
   return url;
+}
+
+/** The nativeAddon option as an absolute path; whether it exists and loads is for whyNotNative to say. */
+function addonPath(file: string | URL | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  if (file instanceof URL) {
+    if (file.protocol !== 'file:') throw invalid(`nativeAddon must be a path or a file: URL, got ${file.href}`);
+    return fileURLToPath(file);
+  }
+  if (typeof file !== 'string' || file === '') throw invalid(`nativeAddon must be a path or a file: URL, got ${describe(file)}`);
+  return file.startsWith('file:') ? fileURLToPath(file) : resolve(file);
 }
 
 /** Node starts a worker with nonsense limits and it dies at once, job after job: refuse them here instead. */

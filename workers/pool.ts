@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { HermitianEngine } from '../kernel/hermitian-engine.js';
+import { useNativeAddon } from '../kernel/native/addon.js';
 import type { HermitianBlock, HermitianResult } from '../kernel/hermitian-result.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
 import type { ComplexMatrixInput, RealVectorInput } from '../shared/array-inputs.js';
@@ -25,7 +26,8 @@ export interface PoolEvents {
 /**
  * A fixed set of worker threads that runs jobs one at a time, in the order they were submitted, each
  * job on every worker: H jobs (`hermitian`) and your own kernels (`run`) alike. See createPool.
- * `await using pool = createPool()` closes it at the end of the scope.
+ * `await using pool = createPool()` closes it at the end of the scope (TypeScript 5.2+, or Node 24+: plain
+ * JavaScript on Node 20 and 22 cannot parse `await using`; there, close it in a `finally`).
  */
 export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   /** Worker threads. */
@@ -41,6 +43,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   constructor(options?: PoolOptions, workerUrl?: URL) {
     super();
     const resolved = readArguments('the pool options', () => resolvePoolOptions(options));
+    if (resolved.nativeAddon !== undefined) useNativeAddon(resolved.nativeAddon);
     this.#engine = new HermitianEngine({
       kernel: resolved.kernel,
       threads: resolved.workers,

@@ -3,6 +3,7 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { Worker, type ResourceLimits, type WorkerOptions } from 'node:worker_threads';
 import { HpairError } from '../shared/errors.js';
 import type { WorkerApi } from '../shared/protocol.js';
+import { configuredNativeAddon } from '../kernel/native/addon.js';
 import { clearLeftoverGcFlag } from './obtain-gc.js';
 
 /**
@@ -101,6 +102,9 @@ export class WorkerHandle {
  * process-wide and apply to it anyway.
  */
 export function startWorker(file: URL | string, options: WorkerOptions): Worker {
+  // The nativeAddon pool option reaches the thread as its own copy of the environment.
+  const addon = configuredNativeAddon();
+  if (addon !== undefined) options = { ...options, env: { ...process.env, HPAIR_NATIVE_ADDON: addon } };
   const worker = newWorker(file, options);
   worker.once('exit', clearLeftoverGcFlag); // it may have been terminated while it held --expose-gc set
   return worker;

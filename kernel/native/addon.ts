@@ -1,9 +1,12 @@
-// Loader and typings of the native kernel (kernel/native/src, built at install time by install.mjs).
-// The addon is optional: loadNativeAddon() says why it is unavailable instead of throwing.
-import { existsSync, readFileSync } from 'node:fs';
+// Loader and typings of the native kernel (kernel/native/src): a prebuilt addon shipped in the package's
+// prebuilds/ folder, or one built from source at install time by install.mjs, or one named by the user (the
+// `nativeAddon` pool option, HPAIR_NATIVE_ADDON), or one copied beside a bundle. The addon is optional:
+// loadNativeAddon() says why it is unavailable instead of throwing.
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HpairError } from '../../shared/errors.js';
 
 /** The two architecture paths; which ones run here is in `info().paths`. */
 export type NativePathName = 'avx512' | 'avx2';
@@ -84,39 +87,163 @@ export interface NativeAddon {
   adjustExternalMemory(bytes: number): number;
 }
 
-export type NativeAddonLoad = { readonly addon: NativeAddon; readonly reason?: undefined } | { readonly addon: undefined; readonly reason: string };
+/**
+ * Where a loaded addon came from: the `nativeAddon` pool option, HPAIR_NATIVE_ADDON, the package's
+ * build/Release (built from source at install), its prebuilds/ folder, or beside a bundle.
+ */
+export type NativeAddonOrigin = 'option' | 'env' | 'built' | 'prebuilt' | 'bundle';
+
+export type NativeAddonLoad =
+  | { readonly addon: NativeAddon; readonly file: string; readonly origin: NativeAddonOrigin; readonly reason?: undefined }
+  | { readonly addon: undefined; readonly file?: undefined; readonly origin?: undefined; readonly reason: string };
+
+/** The addon's file name stem, as binding.gyp's target names it. */
+const NAME = 'hpair_native';
+/** Node's name for this platform and CPU, as prebuilds/ folders are named (node-gyp-build's convention). */
+const PLATFORM = `${process.platform}-${process.arch}`;
+
+/**
+ * The C library this Node runs on (Linux only): a prebuilt addon links against one of them, and one built for
+ * musl does not load on glibc or the other way round. Node's own ELF interpreter says which, without running
+ * anything; a Node that has none (linked statically) falls back on process.report, which knows glibc only.
+ */
+let libcFound: 'glibc' | 'musl' | undefined | null = null;
+export function nativeLibc(): 'glibc' | 'musl' | undefined {
+  if (libcFound !== null) return libcFound;
+  libcFound = undefined;
+  if (process.platform !== 'linux') return libcFound;
+  try {
+    const head = readHead(process.execPath, 4096);
+    const text = head.toString('latin1');
+    if (/ld-musl-/.test(text)) libcFound = 'musl';
+    else if (/ld-linux[-.a-z0-9_]*\.so/.test(text)) libcFound = 'glibc';
+  } catch {
+    // unreadable: ask process.report below
+  }
+  if (libcFound === undefined) {
+    const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+    libcFound = header?.glibcVersionRuntime ? 'glibc' : 'musl';
+  }
+  return libcFound;
+}
+
+function readHead(file: string, bytes: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(bytes);
+    return buffer.subarray(0, readSync(fd, buffer, 0, bytes, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The prebuilt file for this platform, CPU and C library, under a prebuilds/ folder:
+ * `prebuilds/linux-x64/hpair_native.napi.glibc.node` (Node-API, so one file serves every Node version).
+ */
+export function prebuiltAddonName(): string {
+  const libc = nativeLibc();
+  return `${PLATFORM}/${NAME}.napi${libc === undefined ? '' : `.${libc}`}.node`;
+}
 
 /**
  * The repository (package) root: the nearest folder above this module whose package.json is hpair's. This
  * module runs from kernel/native/ as source and from dist/ once bundled, so a fixed relative path would be
- * right in only one of them.
+ * right in only one of them. Undefined inside a user's bundle (no hpair package.json above it).
  */
+let rootFound: string | undefined | null = null;
 function packageRoot(): string | undefined {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
+  if (rootFound !== null) return rootFound;
+  let dir = moduleDir();
   for (;;) {
     const manifest = path.join(dir, 'package.json');
     if (existsSync(manifest)) {
       try {
-        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'hpair') return dir;
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'hpair') return (rootFound = dir);
       } catch {
         // not a readable manifest: keep looking upwards
       }
     }
     const parent = path.dirname(dir);
-    if (parent === dir) return undefined;
+    if (parent === dir) return (rootFound = undefined);
     dir = parent;
   }
 }
 
-/** The package root's addon path, found once: every job asks, and walking the file system costs ~0.1 ms. */
-let defaultPath: string | undefined;
+const moduleDir = (): string => path.dirname(fileURLToPath(import.meta.url));
 
-/** Where the built addon is: `HPAIR_NATIVE_ADDON` if set, else kernel/native/build/Release/ under the package root. */
-export function nativeAddonPath(): string {
+/** Set by the `nativeAddon` pool option: the file for every thread of this process. */
+let configured: string | undefined;
+
+/**
+ * Makes `file` the native addon of this process (the `nativeAddon` pool option): this thread loads it, and
+ * the pool's worker threads get it as HPAIR_NATIVE_ADDON. One addon per process: naming another file after
+ * one was configured, or after the default one loaded, throws INVALID_ARGUMENT (two pools would disagree
+ * about which kernels run).
+ */
+export function useNativeAddon(file: string | URL): void {
+  const resolved = typeof file === 'string' ? path.resolve(file) : fileURLToPath(file);
+  if (configured === resolved) return;
+  if (configured !== undefined) {
+    throw new HpairError('INVALID_ARGUMENT', `nativeAddon: this process already uses ${configured} (one native addon per process), not ${resolved}`);
+  }
+  const current = loads.get(loadKey());
+  if (current?.addon !== undefined && current.file !== resolved) {
+    throw new HpairError('INVALID_ARGUMENT', `nativeAddon: this process already loaded the native kernel from ${current.file}; name ${resolved} before the first pool starts, or set HPAIR_NATIVE_ADDON`);
+  }
+  configured = resolved;
+}
+
+/** The file the `nativeAddon` pool option named, for the environment of worker threads; undefined if none. */
+export function configuredNativeAddon(): string | undefined {
+  return configured;
+}
+
+interface Candidate {
+  readonly file: string;
+  readonly origin: NativeAddonOrigin;
+}
+
+/** The explicit file (option, then environment), or the places looked in, in order. */
+function candidates(): { explicit: Candidate } | { explicit?: undefined; list: Candidate[]; root: string | undefined } {
+  if (configured !== undefined) return { explicit: { file: configured, origin: 'option' } };
   const override = process.env.HPAIR_NATIVE_ADDON;
-  if (override) return path.resolve(override);
-  defaultPath ??= path.join(packageRoot() ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..'), 'kernel/native/build/Release/hpair_native.node');
-  return defaultPath;
+  if (override) return { explicit: { file: path.resolve(override), origin: 'env' } };
+  const root = packageRoot();
+  if (root !== undefined) {
+    // A source build is there only when install.mjs built one (no prebuilt addon fitted, or it was asked to):
+    // it wins, as in node-gyp-build. The prebuilt addon is not tried when install.mjs ran and did not choose it
+    // (HPAIR_NO_NATIVE, a source checkout, C sources other than the ones it was built from): its reason stands.
+    const status = nativeInstallStatus();
+    const prebuiltAllowed = status === undefined || status.built === true || typeof status.prebuilt === 'string';
+    return {
+      list: [
+        { file: path.join(root, 'kernel/native/build/Release', `${NAME}.node`), origin: 'built' },
+        ...(prebuiltAllowed ? [{ file: path.join(root, 'prebuilds', prebuiltAddonName()), origin: 'prebuilt' as const }] : []),
+      ],
+      root,
+    };
+  }
+  // Inside a bundle: the addon copied beside it, or a prebuilds/ folder copied beside it.
+  const dir = moduleDir();
+  return {
+    list: [
+      { file: path.join(dir, `${NAME}.node`), origin: 'bundle' },
+      { file: path.join(dir, 'prebuilds', prebuiltAddonName()), origin: 'bundle' },
+    ],
+    root,
+  };
+}
+
+/**
+ * Where the addon is: the file this thread loaded, or else the first place it would be looked for
+ * (the `nativeAddon` option, `HPAIR_NATIVE_ADDON`, the package's build/Release, its prebuilds/, or beside a bundle).
+ */
+export function nativeAddonPath(): string {
+  const load = loadNativeAddon();
+  if (load.addon !== undefined) return load.file;
+  const found = candidates();
+  return found.explicit !== undefined ? found.explicit.file : found.list[0].file;
 }
 
 const firstLine = (text: string): string => text.split('\n')[0].trim();
@@ -127,13 +254,14 @@ function isNativeAddon(value: unknown): value is NativeAddon {
   return ['info', 'scanNonFinite', 'hermitianTile', 'microKernel', 'adviseHugePages', 'adjustExternalMemory'].every((name) => typeof exports[name] === 'function');
 }
 
-/** Why install.mjs did not build the addon, from build/status.json, or undefined if it did (or never ran). */
-function buildFailure(addonFile: string): string | undefined {
-  const statusFile = path.resolve(addonFile, '../../status.json');
+/** Why install.mjs did not build the addon, from build/status.json; undefined if it did, or never ran. */
+function buildFailure(root: string): string | undefined {
+  const statusFile = path.join(root, 'kernel/native/build/status.json');
   if (!existsSync(statusFile)) return undefined;
   try {
-    const status = JSON.parse(readFileSync(statusFile, 'utf8')) as { built?: unknown; reason?: unknown };
+    const status = JSON.parse(readFileSync(statusFile, 'utf8')) as { built?: unknown; reason?: unknown; prebuilt?: unknown };
     if (status.built === true) return undefined;
+    if (typeof status.prebuilt === 'string') return `the install chose ${status.prebuilt}, which is no longer there`;
     return typeof status.reason === 'string' ? firstLine(status.reason) : 'the native kernel was not built';
   } catch {
     return undefined;
@@ -141,33 +269,158 @@ function buildFailure(addonFile: string): string | undefined {
 }
 
 const loads = new Map<string, NativeAddonLoad>();
+const loadKey = (): string => `${configured ?? ''}\0${process.env.HPAIR_NATIVE_ADDON ?? ''}`;
 
 /**
- * Loads the native addon (once per file and thread; Node-API addons load in every worker). Never throws: when
- * the addon is missing, was not built, or fails to load, `reason` says why in one line.
+ * Loads the native addon (once per place and thread; Node-API addons load in every worker). Never throws:
+ * when no addon fits this platform, none was found, or it fails to load, `reason` says why in one line.
  */
 export function loadNativeAddon(): NativeAddonLoad {
-  const file = nativeAddonPath();
-  let load = loads.get(file);
+  const key = loadKey();
+  let load = loads.get(key);
   if (load === undefined) {
-    load = tryLoad(file);
-    loads.set(file, load);
+    load = find();
+    loads.set(key, load);
   }
   return load;
 }
 
-function tryLoad(file: string): NativeAddonLoad {
+function find(): NativeAddonLoad {
   if (process.arch !== 'x64') return { addon: undefined, reason: `the native kernels are for x86-64 CPUs; this one is ${process.arch}` };
-  if (!process.env.HPAIR_NATIVE_ADDON) {
-    const failure = buildFailure(file);
-    if (failure !== undefined) return { addon: undefined, reason: `native kernel not built: ${failure}` };
+  const found = candidates();
+  if (found.explicit !== undefined) {
+    const { file, origin } = found.explicit;
+    const via = origin === 'option' ? 'the nativeAddon option' : 'HPAIR_NATIVE_ADDON';
+    if (!existsSync(file)) return { addon: undefined, reason: `native kernel not found at ${file} (named by ${via})` };
+    return tryLoad(file, origin);
   }
-  if (!existsSync(file)) return { addon: undefined, reason: `native kernel not found at ${file} (install.mjs has not built it)` };
+  const failures: string[] = [];
+  for (const { file, origin } of found.list) {
+    if (!existsSync(file)) continue;
+    const load = tryLoad(file, origin);
+    if (load.addon !== undefined) return load;
+    failures.push(load.reason);
+  }
+  if (failures.length > 0) return { addon: undefined, reason: failures.join('; ') };
+  if (found.root === undefined) {
+    const [beside, prebuilt] = found.list.map((candidate) => candidate.file);
+    return {
+      addon: undefined,
+      reason: `native kernel not found beside the bundle (${beside}, or ${prebuilt}): copy it there, or name it with the nativeAddon pool option or HPAIR_NATIVE_ADDON`,
+    };
+  }
+  // install.mjs's reason says why it chose no prebuilt addon and built none; without it, only what is here.
+  const built = buildFailure(found.root);
+  if (built !== undefined) return { addon: undefined, reason: `native kernel not available: ${built}` };
+  const others = prebuiltPlatforms(path.join(found.root, 'prebuilds'));
+  const prebuiltWhy =
+    others.length === 0 ? 'the package has no prebuilt addons' : `no prebuilt addon for ${describePlatform()} (the package has ${others.join(', ')})`;
+  return { addon: undefined, reason: `native kernel not available: ${prebuiltWhy}, and none was built from source (kernel/native/install.mjs has not run)` };
+}
+
+/** This platform as prebuilt addons are told apart: 'linux-x64 (glibc)'. */
+export function describePlatform(): string {
+  const libc = nativeLibc();
+  return `${PLATFORM}${libc === undefined ? '' : ` (${libc})`}`;
+}
+
+/** The platforms a prebuilds/ folder holds addons for: ['linux-x64 (glibc)', 'linux-x64 (musl)']. */
+export function prebuiltPlatforms(folder: string): string[] {
+  const platforms: string[] = [];
+  try {
+    for (const platform of readdirSync(folder).sort()) {
+      for (const file of safeList(path.join(folder, platform)).sort()) {
+        const tags = /^[^.]+\.(.*)\.node$/.exec(file)?.[1]?.split('.') ?? [];
+        const libc = tags.find((tag) => tag === 'glibc' || tag === 'musl');
+        if (file.endsWith('.node')) platforms.push(`${platform}${libc === undefined ? '' : ` (${libc})`}`);
+      }
+    }
+  } catch {
+    // no folder: no platforms
+  }
+  return platforms;
+}
+
+function safeList(folder: string): string[] {
+  try {
+    return readdirSync(folder);
+  } catch {
+    return [];
+  }
+}
+
+function tryLoad(file: string, origin: NativeAddonOrigin): NativeAddonLoad {
+  const wrong = wrongPlatform(file);
+  if (wrong !== undefined) return { addon: undefined, reason: `native kernel ${file} is for another platform: ${wrong}` };
   try {
     const loaded: unknown = createRequire(import.meta.url)(file);
     if (!isNativeAddon(loaded)) return { addon: undefined, reason: `${file} is not the hpair native kernel` };
-    return { addon: loaded };
+    return { addon: loaded, file, origin };
   } catch (error) {
-    return { addon: undefined, reason: `native kernel failed to load: ${firstLine(error instanceof Error ? error.message : String(error))}` };
+    const message = firstLine(error instanceof Error ? error.message : String(error));
+    return { addon: undefined, reason: `native kernel ${file} failed to load: ${message}${libcHint(message)}` };
   }
+}
+
+/** ELF e_machine values of the CPUs Node runs on, for a file built for another one. */
+const ELF_MACHINES: Record<number, string> = { 3: 'ia32', 40: 'arm', 62: 'x64', 183: 'arm64', 243: 'riscv64', 21: 'ppc64', 22: 's390x' };
+
+/**
+ * Why the file cannot be this platform's addon, from its first bytes, or undefined when it might be (then
+ * loading it tells). dlopen's own message for a foreign binary ("invalid ELF header", "wrong ELF class")
+ * does not say which platform the file is for.
+ */
+function wrongPlatform(file: string): string | undefined {
+  let head: Buffer;
+  try {
+    head = readHead(file, 20);
+  } catch {
+    return undefined;
+  }
+  const here = describePlatform();
+  if (head.length >= 20 && head.readUInt32BE(0) === 0x7f454c46) {
+    if (process.platform !== 'linux') return `it is a Linux (ELF) file, this is ${here}`;
+    const machine = head[5] === 1 ? head.readUInt16LE(18) : head.readUInt16BE(18);
+    const arch = ELF_MACHINES[machine] ?? `ELF machine ${machine}`;
+    return arch === process.arch ? undefined : `it is for linux-${arch}, this is ${here}`;
+  }
+  if (head.length >= 4 && [0xcffaedfe, 0xcefaedfe, 0xcafebabe].includes(head.readUInt32BE(0))) {
+    return process.platform === 'darwin' ? undefined : `it is a macOS (Mach-O) file, this is ${here}`;
+  }
+  if (head.length >= 2 && head.toString('latin1', 0, 2) === 'MZ') return process.platform === 'win32' ? undefined : `it is a Windows file, this is ${here}`;
+  return undefined;
+}
+
+/** A C-library mismatch that dlopen reports only by its symptom. */
+function libcHint(message: string): string {
+  const libc = nativeLibc();
+  if (libc === 'glibc' && /libc\.so\b(?!\.6)|libc\.musl|ld-musl/.test(message)) return ' (it was built for musl libc; this Node runs on glibc)';
+  if (libc === 'musl' && /GLIBC|libc\.so\.6|ld-linux/.test(message)) return ' (it was built for glibc; this Node runs on musl libc)';
+  return '';
+}
+
+/**
+ * The native addon file this process loads (prebuilt, built from source, or named by the `nativeAddon` option
+ * or HPAIR_NATIVE_ADDON), or undefined when none loads here (`pool.whyNotNative` says why). A bundling
+ * script copies it beside the bundle (docs/install.md, "Bundling").
+ */
+export function nativeAddonFile(): string | undefined {
+  return loadNativeAddon().file;
+}
+
+/** What kernel/native/install.mjs decided at install time (build/status.json), when it ran in this package. */
+export function nativeInstallStatus(): { readonly built?: boolean; readonly prebuilt?: string; readonly reason?: string } | undefined {
+  const root = packageRoot();
+  if (root === undefined) return undefined;
+  try {
+    return JSON.parse(readFileSync(path.join(root, 'kernel/native/build/status.json'), 'utf8')) as { built?: boolean; prebuilt?: string; reason?: string };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The package's prebuilds/ folder, or undefined inside a bundle. */
+export function prebuildsFolder(): string | undefined {
+  const root = packageRoot();
+  return root === undefined ? undefined : path.join(root, 'prebuilds');
 }

@@ -14,6 +14,8 @@
         'src/path_avx2.c',
         'src/path_avx512.c',
       ],
+      # Node-API version 8 only: the binary is ABI-stable, so one prebuilt file serves every Node version from 20 on.
+      'defines': ['NAPI_VERSION=8'],
       'cflags': ['-O3', '-ffp-contract=off', '-fno-math-errno', '-fvisibility=hidden', '-std=gnu11', '-Wall', '-Wextra', '-Wno-unused-parameter'],
       'cflags!': ['-O2'],
       'xcode_settings': {

@@ -1,13 +1,20 @@
-// Builds the native kernel (kernel/native/build/Release/hpair_native.node) at install time, and never fails the
-// install: the library runs without it. Run by `npm ci` as the package's `install` script, or by hand:
+// Makes the native kernel available at install time, and never fails the install: the library runs without it.
+// Run by `npm install` as the package's `install` script, or by hand:
 //
 //   node kernel/native/install.mjs [directory]     (default: this file's folder; a test builds a copy elsewhere)
 //
-// It uses the node-gyp that npm ships and the Node headers already on this machine (it never downloads
-// anything), and always writes build/status.json: { "built": true } or { "built": false, "reason": "…" }, plus
-// build/build.log with the compiler's output when it ran. HPAIR_NO_NATIVE=1 skips the build.
+// First choice: the prebuilt addon the package ships for this platform, CPU and C library
+// (prebuilds/linux-x64/hpair_native.napi.glibc.node, made by prebuild.mjs); when it loads, nothing is compiled,
+// so an install without a C compiler still runs native. Otherwise it builds kernel/native/build/Release/
+// hpair_native.node from source with the node-gyp that npm ships and the Node headers already on this machine
+// (it never downloads anything). A prebuilt addon is used only when prebuilds/manifest.json says it was built
+// from the C sources beside this script, and never in a source checkout. HPAIR_BUILD_FROM_SOURCE=1 skips the
+// prebuilt addon; HPAIR_NO_NATIVE=1 skips both. It always writes build/status.json: { "built": true }, { "built": false, "prebuilt": "prebuilds/…" }
+// or { "built": false, "reason": "…" }, plus build/build.log with the compiler's output when it ran.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,11 +27,45 @@ function finish(status, log) {
   writeFileSync(path.join(buildDir, 'status.json'), `${JSON.stringify(status)}\n`);
   if (log !== undefined) writeFileSync(path.join(buildDir, 'build.log'), log);
   if (status.built) console.log(`hpair: native kernel built (${path.join(relative, 'build/Release/hpair_native.node')})`);
+  else if (status.prebuilt) console.log(`hpair: native kernel prebuilt for this platform (${status.prebuilt})`);
   else console.log(`hpair: native kernel not built: ${status.reason}`);
   process.exit(0);
 }
-const skip = (reason, log) => finish({ built: false, reason }, log);
+/** Why the prebuilt addon was not used, when it was looked for: every later reason says it too. */
+let prebuiltLog = '';
+const skip = (reason, log) => finish({ built: false, reason: prebuiltLog ? `${prebuiltLog}; ${reason}` : reason }, log);
 const oneLine = (text) => text.replace(/\s+/g, ' ').trim().slice(0, 300);
+
+/** The C sources' hash, as prebuild.mjs records it for each addon it builds. */
+function sourceHash() {
+  const hash = createHash('sha256');
+  for (const file of ['binding.gyp', ...readdirSync(path.join(dir, 'src')).sort().map((f) => `src/${f}`)]) hash.update(`${file}\0`).update(readFileSync(path.join(dir, file))).update('\0');
+  return hash.digest('hex');
+}
+
+function prebuiltSourceHash(name) {
+  try {
+    return JSON.parse(readFileSync(path.resolve(dir, '../../prebuilds/manifest.json'), 'utf8')).addons[name].sourceHash;
+  } catch {
+    return undefined;
+  }
+}
+
+/** '.glibc' or '.musl' on Linux (from Node's own ELF interpreter; as addon.ts decides), '' elsewhere. */
+function libcTag() {
+  if (process.platform !== 'linux') return '';
+  try {
+    const fd = openSync(process.execPath, 'r');
+    const head = Buffer.alloc(4096);
+    const text = head.toString('latin1', 0, readSync(fd, head, 0, 4096, 0));
+    closeSync(fd);
+    if (/ld-musl-/.test(text)) return '.musl';
+    if (/ld-linux[-.a-z0-9_]*\.so/.test(text)) return '.glibc';
+  } catch {
+    // unreadable: ask process.report
+  }
+  return process.report?.getReport()?.header?.glibcVersionRuntime ? '.glibc' : '.musl';
+}
 
 try {
   // A stale addon from an earlier install must not outlive a build that now fails or is skipped.
@@ -33,6 +74,27 @@ try {
   if (process.env.HPAIR_NO_NATIVE && process.env.HPAIR_NO_NATIVE !== '0') skip('HPAIR_NO_NATIVE is set');
   if (process.arch !== 'x64') skip(`the native kernel is x86-64 only (this CPU is ${process.arch})`);
   if (process.platform === 'win32') skip('the native kernel builds with GCC or Clang only (not on Windows)');
+
+  // A prebuilt addon that loads here makes a compiler unnecessary. Why it did not is kept for the build log.
+  // A source checkout (it has check/, which the package does not ship) always builds: the C being edited is
+  // what must run there, not an addon prebuilt from an earlier state of it.
+  const fromSource = (process.env.HPAIR_BUILD_FROM_SOURCE && process.env.HPAIR_BUILD_FROM_SOURCE !== '0') || existsSync(path.join(dir, 'check'));
+  if (!fromSource) {
+    const name = `${process.platform}-${process.arch}/hpair_native.napi${libcTag()}.node`;
+    const prebuilt = path.resolve(dir, '../../prebuilds', name);
+    const madeFrom = prebuiltSourceHash(name);
+    if (existsSync(prebuilt) && madeFrom !== sourceHash()) {
+      prebuiltLog = `prebuilds/${name} was built from other C sources than the package's (prebuilds/manifest.json)`;
+    } else if (existsSync(prebuilt)) {
+      try {
+        const addon = createRequire(import.meta.url)(prebuilt);
+        if (typeof addon.info !== 'function' || !Array.isArray(addon.info().paths)) throw new Error('it is not the hpair native kernel');
+        finish({ built: false, prebuilt: `prebuilds/${name}` });
+      } catch (error) {
+        prebuiltLog = `prebuilds/${name} does not load here (${oneLine(error instanceof Error ? error.message : String(error))})`;
+      }
+    } else prebuiltLog = `no prebuilt addon for ${process.platform}-${process.arch}${libcTag().replace('.', ' ')} in the package`;
+  }
 
   // Node's own headers: npm_config_nodedir, else the installation this node runs from (include/node/node_api.h).
   const execDirs = [...new Set([process.execPath, realpathSync(process.execPath)].map((p) => path.resolve(p, '../..')))];
@@ -59,7 +121,7 @@ try {
     maxBuffer: 64 * 2 ** 20,
     timeout: 10 * 60 * 1000,
   });
-  const log = `${run.stdout ?? ''}${run.stderr ?? ''}`;
+  const log = `${prebuiltLog && `${prebuiltLog}; built from source\n`}${run.stdout ?? ''}${run.stderr ?? ''}`;
   const addon = path.join(buildDir, 'Release/hpair_native.node');
   if (run.error || run.status !== 0 || !existsSync(addon)) {
     const lines = log.split('\n');
