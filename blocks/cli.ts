@@ -3,13 +3,12 @@ import { totalmem } from 'node:os';
 import { hermitianJobBytes } from '../kernel/hermitian-size.js';
 import type { KernelChoice } from '../kernel/kernel-names.js';
 import { resolveKernel } from '../kernel/variants.js';
-import { MAX_TYPED_ARRAY_LENGTH } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
 import { openNpyInput } from '../io/npy-file.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
 import { computeToNpy, type OutOfCoreProgress, type OutOfCoreSummary } from './compute.js';
-import { formatBytes, parseByteSize } from './plan.js';
+import { formatBytes, MAX_WORKER_VIEW_BYTES, parseByteSize } from './plan.js';
 
 /**
  * `hpair compute` out of core: what cli/main.ts calls when --max-memory is given or H would not fit in memory.
@@ -32,8 +31,8 @@ export interface OutOfCoreCommand {
 /**
  * Whether `hpair compute` goes out of core, and why (a few words), or undefined to compute in memory: when
  * --max-memory is given, or when the in-memory run would need more than half of this machine's memory (the
- * pool's default maxBytes: the file read whole, expp, H and the kernel's scratch), or more values in one typed
- * array than V8 allows (2^32). An unreadable expp is left to the in-memory path to report.
+ * pool's default maxBytes: the file read whole, expp, H and the kernel's scratch), or when H or expp is larger
+ * than one buffer a worker can be handed (MAX_WORKER_VIEW_BYTES). An unreadable expp is left to the in-memory path to report.
  */
 export async function outOfCoreReason(exppPath: string, maxMemory: string | undefined, kernel: string | undefined, workers: number | undefined): Promise<string | undefined> {
   if (maxMemory !== undefined) return `--max-memory ${maxMemory}`;
@@ -48,8 +47,10 @@ export async function outOfCoreReason(exppPath: string, maxMemory: string | unde
     return undefined;
   }
   const n = Math.max(0, rows - 1);
-  if (2 * n * n > MAX_TYPED_ARRAY_LENGTH) return `H (${n}×${n}) holds more values than one typed array can (2^32)`;
-  if (2 * rows * cols > MAX_TYPED_ARRAY_LENGTH) return `expp (${rows}×${cols}) holds more values than one typed array can (2^32)`;
+  // In memory, H and expp each cross to the workers whole, as one view: past MAX_WORKER_VIEW_BYTES it would
+  // arrive cut short.
+  if (16 * n * n > MAX_WORKER_VIEW_BYTES) return `H (${n}×${n}, ${formatBytes(16 * n * n)}) is larger than one buffer a worker can be handed (4 GiB)`;
+  if (16 * rows * cols > MAX_WORKER_VIEW_BYTES) return `expp (${rows}×${cols}, ${formatBytes(16 * rows * cols)}) is larger than one buffer a worker can be handed (4 GiB)`;
   let panels = 0;
   try {
     panels = hermitianJobBytes(rows, cols, resolveKernel((kernel ?? 'auto') as KernelChoice).variant.name, workers ?? 1).panels;
