@@ -7,13 +7,16 @@ import { HpairError } from '../shared/errors.js';
 import { openNpyInput } from '../io/npy-file.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
+import { interceptSignals, onSignal, SIGNAL_EXIT_CODES, type HandledSignal } from '../cli/signals.js';
 import { computeToNpy, type OutOfCoreProgress, type OutOfCoreSummary } from './compute.js';
+import { releaseHeldLocksSync } from './output-guard.js';
 import { formatBytes, MAX_WORKER_VIEW_BYTES, parseByteSize } from './plan.js';
 
 /**
  * `hpair compute` out of core: what cli/main.ts calls when --max-memory is given or H would not fit in memory.
- * Owns its pool, its progress bar and its signals (SIGINT or SIGTERM: the block being computed is abandoned,
- * blocks already written are journaled, exit 130 or 143; a second signal exits at once).
+ * Owns its pool, its progress bar and its signals (SIGINT, SIGTERM or SIGHUP: the block being computed is
+ * abandoned, blocks already written are journaled, the lock is released, one line says so, exit 130, 143 or
+ * 129; a second signal releases the lock and exits at once).
  */
 export interface OutOfCoreCommand {
   readonly expp: string;
@@ -77,16 +80,19 @@ export async function computeOutOfCore(command: OutOfCoreCommand): Promise<void>
   if (command.kernel !== undefined) options.kernel = command.kernel as KernelChoice;
   const pool = createPool(options);
   const controller = new AbortController();
-  let signalled: NodeJS.Signals | undefined;
+  let signalled: HandledSignal | undefined;
   const bar = progressBar(process.stderr.isTTY === true && !command.json);
-  const onSignal = (name: NodeJS.Signals): void => {
-    if (signalled !== undefined) process.exit(128 + (name === 'SIGINT' ? 2 : 15)); // a second signal: at once
+  // SIGINT, SIGTERM or SIGHUP: the block being computed is abandoned, those written are journaled, the lock is
+  // released as computeToNpy returns. A second signal exits at once, removing the lock on the way out.
+  const forgetCleanup = onSignal(() => {
+    bar.finish();
+    releaseHeldLocksSync();
+  });
+  const stopHandling = interceptSignals((name) => {
     signalled = name;
     bar.note('stopping: finishing the block being written…');
     controller.abort(new Error(name));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  });
   try {
     await pool.ready();
     const summary = await computeToNpy(pool, {
@@ -103,14 +109,20 @@ export async function computeOutOfCore(command: OutOfCoreCommand): Promise<void>
   } catch (error) {
     bar.finish();
     if (signalled !== undefined && error instanceof HpairError && error.code === 'ABORTED') {
-      process.stderr.write(`hpair: ${error.message}\n`);
-      process.exitCode = signalled === 'SIGINT' ? 130 : 143;
+      const text = `hpair: ${error.message.replace(/^interrupted/, `interrupted by ${signalled}`)}\n`;
+      // After SIGHUP the terminal may be gone: the exit code still tells.
+      try {
+        process.stderr.write(text);
+      } catch {
+        // nowhere to write
+      }
+      process.exitCode = SIGNAL_EXIT_CODES[signalled];
       return;
     }
     throw error;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopHandling();
+    forgetCleanup();
     await pool.close({ abort: true });
   }
 }

@@ -6,7 +6,7 @@ export type { Block, BlockPlan, BlockCostOptions, BlockMemory, JobBuffer, JobSha
 export { openJournal, readJournalFingerprint, journalPath, fingerprintDifference, jobFingerprint } from './journal.js';
 export type { Journal, JobFingerprint, InputStamp } from './journal.js';
 export { computeToNpy, partialPath } from './compute.js';
-export { checkSpace, lockOutput, lockPath } from './output-guard.js';
+export { checkSpace, lockOutput, lockPath, releaseHeldLocksSync, LOCK_HEARTBEAT_MS, LOCK_STALE_MS } from './output-guard.js';
 export type { OutputLock } from './output-guard.js';
 export type { BlockPool, ComputeToNpyOptions, OutOfCoreProgress, OutOfCoreSummary } from './compute.js';
 export { openNpyInput, readNpyVector } from '../io/npy-file.js';
