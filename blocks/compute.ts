@@ -45,6 +45,8 @@ export interface ComputeToNpyOptions {
   names?: { expp?: string; distance?: string; out?: string };
   /** @internal Longest wait between syncs of the output and the journal (the journal lags by at most this). */
   commitIntervalMs?: number;
+  /** @internal How often the output's lock is refreshed (LOCK_HEARTBEAT_MS unless a test says otherwise). */
+  lockHeartbeatMs?: number;
   /** @internal Tests inject failures: called before a block is written; a throw fails that write. */
   beforeWrite?: (block: Block) => void | Promise<void>;
 }
@@ -184,7 +186,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     // Room for H first (a full disk is named as such), then one run at a time from here: another would race
     // this one's journal, partial output and final rename.
     await checkSpace(outPath, outBytes, partial, names.out);
-    lock = await lockOutput(outPath, names.out);
+    lock = await lockOutput(outPath, names.out, options.lockHeartbeatMs === undefined ? {} : { heartbeatMs: options.lockHeartbeatMs });
     // The journal and the partial output: resume them, or start both afresh.
     const hadJournal = (await readJournalFingerprint(outPath)) !== undefined;
     if (hadJournal) {
