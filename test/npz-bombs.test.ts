@@ -26,7 +26,7 @@ const zerosChunk = (): Buffer => (zeros ??= deflateRawSync(Buffer.alloc(CHUNK), 
 
 /** A raw deflate stream of `head` followed by `chunks` × 64 MiB of zeros. */
 function deflatedZeros(head: Uint8Array, chunks: number): Buffer {
-  const parts = [deflateRawSync(head, { finishFlush: constants.Z_FULL_FLUSH })];
+  const parts: Uint8Array[] = [deflateRawSync(head, { finishFlush: constants.Z_FULL_FLUSH })];
   for (let k = 0; k < chunks; k++) parts.push(zerosChunk());
   parts.push(deflateRawSync(Buffer.alloc(0))); // the final (empty) block
   return Buffer.concat(parts);
