@@ -542,8 +542,8 @@ function nonFiniteIn(data: Float64Array, M: number, rows: LoadedRows, name: stri
 }
 
 /**
- * Before anything is computed: the output's directory exists and is writable, `out` is not a directory, its
- * partial output, journal and lock are regular files when they exist, and neither `out` nor its partial output
+ * Before anything is computed: the output's directory exists and is writable, `out` is not a directory, and
+ * it, its partial output, journal and lock are regular files when they exist, and neither `out` nor its partial output
  * or journal is one of the inputs (same file, by device and inode).
  */
 async function checkOutput(out: string, inputs: readonly string[], name: string): Promise<void> {
@@ -563,6 +563,9 @@ async function checkOutput(out: string, inputs: readonly string[], name: string)
   }
   const existing = await stat(out).catch(() => undefined);
   if (existing?.isDirectory() === true) throw new HpairError('IO_ERROR', `cannot write ${name} ${out}: it is a directory`);
+  // `out` is replaced by a rename, which would replace a link or a FIFO there rather than write through it:
+  // refused, so that a caller who meant the link's target says so (the CLI resolves --out through links).
+  await refuseSpecialFile(out, `${name} ${out}`);
   // The files beside `out` are this run's own: a symlink, FIFO or device found at one of their names was put
   // there by someone else, and is refused before anything is written.
   await refuseSpecialFile(partialPath(out), `${name} (partial) ${partialPath(out)}`);

@@ -105,6 +105,14 @@ test('a symlink or FIFO at the partial output, journal or lock name: refused bef
       rmSync(planted);
     }
   }
+  // `out` itself a link (the library replaces `out` by a rename): refused too, the link and its target kept.
+  symlinkSync(target.path, out);
+  const linked = await rejection(computeToNpy(pool, args));
+  assert.is(linked.code, 'IO_ERROR', linked.message);
+  assert.match(linked.message, /H\.npy is a symbolic link/);
+  assert.ok(lstatSync(out).isSymbolicLink());
+  target.intact('out a link');
+  rmSync(out);
   // The CLI says so in one line, exit 2, the target intact.
   symlinkSync(target.path, `${out}.partial`);
   const run = await cli('compute', '--expp', problem.expp, '--distance', problem.distance, '--out', out, '--max-memory', '1M');
