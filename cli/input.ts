@@ -96,11 +96,15 @@ async function headerOf(spec: InputSpec, bytes: Uint8Array, accepted: NpyDtypes)
 }
 
 /**
- * Both inputs' shapes and dtypes from their headers alone, before either is decoded or a `.npz` entry inflated:
+ * When either input is a `.npz`, both inputs' shapes and dtypes from their headers alone, before either is
+ * decoded or an entry inflated:
  * expp 2-D complex (or float64) with N ≥ 1, distance 1-D real of length M. A `.npz` whose entry would inflate
  * to gigabytes is refused here, in the bytes of its headers, when they show it cannot be used.
  */
 export async function checkInputHeaders(specs: readonly [InputSpec, InputSpec], bytes: readonly [Uint8Array, Uint8Array]): Promise<void> {
+  // Two .npy files are already whole in memory and decode to at most their own size: their errors keep the
+  // order decoding finds them in. Only an archive can promise far more than it holds.
+  if (!bytes.some((input) => isZip(input))) return;
   const [exppSpec, distanceSpec] = specs;
   const expp = await headerOf(exppSpec, bytes[0], COMPLEX_DTYPES).catch((error: unknown) => Promise.reject(about(exppSpec.flag, exppSpec.arg, error)));
   if (expp.shape.length !== 2) throw about(exppSpec.flag, exppSpec.arg, new HpairError('BAD_NPY', `expected a 2-D array, got shape (${expp.shape.join(', ')})`));
