@@ -27,6 +27,7 @@ import {
   type JobShape,
   type KernelVariant,
 } from 'hpair';
+import { outOfCoreReason } from '../blocks/cli.js';
 import { seeded } from './helpers/support.js';
 import { workDir } from './helpers/out-of-core.js';
 
@@ -246,6 +247,24 @@ test('computeToNpy at H past 4 GiB with a large budget hands the pool only views
       const arrived = await asSeenByAWorker(views);
       assert.equal(arrived, views.map((view) => [view.length, view.byteOffset]), 'every view arrives whole');
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('hpair compute goes out of core by itself once H would pass one buffer a worker can be handed (4 GiB)', async () => {
+  const dir = workDir('planner-reason');
+  try {
+    // 16 383² complex values are just under 4 GiB, 16 384² exactly 4 GiB: in memory only while H fits one view
+    // (and half this machine's memory, which decides on small machines).
+    const under = sparseProblem(dir, 16_384, 1);
+    const fitsHalf = 16 * 16_383 ** 2 + 16 * 16_384 < totalmem() / 2;
+    const reasonUnder = await outOfCoreReason(under.expp, undefined, 'js', 1);
+    if (fitsHalf) assert.is(reasonUnder, undefined, 'H of 16383² in memory');
+    else assert.match(String(reasonUnder), /over half of this machine's/);
+    rmSync(under.expp);
+    const over = sparseProblem(dir, 16_385, 1);
+    assert.match(String(await outOfCoreReason(over.expp, undefined, 'js', 1)), /^H \(16384×16384, 4\.0 GiB\) is larger than one buffer a worker can be handed/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
