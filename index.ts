@@ -29,5 +29,5 @@ export type { Kernel, KernelContext, SharedView } from './shared/kernel-contract
 export { tilesOf } from './shared/index-space.js';
 export type { IndexSpace, Tile } from './shared/index-space.js';
 export type { KernelParam, RunSpec } from './workers/user-job.js';
-export { planBlocks, chooseBlockSize, chooseJobShape, blockMemory, jobMemory, kernelTile, computeToNpy, openJournal, openNpyInput, readNpyVector, createNpyOutput, openNpyOutput } from './blocks/index.js';
-export type { Block, BlockPlan, BlockCostOptions, BlockMemory, JobShape, ComputeToNpyOptions, OutOfCoreProgress, OutOfCoreSummary, Journal, JobFingerprint, NpyInput, NpyOutput } from './blocks/index.js';
+export { planBlocks, chooseBlockSize, chooseJobShape, blockMemory, jobMemory, jobBuffers, MAX_WORKER_VIEW_BYTES, LOCK_HEARTBEAT_MS, LOCK_STALE_MS, kernelTile, computeToNpy, openJournal, openNpyInput, readNpyVector, createNpyOutput, openNpyOutput } from './blocks/index.js';
+export type { Block, BlockPlan, BlockCostOptions, BlockMemory, JobBuffer, JobShape, ComputeToNpyOptions, OutOfCoreProgress, OutOfCoreSummary, Journal, JobFingerprint, NpyInput, NpyOutput } from './blocks/index.js';

@@ -7,8 +7,12 @@
 //   npm run bench:ooc -- --full           N = M ∈ {2048, 8192}
 //   options: --sizes 2048,4096  --budgets 0.25,0.5,1 (fractions of H's 16·(N−1)² bytes)  --rounds 3
 //            --workers W  --kernel K  --dir DIR (where inputs and outputs go; default a temp dir)  --out FILE
+//   npm run bench:ooc -- --past-2-32      one run past 2^32 values of H: N = 46400, M = 64 (H is 32 GiB on disk),
+//                                         `hpair compute` with no --max-memory (out of core by itself, at its
+//                                         default budget), then sampled entries checked against the sum itself;
+//                                         needs about 33 GiB free where --dir points (checked first)
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, readSync, closeSync, statSync, statfsSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +29,7 @@ const { values } = parseArgs({
     kernel: { type: 'string' },
     dir: { type: 'string' },
     out: { type: 'string' },
+    'past-2-32': { type: 'boolean' },
   },
 });
 const list = (text: string): number[] => text.split(',').map(Number);
@@ -104,6 +109,88 @@ function sameFile(a: string, b: string): boolean {
     closeSync(fa);
     closeSync(fb);
   }
+}
+
+/**
+ * H past 2^32 values (a typed array's limit, and far past the 4 GiB one buffer may span when handed to a worker),
+ * computed the way a user would: no --max-memory, so out of core is chosen by itself with its default budget.
+ * Entries at the corners, the diagonal and the block edges are checked against the sum evaluated here.
+ */
+async function past232(): Promise<void> {
+  const N = 46_400;
+  const M = 64;
+  const n = N - 1;
+  const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'hpair-bench-ooc-'));
+  const hBytes = 16 * n * n;
+  const fs = statfsSync(dir);
+  const free = fs.bavail * fs.bsize;
+  if (free < hBytes * 1.02 + 256 * MiB) {
+    console.log(`past 2^32: skipped, H needs ${(hBytes / 2 ** 30).toFixed(1)} GiB but ${dir} has ${(free / 2 ** 30).toFixed(1)} GiB free (choose another --dir)`);
+    if (values.dir === undefined) rmSync(dir, { recursive: true, force: true });
+    return;
+  }
+  const expp = join(dir, 'E-past.npy');
+  const distance = join(dir, 'D-past.npy');
+  const out = join(dir, 'H-past.npy');
+  const problem = demoProblem(N, M);
+  writeFileSync(expp, encodeComplexMatrixNpy(problem.expp));
+  writeFileSync(distance, encodeFloat64VectorNpy(problem.distance));
+  try {
+    console.log(`past 2^32: N = ${N}, M = ${M}, H ${n}×${n} = ${2 * n * n} values (${(hBytes / 2 ** 30).toFixed(1)} GiB), no --max-memory; ${cpuName()}; ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM`);
+    const run = await compute(['--expp', expp, '--distance', distance, '--out', out]);
+    const e = problem.expp.data;
+    const d = problem.distance;
+    const entry = (i: number, j: number): [number, number] => {
+      let re = 0;
+      let im = 0;
+      for (let m = 1; m < M; m++) {
+        const ar = e[2 * (i * M + m)] - e[2 * (n * M + m)];
+        const ai = e[2 * (i * M + m) + 1] - e[2 * (n * M + m) + 1];
+        const br = e[2 * (j * M + m)] - e[2 * (n * M + m)];
+        const bi = e[2 * (j * M + m) + 1] - e[2 * (n * M + m) + 1];
+        re += (ar * br + ai * bi) / d[m];
+        im += (ai * br - ar * bi) / d[m];
+      }
+      return [re, im];
+    };
+    const b = Number(run.summary.blockSize);
+    const picks: Array<[number, number]> = [[0, 0], [n - 1, n - 1], [n - 1, 0], [0, n - 1], [b - 1, b], [b, b - 1], [b, b], [n - 1, n - 2], [n >> 1, n >> 2]];
+    const next = ((seed) => () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32))(7);
+    for (let k = 0; k < 40; k++) picks.push([Math.floor(next() * n), Math.floor(next() * n)]);
+    const fd = openSync(out, 'r');
+    let worst = 0;
+    try {
+      const head = Buffer.alloc(12);
+      readSync(fd, head, 0, 12, 0);
+      const dataOffset = head[6] === 1 ? 10 + head.readUInt16LE(8) : 12 + head.readUInt32LE(8);
+      const cell = Buffer.alloc(16);
+      for (const [i, j] of picks) {
+        readSync(fd, cell, 0, 16, dataOffset + 16 * (i * n + j));
+        const [re, im] = entry(i, j);
+        const scale = Math.max(1e-300, Math.hypot(re, im));
+        worst = Math.max(worst, Math.hypot(cell.readDoubleLE(0) - re, cell.readDoubleLE(8) - im) / scale);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    console.log(
+      `  ${run.seconds.toFixed(1)} s (CPU ${run.cpuSeconds.toFixed(1)} s), peak RSS ${run.peakRssMB.toFixed(0)} MiB, ${String(run.summary.kernel)} × ${String(run.summary.workers)}, ` +
+        `blocks of ${b} (${String(run.summary.blocks)}), budget ${(Number(run.summary.maxMemory) / 2 ** 30).toFixed(1)} GiB; ${picks.length} sampled entries, worst relative error ${worst.toExponential(2)}`,
+    );
+    writeFileSync(outFile, `${JSON.stringify({ scenario: 'past-2-32', cpu: cpuName(), node: process.version, N, M, seconds: run.seconds, cpuSeconds: run.cpuSeconds, peakRssMiB: run.peakRssMB, summary: run.summary, sampled: picks.length, worstRelativeError: worst }, null, 2)}\n`);
+    if (!(worst < 1e-10)) {
+      console.log('  SAMPLED ENTRIES DIFFER');
+      process.exitCode = 1;
+    }
+  } finally {
+    for (const path of [expp, distance, out]) rmSync(path, { force: true });
+    if (values.dir === undefined) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (values['past-2-32'] === true) {
+  await past232();
+  process.exit();
 }
 
 const cpu = cpuName();

@@ -3,18 +3,20 @@ import { totalmem } from 'node:os';
 import { hermitianJobBytes } from '../kernel/hermitian-size.js';
 import type { KernelChoice } from '../kernel/kernel-names.js';
 import { resolveKernel } from '../kernel/variants.js';
-import { MAX_TYPED_ARRAY_LENGTH } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
 import { openNpyInput } from '../io/npy-file.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
+import { interceptSignals, onSignal, SIGNAL_EXIT_CODES, type HandledSignal } from '../cli/signals.js';
 import { computeToNpy, type OutOfCoreProgress, type OutOfCoreSummary } from './compute.js';
-import { formatBytes, parseByteSize } from './plan.js';
+import { releaseHeldLocksSync } from './output-guard.js';
+import { formatBytes, MAX_WORKER_VIEW_BYTES, parseByteSize } from './plan.js';
 
 /**
  * `hpair compute` out of core: what cli/main.ts calls when --max-memory is given or H would not fit in memory.
- * Owns its pool, its progress bar and its signals (SIGINT or SIGTERM: the block being computed is abandoned,
- * blocks already written are journaled, exit 130 or 143; a second signal exits at once).
+ * Owns its pool, its progress bar and its signals (SIGINT, SIGTERM or SIGHUP: the block being computed is
+ * abandoned, blocks already written are journaled, the lock is released, one line says so, exit 130, 143 or
+ * 129; a second signal releases the lock and exits at once).
  */
 export interface OutOfCoreCommand {
   readonly expp: string;
@@ -32,8 +34,8 @@ export interface OutOfCoreCommand {
 /**
  * Whether `hpair compute` goes out of core, and why (a few words), or undefined to compute in memory: when
  * --max-memory is given, or when the in-memory run would need more than half of this machine's memory (the
- * pool's default maxBytes: the file read whole, expp, H and the kernel's scratch), or more values in one typed
- * array than V8 allows (2^32). An unreadable expp is left to the in-memory path to report.
+ * pool's default maxBytes: the file read whole, expp, H and the kernel's scratch), or when H or expp is larger
+ * than one buffer a worker can be handed (MAX_WORKER_VIEW_BYTES). An unreadable expp is left to the in-memory path to report.
  */
 export async function outOfCoreReason(exppPath: string, maxMemory: string | undefined, kernel: string | undefined, workers: number | undefined): Promise<string | undefined> {
   if (maxMemory !== undefined) return `--max-memory ${maxMemory}`;
@@ -48,8 +50,10 @@ export async function outOfCoreReason(exppPath: string, maxMemory: string | unde
     return undefined;
   }
   const n = Math.max(0, rows - 1);
-  if (2 * n * n > MAX_TYPED_ARRAY_LENGTH) return `H (${n}×${n}) holds more values than one typed array can (2^32)`;
-  if (2 * rows * cols > MAX_TYPED_ARRAY_LENGTH) return `expp (${rows}×${cols}) holds more values than one typed array can (2^32)`;
+  // In memory, H and expp each cross to the workers whole, as one view: past MAX_WORKER_VIEW_BYTES it would
+  // arrive cut short.
+  if (16 * n * n > MAX_WORKER_VIEW_BYTES) return `H (${n}×${n}, ${formatBytes(16 * n * n)}) is larger than one buffer a worker can be handed (4 GiB)`;
+  if (16 * rows * cols > MAX_WORKER_VIEW_BYTES) return `expp (${rows}×${cols}, ${formatBytes(16 * rows * cols)}) is larger than one buffer a worker can be handed (4 GiB)`;
   let panels = 0;
   try {
     panels = hermitianJobBytes(rows, cols, resolveKernel((kernel ?? 'auto') as KernelChoice).variant.name, workers ?? 1).panels;
@@ -76,16 +80,19 @@ export async function computeOutOfCore(command: OutOfCoreCommand): Promise<void>
   if (command.kernel !== undefined) options.kernel = command.kernel as KernelChoice;
   const pool = createPool(options);
   const controller = new AbortController();
-  let signalled: NodeJS.Signals | undefined;
+  let signalled: HandledSignal | undefined;
   const bar = progressBar(process.stderr.isTTY === true && !command.json);
-  const onSignal = (name: NodeJS.Signals): void => {
-    if (signalled !== undefined) process.exit(128 + (name === 'SIGINT' ? 2 : 15)); // a second signal: at once
+  // SIGINT, SIGTERM or SIGHUP: the block being computed is abandoned, those written are journaled, the lock is
+  // released as computeToNpy returns. A second signal exits at once, removing the lock on the way out.
+  const forgetCleanup = onSignal(() => {
+    bar.finish();
+    releaseHeldLocksSync();
+  });
+  const stopHandling = interceptSignals((name) => {
     signalled = name;
     bar.note('stopping: finishing the block being written…');
     controller.abort(new Error(name));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  });
   try {
     await pool.ready();
     const summary = await computeToNpy(pool, {
@@ -102,14 +109,20 @@ export async function computeOutOfCore(command: OutOfCoreCommand): Promise<void>
   } catch (error) {
     bar.finish();
     if (signalled !== undefined && error instanceof HpairError && error.code === 'ABORTED') {
-      process.stderr.write(`hpair: ${error.message}\n`);
-      process.exitCode = signalled === 'SIGINT' ? 130 : 143;
+      const text = `hpair: ${error.message.replace(/^interrupted/, `interrupted by ${signalled}`)}\n`;
+      // After SIGHUP the terminal may be gone: the exit code still tells.
+      try {
+        process.stderr.write(text);
+      } catch {
+        // nowhere to write
+      }
+      process.exitCode = SIGNAL_EXIT_CODES[signalled];
       return;
     }
     throw error;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopHandling();
+    forgetCleanup();
     await pool.close({ abort: true });
   }
 }

@@ -1,4 +1,4 @@
-import { access, constants, rename, stat, unlink } from 'node:fs/promises';
+import { access, constants, lstat, rename, stat, unlink } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
@@ -8,11 +8,11 @@ import type { KernelVariant } from '../kernel/kernel-names.js';
 import { createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairAbortError, HpairError } from '../shared/errors.js';
 import { openNpyInput, readNpyVector, type NpyInput } from '../io/npy-file.js';
-import { createNpyOutput, ioFailure, openNpyOutput, syncDirectory, type NpyOutput } from '../io/npy-output.js';
+import { createNpyOutput, ioFailure, kindOf, openNpyOutput, refuseSpecialFile, syncDirectory, type NpyOutput } from '../io/npy-output.js';
 import { complexNpyHeader } from '../io/npy.js';
 import type { Pool } from '../workers/pool.js';
 import { jobFingerprint, journalPath, openJournal, readJournalFingerprint, type Journal } from './journal.js';
-import { checkSpace, lockOutput, type OutputLock } from './output-guard.js';
+import { checkSpace, lockOutput, lockPath, type OutputLock } from './output-guard.js';
 import { blockPairs, chooseJobShape, jobMemory, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory, type JobShape } from './plan.js';
 
 /** What computeToNpy needs of a pool. */
@@ -45,6 +45,8 @@ export interface ComputeToNpyOptions {
   names?: { expp?: string; distance?: string; out?: string };
   /** @internal Longest wait between syncs of the output and the journal (the journal lags by at most this). */
   commitIntervalMs?: number;
+  /** @internal How often the output's lock is refreshed (LOCK_HEARTBEAT_MS unless a test says otherwise). */
+  lockHeartbeatMs?: number;
   /** @internal Tests inject failures: called before a block is written; a throw fails that write. */
   beforeWrite?: (block: Block) => void | Promise<void>;
 }
@@ -136,6 +138,9 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
   if (signal?.aborted === true) throw abortError(signal, 'the out-of-core job was aborted before it started');
   const partial = partialPath(outPath);
   await checkOutput(outPath, [exppPath, distancePath], names.out);
+  // H replaces `out` with `out`'s permission bits, as the in-memory CLI does; a new `out` gets the umask's.
+  const mode = await stat(outPath).then((s) => (s.isFile() ? s.mode & 0o7777 : undefined), () => undefined);
+  const fileOptions = { name: `${names.out} (partial)`, ...(mode === undefined ? {} : { mode }) };
 
   const input = await openNpyInput(exppPath, { name: names.expp, chunkBytes: READ_STAGE_BYTES });
   let lock: OutputLock | undefined;
@@ -181,13 +186,13 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     // Room for H first (a full disk is named as such), then one run at a time from here: another would race
     // this one's journal, partial output and final rename.
     await checkSpace(outPath, outBytes, partial, names.out);
-    lock = await lockOutput(outPath, names.out);
+    lock = await lockOutput(outPath, names.out, options.lockHeartbeatMs === undefined ? {} : { heartbeatMs: options.lockHeartbeatMs });
     // The journal and the partial output: resume them, or start both afresh.
     const hadJournal = (await readJournalFingerprint(outPath)) !== undefined;
     if (hadJournal) {
       journal = await openJournal(outPath, fingerprint, { blockCount: plan.blocks.length });
       try {
-        output = await openNpyOutput(partial, n, { name: `${names.out} (partial)` });
+        output = await openNpyOutput(partial, n, fileOptions);
       } catch (error) {
         if ((error as { cause?: NodeJS.ErrnoException }).cause?.code !== 'ENOENT') throw error;
         // No partial output: either the last run finished but stopped before removing the journal, or the
@@ -206,7 +211,11 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     }
     if (journal === undefined || output === undefined) {
       await checkSpace(outPath, outBytes, undefined, names.out);
-      output = await createNpyOutput(partial, n, { name: `${names.out} (partial)` });
+      // A partial output without a journal is an abandoned start: replaced (never written through), and only
+      // when it is a regular file.
+      await refuseSpecialFile(partial, `${names.out} (partial) ${partial}`);
+      await unlink(partial).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(ioFailure('replace', `${names.out} (partial) ${partial}`, error))));
+      output = await createNpyOutput(partial, n, fileOptions);
       journal = await openJournal(outPath, fingerprint, { blockCount: plan.blocks.length });
     } else {
       await checkSpace(outPath, outBytes, partial, names.out);
@@ -217,10 +226,18 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     const computed = await computeBlocks({ pool, input, distance, output, journal, plan, todo, shape, kernel, signal, onProgress, beforeWrite, commitMs, started, names, outPath, skipped });
 
     // Every block is in: the partial output becomes `out`, then the journal goes.
+    const written = output.identity;
     await output.close();
     output = undefined;
     const missing = plan.blocks.length - journal.done.size;
     if (missing !== 0) throw new HpairError('IO_ERROR', `internal: ${missing} blocks are not journaled`);
+    // The rename publishes whatever the name holds now: it must still be the file this run wrote (not a link
+    // or another file put in its place), and this run must still hold the lock (not taken over as stale).
+    await lock.assertHeld();
+    const now = await lstat(partial).catch((error: unknown) => Promise.reject(ioFailure('finish', `${names.out} (partial) ${partial}`, error)));
+    if (!now.isFile() || now.dev !== written.dev || now.ino !== written.ino) {
+      throw new HpairError('IO_ERROR', `cannot finish ${names.out} ${outPath}: ${partial} was replaced while the run wrote it (it is now ${now.isFile() ? 'another file' : kindOf(now)}); nothing was published`);
+    }
     try {
       await rename(partial, outPath);
       await syncDirectory(dirname(resolve(outPath)));
@@ -526,7 +543,8 @@ function nonFiniteIn(data: Float64Array, M: number, rows: LoadedRows, name: stri
 
 /**
  * Before anything is computed: the output's directory exists and is writable, `out` is not a directory, and
- * neither `out` nor its partial output or journal is one of the inputs (same file, by device and inode).
+ * it, its partial output, journal and lock are regular files when they exist, and neither `out` nor its partial output
+ * or journal is one of the inputs (same file, by device and inode).
  */
 async function checkOutput(out: string, inputs: readonly string[], name: string): Promise<void> {
   const dir = dirname(resolve(out));
@@ -545,6 +563,14 @@ async function checkOutput(out: string, inputs: readonly string[], name: string)
   }
   const existing = await stat(out).catch(() => undefined);
   if (existing?.isDirectory() === true) throw new HpairError('IO_ERROR', `cannot write ${name} ${out}: it is a directory`);
+  // `out` is replaced by a rename, which would replace a link or a FIFO there rather than write through it:
+  // refused, so that a caller who meant the link's target says so (the CLI resolves --out through links).
+  await refuseSpecialFile(out, `${name} ${out}`);
+  // The files beside `out` are this run's own: a symlink, FIFO or device found at one of their names was put
+  // there by someone else, and is refused before anything is written.
+  await refuseSpecialFile(partialPath(out), `${name} (partial) ${partialPath(out)}`);
+  await refuseSpecialFile(journalPath(out), `${name} (journal) ${journalPath(out)}`);
+  await refuseSpecialFile(lockPath(out), `${name} (lock) ${lockPath(out)}`);
   const inputStats = await Promise.all(inputs.map((path) => stat(path).catch(() => undefined)));
   for (const candidate of [out, partialPath(out), journalPath(out)]) {
     const target = await stat(candidate).catch(() => undefined);

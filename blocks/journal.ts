@@ -1,9 +1,13 @@
+import { constants } from 'node:fs';
 import { link, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { HpairError } from '../shared/errors.js';
 import { ioFailure, syncDirectory } from '../io/npy-output.js';
 import type { NpyInput } from '../io/npy-file.js';
+
+/** The journal is never read or written through a symlink planted at its name (ELOOP instead). */
+const NO_FOLLOW_TEXT = { encoding: 'utf8' as const, flag: constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK };
 
 /**
  * The journal of an out-of-core job: a small text file beside the output (`H.npy.journal`) that lists the
@@ -118,7 +122,7 @@ export async function readJournalFingerprint(outPath: string): Promise<JobFinger
   const path = journalPath(outPath);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readFile(path, NO_FOLLOW_TEXT);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw ioFailure('read', `the journal ${path}`, error);
@@ -174,7 +178,7 @@ export async function openJournal(outPath: string, fingerprint: JobFingerprint, 
   let text: string | undefined;
   for (let attempt = 0; text === undefined; attempt++) {
     try {
-      text = await readFile(path, 'utf8');
+      text = await readFile(path, NO_FOLLOW_TEXT);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 2) throw ioFailure('read', `the journal ${path}`, error);
       // None yet: written whole under a temporary name, then linked into place (which fails if another
@@ -200,13 +204,13 @@ export async function openJournal(outPath: string, fingerprint: JobFingerprint, 
   try {
     // Drop a torn last line, so the next record starts on a line of its own.
     if (parsed.validBytes !== Buffer.byteLength(text, 'utf8')) {
-      file = await open(path, 'r+');
+      file = await open(path, constants.O_RDWR | constants.O_NOFOLLOW);
       await file.truncate(parsed.validBytes);
       await file.sync();
       await file.close();
     }
     // Appends (O_APPEND): each record lands whole at the end even if another process appends too.
-    file = await open(path, 'a');
+    file = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
   } catch (error) {
     await file?.close().catch(() => undefined);
     throw ioFailure('open', `the journal ${path}`, error);

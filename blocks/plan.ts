@@ -1,7 +1,6 @@
 import type { KernelVariant } from '../kernel/kernel-names.js';
 import { WASM_MAX_BYTES } from '../kernel/variant-wasm.js';
 import { fallbackAfter, variantNamed } from '../kernel/variants.js';
-import { MAX_TYPED_ARRAY_LENGTH } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
 import { MIRROR_STAGE_BYTES } from '../io/npy-output.js';
 
@@ -161,11 +160,46 @@ function largestFitting(n: number, tile: number, fits: (b: number) => boolean): 
   return small;
 }
 
-function withinTypedArrays(n: number, M: number, shape: JobShape): boolean {
-  const b = Math.min(shape.blockSize, n);
+/**
+ * The most bytes one typed array handed to a worker may span. Structured clone (postMessage) writes a view's
+ * byteOffset and byteLength as 32-bit numbers, so a view past 4 GiB arrives in the worker cut short: a kernel
+ * then refuses it, or, writing through it, silently skips the entries past the cut. Every buffer a job of the
+ * plan hands to the pool (its rows, its H, the kernel's shared panels) stays within this, and within the
+ * 2^32 elements of one typed array (MAX_TYPED_ARRAY_LENGTH) that it implies.
+ */
+export const MAX_WORKER_VIEW_BYTES = 2 ** 32 - 1;
+
+/** One buffer of a job, as the planner sizes it (bytes), and the most it may be. */
+export interface JobBuffer {
+  readonly name: 'rows' | 'h' | 'panels' | 'wasm memory';
+  readonly bytes: number;
+  readonly limit: number;
+}
+
+/**
+ * The buffers one job of this shape hands to the pool, with their limits: the row buffer (R rows of expp,
+ * R = min(b + group·b, n) + 1), the H buffer (b × group·b), the kernel's shared panels, and, for a
+ * WebAssembly kernel, its memory (a job that does not fit it would fall back to a slower kernel, which the
+ * driver refuses). A shape is runnable only when every one is within its limit.
+ */
+export function jobBuffers(N: number, M: number, shape: JobShape, options: BlockCostOptions = {}): JobBuffer[] {
+  const { kernel = 'wasm-simd', threads = 2 } = options;
+  const n = Math.max(0, N - 1);
+  const b = Math.max(1, Math.min(shape.blockSize, n));
   const width = Math.min(shape.group * b, n);
   const R = Math.min(b + width, n) + 1;
-  return 2 * b * width <= MAX_TYPED_ARRAY_LENGTH && 2 * R * M <= MAX_TYPED_ARRAY_LENGTH;
+  // As the engine sizes the job's scratch: for its R rows, the variant's own tile.
+  const scratch = variantNamed(kernel).scratchBytes(R, M, threads);
+  return [
+    { name: 'rows', bytes: 16 * R * M, limit: MAX_WORKER_VIEW_BYTES },
+    { name: 'h', bytes: 16 * b * width, limit: MAX_WORKER_VIEW_BYTES },
+    { name: 'panels', bytes: scratch.shared, limit: MAX_WORKER_VIEW_BYTES },
+    { name: 'wasm memory', bytes: scratch.wasm, limit: WASM_MAX_BYTES },
+  ];
+}
+
+function withinLimits(N: number, M: number, shape: JobShape, options: BlockCostOptions): boolean {
+  return jobBuffers(N, M, shape, options).every((buffer) => buffer.bytes <= buffer.limit);
 }
 
 /**
@@ -181,14 +215,28 @@ export function chooseBlockSize(N: number, M: number, maxMemoryBytes: number, ti
   if (n <= 1) return 1;
   const b = largestFitting(n, tile, (size) => {
     const shape = { blockSize: size, group: 1, prefetch: true };
-    return withinTypedArrays(n, M, shape) && jobMemory(N, M, shape, options).total <= maxMemoryBytes;
+    return withinLimits(N, M, shape, options) && jobMemory(N, M, shape, options).total <= maxMemoryBytes;
   });
   if (b > 0) return b;
   throw tooSmall(N, M, maxMemoryBytes, options);
 }
 
+/** TOO_LARGE naming the first buffer of this shape past its limit, or undefined when all are within. */
+function overLimit(N: number, M: number, shape: JobShape, options: BlockCostOptions): HpairError | undefined {
+  const over = jobBuffers(N, M, shape, options).find((buffer) => buffer.bytes > buffer.limit);
+  if (over === undefined) return undefined;
+  const what = over.name === 'wasm memory' ? `the ${options.kernel ?? 'wasm-simd'} kernel's memory` : `its ${over.name} buffer`;
+  return new HpairError(
+    'TOO_LARGE',
+    `a job of blocks of ${shape.blockSize} rows at M = ${M} cannot run: ${what} would take ${formatBytes(over.bytes)}, past the ${formatBytes(over.limit)} one buffer may span`,
+  );
+}
+
 function tooSmall(N: number, M: number, maxMemoryBytes: number, options: BlockCostOptions): HpairError {
-  const least = jobMemory(N, M, { blockSize: 1, group: 1, prefetch: false }, options).total;
+  const smallest = { blockSize: 1, group: 1, prefetch: false };
+  const limit = overLimit(N, M, smallest, options);
+  if (limit !== undefined) return limit;
+  const least = jobMemory(N, M, smallest, options).total;
   return new HpairError('TOO_LARGE', `a memory budget of ${formatBytes(maxMemoryBytes)} cannot hold even a 1×1 block at M = ${M} (it needs ${formatBytes(least)})`);
 }
 
@@ -258,7 +306,7 @@ export function chooseJobShape(N: number, M: number, maxMemoryBytes: number, til
     for (let group = 1; group <= MAX_GROUP; group++) {
       const fits = (blockSize: number): boolean => {
         const shape = { blockSize, group, prefetch };
-        return withinTypedArrays(n, M, shape) && jobMemory(N, M, shape, options).total <= maxMemoryBytes;
+        return withinLimits(N, M, shape, options) && jobMemory(N, M, shape, options).total <= maxMemoryBytes;
       };
       const blockSize = fixed !== undefined ? (fits(fixed) ? fixed : 0) : largestFitting(n, tile, fits);
       if (blockSize === 0 || (group > 1 && group > Math.ceil(n / blockSize))) continue; // nothing fits, or wider than any row of blocks
@@ -269,6 +317,8 @@ export function chooseJobShape(N: number, M: number, maxMemoryBytes: number, til
   }
   if (best === undefined) {
     if (fixed !== undefined) {
+      const limit = overLimit(N, M, { blockSize: fixed, group: 1, prefetch: false }, options);
+      if (limit !== undefined) throw limit;
       const need = jobMemory(N, M, { blockSize: fixed, group: 1, prefetch: false }, options).total;
       throw new HpairError('TOO_LARGE', `blocks of ${fixed} rows at M = ${M} need ${formatBytes(need)}, more than the budget of ${formatBytes(maxMemoryBytes)}`);
     }

@@ -12,7 +12,7 @@ import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
 import type { Pool } from '../workers/pool.js';
 import { about, CliFailure, errnoText, toFailure, usage } from './errors.js';
-import { inputSpec, loadDistance, loadExpp, readInputs, type InputSpec } from './input.js';
+import { checkInputHeaders, inputSpec, loadDistance, loadExpp, readInputs, type InputSpec } from './input.js';
 import { isStdout, refuseInputAsOutput, resolveOut, writeOut } from './output.js';
 import { computeOutOfCore, outOfCoreReason } from '../blocks/cli.js';
 import { progressBar } from './progress-bar.js';
@@ -209,6 +209,7 @@ async function compute(args: string[], io: Channels): Promise<void> {
   const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // starts its workers while we read
   try {
     const [exppBytes, distanceBytes] = await readInputs(specs, fifoTimeoutMs);
+    await checkInputHeaders(specs, [exppBytes, distanceBytes]); // before a .npz entry is inflated
     const expp = await loadExpp(specs[0], exppBytes);
     const distance = await loadDistance(specs[1], distanceBytes);
     checkShapes(expp, distance, specs[0], specs[1]);

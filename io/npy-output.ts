@@ -1,5 +1,5 @@
-import { writeSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants, writeSync, type Stats } from 'node:fs';
+import { lstat, open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
@@ -27,6 +27,8 @@ export interface NpyOutput {
   readonly dataOffset: number;
   /** Header + 16·n² bytes. */
   readonly fileBytes: number;
+  /** Device and inode of the file written: the path must still name this file when it is renamed into place. */
+  readonly identity: { readonly dev: number; readonly ino: number };
   /**
    * Writes `h` (the block's (i1−i0)×(j1−j0) entries) at rows [i0, i1) × columns [j0, j1), and, unless the
    * block is its own mirror (rows and columns the same range), its conjugate transpose at rows [j0, j1) ×
@@ -49,6 +51,54 @@ export interface NpyOutput {
 export interface NpyOutputOptions {
   /** How the file is named in messages. @default 'output' */
   name?: string;
+  /**
+   * Permission bits for the file (e.g. those of the file it will replace), set before any data is written.
+   * @default 0o666 less the process's umask, for a new file; unchanged, for an existing one
+   */
+  mode?: number;
+}
+
+/**
+ * The flags every output file is opened with: never through a symlink (O_NOFOLLOW: the final component may not
+ * be one, so a link planted at the name cannot redirect the writes), and never waiting on a FIFO (O_NONBLOCK;
+ * no effect on a regular file). Whatever the name holds is then checked to be a regular file before use.
+ */
+const NO_FOLLOW = constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** What a path holds, in a few words, for a refusal. */
+export function kindOf(stats: Stats): string {
+  if (stats.isSymbolicLink()) return 'a symbolic link';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
+  if (stats.isSocket()) return 'a socket';
+  if (stats.isDirectory()) return 'a directory';
+  return 'not a regular file';
+}
+
+function notRegular(what: string, kind: string): HpairError {
+  return new HpairError('IO_ERROR', `${what} is ${kind}; hpair never writes through or replaces a file it did not create that is not a regular file; remove it and run again`);
+}
+
+/**
+ * Refuses (IO_ERROR, nothing touched) when `path` exists and is not a regular file: a symbolic link (dangling
+ * or not), a FIFO, a device, a socket or a directory. A missing path passes. `what` names it in the message.
+ */
+export async function refuseSpecialFile(path: string, what: string): Promise<void> {
+  let stats;
+  try {
+    stats = await lstat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw ioFailure('check', what, error);
+  }
+  if (!stats.isFile()) throw notRegular(what, kindOf(stats));
+}
+
+/** An open that O_NOFOLLOW refused names the link (Linux says ELOOP, some BSDs EMLINK or EFTYPE). */
+function openFailure(verb: string, what: string, error: unknown): HpairError {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (code === 'ELOOP' || code === 'EMLINK' || code === 'EFTYPE') return notRegular(what, 'a symbolic link');
+  return ioFailure(verb, what, error);
 }
 
 const isLittleEndianHost = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
@@ -93,8 +143,9 @@ export async function syncDirectory(path: string): Promise<void> {
 }
 
 /**
- * Creates (or truncates) `path` as the `.npy` of an n×n complex128 H: the header, then a sparse file of the full
- * size. The file and its directory entry are made durable before this resolves.
+ * Creates `path` as the `.npy` of an n×n complex128 H: the header, then a sparse file of the full size. The
+ * name must be free (O_EXCL: an existing file, or a symlink planted there, is never opened, followed or
+ * truncated; IO_ERROR). The file and its directory entry are made durable before this resolves.
  */
 export async function createNpyOutput(path: string, n: number, options: NpyOutputOptions = {}): Promise<NpyOutput> {
   checkN(n);
@@ -103,11 +154,15 @@ export async function createNpyOutput(path: string, n: number, options: NpyOutpu
   const fileBytes = header.length + 16 * n * n;
   let file: FileHandle;
   try {
-    file = await open(path, 'w+', 0o644);
+    file = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | NO_FOLLOW, 0o666);
   } catch (error) {
-    throw ioFailure('create', what, error);
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new HpairError('IO_ERROR', `cannot create ${what}: it exists (hpair creates it afresh and never writes through what is there)`, { cause: error });
+    }
+    throw openFailure('create', what, error);
   }
   try {
+    if (options.mode !== undefined) await file.chmod(options.mode);
     await file.write(header, 0, header.length, 0);
     await file.truncate(fileBytes);
     await file.sync();
@@ -116,7 +171,7 @@ export async function createNpyOutput(path: string, n: number, options: NpyOutpu
     await file.close().catch(() => undefined);
     throw ioFailure('create', what, error);
   }
-  return outputOver(file, path, what, n, header.length, fileBytes);
+  return outputOver(file, path, what, n, header.length, fileBytes, await identityOf(file));
 }
 
 /**
@@ -130,12 +185,14 @@ export async function openNpyOutput(path: string, n: number, options: NpyOutputO
   const fileBytes = header.length + 16 * n * n;
   let file: FileHandle;
   try {
-    file = await open(path, 'r+');
+    file = await open(path, constants.O_RDWR | NO_FOLLOW);
   } catch (error) {
-    throw ioFailure('open', what, error);
+    throw openFailure('open', what, error);
   }
   try {
     const stats = await file.stat();
+    if (!stats.isFile()) throw notRegular(what, kindOf(stats));
+    if (options.mode !== undefined && (stats.mode & 0o7777) !== options.mode) await file.chmod(options.mode);
     const present = new Uint8Array(header.length);
     const { bytesRead } = await file.read(present, 0, header.length, 0);
     if (bytesRead !== header.length || present.some((byte, i) => byte !== header[i])) {
@@ -146,10 +203,16 @@ export async function openNpyOutput(path: string, n: number, options: NpyOutputO
     await file.close().catch(() => undefined);
     throw ioFailure('open', what, error);
   }
-  return outputOver(file, path, what, n, header.length, fileBytes);
+  return outputOver(file, path, what, n, header.length, fileBytes, await identityOf(file));
 }
 
-function outputOver(file: FileHandle, path: string, what: string, n: number, dataOffset: number, fileBytes: number): NpyOutput {
+/** The device and inode of an open file: what a rename of its path must still find there. */
+async function identityOf(file: FileHandle): Promise<{ dev: number; ino: number }> {
+  const stats = await file.stat();
+  return { dev: stats.dev, ino: stats.ino };
+}
+
+function outputOver(file: FileHandle, path: string, what: string, n: number, dataOffset: number, fileBytes: number, identity: { dev: number; ino: number }): NpyOutput {
   let stage: Float64Array | undefined;
   let closed = false;
   let writing = Promise.resolve();
@@ -227,6 +290,7 @@ function outputOver(file: FileHandle, path: string, what: string, n: number, dat
     n,
     dataOffset,
     fileBytes,
+    identity,
     writeBlock(block, h) {
       return queue(block, h, undefined);
     },

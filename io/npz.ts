@@ -1,6 +1,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import * as zlib from 'node:zlib';
 import { HpairError } from '../shared/errors.js';
+import { npyItemBytes, parseNpyHeader, REAL_DTYPES, type NpyDtypes, type NpyHeader } from './npy.js';
 
 /**
  * NumPy `.npz` archives (`np.savez`: ZIP_STORED; `np.savez_compressed`: ZIP_DEFLATED; ZIP64 as numpy
@@ -185,13 +186,50 @@ export function listNpz(bytes: Uint8Array): NpzEntry[] {
   return entries;
 }
 
+/** Every dtype a member may have: checking the header before inflating leaves the choice to the caller. */
+const ALL_DTYPES: NpyDtypes = { kinds: ['c16', 'c8', ...REAL_DTYPES.kinds], names: `complex128, complex64, ${REAL_DTYPES.names}` };
+/** A .npy header is at most 12 + 65 536 bytes (io/npy.ts): all a peek needs to inflate. */
+const MAX_NPY_HEADER = 12 + (1 << 16);
+
 /**
- * The entry's uncompressed bytes: a view into `bytes` for a stored entry, a new buffer of exactly the
- * declared size for a deflated one (inflated off the main thread). The CRC-32 is checked either way.
+ * The `.npy` header of an entry, read by inflating only its first bytes (a deflated entry) or from the archive
+ * (a stored one), so that a shape or dtype that cannot be used is refused before anything large is inflated.
+ * The header must promise exactly the entry's declared size (header + shape × item size), the size inflation
+ * is then held to: an archive whose entry claims more than its header (or less) is refused (BAD_NPY) here.
+ * Dtypes outside `accepted` are refused too, naming what is accepted.
  */
-export async function npzEntryBytes(bytes: Uint8Array, entry: NpzEntry): Promise<Uint8Array> {
+export async function npzEntryHeader(bytes: Uint8Array, entry: NpzEntry, accepted: NpyDtypes = ALL_DTYPES): Promise<NpyHeader> {
+  const compressed = entryData(bytes, entry);
+  const head = entry.method === 0 ? compressed.subarray(0, MAX_NPY_HEADER) : await inflate(compressed, entry, MAX_NPY_HEADER);
+  let header: NpyHeader;
+  try {
+    header = parseNpyHeader(head, 'header', accepted);
+  } catch (error) {
+    throw error instanceof HpairError ? new HpairError(error.code, `entry '${entry.name}': ${error.message}`, { cause: error }) : error;
+  }
+  let promised = BigInt(npyItemBytes(header.kind));
+  for (const dim of header.shape) promised *= BigInt(dim);
+  promised += BigInt(header.dataOffset);
+  if (promised !== BigInt(entry.uncompressedSize)) {
+    throw bad(`entry '${entry.name}' declares ${entry.uncompressedSize} bytes but its .npy header (shape (${header.shape.join(', ')}) of ${header.descr}) promises ${promised}`);
+  }
+  return header;
+}
+
+function entryData(bytes: Uint8Array, entry: NpzEntry): Uint8Array {
   const compressed = bytes.subarray(entry.dataOffset, entry.dataOffset + entry.compressedSize);
   if (compressed.length !== entry.compressedSize) throw bad(`entry '${entry.name}' runs past the archive`);
+  return compressed;
+}
+
+/**
+ * The entry's uncompressed bytes: a view into `bytes` for a stored entry, a new buffer of exactly the
+ * declared size for a deflated one (inflated off the main thread; inflation stops as soon as it would pass
+ * that size). The CRC-32 is checked either way. Readers of `.npy` entries call npzEntryHeader first, so that
+ * the declared size is the one the entry's header promises, and shapes are checked before this allocates.
+ */
+export async function npzEntryBytes(bytes: Uint8Array, entry: NpzEntry): Promise<Uint8Array> {
+  const compressed = entryData(bytes, entry);
   const data = entry.method === 0 ? compressed : await inflate(compressed, entry);
   const crc = crc32(data);
   if (crc !== entry.crc32) {
@@ -200,28 +238,50 @@ export async function npzEntryBytes(bytes: Uint8Array, entry: NpzEntry): Promise
   return data;
 }
 
-function inflate(compressed: Uint8Array, entry: NpzEntry): Promise<Uint8Array> {
+/**
+ * Inflates the entry into one buffer of its declared size, or, with `prefix`, only its first `prefix` bytes
+ * (or fewer, if it is shorter). Stops, and fails with BAD_NPY, as soon as the data would pass the declared size.
+ */
+function inflate(compressed: Uint8Array, entry: NpzEntry, prefix?: number): Promise<Uint8Array> {
   const size = entry.uncompressedSize;
-  if (size > bufferConstants.MAX_LENGTH) {
+  const want = prefix === undefined ? size : Math.min(prefix, size);
+  if (want > bufferConstants.MAX_LENGTH) {
     return Promise.reject(new HpairError('TOO_LARGE', `.npz entry '${entry.name}' holds ${size} bytes; a buffer holds at most ${bufferConstants.MAX_LENGTH}`));
   }
   // One buffer of the declared size (bounded above by the compressed size), filled as zlib produces
   // chunks: no list of chunks to concatenate, so the peak is the entry plus one chunk.
-  const out = Buffer.allocUnsafe(size);
+  const out = Buffer.allocUnsafe(want);
   let filled = 0;
   return new Promise((resolve, reject) => {
-    const stream = zlib.createInflateRaw({ chunkSize: 1 << 20 });
-    const fail = (message: string): void => {
+    const stream = zlib.createInflateRaw({ chunkSize: prefix === undefined ? 1 << 20 : 1 << 16 });
+    let settled = false;
+    const finish = (result: Uint8Array | HpairError): void => {
+      if (settled) return;
+      settled = true;
       stream.destroy();
-      reject(bad(`entry '${entry.name}' ${message}`));
+      if (result instanceof HpairError) reject(result);
+      else resolve(result);
     };
+    const fail = (message: string): void => finish(bad(`entry '${entry.name}' ${message}`));
     stream.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      if (prefix !== undefined) {
+        const take = Math.min(chunk.length, want - filled);
+        out.set(chunk.subarray(0, take), filled);
+        filled += take;
+        if (filled === want) finish(out);
+        return;
+      }
       if (filled + chunk.length > size) return fail(`inflates to more than the ${size} bytes it declares`);
       out.set(chunk, filled);
       filled += chunk.length;
     });
     stream.on('error', (error) => fail(`does not inflate: ${error.message}`));
-    stream.on('end', () => (filled === size ? resolve(out) : fail(`inflates to ${filled} bytes but declares ${size}`)));
+    stream.on('end', () => {
+      if (prefix !== undefined) finish(out.subarray(0, filled));
+      else if (filled === size) finish(out);
+      else fail(`inflates to ${filled} bytes but declares ${size}`);
+    });
     stream.end(compressed);
   });
 }

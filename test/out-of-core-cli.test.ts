@@ -117,7 +117,7 @@ test('SIGINT mid-run exits 130 with whole blocks journaled; another job is refus
   const stopped = await running.done;
   if (stopped.code === 0) assert.unreachable('the run finished before SIGINT reached it: this host needs a larger problem here');
   assert.is(stopped.code, 130, stopped.stderr);
-  assert.match(stopped.stderr, /^hpair: interrupted: \d+ of \d+ blocks are in .*H\.npy\.journal; run the same command again to resume\n$/);
+  assert.match(stopped.stderr, /^hpair: interrupted by SIGINT: \d+ of \d+ blocks are in .*H\.npy\.journal; run the same command again to resume\n$/);
   const [, journaled, total] = /(\d+) of (\d+) blocks/.exec(stopped.stderr)!.map(Number);
   assert.is(journalIds(`${out}.journal`).length, journaled, 'the journal holds what the message says');
   assert.ok(journaled > 0 && journaled < total, `${journaled} of ${total}`);
