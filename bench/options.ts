@@ -244,7 +244,8 @@ function parseShapes(text: string, full: boolean): Shape[] {
     else if (pair !== null) {
       const [n, m] = [Number(pair[1]), Number(pair[2])];
       if (!Number.isSafeInteger(n) || !Number.isSafeInteger(m) || n < 2 || m < 2) throw new UsageError(`--shapes: N and M must be integers ≥ 2, got '${part}'`);
-      shapes.push({ n, m, kind: n === m ? 'square' : 'custom' });
+      const known = [TINY, TALL, HWRITE].find((shape) => shape.n === n && shape.m === m);
+      shapes.push({ n, m, kind: known?.kind ?? (n === m ? 'square' : 'custom') });
     } else throw new UsageError(`--shapes: '${part}' is neither N×M (e.g. 256x65536) nor one of ${Object.keys(NAMED_SHAPES).join(', ')}`);
   }
   const unique = new Map<string, Shape>();
