@@ -40,6 +40,7 @@ import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
 import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind } from './python-peer.js';
 import { blasEnvironment, chooseBlasCore } from './blas-core.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
+import { coldStart, type ColdStart } from './cold-start.js';
 import { pairedScaling, type ScalingRow } from './scaling.js';
 import { markdownTable, ms, pairedRatio, percent, progress, ratio, summarize, textTable, type Summary } from './stats.js';
 
@@ -547,6 +548,18 @@ for (const size of opts.memorySizes) {
       `${row.errors.length > 0 ? `; ${row.errors.join('; ')}` : ''}`,
   );
 }
+// The cold first job: `hpair compute` at N = M = 512 in fresh processes against the same job on a warm pool.
+const cold: ColdStart = await (async () => {
+  const { expp, distance } = demoProblem(512, 512);
+  writeInputs(scratch, expp, distance);
+  const result = await coldStart(scratch, expp, distance, 5, (value) => (sink += value));
+  progress(
+    `cold first job, N = M = 512: hpair compute ${result.cli === undefined ? '?' : ms(result.cli.median)} ms (median of ${result.cliMs.length} fresh processes), ` +
+      `first job on a new pool here ${ms(summarize(result.firstJobMs).median)} ms, warm ${ms(result.warm.median)} ms: cold ${ratio(result.coldOverWarm) || '?'} warm` +
+      `${result.errors.length > 0 ? `; ${result.errors.join('; ')}` : ''}`,
+  );
+  return result;
+})();
 rmSync(scratch, { recursive: true, force: true });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -741,6 +754,11 @@ if (memoryCells.length > 0) out.push('', textTable(memoryHeader, memoryCells));
 if (scalingCells.length > 0) out.push('', textTable(scalingHeader, scalingCells));
 if (realCells.length > 0) out.push('', textTable(realHeader, realCells));
 out.push('', textTable(smallHeader, smallCells));
+out.push(
+  '',
+  `cold first job, N = M = 512 (${cold.kernel ?? '?'}): hpair compute in a fresh process ${cold.cli === undefined ? '?' : ms(cold.cli.median)} ms (median of ${cold.cliMs.length}), ` +
+    `first job on a new pool ${ms(summarize(cold.firstJobMs).median)} ms, warm ${ms(cold.warm.median)} ms; cold / warm ${ratio(cold.coldOverWarm) || '?'}`,
+);
 out.push('', 'bit-identical H across worker counts (and schedules), per kernel:');
 for (const kernel of kernels) {
   const checks = bitIdentity.filter((b) => b.kernel === kernel);
@@ -788,6 +806,7 @@ const record = {
   bitIdentity,
   hashes,
   memory,
+  coldStart: cold,
   smallJobs: smallJobs.map(({ stats, ...job }) => ({ ...job, medianMs: stats.median, p25Ms: stats.p25, p75Ms: stats.p75, samples: stats.samples })),
   ...responsiveness,
   loadAverageAtEnd: (await import('node:os')).loadavg(),
