@@ -394,9 +394,11 @@ try {
         const kernelRan = entry.kind === 'hpair' ? [...(ran.get(entry.what) ?? [])].join('+') : entry.kernel;
         const real = realFlops(entry.kind, kernelRan, n, m);
         const realGflops = real / stats.median / 1e6;
-        const peak: PeakMeasurement | undefined = peakFor(peakReport.peaks, entry.kind === 'hpair' ? kernelRan : 'BLAS', workers);
-        const cleanSamples = entry.kind === 'hpair' ? undefined : clean?.get(entry.kind);
         const pool = entry.kind === 'hpair' ? pools.get(entry.what) : undefined;
+        const inline = pool !== undefined && pool.stats().inline > 0;
+        // A job run inline runs on the calling thread alone, so it is set against one thread's peak.
+        const peak: PeakMeasurement | undefined = peakFor(peakReport.peaks, entry.kind === 'hpair' ? kernelRan : 'BLAS', inline ? 1 : workers);
+        const cleanSamples = entry.kind === 'hpair' ? undefined : clean?.get(entry.kind);
         return {
           what: entry.kind === 'hpair' ? `hpair ${entry.what}` : PEER_TITLES[entry.kind],
           kind: entry.kind,
@@ -409,7 +411,7 @@ try {
           gflops: (entry.kind === 'dgemm' ? real : flops) / stats.median / 1e6,
           realGflops,
           ...(peak === undefined ? {} : { peak: { isa: peak.isa, threads: peak.threads, gflops: peak.gflops }, ofPeak: realGflops / peak.gflops }),
-          ...(pool === undefined ? {} : { inline: pool.stats().inline > 0 }),
+          ...(pool === undefined ? {} : { inline }),
           ...(cleanSamples === undefined ? {} : { clean: { ...cleanVerdict(entry.samples, cleanSamples, opts.peerTolerance), samplesMs: cleanSamples } }),
           othersCpu,
           samplesMs: entry.samples,
