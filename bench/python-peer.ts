@@ -18,24 +18,45 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { createInterface } from 'node:readline';
 
 /**
- * Python that finds the OpenBLAS libraries this process loaded (from /proc/self/maps: the copies numpy and scipy
- * actually run, wherever they came from) and their entry points (core name, configuration, thread count).
+ * Python that finds the OpenBLAS libraries this process loaded (on Linux from /proc/self/maps: the copies numpy
+ * and scipy actually run, wherever they came from; elsewhere from threadpoolctl, else the copies the wheels bundle)
+ * and their entry points (core name, configuration, thread count).
  * numpy and scipy wheels each bundle a copy of their own, often of different OpenBLAS versions, so each copy is
  * attributed to its user: call `openblas_paths()` right after importing numpy, then
  * `openblas_libraries(numpy_paths, scipy_imported)` after importing scipy. Shared with bench/blas-core.ts.
  */
 export const OPENBLAS_LIBRARIES_PY = String.raw`
-import ctypes, os
+import ctypes, glob, os, sys
 def openblas_paths():
+    # Linux: exactly the files mapped now. Elsewhere: threadpoolctl's view of the loaded libraries, else the
+    # copies numpy and scipy bundle next to themselves (numpy.libs, scipy.libs, .dylibs).
     seen = []
-    with open('/proc/self/maps') as maps:
-        for line in maps:
-            parts = line.split()
-            if len(parts) < 6:
-                continue
-            path = parts[-1]
-            if 'openblas' in os.path.basename(path).lower() and '.so' in path and path not in seen:
-                seen.append(path)
+    try:
+        with open('/proc/self/maps') as maps:
+            for line in maps:
+                parts = line.split()
+                if len(parts) < 6:
+                    continue
+                path = parts[-1]
+                if 'openblas' in os.path.basename(path).lower() and '.so' in path and path not in seen:
+                    seen.append(path)
+        return seen
+    except OSError:
+        pass
+    try:
+        import threadpoolctl
+        return [info['filepath'] for info in threadpoolctl.threadpool_info() if info.get('internal_api') == 'openblas']
+    except Exception:
+        pass
+    for name in ('numpy', 'scipy'):
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        here = os.path.dirname(module.__file__)
+        for pattern in (os.path.join(os.path.dirname(here), name + '.libs', '*openblas*'), os.path.join(here, '.dylibs', '*openblas*')):
+            for path in sorted(glob.glob(pattern)):
+                if path not in seen:
+                    seen.append(path)
     return seen
 
 def openblas_libraries(numpy_paths, scipy_imported):
