@@ -1,10 +1,14 @@
 // hpair's benchmark: every H kernel variant against numpy's (A/d) @ A.conj().T and scipy's zherk, interleaved
-// in rounds within one run, over sizes and worker counts; peak RSS of the CLI against numpy's line; the warm
-// small-job round trip; abort latency and event-loop delay during a large job; bit-identity across worker
-// counts. Progress on stderr, the table on stdout, every figure and the host's facts in a JSON file.
+// in rounds within one run, over a sweep of shapes (tiny, square, tall, H-write bound) and worker counts, each
+// row's executed flop rate as a share of the machine's FMA peak; peak RSS of the CLI against numpy's line; the
+// warm small-job round trip; abort latency and event-loop delay during a large job; bit-identity across worker
+// counts. The peers are checked in every run (their OpenBLAS core and threads in every copy, and their time
+// against a fresh process); a failed check fails the run. Progress on stderr, the tables on stdout, every figure
+// and the host's facts in a JSON file.
 //
-//   npm run bench                 quick: N = M ∈ {512, 2048}, workers 1 and all
-//   npm run bench -- --full       N = M ∈ {256, 512, 1024, 2048, 4096}, workers 1…all
+//   npm run bench                 the sweep: 64×64, 512², 2048², 256×65536, 8192×64; workers 1 and all
+//   npm run bench -- --quick      a smoke run: each kind of shape at a small size
+//   npm run bench -- --full       squares 256…4096 in the sweep, workers 1…all
 //   npm run bench -- --help       every option with its default
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,14 +32,17 @@ import {
   type PoolOptions,
   type Schedule,
 } from 'hpair';
-import { HELP, JS_MAX_SIZE, parseOptions, unsupportedKernels, UsageError, type BenchOptions } from './options.js';
+import { HELP, JS_MAX_SIZE, parseOptions, shapeKey, shapeName, unsupportedKernels, UsageError, type BenchOptions, type Shape } from './options.js';
+import { measurePeaks, peakFor, type PeakMeasurement, type PeakReport } from './peak.js';
+import { cleanVerdict, coreProblems, threadProblems, type CleanVerdict } from './peer-check.js';
 import { cpuSnapshot, hostFacts, hostLine, othersShare } from './host.js';
 import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
 import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind } from './python-peer.js';
 import { blasEnvironment, chooseBlasCore } from './blas-core.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
+import { coldStart, type ColdStart } from './cold-start.js';
 import { pairedScaling, type ScalingRow } from './scaling.js';
-import { markdownTable, ms, pairedRatio, progress, ratio, summarize, textTable, type Summary } from './stats.js';
+import { markdownTable, ms, pairedRatio, percent, progress, ratio, summarize, textTable, type Summary } from './stats.js';
 
 let options: BenchOptions | undefined;
 try {
@@ -87,7 +94,17 @@ const host = hostFacts();
 const status = kernelStatus();
 const supported = status.filter((entry) => entry.supported).map((entry) => entry.kernel);
 const kernels: KernelVariant[] = opts.kernels ?? supported;
-const kernelsAt = (size: number): KernelVariant[] => (opts.kernels !== undefined ? kernels : kernels.filter((k) => k !== 'js' || size <= JS_MAX_SIZE));
+/**
+ * The kernels measured on a shape: every one asked for; by default every one that runs here, but the js kernel
+ * only up to the work of N = M = JS_MAX_SIZE, and, where one H takes BIG_H_BYTES or more (each kernel writes its
+ * own), the first kernel alone.
+ */
+const BIG_H_BYTES = 2 ** 28;
+const kernelsAt = (shape: Shape): KernelVariant[] => {
+  if (opts.kernels !== undefined) return kernels;
+  const fitting = kernels.filter((k) => k !== 'js' || hermitianFlops(shape.n, shape.m) <= hermitianFlops(JS_MAX_SIZE, JS_MAX_SIZE));
+  return 16 * (shape.n - 1) ** 2 >= BIG_H_BYTES ? fitting.slice(0, 1) : fitting;
+};
 
 progress(`host: ${hostLine(host)}`);
 for (const entry of status) progress(`kernel ${entry.kernel}: ${entry.supported ? 'runs here' : `not here: ${entry.reason ?? '?'}`}`);
@@ -99,25 +116,47 @@ const auto: { kernel: string; whyNotNative?: string } = await (async () => {
 })();
 progress(`kernel 'auto' picks ${auto.kernel}${auto.whyNotNative === undefined ? '' : ` (not native: ${auto.whyNotNative})`}`);
 
+// The machine's limit: the FMA peak per ISA on one thread and on each worker count at once (bench/peak.ts).
+const peakReport: PeakReport = opts.peakSeconds > 0 ? await measurePeaks({ threads: opts.workers, seconds: opts.peakSeconds, repetitions: 3 }) : { peaks: [], unavailable: '--peak-seconds 0' };
+if (peakReport.unavailable !== undefined) progress(`FMA peak: not measured (${peakReport.unavailable}); no "% of peak"`);
+for (const p of peakReport.peaks) {
+  progress(`FMA peak ${p.isa} on ${p.threads} thread${p.threads === 1 ? '' : 's'} at once: ${p.gflops.toFixed(1)} GFLOP/s (per thread ${p.perThread.map((r) => r.toFixed(1)).join(', ')}; repetitions ${p.repetitions.map((r) => r.toFixed(1)).join(', ')})`);
+}
+
+// OPENBLAS_* variables the bench inherited (OPENBLAS_CORETYPE is replaced by the choice for the peers; the others
+// reach them as they are, so they are shown): an environment may set them for builds of its own.
+const inheritedBlasEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith('OPENBLAS_') || key.startsWith('GOTO')));
 const usePython = opts.python && pythonHasNumpy();
 if (opts.python && !usePython) progress('python3 with numpy not found: no numpy or zherk figures (pass --no-numpy to silence this)');
 const blasCore = usePython ? chooseBlasCore(opts.blasCore, host.flags) : undefined;
 if (blasCore !== undefined) {
-  const timed = blasCore.probes.map((p) => `${p.candidate}${p.core !== undefined && p.core !== p.candidate ? ` (${p.core})` : ''} ${p.ms?.toFixed(1) ?? p.error ?? '?'}${p.ms === undefined ? '' : ' ms'}`);
-  progress(`peers' OpenBLAS core: ${blasCore.coretype ?? 'its own detection'}, ${blasCore.how}${timed.length > 0 ? `: ${timed.join(', ')}` : ''}`);
+  const timed = blasCore.probes.map(
+    (p) => `${p.candidate} (${p.libs?.map((lib) => `${lib.users.join('+')} ${lib.coretype ?? '?'}`).join(', ') ?? '?'}) ${p.ms?.toFixed(1) ?? p.error ?? '?'}${p.ms === undefined ? '' : ' ms'}`,
+  );
+  progress(`peers' OpenBLAS core: ${blasCore.coretype ?? 'its own detection'}, ${blasCore.how}${timed.length > 0 ? `: ${timed.join('; ')}` : ''}`);
+  if (Object.keys(inheritedBlasEnv).length > 0) progress(`inherited: ${Object.entries(inheritedBlasEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
 }
 const peerEnv = blasEnvironment(blasCore);
 const peer = usePython ? new PythonPeer(peerEnv) : undefined;
 const peerPids = (): number[] => (peer?.pid === undefined ? [] : [peer.pid]);
+/** Why this run's peer figures cannot be trusted; the run fails (exit code 1) when any. */
+const peerFailures: string[] = [];
+const peerFail = (problems: readonly string[]): void => {
+  for (const problem of problems) {
+    peerFailures.push(problem);
+    progress(`PEER CHECK FAILED: ${problem}`);
+  }
+};
 let peerInfo: PeerInfo | undefined;
 if (peer !== undefined) {
   peerInfo = await peer.info();
-  const cores = peerInfo.openblas.map((lib) => `${lib.coretype ?? '?'} (${lib.config ?? lib.file})`).join('; ');
+  const cores = peerInfo.openblas.map((lib) => `${lib.users.join('+')}: ${lib.coretype ?? '?'} (${lib.config ?? lib.file})`).join('; ');
   progress(`python ${peerInfo.python}, numpy ${peerInfo.numpy}, scipy ${peerInfo.scipy ?? 'not installed'}; BLAS: ${cores}`);
+  if (opts.peerCheck) peerFail(coreProblems('the Python peer', peerInfo.openblas, blasCore?.expected, peerInfo.scipy !== null));
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Interleaved measurement of one size × workers group.
+// Interleaved measurement of one shape × workers group.
 
 const PEER_TITLES: Record<PeerKind, string> = {
   numpy: 'numpy (A/d) @ A.conj().T',
@@ -127,16 +166,19 @@ const PEER_TITLES: Record<PeerKind, string> = {
 };
 
 /**
- * Real flops a row executes, for the real-rate comparison with dgemm: hpair's 3M kernels (native, WebAssembly)
- * do three real products on the lower triangle, 3·2·(N−1)N/2·(M−1) = ¾ of the useful count; the `js` kernel
- * multiplies complex numbers directly, four real products, the useful count itself; dgemm's one product is
- * 2·(N−1)²·(M−1).
+ * Real flops a row executes, for its rate against the FMA peak and dgemm's: hpair's 3M kernels (native,
+ * WebAssembly) do three real products on the lower triangle, 3·2·(N−1)N/2·(M−1) = ¾ of the useful count; the `js`
+ * kernel multiplies complex numbers directly, four real products, the useful count itself; numpy's zgemm
+ * computes the whole square, 8·(N−1)²·(M−1); zherk the triangle, the useful count; dgemm's one product is
+ * 2·(N−1)²·(M−1). (Flops as the BLAS counts them: an FMA is two.)
  */
-const REAL_FLOPS_FORMULA = 'hpair: ¾·8·(N−1)·N/2·(M−1) (3M), or 8·(N−1)·N/2·(M−1) for the js kernel; dgemm: 2·(N−1)²·(M−1)';
-function realFlops(kind: 'hpair' | PeerKind, kernelRan: string, n: number, m: number): number | undefined {
+const REAL_FLOPS_FORMULA =
+  'hpair: ¾·8·(N−1)·N/2·(M−1) (3M), or 8·(N−1)·N/2·(M−1) for the js kernel; numpy (zgemm, whole square): 8·(N−1)²·(M−1); zherk: 8·(N−1)·N/2·(M−1); dgemm: 2·(N−1)²·(M−1)';
+function realFlops(kind: 'hpair' | PeerKind, kernelRan: string, n: number, m: number): number {
   if (kind === 'hpair') return (kernelRan === 'js' ? 1 : 0.75) * hermitianFlops(n, m);
+  if (kind === 'numpy') return 8 * (n - 1) ** 2 * (m - 1);
   if (kind === 'dgemm') return 2 * (n - 1) ** 2 * (m - 1);
-  return undefined;
+  return hermitianFlops(n, m);
 }
 
 interface Row {
@@ -150,8 +192,14 @@ interface Row {
   stats: Summary;
   /** Useful GFLOP/s (the H formula); for the dgemm row, its own real rate. */
   gflops: number;
-  /** Real GFLOP/s executed (hpair and dgemm rows; see realFlops). */
+  /** Real GFLOP/s executed (see realFlops). */
   realGflops?: number;
+  /** The FMA peak this row is set against (bench/peak.ts: its own ISA for a native kernel, else the best). */
+  peak?: { isa: string; threads: number; gflops: number };
+  /** realGflops / peak.gflops. */
+  ofPeak?: number;
+  /** Ran inline on the calling thread (a job below the pool's inlineFlops), not on the workers. */
+  inline?: boolean;
   speedup?: number;
   vsNumpy?: number;
   /** Against zherk used the same way: into a reused C for a row that writes into a reused H, else a new C. */
@@ -164,6 +212,8 @@ interface Row {
   /** Median over rounds of the same round's ratio (see pairedRatio). */
   pairedVsNumpy?: number;
   pairedVsZherk?: number;
+  /** A peer row: the same line timed in a fresh process right after the group, and the verdict. */
+  clean?: CleanVerdict & { samplesMs: number[] };
   /** Share of the machine's cores that other processes used while this group was measured. */
   othersCpu?: number;
   samplesMs: number[];
@@ -199,35 +249,75 @@ function hashOf(h: ComplexMatrix): string {
 const scratch = mkdtempSync(join(tmpdir(), 'hpair-bench-'));
 const hashes: Record<string, Record<string, string>> = {};
 const bitIdentity: { n: number; m: number; kernel: string; workers: number[]; schedules?: Schedule[]; identical: boolean }[] = [];
-const verification: { n: number; kernel: string; relErrVsNumpy?: number; relErrVsZherk?: number }[] = [];
+const verification: { n: number; m: number; kernel: string; relErrVsNumpy?: number; relErrVsZherk?: number }[] = [];
+const sleep = (milliseconds: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, milliseconds));
 
 function writeInputs(dir: string, expp: ComplexMatrix, distance: Float64Array): void {
   writeFileSync(join(dir, 'expp.npy'), encodeComplexMatrixNpy(expp));
   writeFileSync(join(dir, 'distance.npy'), encodeFloat64VectorNpy(distance));
 }
 
+/**
+ * The peer lines of a group once more in a fresh python3 (same environment, same inputs, same thread count),
+ * started after the group and after an idle pause, so nothing of the long-lived peer's state is in them: its
+ * cores and threads are checked too. Returns each kind's samples (ms), at least 3, more while the group's time
+ * allows.
+ */
+async function cleanPeerSamples(label: string, kinds: readonly PeerKind[], workers: number): Promise<Map<PeerKind, number[]>> {
+  await sleep(opts.settleMs);
+  const fresh = new PythonPeer(peerEnv);
+  try {
+    const info = await fresh.info();
+    peerFail(coreProblems(`${label}, a fresh Python process`, info.openblas, blasCore?.expected, info.scipy !== null));
+    await fresh.load(scratch);
+    const threads = await fresh.threads(workers);
+    peerFail(threadProblems(`${label}, a fresh Python process`, threads.openblas, workers));
+    const samples = new Map<PeerKind, number[]>();
+    for (const kind of kinds) {
+      await sleep(opts.settleMs); // as in the run: no copy's spinning threads from the previous kind
+      const taken: number[] = [];
+      const started = performance.now();
+      await fresh.run(kind); // its first call pays the copy's thread start and page faults once, as the peer's warm-up did
+      while (taken.length < 3 || (taken.length < 5 && performance.now() - started < opts.timeSeconds * 1000)) {
+        const sample = await fresh.run(kind);
+        sink += sample.checksum;
+        taken.push(sample.ms);
+      }
+      samples.set(kind, taken);
+    }
+    return samples;
+  } finally {
+    fresh.close();
+  }
+}
+
 try {
-  for (const size of opts.sizes) {
-    const { expp, distance } = demoProblem(size, size);
-    const flops = hermitianFlops(size, size);
-    const sizeKernels = kernelsAt(size);
+  for (const shape of opts.shapes) {
+    const { n, m } = shape;
+    const where = shapeName(shape);
+    const { expp, distance } = demoProblem(n, m);
+    const flops = hermitianFlops(n, m);
+    const shapeKernels = kernelsAt(shape);
+    if (opts.kernels === undefined && shapeKernels.length < kernels.filter((k) => k !== 'js').length) {
+      progress(`${where}: H takes ${((16 * (n - 1) ** 2) / 2 ** 30).toFixed(1)} GiB per kernel: only ${shapeKernels.join(', ')} (--kernels to choose)`);
+    }
     // One entry per kernel (and schedule, when --schedules names more than one), each writing into its own
     // preallocated H (`out`); and the first kernel once more with a new H per job, as a caller that keeps no
     // buffer runs it (numpy's line allocates its result too): first-touch page faults and all.
-    const variants: { key: string; kernel: KernelVariant; schedule: Schedule; freshH: boolean }[] = sizeKernels.flatMap((kernel) =>
+    const variants: { key: string; kernel: KernelVariant; schedule: Schedule; freshH: boolean }[] = shapeKernels.flatMap((kernel) =>
       opts.schedules.map((schedule) => ({ key: opts.schedules.length > 1 ? `${kernel} ${schedule}` : kernel, kernel, schedule, freshH: false })),
     );
-    if (opts.freshH && sizeKernels.length > 0) variants.push({ key: `${sizeKernels[0]}, new H`, kernel: sizeKernels[0], schedule: opts.schedules[0], freshH: true });
-    const outs = new Map(variants.filter((v) => !v.freshH).map(({ key }) => [key, createComplexMatrix(size - 1, size - 1)]));
+    if (opts.freshH && shapeKernels.length > 0) variants.push({ key: `${shapeKernels[0]}, new H`, kernel: shapeKernels[0], schedule: opts.schedules[0], freshH: true });
+    const outs = new Map(variants.filter((v) => !v.freshH).map(({ key }) => [key, createComplexMatrix(n - 1, n - 1)]));
     const freshKeys = new Set(variants.filter((v) => v.freshH).map(({ key }) => key));
     let zherk = false;
     if (peer !== undefined) {
       writeInputs(scratch, expp, distance);
       const loaded = await peer.load(scratch);
       zherk = loaded.zherk;
-      if (!zherk) progress(`N = M = ${size}: no zherk (${loaded.why ?? '?'})`);
+      if (!zherk) progress(`${where}: no zherk (${loaded.why ?? '?'})`);
     }
-    if (size <= 256) {
+    if (flops <= hermitianFlops(256, 256)) {
       const samples: number[] = [];
       const bench = new Bench({ time: 1000, iterations: 5, warmupIterations: 1, retainSamples: true });
       bench.add('reference', () => {
@@ -237,14 +327,15 @@ try {
       const result = bench.tasks[0].result;
       if (result.state === 'completed' && result.latency.samples !== undefined) samples.push(...result.latency.samples);
       const stats = summarize(samples);
-      rows.push({ what: 'reference port (serial)', kind: 'reference', reusesOutput: false, kernel: 'js', n: size, m: size, workers: 1, stats, gflops: flops / stats.median / 1e6, samplesMs: samples });
-      progress(`N = M = ${size}: reference port ${ms(stats.median)} ms`);
+      rows.push({ what: 'reference port (serial)', kind: 'reference', reusesOutput: false, kernel: 'js', n, m, workers: 1, stats, gflops: flops / stats.median / 1e6, samplesMs: samples });
+      progress(`${where}: reference port ${ms(stats.median)} ms`);
     }
     for (const workers of opts.workers) {
-      const label = `N = M = ${size}, ${workers} worker${workers === 1 ? '' : 's'}`;
+      const label = `${where}, ${workers} worker${workers === 1 ? '' : 's'}`;
       const pools = new Map<string, Pool>();
+      // The pool's default inlineFlops: a job as small as the tiny shape runs inline, as a user's would.
       for (const { key, kernel, schedule } of variants) {
-        const pool = createPool({ workers, kernel, schedule, inlineFlops: 0 });
+        const pool = createPool({ workers, kernel, schedule });
         await pool.ready();
         pools.set(key, pool);
       }
@@ -269,14 +360,19 @@ try {
           },
         };
       });
+      const peerKinds: PeerKind[] = [];
       if (peer !== undefined) {
         const threads = await peer.threads(workers);
-        if (threads.threads.some((t) => t !== workers)) progress(`${label}: BLAS threads are ${threads.threads.join(', ')} (asked ${workers}, via ${threads.how})`);
+        if (opts.peerCheck) peerFail(threadProblems(`${label}, the Python peer`, threads.openblas, workers));
+        else if (threads.threads.some((t) => t !== workers)) progress(`${label}: BLAS threads are ${threads.threads.join(', ')} (asked ${workers}, via ${threads.how})`);
         const peerEntry = (kind: PeerKind, what: string): Entry => ({
           what,
           kind,
           kernel: { numpy: 'BLAS zgemm', zherk: 'BLAS zherk', 'zherk-into': 'BLAS zherk', dgemm: 'BLAS dgemm' }[kind],
-          side: 'python',
+          // numpy and scipy each run their own OpenBLAS copy, whose threads spin for a while after each call:
+          // a switch between the copies pauses as a switch from hpair does, so that one copy's spinning threads
+          // never share the cores with the other's call.
+          side: kind === 'numpy' || kind === 'dgemm' ? "python, numpy's BLAS" : "python, scipy's BLAS",
           samples: [],
           fn: async () => {
             const sample = await peer.run(kind);
@@ -284,38 +380,55 @@ try {
             return { overriddenDuration: sample.ms };
           },
         });
-        entries.push(peerEntry('numpy', 'numpy'), peerEntry('dgemm', 'dgemm'));
-        if (zherk) entries.push(peerEntry('zherk', 'zherk'), peerEntry('zherk-into', 'zherk-into'));
+        peerKinds.push('numpy', 'dgemm', ...(zherk ? (['zherk', 'zherk-into'] as const) : []));
+        entries.push(...peerKinds.map((kind) => peerEntry(kind, kind)));
       }
-      const minSamples = opts.minSamples ?? (size >= 4096 && workers === 1 ? 3 : 5);
+      const minSamples = opts.minSamples ?? (flops >= hermitianFlops(4096, 4096) && workers === 1 ? 3 : 5);
       const before = cpuSnapshot(peerPids());
       await interleaved(label, entries, { minSamples, timeSeconds: opts.timeSeconds, settleMs: opts.settleMs });
       const othersCpu = othersShare(before, cpuSnapshot(peerPids()));
+      const clean = peer !== undefined && opts.peerCheck ? await cleanPeerSamples(label, peerKinds.filter((kind) => kind !== 'dgemm'), workers) : undefined;
 
       const groupRows: Row[] = entries.map((entry) => {
         const stats = summarize(entry.samples);
         const kernelRan = entry.kind === 'hpair' ? [...(ran.get(entry.what) ?? [])].join('+') : entry.kernel;
-        const real = realFlops(entry.kind, kernelRan, size, size);
+        const real = realFlops(entry.kind, kernelRan, n, m);
+        const realGflops = real / stats.median / 1e6;
+        const pool = entry.kind === 'hpair' ? pools.get(entry.what) : undefined;
+        const inline = pool !== undefined && pool.stats().inline > 0;
+        // A job run inline runs on the calling thread alone, so it is set against one thread's peak.
+        const peak: PeakMeasurement | undefined = peakFor(peakReport.peaks, entry.kind === 'hpair' ? kernelRan : 'BLAS', inline ? 1 : workers);
+        const cleanSamples = entry.kind === 'hpair' ? undefined : clean?.get(entry.kind);
         return {
           what: entry.kind === 'hpair' ? `hpair ${entry.what}` : PEER_TITLES[entry.kind],
           kind: entry.kind,
           reusesOutput: entry.kind === 'zherk-into' || (entry.kind === 'hpair' && !freshKeys.has(entry.what)),
           kernel: kernelRan,
-          n: size,
-          m: size,
+          n,
+          m,
           workers,
           stats,
-          gflops: (entry.kind === 'dgemm' && real !== undefined ? real : flops) / stats.median / 1e6,
-          realGflops: real === undefined ? undefined : real / stats.median / 1e6,
+          gflops: (entry.kind === 'dgemm' ? real : flops) / stats.median / 1e6,
+          realGflops,
+          ...(peak === undefined ? {} : { peak: { isa: peak.isa, threads: peak.threads, gflops: peak.gflops }, ofPeak: realGflops / peak.gflops }),
+          ...(pool === undefined ? {} : { inline }),
+          ...(cleanSamples === undefined ? {} : { clean: { ...cleanVerdict(entry.samples, cleanSamples, opts.peerTolerance), samplesMs: cleanSamples } }),
           othersCpu,
           samplesMs: entry.samples,
           roundMediansMs: entry.rounds,
         };
       });
       if (othersCpu !== undefined) progress(`${label}: other processes used ${(othersCpu * 100).toFixed(0)} % of the ${host.cores} cores meanwhile`);
+      for (const row of groupRows) {
+        if (row.clean === undefined) continue;
+        const c = row.clean;
+        const line = `${label}: ${row.what}: ${ms(c.inRunMedianMs)} ms in the run, ${ms(c.cleanMedianMs)} ms in a fresh process (${ratio(c.ratio)}, allowance ${(c.noise * 100).toFixed(0)} %)`;
+        if (c.ok) progress(line);
+        else peerFail([`${line}: the peer ran slower in the run than alone, so its figures do not show what it can do`]);
+      }
       const numpyRow = groupRows.find((row) => row.kind === 'numpy');
       // Like for like: a row into a reused output against zherk into a reused C, a new output against a new C.
-      const zherkFor = (row: Row): Row | undefined => groupRows.find((peer) => peer.kind === (row.reusesOutput ? 'zherk-into' : 'zherk'));
+      const zherkFor = (row: Row): Row | undefined => groupRows.find((peerRow) => peerRow.kind === (row.reusesOutput ? 'zherk-into' : 'zherk'));
       for (const row of groupRows) {
         // dgemm is a rate reference, not a peer: it computes no H, so it is set against no peer.
         const [numpyPeer, zherkRow] = row.kind === 'dgemm' ? [undefined, undefined] : [numpyRow, zherkFor(row)];
@@ -323,13 +436,14 @@ try {
         if (zherkRow !== undefined) row.vsZherk = zherkRow.stats.median / row.stats.median;
         row.pairedVsNumpy = pairedRatio(row.roundMediansMs, numpyPeer?.roundMediansMs);
         row.pairedVsZherk = pairedRatio(row.roundMediansMs, zherkRow?.roundMediansMs);
-        const single = rows.find((other) => other.n === size && other.workers === 1 && other.what === row.what);
+        const single = rows.find((other) => other.n === n && other.m === m && other.workers === 1 && other.what === row.what);
         if (single !== undefined) row.speedup = single.stats.median / row.stats.median;
         else if (workers === 1) row.speedup = 1;
         rows.push(row);
         progress(
           `${label}: ${row.what.padEnd(26)} median ${ms(row.stats.median).padStart(8)} ms (p25–p75 ${ms(row.stats.p25)}–${ms(row.stats.p75)}, ${row.stats.samples} samples) ` +
-            `${row.gflops.toFixed(1)} GFLOP/s${row.vsNumpy === undefined ? '' : `, ${ratio(row.vsNumpy)} numpy`}${row.vsZherk === undefined ? '' : `, ${ratio(row.vsZherk)} zherk`}`,
+            `${row.gflops.toFixed(1)} GFLOP/s${row.ofPeak === undefined ? '' : `, ${percent(row.ofPeak)} of ${row.peak?.isa} peak`}` +
+            `${row.vsNumpy === undefined ? '' : `, ${ratio(row.vsNumpy)} numpy`}${row.vsZherk === undefined ? '' : `, ${ratio(row.vsZherk)} zherk`}`,
         );
       }
       for (const { key, kernel } of variants) {
@@ -337,16 +451,16 @@ try {
         if (kernelsRan.size !== 1 || !kernelsRan.has(kernel)) progress(`${label}: ${kernel} was asked for, but ${[...kernelsRan].join(', ')} ran`);
       }
 
-      // Bit-identity across worker counts (hash of the whole H) and, once per size, the error against numpy.
+      // Bit-identity across worker counts (hash of the whole H) and, once per shape, the error against numpy.
       for (const { key, kernel } of variants) {
         const out = outs.get(key) as ComplexMatrix;
-        ((hashes[`${size}`] ??= {})[`${key}/${workers}`] = hashOf(out));
+        ((hashes[shapeKey(shape)] ??= {})[`${key}/${workers}`] = hashOf(out));
         if (peer !== undefined && workers === opts.workers[0] && key === variants.find((v) => v.kernel === kernel)?.key) {
           const file = join(scratch, 'h-hpair.npy');
           writeFileSync(file, encodeComplexMatrixNpy(out));
           const error = await peer.compare(file);
           rmSync(file, { force: true });
-          verification.push({ n: size, kernel, relErrVsNumpy: error.vsNumpy, relErrVsZherk: error.vsZherk });
+          verification.push({ n, m, kernel, relErrVsNumpy: error.vsNumpy, relErrVsZherk: error.vsZherk });
           const row = groupRows.find((r) => r.kind === 'hpair' && r.what === `hpair ${key}`);
           if (row !== undefined) {
             row.relErrVsNumpy = error.vsNumpy;
@@ -358,13 +472,14 @@ try {
       for (const pool of pools.values()) await pool.close();
     }
     const most = Math.max(...opts.workers);
-    if (opts.workers.includes(1) && most > 1 && sizeKernels.length > 0) {
+    if (opts.workers.includes(1) && most > 1 && shapeKernels.length > 0 && flops > hermitianFlops(256, 256)) {
       scaling.push(
         ...(await pairedScaling({
-          size,
+          n,
+          m,
           expp,
           distance,
-          kernel: sizeKernels[0],
+          kernel: shapeKernels[0],
           workers: most,
           zherk: zherk ? peer : undefined,
           minSamples: opts.minSamples ?? 5,
@@ -374,15 +489,38 @@ try {
         })),
       );
     }
-    for (const kernel of sizeKernels) {
+    for (const kernel of shapeKernels) {
       // Same kernel, every worker count and schedule: one hash.
-      const all = variants.filter((v) => v.kernel === kernel).flatMap((v) => opts.workers.map((w) => hashes[`${size}`][`${v.key}/${w}`]));
-      if (all.length > 1) bitIdentity.push({ n: size, m: size, kernel, workers: opts.workers, schedules: opts.schedules, identical: all.every((h) => h === all[0]) });
+      const all = variants.filter((v) => v.kernel === kernel).flatMap((v) => opts.workers.map((w) => hashes[shapeKey(shape)][`${v.key}/${w}`]));
+      if (all.length > 1) bitIdentity.push({ n, m, kernel, workers: opts.workers, schedules: opts.schedules, identical: all.every((h) => h === all[0]) });
     }
     await peer?.free();
   }
 } finally {
   peer?.close();
+}
+
+// The peak once more now that the sweep is done, keeping the better of the two per ISA and thread count (load
+// only ever lowers a peak), and every row set against it again.
+if (peakReport.peaks.length > 0) {
+  const again = await measurePeaks({ threads: opts.workers, seconds: opts.peakSeconds, repetitions: 3 });
+  for (const late of again.peaks) {
+    const early = peakReport.peaks.findIndex((p) => p.isa === late.isa && p.threads === late.threads);
+    if (early < 0) peakReport.peaks.push(late);
+    else {
+      const best = late.gflops > peakReport.peaks[early].gflops ? late : peakReport.peaks[early];
+      peakReport.peaks[early] = { ...best, repetitions: [...peakReport.peaks[early].repetitions, ...late.repetitions] };
+    }
+  }
+  for (const row of rows) {
+    if (row.realGflops === undefined) continue;
+    const peak = peakFor(peakReport.peaks, row.kind === 'hpair' ? row.kernel : 'BLAS', row.inline === true ? 1 : row.workers);
+    if (peak === undefined) continue;
+    row.peak = { isa: peak.isa, threads: peak.threads, gflops: peak.gflops };
+    row.ofPeak = row.realGflops / peak.gflops;
+  }
+  const above = rows.filter((row) => row.ofPeak !== undefined && row.ofPeak > 1);
+  if (above.length > 0) progress(`WARNING: ${above.length} rows above 100 % of the FMA peak: the peak was measured while other processes took the cores`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -435,6 +573,18 @@ for (const size of opts.memorySizes) {
       `${row.errors.length > 0 ? `; ${row.errors.join('; ')}` : ''}`,
   );
 }
+// The cold first job: `hpair compute` at N = M = 512 in fresh processes against the same job on a warm pool.
+const cold: ColdStart = await (async () => {
+  const { expp, distance } = demoProblem(512, 512);
+  writeInputs(scratch, expp, distance);
+  const result = await coldStart(scratch, expp, distance, 5, (value) => (sink += value));
+  progress(
+    `cold first job, N = M = 512: hpair compute ${result.cli === undefined ? '?' : ms(result.cli.median)} ms (median of ${result.cliMs.length} fresh processes), ` +
+      `first job on a new pool here ${ms(summarize(result.firstJobMs).median)} ms, warm ${ms(result.warm.median)} ms: cold ${ratio(result.coldOverWarm) || '?'} warm` +
+      `${result.errors.length > 0 ? `; ${result.errors.join('; ')}` : ''}`,
+  );
+  return result;
+})();
 rmSync(scratch, { recursive: true, force: true });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -486,7 +636,7 @@ const smallJobs: { kernel: string; ran: string; n: number; stats: Summary; inlin
 
 const responsiveness: Record<string, unknown> = {};
 {
-  const size = opts.full ? 4096 : 2048;
+  const size = opts.full ? 4096 : opts.quick ? 512 : 2048;
   const { expp, distance } = demoProblem(size, size);
   const pool = createPool({ inlineFlops: 0 });
   await pool.ready();
@@ -526,15 +676,18 @@ const responsiveness: Record<string, unknown> = {};
 
 // ---------------------------------------------------------------------------------------------------------
 // Tables and the JSON record.
-const header = ['N = M', 'workers', 'what', 'median ms', 'p25–p75 ms', 'samples', 'GFLOP/s', 'vs 1 worker', '× numpy', '× zherk', 'paired × numpy / zherk', 'max rel. err', 'others\' CPU'];
+const shapeCell = (row: { n: number; m: number }): string => `${row.n}×${row.m}`;
+const header = ['N×M', 'workers', 'what', 'median ms', 'p25–p75 ms', 'samples', 'GFLOP/s', 'real GFLOP/s', '% peak', 'vs 1 worker', '× numpy', '× zherk', 'paired × numpy / zherk', 'max rel. err', 'others\' CPU'];
 const cells = rows.map((row) => [
-  String(row.n),
+  shapeCell(row),
   String(row.workers),
-  row.kind === 'hpair' && !row.what.slice(6).startsWith(row.kernel) ? `${row.what} (ran ${row.kernel})` : row.what,
+  `${row.kind === 'hpair' && !row.what.slice(6).startsWith(row.kernel) ? `${row.what} (ran ${row.kernel})` : row.what}${row.inline === true ? ' (inline)' : ''}`,
   ms(row.stats.median),
   `${ms(row.stats.p25)}–${ms(row.stats.p75)}`,
   String(row.stats.samples),
   row.gflops.toFixed(1),
+  row.realGflops === undefined ? '' : row.realGflops.toFixed(1),
+  percent(row.ofPeak),
   ratio(row.speedup),
   ratio(row.vsNumpy),
   ratio(row.vsZherk),
@@ -551,36 +704,91 @@ const memoryCells = memory.map((row) => [
   row.cli !== undefined && row.numpy !== undefined ? ratio(row.cli.peakRssMB / row.numpy.peakRssMB) : '',
   row.zherk === undefined ? '' : row.zherk.peakRssMB.toFixed(0),
 ]);
-const scalingHeader = ['N = M', '1 → N, paired within rounds', 'N', 'ratio of medians', 'paired', 'rounds'];
-const scalingCells = scaling.map((row) => [String(row.n), row.what, String(row.workers), ratio(row.ratio), ratio(row.paired), String(row.rounds)]);
+const scalingHeader = ['N×M', '1 → N, paired within rounds', 'N', 'ratio of medians', 'paired', 'rounds'];
+const scalingCells = scaling.map((row) => [shapeCell(row), row.what, String(row.workers), ratio(row.ratio), ratio(row.paired), String(row.rounds)]);
 // Per size × workers: each hpair row's real-flop rate against OpenBLAS dgemm's on the same threads, in the same
 // group (how close the kernels run to what this machine's cores give a well-tuned real kernel).
-const realHeader = ['N = M', 'workers', 'what', 'real GFLOP/s', 'dgemm real GFLOP/s', '× dgemm rate'];
+const realHeader = ['N×M', 'workers', 'what', 'real GFLOP/s', 'dgemm real GFLOP/s', '× dgemm rate'];
 const realCells = rows.flatMap((row) => {
-  const dgemm = rows.find((other) => other.kind === 'dgemm' && other.n === row.n && other.workers === row.workers);
+  const dgemm = rows.find((other) => other.kind === 'dgemm' && other.n === row.n && other.m === row.m && other.workers === row.workers);
   if (row.kind !== 'hpair' || row.realGflops === undefined || dgemm?.realGflops === undefined) return [];
-  return [[String(row.n), String(row.workers), row.what, row.realGflops.toFixed(1), dgemm.realGflops.toFixed(1), ratio(row.realGflops / dgemm.realGflops)]];
+  return [[shapeCell(row), String(row.workers), row.what, row.realGflops.toFixed(1), dgemm.realGflops.toFixed(1), ratio(row.realGflops / dgemm.realGflops)]];
 });
 const smallHeader = ['kernel', 'ran', 'N = M', 'median ms', 'p25–p75 ms', 'samples', 'inline'];
 const smallCells = smallJobs.map((job) => [job.kernel, job.ran, String(job.n), ms(job.stats.median), `${ms(job.stats.p25)}–${ms(job.stats.p75)}`, String(job.stats.samples), job.inline ? 'yes' : 'no']);
+// The sweep: per shape × workers, the first kernel into `out` and with a new H, and the peers, each with its
+// executed rate as a share of the FMA peak it is set against.
+const sweepHeader = ['N×M', 'kind', 'workers', 'hpair ms', 'hpair % peak', 'new H ms', 'numpy ms', 'numpy % peak', 'zherk ms', 'zherk % peak', 'new H × numpy', 'new H × zherk', 'peak GFLOP/s'];
+const sweepCells = opts.shapes.flatMap((shape) =>
+  opts.workers.flatMap((workers) => {
+    const group = rows.filter((row) => row.n === shape.n && row.m === shape.m && row.workers === workers);
+    const into = group.find((row) => row.kind === 'hpair' && row.reusesOutput);
+    const fresh = group.find((row) => row.kind === 'hpair' && !row.reusesOutput);
+    const numpy = group.find((row) => row.kind === 'numpy');
+    const zherk = group.find((row) => row.kind === 'zherk');
+    if (into === undefined && fresh === undefined) return [];
+    const first = into ?? fresh;
+    const peaks = [...new Set(group.flatMap((row) => (row.peak === undefined ? [] : [`${row.peak.isa} ${row.peak.gflops.toFixed(1)}`])))];
+    return [
+      [
+        shapeCell(shape),
+        shape.kind,
+        String(workers),
+        `${first === undefined ? '' : ms(first.stats.median)}${first?.inline === true ? ' (inline)' : ''}`,
+        percent(first?.ofPeak),
+        fresh === undefined ? '' : ms(fresh.stats.median),
+        numpy === undefined ? '' : ms(numpy.stats.median),
+        percent(numpy?.ofPeak),
+        zherk === undefined ? '' : ms(zherk.stats.median),
+        percent(zherk?.ofPeak),
+        ratio(fresh?.vsNumpy),
+        ratio(fresh?.vsZherk),
+        peaks.join(', '),
+      ],
+    ];
+  }),
+);
+const peakHeader = ['ISA', 'threads at once', 'FMA peak GFLOP/s', 'per thread', 'repetitions'];
+const peakCells = peakReport.peaks.map((p) => [p.isa, String(p.threads), p.gflops.toFixed(1), p.perThread.map((r) => r.toFixed(1)).join(', '), p.repetitions.map((r) => r.toFixed(1)).join(', ')]);
 
 const out: string[] = [];
 out.push(`hpair bench — ${hostLine(host)}`);
 if (peerInfo !== undefined) {
-  out.push(`numpy ${peerInfo.numpy}, scipy ${peerInfo.scipy ?? '–'}, BLAS ${peerInfo.openblas.map((lib) => `${lib.coretype ?? '?'} ${lib.config?.split(' ').slice(0, 2).join(' ') ?? ''}`).join(' / ')}`);
+  out.push(`numpy ${peerInfo.numpy}, scipy ${peerInfo.scipy ?? '–'}, BLAS ${peerInfo.openblas.map((lib) => `${lib.users.join('+')}: ${lib.coretype ?? '?'} ${lib.config?.split(' ').slice(0, 2).join(' ') ?? ''}`).join(' / ')}`);
   if (blasCore !== undefined) {
     out.push(`peers' OPENBLAS_CORETYPE: ${blasCore.coretype ?? '(unset: OpenBLAS detects)'}, ${blasCore.how}; inherited: ${blasCore.inherited ?? '(unset)'}`);
   }
+  if (Object.keys(inheritedBlasEnv).length > 0) out.push(`inherited by the peers: ${Object.entries(inheritedBlasEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  out.push(
+    !opts.peerCheck
+      ? 'peers NOT checked (--no-peer-check): their cores, threads and fresh-process times were not verified'
+      : peerFailures.length === 0
+        ? `peers checked: every OpenBLAS copy in every Python process ran ${blasCore?.expected ?? 'one core'} on the threads asked, and each peer line was within its allowance of a fresh process's time`
+        : `PEER CHECK FAILED (${peerFailures.length}): ${peerFailures.join(' | ')}`,
+  );
 }
+out.push(
+  peakReport.peaks.length > 0
+    ? `% peak: a row's real (executed) flop rate over the FMA peak of its ISA (a native kernel's own, else the best) on as many threads at once (best of the probes before and after the sweep)`
+    : `no FMA peak (${peakReport.unavailable ?? '?'})`,
+);
+if (rows.some((row) => row.ofPeak !== undefined && row.ofPeak > 1)) out.push('WARNING: rows above 100 % of the FMA peak: the peak was measured while other processes took the cores; re-run on an idle host');
 out.push(`${host.date}, hpair ${host.commit?.slice(0, 12) ?? '(no git)'}${host.dirty === true ? ' (dirty)' : ''}, node ${process.execArgv.join(' ')}`.trimEnd());
 out.push('median and p25–p75 of each entry\'s samples; × numpy / × zherk = peer median / this median (same size, same threads);');
 out.push('× zherk is like for like: a row into a reused H (hpair\'s `out`) against zherk into a reused C, a new H against a new C;');
 out.push('paired = median over rounds of the same round\'s ratio; others\' CPU = share of the cores other processes used during that group');
+if (peakCells.length > 0) out.push('', textTable(peakHeader, peakCells));
+if (sweepCells.length > 0) out.push('', textTable(sweepHeader, sweepCells));
 out.push('', textTable(header, cells));
 if (memoryCells.length > 0) out.push('', textTable(memoryHeader, memoryCells));
 if (scalingCells.length > 0) out.push('', textTable(scalingHeader, scalingCells));
 if (realCells.length > 0) out.push('', textTable(realHeader, realCells));
 out.push('', textTable(smallHeader, smallCells));
+out.push(
+  '',
+  `cold first job, N = M = 512 (${cold.kernel ?? '?'}): hpair compute in a fresh process ${cold.cli === undefined ? '?' : ms(cold.cli.median)} ms (median of ${cold.cliMs.length}), ` +
+    `first job on a new pool ${ms(summarize(cold.firstJobMs).median)} ms, warm ${ms(cold.warm.median)} ms; cold / warm ${ratio(cold.coldOverWarm) || '?'}`,
+);
 out.push('', 'bit-identical H across worker counts (and schedules), per kernel:');
 for (const kernel of kernels) {
   const checks = bitIdentity.filter((b) => b.kernel === kernel);
@@ -590,6 +798,8 @@ for (const kernel of kernels) {
   out.push(`  ${kernel.padEnd(18)} ${bad.length === 0 ? 'identical' : `DIFFERENT at ${bad.map(where).join('; ')}`} (${checks.map(where).join('; ')})`);
 }
 if (opts.markdown) {
+  if (peakCells.length > 0) out.push('', markdownTable(peakHeader, peakCells));
+  if (sweepCells.length > 0) out.push('', markdownTable(sweepHeader, sweepCells));
   out.push('', markdownTable(header, cells));
   if (memoryCells.length > 0) out.push('', markdownTable(memoryHeader, memoryCells));
   if (scalingCells.length > 0) out.push('', markdownTable(scalingHeader, scalingCells));
@@ -605,6 +815,17 @@ const record = {
   auto,
   python: peerInfo ?? null,
   blasCore: blasCore ?? null,
+  inheritedBlasEnv,
+  peerCheck: {
+    checked: usePython && opts.peerCheck,
+    tolerance: opts.peerTolerance,
+    how: 'every OpenBLAS copy of the long-lived peer and of a fresh python3 per group reports the chosen core and the threads asked; each peer line (numpy, zherk, zherk into c) is timed again in that fresh process after the group, and the run fails when the in-run median exceeds the fresh one by more than max(tolerance, either side\'s (p75 − p25) / median) (rows[].clean)',
+    failures: peerFailures,
+  },
+  peak: {
+    how: 'kernel/native/src/peak.c: independent FMA chains on one ISA per thread; per ISA on 1 thread and on each worker count of threads at once (worker threads started together), before and after the sweep, best of the repetitions; a row is set against its own ISA (native kernels) or the best (others) on its thread count (rows[].peak, rows[].ofPeak = realGflops / peak.gflops)',
+    ...peakReport,
+  },
   options: opts,
   flopsFormula: '8·(N−1)·N/2·(M−1)',
   realFlopsFormula: REAL_FLOPS_FORMULA,
@@ -615,6 +836,7 @@ const record = {
   bitIdentity,
   hashes,
   memory,
+  coldStart: cold,
   smallJobs: smallJobs.map(({ stats, ...job }) => ({ ...job, medianMs: stats.median, p25Ms: stats.p25, p75Ms: stats.p75, samples: stats.samples })),
   ...responsiveness,
   loadAverageAtEnd: (await import('node:os')).loadavg(),
@@ -622,3 +844,7 @@ const record = {
 };
 writeFileSync(opts.out, `${JSON.stringify(record, null, 2)}\n`);
 process.stderr.write(`results written to ${opts.out}\n`);
+if (peerFailures.length > 0) {
+  process.stderr.write(`bench: the peer check failed, so this run's peer figures are not fit to publish:\n${peerFailures.map((failure) => `  - ${failure}\n`).join('')}`);
+  process.exitCode = 1;
+}

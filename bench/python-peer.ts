@@ -18,24 +18,52 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { createInterface } from 'node:readline';
 
 /**
- * Python that finds the OpenBLAS libraries numpy and scipy loaded (from /proc/self/maps) and their entry points
- * (core name, configuration, thread count), as LIBS; needs numpy imported first. Shared with bench/blas-core.ts.
+ * Python that finds the OpenBLAS libraries this process loaded (on Linux from /proc/self/maps: the copies numpy
+ * and scipy actually run, wherever they came from; elsewhere from threadpoolctl, else the copies the wheels bundle)
+ * and their entry points (core name, configuration, thread count).
+ * numpy and scipy wheels each bundle a copy of their own, often of different OpenBLAS versions, so each copy is
+ * attributed to its user: call `openblas_paths()` right after importing numpy, then
+ * `openblas_libraries(numpy_paths, scipy_imported)` after importing scipy. Shared with bench/blas-core.ts.
  */
 export const OPENBLAS_LIBRARIES_PY = String.raw`
-import ctypes, os
-def openblas_libraries():
-    seen, libs = set(), []
-    with open('/proc/self/maps') as maps:
-        for line in maps:
-            parts = line.split()
-            if len(parts) < 6:
-                continue
-            path = parts[-1]
-            if 'openblas' in os.path.basename(path).lower() and '.so' in path and path not in seen:
-                seen.add(path)
-                libs.append(path)
+import ctypes, glob, os, sys
+def openblas_paths():
+    # Linux: exactly the files mapped now. Elsewhere: threadpoolctl's view of the loaded libraries, else the
+    # copies numpy and scipy bundle next to themselves (numpy.libs, scipy.libs, .dylibs).
+    seen = []
+    try:
+        with open('/proc/self/maps') as maps:
+            for line in maps:
+                parts = line.split()
+                if len(parts) < 6:
+                    continue
+                path = parts[-1]
+                if 'openblas' in os.path.basename(path).lower() and '.so' in path and path not in seen:
+                    seen.append(path)
+        return seen
+    except OSError:
+        pass
+    try:
+        import threadpoolctl
+        return [info['filepath'] for info in threadpoolctl.threadpool_info() if info.get('internal_api') == 'openblas']
+    except Exception:
+        pass
+    for name in ('numpy', 'scipy'):
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        here = os.path.dirname(module.__file__)
+        for pattern in (os.path.join(os.path.dirname(here), name + '.libs', '*openblas*'), os.path.join(here, '.dylibs', '*openblas*')):
+            for path in sorted(glob.glob(pattern)):
+                if path not in seen:
+                    seen.append(path)
+    return seen
+
+def openblas_libraries(numpy_paths, scipy_imported):
     found = []
-    for path in libs:
+    paths = openblas_paths()
+    scipy_added = [path for path in paths if path not in numpy_paths]
+    for path in paths:
         try:
             lib = ctypes.CDLL(path)
         except OSError:
@@ -47,7 +75,11 @@ def openblas_libraries():
                     if fn is not None:
                         return fn
             return None
-        entry = {'file': path, 'get_corename': symbol('openblas_get_corename'), 'get_config': symbol('openblas_get_config'),
+        if path in numpy_paths:
+            users = ['numpy'] + (['scipy'] if scipy_imported and not scipy_added else [])
+        else:
+            users = ['scipy']
+        entry = {'file': path, 'users': users, 'get_corename': symbol('openblas_get_corename'), 'get_config': symbol('openblas_get_config'),
                  'set_threads': symbol('openblas_set_num_threads'), 'get_threads': symbol('openblas_get_num_threads')}
         for key in ('get_corename', 'get_config'):
             if entry[key] is not None:
@@ -55,12 +87,22 @@ def openblas_libraries():
         found.append(entry)
     return found
 
-LIBS = openblas_libraries()
+def library_facts(entry):
+    lib = {'file': entry['file'], 'users': entry['users']}
+    if entry['get_corename'] is not None:
+        lib['coretype'] = entry['get_corename']().decode()
+    if entry['get_config'] is not None:
+        lib['config'] = entry['get_config']().decode()
+    if entry['get_threads'] is not None:
+        lib['threads'] = int(entry['get_threads']())
+    return lib
 `;
 
 const SCRIPT = String.raw`
-import ctypes, json, os, platform, sys, time
+import json, platform, sys, time
 import numpy as np
+${OPENBLAS_LIBRARIES_PY}
+NUMPY_BLAS = openblas_paths()
 try:
     import scipy
     import scipy.linalg.blas as sblas
@@ -70,20 +112,19 @@ try:
     import threadpoolctl
 except Exception:
     threadpoolctl = None
-
-${OPENBLAS_LIBRARIES_PY}
+LIBS = openblas_libraries(NUMPY_BLAS, scipy is not None)
 
 def set_threads(n):
+    # Each copy is asked for its own count afterwards, by its own entry point, whichever way it was set.
     if threadpoolctl is not None:
         threadpoolctl.threadpool_limits(limits=n, user_api='blas')
-        return 'threadpoolctl', [info.get('num_threads') for info in threadpoolctl.threadpool_info() if info.get('user_api') == 'blas']
-    got = []
-    for entry in LIBS:
-        if entry['set_threads'] is not None:
-            entry['set_threads'](ctypes.c_int(n))
-        if entry['get_threads'] is not None:
-            got.append(int(entry['get_threads']()))
-    return 'openblas_set_num_threads', got
+        how = 'threadpoolctl'
+    else:
+        for entry in LIBS:
+            if entry['set_threads'] is not None:
+                entry['set_threads'](ctypes.c_int(n))
+        how = 'openblas_set_num_threads'
+    return how, [library_facts(entry) for entry in LIBS]
 
 def blas_config(module):
     try:
@@ -97,14 +138,8 @@ def info():
            'numpyBlas': blas_config(np), 'scipyBlas': None if scipy is None else blas_config(scipy),
            'threadpoolctl': None if threadpoolctl is None else threadpoolctl.__version__, 'openblas': []}
     for entry in LIBS:
-        lib = {'file': entry['file']}
-        if entry['get_corename'] is not None:
-            lib['coretype'] = entry['get_corename']().decode()
-        if entry['get_config'] is not None:
-            lib['config'] = entry['get_config']().decode()
-        if entry['get_threads'] is not None:
-            lib['threads'] = int(entry['get_threads']())
-        out['openblas'].append(lib)
+        out['openblas'].append(library_facts(entry))
+    out['env'] = {k: v for k, v in os.environ.items() if k.startswith(('OPENBLAS_', 'GOTO', 'OMP_'))}
     if threadpoolctl is not None:
         out['threadpoolInfo'] = [{k: v for k, v in i.items() if k in ('internal_api', 'version', 'architecture', 'num_threads', 'filepath')}
                                  for i in threadpoolctl.threadpool_info()]
@@ -193,8 +228,8 @@ for line in sys.stdin:
         elif op == 'load':
             reply = load(cmd)
         elif op == 'threads':
-            how, got = set_threads(int(cmd['n']))
-            reply = {'how': how, 'threads': got}
+            how, libs = set_threads(int(cmd['n']))
+            reply = {'how': how, 'threads': [lib.get('threads') for lib in libs], 'openblas': libs}
         elif op == 'run':
             reply = run(cmd)
         elif op == 'compare':
@@ -217,8 +252,20 @@ export interface PeerInfo {
   numpyBlas: Record<string, unknown>;
   scipyBlas: Record<string, unknown> | null;
   threadpoolctl: string | null;
-  openblas: { file: string; coretype?: string; config?: string; threads?: number }[];
+  openblas: OpenblasLibrary[];
   threadpoolInfo?: Record<string, unknown>[];
+  /** The OPENBLAS_*, GOTO* and OMP_* variables the process saw. */
+  env: Record<string, string>;
+}
+/** One OpenBLAS copy loaded in a Python process, as that copy reports itself. */
+export interface OpenblasLibrary {
+  file: string;
+  /** Which of numpy and scipy call it. */
+  users: ('numpy' | 'scipy')[];
+  /** openblas_get_corename(): the kernels it runs. */
+  coretype?: string;
+  config?: string;
+  threads?: number;
 }
 export interface PeerSample {
   ms: number;
@@ -271,7 +318,8 @@ export class PythonPeer {
   load(dir: string): Promise<{ zherk: boolean; why?: string }> {
     return this.#ask({ op: 'load', dir });
   }
-  threads(n: number): Promise<{ how: string; threads: (number | null)[] }> {
+  /** Sets every copy's thread count; each copy reports its own count (and core) back. */
+  threads(n: number): Promise<{ how: string; threads: (number | null)[]; openblas: OpenblasLibrary[] }> {
     return this.#ask({ op: 'threads', n });
   }
   run(what: PeerKind): Promise<PeerSample> {

@@ -4,11 +4,13 @@
 // within every round, and the ratio is also taken round by round.
 import { createComplexMatrix, createPool, type ComplexMatrix, type KernelVariant, type Pool } from 'hpair';
 import { interleaved, type InterleavedEntry } from './interleave.js';
+import { shapeName } from './options.js';
 import type { PythonPeer } from './python-peer.js';
 import { pairedRatio, progress, ratio, summarize } from './stats.js';
 
 export interface ScalingRow {
   n: number;
+  m: number;
   what: string;
   workers: number;
   /** Median of the 1-worker samples over the median of the N-worker ones. */
@@ -19,7 +21,9 @@ export interface ScalingRow {
 }
 
 export interface ScalingInput {
-  size: number;
+  /** The shape: N rows, M columns of expp. */
+  n: number;
+  m: number;
   expp: ComplexMatrix;
   distance: Float64Array;
   kernel: KernelVariant;
@@ -34,10 +38,10 @@ export interface ScalingInput {
 }
 
 export async function pairedScaling(input: ScalingInput): Promise<ScalingRow[]> {
-  const { size, expp, distance, kernel, workers, zherk, consume } = input;
+  const { n, m, expp, distance, kernel, workers, zherk, consume } = input;
   const counts = [1, workers];
   const pools: Pool[] = [];
-  const out = createComplexMatrix(size - 1, size - 1);
+  const out = createComplexMatrix(n - 1, n - 1);
   // Entries in pairs, 1 then `workers`, each pair under one name.
   const entries: InterleavedEntry[] = [];
   const names: string[] = [];
@@ -73,13 +77,14 @@ export async function pairedScaling(input: ScalingInput): Promise<ScalingRow[]> 
         });
       }
     }
-    const label = `N = M = ${size}, 1 and ${workers} workers paired`;
+    const label = `${shapeName({ n, m })}, 1 and ${workers} workers paired`;
     await interleaved(label, entries, { minSamples: input.minSamples, timeSeconds: input.timeSeconds, settleMs: input.settleMs });
     const rows: ScalingRow[] = [];
     for (const [pair, what] of names.entries()) {
       const [one, many] = [entries[2 * pair], entries[2 * pair + 1]];
       const row: ScalingRow = {
-        n: size,
+        n,
+        m,
         what,
         workers,
         ratio: summarize(one.samples).median / summarize(many.samples).median,

@@ -50,6 +50,11 @@ export function ms(value: number): string {
   return value.toFixed(value < 1 ? 3 : value < 10 ? 2 : value < 1000 ? 1 : 0);
 }
 
+/** A fraction as a whole percentage ('' when unknown). */
+export function percent(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? '' : `${(value * 100).toFixed(0)} %`;
+}
+
 export function ratio(value: number | undefined): string {
   return value === undefined || !Number.isFinite(value) ? '' : `${value.toFixed(2)}×`;
 }

@@ -85,6 +85,8 @@ export interface NativeAddon {
    * outside its heap (napi_adjust_external_memory), so that it collects sooner. Returns the thread's new total.
    */
   adjustExternalMemory(bytes: number): number;
+  /** Double-precision flops/s this thread sustains on that path's FMA alone, measured for `seconds` (0 < seconds ≤ 10): the bench's peak (src/peak.c). */
+  fmaPeak(path: NativePathName, seconds: number): number;
 }
 
 /**

@@ -9,6 +9,7 @@
         'src/addon.c',
         'src/advise.c',
         'src/cpu.c',
+        'src/peak.c',
         'src/scan.c',
         'src/scratch.c',
         'src/path_avx2.c',

@@ -22,6 +22,7 @@
 #include "advise.h"
 #include "cpu.h"
 #include "kernel.h"
+#include "peak.h"
 #include "scan.h"
 
 #define ERROR_CODE "ERR_HPAIR_NATIVE"
@@ -343,6 +344,7 @@ NAPI_MODULE_INIT() {
       {"microKernel", NULL, ukr_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adviseHugePages", NULL, advise_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adjustExternalMemory", NULL, external_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fmaPeak", NULL, hpair_fma_peak_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     if (!pending(env)) fail(env, KIND_ERROR, "could not define the exports");
