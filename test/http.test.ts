@@ -196,56 +196,62 @@ test('SIGINT mid-load: running job and stalled upload get 503 or a closed socket
   // The JavaScript kernel, so the long job is still computing when the signal comes on any CPU (native AVX-512
   // finishes it in a tenth of a second).
   const child = await startServiceProcess({ ...CHILD_OPTIONS, kernel: 'js' });
-  const signalledBase = performance.now();
   let stop = false;
-  const outcomes: number[] = [];
-  const normal = async (): Promise<void> => {
-    for (let k = 0; !stop; k++) {
-      try {
-        const res = await normalRequest(child.port, k);
-        outcomes.push(res.status);
-        if (res.status === 200) assertCorrect(res, `request ${k} during shutdown`);
-        else assert.is(res.status, 503, res.body.toString());
-      } catch {
-        outcomes.push(0); // refused or reset once the service stopped listening
-        await sleep(20);
+  try {
+    const signalledBase = performance.now();
+    const outcomes: number[] = [];
+    const normal = async (): Promise<void> => {
+      for (let k = 0; !stop; k++) {
+        try {
+          const res = await normalRequest(child.port, k);
+          outcomes.push(res.status);
+          if (res.status === 200) assertCorrect(res, `request ${k} during shutdown`);
+          else assert.is(res.status, 503, res.body.toString());
+        } catch {
+          outcomes.push(0); // refused or reset once the service stopped listening
+          await sleep(20);
+        }
       }
-    }
-  };
-  const clients = [normal(), normal()];
-  const head = npyBytes(`{'descr': '<c16', 'fortran_order': False, 'shape': (256, 1024), }`, new Uint8Array(1024));
-  const stalled = raw(child.port, `POST / HTTP/1.1\r\nContent-Length: ${4 * MiB + 9000}`, { body: [head], giveUpMs: 8000 });
-  const long = randomProblem(1400, 1600, 3); // 12.5 GFLOP, H of 31 MiB: seconds on two workers of the js kernel
-  let sent!: () => void;
-  const uploaded = new Promise<void>((resolve) => (sent = resolve));
-  const job = new Promise<{ status: number; text: string }>((resolve) => {
-    const req = httpRequest({ host: '127.0.0.1', port: child.port, method: 'POST', path: '/' }, (res) => {
-      let text = '';
-      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on('error', () => resolve({ status: 0, text }));
+    };
+    const clients = [normal(), normal()];
+    const head = npyBytes(`{'descr': '<c16', 'fortran_order': False, 'shape': (256, 1024), }`, new Uint8Array(1024));
+    const stalled = raw(child.port, `POST / HTTP/1.1\r\nContent-Length: ${4 * MiB + 9000}`, { body: [head], giveUpMs: 8000 });
+    const long = randomProblem(1400, 1600, 3); // 12.5 GFLOP, H of 31 MiB: seconds on two workers of the js kernel
+    let sent!: () => void;
+    const uploaded = new Promise<void>((resolve) => (sent = resolve));
+    const job = new Promise<{ status: number; text: string }>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port: child.port, method: 'POST', path: '/' }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', () => resolve({ status: 0, text }));
+      });
+      req.on('error', () => resolve({ status: 0, text: '' }));
+      req.end(npyBody(long), sent);
     });
-    req.on('error', () => resolve({ status: 0, text: '' }));
-    req.end(npyBody(long), sent);
-  });
-  await uploaded;
-  await sleep(300); // the body is in: the job is computing
-  console.log(`  SIGINT sent ${(performance.now() - signalledBase).toFixed(0)} ms into the test, 300 ms after the long job's body was sent`);
-  const signalled = performance.now();
-  child.process.kill('SIGINT');
-  const code = await child.exited;
-  const exitMs = performance.now() - signalled;
-  stop = true;
-  await Promise.all(clients);
-  console.log(`  SIGINT: exited ${code} after ${exitMs.toFixed(0)} ms; answers during the test: ${outcomes.filter((s) => s === 200).length} × 200, ${outcomes.filter((s) => s === 503).length} × 503, ${outcomes.filter((s) => s === 0).length} refused`);
-  assert.is(code, 0, child.stderr());
-  assert.ok(exitMs < CHILD_OPTIONS.shutdownTimeout + 1500, `the service took ${exitMs.toFixed(0)} ms to exit`);
-  const answer = await job;
-  assert.ok(answer.status === 503 || answer.status === 0, `the running job's client got ${answer.status}`);
-  if (answer.status === 503) assert.match(answer.text, /shutting down/);
-  const upload = await stalled;
-  assert.ok(upload.status === 503 || upload.status === 0, `the stalled upload got ${upload.status}`);
-  assert.ok(upload.closedMs < Infinity, 'the stalled upload was never closed');
+    await uploaded;
+    await sleep(300); // the body is in: the job is computing
+    console.log(`  SIGINT sent ${(performance.now() - signalledBase).toFixed(0)} ms into the test, 300 ms after the long job's body was sent`);
+    const signalled = performance.now();
+    child.process.kill('SIGINT');
+    const code = await child.exited;
+    const exitMs = performance.now() - signalled;
+    stop = true;
+    await Promise.all(clients);
+    console.log(`  SIGINT: exited ${code} after ${exitMs.toFixed(0)} ms; answers during the test: ${outcomes.filter((s) => s === 200).length} × 200, ${outcomes.filter((s) => s === 503).length} × 503, ${outcomes.filter((s) => s === 0).length} refused`);
+    assert.is(code, 0, child.stderr());
+    assert.ok(exitMs < CHILD_OPTIONS.shutdownTimeout + 1500, `the service took ${exitMs.toFixed(0)} ms to exit`);
+    const answer = await job;
+    assert.ok(answer.status === 503 || answer.status === 0, `the running job's client got ${answer.status}`);
+    if (answer.status === 503) assert.match(answer.text, /shutting down/);
+    const upload = await stalled;
+    assert.ok(upload.status === 503 || upload.status === 0, `the stalled upload got ${upload.status}`);
+    assert.ok(upload.closedMs < Infinity, 'the stalled upload was never closed');
+  } finally {
+    stop = true;
+    child.process.kill('SIGKILL'); // no-op once it has exited
+    await child.exited;
+  }
 });
 
 test.run();

@@ -6,6 +6,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statS
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { track } from './helpers/children.js';
 import { cliPath, fixturesDir } from './helpers/support.js';
 import { journalIds, problemOnDisk, workDir } from './helpers/out-of-core.js';
 
@@ -27,12 +28,18 @@ function cli(...args: string[]): Promise<Run> {
 
 /** Starts the CLI; `stop(signal)` sends a signal, `done` resolves with its exit. */
 function start(...args: string[]): { done: Promise<Run>; stop: (signal: NodeJS.Signals) => void } {
-  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = track(spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<Run>((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal === null ? -1 : 128), stdout, stderr })));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000); // a run that hangs fails its test instead of the suite
+  const done = new Promise<Run>((resolve) =>
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal === null ? -1 : 128), stdout, stderr });
+    }),
+  );
   return { done, stop: (signal) => child.kill(signal) };
 }
 

@@ -12,7 +12,7 @@ import * as assert from 'uvu/assert';
 const test = suite('package');
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const require = createRequire(import.meta.url);
-const readme = readFileSync(join(root, 'README.md'), 'utf8');
+const readme = readFileSync(join(root, 'docs', 'api.md'), 'utf8'); // the page with the bundling recipe
 let scratch = '';
 let tarball = '';
 
@@ -26,7 +26,7 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
 
 function recipe(name: string): string {
   const match = new RegExp(`<!-- recipe: ${name} -->\\s*\`\`\`js\\n([\\s\\S]*?)\`\`\``).exec(readme);
-  assert.ok(match, `README has no recipe '${name}'`);
+  assert.ok(match, `docs/api.md has no recipe '${name}'`);
   return match![1];
 }
 
