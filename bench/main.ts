@@ -35,6 +35,7 @@ import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind } from './pyth
 import { blasEnvironment, chooseBlasCore } from './blas-core.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
 import { pairedScaling, type ScalingRow } from './scaling.js';
+import { writeMarkdownReport } from './report.js';
 import { markdownTable, ms, pairedRatio, progress, ratio, summarize, textTable, type Summary } from './stats.js';
 
 let options: BenchOptions | undefined;
@@ -621,4 +622,4 @@ const record = {
   sink,
 };
 writeFileSync(opts.out, `${JSON.stringify(record, null, 2)}\n`);
-process.stderr.write(`results written to ${opts.out}\n`);
+process.stderr.write(`results written to ${opts.out} and ${writeMarkdownReport(opts.out, record)}\n`);
