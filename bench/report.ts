@@ -33,7 +33,6 @@ interface BenchRecord {
   blasCore?: { coretype?: string; inherited?: string; how?: string; probes?: { candidate: string; core?: string; ms?: number; error?: string }[] } | null;
   flopsFormula?: string;
   realFlopsFormula?: string;
-  spread?: string;
   rows?: BenchRow[];
   scaling?: { n: number; what: string; workers: number; ratio: number; paired?: number; rounds: number }[];
   bitIdentity?: { n: number; m: number; kernel: string; workers: number[]; schedules?: string[]; identical: boolean }[];
@@ -118,7 +117,7 @@ export function markdownReport(record: BenchRecord): string {
   if (rows.length > 0) {
     out.push('## H against numpy and zherk', '');
     out.push(
-      `Median and p25–p75 of each entry's samples${record.spread === undefined ? '' : ` (${record.spread})`}. GFLOP/s counts useful work, ${record.flopsFormula ?? '8·(N−1)·N/2·(M−1)'} flops, except the dgemm row (its own real rate). × numpy and × zherk: the peer's median over this entry's, like for like; paired: the median over rounds of the same round's ratio; others' CPU: the share of the cores other processes used during that group.`,
+      `Median and p25–p75 of each entry's samples. GFLOP/s counts useful work, ${record.flopsFormula ?? '8·(N−1)·N/2·(M−1)'} flops, except the dgemm row (its own real rate). × numpy and × zherk: the peer's median over this entry's, like for like; paired: the median over rounds of the same round's ratio; others' CPU: the share of the cores other processes used during that group.`,
       '',
     );
     out.push(

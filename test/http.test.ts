@@ -1,4 +1,4 @@
-// The README's service (examples/service.mjs) on loopback: a bounded load test with every answer checked,
+// The example service (examples/service.mjs) on loopback: a bounded load test with every answer checked,
 // bad bodies answered 4xx, a client that disconnects has its job aborted; then the same load in a child
 // process alongside hostile clients (slow readers, stalled uploads, amplification, oversize Content-Length),
 // with its peak RSS bounded, and a SIGINT mid-load after which it must exit within its shutdown bound.
@@ -111,9 +111,9 @@ const CHILD_OPTIONS = {
   shutdownTimeout: 1000,
 };
 /**
- * Peak RSS allowed for the child, in MiB: Node and two workers (~70 MiB measured idle), what maxMemoryBytes
- * lets requests hold at once (160 MiB), socket buffers and garbage not yet collected. Before the fix, slow
- * readers alone pinned 22 MiB each for as long as they liked.
+ * Peak RSS allowed for the child, in MiB: Node and two workers idle (the test logs it), what maxMemoryBytes
+ * lets requests hold at once (160 MiB), socket buffers and garbage not yet collected. A service that let slow
+ * readers pin their 22 MiB answers for as long as they liked would not stay under it.
  */
 const RSS_BOUND_MIB = 420;
 

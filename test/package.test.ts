@@ -115,7 +115,7 @@ export {};
   }
 });
 
-test("the README's esbuild recipe: a bundled app runs from another folder", async () => {
+test("the esbuild recipe of docs/api.md: a bundled app runs from another folder", async () => {
   const project = join(scratch, 'app');
   writeFileSync(join(project, 'build-app.mjs'), recipe('bundling-build').replace("from 'esbuild'", `from ${JSON.stringify(require.resolve('esbuild'))}`));
   writeFileSync(join(project, 'app.mjs'), recipe('bundling-app'));
