@@ -14,6 +14,8 @@ interface Closable {
 
 interface Registry {
   readonly children: Set<ChildProcess>;
+  /** Children meant to live until the process ends (a Redis the suites share): stopped, not reported. */
+  readonly shared: Set<ChildProcess>;
   readonly servers: Set<Closable>;
   readonly skips: string[];
 }
@@ -22,7 +24,7 @@ const KEY = Symbol.for('hpair.test.guard');
 const registry: Registry = ((globalThis as Record<symbol, unknown>)[KEY] as Registry | undefined) ?? install();
 
 function install(): Registry {
-  const created: Registry = { children: new Set(), servers: new Set(), skips: [] };
+  const created: Registry = { children: new Set(), shared: new Set(), servers: new Set(), skips: [] };
   (globalThis as Record<symbol, unknown>)[KEY] = created;
   // 'exit' also runs after an uncaught exception; a kill is synchronous, so it completes here.
   process.on('exit', () => {
@@ -38,10 +40,17 @@ function install(): Registry {
   return created;
 }
 
-/** Registers a child process; it leaves the registry when it exits. Returns the child. */
-export function track<T extends ChildProcess>(child: T): T {
+/**
+ * Registers a child process; it leaves the registry when it exits. Returns the child. `sharedUntilExit`: it is
+ * meant to outlive every test (a server the suites share), so stopping it at the end is no leak to report.
+ */
+export function track<T extends ChildProcess>(child: T, sharedUntilExit = false): T {
   registry.children.add(child);
-  child.once('exit', () => registry.children.delete(child));
+  if (sharedUntilExit) registry.shared.add(child);
+  child.once('exit', () => {
+    registry.children.delete(child);
+    registry.shared.delete(child);
+  });
   return child;
 }
 
@@ -123,17 +132,20 @@ export function stopEverything(): string[] {
     }
   }
   registry.servers.clear();
+  const quiet = new Set<number>();
   for (const child of registry.children) {
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      left.push(`${child.pid} ${child.spawnargs.join(' ')}`);
+      if (registry.shared.has(child)) quiet.add(child.pid);
+      else left.push(`${child.pid} ${child.spawnargs.join(' ')}`);
       child.kill('SIGKILL');
     }
   }
   registry.children.clear();
+  registry.shared.clear();
   for (const { pid, command } of descendants()) {
     try {
       process.kill(pid, 'SIGKILL');
-      if (!left.some((line) => line.startsWith(`${pid} `))) left.push(`${pid} ${command}`);
+      if (!quiet.has(pid) && !left.some((line) => line.startsWith(`${pid} `))) left.push(`${pid} ${command}`);
     } catch {
       // Gone already.
     }

@@ -61,7 +61,7 @@ export interface RedisServer {
 }
 
 /** Starts redis-server on a free loopback port, without persistence (a restart loses every key). */
-export async function startRedis(binary: string, port?: number): Promise<RedisServer> {
+export async function startRedis(binary: string, port?: number, sharedUntilExit = false): Promise<RedisServer> {
   const chosen = port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'hpair-redis-'));
   let child: ChildProcess | undefined;
@@ -73,6 +73,7 @@ export async function startRedis(binary: string, port?: number): Promise<RedisSe
         spawn(binary, ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'], {
           stdio: 'ignore',
         }),
+        sharedUntilExit,
       );
       // Not a reason to stay alive: the test Redis that testRedisUrl() shares is never stopped by a test, and
       // kept `npm test` from exiting after its last test. The suite-level guard (helpers/children.ts) kills it.
@@ -107,7 +108,7 @@ export function testRedisUrl(): Promise<string | undefined> {
     if (given !== undefined && given !== '') return given;
     const binary = redisServerBinary();
     if (binary === undefined) return undefined;
-    return (await startRedis(binary)).url;
+    return (await startRedis(binary, undefined, true)).url;
   })();
   return shared;
 }
