@@ -10,6 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { skip, track } from './helpers/children.js';
 import { cliPath } from './helpers/support.js';
+import { testRedisUrl } from './helpers/redis.js';
 
 const test = suite('readme');
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -28,6 +29,9 @@ chmodSync(join(bin, 'hpair'), 0o755);
 process.once('exit', () => rmSync(bin, { recursive: true, force: true }));
 
 // A probe, not a test: bounded by its own timeout.
+// Examples of hpair/cluster get a Redis: HPAIR_TEST_REDIS, or one started for the suite (helpers/redis.ts).
+const needsRedis = (code: string): boolean => code.includes("'hpair/cluster'");
+const redis = examples.some(({ code }) => needsRedis(code)) ? await testRedisUrl() : undefined;
 const numpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore', timeout: 30_000 }).status === 0;
 
 test('the README and every docs page with code have runnable examples', () => {
@@ -49,8 +53,12 @@ function run(command: string, args: string[], options: { cwd?: string; env?: Nod
 
 for (const { page, name, language, code } of examples) {
   const title = `${page} example '${name}' runs and prints what it says`;
-  if (language === 'sh' && /\bpython3\b/.test(code) && !numpy) {
+  if (/\bpython3\b/.test(code) && !numpy) {
     skip('readme', title, 'python3 with numpy is not installed');
+    continue;
+  }
+  if (needsRedis(code) && redis === undefined) {
+    skip('readme', title, 'no Redis: no HPAIR_TEST_REDIS and no redis-server (apt-get install redis-server)');
     continue;
   }
   test(title, async () => {
@@ -59,7 +67,7 @@ for (const { page, name, language, code } of examples) {
     if (language === 'js') {
       const file = `${dir}${name}.mjs`;
       writeFileSync(file, code);
-      result = await run(process.execPath, [file], {});
+      result = await run(process.execPath, [file], { env: { ...process.env, ...(redis === undefined ? {} : { REDIS_URL: redis }) } });
     } else {
       const scratch = mkdtempSync(join(tmpdir(), `hpair-docs-${name}-`));
       try {
