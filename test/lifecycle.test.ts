@@ -57,7 +57,8 @@ test('the main thread only waits while a big job runs: its busy time is a small 
   try {
     const share = await observeMainThread(() => pool.hermitian(expp, distance));
     console.log(`  ${describeShare(`${size}×${size} on ${pool.kernel}`, share)}`);
-    assert.ok(share.mainCpuMs <= 0.1 * share.processCpuMs, describeShare('the main thread was busy', share));
+    // Were the job computed on the calling thread, its CPU time would be most of the process's.
+    assert.ok(share.mainCpuMs <= 0.25 * share.processCpuMs, describeShare('the main thread was busy', share));
     // Timers kept firing through the job: the loop turned all along, it was not only free at the end.
     assert.ok(ticks >= 2, `a 10 ms timer fired ${ticks} times during the job`);
   } finally {
