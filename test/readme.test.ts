@@ -28,10 +28,10 @@ writeFileSync(join(bin, 'hpair'), `#!/bin/sh\nexec "${process.execPath}" "${cliP
 chmodSync(join(bin, 'hpair'), 0o755);
 process.once('exit', () => rmSync(bin, { recursive: true, force: true }));
 
-// A probe, not a test: bounded by its own timeout.
 // Examples of hpair/cluster get a Redis: HPAIR_TEST_REDIS, or one started for the suite (helpers/redis.ts).
 const needsRedis = (code: string): boolean => code.includes("'hpair/cluster'");
 const redis = examples.some(({ code }) => needsRedis(code)) ? await testRedisUrl() : undefined;
+// A probe, not a test: bounded by its own timeout.
 const numpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore', timeout: 30_000 }).status === 0;
 
 test('the README and every docs page with code have runnable examples', () => {
