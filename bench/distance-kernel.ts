@@ -1,4 +1,4 @@
-// The distance-matrix kernel of the README, shared by hpair's and piscina's side of the comparison so
+// The distance-matrix kernel of docs/api.md, shared by hpair's and piscina's side of the comparison so
 // both run the same arithmetic: Euclidean distances for the pairs j ≤ i of one tile.
 import { defineKernel } from 'hpair';
 

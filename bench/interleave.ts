@@ -19,11 +19,11 @@ export interface InterleaveOptions {
   /** Keep sampling past minSamples until the group has run this long. */
   timeSeconds: number;
   /**
-   * Idle pause whenever the run switches side. OpenBLAS's threads spin (sched_yield) for ~2^28 cycles
-   * (~0.1 s) after each call before they sleep, so an hpair sample started right after a numpy sample
-   * shares the cores with them (measured here: N = M = 512 on 2 workers, 116–120 ms right after numpy
-   * against 80 ms after a pause). Pausing on every switch, either way, starts both sides from idle. The
-   * Python side is two sides when numpy and scipy bundle an OpenBLAS copy each: each copy has its own threads.
+   * Idle pause whenever the run switches side. OpenBLAS's threads spin (sched_yield) for a while after each
+   * call before they sleep, so an hpair sample started right after a numpy sample shares the cores with them
+   * (`--settle 0` shows it in the small sizes' hpair rows). Pausing on every switch, either way, starts both
+   * sides from idle. The Python side is two sides when numpy and scipy bundle an OpenBLAS copy each: each copy
+   * has its own threads.
    */
   settleMs: number;
   /** Target length of one entry's block of samples in a round, ms (default 100). */

@@ -42,6 +42,7 @@ import { blasEnvironment, chooseBlasCore } from './blas-core.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
 import { coldStart, type ColdStart } from './cold-start.js';
 import { pairedScaling, type ScalingRow } from './scaling.js';
+import { writeMarkdownReport } from './report.js';
 import { markdownTable, ms, pairedRatio, percent, progress, ratio, summarize, textTable, type Summary } from './stats.js';
 
 let options: BenchOptions | undefined;
@@ -843,7 +844,7 @@ const record = {
   sink,
 };
 writeFileSync(opts.out, `${JSON.stringify(record, null, 2)}\n`);
-process.stderr.write(`results written to ${opts.out}\n`);
+process.stderr.write(`results written to ${opts.out} and ${writeMarkdownReport(opts.out, record)}\n`);
 if (peerFailures.length > 0) {
   process.stderr.write(`bench: the peer check failed, so this run's peer figures are not fit to publish:\n${peerFailures.map((failure) => `  - ${failure}\n`).join('')}`);
   process.exitCode = 1;

@@ -1,5 +1,5 @@
-// How soon dropped results give their memory back, and what a fresh page costs: the figures behind README's
-// "In a service" (Memory). `npm run bench:release`; `HPAIR_NATIVE_ADDON=/nonexistent npm run bench:release` runs
+// How soon dropped results give their memory back, and what a fresh page costs: the measurements behind
+// docs/services.md's "Memory". `npm run bench:release`; `HPAIR_NATIVE_ADDON=/nonexistent npm run bench:release` runs
 // it without the native addon (the ballast fallback of workers/gc-weight.ts).
 //
 //   sab-drop    64 MiB SharedArrayBuffers made and dropped one at a time on this thread, never touched: how

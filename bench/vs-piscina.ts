@@ -1,4 +1,4 @@
-// The README's distance-matrix kernel (n points in `dim` dimensions, 64×64 tiles of the lower triangle,
+// docs/api.md's distance-matrix kernel (n points in `dim` dimensions, 64×64 tiles of the lower triangle,
 // mirrored) on hpair against the same kernel on piscina, same inputs, same tiles, interleaved in one run,
 // all results checked identical. piscina runs it two ways:
 //

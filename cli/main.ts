@@ -21,7 +21,7 @@ import { packageVersion } from './version.js';
 import { didYouMean, parseCommand, type CommandSpec } from './help.js';
 import { doctorCommand } from './doctor.js';
 
-/** The demo's default N = M: about a second of work on two cores with a native kernel (0.8 s on native-avx512, Zen 5), a few with WebAssembly (~5 s). */
+/** The demo's default N = M: 116 GFLOP, about a second on two cores with a native kernel and several with WebAssembly (`hpair demo --json` says how long here). */
 const DEMO_SIZE = 3072;
 /** How long to wait for the other end of a FIFO, by default (seconds). */
 const FIFO_TIMEOUT = 30;

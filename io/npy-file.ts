@@ -55,8 +55,8 @@ const isLittleEndianHost = new Uint8Array(new Float64Array([1]).buffer)[7] === 0
 /** Reads in flight at once (libuv runs 4 by default). */
 const PARALLEL_READS = 4;
 /**
- * What a read costs beyond its bytes, in bytes (a system call and a trip through libuv, ~10 µs, read about this
- * much from the page cache): Fortran-order columns longer than a run plus this are read run by run.
+ * What a read costs beyond its bytes, in bytes (a system call and a trip through libuv take about as long as
+ * reading this much from the page cache): Fortran-order columns longer than a run plus this are read run by run.
  */
 const SEPARATE_READ_BYTES = 32768;
 

@@ -102,7 +102,7 @@ function openFailure(verb: string, what: string, error: unknown): HpairError {
 }
 
 const isLittleEndianHost = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
-/** Bytes written between two turns of the event loop (writes are synchronous system calls, ~10 µs each). */
+/** Bytes written between two turns of the event loop (writes are synchronous system calls). */
 const WRITE_SLICE = 8 << 20;
 /** The mirror is transposed through a staging strip of at most this many bytes. */
 export const MIRROR_STAGE_BYTES = 1 << 20;

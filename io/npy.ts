@@ -17,7 +17,7 @@ import { decodeComplexElements, decodeRealElements, type ComplexKind, type Integ
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 /**
  * NumPy itself refuses headers over 10 000 bytes by default, and writes ~128 for these arrays; we allow
- * more, but parsing costs ~130 ns a byte on the caller's thread, so not unboundedly (64 KiB: ~8 ms).
+ * more, but parsing runs on the caller's thread in time proportional to the header, so not unboundedly.
  */
 const MAX_HEADER_BYTES = 1 << 16;
 

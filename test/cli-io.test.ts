@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { track } from './helpers/children.js';
 import { encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy, type ComplexMatrix } from 'hpair';
 import { assertBitIdentical, cliPath, fixture, fixturesDir, randomProblem, relativeError } from './helpers/support.js';
 
@@ -27,7 +28,7 @@ interface Run {
 /** Runs the CLI; `started` sees the child (to signal it), `stdin` is written to its standard input. */
 function cli(args: string[], { env = {}, stdin, started }: { env?: Record<string, string>; stdin?: Uint8Array; started?: (child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
   const begin = performance.now();
-  const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = track(spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }));
   const stdout: Buffer[] = [];
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -46,7 +47,7 @@ function cli(args: string[], { env = {}, stdin, started }: { env?: Record<string
 
 /** A shell command in its own process group, so that kill() ends it and whatever it started. */
 function shell(command: string): { done: Promise<void>; kill(): void } {
-  const child = spawn('sh', ['-c', command], { detached: true, stdio: 'ignore' });
+  const child = track(spawn('sh', ['-c', command], { detached: true, stdio: 'ignore' }));
   const done = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   return {
     done,

@@ -74,9 +74,8 @@ test('progress bar: drawn when stderr is a terminal (whatever stdout is), with p
   // `script` (util-linux) runs the CLI on a pseudo-terminal, as a user's shell would; redirections inside
   // the command take stdout or stderr off the terminal.
   // The bar waits 1 s before its first draw, so the drawn run must last a few seconds on any host: the js kernel
-  // on one worker at N = M = 1600 took 3.7 s on a Zen 5 and would take ~10 s on the Zen 3 (N = 1300 on two
-  // workers took 0.99 s on the Zen 5: no bar at all). The runs that must show no bar last over 1 s too (N = 1300 on
-  // one worker: ~2 s on the Zen 5), or they could not fail.
+  // on one worker at N = M = 1600 (about 13 GFLOP of scalar JavaScript on one thread). The runs that must show no
+  // bar last over 1 s too, or they could not fail.
   const onTty = (redirect: string, extra = '', size = 1600): Promise<string> =>
     new Promise((resolve) => {
       const command = `${process.execPath} ${cliPath} demo --n ${size} --m ${size} --kernel js --workers 1 ${extra} ${redirect}`;

@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import { createPool, encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy, type ComplexMatrix } from 'hpair';
 import { assertBitIdentical, cliPath, randomProblem } from './helpers/support.js';
 import { freePort, redisServerBinary, startRedis, testRedisUrl } from './helpers/redis.js';
+import { track, trackServer, untrackServer } from './helpers/children.js';
 
 const test = suite('cluster');
 const work = mkdtempSync(join(tmpdir(), 'hpair-cluster-'));
@@ -60,17 +61,11 @@ interface Run {
   ms: number;
 }
 
-const children = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
 /** `hpair …` as a child process; `onStart` gets the child (to signal it). */
 function cli(args: string[], onStart?: (child: ChildProcess) => void, timeoutMs = 90_000): Promise<Run> {
   return new Promise((resolve) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
+    const child = track(spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -78,7 +73,6 @@ function cli(args: string[], onStart?: (child: ChildProcess) => void, timeoutMs 
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('close', (code, signal) => {
       clearTimeout(timer);
-      children.delete(child);
       resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
     });
     onStart?.(child);
@@ -96,10 +90,11 @@ interface WorkerProcess {
 }
 
 function startWorker(redis: string, queue: string, extra: string[] = []): WorkerProcess {
-  const child = spawn(process.execPath, [cliPath, 'cluster', 'worker', '--redis', redis, '--queue', queue, '--workers', '1', '--lock-duration', '2000', '--stalled-interval', '500', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
+  const child = track(
+    spawn(process.execPath, [cliPath, 'cluster', 'worker', '--redis', redis, '--queue', queue, '--workers', '1', '--lock-duration', '2000', '--stalled-interval', '500', ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let text = '';
   const waiters: Array<() => void> = [];
   const append = (chunk: Buffer): void => {
@@ -129,9 +124,19 @@ function startWorker(redis: string, queue: string, extra: string[] = []): Worker
     async stop(signal = 'SIGINT') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;
-      children.delete(child);
     },
   };
+}
+
+/** Stops every worker (SIGKILL for one that ignores SIGINT for 10 s): for a test's `finally`. */
+async function stopAll(workers: readonly WorkerProcess[]): Promise<void> {
+  await Promise.all(
+    workers.map(async (w) => {
+      const late = setTimeout(() => w.child.kill('SIGKILL'), 10_000);
+      await w.stop();
+      clearTimeout(late);
+    }),
+  );
 }
 
 function assertSameH(path: string, reference: ComplexMatrix, what: string): void {
@@ -165,41 +170,46 @@ test('bad URLs and unreachable Redis: one clear line, exit 2, within seconds, no
   const out = join(work, 'unreachable.npy');
   const closed = await freePort(); // nothing listens there
   // A server that accepts and never answers, and one that answers in another protocol.
-  const silent: Server = createServer(() => undefined).listen(0, '127.0.0.1');
-  const chatty: Server = createServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n')).listen(0, '127.0.0.1');
-  await Promise.all([silent, chatty].map((server) => new Promise((resolve) => server.once('listening', resolve))));
-  const portOf = (server: Server): number => (server.address() as { port: number }).port;
-  const cases: Array<[string, RegExp, number]> = [
-    ['not a url', /is not a Redis URL \(it does not parse as a URL/, 3_000],
-    ['http://127.0.0.1:6379', /is not a Redis URL \(the scheme is 'http'/, 3_000],
-    ['redis://127.0.0.1:99999', /port '99999' is not 1–65535/, 3_000],
-    ['redis://127.0.0.1:6379/abc', /is not a database number/, 3_000],
-    [`redis://127.0.0.1:${closed}`, /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+: connection refused/, 8_000],
-    [`redis://127.0.0.1:${portOf(silent)}`, /cannot reach Redis at .*(no answer|timed out)/, 8_000],
-    [`redis://127.0.0.1:${portOf(chatty)}`, /cannot reach Redis at .*: /, 8_000],
-  ];
-  const runs = cases.flatMap(([redis, message, bound], k) => [
-    { args: ['cluster', 'submit', '--redis', redis, '--expp', p.expp, '--distance', p.distance, '--out', out, '--connect-timeout', '2000'], message, bound },
-    // The worker parses and connects the same way: two of the cases suffice.
-    ...(k === 0 || k === 4 ? [{ args: ['cluster', 'worker', '--redis', redis, '--workers', '1', '--connect-timeout', '2000'], message, bound }] : []),
-  ]);
-  // Two at a time: each waits on a socket, not on a core.
-  for (let k = 0; k < runs.length; k += 2) {
-    await Promise.all(runs.slice(k, k + 2).map(async ({ args, message, bound }) => {
-      const redis = args[3];
-      const run = await cli(args, undefined, 20_000);
-      assert.is(run.code, 2, `${args[1]} ${redis}: exit ${run.code} ${run.signal}\n${run.stderr}`);
-      assert.match(run.stderr, message, `${args[1]} ${redis}`);
-      assert.is(run.stderr.trim().split('\n').length, 1, `one line: ${run.stderr}`);
-      assert.ok(run.ms < bound, `${args[1]} ${redis} took ${run.ms.toFixed(0)} ms (bound ${bound})`);
-    }));
+  const silent: Server = trackServer(createServer(() => undefined).listen(0, '127.0.0.1'));
+  const chatty: Server = trackServer(createServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n')).listen(0, '127.0.0.1'));
+  try {
+    await Promise.all([silent, chatty].map((server) => new Promise((resolve) => server.once('listening', resolve))));
+    const portOf = (server: Server): number => (server.address() as { port: number }).port;
+    const cases: Array<[string, RegExp, number]> = [
+      ['not a url', /is not a Redis URL \(it does not parse as a URL/, 3_000],
+      ['http://127.0.0.1:6379', /is not a Redis URL \(the scheme is 'http'/, 3_000],
+      ['redis://127.0.0.1:99999', /port '99999' is not 1–65535/, 3_000],
+      ['redis://127.0.0.1:6379/abc', /is not a database number/, 3_000],
+      [`redis://127.0.0.1:${closed}`, /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+: connection refused/, 8_000],
+      [`redis://127.0.0.1:${portOf(silent)}`, /cannot reach Redis at .*(no answer|timed out)/, 8_000],
+      [`redis://127.0.0.1:${portOf(chatty)}`, /cannot reach Redis at .*: /, 8_000],
+    ];
+    const runs = cases.flatMap(([redis, message, bound], k) => [
+      { args: ['cluster', 'submit', '--redis', redis, '--expp', p.expp, '--distance', p.distance, '--out', out, '--connect-timeout', '2000'], message, bound },
+      // The worker parses and connects the same way: two of the cases suffice.
+      ...(k === 0 || k === 4 ? [{ args: ['cluster', 'worker', '--redis', redis, '--workers', '1', '--connect-timeout', '2000'], message, bound }] : []),
+    ]);
+    // Two at a time: each waits on a socket, not on a core.
+    for (let k = 0; k < runs.length; k += 2) {
+      await Promise.all(runs.slice(k, k + 2).map(async ({ args, message, bound }) => {
+        const redis = args[3];
+        const run = await cli(args, undefined, 20_000);
+        assert.is(run.code, 2, `${args[1]} ${redis}: exit ${run.code} ${run.signal}\n${run.stderr}`);
+        assert.match(run.stderr, message, `${args[1]} ${redis}`);
+        assert.is(run.stderr.trim().split('\n').length, 1, `one line: ${run.stderr}`);
+        assert.ok(run.ms < bound, `${args[1]} ${redis} took ${run.ms.toFixed(0)} ms (bound ${bound})`);
+      }));
+    }
+    for (const name of [out, `${out}.partial`, `${out}.journal`]) assert.not.ok(existsSync(name), `${name} exists`);
+    const usage = await cli(['cluster', 'submit', '--expp', p.expp]);
+    assert.is(usage.code, 2);
+    assert.match(usage.stderr, /needs --redis/);
+  } finally {
+    for (const server of [silent, chatty]) {
+      server.close();
+      untrackServer(server);
+    }
   }
-  for (const name of [out, `${out}.partial`, `${out}.journal`]) assert.not.ok(existsSync(name), `${name} exists`);
-  const usage = await cli(['cluster', 'submit', '--expp', p.expp]);
-  assert.is(usage.code, 2);
-  assert.match(usage.stderr, /needs --redis/);
-  silent.close();
-  chatty.close();
 });
 
 test('without bullmq installed: hpair/cluster still imports, and using it fails at once with the install command', async () => {
@@ -209,14 +219,14 @@ test('without bullmq installed: hpair/cluster still imports, and using it fails 
   for (const name of readdirSync(dist)) if (/\.(js|cjs)$/.test(name)) copyFileSync(join(dist, name), join(bare, name));
   const script = `import('${pathToFileURL(join(bare, 'cluster.js')).href}').then((m) => m.createClusterWorker({ connection: 'redis://127.0.0.1:1' })).then(() => process.exit(3), (e) => { console.log(e.code + ': ' + e.message); process.exit(0); })`;
   const library = await new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: bare, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = track(spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: bare, stdio: ['ignore', 'pipe', 'inherit'] }));
     let text = '';
     child.stdout.on('data', (chunk: Buffer) => (text += chunk));
     child.once('close', () => resolve(text));
   });
   assert.match(library, /^INVALID_ARGUMENT: hpair cluster needs the optional peer dependency 'bullmq', which is not installed: npm install bullmq ioredis/);
   const run = await new Promise<Run>((resolve) => {
-    const child = spawn(process.execPath, [join(bare, 'cli.js'), 'cluster', 'worker', '--redis', 'redis://127.0.0.1:1'], { cwd: bare, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = track(spawn(process.execPath, [join(bare, 'cli.js'), 'cluster', 'worker', '--redis', 'redis://127.0.0.1:1'], { cwd: bare, stdio: ['ignore', 'pipe', 'pipe'] }));
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
     child.once('close', (code, signal) => resolve({ code, signal, stdout: '', stderr, ms: 0 }));
@@ -229,10 +239,14 @@ withRedis('three worker processes compute H bit-identical to pool.hermitian; the
   const p = await problem(401, 300, 2);
   const queue = newQueue();
   const workers = [0, 1, 2].map(() => startWorker(url!, queue));
-  await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
   const out = join(work, 'three.npy');
-  const summary = summaryOf(await cli(submitArgs(url!, queue, p, out, 64)));
-  await Promise.all(workers.map((w) => w.stop()));
+  let summary: Record<string, unknown>;
+  try {
+    await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
+    summary = summaryOf(await cli(submitArgs(url!, queue, p, out, 64)));
+  } finally {
+    await stopAll(workers);
+  }
   assertSameH(out, p.h, 'three workers');
   assert.is(summary.blocks, 28);
   assert.is(summary.computed, 28);
@@ -253,10 +267,14 @@ withRedis('a NaN in expp fails its block at once (no retries) and submit stops w
   writeFileSync(files.distance, encodeFloat64VectorNpy(distance));
   const queue = newQueue();
   const worker = startWorker(url!, queue);
-  await worker.waitFor(/waiting for blocks/);
   const out = join(work, 'nan.npy');
-  const run = await cli(['cluster', 'submit', '--redis', url!, '--queue', queue, '--expp', files.expp, '--distance', files.distance, '--out', out, '--block', '50']);
-  await worker.stop();
+  let run: Run;
+  try {
+    await worker.waitFor(/waiting for blocks/);
+    run = await cli(['cluster', 'submit', '--redis', url!, '--queue', queue, '--expp', files.expp, '--distance', files.distance, '--out', out, '--block', '50']);
+  } finally {
+    await stopAll([worker]);
+  }
   assert.is(run.code, 2, run.stderr);
   assert.match(run.stderr, /^hpair: expp\[150, 7\] has a non-finite imaginary part \(NaN\).*\(block \d+\); \d+ of 10 blocks are in/);
   assert.ok(run.ms < 20_000, `took ${run.ms.toFixed(0)} ms: the block must not be retried with backoff`);
@@ -267,15 +285,18 @@ withRedis('a worker killed with SIGKILL mid-block: its block is taken over after
   const p = await problem(961, 1200, 3);
   const queue = newQueue();
   const [victim, survivor] = [startWorker(url!, queue), startWorker(url!, queue)];
-  await Promise.all([victim, survivor].map((w) => w.waitFor(/waiting for blocks/)));
   const out = join(work, 'killed.npy');
-  const run = cli(submitArgs(url!, queue, p, out, 160));
-  // Right after its first block the victim holds the next one (BullMQ takes it as it completes the first).
-  await victim.waitFor(/^block \d+ .*: read/m);
-  victim.child.kill('SIGKILL');
-  const summary = summaryOf(await run);
-  await survivor.stop();
-  await victim.stop();
+  let summary: Record<string, unknown>;
+  try {
+    await Promise.all([victim, survivor].map((w) => w.waitFor(/waiting for blocks/)));
+    const run = cli(submitArgs(url!, queue, p, out, 160));
+    // Right after its first block the victim holds the next one (BullMQ takes it as it completes the first).
+    await victim.waitFor(/^block \d+ .*: read/m);
+    victim.child.kill('SIGKILL');
+    summary = summaryOf(await run);
+  } finally {
+    await stopAll([survivor, victim]);
+  }
   assertSameH(out, p.h, 'after a kill');
   assert.is(summary.computed, 21);
   assert.ok((summary.retries as number) >= 1, `retries ${String(summary.retries)}: the killed worker's block was taken over`);
@@ -286,16 +307,20 @@ withOwnRedis('Redis restarted mid-run, losing every key: the submitter re-adds t
   const p = await problem(961, 1200, 3);
   const queue = newQueue();
   const workers = [startWorker(redis.url, queue), startWorker(redis.url, queue)];
-  await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
   const out = join(work, 'restart.npy');
-  const run = cli(submitArgs(redis.url, queue, p, out, 160));
-  await workers[0].waitFor(/^block \d+ .*: read/m);
-  await redis.stop();
-  await new Promise((resolve) => setTimeout(resolve, 1_000));
-  await redis.start();
-  const summary = summaryOf(await run);
-  await Promise.all(workers.map((w) => w.stop()));
-  await redis.stop();
+  let summary: Record<string, unknown>;
+  try {
+    await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
+    const run = cli(submitArgs(redis.url, queue, p, out, 160));
+    await workers[0].waitFor(/^block \d+ .*: read/m);
+    await redis.stop();
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await redis.start();
+    summary = summaryOf(await run);
+  } finally {
+    await stopAll(workers);
+    await redis.stop();
+  }
   assertSameH(out, p.h, 'after a Redis restart');
   assert.ok((summary.requeued as number) > 0, `requeued ${String(summary.requeued)}`);
   for (const w of workers) assert.match(w.output(), /lost Redis[\s\S]*Redis is back/);
@@ -305,40 +330,44 @@ withRedis('submit cancelled with SIGINT removes its waiting jobs and keeps the j
   const p = await problem(961, 1200, 3);
   const queue = newQueue();
   const worker = startWorker(url!, queue);
-  await worker.waitFor(/waiting for blocks/);
-  const out = join(work, 'cancelled.npy');
-  const journal = `${out}.journal`;
-  const journaled = (): number => (existsSync(journal) ? readFileSync(journal, 'utf8').trim().split('\n').length - 1 : 0);
-  let sent = 0;
-  const first = await cli(submitArgs(url!, queue, p, out, 160), (child) => {
-    const poll = setInterval(() => {
-      if (journaled() >= 3) {
-        clearInterval(poll);
-        sent = performance.now();
-        child.kill('SIGINT');
-      }
-    }, 20);
-    child.once('close', () => clearInterval(poll));
-  });
-  const exitMs = performance.now() - sent;
-  assert.is(first.code, 130, first.stderr);
-  assert.match(first.stderr, /^hpair: cancelled: \d+ waiting blocks removed from the queue.*run the same command again to resume/);
-  assert.ok(exitMs < 5_000, `exit took ${exitMs.toFixed(0)} ms after SIGINT`);
-  assert.ok(existsSync(`${out}.partial`) && existsSync(journal), 'partial output and journal stay');
-  assert.not.ok(existsSync(out));
-  const before = journaled();
-  assert.ok(before >= 3 && before < 21, `journaled ${before}`);
-  // The waiting jobs are gone: the worker finishes at most the block it holds, then idles.
-  await new Promise((resolve) => setTimeout(resolve, 1_500));
-  const doneWhileCancelled = worker.blocks().length;
-  assert.ok(doneWhileCancelled <= before + 2, `the worker went on with ${doneWhileCancelled} blocks after the cancel (journal had ${before})`);
+  try {
+    await worker.waitFor(/waiting for blocks/);
+    const out = join(work, 'cancelled.npy');
+    const journal = `${out}.journal`;
+    const journaled = (): number => (existsSync(journal) ? readFileSync(journal, 'utf8').trim().split('\n').length - 1 : 0);
+    let sent = 0;
+    const first = await cli(submitArgs(url!, queue, p, out, 160), (child) => {
+      const poll = setInterval(() => {
+        if (journaled() >= 3) {
+          clearInterval(poll);
+          sent = performance.now();
+          child.kill('SIGINT');
+        }
+      }, 20);
+      child.once('close', () => clearInterval(poll));
+    });
+    const exitMs = performance.now() - sent;
+    assert.is(first.code, 130, first.stderr);
+    assert.match(first.stderr, /^hpair: cancelled: \d+ waiting blocks removed from the queue.*run the same command again to resume/);
+    assert.ok(exitMs < 5_000, `exit took ${exitMs.toFixed(0)} ms after SIGINT`);
+    assert.ok(existsSync(`${out}.partial`) && existsSync(journal), 'partial output and journal stay');
+    assert.not.ok(existsSync(out));
+    const before = journaled();
+    assert.ok(before >= 3 && before < 21, `journaled ${before}`);
+    // The waiting jobs are gone: the worker finishes at most the block it holds, then idles.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const doneWhileCancelled = worker.blocks().length;
+    assert.ok(doneWhileCancelled <= before + 2, `the worker went on with ${doneWhileCancelled} blocks after the cancel (journal had ${before})`);
 
-  const second = summaryOf(await cli(submitArgs(url!, queue, p, out, 160)));
-  await worker.stop();
-  assertSameH(out, p.h, 'resumed');
-  assert.is(second.skipped, before);
-  const blocks = worker.blocks().sort((a, b) => a - b);
-  assert.equal(blocks, Array.from({ length: 21 }, (_, k) => k), 'every block computed exactly once over both runs');
+    const second = summaryOf(await cli(submitArgs(url!, queue, p, out, 160)));
+    await worker.stop();
+    assertSameH(out, p.h, 'resumed');
+    assert.is(second.skipped, before);
+    const blocks = worker.blocks().sort((a, b) => a - b);
+    assert.equal(blocks, Array.from({ length: 21 }, (_, k) => k), 'every block computed exactly once over both runs');
+  } finally {
+    await stopAll([worker]);
+  }
 });
 
 withRedis('library: createClusterWorker and submitToCluster in one process over an ioredis client; the main entry never loads BullMQ', async () => {
@@ -347,31 +376,38 @@ withRedis('library: createClusterWorker and submitToCluster in one process over 
   const queue = newQueue();
   const client = await connectRedis(url!);
   const pool = createPool({ workers: 2 });
-  const worker = await createClusterWorker({ connection: client, queue, pool });
-  await worker.ready();
-  const out = join(work, 'library.npy');
-  const seen: number[] = [];
-  const summary = await submitToCluster({ connection: client, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, onProgress: (progress) => seen.push(progress.done) });
-  // An output another run holds (its lock names a live process of this host: our parent) is refused before any
-  // file is written.
-  const held = join(work, 'held.npy');
-  writeFileSync(`${held}.lock`, JSON.stringify({ pid: process.ppid, host: hostname(), since: new Date().toISOString(), token: 'theirs' }));
-  const refusal = await submitToCluster({ connection: client, queue, expp: p.expp, distance: p.distance, out: held, blockSize: 100 }).then(
-    () => undefined,
-    (error: Error & { code?: string }) => error,
-  );
-  assert.is(refusal?.code, 'IO_ERROR');
-  assert.match(String(refusal?.message), /is writing it; if none is, delete .*held\.npy\.lock/);
-  assert.not.ok(existsSync(`${held}.partial`) || existsSync(`${held}.journal`), 'nothing written');
-  await worker.close();
-  assert.not.ok(pool.closed, 'a pool of yours stays open');
-  await pool.close();
-  assert.is(client.status, 'ready', 'a connection of yours stays open');
-  await client.quit();
-  assertSameH(out, p.h, 'library');
-  assert.is(summary.blocks, 10);
-  assert.is(summary.workers.length, 1);
-  assert.is(seen[seen.length - 1], 10);
+  let worker: Awaited<ReturnType<typeof createClusterWorker>> | undefined;
+  try {
+    worker = await createClusterWorker({ connection: client, queue, pool });
+    await worker.ready();
+    const out = join(work, 'library.npy');
+    const seen: number[] = [];
+    const summary = await submitToCluster({ connection: client, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, onProgress: (progress) => seen.push(progress.done) });
+    // An output another run holds (its lock names a live process of this host: our parent) is refused before any
+    // file is written.
+    const held = join(work, 'held.npy');
+    writeFileSync(`${held}.lock`, JSON.stringify({ pid: process.ppid, host: hostname(), since: new Date().toISOString(), token: 'theirs' }));
+    const refusal = await submitToCluster({ connection: client, queue, expp: p.expp, distance: p.distance, out: held, blockSize: 100 }).then(
+      () => undefined,
+      (error: Error & { code?: string }) => error,
+    );
+    assert.is(refusal?.code, 'IO_ERROR');
+    assert.match(String(refusal?.message), /is writing it; if none is, delete .*held\.npy\.lock/);
+    assert.not.ok(existsSync(`${held}.partial`) || existsSync(`${held}.journal`), 'nothing written');
+    await worker.close();
+    assert.not.ok(pool.closed, 'a pool of yours stays open');
+    await pool.close();
+    assert.is(client.status, 'ready', 'a connection of yours stays open');
+    await client.quit();
+    assertSameH(out, p.h, 'library');
+    assert.is(summary.blocks, 10);
+    assert.is(summary.workers.length, 1);
+    assert.is(seen[seen.length - 1], 10);
+  } finally {
+    await worker?.close().catch(() => undefined);
+    await pool.close().catch(() => undefined);
+    if (client.status !== 'end') client.disconnect();
+  }
   // The main entry, and every chunk it imports, names neither bullmq nor ioredis.
   const seenFiles = new Set<string>();
   const visit = (file: URL): void => {

@@ -13,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { hermitianReference, type ComplexMatrix } from 'hpair';
 import { loadNativeAddon, type NativeAddon, type NativePathName } from '../kernel/native/addon.js';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError, seeded } from './helpers/support.js';
+import { skip } from './helpers/children.js';
 
 const test = suite('native kernel');
 
@@ -35,21 +36,26 @@ const info = addon?.info();
 const paths: NativePathName[] = (info?.paths ?? []).filter((p) => p.supported).map((p) => p.name);
 const shape = (name: NativePathName) => info!.paths.find((p) => p.name === name)!;
 
+/**
+ * `test` where `runs` holds; elsewhere the test is not registered, and it is reported as skipped with its reason
+ * (never passed by returning early).
+ */
+function testIf(runs: boolean, reason: () => string): (name: string, fn: () => unknown) => void {
+  return runs ? (name, fn) => test(name, fn as () => void) : (name) => skip('native kernel', name, reason());
+}
+const noAddon = (): string => `the native addon is not loaded here (${loadError || readStatus()?.reason || 'not built'})`;
+const withAddon = testIf(addon !== undefined, noAddon);
+
 function hasCompiler(): boolean {
   const cc = (process.env.CC || 'cc').trim().split(/\s+/);
   const probe = spawnSync(cc[0], [...cc.slice(1), '--version'], { encoding: 'utf8' });
   return !probe.error && probe.status === 0;
 }
 
-test('the addon is built and loads wherever it can be (x86-64 with a C compiler)', () => {
-  if (process.env.HPAIR_NO_NATIVE && process.env.HPAIR_NO_NATIVE !== '0') {
-    console.log('  note: HPAIR_NO_NATIVE is set; the native kernel is not expected here');
-    return;
-  }
-  if (process.arch !== 'x64' || !hasCompiler()) {
-    console.log(`  note: ${process.arch}${hasCompiler() ? '' : ' without a C compiler'}: the native kernel is not expected here`);
-    return;
-  }
+const noNativeWanted = process.env.HPAIR_NO_NATIVE !== undefined && process.env.HPAIR_NO_NATIVE !== '' && process.env.HPAIR_NO_NATIVE !== '0';
+testIf(!noNativeWanted && process.arch === 'x64' && hasCompiler(), () =>
+  noNativeWanted ? 'HPAIR_NO_NATIVE is set: the native kernel is not expected here' : `${process.arch}${hasCompiler() ? '' : ' without a C compiler'}: the native kernel is not expected here`,
+)('the addon is built and loads wherever it can be (x86-64 with a C compiler)', () => {
   const status = readStatus();
   assert.ok(status, `${statusFile} is missing: install.mjs did not run (npm ci --ignore-scripts?)`);
   assert.ok(status!.built === true, `the native kernel was silently not built: ${status!.reason}`);
@@ -77,8 +83,7 @@ test('loadNativeAddon() finds the same addon, or says in one line why not', () =
   }
 });
 
-test('info() lists both paths with their shapes, whether they run here and why not', () => {
-  if (!addon) return;
+withAddon('info() lists both paths with their shapes, whether they run here and why not', () => {
   assert.equal(info!.paths.map((p) => p.name), ['avx512', 'avx2']);
   for (const p of info!.paths) {
     assert.type(p.supported, 'boolean');
@@ -274,11 +279,7 @@ for (const name of paths) {
   });
 }
 
-test('avx512 and avx2 give the same bits', () => {
-  if (!(paths.includes('avx512') && paths.includes('avx2'))) {
-    console.log(`  note: skipped, ${paths.length ? `this CPU runs ${paths.join(' and ')} only` : 'no native path runs here'}`);
-    return;
-  }
+testIf(paths.includes('avx512') && paths.includes('avx2'), () => (paths.length ? `this CPU runs ${paths.join(' and ')} only` : 'no native path runs here'))('avx512 and avx2 give the same bits', () => {
   for (const [N, M] of [[38, 300], [131, 261], [97, 530]] as Array<[number, number]>) {
     const { expp, distance } = randomProblem(N, M, N + M);
     assertBitIdentical(tiled('avx512', expp, distance, 48).data, tiled('avx2', expp, distance, 48).data, `N ${N} M ${M}`);
@@ -301,12 +302,10 @@ test('avx512 and avx2 give the same bits', () => {
   for (let i = 0; i < mr; i++) for (let j = 0; j < nr; j++) assert.is(c2[i * nr + j], c512[i * 16 + j]);
 });
 
-test('the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the AVX2 path\'s bits', async () => {
+testIf(paths.includes('avx2') && hasCompiler(), () => (paths.includes('avx2') ? 'no C compiler' : 'the avx2 path does not run here'))(
+  'the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the AVX2 path\'s bits',
+  async () => {
   // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, on any AVX2 machine.
-  if (!paths.includes('avx2') || !hasCompiler()) {
-    console.log('  note: skipped, needs the avx2 path and a C compiler');
-    return;
-  }
   const dir = mkdtempSync(path.join(tmpdir(), 'hpair-check-'));
   try {
     const cc = (process.env.CC || 'cc').trim().split(/\s+/);
@@ -324,7 +323,8 @@ test('the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-ker
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+  },
+);
 
 // ---- argument checks ----
 
@@ -340,8 +340,7 @@ function throwsNative(call: () => void, kind: ErrorConstructor | TypeErrorConstr
   assert.unreachable(`${what}: did not throw`);
 }
 
-test('every bad argument throws (TypeError, RangeError or Error, code ERR_HPAIR_NATIVE) without touching memory', () => {
-  if (!addon) return;
+withAddon('every bad argument throws (TypeError, RangeError or Error, code ERR_HPAIR_NATIVE) without touching memory', () => {
   const name = paths[0];
   const N = 5;
   const M = 4;
@@ -405,15 +404,14 @@ test('every bad argument throws (TypeError, RangeError or Error, code ERR_HPAIR_
   // Still healthy, and nothing was written by the failed calls.
   assert.ok(h.every((v) => v === 0));
   if (name) {
-    addon.hermitianTile(name, e, d, h, N, M, 0, n, 0, n);
-    addon.hermitianTile(name, e, d, h, N, M, n, n, 0, n); // an empty tile is valid
+    addon!.hermitianTile(name, e, d, h, N, M, 0, n, 0, n);
+    addon!.hermitianTile(name, e, d, h, N, M, n, n, 0, n); // an empty tile is valid
   }
 });
 
 // ---- the non-finite scan ----
 
-test('scanNonFinite finds the first NaN/±Infinity at every position and offset, and −1 when there is none', () => {
-  if (!addon) return;
+withAddon('scanNonFinite finds the first NaN/±Infinity at every position and offset, and −1 when there is none', () => {
   const next = seeded(2);
   const values = Float64Array.from({ length: 75 }, () => next() * 1e300);
   values[40] = Number.MAX_VALUE;
@@ -421,13 +419,13 @@ test('scanNonFinite finds the first NaN/±Infinity at every position and offset,
   values[42] = -0;
   for (let start = 0; start < 20; start++) {
     for (const end of [start, start + 1, 37, 64, 75].filter((x) => x >= start)) {
-      assert.is(addon.scanNonFinite(values, start, end), -1, `clean [${start}, ${end})`);
+      assert.is(addon!.scanNonFinite(values, start, end), -1, `clean [${start}, ${end})`);
       for (let at = start; at < end; at++) {
         for (const bad of [NaN, Infinity, -Infinity]) {
           const saved = values[at];
           values[at] = bad;
           if (at + 3 < end) values[at + 3] = NaN; // a later one must not win
-          const found = addon.scanNonFinite(values, start, end);
+          const found = addon!.scanNonFinite(values, start, end);
           values[at] = saved;
           if (at + 3 < end) values[at + 3] = next();
           if (found !== at) assert.unreachable(`[${start}, ${end}) with ${bad} at ${at}: found ${found}`);
@@ -437,8 +435,8 @@ test('scanNonFinite finds the first NaN/±Infinity at every position and offset,
   }
   const shared = new Float64Array(new SharedArrayBuffer(8 * 100), 8 * 7, 50);
   shared[49] = Infinity;
-  assert.is(addon.scanNonFinite(shared, 0, 50), 49);
-  assert.is(addon.scanNonFinite(shared, 0, 49), -1);
+  assert.is(addon!.scanNonFinite(shared, 0, 50), 49);
+  assert.is(addon!.scanNonFinite(shared, 0, 49), -1);
 });
 
 // ---- huge pages ----
@@ -452,38 +450,36 @@ function thpMode(): string | undefined {
   }
 }
 
-test('adviseHugePages advises the 2 MiB-aligned part of a buffer, nothing for one too small, and checks its argument', () => {
-  if (!addon) return;
+withAddon('adviseHugePages advises the 2 MiB-aligned part of a buffer, nothing for one too small, and checks its argument', () => {
   const linux = process.platform === 'linux' && thpMode() !== undefined;
   const big = new Float64Array(new SharedArrayBuffer(64 * 2 ** 20));
-  const advised = addon.adviseHugePages(big);
+  const advised = addon!.adviseHugePages(big);
   if (linux) {
     // The aligned interior: all of it, less at most one huge page lost to alignment at the two ends.
     assert.ok(advised >= 62 * 2 ** 20 && advised <= 64 * 2 ** 20 && advised % 2 ** 21 === 0, `advised ${advised} bytes of 64 MiB`);
   } else {
     assert.is(advised, 0);
   }
-  assert.is(addon.adviseHugePages(new Uint8Array(2 ** 20)), 0, 'a 1 MiB buffer holds no aligned 2 MiB');
-  assert.is(addon.adviseHugePages(new Float64Array(0)), 0);
-  assert.is(addon.adviseHugePages(new Uint8Array(big.buffer, 3, 5 * 2 ** 20)) % 2 ** 21, 0, 'a view at an odd offset');
+  assert.is(addon!.adviseHugePages(new Uint8Array(2 ** 20)), 0, 'a 1 MiB buffer holds no aligned 2 MiB');
+  assert.is(addon!.adviseHugePages(new Float64Array(0)), 0);
+  assert.is(addon!.adviseHugePages(new Uint8Array(big.buffer, 3, 5 * 2 ** 20)) % 2 ** 21, 0, 'a view at an odd offset');
   assert.ok(big.every((v) => v === 0), 'the advice changed a value');
   for (const bad of [new Int32Array(4), new SharedArrayBuffer(16), undefined, 'x']) {
     assert.throws(() => addon!.adviseHugePages(bad as unknown as Uint8Array), (e: Error & { code?: string }) => e instanceof TypeError && e.code === 'ERR_HPAIR_NATIVE');
   }
 });
 
-test("adjustExternalMemory moves the thread's external-memory total by exactly its argument, and checks it", () => {
-  if (!addon) return;
+withAddon("adjustExternalMemory moves the thread's external-memory total by exactly its argument, and checks it", () => {
   // Back to back, with nothing allocated between the calls: V8 moves the same total for its own array buffers
   // (when it sweeps them), so only consecutive answers are compared, and by 1 MiB, far below what starts a
   // collection.
   const step = 2 ** 20;
-  const up = addon.adjustExternalMemory(step);
-  assert.is(addon.adjustExternalMemory(-step), up - step);
+  const up = addon!.adjustExternalMemory(step);
+  assert.is(addon!.adjustExternalMemory(-step), up - step);
   for (const bad of [0.5, Number.NaN, Infinity, 2 ** 60, '1', undefined]) {
-    const before = addon.adjustExternalMemory(0);
+    const before = addon!.adjustExternalMemory(0);
     assert.throws(() => addon!.adjustExternalMemory(bad as number), (e: Error & { code?: string }) => e instanceof TypeError && e.code === 'ERR_HPAIR_NATIVE', String(bad));
-    assert.is(addon.adjustExternalMemory(0), before, `a rejected call (${String(bad)}) changed the total`);
+    assert.is(addon!.adjustExternalMemory(0), before, `a rejected call (${String(bad)}) changed the total`);
   }
 });
 
@@ -505,9 +501,9 @@ function hugeInMappingOf(bytes: number): number {
 }
 
 const thpOffered = (): boolean => addon !== undefined && process.platform === 'linux' && ['always', 'madvise'].includes(thpMode() ?? 'never');
+const withHugePages = testIf(thpOffered(), () => (addon === undefined ? noAddon() : `the OS offers no transparent huge pages (mode ${thpMode() ?? 'unknown'})`));
 
-test("allocateComplexMatrix's big matrix is backed by huge pages where the OS offers them", async () => {
-  if (!thpOffered()) return;
+withHugePages("allocateComplexMatrix's big matrix is backed by huge pages where the OS offers them", async () => {
   const { allocateComplexMatrix } = await import('hpair');
   // ≈ 22 MiB: far enough from the next test's 34 MiB H that neither check can find the other's mapping.
   const m = await allocateComplexMatrix(1199, 1199);
@@ -516,8 +512,7 @@ test("allocateComplexMatrix's big matrix is backed by huge pages where the OS of
   assert.ok(huge >= 16 * 2 ** 20, `only ${huge} bytes of huge pages in the mapping of a ${m.data.byteLength}-byte matrix`);
 });
 
-test("a pool's big H is backed by huge pages where the OS offers them (the memory thread advises it before first touch)", async () => {
-  if (!thpOffered()) return;
+withHugePages("a pool's big H is backed by huge pages where the OS offers them (the memory thread advises it before first touch)", async () => {
   const { createPool, demoProblem } = await import('hpair');
   const pool = createPool({ workers: 2 });
   try {
@@ -550,9 +545,8 @@ test("a pool's big H is backed by huge pages where the OS offers them (the memor
 
 // ---- threads ----
 
-test('loads in worker threads; each thread computes with its own scratch into one shared H', async () => {
+testIf(paths.length > 0, () => (addon === undefined ? noAddon() : 'no native path runs on this CPU'))('loads in worker threads; each thread computes with its own scratch into one shared H', async () => {
   const name = paths[0];
-  if (!name) return;
   const N = 90;
   const M = 70;
   const n = N - 1;

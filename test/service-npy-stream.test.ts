@@ -96,16 +96,13 @@ test('two files back to back: push() stops at the end of the first', () => {
   }
 });
 
-test('a big little-endian complex128 file goes straight into the result (values and speed)', () => {
+test('a big little-endian complex128 file goes straight into the result, bit for bit', () => {
   const m = createComplexMatrix(512, 512);
   const next = seeded(5);
   for (let i = 0; i < m.data.length; i++) m.data[i] = next();
   const bytes = encodeComplexMatrixNpy(m);
-  const started = performance.now();
   const { receiver } = receive('complex-matrix', bytes, [65536]);
-  const elapsed = performance.now() - started;
   assertBitIdentical(receiver.result().data, m.data, '4 MiB');
-  assert.ok(elapsed < 200, `${elapsed.toFixed(1)} ms for 4 MiB`);
 });
 
 test('refusals: the same BAD_NPY messages as the buffered readers, before any allocation', () => {

@@ -3,6 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
+import { track } from './children.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -59,13 +60,8 @@ export interface RedisServer {
   start(): Promise<void>;
 }
 
-const started = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of started) child.kill('SIGKILL');
-});
-
 /** Starts redis-server on a free loopback port, without persistence (a restart loses every key). */
-export async function startRedis(binary: string, port?: number): Promise<RedisServer> {
+export async function startRedis(binary: string, port?: number, sharedUntilExit = false): Promise<RedisServer> {
   const chosen = port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'hpair-redis-'));
   let child: ChildProcess | undefined;
@@ -73,13 +69,15 @@ export async function startRedis(binary: string, port?: number): Promise<RedisSe
     port: chosen,
     url: `redis://127.0.0.1:${chosen}`,
     async start() {
-      child = spawn(binary, ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'], {
-        stdio: 'ignore',
-      });
+      child = track(
+        spawn(binary, ['--port', String(chosen), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'], {
+          stdio: 'ignore',
+        }),
+        sharedUntilExit,
+      );
       // Not a reason to stay alive: the test Redis that testRedisUrl() shares is never stopped by a test, and
-      // kept `npm test` from exiting after its last test. The 'exit' hook above kills it.
+      // kept `npm test` from exiting after its last test. The suite-level guard (helpers/children.ts) kills it.
       child.unref();
-      started.add(child);
       await waitForRedis(chosen);
     },
     async stop() {
@@ -89,7 +87,6 @@ export async function startRedis(binary: string, port?: number): Promise<RedisSe
       running.ref(); // so that waiting for its exit keeps this process alive
       running.kill('SIGTERM');
       await exited;
-      started.delete(running);
       child = undefined;
     },
   };
@@ -111,7 +108,7 @@ export function testRedisUrl(): Promise<string | undefined> {
     if (given !== undefined && given !== '') return given;
     const binary = redisServerBinary();
     if (binary === undefined) return undefined;
-    return (await startRedis(binary)).url;
+    return (await startRedis(binary, undefined, true)).url;
   })();
   return shared;
 }

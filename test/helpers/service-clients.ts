@@ -1,6 +1,7 @@
 // Clients for the example service's tests: well-behaved ones over node:http, hostile ones over raw sockets
 // (slow readers, stalled or trickling uploads, lying headers), and a child process running the service.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { track } from './children.js';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type Agent } from 'node:http';
 import { connect, type Socket } from 'node:net';
@@ -159,7 +160,7 @@ export interface Child {
 
 /** Runs examples/service.mjs in a child process with these options; resolves once it listens. */
 export async function startServiceProcess(options: Record<string, number | string>): Promise<Child> {
-  const child = spawn(process.execPath, [servicePath, '0', JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = track(spawn(process.execPath, [servicePath, '0', JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));

@@ -14,9 +14,9 @@ export function fixture(name: string): Uint8Array {
 
 let long: DemoProblem | undefined;
 /**
- * A job still running a few hundred ms after it starts on any kernel and CPU we meet: 116 GFLOP, over a second
- * on this 2-core Zen 3 with AVX2, ~0.6 s on a 2-core AVX-512 Xeon. For tests that abort, destroy or close
- * mid-job (it is never run to the end). Made once per process.
+ * A job still running a few hundred ms after it starts on any kernel and CPU we meet: 116 GFLOP, far more than
+ * two cores do in that time with any kernel. For tests that abort, destroy or close mid-job (it is never run to
+ * the end). Made once per process.
  */
 export function longJob(): DemoProblem {
   return (long ??= demoProblem(3072, 3072));

@@ -1,0 +1,235 @@
+// The Markdown report of a bench run, written from its JSON record only: every figure in it comes from the run,
+// beside the host it ran on, so published results are never copied by hand. `npm run bench` writes it next to
+// its JSON (FILE.json → FILE.md); for a record already on disk:
+//   node dist/bench/report.js FILE.json [OUT.md]
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The parts of bench/main.ts's record the report reads; everything is optional, so older records still load. */
+interface BenchRecord {
+  command?: string;
+  host?: {
+    cpuModel?: string;
+    cpuFamily?: number;
+    cpuModelNumber?: number;
+    vendor?: string;
+    flags?: Record<string, boolean>;
+    cores?: number;
+    logicalCpus?: number;
+    caches?: { level: number; type: string; size: string; sharedWithCpus: string }[];
+    memoryGB?: number;
+    loadAverage?: number[];
+    node?: string;
+    v8?: string;
+    execArgv?: string[];
+    platform?: string;
+    commit?: string;
+    dirty?: boolean;
+    date?: string;
+  };
+  kernelStatus?: { kernel: string; supported: boolean; reason?: string }[];
+  auto?: { kernel?: string; whyNotNative?: string } | string;
+  python?: { python?: string; numpy?: string; scipy?: string | null; openblas?: { coretype?: string; config?: string; threads?: number }[] } | null;
+  blasCore?: { coretype?: string; inherited?: string; how?: string; probes?: { candidate: string; core?: string; ms?: number; error?: string }[] } | null;
+  flopsFormula?: string;
+  realFlopsFormula?: string;
+  rows?: BenchRow[];
+  scaling?: { n: number; what: string; workers: number; ratio: number; paired?: number; rounds: number }[];
+  bitIdentity?: { n: number; m: number; kernel: string; workers: number[]; schedules?: string[]; identical: boolean }[];
+  memory?: { n: number; cli?: { peakRssMB: number; kernel?: string }; numpy?: { peakRssMB: number }; zherk?: { peakRssMB: number } }[];
+  smallJobs?: { kernel: string; ran: string; n: number; medianMs: number; p25Ms: number; p75Ms: number; samples: number; inline: boolean }[];
+  abort?: { n: number; kernel: string; medianMs: number; maxMs: number };
+  eventLoopDelay?: { n: number; kernel: string; jobMs: number; p50Ms: number; p99Ms: number; maxMs: number };
+  loadAverageAtEnd?: number[];
+}
+
+interface BenchRow {
+  what: string;
+  kind: string;
+  kernel: string;
+  n: number;
+  workers: number;
+  gflops: number;
+  realGflops?: number;
+  speedup?: number;
+  vsNumpy?: number;
+  vsZherk?: number;
+  relErrVsNumpy?: number;
+  pairedVsNumpy?: number;
+  pairedVsZherk?: number;
+  othersCpu?: number;
+  medianMs: number;
+  p25Ms: number;
+  p75Ms: number;
+  samples: number;
+}
+
+const ms = (value: number): string => (value >= 1000 ? value.toFixed(0) : value >= 100 ? value.toFixed(1) : value >= 1 ? value.toFixed(2) : value.toFixed(3));
+const ratio = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '' : `${value.toFixed(2)}×`);
+const percent = (value: number | undefined): string => (value === undefined ? '' : `${(value * 100).toFixed(0)} %`);
+const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [`| ${header.map(cell).join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.map(cell).join(' | ')} |`)].join('\n');
+}
+
+/** The report's Markdown, from a bench record. */
+export function markdownReport(record: BenchRecord): string {
+  const host = record.host ?? {};
+  const out: string[] = [];
+  out.push('# hpair bench results', '');
+  out.push('Written by `bench/report.ts` from the JSON record of one `npm run bench` run. Nothing here is edited by hand.', '');
+  if (record.command !== undefined) out.push(`Command: \`${record.command}\``, '');
+
+  out.push('## Host', '');
+  const flags = Object.entries(host.flags ?? {})
+    .filter(([, on]) => on)
+    .map(([flag]) => flag)
+    .join(', ');
+  const caches = (host.caches ?? []).map((c) => `L${c.level} ${c.type} ${c.size}`).join(', ');
+  const facts: [string, string][] = [
+    ['date', host.date ?? ''],
+    ['hpair commit', host.commit === undefined ? '(no git)' : `${host.commit}${host.dirty === true ? ' (uncommitted changes)' : ''}`],
+    ['CPU', `${host.cpuModel ?? '?'}${host.cpuFamily === undefined ? '' : ` (family ${host.cpuFamily}, model ${host.cpuModelNumber ?? '?'})`}`],
+    ['CPU flags the kernels use', flags],
+    ['cores', `${host.cores ?? '?'} (${host.logicalCpus ?? '?'} logical)`],
+    ['caches', caches],
+    ['memory', host.memoryGB === undefined ? '' : `${host.memoryGB.toFixed(1)} GB`],
+    ['load average at start / end', `${(host.loadAverage ?? []).map((l) => l.toFixed(2)).join(', ')} / ${(record.loadAverageAtEnd ?? []).map((l) => l.toFixed(2)).join(', ')}`],
+    ['Node / V8', `${host.node ?? '?'} / ${host.v8 ?? '?'}${host.execArgv !== undefined && host.execArgv.length > 0 ? ` (${host.execArgv.join(' ')})` : ''}`],
+    ['platform', host.platform ?? ''],
+  ];
+  if (record.python) {
+    facts.push(['Python peers', `Python ${record.python.python ?? '?'}, numpy ${record.python.numpy ?? '?'}, scipy ${record.python.scipy ?? '–'}`]);
+    facts.push(['their BLAS', (record.python.openblas ?? []).map((lib) => `${lib.coretype ?? '?'} (${lib.config?.split(' ').slice(0, 2).join(' ') ?? ''})`).join('; ')]);
+  }
+  if (record.blasCore) facts.push(['peers\' OPENBLAS_CORETYPE', `${record.blasCore.coretype ?? '(unset: OpenBLAS detects)'}: ${record.blasCore.how ?? ''}; inherited ${record.blasCore.inherited ?? '(unset)'}`]);
+  out.push(table(['', ''], facts), '');
+
+  if (record.kernelStatus !== undefined) {
+    out.push('Kernels on this host:', '');
+    out.push(table(['kernel', 'runs here', 'why not'], record.kernelStatus.map((k) => [k.kernel, k.supported ? 'yes' : 'no', k.reason ?? ''])), '');
+    const auto = typeof record.auto === 'string' ? record.auto : record.auto?.kernel;
+    if (auto !== undefined) out.push(`\`auto\` picks \`${auto}\`.`, '');
+  }
+
+  const rows = record.rows ?? [];
+  if (rows.length > 0) {
+    out.push('## H against numpy and zherk', '');
+    out.push(
+      `Median and p25–p75 of each entry's samples. GFLOP/s counts useful work, ${record.flopsFormula ?? '8·(N−1)·N/2·(M−1)'} flops, except the dgemm row (its own real rate). × numpy and × zherk: the peer's median over this entry's, like for like; paired: the median over rounds of the same round's ratio; others' CPU: the share of the cores other processes used during that group.`,
+      '',
+    );
+    out.push(
+      table(
+        ['N = M', 'workers', 'what', 'median ms', 'p25–p75 ms', 'samples', 'GFLOP/s', 'vs 1 worker', '× numpy', '× zherk', 'paired × numpy / zherk', 'max rel. err', "others' CPU"],
+        rows.map((row) => [
+          String(row.n),
+          String(row.workers),
+          row.kind === 'hpair' && !row.what.slice(6).startsWith(row.kernel) ? `${row.what} (ran ${row.kernel})` : row.what,
+          ms(row.medianMs),
+          `${ms(row.p25Ms)}–${ms(row.p75Ms)}`,
+          String(row.samples),
+          row.gflops.toFixed(1),
+          ratio(row.speedup),
+          ratio(row.vsNumpy),
+          ratio(row.vsZherk),
+          row.kind === 'hpair' && (row.pairedVsNumpy !== undefined || row.pairedVsZherk !== undefined) ? `${ratio(row.pairedVsNumpy) || '–'} / ${ratio(row.pairedVsZherk) || '–'}` : '',
+          row.relErrVsNumpy === undefined ? '' : row.relErrVsNumpy.toExponential(1),
+          percent(row.othersCpu),
+        ]),
+      ),
+      '',
+    );
+    const real = rows.flatMap((row) => {
+      const dgemm = rows.find((other) => other.kind === 'dgemm' && other.n === row.n && other.workers === row.workers);
+      if (row.kind !== 'hpair' || row.realGflops === undefined || dgemm?.realGflops === undefined) return [];
+      return [[String(row.n), String(row.workers), row.what, row.realGflops.toFixed(1), dgemm.realGflops.toFixed(1), ratio(row.realGflops / dgemm.realGflops)]];
+    });
+    if (real.length > 0) {
+      out.push('### Real-flop rate against OpenBLAS dgemm', '');
+      out.push(`Executed real flops (${record.realFlopsFormula ?? 'see the record'}) per second, against dgemm's on the same threads in the same group.`, '');
+      out.push(table(['N = M', 'workers', 'what', 'real GFLOP/s', 'dgemm real GFLOP/s', '× dgemm rate'], real), '');
+    }
+  }
+
+  if ((record.scaling ?? []).length > 0) {
+    out.push('## Scaling, paired within rounds', '');
+    out.push(table(['N = M', 'what', 'workers', 'ratio of medians', 'paired', 'rounds'], record.scaling!.map((s) => [String(s.n), s.what, String(s.workers), ratio(s.ratio), ratio(s.paired), String(s.rounds)])), '');
+  }
+
+  if ((record.memory ?? []).length > 0) {
+    out.push('## Peak RSS', '');
+    out.push('`hpair compute` against numpy\'s and zherk\'s lines as scripts, each in a fresh process.', '');
+    out.push(
+      table(
+        ['N = M', 'hpair compute MB', 'kernel', 'numpy line MB', 'hpair / numpy', 'zherk line MB'],
+        record.memory!.map((m) => [
+          String(m.n),
+          m.cli === undefined ? '' : m.cli.peakRssMB.toFixed(0),
+          m.cli?.kernel ?? '',
+          m.numpy === undefined ? '' : m.numpy.peakRssMB.toFixed(0),
+          m.cli !== undefined && m.numpy !== undefined ? ratio(m.cli.peakRssMB / m.numpy.peakRssMB) : '',
+          m.zherk === undefined ? '' : m.zherk.peakRssMB.toFixed(0),
+        ]),
+      ),
+      '',
+    );
+  }
+
+  if ((record.smallJobs ?? []).length > 0) {
+    out.push('## Small jobs', '');
+    out.push('A warm N = M = 64 job, inline on the calling thread and sent to the workers (`inlineFlops: 0`).', '');
+    out.push(
+      table(
+        ['kernel', 'ran', 'N = M', 'median ms', 'p25–p75 ms', 'samples', 'inline'],
+        record.smallJobs!.map((j) => [j.kernel, j.ran, String(j.n), ms(j.medianMs), `${ms(j.p25Ms)}–${ms(j.p75Ms)}`, String(j.samples), j.inline ? 'yes' : 'no']),
+      ),
+      '',
+    );
+  }
+
+  if (record.abort !== undefined || record.eventLoopDelay !== undefined) {
+    out.push('## Responsiveness', '');
+    const lines: string[][] = [];
+    if (record.abort !== undefined) lines.push([`abort during an N = M = ${record.abort.n} job (${record.abort.kernel})`, `median ${ms(record.abort.medianMs)} ms, max ${ms(record.abort.maxMs)} ms`]);
+    const loop = record.eventLoopDelay;
+    if (loop !== undefined) lines.push([`event-loop delay during a ${ms(loop.jobMs)} ms N = M = ${loop.n} job (${loop.kernel})`, `p50 ${ms(loop.p50Ms)} ms, p99 ${ms(loop.p99Ms)} ms, max ${ms(loop.maxMs)} ms`]);
+    out.push(table(['what', 'measured'], lines), '');
+  }
+
+  if ((record.bitIdentity ?? []).length > 0) {
+    out.push('## Bit-identity across worker counts', '');
+    out.push(
+      table(
+        ['kernel', 'N', 'M', 'workers', 'schedules', 'identical'],
+        record.bitIdentity!.map((b) => [b.kernel, String(b.n), String(b.m), b.workers.join(', '), (b.schedules ?? []).join(', '), b.identical ? 'yes' : '**NO**']),
+      ),
+      '',
+    );
+  }
+  return `${out.join('\n').trimEnd()}\n`;
+}
+
+/** Where the report of a record at `jsonPath` goes: the same name with `.md`. */
+export function reportPath(jsonPath: string): string {
+  return jsonPath.endsWith('.json') ? `${jsonPath.slice(0, -'.json'.length)}.md` : `${jsonPath}.md`;
+}
+
+/** Writes the report of `record` (or of the record in `jsonPath`) beside it; returns the report's path. */
+export function writeMarkdownReport(jsonPath: string, record?: unknown, to = reportPath(jsonPath)): string {
+  const data = (record ?? JSON.parse(readFileSync(jsonPath, 'utf8'))) as BenchRecord;
+  writeFileSync(to, markdownReport(data));
+  return to;
+}
+
+// Bundled into main.js too, where import.meta.url is main.js's: only report.js itself runs as a command.
+const self = fileURLToPath(import.meta.url);
+if (process.argv[1] === self && /[\\/]report\.js$/.test(self)) {
+  const [jsonPath, to] = process.argv.slice(2);
+  if (jsonPath === undefined) {
+    process.stderr.write('usage: node dist/bench/report.js FILE.json [OUT.md]\n');
+    process.exit(2);
+  }
+  process.stdout.write(`${writeMarkdownReport(jsonPath, undefined, to)}\n`);
+}
