@@ -29,6 +29,7 @@ const USAGE = `usage:
   hpair compute --expp E --distance D --out H.npy [--max-memory BYTES] [--workers W] [--kernel K] [--fifo-timeout S] [--json]
   hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]    (N, M default ${DEMO_SIZE})
   hpair cluster worker … | hpair cluster submit …     (see hpair cluster --help)
+  hpair verify H.npy [--json]    (an output written block by block, against H.npy.manifest.json; exit 2 names bad blocks)
   hpair --help | --version
   --max-memory (e.g. 64M, 2G): compute H out of core, block by block within this budget, resumable;
     also chosen by itself when H would not fit in memory (needs .npy files for E and D, and a file for H)
@@ -91,6 +92,7 @@ async function main(argv: string[], io: Channels): Promise<void> {
   if (command === 'compute') return compute(rest, io);
   if (command === 'demo') return demo(rest, io);
   if (command === 'cluster') return (await import('../cluster/cli.js')).clusterCommand(rest);
+  if (command === 'verify') return (await import('../blocks/verify-cli.js')).verifyCommand(rest);
   throw usage(`unknown command '${command}'`);
 }
 
