@@ -217,6 +217,7 @@ async function submit(args: string[]): Promise<void> {
     process.off('SIGTERM', stop);
   }
   if (tty) process.stderr.write('\r\x1b[2K');
+  for (const { worker: name, reason } of summary.refused) if (!refusals.has(name)) warn(`worker ${name} refused this run: ${reason}`);
   if (json) {
     write(JSON.stringify(summary));
     return;

@@ -388,9 +388,12 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
      * run: it stops (IO_ERROR naming each and why) instead of waiting for ever.
      */
     const refused = new Map<string, string>();
-    const checkRefusals = async (): Promise<void> => {
+    const readRefusals = async (): Promise<void> => {
       const found = await client.hgetall(queue.toKey(refusedKey(run)));
       for (const [worker, reason] of Object.entries(found)) refused.set(worker, reason);
+    };
+    const checkRefusals = async (): Promise<void> => {
+      await readRefusals();
       if (refused.size === 0) return;
       const live = new Set((await queue.getWorkers()).map((w) => /:w:(.*)$/.exec(String(w.rawname ?? ''))?.[1]).filter((name): name is string => name !== undefined));
       if ([...live].every((name) => refused.has(name))) {
@@ -438,6 +441,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
         await Promise.all(bad.map((id) => queue.remove(jobId(run, id)).catch(() => undefined)));
         await deadline(enqueue(blocks));
       }
+      await deadline(readRefusals()); // for the summary: refusals since the last look
       // And the inputs are still those the run was planned for (one changed mid-run gave blocks of two problems).
       for (const [name, path] of [['expp', expp], ['distance', distancePath]] as const) {
         if ((await digestFile(path, name)) !== stamps[name].sha256) {
