@@ -342,7 +342,13 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
       return blocksDone;
     },
     threads,
-    ready: () => worker.waitUntilReady().then(() => undefined),
+    ready: () =>
+      worker.waitUntilReady().then(
+        () => undefined,
+        (error: unknown) => {
+          throw isHpairError(error) ? error : new HpairError('IO_ERROR', `Redis refused the queue: ${(error as Error)?.message?.replace(/\s*\n\s*/g, ' ') ?? String(error)}`, { cause: error });
+        },
+      ),
     close(closeOptions = {}) {
       if (closeOptions.giveBack === true) {
         giveBack = true;
