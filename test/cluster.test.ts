@@ -102,8 +102,11 @@ function startWorker(redis: string, queue: string, extra: string[] = []): Worker
   return adopt(child);
 }
 
+const workerChildren = new Set<ChildProcess>();
+
 function adopt(child: ChildProcess): WorkerProcess {
   children.add(child);
+  workerChildren.add(child);
   let text = '';
   const waiters: Array<() => void> = [];
   const append = (chunk: Buffer): void => {
@@ -424,6 +427,11 @@ async function jobKeys(redis: string, queue: string): Promise<string[]> {
   }
 }
 
+/** Ends any `hpair` command a test started and did not wait for (a test that failed half-way); workers are stopped apart. */
+function killCommands(): void {
+  for (const child of children) if (!workerChildren.has(child) && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
 async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
   const end = performance.now() + ms;
   while (!(await condition())) {
@@ -462,6 +470,7 @@ withRedis('start over after submit was killed (-9) and its files deleted: the re
     const verified = await cli(['verify', out]);
     assert.is(verified.code, 0, verified.stderr);
   } finally {
+    killCommands();
     await Promise.all(workers.map((w) => w.stop()));
   }
 });
@@ -497,6 +506,7 @@ withRedis('a partial output changed between two submits: the resumed run re-read
     const text = await cli(['verify', out]);
     assert.is(text.code, 0, text.stderr);
   } finally {
+    killCommands();
     await worker.stop();
   }
 });
@@ -530,6 +540,7 @@ withNamespace('one worker sees another expp at the same path (another size or th
     assert.match(run.stderr, /worker .* refused this run: its expp/);
     assert.is(good.blocks().length, 55);
   } finally {
+    killCommands();
     good.child.kill('SIGCONT');
     await Promise.all([bad, good].map((w) => w.stop()));
   }
@@ -562,6 +573,7 @@ withNamespace('a worker without the inputs: alone it makes submit stop with exit
     assert.is(summary.computed, 55);
     assert.is(new Set(others.flatMap((w) => w.blocks())).size, 55);
   } finally {
+    killCommands();
     await Promise.all([bad, ...others].map((w) => w.stop()));
   }
 });
