@@ -230,6 +230,35 @@ test('an input rewritten with the same size and modification time is another job
   await assertSameAsInMemory(out, { expp: other.expp, distance: problem.values.distance }, 'the rewritten input');
 });
 
+test('an input rewritten mid-run with its size and time kept: the run fails before publishing, naming it', async () => {
+  const dir = workDir('integrity-midrun');
+  const problem = problemOnDisk(dir, N, M, 36);
+  const out = join(dir, 'H.npy');
+  utimesSync(problem.distance, 1_700_000_000, 1_700_000_000);
+  const rewritten = Float64Array.from(problem.values.distance, (value) => value * 2);
+  let written = 0;
+  try {
+    await computeToNpy(pool, {
+      expp: problem.expp,
+      distance: problem.distance,
+      out,
+      blockSize: BLOCK,
+      beforeWrite: () => {
+        if (++written !== 2) return;
+        const bytes = readFileSync(problem.distance);
+        Buffer.from(rewritten.buffer).copy(bytes, bytes.length - rewritten.byteLength);
+        writeFileSync(problem.distance, bytes);
+        utimesSync(problem.distance, 1_700_000_000, 1_700_000_000);
+      },
+    });
+    assert.unreachable('a run whose input changed under it must not publish');
+  } catch (error) {
+    assert.is((error as { code?: string }).code, 'IO_ERROR');
+    assert.match((error as Error).message, /distance .*D\.npy changed while H was computed from it; delete .*H\.npy\.partial and .*H\.npy\.journal to start over/);
+  }
+  assert.not.ok(existsSync(out) || existsSync(`${out}.manifest.json`), 'nothing published');
+});
+
 test('a journal of the earlier format (ids without checksums) is refused, naming why', async () => {
   const dir = workDir('integrity-v1');
   const problem = problemOnDisk(dir, N, M, 35);
