@@ -270,7 +270,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
       checksum: CHECKSUM,
       inputs: { expp: { path: exppPath, bytes: f.expp.bytes, sha256: f.expp.sha256 }, distance: { path: distancePath, bytes: f.distance.bytes, sha256: f.distance.sha256 } },
       blocks: plan.blocks.map((block) => ({ id: block.id, rows: block.rows, cols: block.cols, sha256: journal!.checksums.get(block.id)! })),
-    });
+    }, [exppPath, distancePath]);
     try {
       await rename(partial, outPath);
       await syncDirectory(dirname(resolve(outPath)));

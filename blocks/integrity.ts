@@ -7,7 +7,7 @@
 // an input's digest with standard tools), and unlike a plain CRC it cannot be matched by accident.
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { HpairError } from '../shared/errors.js';
 import { complexNpyHeader } from '../io/npy.js';
@@ -19,6 +19,8 @@ export const CHECKSUM = 'sha256';
 const HEX_LENGTH = 64;
 /** Bytes read at once when digesting or verifying (whole rows of H, at least one). */
 const READ_BYTES = 4 << 20;
+/** Mirror rows staged at once for a block's checksum. */
+const MIRROR_STRIP = 64;
 
 /** A block as far as integrity goes: its rows and columns of H (a lower-triangle grid cell). */
 export interface BlockArea {
@@ -65,21 +67,24 @@ export function blockChecksum(block: BlockArea, data: Float64Array, stride: numb
   const diagonal = i0 === j0 && i1 === j1;
   if (!diagonal && j1 > i0) throw new HpairError('INVALID_ARGUMENT', `block ${block.id} is neither on nor below the diagonal`);
   if (!diagonal && bi > 0 && bj > 0) {
-    // The mirror, row s of H at columns [i0, i1): conj of the block's column s − j0, a strip of rows at a time.
-    const strip = Math.max(1, Math.min(bj, Math.floor(READ_BYTES / (16 * bi))));
+    // The mirror, row s of H at columns [i0, i1): conj of the block's column s − j0, staged a strip of a few
+    // dozen rows at a time, read along the block's rows (contiguous) so the transposition stays in cache.
+    const strip = Math.max(1, Math.min(bj, MIRROR_STRIP, Math.floor(READ_BYTES / (16 * bi))));
     const stage = new Float64Array(2 * strip * bi);
     const staged = new Uint8Array(stage.buffer);
     for (let s0 = 0; s0 < bj; s0 += strip) {
-      const s1 = Math.min(bj, s0 + strip);
-      for (let s = s0; s < s1; s++) {
-        const to = 2 * (s - s0) * bi;
-        for (let r = 0; r < bi; r++) {
-          const from = 2 * (offset + r * stride + s);
-          stage[to + 2 * r] = data[from];
-          stage[to + 2 * r + 1] = -data[from + 1];
+      const width = Math.min(bj, s0 + strip) - s0;
+      for (let r = 0; r < bi; r++) {
+        let from = 2 * (offset + r * stride + s0);
+        let to = 2 * r;
+        for (let s = 0; s < width; s++) {
+          stage[to] = data[from];
+          stage[to + 1] = -data[from + 1];
+          from += 2;
+          to += 2 * bi;
         }
       }
-      hash.update(staged.subarray(0, 16 * (s1 - s0) * bi));
+      hash.update(staged.subarray(0, 16 * width * bi));
     }
   }
   for (let r = 0; r < bi; r++) {
@@ -208,9 +213,21 @@ export function manifestPath(out: string): string {
   return `${out}.manifest.json`;
 }
 
-/** Writes `out`'s manifest durably (a temporary file renamed into place), before `out` itself is published. */
-export async function writeManifest(out: string, manifest: Manifest): Promise<void> {
+/**
+ * Writes `out`'s manifest durably (a temporary file renamed into place), before `out` itself is published.
+ * Refuses (INVALID_ARGUMENT) to replace a file that is one of `inputs`.
+ */
+export async function writeManifest(out: string, manifest: Manifest, inputs: readonly string[] = []): Promise<void> {
   const path = manifestPath(out);
+  const target = await stat(path).catch(() => undefined);
+  if (target !== undefined) {
+    for (const input of inputs) {
+      const info = await stat(input).catch(() => undefined);
+      if (info !== undefined && info.dev === target.dev && info.ino === target.ino) {
+        throw new HpairError('INVALID_ARGUMENT', `the manifest ${path} would replace the input ${input}; refusing to overwrite it`);
+      }
+    }
+  }
   const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const blocks = manifest.blocks.map((block) => `    ${JSON.stringify({ id: block.id, rows: block.rows, cols: block.cols, sha256: block.sha256 })}`);
   const { blocks: _, ...head } = manifest;

@@ -1,4 +1,5 @@
-import { link, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { link, open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { HpairError } from '../shared/errors.js';
@@ -147,7 +148,7 @@ export async function readJournalFingerprint(outPath: string): Promise<(JobFinge
   const path = journalPath(outPath);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readJournalText(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw ioFailure('read', `the journal ${path}`, error);
@@ -209,7 +210,7 @@ export async function openJournal(outPath: string, fingerprint: JobFingerprint, 
   let text: string | undefined;
   for (let attempt = 0; text === undefined; attempt++) {
     try {
-      text = await readFile(path, 'utf8');
+      text = await readJournalText(path);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 2) throw ioFailure('read', `the journal ${path}`, error);
       // None yet: written whole under a temporary name, then linked into place (which fails if another
@@ -241,13 +242,13 @@ export async function openJournal(outPath: string, fingerprint: JobFingerprint, 
   try {
     // Drop a torn last line, so the next record starts on a line of its own.
     if (parsed.validBytes !== Buffer.byteLength(text, 'utf8')) {
-      file = await open(path, 'r+');
+      file = await open(path, constants.O_RDWR | NOFOLLOW);
       await file.truncate(parsed.validBytes);
       await file.sync();
       await file.close();
     }
     // Appends (O_APPEND): each record lands whole at the end even if another process appends too.
-    file = await open(path, 'a');
+    file = await open(path, constants.O_WRONLY | constants.O_APPEND | NOFOLLOW);
   } catch (error) {
     await file?.close().catch(() => undefined);
     throw ioFailure('open', `the journal ${path}`, error);
@@ -313,6 +314,22 @@ export async function openJournal(outPath: string, fingerprint: JobFingerprint, 
       await handle.close();
     },
   };
+}
+
+/** O_NOFOLLOW where the platform has it: a journal that is a symbolic link (planted, or left by someone) is refused (ELOOP). */
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+
+/** A journal's text, read without following a symbolic link at its path. */
+async function readJournalText(path: string): Promise<string> {
+  const file = await open(path, constants.O_RDONLY | NOFOLLOW).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ELOOP') throw error;
+    throw new HpairError('IO_ERROR', `the journal ${path} is a symbolic link; hpair does not follow it (delete it and the partial output beside it to start over)`, { cause: error });
+  });
+  try {
+    return await file.readFile('utf8');
+  } finally {
+    await file.close();
+  }
 }
 
 function isRecord(value: unknown): value is BlockRecord {

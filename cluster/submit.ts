@@ -471,7 +471,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       checksum: CHECKSUM,
       inputs: { expp: { path: expp, bytes: stamps.expp.bytes, sha256: stamps.expp.sha256 }, distance: { path: distancePath, bytes: stamps.distance.bytes, sha256: stamps.distance.sha256 } },
       blocks: plan.blocks.map((block) => ({ id: block.id, rows: block.rows, cols: block.cols, sha256: journal!.checksums.get(block.id)! })),
-    });
+    }, [expp, distancePath]);
     await rename(partial, out);
     await syncDirectory(dirname(out));
     await journal.close();

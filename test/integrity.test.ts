@@ -3,7 +3,7 @@
 // changed after the fact. Each must end with the right H (bit for bit against the in-memory pool) or a typed
 // error naming what is wrong, never with a wrong H and success.
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, readFileSync, statSync, utimesSync, writeFileSync, writeSync, closeSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -257,6 +257,26 @@ test('an input rewritten mid-run with its size and time kept: the run fails befo
     assert.match((error as Error).message, /distance .*D\.npy changed while H was computed from it; delete .*H\.npy\.partial and .*H\.npy\.journal to start over/);
   }
   assert.not.ok(existsSync(out) || existsSync(`${out}.manifest.json`), 'nothing published');
+});
+
+test('a journal that is a symbolic link is refused, and the file it points to is left as it was', async () => {
+  const dir = workDir('integrity-symlink');
+  const problem = problemOnDisk(dir, N, M, 37);
+  const out = join(dir, 'H.npy');
+  await interrupted(problem, out, 2);
+  const elsewhere = join(dir, 'elsewhere.journal');
+  renameSync(`${out}.journal`, elsewhere);
+  symlinkSync(elsewhere, `${out}.journal`);
+  const before = readFileSync(elsewhere);
+  try {
+    await computeToNpy(pool, { expp: problem.expp, distance: problem.distance, out });
+    assert.unreachable('expected a refusal');
+  } catch (error) {
+    assert.is((error as { code?: string }).code, 'IO_ERROR');
+    assert.match((error as Error).message, /the journal .*H\.npy\.journal is a symbolic link; hpair does not follow it/);
+  }
+  assert.ok(readFileSync(elsewhere).equals(before), 'the link\'s target is untouched');
+  assert.not.ok(existsSync(out));
 });
 
 test('a journal of the earlier format (ids without checksums) is refused, naming why', async () => {
