@@ -22,7 +22,7 @@ import {
   type JobFingerprint,
   type Journal,
 } from '../blocks/index.js';
-import { blockChecksum, CHECKSUM, describeBlocks, digestFile, isChecksum, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
+import { CHECKSUM, describeBlocks, digestFile, isChecksum, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
 import { exppStamp } from '../blocks/journal.js';
 import { checkHermitianShape } from '../kernel/hermitian-inputs.js';
 import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
@@ -395,8 +395,10 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     const checkRefusals = async (): Promise<void> => {
       await readRefusals();
       if (refused.size === 0) return;
-      const live = new Set((await queue.getWorkers()).map((w) => /:w:(.*)$/.exec(String(w.rawname ?? ''))?.[1]).filter((name): name is string => name !== undefined));
-      if ([...live].every((name) => refused.has(name))) {
+      // Where CLIENT LIST is not allowed (some hosted Redis), the live workers are unknown: the run waits.
+      const clients = await queue.getWorkers().catch(() => []);
+      const live = new Set(clients.map((w) => /:w:(.*)$/.exec(String(w.rawname ?? ''))?.[1]).filter((name): name is string => name !== undefined));
+      if (live.size > 0 && [...live].every((name) => refused.has(name))) {
         const why = [...refused].map(([worker, reason]) => `${worker}: ${reason}`).join('; ');
         throw new HpairError('IO_ERROR', `every worker refused this run (${why}); ${journal!.done.size} of ${plan.blocks.length} blocks are in ${journal!.path}`);
       }
