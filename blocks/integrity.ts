@@ -135,25 +135,36 @@ export async function checksumBlocks(path: string, n: number, dataOffset: number
   try {
     const rowBytes = 16 * n;
     const rowsAtOnce = Math.max(1, Math.floor(READ_BYTES / Math.max(1, rowBytes)));
-    const buffer = Buffer.allocUnsafe(Math.max(1, rowsAtOnce * rowBytes));
-    let band = 0;
-    for (let r0 = 0; r0 < n; r0 += rowsAtOnce) {
-      const r1 = Math.min(n, r0 + rowsAtOnce);
-      const want = (r1 - r0) * rowBytes;
+    // Two buffers: the next strip of rows is read while this one is hashed, so the hashing hides behind the disk.
+    const buffers = [Buffer.allocUnsafe(Math.max(1, rowsAtOnce * rowBytes)), Buffer.allocUnsafe(Math.max(1, rowsAtOnce * rowBytes))];
+    const readStrip = async (r0: number, buffer: Buffer): Promise<void> => {
+      const want = (Math.min(n, r0 + rowsAtOnce) - r0) * rowBytes;
       let got = 0;
       while (got < want) {
         const { bytesRead } = await file.read(buffer, got, want - got, dataOffset + r0 * rowBytes + got);
         if (bytesRead === 0) throw new HpairError('IO_ERROR', `${what} ends before H's row ${r0 + Math.floor(got / rowBytes)}`);
         got += bytesRead;
       }
-      for (let r = r0; r < r1; r++) {
-        while (edges[band + 1] <= r) band++;
-        const row = buffer.subarray((r - r0) * rowBytes, (r - r0 + 1) * rowBytes);
-        for (let K = 0; K + 1 < edges.length; K++) {
-          const block = K <= band ? cell(band, K) : cell(K, band);
-          hashes.get(block.id)!.update(row.subarray(16 * edges[K], 16 * edges[K + 1]));
+    };
+    let band = 0;
+    let next: Promise<void> | undefined = n > 0 ? readStrip(0, buffers[0]) : undefined;
+    try {
+      for (let r0 = 0, k = 0; r0 < n; r0 += rowsAtOnce, k++) {
+        const buffer = buffers[k % 2];
+        await next;
+        next = r0 + rowsAtOnce < n ? readStrip(r0 + rowsAtOnce, buffers[(k + 1) % 2]) : undefined;
+        const r1 = Math.min(n, r0 + rowsAtOnce);
+        for (let r = r0; r < r1; r++) {
+          while (edges[band + 1] <= r) band++;
+          const row = buffer.subarray((r - r0) * rowBytes, (r - r0 + 1) * rowBytes);
+          for (let K = 0; K + 1 < edges.length; K++) {
+            const block = K <= band ? cell(band, K) : cell(K, band);
+            hashes.get(block.id)!.update(row.subarray(16 * edges[K], 16 * edges[K + 1]));
+          }
         }
       }
+    } finally {
+      await next?.catch(() => undefined); // the file is closed only once no read is in flight
     }
   } catch (error) {
     throw ioFailure('read', what, error);
