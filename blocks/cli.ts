@@ -143,9 +143,14 @@ function peakRssBytes(): number {
 
 function report(summary: OutOfCoreSummary, command: OutOfCoreCommand): void {
   const peak = peakRssBytes();
+  if (summary.recomputed.length > 0) {
+    process.stderr.write(
+      `hpair: blocks ${summary.recomputed.join(', ')} of ${command.out}.partial did not match the checksums recorded when they were written (the file or its journal was changed); they were computed again\n`,
+    );
+  }
   if (command.json) {
-    const { N, M, workers, kernel, seconds, gflops, blockSize, blocks, computed, skipped, maxMemory } = summary;
-    process.stdout.write(`${JSON.stringify({ n: N, m: M, workers, kernel, seconds, gflops, outOfCore: true, blockSize, blocks, computed, skipped, maxMemory, peakRssBytes: peak })}\n`);
+    const { N, M, workers, kernel, seconds, gflops, blockSize, blocks, computed, skipped, recomputed, maxMemory } = summary;
+    process.stdout.write(`${JSON.stringify({ n: N, m: M, workers, kernel, seconds, gflops, outOfCore: true, blockSize, blocks, computed, skipped, recomputed, maxMemory, peakRssBytes: peak })}\n`);
     return;
   }
   const { N, M, n, workers, seconds, gflops } = summary;

@@ -12,6 +12,7 @@ import { createNpyOutput, ioFailure, kindOf, openNpyOutput, refuseSpecialFile, s
 import { complexNpyHeader } from '../io/npy.js';
 import type { Pool } from '../workers/pool.js';
 import { jobFingerprint, journalPath, openJournal, readJournalFingerprint, type Journal } from './journal.js';
+import { blockChecksum, CHECKSUM, describeBlocks, digestFile, mismatchedBlocks, writeManifest } from './integrity.js';
 import { checkSpace, lockOutput, lockPath, type OutputLock } from './output-guard.js';
 import { blockPairs, chooseJobShape, jobMemory, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory, type JobShape } from './plan.js';
 
@@ -82,6 +83,11 @@ export interface OutOfCoreSummary {
   readonly computed: number;
   /** Blocks the journal already held. */
   readonly skipped: number;
+  /**
+   * Blocks whose bytes in the partial output did not match the checksum recorded when they were computed (the
+   * file or its journal was changed since), found by the re-read before publishing and computed again.
+   */
+  readonly recomputed: readonly number[];
   readonly kernel: KernelVariant;
   readonly workers: number;
   /** The budget the block size was chosen for, and what one job takes by part. */
@@ -197,7 +203,11 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
         if ((error as { cause?: NodeJS.ErrnoException }).cause?.code !== 'ENOENT') throw error;
         // No partial output: either the last run finished but stopped before removing the journal, or the
         // partial output was deleted, which makes the journal meaningless.
-        if (journal.done.size === plan.blocks.length && (await isComplete(outPath, outBytes, header))) {
+        if (
+          journal.done.size === plan.blocks.length &&
+          (await isComplete(outPath, outBytes, header)) &&
+          (await mismatchedBlocks(outPath, n, header.length, plan.blocks, journal.checksums, `${names.out} ${outPath}`).catch(() => [-1])).length === 0
+        ) {
           await journal.close();
           journal = undefined;
           await unlink(journalPath(outPath));
@@ -223,10 +233,36 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     const done = journal.done;
     const skipped = plan.blocks.filter((block) => done.has(block.id)).length;
     const todo = plan.blocks.filter((block) => !done.has(block.id));
-    const computed = await computeBlocks({ pool, input, distance, output, journal, plan, todo, shape, kernel, signal, onProgress, beforeWrite, commitMs, started, names, outPath, skipped });
+    const context = { pool, input, distance, output, journal, plan, todo, shape, kernel, signal, onProgress, beforeWrite, commitMs, started, names, outPath, skipped };
+    const computed = await computeBlocks(context);
 
-    // Every block is in: the partial output becomes `out`, then the journal goes.
     const written = output.identity;
+    // Before `out` appears: every block re-read against the checksum taken as it was computed. A block that
+    // differs (the partial output or its journal changed since) is computed again, once.
+    await output.sync();
+    const what = `${names.out} (partial) ${partial}`;
+    let recomputed: number[] = [];
+    for (let round = 0; ; round++) {
+      const bad = await mismatchedBlocks(partial, n, header.length, plan.blocks, journal.checksums, what);
+      if (bad.length === 0) break;
+      if (round > 0) throw new HpairError('IO_ERROR', `${what}: ${describeBlocks(bad, plan.blocks)} still differ from their checksums after being computed again; is the disk failing?`);
+      recomputed = bad;
+      await journal.withdraw(bad);
+      const again = new Set(bad);
+      const redone = await computeBlocks({ ...context, todo: plan.blocks.filter((block) => again.has(block.id)), skipped: plan.blocks.length - bad.length });
+      computed.blocks += redone.blocks;
+      computed.pairs += redone.pairs;
+      await output.sync();
+    }
+    // And the inputs are still those the journal names (one changed mid-run gave blocks of two problems).
+    for (const key of ['expp', 'distance'] as const) {
+      const path = key === 'expp' ? exppPath : distancePath;
+      if ((await digestFile(path, names[key])) !== journal.fingerprint[key].sha256) {
+        throw new HpairError('IO_ERROR', `${names[key]} ${path} changed while H was computed from it; delete ${partial} and ${journal.path} to start over`);
+      }
+    }
+
+    // Every block is in: the manifest, then the partial output becomes `out`, then the journal goes.
     await output.close();
     output = undefined;
     const missing = plan.blocks.length - journal.done.size;
@@ -238,6 +274,20 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     if (!now.isFile() || now.dev !== written.dev || now.ino !== written.ino) {
       throw new HpairError('IO_ERROR', `cannot finish ${names.out} ${outPath}: ${partial} was replaced while the run wrote it (it is now ${now.isFile() ? 'another file' : kindOf(now)}); nothing was published`);
     }
+    const f = journal.fingerprint;
+    await writeManifest(outPath, {
+      format: 'hpair-manifest',
+      version: 1,
+      shape: [n, n],
+      dtype: '<c16',
+      dataOffset: header.length,
+      bytes: outBytes,
+      blockSize,
+      kernel,
+      checksum: CHECKSUM,
+      inputs: { expp: { path: exppPath, bytes: f.expp.bytes, sha256: f.expp.sha256 }, distance: { path: distancePath, bytes: f.distance.bytes, sha256: f.distance.sha256 } },
+      blocks: plan.blocks.map((block) => ({ id: block.id, rows: block.rows, cols: block.cols, sha256: journal!.checksums.get(block.id)! })),
+    }, [exppPath, distancePath]);
     try {
       await rename(partial, outPath);
       await syncDirectory(dirname(resolve(outPath)));
@@ -248,9 +298,9 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     } catch (error) {
       throw ioFailure('finish', `${names.out} ${outPath}`, error);
     }
-    return summary(computed.blocks, skipped, computed.pairs);
+    return summary(computed.blocks, skipped, computed.pairs, recomputed);
 
-    function summary(computedBlocks: number, skippedBlocks: number, computedPairs = 0): OutOfCoreSummary {
+    function summary(computedBlocks: number, skippedBlocks: number, computedPairs = 0, recomputedBlocks: readonly number[] = []): OutOfCoreSummary {
       const seconds = (performance.now() - started) / 1000;
       const allPairs = (n * (n + 1)) / 2;
       const flops = allPairs === 0 ? 0 : (hermitianFlops(N, M) * computedPairs) / allPairs;
@@ -265,6 +315,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
         blocks: plan.blocks.length,
         computed: computedBlocks,
         skipped: skippedBlocks,
+        recomputed: recomputedBlocks,
         kernel,
         workers: threads,
         maxMemory,
@@ -436,7 +487,7 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
     return promise;
   };
 
-  let pending: number[] = [];
+  let pending: Array<{ id: number; checksum: string }> = [];
   let lastCommit = performance.now();
   const commit = async (): Promise<void> => {
     if (pending.length === 0) return;
@@ -456,7 +507,8 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
     }
     // One write per row across the job's blocks; mirrors for the blocks left of the diagonal.
     await output.writeRectangle({ rows: job.rows, cols: job.cols }, h, [job.cols[0], Math.min(job.cols[1], job.rows[0])]);
-    for (const block of job.blocks) pending.push(block.id);
+    // Each block's checksum from the values computed: the re-read before publishing compares the file with it.
+    for (const block of job.blocks) pending.push({ id: block.id, checksum: blockChecksum(block, h.data, h.cols, block.cols[0] - job.cols[0]) });
     computedBlocks += job.blocks.length;
     computedPairs += job.pairs;
     doneBlocks += job.blocks.length;

@@ -31,6 +31,7 @@ const USAGE = `usage:
   hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]    (N, M default ${DEMO_SIZE})
   hpair doctor [--json]                                 what runs here, and why not
   hpair cluster worker … | hpair cluster submit …     (see hpair cluster --help)
+  hpair verify H.npy [--json]    (an output written block by block, against H.npy.manifest.json; exit 2 names bad blocks)
   hpair COMMAND --help | hpair help COMMAND            one command's options
   hpair --help | -h | --version | -v
   --max-memory (e.g. 64M, 2G): compute H out of core, block by block within this budget, resumable;
@@ -82,7 +83,7 @@ ${KERNEL_HELP}
 };
 
 /** The commands, for `hpair help COMMAND` and for suggestions. */
-const COMMANDS = ['compute', 'demo', 'doctor', 'cluster', 'help'];
+const COMMANDS = ['compute', 'demo', 'doctor', 'verify', 'cluster', 'help'];
 
 interface RunSummary {
   n: number;
@@ -147,6 +148,7 @@ async function main(argv: string[], io: Channels): Promise<void> {
   if (command === 'demo') return demo(rest, io);
   if (command === 'doctor') return doctorCommand(rest);
   if (command === 'cluster') return (await import('../cluster/cli.js')).clusterCommand(rest);
+  if (command === 'verify') return (await import('../blocks/verify-cli.js')).verifyCommand(rest);
   throw usage(`unknown ${command.startsWith('-') ? 'option' : 'command'} '${command}'${didYouMean(command, command.startsWith('-') ? ['--help', '--version'] : COMMANDS)}`);
 }
 

@@ -118,6 +118,8 @@ async function worker(args: string[]): Promise<void> {
         write(`${where}: read ${event.read?.toFixed(3)} s, compute ${event.compute?.toFixed(3)} s (${rate.toFixed(1)} GFLOP/s), write ${event.write?.toFixed(3)} s`);
       } else if (event.outcome === 'returned') {
         write(`${where}: given back to the queue`);
+      } else if (event.outcome === 'refused') {
+        warn(`refusing run ${event.run ?? '?'}: ${event.error?.message ?? ''}; its blocks are left to the other workers`);
       } else {
         warn(`${where} failed: ${event.error?.message.replace(/\s*\n\s*/g, ' ')}`);
       }
@@ -192,7 +194,14 @@ async function submit(args: string[]): Promise<void> {
   const tty = process.stderr.isTTY === true && !json;
   let lastTenth = -1;
   let announced = false;
+  const refusals = new Set<string>();
   const onProgress = (p: ClusterProgress): void => {
+    for (const { worker: name, reason } of p.refused) {
+      if (refusals.has(name)) continue;
+      refusals.add(name);
+      if (tty) process.stderr.write('\r\x1b[2K');
+      warn(`worker ${name} refused this run: ${reason}`);
+    }
     if (!announced && !json) {
       announced = true;
       write(`submitted ${p.blocks - p.done} of ${p.blocks} blocks${p.skipped > 0 ? ` (${p.skipped} already in the journal)` : ''}`);
@@ -236,6 +245,7 @@ async function submit(args: string[]): Promise<void> {
     process.off('SIGTERM', stop);
   }
   if (tty) process.stderr.write('\r\x1b[2K');
+  for (const { worker: name, reason } of summary.refused) if (!refusals.has(name)) warn(`worker ${name} refused this run: ${reason}`);
   if (json) {
     write(JSON.stringify(summary));
     return;
@@ -249,6 +259,7 @@ async function submit(args: string[]): Promise<void> {
       `  blocks    ${s.blocks} of ${s.blockSize}×${s.blockSize}${choice}: ${s.computed} computed, ${s.skipped} from the journal\n` +
       `  workers   ${s.workers.length} seen${s.workers.length > 0 ? `: ${s.workers.join(', ')}` : ''}\n` +
       `  retries   ${s.retries}${s.requeued > 0 ? `, ${s.requeued} blocks requeued after Redis lost them` : ''}\n` +
+      (s.recomputed.length > 0 ? `  checksums ${s.recomputed.length} blocks did not match as written and were computed again: ${s.recomputed.join(', ')}\n` : '') +
       `  kernel    ${s.kernel}\n` +
       `  time      ${s.seconds.toFixed(3)} s  (${s.gflops.toFixed(2)} GFLOP/s useful; workers read ${s.workerSeconds.read.toFixed(2)} s, computed ${s.workerSeconds.compute.toFixed(2)} s, wrote ${s.workerSeconds.write.toFixed(2)} s)`,
   );

@@ -1,7 +1,7 @@
 // What travels through the queue: one job per lower-triangle block of H, named by its run and block, so
 // that adding a block twice is a no-op and a re-run finds the jobs of its own run.
 import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import type { JobFingerprint } from '../blocks/journal.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
 
 /** The queue's name when none is given. */
@@ -9,13 +9,19 @@ export const DEFAULT_QUEUE = 'hpair';
 /** The job's name in BullMQ (every job of hpair's queue has it). */
 export const BLOCK_JOB = 'hpair-block';
 /** Version of the job data below: a worker refuses other versions (UnrecoverableError). */
-export const JOB_DATA_VERSION = 1;
+export const JOB_DATA_VERSION = 2;
 
 /** One block job's data: where everything is (paths every machine sees), and which rectangle to compute. */
 export interface BlockJobData {
   v: typeof JOB_DATA_VERSION;
-  /** The submission (a hash of inputs, sizes, kernel and block size): job ids start with it. */
+  /** The run (a hash of the job's fingerprint, the output and the run's nonce): job ids start with it. */
   run: string;
+  /** The run's nonce, as the output's journal names it: a worker writes only while the journal still does. */
+  nonce: string;
+  /** The output's journal (beside `partial`). */
+  journal: string;
+  /** Each input's size and SHA-256 as the submitter read them: a worker that sees other bytes refuses the run. */
+  inputs: { expp: InputIdentity; distance: InputIdentity };
   /** Absolute paths on the shared storage. */
   expp: string;
   distance: string;
@@ -31,8 +37,15 @@ export interface BlockJobData {
   file: { dev: number; ino: number; size: number };
 }
 
+export interface InputIdentity {
+  bytes: number;
+  sha256: string;
+}
+
 /** What a worker returns for a finished block. */
 export interface BlockJobResult {
+  /** SHA-256 of the block's bytes as computed and written, mirror included (blocks/integrity.ts blockChecksum). */
+  checksum: string;
   /** host:pid of the worker process. */
   worker: string;
   kernel: KernelVariant;
@@ -59,24 +72,22 @@ export function parseJobId(id: string | undefined): { run: string; block: number
 }
 
 /**
- * A submission's fingerprint: the inputs (path, size, modification time), the shape, the kernel and the
- * block size. Same fingerprint, same blocks, same bytes: a re-run may keep what the journal says is done.
+ * The run's id: the job (inputs with their digests, shape, kernel, block size), the output, and the nonce its
+ * journal was created with. A run that resumes that journal has the same id and finds its jobs; a run started
+ * afresh (no journal) draws a new nonce, so it never takes an earlier run's finished jobs for its own.
  */
-export async function runFingerprint(parts: { expp: string; distance: string; n: number; m: number; kernel: KernelVariant; blockSize: number }): Promise<{ fingerprint: string; run: string }> {
-  const file = async (path: string): Promise<string> => {
-    const info = await stat(path);
-    return `${path}:${info.size}:${info.mtimeMs}`;
-  };
-  const fingerprint = [
-    'hpair-cluster/1',
-    `expp=${await file(parts.expp)}`,
-    `distance=${await file(parts.distance)}`,
-    `n=${parts.n}`,
-    `m=${parts.m}`,
-    `kernel=${parts.kernel}`,
-    `block=${parts.blockSize}`,
-  ].join(' ');
-  return { fingerprint, run: createHash('sha256').update(fingerprint).digest('hex').slice(0, 16) };
+export function runId(fingerprint: JobFingerprint, out: string, nonce: string): string {
+  return createHash('sha256').update(JSON.stringify({ fingerprint, out, nonce })).digest('hex').slice(0, 16);
+}
+
+/** A string beside the queue's keys naming the run that currently writes `out` (so a new run can remove the old one's jobs). */
+export function outputKey(out: string): string {
+  return `hpair-output:${createHash('sha256').update(out).digest('hex').slice(0, 16)}`;
+}
+
+/** A hash beside the queue's keys: the workers that refused `run` (field: worker name, value: why). */
+export function refusedKey(run: string): string {
+  return `hpair-refused:${run}`;
 }
 
 /** Useful flops of one block: 8·(m − 1) per lower-triangle entry it holds (its mirrors are free). */

@@ -80,6 +80,20 @@ export async function connectRedis(urlText: string | URL, options: ConnectOption
         timer = setTimeout(() => reject(new Error(`no answer to PING within ${timeout / 1000} s`)), timeout);
       }),
     ]);
+    // ioredis reports a refused SELECT (a database index out of range) only as an 'error' event and goes on
+    // in database 0: a run would then use another database than the URL names. Any error seen while
+    // connecting fails the connection, and the database is selected (and so checked) once more explicitly.
+    if (lastError !== undefined) throw lastError;
+    const db = /^\/(\d+)$/.exec(url.pathname)?.[1];
+    if (db !== undefined) {
+      await Promise.race([
+        client.select(Number(db)),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer to SELECT within ${timeout / 1000} s`)), timeout);
+        }),
+      ]);
+    }
+    if (lastError !== undefined) throw lastError;
     connected = true;
     return client;
   } catch (error) {
@@ -92,6 +106,30 @@ export async function connectRedis(urlText: string | URL, options: ConnectOption
   }
 }
 
+/**
+ * Checks that Redis takes writes at `key` (a key of the queue's own, set and removed at once): a read-only
+ * replica, a full memory (maxmemory with noeviction) or a command an ACL denies fails here with IO_ERROR,
+ * before a caller writes anything.
+ */
+export async function checkRedis(client: RedisClient, key: string, timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      (async () => {
+        await client.set(key, '1', 'PX', 60_000);
+        await client.del(key);
+      })(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+      }),
+    ]);
+  } catch (error) {
+    throw new HpairError('IO_ERROR', `Redis refused a write: ${describe(error as Error)}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function describe(error: Error): string {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ECONNREFUSED') return 'connection refused (is redis-server running on that port?)';
@@ -100,5 +138,6 @@ function describe(error: Error): string {
   const message = error.message.replace(/\s*\n\s*/g, ' ');
   if (/NOAUTH|WRONGPASS|invalid password/i.test(message)) return `authentication failed (${message})`;
   if (/Protocol error|unexpected/i.test(message)) return `the server does not speak Redis (${message})`;
+  if (/DB index is out of range|invalid DB index/i.test(message)) return `the database index is out of range for this server (${message})`;
   return message;
 }

@@ -2,7 +2,6 @@
 // put one job per block in the queue, journal each block once its worker has made it durable, rename the
 // output into place when every block is in. The journal (not Redis) is the record of what is done: Redis is
 // only the dispatcher, so a Redis that restarts empty, or a submitter that is stopped, loses no finished block.
-import { createHash } from 'node:crypto';
 import { rename, stat, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import {
@@ -22,17 +21,18 @@ import {
   type InputStamp,
   type JobFingerprint,
   type Journal,
-  type NpyInput,
 } from '../blocks/index.js';
+import { CHECKSUM, describeBlocks, digestFile, isChecksum, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
+import { exppStamp } from '../blocks/journal.js';
 import { checkHermitianShape } from '../kernel/hermitian-inputs.js';
 import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
 import { resolveKernel } from '../kernel/variants.js';
 import { HpairAbortError, HpairError, type HpairErrorCode } from '../shared/errors.js';
 import { complexNpyHeader } from '../io/npy.js';
 import { chooseClusterBlockSize, type ClusterBlockSize } from './block-size.js';
-import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, jobId, JOB_DATA_VERSION, parseJobId, RATES_KEY, type BlockJobData, type BlockJobResult } from './jobs.js';
+import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, jobId, JOB_DATA_VERSION, outputKey, parseJobId, RATES_KEY, refusedKey, runId, type BlockJobData, type BlockJobResult } from './jobs.js';
 import { loadQueueModules, type RedisClient } from './load.js';
-import { connectRedis, parseRedisUrl } from './redis.js';
+import { checkRedis, connectRedis, parseRedisUrl } from './redis.js';
 
 /** Attempts per block (a failure, not a stall: stalls are counted by the workers' maxStalledCount). */
 export const DEFAULT_ATTEMPTS = 5;
@@ -86,6 +86,8 @@ export interface ClusterProgress {
   readonly retries: number;
   /** Jobs added again because Redis had lost them (a restart without persistence). */
   readonly requeued: number;
+  /** Workers that refused this run (their inputs differ from the submitter's, or they cannot read them), and why. */
+  readonly refused: ReadonlyArray<{ readonly worker: string; readonly reason: string }>;
   readonly elapsedMs: number;
 }
 
@@ -105,6 +107,13 @@ export interface ClusterSummary {
   readonly workers: readonly string[];
   readonly retries: number;
   readonly requeued: number;
+  /**
+   * Blocks whose bytes in the output did not match the checksum their worker computed (found by the re-read
+   * before publishing) and that were computed again.
+   */
+  readonly recomputed: readonly number[];
+  /** Workers that refused the run (other inputs, or none readable), and why; other workers computed it. */
+  readonly refused: ReadonlyArray<{ readonly worker: string; readonly reason: string }>;
   readonly seconds: number;
   /** Useful flops of the blocks computed by this run, per second of the run. */
   readonly gflops: number;
@@ -143,7 +152,13 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
   try {
     const distance = await readNpyVector(distancePath, { name: 'distance', expectedLength: input.cols, expectedBecause: `expp ${expp} has M = ${input.cols} columns` });
     checkHermitianShape(input.rows, input.cols, distance);
-    stamps = { expp: stampOf(input), distance: { bytes: (await stat(distancePath)).size, mtimeMs: (await stat(distancePath)).mtimeMs, layout: 'vector' } };
+    const distanceInfo = await stat(distancePath);
+    // Each input's content, read once: it names the run, and every worker checks its own files against it.
+    const [exppDigest, distanceDigest] = await Promise.all([digestFile(expp, 'expp'), digestFile(distancePath, 'distance')]);
+    stamps = {
+      expp: { ...exppStamp(input), sha256: exppDigest },
+      distance: { bytes: distanceInfo.size, mtimeMs: distanceInfo.mtimeMs, layout: 'vector', sha256: distanceDigest },
+    };
   } finally {
     await input.close();
   }
@@ -169,6 +184,15 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     if (ownConnection) await withDeadline(client.quit(), 1_000, () => new Error('quit')).catch(() => client.disconnect());
     else client.off('error', onError);
   };
+  // Redis must take the queue's writes before any file is touched: a read-only replica, a full memory or a
+  // refused command fails here, in one line, with nothing written.
+  try {
+    await checkRedis(client, queue.toKey(`hpair-probe:${process.pid}`), options.connectTimeoutMs);
+    await withDeadline(queue.waitUntilReady(), options.connectTimeoutMs ?? 5_000, () => new Error('the queue did not become ready'));
+  } catch (error) {
+    await disconnect();
+    throw error instanceof HpairError ? error : new HpairError('IO_ERROR', `Redis refused the queue: ${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`, { cause: error });
+  }
   let journal: Journal | undefined;
   // One run at a time writes an output: another submit, or a compute --max-memory, is refused.
   const lock = await lockOutput(out, 'out').catch(async (error: unknown) => {
@@ -190,7 +214,6 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     }
     const plan = planBlocks(n, blockSize);
     const fingerprint: JobFingerprint = { N, M, blockSize, kernel, ...stamps };
-    const run = createHash('sha256').update(JSON.stringify({ fingerprint, out })).digest('hex').slice(0, 16);
 
     // The journal and the partial output: resume both, or start both afresh (a new file, so that a worker
     // still busy with a block of an abandoned run can never write into this one: it checks the inode).
@@ -216,6 +239,13 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     }
     const info = await stat(partial);
     const file = { dev: info.dev, ino: info.ino, size: info.size };
+    const nonce = journal.nonce;
+    const run = runId(fingerprint, out, nonce);
+    // A run started afresh removes what an earlier run of this output left in the queue (its finished jobs
+    // wrote into a partial output that is gone; its waiting ones would compute blocks nobody collects).
+    const current = await client.get(queue.toKey(outputKey(out)));
+    if (current !== null && current !== run && /^[0-9a-f]{16}$/.test(current)) await removeRun(queue, client, current);
+    await client.set(queue.toKey(outputKey(out)), run, 'EX', KEEP_FINISHED_S);
     const skipped = journal.done.size;
     const outstanding = new Map<number, Block>(plan.blocks.filter((block) => !journal!.done.has(block.id)).map((block) => [block.id, block]));
     const dataOf = (block: Block): BlockJobData => ({
@@ -229,6 +259,9 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       kernel,
       block: { id: block.id, rows: [block.rows[0], block.rows[1]], cols: [block.cols[0], block.cols[1]] },
       file,
+      nonce,
+      journal: journalPath(out),
+      inputs: { expp: { bytes: stamps.expp.bytes, sha256: stamps.expp.sha256 }, distance: { bytes: stamps.distance.bytes, sha256: stamps.distance.sha256 } },
     });
     const jobOptions = (block: Block) => ({
       jobId: jobId(run, block.id),
@@ -254,14 +287,16 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     /** Journals the finished jobs of this run, then removes them from Redis. */
     const harvest = async (stopOnFailure = true): Promise<void> => {
       const ids = (await queue.getRanges(['completed'], 0, -1)).filter((id) => id.startsWith(prefix));
-      const finished: number[] = [];
+      const finished: Array<{ id: number; checksum: string }> = [];
       for (const id of ids) {
         const parsed = parseJobId(id);
         const job = await queue.getJob(id);
         if (parsed === undefined || job === undefined) continue;
         const result = job.returnvalue as BlockJobResult | null;
-        if (outstanding.has(parsed.block)) {
-          finished.push(parsed.block);
+        // A result without its block's checksum cannot be verified: not journaled (the job is removed below
+        // and added again by the next reconcile).
+        if (outstanding.has(parsed.block) && isChecksum(result?.checksum)) {
+          finished.push({ id: parsed.block, checksum: result!.checksum });
           if (result !== null && typeof result === 'object') {
             workers.add(result.worker);
             workerSeconds.read += result.read;
@@ -274,7 +309,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       }
       if (finished.length > 0) {
         await journal!.record(finished); // each worker synced its block before completing the job
-        for (const block of finished) outstanding.delete(block);
+        for (const block of finished) outstanding.delete(block.id);
       }
       await Promise.all(ids.map((id) => queue.remove(id).catch(() => undefined)));
       if (!stopOnFailure) return;
@@ -345,28 +380,75 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       workers: workers.size,
       retries,
       requeued,
+      refused: [...refused].map(([worker, reason]) => ({ worker, reason })),
       elapsedMs: performance.now() - started,
     });
+    /**
+     * The workers that refused this run. When every worker connected to the queue has, nobody can compute the
+     * run: it stops (IO_ERROR naming each and why) instead of waiting for ever.
+     */
+    const refused = new Map<string, string>();
+    const readRefusals = async (): Promise<void> => {
+      const found = await client.hgetall(queue.toKey(refusedKey(run)));
+      for (const [worker, reason] of Object.entries(found)) refused.set(worker, reason);
+    };
+    const checkRefusals = async (): Promise<void> => {
+      await readRefusals();
+      if (refused.size === 0) return;
+      // Where CLIENT LIST is not allowed (some hosted Redis), the live workers are unknown: the run waits.
+      const clients = await queue.getWorkers().catch(() => []);
+      const live = new Set(clients.map((w) => /:w:(.*)$/.exec(String(w.rawname ?? ''))?.[1]).filter((name): name is string => name !== undefined));
+      if (live.size > 0 && [...live].every((name) => refused.has(name))) {
+        const why = [...refused].map(([worker, reason]) => `${worker}: ${reason}`).join('; ');
+        throw new HpairError('IO_ERROR', `every worker refused this run (${why}); ${journal!.done.size} of ${plan.blocks.length} blocks are in ${journal!.path}`);
+      }
+    };
     const deadline = <T>(promise: Promise<T>): Promise<T> =>
       withDeadline(promise, redisTimeoutMs, () => new HpairError('IO_ERROR', `Redis did not answer for ${redisTimeoutMs / 1000} s; ${journal!.done.size} of ${plan.blocks.length} blocks are in ${journal!.path}; run the same command again to resume`));
 
+    let recomputed: number[] = [];
     try {
       await deadline(harvest()); // jobs of this run that finished while no submitter watched
       if (signal?.aborted) await cancel();
       await deadline(reconcile(true));
       options.onProgress?.(progress());
       let lastReconcile = performance.now();
-      while (outstanding.size > 0) {
-        if (signal?.aborted) await deadline(cancel());
-        await sleep(pollMs, signal);
-        if (signal?.aborted) continue;
-        await deadline(harvest());
-        if (reconnected || performance.now() - lastReconcile > 3_000) {
-          reconnected = false;
-          lastReconcile = performance.now();
-          await deadline(reconcile(false));
+      let lastRefusalCheck = performance.now();
+      for (let round = 0; ; round++) {
+        while (outstanding.size > 0) {
+          if (signal?.aborted) await deadline(cancel());
+          await sleep(pollMs, signal);
+          if (signal?.aborted) continue;
+          await deadline(harvest());
+          if (reconnected || performance.now() - lastReconcile > 3_000) {
+            reconnected = false;
+            lastReconcile = performance.now();
+            await deadline(reconcile(false));
+          }
+          if (performance.now() - lastRefusalCheck > 1_000) {
+            lastRefusalCheck = performance.now();
+            await deadline(checkRefusals());
+          }
+          options.onProgress?.(progress());
         }
-        options.onProgress?.(progress());
+        // Before `out` appears: every block re-read against the checksum its worker computed. Blocks that
+        // differ (the partial output or the journal changed since) are computed again, once.
+        const bad = await mismatchedBlocks(partial, n, complexNpyHeader([n, n]).length, plan.blocks, journal.checksums, `out (partial) ${partial}`);
+        if (bad.length === 0) break;
+        if (round > 0) throw new HpairError('IO_ERROR', `out (partial) ${partial}: ${describeBlocks(bad, plan.blocks)} still differ from their checksums after being computed again; is the storage failing?`);
+        recomputed = bad;
+        await journal.withdraw(bad);
+        const blocks = bad.map((id) => plan.blocks[id]);
+        for (const block of blocks) outstanding.set(block.id, block);
+        await Promise.all(bad.map((id) => queue.remove(jobId(run, id)).catch(() => undefined)));
+        await deadline(enqueue(blocks));
+      }
+      await deadline(readRefusals()); // for the summary: refusals since the last look
+      // And the inputs are still those the run was planned for (one changed mid-run gave blocks of two problems).
+      for (const [name, path] of [['expp', expp], ['distance', distancePath]] as const) {
+        if ((await digestFile(path, name)) !== stamps[name].sha256) {
+          throw new HpairError('IO_ERROR', `${name} ${path} changed while H was computed from it; delete ${partial} and ${journal.path} to start over`);
+        }
       }
     } catch (error) {
       // A block failed for good, or the journal could not be written: the other blocks of this run are not
@@ -376,15 +458,29 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       throw error;
     }
 
-    // Every block is in: the partial output becomes `out`, then the journal goes.
+    // Every block is in: the manifest, then the partial output becomes `out`, then the journal goes.
     const missing = plan.blocks.length - journal.done.size;
     if (missing !== 0) throw new HpairError('IO_ERROR', `internal: ${missing} blocks are not journaled`);
+    await writeManifest(out, {
+      format: 'hpair-manifest',
+      version: 1,
+      shape: [n, n],
+      dtype: '<c16',
+      dataOffset: complexNpyHeader([n, n]).length,
+      bytes: outBytes,
+      blockSize,
+      kernel,
+      checksum: CHECKSUM,
+      inputs: { expp: { path: expp, bytes: stamps.expp.bytes, sha256: stamps.expp.sha256 }, distance: { path: distancePath, bytes: stamps.distance.bytes, sha256: stamps.distance.sha256 } },
+      blocks: plan.blocks.map((block) => ({ id: block.id, rows: block.rows, cols: block.cols, sha256: journal!.checksums.get(block.id)! })),
+    }, [expp, distancePath]);
     await rename(partial, out);
     await syncDirectory(dirname(out));
     await journal.close();
     journal = undefined;
     await unlink(journalPath(out));
     await syncDirectory(dirname(out));
+    await client.del(queue.toKey(outputKey(out)), queue.toKey(refusedKey(run))).catch(() => undefined);
     const seconds = (performance.now() - started) / 1000;
     return {
       out,
@@ -400,6 +496,8 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       workers: [...workers].sort(),
       retries,
       requeued,
+      recomputed,
+      refused: [...refused].map(([worker, reason]) => ({ worker, reason })),
       seconds,
       gflops: computedFlops / Math.max(1e-9, seconds) / 1e9,
       workerSeconds,
@@ -453,12 +551,16 @@ async function measureRoundTrip(client: RedisClient): Promise<number> {
   return times[3];
 }
 
-function stampOf(input: NpyInput): InputStamp {
-  return {
-    bytes: input.fileBytes,
-    mtimeMs: input.mtimeMs,
-    layout: `${input.littleEndian ? '<' : '>'}${input.dtype} ${input.fortranOrder ? 'F' : 'C'} (${input.rows}, ${input.cols})`,
-  };
+/**
+ * Removes what an earlier run left in the queue: its jobs in every state a job can be removed from (a job a
+ * worker holds is locked and stays; its worker's write is refused, the journal naming another run), and its
+ * refusals.
+ */
+async function removeRun(queue: import('bullmq').Queue<BlockJobData, BlockJobResult>, client: RedisClient, run: string): Promise<void> {
+  const prefix = `hp-${run}-`;
+  const ids = (await queue.getRanges(['completed', 'failed', 'waiting', 'delayed', 'prioritized', 'wait'], 0, -1)).filter((id) => id.startsWith(prefix));
+  for (let k = 0; k < ids.length; k += 200) await Promise.all(ids.slice(k, k + 200).map((id) => queue.remove(id).catch(() => 0)));
+  await client.del(queue.toKey(refusedKey(run)));
 }
 
 async function refuseInputsAsOutput(out: string, inputs: readonly string[]): Promise<void> {

@@ -2,8 +2,9 @@
 // rows a block needs from the shared inputs, computes the block, writes it and its mirror in place in the
 // shared output (the same bytes whoever writes them), syncs, and only then completes the job.
 import { hostname } from 'node:os';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { openNpyInput, openNpyOutput, readNpyVector } from '../blocks/index.js';
+import { blockChecksum, digestFile } from '../blocks/integrity.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
 import { kernelSupported } from '../kernel/kernel-status.js';
 import { HpairError, isHpairError } from '../shared/errors.js';
@@ -11,9 +12,9 @@ import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
 import type { Pool } from '../workers/pool.js';
 import { readBlockRows, type RowReader } from './block-input.js';
-import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, JOB_DATA_VERSION, RATES_KEY, type BlockJobData, type BlockJobResult } from './jobs.js';
+import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, JOB_DATA_VERSION, RATES_KEY, refusedKey, type BlockJobData, type BlockJobResult } from './jobs.js';
 import { loadQueueModules, type RedisClient } from './load.js';
-import { connectRedis, parseRedisUrl } from './redis.js';
+import { checkRedis, connectRedis, parseRedisUrl } from './redis.js';
 
 /**
  * Lock and stalled-check timings. A worker renews its block's lock every lockDuration / 2 from the main
@@ -64,7 +65,13 @@ export interface ClusterBlockEvent {
   /** The job's id (run and block) and the block's rectangle. */
   job: string;
   block: BlockJobData['block'];
-  outcome: 'done' | 'returned' | 'failed';
+  /**
+   * 'refused': this worker's inputs are not the submitter's (other bytes, or none it can read); the block went
+   * back to the queue and this worker takes no more blocks of that run. Reported once per run, with `error`.
+   */
+  outcome: 'done' | 'returned' | 'failed' | 'refused';
+  /** The run the block belongs to. */
+  run?: string;
   /** Seconds reading, computing, writing (for 'done'). */
   read?: number;
   compute?: number;
@@ -91,6 +98,10 @@ export interface ClusterWorker {
 }
 
 class GiveBack extends Error {}
+class Refused extends Error {}
+
+/** Longest pause after giving back a block of a refused run, so that other workers take it first (ms). */
+const MAX_REFUSAL_PAUSE_MS = 2_000;
 
 /** Starts a worker on `queue`: it takes block jobs until close(). */
 export async function createClusterWorker(options: ClusterWorkerOptions): Promise<ClusterWorker> {
@@ -102,6 +113,13 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
   const client = (typeof options.connection === 'string'
     ? await connectRedis(parseRedisUrl(options.connection), { connectTimeoutMs: options.connectTimeoutMs, name: `hpair-worker:${name}` })
     : options.connection) as RedisClient;
+  // A worker that cannot write to the queue must not wait for blocks as if all were well.
+  try {
+    await checkRedis(client, `bull:${queueName}:hpair-probe:${name}`, options.connectTimeoutMs);
+  } catch (error) {
+    if (ownConnection) client.disconnect();
+    throw error;
+  }
   const report = (error: Error): void => {
     const connection = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|connect/i.test(`${(error as NodeJS.ErrnoException).code ?? ''} ${error.message}`);
     options.onError?.(error, connection ? 'connection' : 'queue');
@@ -162,6 +180,42 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
     return entry.values;
   };
 
+  // Each input's digest, per path: kept while the file's identity (device, inode, size, time) holds, but
+  // computed at least once for every run, so a file changed in place with its size and time kept is caught.
+  const digests = new Map<string, { key: string; sha256: Promise<string>; runs: Set<string> }>();
+  const digestOf = async (path: string, name: string, run: string): Promise<{ bytes: number; sha256: string }> => {
+    const info = await stat(path);
+    const key = `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
+    let entry = digests.get(path);
+    if (entry === undefined || entry.key !== key || !entry.runs.has(run)) {
+      const made: { key: string; sha256: Promise<string>; runs: Set<string> } = { key, sha256: digestFile(path, name), runs: new Set([run]) };
+      made.sha256.catch(() => (digests.get(path) === made ? digests.delete(path) : undefined));
+      digests.set(path, made);
+      entry = made;
+    }
+    return { bytes: info.size, sha256: await entry.sha256 };
+  };
+  /** Why this worker cannot compute `data`'s run, or undefined when its inputs are the submitter's. */
+  const refusalOf = async (data: BlockJobData): Promise<string | undefined> => {
+    for (const [label, path] of [['expp', data.expp], ['distance', data.distance]] as const) {
+      const wanted = data.inputs[label];
+      let seen: { bytes: number; sha256: string };
+      try {
+        seen = await digestOf(path, label, data.run);
+      } catch (error) {
+        const cause = (error as { cause?: NodeJS.ErrnoException }).cause ?? (error as NodeJS.ErrnoException);
+        return `cannot read ${label} ${path} (${cause.code ?? cause.message})`;
+      }
+      if (seen.bytes !== wanted.bytes || seen.sha256 !== wanted.sha256) {
+        return `its ${label} ${path} is not the submitter's (${seen.bytes} bytes, SHA-256 ${seen.sha256.slice(0, 16)}… here; ${wanted.bytes} bytes, ${wanted.sha256.slice(0, 16)}… there)`;
+      }
+    }
+    return undefined;
+  };
+  const refusedRuns = new Map<string, string>();
+  let refusalPause = 0;
+  const lockDuration = options.lockDuration ?? DEFAULT_LOCK_DURATION_MS;
+
   let current: { controller: AbortController } | undefined;
   let blocksDone = 0;
   let giveBack = false;
@@ -173,6 +227,18 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
     current = { controller };
     try {
       if (giveBack) throw new GiveBack();
+      if (!refusedRuns.has(data.run)) {
+        const reason = await refusalOf(data);
+        if (reason !== undefined) {
+          refusedRuns.set(data.run, reason);
+          const key = worker.toKey(refusedKey(data.run));
+          await client.hset(key, name, reason).catch(() => undefined);
+          await client.expire(key, 7 * 24 * 3600).catch(() => undefined);
+          options.onBlock?.({ job: job.id ?? '', block, run: data.run, outcome: 'refused', error: new HpairError('IO_ERROR', reason) });
+        }
+      }
+      if (refusedRuns.has(data.run)) throw new Refused();
+      refusalPause = 0;
       const pool = await poolFor(data.kernel);
       let started = performance.now();
       const [reader, distance] = await Promise.all([exppReader(data.expp), distanceOf(data.distance)]);
@@ -207,6 +273,12 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
       if (info.dev !== data.file.dev || info.ino !== data.file.ino || info.size !== data.file.size) {
         throw new bullmq.UnrecoverableError(`[STALE] ${data.partial} is no longer the output this block was planned for`);
       }
+      // And only while the output's journal names this run: one started afresh at the same path has another.
+      if ((await journalNonce(data.journal)) !== data.nonce) {
+        throw new bullmq.UnrecoverableError(`[STALE] ${data.journal} no longer names the run this block was planned for`);
+      }
+      // The checksum of what was computed, from memory: the submitter re-reads the file against it.
+      const checksum = blockChecksum(block, h.data, h.cols);
       const output = await openNpyOutput(data.partial, data.n);
       try {
         await output.writeBlock(block, h);
@@ -222,8 +294,17 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
         client.hset(worker.toKey(RATES_KEY), name, JSON.stringify({ rate: flops / compute, at: Date.now() })).catch(() => undefined);
       }
       options.onBlock?.({ job: job.id ?? '', block, outcome: 'done', read, compute, write, flops });
-      return { worker: name, kernel: h.kernel, read, compute, write };
+      return { worker: name, kernel: h.kernel, read, compute, write, checksum };
     } catch (error) {
+      if (error instanceof Refused) {
+        // Back to the queue at once, and a pause before the next take (growing while only refused blocks
+        // come), so that the workers that can compute the block take it rather than this one again. The pause
+        // stays well inside the lock's renewal period: the given-back job is no longer this worker's to renew.
+        await job.moveToWait(token);
+        refusalPause = Math.min(MAX_REFUSAL_PAUSE_MS, lockDuration / 8, Math.max(50, 2 * refusalPause));
+        await new Promise((resolve) => setTimeout(resolve, refusalPause));
+        throw new bullmq.WaitingError();
+      }
       if (error instanceof GiveBack) {
         // Back to the queue at once (not after the lock expires) for another worker.
         await job.moveToWait(token);
@@ -243,7 +324,7 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
     connection: client as never,
     name,
     concurrency: 1,
-    lockDuration: options.lockDuration ?? DEFAULT_LOCK_DURATION_MS,
+    lockDuration,
     stalledInterval: options.stalledInterval ?? DEFAULT_STALLED_INTERVAL_MS,
     maxStalledCount: options.maxStalledCount ?? DEFAULT_MAX_STALLED_COUNT,
     // Finished jobs stay until the submitter has journaled them; it removes them itself.
@@ -261,7 +342,13 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
       return blocksDone;
     },
     threads,
-    ready: () => worker.waitUntilReady().then(() => undefined),
+    ready: () =>
+      worker.waitUntilReady().then(
+        () => undefined,
+        (error: unknown) => {
+          throw isHpairError(error) ? error : new HpairError('IO_ERROR', `Redis refused the queue: ${(error as Error)?.message?.replace(/\s*\n\s*/g, ' ') ?? String(error)}`, { cause: error });
+        },
+      ),
     close(closeOptions = {}) {
       if (closeOptions.giveBack === true) {
         giveBack = true;
@@ -293,9 +380,30 @@ function checkData(data: BlockJobData, bullmq: typeof import('bullmq')): BlockJo
     typeof data.block === 'object' &&
     data.block !== null &&
     typeof data.file === 'object' &&
-    data.file !== null;
+    data.file !== null &&
+    typeof data.run === 'string' &&
+    typeof data.nonce === 'string' &&
+    typeof data.journal === 'string' &&
+    typeof data.inputs?.expp?.sha256 === 'string' &&
+    typeof data.inputs?.distance?.sha256 === 'string' &&
+    Number.isSafeInteger(data.inputs.expp.bytes) &&
+    Number.isSafeInteger(data.inputs.distance.bytes);
   if (!ok) throw new bullmq.UnrecoverableError(`[INVALID_ARGUMENT] not a block job of this version of hpair (${BLOCK_JOB} v${JOB_DATA_VERSION})`);
   return data;
+}
+
+/** The run nonce in a journal's header line, or undefined when there is no journal or it names none. */
+async function journalNonce(path: string): Promise<string | undefined> {
+  const file = await open(path, 'r').catch(() => undefined);
+  if (file === undefined) return undefined;
+  try {
+    const head = Buffer.alloc(16 * 1024);
+    const { bytesRead } = await file.read(head, 0, head.length, 0);
+    const line = head.subarray(0, bytesRead).toString('utf8').split('\n')[0];
+    return /"nonce":"([0-9a-f]{32})"/.exec(line)?.[1];
+  } finally {
+    await file.close();
+  }
 }
 
 /** A non-finite value is named by its row in the compact matrix: name the row of the caller's expp instead. */

@@ -1,7 +1,7 @@
 // hpair cluster on a real Redis: worker processes and submit as a user runs them. Each test uses its own
 // queue. Without HPAIR_TEST_REDIS and without redis-server installed, the tests that need Redis are skipped.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -61,11 +61,15 @@ interface Run {
   ms: number;
 }
 
+/** Children of this file still running (the suite-level guard in helpers/children.ts kills them too). */
+const children = new Set<ChildProcess>();
+
 /** `hpair …` as a child process; `onStart` gets the child (to signal it). */
 function cli(args: string[], onStart?: (child: ChildProcess) => void, timeoutMs = 90_000): Promise<Run> {
   return new Promise((resolve) => {
     const started = performance.now();
     const child = track(spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    children.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -73,6 +77,7 @@ function cli(args: string[], onStart?: (child: ChildProcess) => void, timeoutMs 
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.once('close', (code, signal) => {
       clearTimeout(timer);
+      children.delete(child);
       resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
     });
     onStart?.(child);
@@ -90,11 +95,18 @@ interface WorkerProcess {
 }
 
 function startWorker(redis: string, queue: string, extra: string[] = []): WorkerProcess {
-  const child = track(
-    spawn(process.execPath, [cliPath, 'cluster', 'worker', '--redis', redis, '--queue', queue, '--workers', '1', '--lock-duration', '2000', '--stalled-interval', '500', ...extra], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
+  const child = spawn(process.execPath, [cliPath, 'cluster', 'worker', '--redis', redis, '--queue', queue, '--workers', '1', '--lock-duration', '2000', '--stalled-interval', '500', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return adopt(child);
+}
+
+const workerChildren = new Set<ChildProcess>();
+
+function adopt(child: ChildProcess): WorkerProcess {
+  track(child);
+  children.add(child);
+  workerChildren.add(child);
   let text = '';
   const waiters: Array<() => void> = [];
   const append = (chunk: Buffer): void => {
@@ -419,6 +431,208 @@ withRedis('library: createClusterWorker and submitToCluster in one process over 
   };
   visit(new URL(import.meta.resolve('hpair')));
   assert.ok(seenFiles.size > 1, 'the main entry imports its chunks');
+});
+
+// ---- Integrity: runs that must never adopt another run's work, workers that see other inputs ----
+
+/** Whether this process may start a worker in a mount namespace of its own (root with CAP_SYS_ADMIN). */
+const canUnshare = await new Promise<boolean>((resolve) => {
+  const child = spawn('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none /mnt'], { stdio: 'ignore' });
+  child.once('error', () => resolve(false));
+  child.once('close', (code) => resolve(code === 0));
+});
+if (url !== undefined && !canUnshare) {
+  console.log('\n  cluster: the tests of workers that see other files at the same path are SKIPPED: `unshare -m` (root) is not available here');
+}
+const withNamespace = url === undefined || !canUnshare ? test.skip : test;
+
+/**
+ * A worker process in a mount namespace of its own, where `mounts` (shell commands) run first: it sees other
+ * files at the submitter's paths, as a machine with a stale copy on its mount would.
+ */
+function startWorkerIn(mounts: string[], redis: string, queue: string): WorkerProcess {
+  const quote = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
+  const command = [...mounts, `exec ${[process.execPath, cliPath, 'cluster', 'worker', '--redis', redis, '--queue', queue, '--workers', '1', '--lock-duration', '2000', '--stalled-interval', '500'].map(quote).join(' ')}`].join(' && ');
+  const child = spawn('unshare', ['-m', 'sh', '-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return adopt(child);
+}
+
+/** Keys of the queue's block jobs left in Redis (any run). */
+async function jobKeys(redis: string, queue: string): Promise<string[]> {
+  const { connectRedis } = await import('hpair/cluster');
+  const client = await connectRedis(redis);
+  try {
+    return (await client.keys(`bull:${queue}:hp-*`)).filter((key) => /:hp-[0-9a-f]+-\d+$/.test(key));
+  } finally {
+    await client.quit();
+  }
+}
+
+/** Ends any `hpair` command a test started and did not wait for (a test that failed half-way); workers are stopped apart. */
+function killCommands(): void {
+  for (const child of children) if (!workerChildren.has(child) && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!(await condition())) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+withRedis('start over after submit was killed (-9) and its files deleted: the rerun computes every block afresh, never adopts the old jobs, and removes them', async () => {
+  const p = await problem(201, 60, 41);
+  const queue = newQueue();
+  const workers = [startWorker(url!, queue), startWorker(url!, queue)];
+  try {
+    await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
+    const out = join(work, 'start-over.npy');
+    const journal = `${out}.journal`;
+    const first = await cli(submitArgs(url!, queue, p, out, 20), (child) => {
+      const poll = setInterval(() => {
+        if (existsSync(journal) && readFileSync(journal, 'utf8').trim().split('\n').length > 3) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+        }
+      }, 10);
+      child.once('close', () => clearInterval(poll));
+    });
+    assert.is(first.signal, 'SIGKILL', `the first submit ended by itself (${first.code}): ${first.stderr}`);
+    // The workers finish the queue with nobody collecting: 55 blocks in all.
+    await until(() => new Set(workers.flatMap((w) => w.blocks())).size === 55, 'the workers to finish the old queue');
+    const doneBefore = workers.reduce((sum, w) => sum + w.blocks().length, 0);
+    for (const name of [`${out}.partial`, journal]) rmSync(name);
+    const second = summaryOf(await cli(submitArgs(url!, queue, p, out, 20)));
+    assert.equal([second.blocks, second.computed, second.skipped], [55, 55, 0], 'every block computed again, none adopted');
+    assertSameH(out, p.h, 'started over');
+    assert.ok(workers.reduce((sum, w) => sum + w.blocks().length, 0) - doneBefore >= 55, 'the workers computed all 55 blocks again');
+    assert.equal(await jobKeys(url!, queue), [], 'no job of either run is left in Redis');
+    const verified = await cli(['verify', out]);
+    assert.is(verified.code, 0, verified.stderr);
+  } finally {
+    killCommands();
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+});
+
+withRedis('a partial output changed between two submits: the resumed run re-reads every block, recomputes the one that differs, names it, and H is right', async () => {
+  const p = await problem(201, 60, 42);
+  const queue = newQueue();
+  const worker = startWorker(url!, queue);
+  try {
+    await worker.waitFor(/waiting for blocks/);
+    const out = join(work, 'zeroed.npy');
+    const journal = `${out}.journal`;
+    const first = await cli(submitArgs(url!, queue, p, out, 20), (child) => {
+      const poll = setInterval(() => {
+        if (existsSync(journal) && readFileSync(journal, 'utf8').trim().split('\n').length > 2) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+        }
+      }, 10);
+      child.once('close', () => clearInterval(poll));
+    });
+    assert.is(first.signal, 'SIGKILL', `the first submit ended by itself (${first.code}): ${first.stderr}`);
+    await until(() => new Set(worker.blocks()).size === 55, 'the worker to finish the queue');
+    // H[150, 30] lies in block (7, 1): id 7·8/2 + 1 = 29.
+    const fd = openSync(`${out}.partial`, 'r+');
+    writeSync(fd, Buffer.alloc(16, 0x40), 0, 16, 128 + 16 * (150 * 200 + 30));
+    closeSync(fd);
+    const run = await cli(submitArgs(url!, queue, p, out, 20));
+    const summary = summaryOf(run);
+    assert.equal(summary.recomputed, [29], 'the changed block is named and recomputed');
+    assert.is((summary.skipped as number) + (summary.computed as number), 55);
+    assertSameH(out, p.h, 'after the change');
+    const text = await cli(['verify', out]);
+    assert.is(text.code, 0, text.stderr);
+  } finally {
+    killCommands();
+    await worker.stop();
+  }
+});
+
+withNamespace('one worker sees another expp at the same path (another size or the same size): it refuses the run and gives its blocks back; H is right', async () => {
+  const p = await problem(201, 60, 43);
+  // Same shape and size, other values: only the content tells it apart.
+  const { expp } = randomProblem(201, 60, 44);
+  const stale = join(work, 'stale-expp.npy');
+  writeFileSync(stale, encodeComplexMatrixNpy(expp));
+  assert.is(statSync(stale).size, statSync(p.expp).size);
+  const queue = newQueue();
+  const good = startWorker(url!, queue);
+  const bad = startWorkerIn([`mount --bind '${stale}' '${p.expp}'`], url!, queue);
+  try {
+    await Promise.all([bad, good].map((w) => w.waitFor(/waiting for blocks/)));
+    // The good worker, stopped (still connected), takes nothing until the bad one has refused the run.
+    good.child.kill('SIGSTOP');
+    const out = join(work, 'stale.npy');
+    const running = cli([...submitArgs(url!, queue, p, out, 20)]);
+    await bad.waitFor(/refusing run/);
+    good.child.kill('SIGCONT');
+    const run = await running;
+    const summary = summaryOf(run);
+    assertSameH(out, p.h, 'with a worker that sees another expp');
+    assert.is(bad.blocks().length, 0, `the worker with the other file computed blocks:\n${bad.output()}`);
+    assert.match(bad.output(), /refusing run [0-9a-f]{16}: its expp .* is not the submitter's \(\d+ bytes, SHA-256 [0-9a-f]{16}… here; \d+ bytes, [0-9a-f]{16}… there\); its blocks are left to the other workers/);
+    assert.is((bad.output().match(/refusing run/g) ?? []).length, 1, 'said once per run');
+    const refused = summary.refused as Array<{ worker: string; reason: string }>;
+    assert.is(refused.length, 1);
+    assert.match(run.stderr, /worker .* refused this run: its expp/);
+    assert.is(good.blocks().length, 55);
+  } finally {
+    killCommands();
+    good.child.kill('SIGCONT');
+    await Promise.all([bad, good].map((w) => w.stop()));
+  }
+});
+
+withNamespace('a worker without the inputs: alone it makes submit stop with exit 2 naming why; beside others it gives its blocks back and the run ends right', async () => {
+  const p = await problem(201, 60, 45);
+  // The inputs in a directory of their own, hidden from the bad worker by an empty tmpfs over it.
+  const inputs = mkdtempSync(join(tmpdir(), 'hpair-inputs-'));
+  const moved = { ...p, expp: join(inputs, 'E.npy'), distance: join(inputs, 'D.npy') };
+  copyFileSync(p.expp, moved.expp);
+  copyFileSync(p.distance, moved.distance);
+  const queue = newQueue();
+  const bad = startWorkerIn([`mount -t tmpfs none '${inputs}'`], url!, queue);
+  const others: WorkerProcess[] = [];
+  try {
+    await bad.waitFor(/waiting for blocks/);
+    const out = join(work, 'no-inputs.npy');
+    const alone = await cli(submitArgs(url!, queue, moved, out, 20), undefined, 60_000);
+    assert.is(alone.code, 2, `${alone.code} ${alone.signal}: ${alone.stderr}`);
+    const failure = (JSON.parse(alone.stdout.trim()) as { error: { code: string; message: string } }).error; // --json: on stdout
+    assert.is(failure.code, 'IO_ERROR');
+    assert.match(failure.message, /every worker refused this run \(.*: cannot read expp .*E\.npy \(ENOENT\)\); 0 of 55 blocks are in/);
+    assert.not.ok(existsSync(out));
+    others.push(startWorker(url!, queue), startWorker(url!, queue));
+    await Promise.all(others.map((w) => w.waitFor(/waiting for blocks/)));
+    const summary = summaryOf(await cli(submitArgs(url!, queue, moved, out, 20)));
+    assertSameH(out, p.h, 'with a worker that cannot read the inputs');
+    assert.is(bad.blocks().length, 0);
+    assert.is(summary.computed, 55);
+    assert.is(new Set(others.flatMap((w) => w.blocks())).size, 55);
+  } finally {
+    killCommands();
+    await Promise.all([bad, ...others].map((w) => w.stop()));
+  }
+});
+
+withRedis('a database index the server does not have, for submit and worker: one line, exit 2, no file written, no worker ready', async () => {
+  const p = await problem(41, 30, 1);
+  const out = join(work, 'bad-db.npy');
+  const redis = `${url!.replace(/\/\d+$/, '')}/99`;
+  const submit = await cli(['cluster', 'submit', '--redis', redis, '--expp', p.expp, '--distance', p.distance, '--out', out, '--block', '10'], undefined, 20_000);
+  assert.is(submit.code, 2, submit.stderr);
+  assert.is(submit.stderr.trim().split('\n').length, 1, submit.stderr);
+  assert.match(submit.stderr, /^hpair: cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+\/99: the database index is out of range/);
+  for (const name of [out, `${out}.partial`, `${out}.journal`, `${out}.lock`]) assert.not.ok(existsSync(name), `${name} exists`);
+  const worker = await cli(['cluster', 'worker', '--redis', redis, '--workers', '1'], undefined, 20_000);
+  assert.is(worker.code, 2, worker.stderr);
+  assert.is(worker.stderr.trim().split('\n').length, 1, worker.stderr);
+  assert.match(worker.stderr, /database index is out of range/);
+  assert.not.match(worker.stdout, /waiting for blocks/);
 });
 
 test.run();

@@ -238,8 +238,8 @@ const fingerprint: JobFingerprint = {
   M: 50,
   blockSize: 16,
   kernel: 'wasm-simd',
-  expp: { bytes: 80128, mtimeMs: 1, layout: '<complex128 C (100, 50)' },
-  distance: { bytes: 528, mtimeMs: 2, layout: 'vector' },
+  expp: { bytes: 80128, mtimeMs: 1, layout: '<complex128 C (100, 50)', sha256: 'a'.repeat(64) },
+  distance: { bytes: 528, mtimeMs: 2, layout: 'vector', sha256: 'b'.repeat(64) },
 };
 
 test('openJournal: records are durable lines; a torn last line is dropped; another job or a damaged journal is refused', async () => {
@@ -247,16 +247,17 @@ test('openJournal: records are durable lines; a torn last line is dropped; anoth
   const journal = await openJournal(out, fingerprint, { blockCount: 28 });
   assert.ok(journal.created);
   assert.is(journal.done.size, 0);
-  await journal.record(3);
-  await journal.record([0, 1, 27]);
-  assert.is(await rejectionCode(journal.record(28)), 'INVALID_ARGUMENT');
+  const sum = (id: number): { id: number; checksum: string } => ({ id, checksum: id.toString(16).padStart(64, '0') });
+  await journal.record(sum(3));
+  await journal.record([0, 1, 27].map(sum));
+  assert.is(await rejectionCode(journal.record(sum(28))), 'INVALID_ARGUMENT');
   await journal.close();
   assert.equal(journalIds(`${out}.journal`), [3, 0, 1, 27]);
   writeFileSync(`${out}.journal`, `${readFileSync(`${out}.journal`, 'utf8')}1`); // a crash mid-line
   const reopened = await openJournal(out, fingerprint, { blockCount: 28 });
   assert.not.ok(reopened.created);
   assert.equal([...reopened.done].sort((a, b) => a - b), [0, 1, 3, 27]);
-  await reopened.record(14);
+  await reopened.record(sum(14));
   await reopened.close();
   assert.equal(journalIds(`${out}.journal`), [3, 0, 1, 27, 14], 'the torn line is gone, the next record is a line of its own');
   for (const [what, other] of [
@@ -264,6 +265,7 @@ test('openJournal: records are durable lines; a torn last line is dropped; anoth
     ['kernel', { ...fingerprint, kernel: 'js' }],
     ['was modified', { ...fingerprint, expp: { ...fingerprint.expp, mtimeMs: 5 } }],
     ['size', { ...fingerprint, distance: { ...fingerprint.distance, bytes: 1 } }],
+    ['content differs', { ...fingerprint, expp: { ...fingerprint.expp, sha256: 'c'.repeat(64) } }],
   ] as const) {
     try {
       await openJournal(out, other as JobFingerprint);
@@ -518,13 +520,14 @@ test('a run stopped between its rename and removing the journal: the next run on
   await computeToNpy(pool, { ...options, onProgress: () => (header ??= readFileSync(`${out}.journal`, 'utf8').split('\n')[0]) });
   const finished = readFileSync(out);
   const ids = planBlocks(100, 25).blocks.map((block) => block.id);
-  writeFileSync(`${out}.journal`, `${header}\n${ids.join('\n')}\n`);
+  const records = (JSON.parse(readFileSync(`${out}.manifest.json`, 'utf8')) as { blocks: Array<{ id: number; sha256: string }> }).blocks.map((b) => `${b.id} ${b.sha256}`);
+  writeFileSync(`${out}.journal`, `${header}\n${records.join('\n')}\n`);
   const summary = await computeToNpy(pool, options);
   assert.equal([summary.computed, summary.skipped], [0, ids.length]);
   assert.not.ok(existsSync(`${out}.journal`));
   assert.ok(readFileSync(out).equals(finished), 'H untouched');
   // A journal whose partial output is gone (deleted by hand) means nothing: everything is computed again.
-  writeFileSync(`${out}.journal`, `${header}\n0\n1\n`);
+  writeFileSync(`${out}.journal`, `${header}\n${records.slice(0, 2).join('\n')}\n`);
   const again = await computeToNpy(pool, options);
   assert.equal([again.computed, again.skipped], [ids.length, 0]);
   assert.ok(readFileSync(out).equals(finished));

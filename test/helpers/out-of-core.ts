@@ -71,7 +71,7 @@ export function problemOnDisk(dir: string, N: number, M: number, seed: number, l
   return { dir, expp: exppPath, distance: distancePath, values: { expp: asStored(expp, layout), distance } };
 }
 
-/** Block ids in a journal file (whole lines after the header). */
+/** Block ids in a journal file (the first word of each whole line after the header). */
 export function journalIds(path: string): number[] {
   let text: string;
   try {
@@ -81,5 +81,5 @@ export function journalIds(path: string): number[] {
   }
   const lines = text.split('\n');
   lines.pop(); // the part after the last newline: empty, or a torn line
-  return lines.slice(1).map(Number);
+  return lines.slice(1).map((line) => Number(line.split(' ')[0]));
 }
