@@ -3,18 +3,18 @@ import { HermitianEngine } from '../kernel/hermitian-engine.js';
 import type { HermitianBlock, HermitianResult } from '../kernel/hermitian-result.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
 import type { ComplexMatrixInput, RealVectorInput } from '../shared/array-inputs.js';
-import { HpairError, readArguments } from '../shared/errors.js';
+import { HpairError, describeError, readArguments } from '../shared/errors.js';
 import type { SharedView } from '../shared/kernel-contract.js';
 import { JobRunner } from './job-runner.js';
 import { allocateShared } from './memory-thread.js';
-import { resolvePoolOptions, validateJobOptions, type HermitianOptions, type JobOptions, type PoolOptions, type PoolStats } from './options.js';
+import { readJobOptions, resolvePoolOptions, type HermitianOptions, type JobOptions, type PoolOptions, type PoolStats } from './options.js';
 import { prepareUserJob, type RunSpec } from './user-job.js';
 
 /** The events a pool emits. */
 export interface PoolEvents {
   /**
    * Something went wrong that no job's caller can be told: a worker died between jobs (it is replaced at
-   * once), or a job's onProgress threw (the job goes on without it). Without an 'error' listener these
+   * once), or a job's onProgress threw or its promise rejected (the job goes on without it). Without an 'error' listener these
    * become process warnings (type HpairWarning), never an uncaught exception.
    */
   error: [error: HpairError];
@@ -55,10 +55,12 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
       schedule: resolved.schedule,
       maxQueue: resolved.maxQueue,
       resourceLimits: resolved.resourceLimits,
+      watchdogMs: resolved.watchdogMs,
       workerUrl: workerUrl ?? resolved.workerFile ?? new URL('./worker.js', import.meta.url),
-      progressFailed: (error) => {
-        const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-        this.#report(new HpairError('CALLBACK_FAILED', `onProgress threw ${what}; the job goes on without progress calls`, { cause: error }), 'HPAIR_PROGRESS_THREW');
+      progressFailed: (error, rejected) => {
+        const how = rejected ? 'returned a promise that rejected with' : 'threw';
+        const message = `onProgress ${how} ${describeError(error)}; the job goes on without progress calls`;
+        this.#report(new HpairError('CALLBACK_FAILED', message, { cause: error }), 'HPAIR_PROGRESS_THREW');
       },
       workerCrashed: (error) => this.#report(error, 'HPAIR_WORKER_CRASHED'),
       drained: () => this.emit('drain'),
@@ -114,11 +116,11 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
    */
   async hermitian(expp: ComplexMatrixInput, distance: RealVectorInput, options: HermitianOptions = {}): Promise<HermitianResult> {
     this.#assertOpen();
-    const job = readArguments('the arguments of hermitian()', () => {
-      validateJobOptions(options);
-      return this.#engine.prepare(expp, distance, options.out, options.maxBytes);
+    const { job, checked } = readArguments('the arguments of hermitian()', () => {
+      const read = readJobOptions(options);
+      return { job: this.#engine.prepare(expp, distance, read.out, read.maxBytes), checked: read };
     });
-    return this.#runner.submit(job, options);
+    return this.#runner.submit(job, checked);
   }
 
   /**
@@ -130,11 +132,11 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
    */
   async hermitianBlock(expp: ComplexMatrixInput, distance: RealVectorInput, block: HermitianBlock, options: HermitianOptions = {}): Promise<HermitianResult> {
     this.#assertOpen();
-    const job = readArguments('the arguments of hermitianBlock()', () => {
-      validateJobOptions(options);
-      return this.#engine.prepareBlock(expp, distance, block, options.out, options.maxBytes);
+    const { job, checked } = readArguments('the arguments of hermitianBlock()', () => {
+      const read = readJobOptions(options);
+      return { job: this.#engine.prepareBlock(expp, distance, block, read.out, read.maxBytes), checked: read };
     });
-    return this.#runner.submit(job, options);
+    return this.#runner.submit(job, checked);
   }
 
   /**
@@ -145,11 +147,11 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
    */
   async run<Buffers extends Record<string, SharedView>>(spec: RunSpec<Buffers>, options: JobOptions = {}): Promise<Buffers> {
     this.#assertOpen();
-    const job = readArguments('the arguments of run()', () => {
-      validateJobOptions(options);
-      return prepareUserJob(spec);
+    const { job, checked } = readArguments('the arguments of run()', () => {
+      const read = readJobOptions(options);
+      return { job: prepareUserJob(spec), checked: { signal: read.signal, timeoutMs: read.timeoutMs, onProgress: read.onProgress } };
     });
-    return this.#runner.submit(job, options);
+    return this.#runner.submit(job, checked);
   }
 
   #report(error: HpairError, code: string): void {

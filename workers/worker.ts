@@ -3,6 +3,7 @@ import { expose } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { parentPort } from 'node:worker_threads';
 import { Slot, isCancelled } from '../shared/control-block.js';
+import { HpairError } from '../shared/errors.js';
 import type { RunOutcome, StepSpec, WorkerApi } from '../shared/protocol.js';
 import { collectGarbage } from './collect-garbage.js';
 import { toRecord } from './error-record.js';
@@ -51,7 +52,22 @@ const api: WorkerApi = {
     const userKernel = step.kernel.kind === 'module';
     let inKernel = false;
     try {
+      // An earlier user kernel may have changed a built-in after its step (from a timer or a microtask): this
+      // step would run on a broken tile loop, so it is refused and the worker replaced.
+      const before = userKernel ? changedBuiltin() : undefined;
+      if (before !== undefined) {
+        const error = new HpairError('WORKER_CRASHED', `an earlier user kernel changed ${before} in this worker after its job; the worker is replaced`);
+        return { ok: false, error: toRecord(error, true), tainted: before };
+      }
       const kernel = await loadKernel(step.kernel);
+      // Checked again once the module is loaded: a first import waits, and an earlier kernel's timer may run
+      // then, or the module's own top-level code changed it. From here to the step's end nothing else runs.
+      const loaded = userKernel ? changedBuiltin() : undefined;
+      if (loaded !== undefined) {
+        const why = `${loaded} changed while the kernel module was imported (by its own top-level code, or an earlier kernel's timer)`;
+        const error = new HpairError('KERNEL_FAILED', `${why}; the step did not run and the worker is replaced`);
+        return { ok: false, error: toRecord(error, true), tainted: loaded };
+      }
       inKernel = userKernel;
       runTiles(kernel, step, worker, workers);
       return { ok: true, tainted: userKernel ? changedBuiltin() : undefined };
