@@ -8,6 +8,12 @@ import { createPool, hermitianReference, type ComplexMatrixInput, type HpairErro
 import { assertBitIdentical, randomProblem, rejectionCode } from './helpers/support.js';
 
 const test = suite('hostile-input');
+
+// ES2024 buffers, which Node 20 has and this project's TypeScript lib does not name yet.
+type ResizableBuffer = ArrayBuffer & { resize(byteLength: number): void };
+type GrowableBuffer = SharedArrayBuffer & { grow(byteLength: number): void };
+const Resizable = ArrayBuffer as unknown as new (byteLength: number, options: { maxByteLength: number }) => ResizableBuffer;
+const Growable = SharedArrayBuffer as unknown as new (byteLength: number, options: { maxByteLength: number }) => GrowableBuffer;
 let pool: Pool;
 test.before(() => {
   pool = createPool({ workers: 2, inlineFlops: 0 });
@@ -49,7 +55,7 @@ async function message(promise: Promise<unknown>): Promise<{ code: string; messa
 
 test('a resizable ArrayBuffer shrunk right after the call → INVALID_ARGUMENT, never another job’s data', async () => {
   await dirtyTheScratch();
-  const buffer = new ArrayBuffer(flat.byteLength, { maxByteLength: flat.byteLength });
+  const buffer = new Resizable(flat.byteLength, { maxByteLength: flat.byteLength });
   const data = new Float64Array(buffer); // tracks the buffer's length
   data.set(flat);
   const job = pool.hermitian({ rows: N, cols: M, data }, distance);
@@ -64,7 +70,7 @@ test('a resizable ArrayBuffer shrunk while the job copies it → INVALID_ARGUMEN
   // with anything but the H of the values as they were at the call (all zeros).
   for (const turns of [0, 1, 2, 4, 8, 16]) {
     await dirtyTheScratch();
-    const buffer = new ArrayBuffer(flat.byteLength, { maxByteLength: flat.byteLength });
+    const buffer = new Resizable(flat.byteLength, { maxByteLength: flat.byteLength });
     new Float64Array(buffer).set(flat);
     const job = pool.hermitian({ rows: N, cols: M, data: new Float64Array(buffer) }, distance);
     let left = turns;
@@ -105,14 +111,14 @@ test('a plain ArrayBuffer detached (transferred) after the call → INVALID_ARGU
 test('length-tracking views that grow after the call: the job reads the call-time length', async () => {
   const small = randomProblem(60, 33, 21);
   const expected = (await pool.hermitian(small.expp, small.distance)).data;
-  const resizable = new ArrayBuffer(8 * 33, { maxByteLength: 8 * 100 });
+  const resizable = new Resizable(8 * 33, { maxByteLength: 8 * 100 });
   const distanceView = new Float64Array(resizable);
   distanceView.set(small.distance);
-  const growableDistance = new SharedArrayBuffer(8 * 33, { maxByteLength: 8 * 100 });
+  const growableDistance = new Growable(8 * 33, { maxByteLength: 8 * 100 });
   new Float64Array(growableDistance).set(small.distance);
   for (const [name, d] of [['resizable', distanceView], ['growable', new Float64Array(growableDistance)]] as const) {
     // expp over a growable SharedArrayBuffer is read in place, at its call-time length.
-    const growable = new SharedArrayBuffer(small.expp.data.byteLength, { maxByteLength: 4 * small.expp.data.byteLength });
+    const growable = new Growable(small.expp.data.byteLength, { maxByteLength: 4 * small.expp.data.byteLength });
     const exppView = new Float64Array(growable);
     exppView.set(small.expp.data);
     const job = pool.hermitian({ rows: 60, cols: 33, data: exppView }, d);
@@ -179,7 +185,7 @@ test('throwing getters and Proxy traps anywhere in the inputs → an HpairError 
     ['length trap in expp', () => pool.hermitian({ rows: 12, cols: 9, data: lengthTrap }, small.distance)],
     ['has trap on expp', () => pool.hermitian(hostileInput, small.distance)],
     ['getPrototypeOf trap on distance', () => pool.hermitian(small.expp, prototypeTrap)],
-    ['rows getter', () => pool.hermitian(Object.defineProperty({ cols: 9, data: values }, 'rows', { get: () => { throw new Error('rows'); } }) as ComplexMatrixInput, small.distance)],
+    ['rows getter', () => pool.hermitian(Object.defineProperty({ cols: 9, data: values }, 'rows', { get: () => { throw new Error('rows'); } }) as unknown as ComplexMatrixInput, small.distance)],
     ['options getter', () => pool.hermitian(small.expp, small.distance, Object.defineProperty({}, 'signal', { get: () => { throw new Error('signal'); } }))],
     ['a thrown value whose message getter throws', () => pool.hermitian(new Proxy({} as ComplexMatrixInput, { has: () => { throw Object.defineProperty(new Error(), 'message', { get: () => { throw new Error('again'); } }); } }), small.distance)],
   ];
