@@ -103,6 +103,11 @@ export class JobRunner {
     return this.#queue.length;
   }
 
+  /** A job runs or waits. */
+  get busy(): boolean {
+    return this.#running !== undefined || this.#queue.length > 0;
+  }
+
   stats(): RunnerStats {
     const running = this.#running === undefined ? 0 : performance.now() - this.#running.startedAt;
     const life = performance.now() - this.#born;

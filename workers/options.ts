@@ -46,6 +46,15 @@ export interface PoolOptions {
    */
   watchdogMs?: number;
   /**
+   * Once the pool has allocated 16 MiB or more of shared memory (results, scratch) and then stayed idle this
+   * long, it runs a garbage collection on the calling thread (and again after 2×, 4× and 8× that while it
+   * stays idle), so a service that goes quiet after a burst gives the burst's dropped results back instead of
+   * holding them until it next allocates. Each is a major collection of this thread's heap, taken only while
+   * no job runs or waits. 0 turns it off.
+   * @default 1000
+   */
+  idleCollectMs?: number;
+  /**
    * Jobs with less work than this run on the calling thread: for them, waking the workers costs more
    * than the work. Work counts the useful flops plus writing H and reading expp (`hermitianWork`), so a
    * job with no flops but a big H still goes to the workers. 0 sends every job to the workers.
@@ -179,6 +188,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
     maxBytes = totalmem() / 2,
     workerFile,
     watchdogMs = DEFAULT_WATCHDOG_MS,
+    idleCollectMs = 1000,
   } = options;
   if (!Number.isSafeInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
     throw invalid(`workers must be an integer from 1 to ${MAX_WORKERS}, got ${describe(workers)}`);
@@ -193,7 +203,11 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
   if (!(typeof watchdogMs === 'number' && watchdogMs >= 1 && watchdogMs <= MAX_TIMEOUT_MS)) {
     throw invalid(`watchdogMs must be a number from 1 to 2^31 − 1 (${MAX_TIMEOUT_MS}), got ${describe(watchdogMs)}`);
   }
+  if (!(typeof idleCollectMs === 'number' && idleCollectMs >= 0 && idleCollectMs <= MAX_TIMEOUT_MS)) {
+    throw invalid(`idleCollectMs must be a number from 0 to 2^31 − 1 (${MAX_TIMEOUT_MS}), got ${describe(idleCollectMs)}`);
+  }
   return {
+    idleCollectMs,
     workers,
     schedule,
     maxQueue,

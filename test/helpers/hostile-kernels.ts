@@ -29,7 +29,7 @@ const attacks: Record<string, Attack> = {
   /** Tiles are claimed and counted with Atomics.add: claims repeat for ever, DONE never rises. */
   'Atomics.add from setTimeout': (fired) =>
     setTimeout(() => {
-      Atomics.add = () => 0;
+      Atomics.add = (() => 0) as unknown as typeof Atomics.add;
       done(fired);
     }, 0),
   /** Copies and views of every Float64Array go wrong. */
@@ -57,7 +57,7 @@ const attacks: Record<string, Attack> = {
     setTimeout(() => {
       Reflect.ownKeys = () => [];
       Map.prototype.get = () => undefined;
-      Atomics.add = () => 0;
+      Atomics.add = (() => 0) as unknown as typeof Atomics.add;
       done(fired);
     }, 0),
 };
@@ -79,7 +79,7 @@ export const attacker = defineKernel<{ fired: Int32Array }, { attack: string }>(
 /** Replaces Atomics.add during its own tile: the tile loop of this very step can then never finish. */
 export const breaksOwnLoop = defineKernel({
   tile() {
-    Atomics.add = () => 0;
+    Atomics.add = (() => 0) as unknown as typeof Atomics.add;
   },
 });
 
