@@ -26,11 +26,12 @@ const IDLE_COLLECT_MS = 50;
 let referencedBytes = 0;
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
 
-function collect(): void {
+/** `idle`: the thread has had no step for IDLE_COLLECT_MS, and may take the longer, full collection. */
+function collect(idle: boolean): void {
   clearTimeout(idleTimer);
   idleTimer = undefined;
   referencedBytes = 0;
-  collectGarbage();
+  collectGarbage(idle);
 }
 
 /**
@@ -39,8 +40,8 @@ function collect(): void {
  * within IDLE_COLLECT_MS every time, so past 4 × COLLECT_NOW_BYTES the worker collects whatever step this was.
  */
 function scheduleCollection(jobOver: boolean): void {
-  if ((jobOver && referencedBytes >= COLLECT_NOW_BYTES) || referencedBytes >= 4 * COLLECT_NOW_BYTES) setImmediate(collect);
-  else idleTimer ??= setTimeout(collect, IDLE_COLLECT_MS).unref();
+  if ((jobOver && referencedBytes >= COLLECT_NOW_BYTES) || referencedBytes >= 4 * COLLECT_NOW_BYTES) setImmediate(collect, false);
+  else idleTimer ??= setTimeout(collect, IDLE_COLLECT_MS, true).unref();
 }
 
 const api: WorkerApi = {
