@@ -179,10 +179,13 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   #scheduleIdleCollection(): void {
     if (this.#idleCollectMs === 0 || this.#allocatedBytes < IDLE_COLLECT_BYTES) return;
     clearTimeout(this.#idleTimer); // a new quiet period starts over
+    const jobsAtDrain = this.#jobsSeen();
     const collectAfter = (round: number): void => {
       this.#idleTimer = setTimeout(() => {
         this.#idleTimer = undefined;
-        if (this.#runner.busy || this.closed) return; // the bytes are still counted: the next drain starts over
+        // Idle for the whole wait, not only now: jobs back to back leave the pool idle for an instant between
+        // them. The bytes are still counted: the next drain starts over.
+        if (this.#runner.busy || this.closed || this.#jobsSeen() !== jobsAtDrain) return;
         this.#allocatedBytes = 0;
         collectThisThread();
         if (round + 1 < IDLE_COLLECTIONS) collectAfter(round + 1);
@@ -190,6 +193,12 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
       this.#idleTimer.unref();
     };
     collectAfter(0);
+  }
+
+  /** Jobs that settled or are queued or running: it changes whenever the pool gets work. */
+  #jobsSeen(): number {
+    const { completed, failed } = this.#runner.stats();
+    return completed + failed + this.#runner.queued + (this.#runner.busy ? 1 : 0);
   }
 
   #report(error: HpairError, code: string): void {
