@@ -4,7 +4,7 @@
 // waits on a wall clock: a step that hangs is ended by the pool's watchdog, and the test then sees its error.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createPool, kernelSupported, type KernelChoice, type Pool } from 'hpair';
+import { Pool, createPool, kernelSupported, type KernelChoice } from 'hpair';
 import { attackNames } from './helpers/hostile-kernels.js';
 import { assertBitIdentical, randomProblem, rejectionCode } from './helpers/support.js';
 
@@ -115,6 +115,32 @@ test('a tile that never returns, with no timeoutMs: the watchdog ends the job; q
     await pool.destroy();
   }
 });
+
+for (const mode of ['spin', 'deaf'] as const) {
+  test(`an H job whose worker ${mode === 'spin' ? 'is stuck in a tile' : 'stops hearing the pool'}, with no timeoutMs → WORKER_UNRESPONSIVE by the watchdog; the next H is exact`, async () => {
+    process.env.HPAIR_TEST_STALL = mode;
+    const pool = new Pool({ workers: WORKERS, kernel: 'js', inlineFlops: 0, watchdogMs: WATCHDOG_MS }, new URL('./helpers/stall-worker.js', import.meta.url));
+    delete process.env.HPAIR_TEST_STALL;
+    try {
+      const reference = await cleanH('js');
+      // A deaf thread finishes the step it is in: the job may complete, and the next one is the one that stalls.
+      const first = pool.hermitian(problem.expp, problem.distance);
+      const outcome = await first.then(
+        (h) => h.data,
+        (error: { code?: string }) => error.code,
+      );
+      if (outcome instanceof Float64Array) {
+        assertBitIdentical(outcome, reference, 'the H job the deaf thread finished');
+        assert.is(await rejectionCode(pool.hermitian(problem.expp, problem.distance)), 'WORKER_UNRESPONSIVE');
+      } else {
+        assert.is(outcome, 'WORKER_UNRESPONSIVE');
+      }
+      assertBitIdentical((await pool.hermitian(problem.expp, problem.distance)).data, reference, 'H on the replacement threads');
+    } finally {
+      await pool.destroy();
+    }
+  });
+}
 
 test('a user job never runs on an H thread and an H job never on a user thread', async () => {
   const pool = createPool({ workers: WORKERS, inlineFlops: 0 });
