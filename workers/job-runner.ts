@@ -342,7 +342,8 @@ export class JobRunner {
       watch.fire(
         new HpairError(
           'WORKER_UNRESPONSIVE',
-          `${silent} of ${watch.answered.length} worker threads completed no tile and answered nothing for watchdogMs = ${this.#options.watchdogMs}; they were terminated and are replaced`,
+          `the step's worker threads completed no tile and answered nothing for watchdogMs = ${this.#options.watchdogMs}; ` +
+            `the ${silent} of ${watch.answered.length} that had not answered were terminated and are replaced`,
         ),
       );
     }

@@ -41,7 +41,8 @@ export interface PoolOptions {
    * The watchdog: a job step whose workers complete no tile and answer nothing for this long fails with
    * WORKER_UNRESPONSIVE, and those threads are terminated and replaced. It catches a kernel stuck in a tile
    * and a thread a user kernel broke, whether or not the job has a timeoutMs. A single tile (one call of a
-   * kernel's `tile`) must finish within it: raise it for kernels with very long tiles. 1 to 2^31 − 1.
+   * kernel's `tile`) must finish within it, and so must a user kernel's first step on new threads, which
+   * includes their start-up and the module's import: raise it for kernels with very long tiles. 1 to 2^31 − 1.
    * @default 60000
    */
   watchdogMs?: number;
