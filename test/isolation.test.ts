@@ -142,6 +142,21 @@ for (const mode of ['spin', 'deaf'] as const) {
   });
 }
 
+test('a kernel module that changes a built-in when imported → KERNEL_FAILED, no tile ran; H and later user jobs are fine', async () => {
+  const pool = createPool({ workers: WORKERS, inlineFlops: 0, watchdogMs: WATCHDOG_MS });
+  try {
+    const ran = sharedInt32(1);
+    const job = pool.run({ module: new URL('./helpers/polluting-kernel.js', import.meta.url), space: { kind: 'range', n: 16, tile: 1 }, buffers: { ran } });
+    assert.is(await rejectionCode(job), 'KERNEL_FAILED');
+    assert.is(Atomics.load(ran, 0), 0, 'tiles ran on a thread the import had changed');
+    await coverage(pool);
+    const reference = await cleanH(pool.kernel.startsWith('native') ? 'native' : pool.kernel);
+    assertBitIdentical((await pool.hermitian(problem.expp, problem.distance)).data, reference, 'H after the polluting import');
+  } finally {
+    await pool.destroy();
+  }
+});
+
 test('a user job never runs on an H thread and an H job never on a user thread', async () => {
   const pool = createPool({ workers: WORKERS, inlineFlops: 0 });
   try {

@@ -7,7 +7,7 @@ import { HpairError } from '../shared/errors.js';
 import type { RunOutcome, StepSpec, WorkerApi } from '../shared/protocol.js';
 import { collectGarbage } from './collect-garbage.js';
 import { toRecord } from './error-record.js';
-import { loadKernel } from './load-kernel.js';
+import { kernelImported, loadKernel } from './load-kernel.js';
 import { changedBuiltin } from './realm-integrity.js';
 import { runTiles } from './run-tiles.js';
 
@@ -60,10 +60,12 @@ const api: WorkerApi = {
         const error = new HpairError('WORKER_CRASHED', `an earlier user kernel changed ${before} in this worker after its job; the worker is replaced`);
         return { ok: false, error: toRecord(error, true), tainted: before };
       }
+      const firstImport = !kernelImported(step.kernel);
       const kernel = await loadKernel(step.kernel);
-      // Checked again once the module is loaded: a first import waits, and an earlier kernel's timer may run
-      // then, or the module's own top-level code changed it. From here to the step's end nothing else runs.
-      const loaded = userKernel ? changedBuiltin() : undefined;
+      // Checked again after a first import: it waits, and an earlier kernel's timer may run then, or the module's
+      // own top-level code changed it. Awaiting a module imported before runs no task. From here to the step's
+      // end nothing else runs.
+      const loaded = userKernel && firstImport ? changedBuiltin() : undefined;
       if (loaded !== undefined) {
         const why = `${loaded} changed while the kernel module was imported (by its own top-level code, or an earlier kernel's timer)`;
         const error = new HpairError('KERNEL_FAILED', `${why}; the step did not run and the worker is replaced`);
