@@ -9,7 +9,8 @@
 //                RSS and array-buffer bytes are taken IDLE_MS after the last one is gone.
 //
 // Environment: CLIENTS (500), ROUNDS (3), SLOW (100), IDLE_MS (16000: the pool's idle collections, at 1, 3, 7 and
-// 15 s after it drains, are over by then).
+// 15 s after it drains, are over by then), WORKERS (the service pool's threads; default: one per core), HOST_ARGV
+// (Node flags for the service's process only, e.g. "--cpu-prof --cpu-prof-dir=prof" to see what holds its loop).
 //
 // The service runs in a child process (examples/service.mjs, one pool, default options but a short
 // writeTimeout), so the clients' own work never counts against its event loop.
@@ -34,7 +35,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function host() {
   const { createPool } = await import('hpair');
   const { createService } = await import(new URL('../examples/service.mjs', import.meta.url).href);
-  const pool = createPool();
+  const pool = createPool(process.env.WORKERS === undefined ? {} : { workers: Number(process.env.WORKERS) });
   await pool.ready();
   const service = createService(pool, { writeTimeout: 2000, idleTimeout: 2000 });
   const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -117,7 +118,9 @@ const mb = (bytes) => `${(bytes / MiB).toFixed(0)} MiB`;
 
 async function main() {
   process.stdout.write(`hpair bench:service — ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, ${mb(totalmem())}, Node ${process.versions.node}\n`);
-  const child = fork(fileURLToPath(import.meta.url), ['--host'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // HOST_ARGV: Node flags for the service's process only (e.g. --cpu-prof to see what holds its event loop).
+  const execArgv = (process.env.HOST_ARGV ?? '').split(' ').filter(Boolean);
+  const child = fork(fileURLToPath(import.meta.url), ['--host'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   try {
     const { port } = await new Promise((resolve) => child.once('message', resolve));
     const payload = body();
