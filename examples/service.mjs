@@ -4,7 +4,7 @@
 import { createServer } from 'node:http';
 import { NpyReceiver, complexMatrixNpyLength, createPool, writeComplexMatrixNpy } from 'hpair';
 
-const STATUS = { ABORTED: 499, QUEUE_FULL: 503, TOO_LARGE: 413, TIMEOUT: 504, WORKER_CRASHED: 500, POOL_CLOSED: 503 };
+const STATUS = { ABORTED: 499, QUEUE_FULL: 503, TOO_LARGE: 413, TIMEOUT: 504, WORKER_CRASHED: 500, WORKER_UNRESPONSIVE: 500, POOL_CLOSED: 503 };
 const MiB = 2 ** 20;
 /** After an answer sent before the body was read, unread bytes are discarded this long, then the socket is closed. */
 const LINGER_MS = 1000;

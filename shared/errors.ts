@@ -25,15 +25,23 @@ export type HpairErrorCode =
   | 'TIMEOUT'
   /** The pool's queue already holds `maxQueue` jobs. */
   | 'QUEUE_FULL'
-  /** A worker died (exit, uncaught error, out of memory) while running the job. */
+  /**
+   * A worker died (exit, uncaught error, out of memory) while running the job, or a user kernel left its
+   * thread changed (a built-in replaced) so it could not be trusted with the job.
+   */
   | 'WORKER_CRASHED'
+  /**
+   * The pool's watchdog fired: the job's workers completed no tile and answered nothing for `watchdogMs`
+   * (a kernel stuck in a tile, or a thread a user kernel broke). Those threads were terminated and replaced.
+   */
+  | 'WORKER_UNRESPONSIVE'
   /** The pool was closed before or while the job waited. */
   | 'POOL_CLOSED'
   /** The job needs more memory than typed arrays allow or than `maxBytes` permits. */
   | 'TOO_LARGE'
   /** A user kernel threw; `cause` carries its message and stack. */
   | 'KERNEL_FAILED'
-  /** A callback of yours (onProgress) threw; reported on the pool's 'error' event, `cause` carries it. */
+  /** A callback of yours (onProgress) threw or its promise rejected; reported on the pool's 'error' event, `cause` carries it. */
   | 'CALLBACK_FAILED';
 
 export class HpairError extends Error {
@@ -70,8 +78,34 @@ export function readArguments<T>(what: string, read: () => T): T {
   try {
     return read();
   } catch (error) {
-    if (error instanceof HpairError) throw error;
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : 'a non-Error value';
-    throw new HpairError('INVALID_ARGUMENT', `${what} could not be read (${reason})`, { cause: error });
+    if (isOwnError(error)) throw error;
+    throw new HpairError('INVALID_ARGUMENT', `${what} could not be read (${describeError(error)})`, { cause: error });
+  }
+}
+
+/** `instanceof` on a Proxy runs its getPrototypeOf trap, which may throw: this never does. */
+function isOwnError(value: unknown): value is HpairError {
+  try {
+    return value instanceof HpairError;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * "Name: message" of anything thrown, for an error message of ours. Never throws: a thrown value's `name` or
+ * `message` may be a throwing getter, a Proxy, or an object whose toString throws.
+ */
+export function describeError(error: unknown): string {
+  try {
+    if (error instanceof Error) {
+      const name = String(error.name);
+      const message = String(error.message);
+      return `${name}: ${message}`;
+    }
+    if (typeof error === 'string') return error;
+    return `a thrown ${error === null ? 'null' : typeof error}`;
+  } catch {
+    return 'an error whose message cannot be read';
   }
 }

@@ -1,7 +1,7 @@
 import { CancelReason, createControlBlock, requestCancel, type ControlBlock } from '../shared/control-block.js';
 import { HpairAbortError, HpairError } from '../shared/errors.js';
 import type { PreparedJob } from '../shared/job.js';
-import type { JobOptions } from './options.js';
+import { signalState, type JobOptions } from './options.js';
 
 /**
  * A submitted job's bookkeeping: its control block, its settle-once promise callbacks, and the wiring of
@@ -31,8 +31,8 @@ export interface EntryHooks {
   settled(ok: boolean): void;
   /** The job was cancelled (abort, timeout, close): take it out of the queue if it is still there. */
   cancelled(entry: Entry): void;
-  /** onProgress threw: the job goes on without it, and the error is reported here. */
-  progressFailed(error: unknown): void;
+  /** onProgress threw (rejected false) or its promise rejected (true): the job goes on without it, and the error is reported here. */
+  progressFailed(error: unknown, rejected: boolean): void;
 }
 
 export function createEntry(
@@ -81,17 +81,26 @@ export function createEntry(
     progress: (done, total) => {
       if (entry.settled || progressBroken || options.onProgress === undefined) return;
       try {
-        options.onProgress(done, total);
+        const returned: unknown = options.onProgress(done, total);
+        // An async onProgress that rejects would otherwise be an unhandled rejection: the process would exit.
+        if (isThenable(returned)) {
+          Promise.resolve(returned).then(undefined, (error: unknown) => {
+            if (progressBroken) return;
+            progressBroken = true;
+            hooks.progressFailed(error, true);
+          });
+        }
       } catch (error) {
         progressBroken = true;
-        hooks.progressFailed(error);
+        hooks.progressFailed(error, false);
       }
     },
     dispose: () => undefined,
   };
-  const onAbort = (): void =>
-    entry.cancel(CancelReason.ABORTED, new HpairAbortError('the job was aborted', options.signal?.reason));
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const { signal } = options;
+  const onAbort = (): void => entry.cancel(CancelReason.ABORTED, new HpairAbortError('the job was aborted', signal === undefined ? undefined : signalState(signal).reason));
+  // EventTarget's own methods: a signal (checked to be a real one) may carry own properties that shadow them.
+  if (signal !== undefined) Reflect.apply(addListener, signal, ['abort', onAbort, { once: true }]);
   const timer =
     options.timeoutMs === undefined
       ? undefined
@@ -102,8 +111,16 @@ export function createEntry(
   // A pending deadline must not keep an otherwise finished process alive; a running job refs the workers.
   timer?.unref();
   entry.dispose = () => {
-    options.signal?.removeEventListener('abort', onAbort);
+    if (signal !== undefined) Reflect.apply(removeListener, signal, ['abort', onAbort]);
     if (timer !== undefined) clearTimeout(timer);
   };
   return entry;
+}
+
+const addListener = EventTarget.prototype.addEventListener;
+const removeListener = EventTarget.prototype.removeEventListener;
+
+/** Whether a value is a promise-like; reading `then` may itself throw (a getter), which counts as onProgress throwing. */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }

@@ -7,7 +7,7 @@ import type { PreparedJob, StepPlan } from '../shared/job.js';
 import type { RunOutcome, Schedule, StepSpec } from '../shared/protocol.js';
 import { fromRecord } from './error-record.js';
 import { createEntry, type Entry } from './job-entry.js';
-import type { JobOptions, LatencySummary, PoolStats } from './options.js';
+import { signalState, type JobOptions, type LatencySummary, type PoolStats } from './options.js';
 import { runTiles } from './run-tiles.js';
 import { waitAtLeast } from './wait.js';
 import { WorkerHandle } from './worker-handle.js';
@@ -16,15 +16,40 @@ import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 const PROGRESS_INTERVAL_MS = 50;
 /** How long a cancelled step may take to reach a tile boundary before its workers are replaced. */
 const DRAIN_GRACE_MS = 2000;
+/** The watchdog looks this many times per watchdogMs, so it fires within 1.25 × watchdogMs of the last sign of life. */
+const WATCHDOG_LOOKS = 4;
+
+/**
+ * H jobs and user kernels (pool.run) run on separate threads: a user kernel may change its realm in ways no
+ * check can see (a built-in replaced from a timer after its step, the thread's message port emptied), and
+ * none of that can reach an H job if no H job ever runs where user code ran. The user crew starts at the
+ * first user job, so a pool that never runs one pays nothing for it.
+ */
+type Crew = 'h' | 'user';
+
+/** What the watchdog watches while a step runs: any change of these is a sign of life. */
+interface Watch {
+  readonly control: ControlBlock;
+  readonly answered: boolean[];
+  answers: number;
+  lastAnswers: number;
+  progress: number;
+  done: number;
+  since: number;
+  /** Fails the step with WORKER_UNRESPONSIVE. */
+  fire: (error: HpairError) => void;
+}
 
 export interface JobRunnerOptions {
   readonly workers: number;
   readonly schedule: Schedule;
   readonly maxQueue: number;
   readonly resourceLimits: ResourceLimits | undefined;
+  /** A step whose workers complete no tile and answer nothing for this long fails with WORKER_UNRESPONSIVE. */
+  readonly watchdogMs: number;
   readonly workerUrl: URL;
-  /** A job's onProgress threw: the job goes on, and the pool reports the error. */
-  readonly progressFailed: (error: unknown) => void;
+  /** A job's onProgress threw or its promise rejected: the job goes on, and the pool reports the error. */
+  readonly progressFailed: (error: unknown, rejected: boolean) => void;
   /** A worker died while no job was running (it has been replaced already). */
   readonly workerCrashed: (error: HpairError) => void;
   /** The queue is empty and no job runs. */
@@ -43,7 +68,10 @@ export type RunnerStats = Omit<PoolStats, 'copiedBytes'>;
 export class JobRunner {
   readonly size: number;
   readonly #options: JobRunnerOptions;
-  #handles: WorkerHandle[] = [];
+  /** Each crew's threads; the user crew is empty until the first user job. */
+  readonly #crews: Record<Crew, WorkerHandle[]> = { h: [], user: [] };
+  #watch: Watch | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
   #queue: Entry[] = [];
   #running: Entry | undefined;
   #idle: Promise<void> = Promise.resolve();
@@ -60,7 +88,11 @@ export class JobRunner {
   constructor(options: JobRunnerOptions) {
     this.#options = options;
     this.size = options.workers;
-    for (let w = 0; w < this.size; w++) this.#handles.push(this.#spawn());
+    for (let w = 0; w < this.size; w++) this.#crews.h.push(this.#spawn('h'));
+  }
+
+  get #handles(): WorkerHandle[] {
+    return [...this.#crews.h, ...this.#crews.user];
   }
 
   get closed(): boolean {
@@ -69,6 +101,11 @@ export class JobRunner {
 
   get queued(): number {
     return this.#queue.length;
+  }
+
+  /** A job runs or waits. */
+  get busy(): boolean {
+    return this.#running !== undefined || this.#queue.length > 0;
   }
 
   stats(): RunnerStats {
@@ -84,8 +121,8 @@ export class JobRunner {
 
   async ready(): Promise<void> {
     this.#assertOpen();
-    this.#replaceDead();
-    await Promise.all(this.#handles.map((handle) => handle.call((api) => api.ping())));
+    this.#replaceDead('h');
+    await Promise.all(this.#crews.h.map((handle) => handle.call((api) => api.ping())));
   }
 
   close(abort: boolean): Promise<void> {
@@ -121,9 +158,8 @@ export class JobRunner {
   /** Queues a prepared job and resolves with its result. */
   submit<T>(job: PreparedJob<T>, options: JobOptions): Promise<T> {
     this.#assertOpen();
-    if (options.signal?.aborted === true) {
-      return Promise.reject(new HpairAbortError('the signal was aborted before the job started', options.signal.reason));
-    }
+    const signal = options.signal === undefined ? undefined : signalState(options.signal);
+    if (signal?.aborted === true) return Promise.reject(new HpairAbortError('the signal was aborted before the job started', signal.reason));
     if (this.#running !== undefined && this.#queue.length >= this.#options.maxQueue) {
       return Promise.reject(new HpairError('QUEUE_FULL', `the pool's queue already holds maxQueue = ${this.#options.maxQueue} jobs`));
     }
@@ -134,7 +170,7 @@ export class JobRunner {
           const queuedAt = this.#queue.indexOf(cancelledEntry);
           if (queuedAt >= 0) this.#queue.splice(queuedAt, 1);
         },
-        progressFailed: (error) => this.#options.progressFailed(error),
+        progressFailed: (error, rejected) => this.#options.progressFailed(error, rejected),
       });
       this.#queue.push(entry);
       this.#pump();
@@ -145,6 +181,8 @@ export class JobRunner {
     if (this.#running !== undefined) return;
     const entry = this.#queue.shift();
     if (entry === undefined) {
+      clearInterval(this.#watchdog); // an idle pool keeps no timer
+      this.#watchdog = undefined;
       if (this.#counts.completed + this.#counts.failed > 0) this.#options.drained();
       return;
     }
@@ -173,7 +211,7 @@ export class JobRunner {
         this.#counts.inline++;
         this.#runInline(steps, entry);
       } else {
-        this.#replaceDead();
+        this.#replaceDead('h');
         for (const handle of this.#handles) handle.ref();
         let lastReport = 0;
         const poll = (): void => {
@@ -219,16 +257,25 @@ export class JobRunner {
    */
   async #runStep(spec: StepSpec, entry: Entry, poll: (() => void) | undefined): Promise<void> {
     const { control } = spec;
-    const handles = this.#handles;
+    const crew: Crew = spec.kernel.kind === 'builtin' ? 'h' : 'user';
+    if (crew === 'user') this.#staffUserCrew();
+    const handles = this.#crews[crew];
     const workers = handles.length;
     Atomics.store(control, Slot.DONE, 0);
     Atomics.store(control, Slot.NEXT_TILE, 0);
+    const watch = this.#startWatch(control, workers);
     const calls = handles.map((handle, w) =>
       handle.call<RunOutcome>((api) => api.run(spec, w, workers) as Promise<RunOutcome>).then((outcome) => {
+        watch.answered[w] = true;
+        watch.answers++;
         if (outcome.tainted !== undefined) this.#tainted.add(handle);
         return outcome;
       }),
     );
+    const hung = new Promise<never>((_, reject) => {
+      watch.fire = reject;
+    });
+    hung.catch(() => undefined);
     // The first failure (a kernel's error or a dead thread) fails the step at once, without waiting for the rest.
     const failed = new Promise<never>((_, reject) => {
       for (const call of calls) call.then((outcome: RunOutcome) => (outcome.ok ? undefined : reject(fromRecord(outcome.error))), reject);
@@ -244,21 +291,65 @@ export class JobRunner {
         Promise.all([waitAtLeast(control, Slot.DONE, workers, pollMs, () => settled, poll), Promise.all(calls)]),
         failed,
         entry.cancelled,
+        hung,
       ]);
     } catch (error) {
       settled = true;
+      this.#watch = undefined;
       Atomics.notify(control, Slot.DONE); // the wait above sees `settled` and ends
       requestCancel(control, CancelReason.FAILED);
       entry.reject(error); // the caller hears at once; the pool is busy until the drain is over
-      await this.#drain(calls);
+      // Threads that let the watchdog fire get no grace: they showed no sign of life for watchdogMs already.
+      if ((error as HpairError).code === 'WORKER_UNRESPONSIVE') {
+        await Promise.all(handles.filter((_, w) => !watch.answered[w]).map((handle) => handle.terminate()));
+      }
+      await this.#drain(calls, crew);
       throw error;
     }
     settled = true;
+    this.#watch = undefined;
     // Workers skip tiles once CANCEL is set, so a step that "finished" after a cancel is incomplete.
     if (isCancelled(control)) throw new HpairError('ABORTED', 'the job was cancelled');
   }
 
-  async #drain(calls: Promise<unknown>[]): Promise<void> {
+  /** Watches a step from now on: the interval below fails it once it shows no sign of life for watchdogMs. */
+  #startWatch(control: ControlBlock, workers: number): Watch {
+    const watch: Watch = { control, answered: new Array<boolean>(workers).fill(false), answers: 0, lastAnswers: 0, progress: 0, done: 0, since: performance.now(), fire: () => undefined };
+    this.#watch = watch;
+    if (this.#watchdog === undefined) {
+      const period = Math.max(1, Math.floor(this.#options.watchdogMs / WATCHDOG_LOOKS));
+      // One interval for as long as jobs keep coming (cleared when the queue drains), not a timer per step.
+      this.#watchdog = setInterval(() => this.#look(), period);
+      this.#watchdog.unref(); // a running job refs its workers, which keep the process alive
+    }
+    return watch;
+  }
+
+  #look(): void {
+    const watch = this.#watch;
+    if (watch === undefined) return;
+    const progress = Atomics.load(watch.control, Slot.PROGRESS);
+    const done = Atomics.load(watch.control, Slot.DONE);
+    const now = performance.now();
+    if (progress !== watch.progress || done !== watch.done || watch.answers !== watch.lastAnswers) {
+      watch.progress = progress;
+      watch.done = done;
+      watch.lastAnswers = watch.answers;
+      watch.since = now;
+    } else if (now - watch.since >= this.#options.watchdogMs) {
+      this.#watch = undefined;
+      const silent = watch.answered.length - watch.answers;
+      watch.fire(
+        new HpairError(
+          'WORKER_UNRESPONSIVE',
+          `the step's worker threads completed no tile and answered nothing for watchdogMs = ${this.#options.watchdogMs}; ` +
+            `the ${silent} of ${watch.answered.length} that had not answered were terminated and are replaced`,
+        ),
+      );
+    }
+  }
+
+  async #drain(calls: Promise<unknown>[], crew: Crew): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<'stuck'>((resolve) => {
       timer = setTimeout(() => resolve('stuck'), DRAIN_GRACE_MS);
@@ -267,17 +358,27 @@ export class JobRunner {
     clearTimeout(timer);
     if (outcome === 'stuck') {
       // A tile that never returns cannot be interrupted from outside its thread: replace the threads.
-      await Promise.all(this.#handles.map((handle) => handle.terminate()));
+      await Promise.all(this.#crews[crew].map((handle) => handle.terminate()));
     }
-    this.#replaceDead();
+    this.#replaceDead(crew);
   }
 
-  #replaceDead(): void {
+  #replaceDead(crew: Crew): void {
     if (this.closed && this.#running === undefined) return;
-    this.#handles = this.#handles.map((handle) => (handle.alive ? handle : this.#spawn()));
+    this.#crews[crew] = this.#crews[crew].map((handle) => (handle.alive ? handle : this.#spawn(crew)));
   }
 
-  #spawn(): WorkerHandle {
+  /** The user crew's threads, started at the first user job, and dead ones replaced. */
+  #staffUserCrew(): void {
+    if (this.#crews.user.length === 0) {
+      for (let w = 0; w < this.size; w++) this.#crews.user.push(this.#spawn('user'));
+    } else {
+      this.#replaceDead('user');
+    }
+    for (const handle of this.#crews.user) handle.ref();
+  }
+
+  #spawn(crew: Crew): WorkerHandle {
     this.#counts.workersStarted++;
     const handle: WorkerHandle = new WorkerHandle(this.#options.workerUrl, this.#options.resourceLimits, (error) => {
       // A death during a job fails that job (its caller hears); between jobs nobody would, so the pool reports
@@ -285,7 +386,7 @@ export class JobRunner {
       // ever answered is replaced at the next job instead: respawning at once would loop if it cannot start.
       if (this.#running !== undefined || this.closed) return;
       this.#options.workerCrashed(error);
-      if (handle.healthy) this.#handles = this.#handles.map((candidate) => (candidate === handle ? this.#spawn() : candidate));
+      if (handle.healthy) this.#crews[crew] = this.#crews[crew].map((candidate) => (candidate === handle ? this.#spawn(crew) : candidate));
     });
     return handle;
   }

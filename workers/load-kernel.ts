@@ -6,6 +6,11 @@ import type { KernelRef } from '../shared/protocol.js';
 /** Each module is imported once per thread; later jobs reuse the cached promise. */
 const imported = new Map<string, Promise<Kernel>>();
 
+/** Whether `ref`'s module was imported on this thread already (awaiting it then runs no other task). */
+export function kernelImported(ref: KernelRef): boolean {
+  return ref.kind === 'builtin' || imported.has(`${ref.url}#${ref.exportName}`);
+}
+
 export function loadKernel(ref: KernelRef): Promise<Kernel> | Kernel {
   if (ref.kind === 'builtin') return builtinKernel(ref.name);
   const key = `${ref.url}#${ref.exportName}`;

@@ -29,12 +29,32 @@ export interface PoolOptions {
    */
   maxQueue?: number;
   /**
-   * Resource limits for each worker thread (see node:worker_threads): maxOldGenerationSizeMb,
-   * maxYoungGenerationSizeMb, codeRangeSizeMb, stackSizeMb, each a positive number. A worker that exceeds
-   * them dies and its job rejects with WORKER_CRASHED; the pool replaces it.
+   * Resource limits for each worker thread (see node:worker_threads), in MB, each within the range V8 and
+   * the OS accept (outside it Node would kill the process or fail to start the thread):
+   * maxOldGenerationSizeMb 4 to 2^32, maxYoungGenerationSizeMb 1 to 2^32, codeRangeSizeMb above 0 up to
+   * 2048, stackSizeMb 1 to 1024. Anything else is INVALID_ARGUMENT before a thread starts. A worker that
+   * exceeds them dies and its job rejects with WORKER_CRASHED; the pool replaces it.
    * @default undefined (Node's defaults)
    */
   resourceLimits?: ResourceLimits;
+  /**
+   * The watchdog: a job step whose workers complete no tile and answer nothing for this long fails with
+   * WORKER_UNRESPONSIVE, and those threads are terminated and replaced. It catches a kernel stuck in a tile
+   * and a thread a user kernel broke, whether or not the job has a timeoutMs. A single tile (one call of a
+   * kernel's `tile`) must finish within it, and so must a user kernel's first step on new threads, which
+   * includes their start-up and the module's import: raise it for kernels with very long tiles. 1 to 2^31 − 1.
+   * @default 60000
+   */
+  watchdogMs?: number;
+  /**
+   * Once the pool has allocated 16 MiB or more of shared memory (results, scratch) and then stayed idle this
+   * long, it runs a garbage collection on the calling thread (and again after 2×, 4× and 8× that while it
+   * stays idle), so a service that goes quiet after a burst gives the burst's dropped results back instead of
+   * holding them until it next allocates. Each is a major collection of this thread's heap, taken only while
+   * no job runs or waits. 0 turns it off.
+   * @default 1000
+   */
+  idleCollectMs?: number;
   /**
    * Jobs with less work than this run on the calling thread: for them, waking the workers costs more
    * than the work. Work counts the useful flops plus writing H and reading expp (`hermitianWork`), so a
@@ -106,9 +126,10 @@ export interface JobOptions {
    */
   timeoutMs?: number;
   /**
-   * Called with (tiles done, tiles in all) at most every 50 ms, and once at the end. If it throws, the
-   * job goes on without further progress calls and the error is reported as a process warning
-   * (code HPAIR_PROGRESS_THREW) and on the pool's 'error' event.
+   * Called with (tiles done, tiles in all) at most every 50 ms, and once at the end. If it throws, or
+   * returns a promise that rejects, the job goes on without further progress calls and the error is
+   * reported as CALLBACK_FAILED on the pool's 'error' event (without a listener, as a process warning
+   * with code HPAIR_PROGRESS_THREW).
    * @default undefined
    */
   onProgress?: (done: number, total: number) => void;
@@ -147,7 +168,20 @@ export interface LatencySummary {
 export const MAX_WORKERS = 256;
 /** Node's timers hold at most 2^31 − 1 ms; a longer delay would fire after 1 ms. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
-const RESOURCE_LIMITS = ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb'] as const;
+/**
+ * Each limit's accepted range in MB, [low, high], low exclusive when it is 0. Outside it, Node fails in ways
+ * a caller cannot catch: a code range V8 cannot reserve is a fatal OOM of the whole process, a stack the OS
+ * will not map makes the Worker constructor throw a bare EAGAIN, a stack too small for Node's own start-up
+ * throws in the process. Above 2048 MB a code range is of no use to V8 on x64 (pc-relative calls reach
+ * that far), above 1024 MB a stack only reserves address space, and 2^32 MB of heap is beyond any machine.
+ */
+const RESOURCE_LIMITS = {
+  maxOldGenerationSizeMb: [4, 2 ** 32],
+  maxYoungGenerationSizeMb: [1, 2 ** 32],
+  codeRangeSizeMb: [0, 2048],
+  stackSizeMb: [1, 1024],
+} as const;
+const DEFAULT_WATCHDOG_MS = 60_000;
 
 /** PoolOptions with every default applied, checked. */
 export type ResolvedPoolOptions = Required<Omit<PoolOptions, 'resourceLimits' | 'workerFile' | 'nativeAddon'>> &
@@ -166,6 +200,8 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
     maxBytes = totalmem() / 2,
     workerFile,
     nativeAddon,
+    watchdogMs = DEFAULT_WATCHDOG_MS,
+    idleCollectMs = 1000,
   } = options;
   if (!Number.isSafeInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
     throw invalid(`workers must be an integer from 1 to ${MAX_WORKERS}, got ${describe(workers)}`);
@@ -177,7 +213,25 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
   if (!(typeof inlineFlops === 'number' && inlineFlops >= 0 && !Number.isNaN(inlineFlops))) throw invalid(`inlineFlops must be a number ≥ 0, got ${describe(inlineFlops)}`);
   if (!isPositiveNumber(maxBytes)) throw invalid(`maxBytes must be a positive number, got ${describe(maxBytes)}`);
   if (typeof kernel !== 'string') throw invalid(`kernel must be a string, got ${describe(kernel)}`);
-  return { workers, schedule, maxQueue, resourceLimits: checkResourceLimits(resourceLimits), inlineFlops, kernel, maxBytes, workerFile: fileUrl(workerFile), nativeAddon: addonPath(nativeAddon) };
+  if (!(typeof watchdogMs === 'number' && watchdogMs >= 1 && watchdogMs <= MAX_TIMEOUT_MS)) {
+    throw invalid(`watchdogMs must be a number from 1 to 2^31 − 1 (${MAX_TIMEOUT_MS}), got ${describe(watchdogMs)}`);
+  }
+  if (!(typeof idleCollectMs === 'number' && idleCollectMs >= 0 && idleCollectMs <= MAX_TIMEOUT_MS)) {
+    throw invalid(`idleCollectMs must be a number from 0 to 2^31 − 1 (${MAX_TIMEOUT_MS}), got ${describe(idleCollectMs)}`);
+  }
+  return {
+    idleCollectMs,
+    workers,
+    schedule,
+    maxQueue,
+    resourceLimits: checkResourceLimits(resourceLimits),
+    inlineFlops,
+    kernel,
+    maxBytes,
+    workerFile: fileUrl(workerFile),
+    watchdogMs,
+    nativeAddon: addonPath(nativeAddon),
+  };
 }
 
 /** A path or file: URL as a file: URL; the file itself is checked when a worker starts from it. */
@@ -210,25 +264,58 @@ function checkResourceLimits(limits: ResourceLimits | undefined): ResourceLimits
   if (limits === undefined) return undefined;
   if (typeof limits !== 'object' || limits === null) throw invalid(`resourceLimits must be an object, got ${describe(limits)}`);
   const checked: Record<string, number> = {};
+  const known = Object.keys(RESOURCE_LIMITS);
   for (const [key, value] of Object.entries(limits)) {
-    if (!(RESOURCE_LIMITS as readonly string[]).includes(key)) throw invalid(`resourceLimits.${key} is not a worker limit (known: ${RESOURCE_LIMITS.join(', ')})`);
+    if (!known.includes(key)) throw invalid(`resourceLimits.${key} is not a worker limit (known: ${known.join(', ')})`);
     if (value === undefined) continue;
-    if (!isPositiveNumber(value)) throw invalid(`resourceLimits.${key} must be a positive number, got ${describe(value)}`);
+    const [low, high] = RESOURCE_LIMITS[key as keyof typeof RESOURCE_LIMITS];
+    const inRange = typeof value === 'number' && (low === 0 ? value > 0 : value >= low) && value <= high;
+    if (!inRange) throw invalid(`resourceLimits.${key} must be a number of MB ${low === 0 ? 'above 0' : `from ${low}`} up to ${high}, got ${describe(value)}`);
     checked[key] = value;
   }
   return checked;
 }
 
 export function validateJobOptions(options: JobOptions & { maxBytes?: unknown }): void {
+  readJobOptions(options as HermitianOptions);
+}
+
+/**
+ * The job options, each read once and checked: the runner then uses this copy, so a getter that answers
+ * differently the second time (a valid signal when checked, something else when the job is queued) cannot
+ * slip past the checks.
+ */
+export function readJobOptions(options: HermitianOptions): HermitianOptions {
   if (typeof options !== 'object' || options === null) throw invalid(`job options must be an object, got ${describe(options)}`);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
-  const { timeoutMs } = options;
+  const { signal, timeoutMs, onProgress, out, maxBytes } = options;
+  if (signal !== undefined && !isAbortSignal(signal)) throw invalid('signal must be an AbortSignal (from an AbortController or AbortSignal.timeout())');
   if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
     throw invalid(`timeoutMs must be a number from 0 to 2^31 − 1 (${MAX_TIMEOUT_MS}), got ${describe(timeoutMs)}`);
   }
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalid('onProgress must be a function');
-  if (options.maxBytes !== undefined && !isPositiveNumber(options.maxBytes)) throw invalid(`maxBytes must be a positive number, got ${describe(options.maxBytes)}`);
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress must be a function');
+  if (maxBytes !== undefined && !isPositiveNumber(maxBytes)) throw invalid(`maxBytes must be a positive number, got ${describe(maxBytes)}`);
+  return { signal, timeoutMs, onProgress, out, maxBytes };
 }
+
+/** A signal's state read with AbortSignal's own getters: an own property shadowing them on the object is ignored. */
+export function signalState(signal: AbortSignal): { aborted: boolean; reason: unknown } {
+  return { aborted: Reflect.apply(abortedGetter, signal, []) as boolean, reason: Reflect.apply(reasonGetter, signal, []) };
+}
+
+/**
+ * A real AbortSignal, not only one by prototype: `Object.create(AbortSignal.prototype)` passes instanceof but
+ * its `aborted` getter throws (no internal slots), and would throw again when the job is queued.
+ */
+function isAbortSignal(value: unknown): value is AbortSignal {
+  if (!(value instanceof AbortSignal)) return false;
+  try {
+    return typeof Reflect.apply(abortedGetter, value, []) === 'boolean';
+  } catch {
+    return false;
+  }
+}
+const abortedGetter = Reflect.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')?.get as () => boolean;
+const reasonGetter = Reflect.getOwnPropertyDescriptor(AbortSignal.prototype, 'reason')?.get as () => unknown;
 
 function isPositiveNumber(value: unknown): value is number {
   return typeof value === 'number' && value > 0 && !Number.isNaN(value);

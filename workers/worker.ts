@@ -3,10 +3,11 @@ import { expose } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { parentPort } from 'node:worker_threads';
 import { Slot, isCancelled } from '../shared/control-block.js';
+import { HpairError } from '../shared/errors.js';
 import type { RunOutcome, StepSpec, WorkerApi } from '../shared/protocol.js';
 import { collectGarbage } from './collect-garbage.js';
 import { toRecord } from './error-record.js';
-import { loadKernel } from './load-kernel.js';
+import { kernelImported, loadKernel } from './load-kernel.js';
 import { changedBuiltin } from './realm-integrity.js';
 import { runTiles } from './run-tiles.js';
 
@@ -25,11 +26,12 @@ const IDLE_COLLECT_MS = 50;
 let referencedBytes = 0;
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
 
-function collect(): void {
+/** `idle`: the thread has had no step for IDLE_COLLECT_MS, and may take the longer, full collection. */
+function collect(idle: boolean): void {
   clearTimeout(idleTimer);
   idleTimer = undefined;
   referencedBytes = 0;
-  collectGarbage();
+  collectGarbage(idle);
 }
 
 /**
@@ -38,8 +40,8 @@ function collect(): void {
  * within IDLE_COLLECT_MS every time, so past 4 × COLLECT_NOW_BYTES the worker collects whatever step this was.
  */
 function scheduleCollection(jobOver: boolean): void {
-  if ((jobOver && referencedBytes >= COLLECT_NOW_BYTES) || referencedBytes >= 4 * COLLECT_NOW_BYTES) setImmediate(collect);
-  else idleTimer ??= setTimeout(collect, IDLE_COLLECT_MS).unref();
+  if ((jobOver && referencedBytes >= COLLECT_NOW_BYTES) || referencedBytes >= 4 * COLLECT_NOW_BYTES) setImmediate(collect, false);
+  else idleTimer ??= setTimeout(collect, IDLE_COLLECT_MS, true).unref();
 }
 
 const api: WorkerApi = {
@@ -51,7 +53,24 @@ const api: WorkerApi = {
     const userKernel = step.kernel.kind === 'module';
     let inKernel = false;
     try {
+      // An earlier user kernel may have changed a built-in after its step (from a timer or a microtask): this
+      // step would run on a broken tile loop, so it is refused and the worker replaced.
+      const before = userKernel ? changedBuiltin() : undefined;
+      if (before !== undefined) {
+        const error = new HpairError('WORKER_CRASHED', `an earlier user kernel changed ${before} in this worker after its job; the worker is replaced`);
+        return { ok: false, error: toRecord(error, true), tainted: before };
+      }
+      const firstImport = !kernelImported(step.kernel);
       const kernel = await loadKernel(step.kernel);
+      // Checked again after a first import: it waits, and an earlier kernel's timer may run then, or the module's
+      // own top-level code changed it. Awaiting a module imported before runs no task. From here to the step's
+      // end nothing else runs.
+      const loaded = userKernel && firstImport ? changedBuiltin() : undefined;
+      if (loaded !== undefined) {
+        const why = `${loaded} changed while the kernel module was imported (by its own top-level code, or an earlier kernel's timer)`;
+        const error = new HpairError('KERNEL_FAILED', `${why}; the step did not run and the worker is replaced`);
+        return { ok: false, error: toRecord(error, true), tainted: loaded };
+      }
       inKernel = userKernel;
       runTiles(kernel, step, worker, workers);
       return { ok: true, tainted: userKernel ? changedBuiltin() : undefined };

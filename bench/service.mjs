@@ -1,0 +1,159 @@
+// The example service under a storm, as a deployment sees it: `npm run bench:service`.
+//
+//   storm        CLIENTS clients at once, each POSTing a problem (N = 200, M = 64) and reading H back, in ROUNDS
+//                rounds: the service's event-loop delay during each round (max and p99, from
+//                monitorEventLoopDelay at 1 ms resolution) and its RSS when idle before the first round and
+//                IDLE_MS after each (no manual collection anywhere). Targets: max delay ≤ 50 ms, idle RSS after a
+//                burst ≤ 2× the idle RSS before it.
+//   slow-readers SLOW clients POST and then never read their answer, and leave after LEAVE_MS; the service's idle
+//                RSS and array-buffer bytes are taken IDLE_MS after the last one is gone.
+//
+// Environment: CLIENTS (500), ROUNDS (3), SLOW (100), IDLE_MS (16000: the pool's idle collections, at 1, 3, 7 and
+// 15 s after it drains, are over by then), WORKERS (the service pool's threads; default: one per core), HOST_ARGV
+// (Node flags for the service's process only, e.g. "--cpu-prof --cpu-prof-dir=prof" to see what holds its loop).
+//
+// The service runs in a child process (examples/service.mjs, one pool, default options but a short
+// writeTimeout), so the clients' own work never counts against its event loop.
+import { fork } from 'node:child_process';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { availableParallelism, cpus, totalmem } from 'node:os';
+
+const CLIENTS = Number(process.env.CLIENTS ?? 500);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const SLOW = Number(process.env.SLOW ?? 100);
+const IDLE_MS = Number(process.env.IDLE_MS ?? 16000);
+const LEAVE_MS = 4000;
+const N = 200;
+const M = 64;
+const MiB = 2 ** 20;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The child: the example service and a probe the parent reads over IPC. */
+async function host() {
+  const { createPool } = await import('hpair');
+  const { createService } = await import(new URL('../examples/service.mjs', import.meta.url).href);
+  const pool = createPool(process.env.WORKERS === undefined ? {} : { workers: Number(process.env.WORKERS) });
+  await pool.ready();
+  const service = createService(pool, { writeTimeout: 2000, idleTimeout: 2000 });
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  service.listen(0, '127.0.0.1', () => process.send({ port: service.address().port }));
+  process.on('message', async (message) => {
+    if (message === 'start') {
+      delay.reset();
+      delay.enable();
+      process.send({ started: true });
+    } else if (message === 'stop') {
+      delay.disable();
+      process.send({ maxMs: delay.max / 1e6, p99Ms: delay.percentile(99) / 1e6 });
+    } else if (message === 'memory') {
+      const { rss, arrayBuffers, heapUsed } = process.memoryUsage();
+      process.send({ rss, arrayBuffers, heapUsed, ...service.stats() });
+    } else if (message === 'exit') {
+      await service.shutdown();
+      await pool.close();
+      process.exit(0);
+    }
+  });
+}
+
+function ask(child, message) {
+  return new Promise((resolve) => {
+    child.once('message', resolve);
+    child.send(message);
+  });
+}
+
+function body() {
+  const header = (dict) => {
+    const text = `${dict}`.padEnd(118, ' ') + '\n';
+    const prefix = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, text.length & 0xff, text.length >> 8]);
+    return Buffer.concat([prefix, Buffer.from(text, 'latin1')]);
+  };
+  const expp = new Float64Array(2 * N * M).map((_, k) => Math.sin(k * 0.37));
+  const distance = new Float64Array(M).map((_, k) => 1 + (k % 7));
+  return Buffer.concat([
+    header(`{'descr': '<c16', 'fortran_order': False, 'shape': (${N}, ${M}), }`),
+    Buffer.from(expp.buffer),
+    header(`{'descr': '<f8', 'fortran_order': False, 'shape': (${M},), }`),
+    Buffer.from(distance.buffer),
+  ]);
+}
+
+function post(port, payload) {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/', agent: false, headers: { 'content-length': payload.length } }, (res) => {
+      let bytes = 0;
+      res.on('data', (chunk) => (bytes += chunk.length));
+      res.on('end', () => resolve({ status: res.statusCode, bytes }));
+      res.on('error', () => resolve({ status: 0, bytes }));
+    });
+    req.on('error', () => resolve({ status: 0, bytes: 0 }));
+    req.end(payload);
+  });
+}
+
+/** Sends the request and never reads the answer: the service's writes block until it gives up. */
+function slowReader(port, payload) {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(`POST / HTTP/1.1\r\nhost: x\r\ncontent-length: ${payload.length}\r\n\r\n`);
+      socket.write(payload);
+      socket.pause();
+    });
+    socket.setNoDelay(true);
+    // It leaves after a while, as slow clients do, however much it has read.
+    const leave = setTimeout(() => socket.destroy(), LEAVE_MS);
+    socket.on('close', () => {
+      clearTimeout(leave);
+      resolve();
+    });
+    socket.on('error', () => undefined);
+  });
+}
+
+const mb = (bytes) => `${(bytes / MiB).toFixed(0)} MiB`;
+
+async function main() {
+  process.stdout.write(`hpair bench:service — ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, ${mb(totalmem())}, Node ${process.versions.node}\n`);
+  // HOST_ARGV: Node flags for the service's process only (e.g. --cpu-prof to see what holds its event loop).
+  const execArgv = (process.env.HOST_ARGV ?? '').split(' ').filter(Boolean);
+  const child = fork(fileURLToPath(import.meta.url), ['--host'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+  try {
+    const { port } = await new Promise((resolve) => child.once('message', resolve));
+    const payload = body();
+    await sleep(IDLE_MS);
+    const before = await ask(child, 'memory');
+    process.stdout.write(`idle         RSS ${mb(before.rss)}, array buffers ${mb(before.arrayBuffers)}, heap ${mb(before.heapUsed)}\n`);
+    let worst = 1;
+    let maxDelay = 0;
+    for (let round = 1; round <= ROUNDS; round++) {
+      await ask(child, 'start');
+      const answers = await Promise.all(Array.from({ length: CLIENTS }, () => post(port, payload)));
+      const delay = await ask(child, 'stop');
+      const ok = answers.filter((a) => a.status === 200 && a.bytes === 128 + 16 * (N - 1) ** 2).length;
+      await sleep(IDLE_MS);
+      const after = await ask(child, 'memory');
+      worst = Math.max(worst, after.rss / before.rss);
+      maxDelay = Math.max(maxDelay, delay.maxMs);
+      process.stdout.write(
+        `storm ${round}      ${CLIENTS} clients, ${ok} answered in full; event-loop delay max ${delay.maxMs.toFixed(1)} ms, p99 ${delay.p99Ms.toFixed(1)} ms; ` +
+          `idle ${IDLE_MS} ms later: RSS ${mb(after.rss)} (${(after.rss / before.rss).toFixed(2)}× idle before), array buffers ${mb(after.arrayBuffers)}, held ${after.heldBytes}\n`,
+      );
+    }
+    await Promise.all(Array.from({ length: SLOW }, () => slowReader(port, payload)));
+    await sleep(IDLE_MS);
+    const slow = await ask(child, 'memory');
+    worst = Math.max(worst, slow.rss / before.rss);
+    process.stdout.write(`slow-readers ${SLOW} clients that never read, all cut off; idle ${IDLE_MS} ms later: RSS ${mb(slow.rss)} (${(slow.rss / before.rss).toFixed(2)}×), array buffers ${mb(slow.arrayBuffers)}, held ${slow.heldBytes}\n`);
+    process.stdout.write(`targets      idle RSS after a burst ≤ 2× before: ${worst <= 2 ? 'met' : 'missed'} (worst ${worst.toFixed(2)}×); event-loop max delay ≤ 50 ms: ${maxDelay <= 50 ? 'met' : 'missed'} (worst ${maxDelay.toFixed(1)} ms)\n`);
+    await ask(child, 'exit').catch(() => undefined);
+  } finally {
+    child.kill();
+  }
+}
+
+if (process.argv[2] === '--host') await host();
+else await main();

@@ -1,0 +1,37 @@
+// A service's thread that goes quiet after a burst: the pool collects while it idles, so the burst's dropped
+// results are freed without anyone calling gc() and without the thread allocating anything more.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createPool, demoProblem } from 'hpair';
+
+const test = suite('idle-collect');
+
+/** Waits (polling, so the wait itself allocates next to nothing) until `done()` or a liveness bound passes. */
+async function until(done: () => boolean, boundMs: number): Promise<boolean> {
+  const end = performance.now() + boundMs;
+  while (!done() && performance.now() < end) await new Promise((resolve) => setTimeout(resolve, 20));
+  return done();
+}
+
+test('dropped results of a burst are collected while the pool idles, with no manual collection', async () => {
+  const pool = createPool({ workers: 2, inlineFlops: 0, idleCollectMs: 50 });
+  try {
+    const { expp, distance } = demoProblem(300, 16); // a 1.4 MiB H each: 30 of them pass the 16 MiB mark
+    let collected = 0;
+    const registry = new FinalizationRegistry<number>(() => collected++);
+    const jobs = 30;
+    await Promise.all(Array.from({ length: jobs }, async (_, k) => registry.register((await pool.hermitian(expp, distance)).data.buffer, k)));
+    // The bound is for liveness only (the collections come within 750 ms of the drain here).
+    assert.ok(await until(() => collected === jobs, 30_000), `${collected} of ${jobs} dropped results collected while idle`);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('idleCollectMs is checked: 0 (off) to 2^31 − 1', () => {
+  for (const bad of [-1, Number.NaN, Infinity, 2 ** 31, '5']) {
+    assert.throws(() => createPool({ workers: 1, idleCollectMs: bad as number }), (error: Error) => (error as { code?: string }).code === 'INVALID_ARGUMENT', String(bad));
+  }
+});
+
+test.run();
