@@ -13,9 +13,11 @@
 //     g·(Kp/2)·pairChunk(MR)·8 + p·pairChunk(MR)·8 + (q·planeStride(MR) + 2m)·8
 // and the micro-kernel streams both panels strictly forwards, 16 bytes at a time.
 //
-// Export: tile(pA, pB, Kp, i0, i1, j0, j1, kc, pOut, ldo), all i32. Computes rows [i0, i1) (multiples of
-// MR) × columns [j0, j1) (multiples of NR) into pOut as interleaved (re, im) f64 with a row stride of ldo
-// complex values, summing k in blocks of kc (the first block stores, later ones add). Micro-tiles wholly
+// Export: tile(pA, pB, Kp, kFrom, kTo, i0, i1, j0, j1, kc, pOut, ldo), all i32. Computes rows [i0, i1)
+// (multiples of MR) × columns [j0, j1) (multiples of NR) of the sum over k in [kFrom, kTo) (multiples of kc,
+// or kTo = Kp) into pOut as interleaved (re, im) f64 with a row stride of ldo complex values, summing k in
+// blocks of kc from zero (the first block stores, later ones add); the caller adds such sums over fixed
+// chunks of k (kernel/hermitian-pairs-wasm.ts). Micro-tiles wholly
 // above the diagonal are skipped (their outputs are left as they were). Within a k block, columns go in
 // chunks of nc (BLIS's loop order) so a chunk's B micro-panels (~100 KB) stay in this core's L2 while
 // all the tile's rows pass over them; unchunked, a 128-column tile's B is ~400 KB per k block and its
@@ -108,7 +110,7 @@ export function generateWat({ relaxed, mr, nr, unroll = 4, nc = 32 }) {
 ${indent([0, 1, 2].flatMap(pass), 4)}
 ${indent(epilogue, 4)}
   )
-  (func (export "tile") (param $pA i32) (param $pB i32) (param $Kp i32)
+  (func (export "tile") (param $pA i32) (param $pB i32) (param $Kp i32) (param $kFrom i32) (param $kTo i32)
         (param $i0 i32) (param $i1 i32) (param $j0 i32) (param $j1 i32)
         (param $kc i32) (param $pOut i32) (param $ldo i32)
     (local $kb i32) (local $np i32) (local $i i32) (local $j i32) (local $jend i32) (local $jc i32) (local $jcEnd i32)
@@ -116,12 +118,12 @@ ${indent(epilogue, 4)}
     (local.set $gsA (i32.mul (i32.shr_u (local.get $Kp) (i32.const 1)) (i32.const ${chunkA})))
     (local.set $gsB (i32.mul (i32.shr_u (local.get $Kp) (i32.const 1)) (i32.const ${chunkB})))
     (local.set $ldo16 (i32.shl (local.get $ldo) (i32.const 4)))
-    (local.set $kb (i32.const 0))
+    (local.set $kb (local.get $kFrom))
     (block $kdone (loop $kloop
-      (br_if $kdone (i32.ge_u (local.get $kb) (local.get $Kp)))
-      ;; this k block: min(kc, Kp − kb) values = np pairs
-      (local.set $np (i32.shr_u (select (local.get $kc) (i32.sub (local.get $Kp) (local.get $kb))
-                                 (i32.lt_u (local.get $kc) (i32.sub (local.get $Kp) (local.get $kb)))) (i32.const 1)))
+      (br_if $kdone (i32.ge_u (local.get $kb) (local.get $kTo)))
+      ;; this k block: min(kc, kTo − kb) values = np pairs
+      (local.set $np (i32.shr_u (select (local.get $kc) (i32.sub (local.get $kTo) (local.get $kb))
+                                 (i32.lt_u (local.get $kc) (i32.sub (local.get $kTo) (local.get $kb)))) (i32.const 1)))
       ;; columns in chunks of ${nc}: one chunk's B micro-panels stay in L2 while every row of the tile passes
       (local.set $jc (local.get $j0))
       (block $cdone (loop $cloop
@@ -149,7 +151,7 @@ ${indent(epilogue, 4)}
               (local.get $np)
               (i32.add (local.get $poRow) (i32.shl (i32.sub (local.get $j) (local.get $j0)) (i32.const 4)))
               (local.get $ldo16)
-              (i32.eqz (local.get $kb)))
+              (i32.eq (local.get $kb) (local.get $kFrom)))
             (local.set $j (i32.add (local.get $j) (i32.const ${nr})))
             (br $jloop)))
           (local.set $i (i32.add (local.get $i) (i32.const ${mr})))

@@ -1,0 +1,182 @@
+// Accuracy of every kernel against an exact oracle (test/helpers/exact-oracle.ts: BigInt fixed point, rounded
+// once). Two bounds, both per entry of H, with t_m = |a_i,m|·|a_j,m| / |d_m| the size of each term and u = 2^−53:
+//
+// - the worst-case bound of the kernel's summation order: |ΔH| ≤ 4·γ(L)·Σ_m t_m, γ(L) = L·u / (1 − L·u), with L
+//   the longest chain of roundings any term goes through (block length, blocks per chunk, chunks, and the few
+//   operations of packing and the 3M combination; the factor 4 covers 3M's P3 terms, up to 2·t_m each);
+// - numpy's level on realistic inputs: at most twice the error, plus one ulp of max |H|, of a textbook blocked
+//   sum on the same inputs (blocks of 256 terms summed from zero, block sums added in order: the summation order
+//   of a BLAS zgemm such as numpy's `(A / d) @ A.conj().T` calls). A single FMA chain over all of k (the native
+//   driver before blocked summation) fails this at M = 10^5: its error grows with M, a blocked sum's with M / kc.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createComplexMatrix, createPool, kernelSupported, type ComplexMatrix, type KernelVariant } from 'hpair';
+import { exactHermitian, type ExactH } from './helpers/exact-oracle.js';
+import { assertBitIdentical, seeded } from './helpers/support.js';
+
+const test = suite('accuracy');
+const u = 2 ** -53;
+const CHUNK = 12288;
+
+const variants = (['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js'] as const).filter(kernelSupported);
+
+/** The longest rounding chain of a kernel's summation order for K summed columns. */
+function chainLength(kernel: KernelVariant, K: number): number {
+  const chunks = Math.ceil(K / CHUNK);
+  if (kernel.startsWith('native')) return 192 + CHUNK / 192 + chunks + 4; // FMA chain of kc; blocks; chunks; d, ±, 3M
+  if (kernel.startsWith('wasm')) return 64 + 1 + CHUNK / 128 + chunks + 5; // two lanes of kc/2; join; blocks; chunks
+  return 256 + CHUNK / 256 + chunks + 3; // js: 4M, mul and add per term
+}
+
+type Scenario = 'mixed' | 'positive';
+
+/** N×M: unit phases × amplitudes in [0.5, 2]; distance in [0.5, 2], mixed sign ('mixed') or positive with real,
+ * positive expp ('positive': no cancellation, so partial sums grow with k, the hard case for one long chain). */
+function problem(N: number, M: number, scenario: Scenario, seed: number): { expp: ComplexMatrix; distance: Float64Array } {
+  const next = seeded(seed);
+  const expp = createComplexMatrix(N, M);
+  for (let x = 0; x < N * M; x++) {
+    const amplitude = 1.25 + 0.75 * next();
+    const phase = scenario === 'mixed' ? Math.PI * next() : 0;
+    expp.data[2 * x] = amplitude * Math.cos(phase);
+    expp.data[2 * x + 1] = amplitude * Math.sin(phase);
+  }
+  const distance = new Float64Array(new SharedArrayBuffer(8 * M));
+  for (let m = 0; m < M; m++) {
+    const v = next();
+    distance[m] = (1.25 + 0.75 * Math.abs(v)) * (scenario === 'mixed' && v < 0 ? -1 : 1);
+  }
+  return { expp, distance };
+}
+
+/** A BLAS-style blocked sum of the same terms in plain double arithmetic: the numpy-level reference error. */
+function blockedSum(expp: ComplexMatrix, distance: Float64Array): Float64Array {
+  const N = expp.rows;
+  const M = expp.cols;
+  const n = N - 1;
+  const e = expp.data;
+  const K = M - 1;
+  const ar = new Float64Array(n * K), ai = new Float64Array(n * K), br = new Float64Array(n * K), bi = new Float64Array(n * K);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < K; k++) {
+      const m = k + 1;
+      ar[i * K + k] = e[2 * (i * M + m)] - e[2 * ((N - 1) * M + m)];
+      ai[i * K + k] = e[2 * (i * M + m) + 1] - e[2 * ((N - 1) * M + m) + 1];
+      br[i * K + k] = ar[i * K + k] / distance[m];
+      bi[i * K + k] = ai[i * K + k] / distance[m];
+    }
+  }
+  const h = new Float64Array(2 * n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let re = 0;
+      let im = 0;
+      for (let k0 = 0; k0 < K; k0 += 256) {
+        let sr = 0;
+        let si = 0;
+        for (let k = k0; k < Math.min(K, k0 + 256); k++) {
+          sr += ar[i * K + k] * br[j * K + k] + ai[i * K + k] * bi[j * K + k];
+          si += ai[i * K + k] * br[j * K + k] - ar[i * K + k] * bi[j * K + k];
+        }
+        re += sr;
+        im += si;
+      }
+      h[2 * (i * n + j)] = h[2 * (j * n + i)] = re;
+      h[2 * (i * n + j) + 1] = i === j ? 0 : im;
+      h[2 * (j * n + i) + 1] = i === j ? 0 : -im;
+    }
+  }
+  return h;
+}
+
+function maxAbs(values: Float64Array): number {
+  let m = 0;
+  for (const v of values) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+function maxError(a: Float64Array, b: Float64Array): number {
+  let m = 0;
+  for (let x = 0; x < a.length; x++) m = Math.max(m, Math.abs(a[x] - b[x]));
+  return m;
+}
+
+/** Every entry within 4·γ(L)·Σ t_m of the exact H. */
+function assertWithinGamma(h: Float64Array, exact: ExactH, L: number, what: string): void {
+  const gamma = (L * u) / (1 - L * u);
+  const n = Math.round(Math.sqrt(exact.absSum.length));
+  for (let x = 0; x < n * n; x++) {
+    const bound = 4 * gamma * exact.absSum[x];
+    for (const part of [0, 1]) {
+      const error = Math.abs(h[2 * x + part] - exact.data[2 * x + part]);
+      if (!(error <= bound)) assert.unreachable(`${what}: entry ${x} part ${part}: error ${error} above 4·γ(${L})·Σt = ${bound}`);
+    }
+  }
+}
+
+interface Case {
+  readonly N: number;
+  readonly M: number;
+  readonly scenario: Scenario;
+}
+const cases: Case[] = [
+  { N: 9, M: 1000, scenario: 'mixed' },
+  { N: 6, M: 30000, scenario: 'mixed' },
+  { N: 5, M: 100000, scenario: 'mixed' },
+  { N: 5, M: 100000, scenario: 'positive' },
+];
+
+const pools = new Map<KernelVariant, ReturnType<typeof createPool>>();
+test.before(() => {
+  for (const kernel of variants) pools.set(kernel, createPool({ workers: 2, kernel, inlineFlops: 0 }));
+});
+test.after(async () => {
+  await Promise.all([...pools.values()].map((pool) => pool.close()));
+});
+
+for (const { N, M, scenario } of cases) {
+  test(`every kernel within its γ bound and at numpy's level: N = ${N}, M = ${M}, ${scenario}`, async () => {
+    const { expp, distance } = problem(N, M, scenario, N * 7919 + M);
+    const exact = exactHermitian(expp.data, distance, N, M);
+    const scale = maxAbs(exact.data);
+    const numpyLevel = 2 * maxError(blockedSum(expp, distance), exact.data) + scale * u;
+    for (const kernel of variants) {
+      const h = await pools.get(kernel)!.hermitian(expp, distance);
+      assert.is(h.kernel, kernel);
+      assertWithinGamma(h.data, exact, chainLength(kernel, M - 1), `${kernel} N ${N} M ${M} ${scenario}`);
+      const error = maxError(h.data, exact.data);
+      assert.ok(
+        error <= numpyLevel,
+        `${kernel} N ${N} M ${M} ${scenario}: max |ΔH| / max |H| = ${(error / scale).toExponential(2)}, above numpy's level ${(numpyLevel / scale).toExponential(2)}`,
+      );
+    }
+  });
+}
+
+test('several chunks of k: the same bits on 1 and 2 workers, whole H and a block of it', async () => {
+  const N = 40;
+  const M = 2 * CHUNK + 500;
+  const { expp, distance } = problem(N, M, 'mixed', 5);
+  for (const kernel of variants) {
+    const one = createPool({ workers: 1, kernel, inlineFlops: 0 });
+    try {
+      const a = await one.hermitian(expp, distance);
+      const b = await pools.get(kernel)!.hermitian(expp, distance);
+      assertBitIdentical(a.data, b.data, `${kernel}: 1 and 2 workers`);
+      const block = await pools.get(kernel)!.hermitianBlock(expp, distance, { rows: [3, 29], cols: [11, 37] });
+      for (let i = 3; i < 29; i++) {
+        for (let j = 11; j < 37; j++) {
+          for (const part of [0, 1]) {
+            const got = block.data[2 * ((i - 3) * 26 + (j - 11)) + part];
+            const want = a.data[2 * (i * (N - 1) + j) + part];
+            if (!Object.is(got, want)) assert.unreachable(`${kernel}: block entry (${i}, ${j}) part ${part}: ${got} vs ${want} in the whole H`);
+          }
+        }
+      }
+    } finally {
+      await one.close();
+    }
+  }
+});
+
+test.run();
