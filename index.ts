@@ -5,7 +5,7 @@ export type { HermitianOptions, JobOptions, LatencySummary, PoolOptions, PoolSta
 export type { PoolEvents } from './workers/pool.js';
 export type { Schedule } from './shared/protocol.js';
 export { kernelStatus, kernelSupported } from './kernel/kernel-status.js';
-export type { KernelChoice, KernelVariant } from './kernel/kernel-names.js';
+export type { Accuracy, KernelChoice, KernelVariant } from './kernel/kernel-names.js';
 export type { HermitianBlock, HermitianResult } from './kernel/hermitian-result.js';
 export { hermitianReference } from './kernel/reference.js';
 export { hermitianFlops, hermitianJobBytes } from './kernel/hermitian-size.js';

@@ -25,7 +25,8 @@ function scratchPerThread(R: number, M: number, tileEdge = TILE): number {
   // Rounded up to 48, a multiple of every path's micro-tile rows and columns (6 and 8; 12 and 16), as C pads them.
   const edge = Math.ceil(Math.min(TILE, tileEdge, R) / 48) * 48;
   const pSets = M - 1 > NATIVE_CHUNK ? 2 : 1;
-  return 3 * (2 * edge * kc + pSets * edge * edge) * 8;
+  // Compensated accuracy (driver.h): A and B packs of 4 planes × kc and 4 sums per entry.
+  return Math.max(3 * (2 * edge * kc + pSets * edge * edge), 4 * (2 * edge * kc + edge * edge)) * 8;
 }
 
 function nativeVariant(path: NativePath): HermitianVariant {
@@ -35,8 +36,9 @@ function nativeVariant(path: NativePath): HermitianVariant {
     support: () => (support ??= supportOf(path)),
     tile: TILE,
     anyOrigin: true,
+    compensated: true,
     scratchBytes: (N, M, threads, tileEdge) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread(N, M, tileEdge) }),
-    steps({ N, M, expp, distance, h, badValue, window, pairSpace }) {
+    steps({ N, M, expp, distance, h, badValue, window, pairSpace, accuracy }) {
       const steps: StepPlan[] = [
         {
           kernel: { kind: 'builtin', name: 'hermitian/check' },
@@ -48,7 +50,7 @@ function nativeVariant(path: NativePath): HermitianVariant {
           kernel: { kind: 'builtin', name: 'hermitian/pairs-native' },
           space: pairSpace(TILE),
           buffers: { expp, distance, h },
-          params: { path, N, M, window },
+          params: { path, N, M, window, compensated: accuracy === 'compensated' },
         },
       ];
       return steps;

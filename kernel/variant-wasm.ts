@@ -37,6 +37,7 @@ function wasmVariant(name: WasmVariantName): HermitianVariant {
     support: () => (support ??= supportOf(name)),
     tile: TILE,
     anyOrigin: false,
+    compensated: false,
     scratchBytes,
     steps(problem, scratch) {
       const layout = microLayout(problem.N, problem.M, mr, nr);

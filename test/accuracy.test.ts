@@ -8,9 +8,15 @@
 //   sum on the same inputs (blocks of 256 terms summed from zero, block sums added in order: the summation order
 //   of a BLAS zgemm such as numpy's `(A / d) @ A.conj().T` calls). A single FMA chain over all of k (the native
 //   driver before blocked summation) fails this at M = 10^5: its error grows with M, a blocked sum's with M / kc.
+//
+// Compensated accuracy (native kernels only; any other kernel refuses it with INVALID_ARGUMENT) is checked against
+// its own per-entry bound, that of Dot2 (Ogita, Rump and Oishi) over the 2K products of each part plus the O(u²)
+// errors of the pairs it keeps for differences and quotients: |ΔH| ≤ u·|H| + (4·γ(2K + 4)² + 16u²)·Σ_m t_m, and
+// against max |ΔH| / max |H| ≤ 2.5e-16; integer-valued inputs with a representable H must come out exact.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createComplexMatrix, createPool, kernelSupported, type ComplexMatrix, type KernelVariant } from 'hpair';
+import { rejectionCode } from './helpers/support.js';
 import { exactHermitian, type ExactH } from './helpers/exact-oracle.js';
 import { assertBitIdentical, seeded } from './helpers/support.js';
 
@@ -19,6 +25,7 @@ const u = 2 ** -53;
 const CHUNK = 12288;
 
 const variants = (['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js'] as const).filter(kernelSupported);
+const compensatedVariants = variants.filter((kernel) => kernel.startsWith('native'));
 
 /** The longest rounding chain of a kernel's summation order for K summed columns. */
 function chainLength(kernel: KernelVariant, K: number): number {
@@ -114,6 +121,20 @@ function assertWithinGamma(h: Float64Array, exact: ExactH, L: number, what: stri
   }
 }
 
+/** Every entry within u·|H| + (4·γ(2K + 4)² + 16u²)·Σ t_m of the exact H (compensated accuracy). */
+function assertWithinDot2(h: Float64Array, exact: ExactH, K: number, what: string): void {
+  const g = ((2 * K + 4) * u) / (1 - (2 * K + 4) * u);
+  const n = Math.round(Math.sqrt(exact.absSum.length));
+  for (let x = 0; x < n * n; x++) {
+    for (const part of [0, 1]) {
+      const want = exact.data[2 * x + part];
+      const bound = u * Math.abs(want) + (4 * g * g + 16 * u * u) * exact.absSum[x];
+      const error = Math.abs(h[2 * x + part] - want);
+      if (!(error <= bound)) assert.unreachable(`${what}: entry ${x} part ${part}: error ${error} above the Dot2 bound ${bound}`);
+    }
+  }
+}
+
 interface Case {
   readonly N: number;
   readonly M: number;
@@ -149,27 +170,124 @@ for (const { N, M, scenario } of cases) {
         error <= numpyLevel,
         `${kernel} N ${N} M ${M} ${scenario}: max |ΔH| / max |H| = ${(error / scale).toExponential(2)}, above numpy's level ${(numpyLevel / scale).toExponential(2)}`,
       );
+      if (!compensatedVariants.includes(kernel)) continue;
+      const c = await pools.get(kernel)!.hermitian(expp, distance, { accuracy: 'compensated' });
+      assertWithinDot2(c.data, exact, M - 1, `${kernel} compensated N ${N} M ${M} ${scenario}`);
+      const relative = maxError(c.data, exact.data) / scale;
+      assert.ok(relative <= 2.5e-16, `${kernel} compensated N ${N} M ${M} ${scenario}: max |ΔH| / max |H| = ${relative}`);
+      console.log(`  ${kernel} N ${N} M ${M} ${scenario}: default ${(error / scale).toExponential(2)}, compensated ${relative.toExponential(2)}, numpy level ${(numpyLevel / scale).toExponential(2)}`);
     }
   });
 }
 
-test('several chunks of k: the same bits on 1 and 2 workers, whole H and a block of it', async () => {
+/** Columns 1, 2, … in pairs (d, −d) over the same expp values up to a nudge: big terms cancel to a small H. */
+function cancelling(N: number, M: number, nudge: number, integer: boolean, seed: number): { expp: ComplexMatrix; distance: Float64Array } {
+  const next = seeded(seed);
+  const expp = createComplexMatrix(N, M);
+  const distance = new Float64Array(new SharedArrayBuffer(8 * M));
+  distance[0] = 1; // column 0 is not summed
+  for (let m = 1; m < M; m += 2) {
+    const d = integer ? 2 ** Math.floor(3 * Math.abs(next()) - 1) : 1.25 + 0.75 * next();
+    distance[m] = d;
+    if (m + 1 < M) distance[m + 1] = -d;
+    for (let r = 0; r < N; r++) {
+      for (const part of [0, 1]) {
+        // integer: values up to 2^29, so products (up to 2^60) are not doubles and partial sums round
+        const big = integer ? Math.round(next() * 2 ** 29) : next() * 1e4;
+        expp.data[2 * (r * M + m) + part] = big;
+        if (m + 1 < M) expp.data[2 * (r * M + m + 1) + part] = integer ? big + Math.round(next() * nudge) : big * (1 + nudge * next());
+      }
+    }
+  }
+  return { expp, distance };
+}
+
+test('compensated: integer-valued inputs whose exact H is a double come out exact; default does not', async () => {
+  if (compensatedVariants.length === 0) {
+    console.log('  skipped: no native kernel runs here (the addon is not built or the CPU lacks AVX2 and FMA)');
+    return;
+  }
+  const N = 7;
+  const M = 4001;
+  const { expp, distance } = cancelling(N, M, 8, true, 3);
+  const exact = exactHermitian(expp.data, distance, N, M);
+  // every entry a multiple of 1/2 below 2^50 (distances are 1/2, 1 or 2): a double, so the oracle returns it exactly
+  assert.ok(exact.data.every((v) => Number.isInteger(2 * v) && Math.abs(v) < 2 ** 50), 'the exact H is representable');
+  for (const kernel of compensatedVariants) {
+    const c = await pools.get(kernel)!.hermitian(expp, distance, { accuracy: 'compensated' });
+    assertBitIdentical(c.data, exact.data, `${kernel} compensated against the exact H`);
+    const d = await pools.get(kernel)!.hermitian(expp, distance);
+    assert.ok(maxError(d.data, exact.data) > 0, `${kernel} default: expected rounding errors here (products of 2^29-sized integers)`);
+  }
+});
+
+test('compensated: an ill-conditioned H (terms cancelling to 1e-9 of their size) keeps its digits; default loses them', async () => {
+  if (compensatedVariants.length === 0) {
+    console.log('  skipped: no native kernel runs here (the addon is not built or the CPU lacks AVX2 and FMA)');
+    return;
+  }
+  const N = 6;
+  const M = 20001;
+  const { expp, distance } = cancelling(N, M, 1e-9, false, 4);
+  const exact = exactHermitian(expp.data, distance, N, M);
+  const scale = maxAbs(exact.data);
+  for (const kernel of compensatedVariants) {
+    const d = await pools.get(kernel)!.hermitian(expp, distance);
+    const c = await pools.get(kernel)!.hermitian(expp, distance, { accuracy: 'compensated' });
+    const lost = maxError(d.data, exact.data) / scale;
+    const kept = maxError(c.data, exact.data) / scale;
+    assert.ok(lost > 1e-12, `${kernel} default: relative error ${lost} (expected digits lost)`);
+    assert.ok(kept <= 2.5e-16, `${kernel} compensated: relative error ${kept}`);
+    assertWithinDot2(c.data, exact, M - 1, `${kernel} compensated, ill-conditioned`);
+    console.log(`  ${kernel} ill-conditioned: default ${lost.toExponential(2)}, compensated ${kept.toExponential(2)}`);
+  }
+});
+
+test('compensated: kernels without it refuse it (INVALID_ARGUMENT), never a plain result in its place', async () => {
+  for (const kernel of variants.filter((v) => !compensatedVariants.includes(v))) {
+    let code = '';
+    try {
+      createPool({ workers: 1, kernel, accuracy: 'compensated' });
+    } catch (error) {
+      code = (error as { code?: string }).code ?? String(error);
+    }
+    assert.is(code, 'INVALID_ARGUMENT', `${kernel}: createPool with accuracy 'compensated'`);
+    const { expp, distance } = problem(5, 40, 'mixed', 1);
+    assert.is(await rejectionCode(pools.get(kernel)!.hermitian(expp, distance, { accuracy: 'compensated' })), 'INVALID_ARGUMENT', `${kernel}: job option`);
+  }
+  const { expp, distance } = problem(5, 40, 'mixed', 1);
+  const any = pools.get(variants[0])!;
+  assert.is(await rejectionCode(any.hermitian(expp, distance, { accuracy: 'double' as never })), 'INVALID_ARGUMENT', 'an unknown accuracy');
+  assert.throws(() => createPool({ workers: 1, accuracy: 'exact' as never }), (error: { code?: string }) => error.code === 'INVALID_ARGUMENT');
+});
+
+test('several chunks of k, both accuracies: the same bits on 1 and 2 workers, whole H and a block of it, every native path', async () => {
   const N = 40;
   const M = 2 * CHUNK + 500;
   const { expp, distance } = problem(N, M, 'mixed', 5);
-  for (const kernel of variants) {
-    const one = createPool({ workers: 1, kernel, inlineFlops: 0 });
+  const runs = [
+    ...variants.map((kernel) => ({ kernel, accuracy: 'default' as const })),
+    ...compensatedVariants.map((kernel) => ({ kernel, accuracy: 'compensated' as const })),
+  ];
+  const first = new Map<string, Float64Array>();
+  for (const { kernel, accuracy } of runs) {
+    const one = createPool({ workers: 1, kernel, inlineFlops: 0, accuracy });
     try {
       const a = await one.hermitian(expp, distance);
-      const b = await pools.get(kernel)!.hermitian(expp, distance);
-      assertBitIdentical(a.data, b.data, `${kernel}: 1 and 2 workers`);
-      const block = await pools.get(kernel)!.hermitianBlock(expp, distance, { rows: [3, 29], cols: [11, 37] });
+      if (kernel.startsWith('native')) {
+        const other = first.get(accuracy);
+        if (other) assertBitIdentical(a.data, other, `${kernel} ${accuracy}: the same bits as the other native path`);
+        else first.set(accuracy, a.data);
+      }
+      const b = await pools.get(kernel)!.hermitian(expp, distance, { accuracy });
+      assertBitIdentical(a.data, b.data, `${kernel} ${accuracy}: 1 and 2 workers`);
+      const block = await pools.get(kernel)!.hermitianBlock(expp, distance, { rows: [3, 29], cols: [11, 37] }, { accuracy });
       for (let i = 3; i < 29; i++) {
         for (let j = 11; j < 37; j++) {
           for (const part of [0, 1]) {
             const got = block.data[2 * ((i - 3) * 26 + (j - 11)) + part];
             const want = a.data[2 * (i * (N - 1) + j) + part];
-            if (!Object.is(got, want)) assert.unreachable(`${kernel}: block entry (${i}, ${j}) part ${part}: ${got} vs ${want} in the whole H`);
+            if (!Object.is(got, want)) assert.unreachable(`${kernel} ${accuracy}: block entry (${i}, ${j}) part ${part}: ${got} vs ${want} in the whole H`);
           }
         }
       }

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { ResourceLimits } from 'node:worker_threads';
-import type { KernelChoice } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelChoice } from '../kernel/kernel-names.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
 import type { Schedule } from '../shared/protocol.js';
@@ -52,6 +52,14 @@ export interface PoolOptions {
    */
   kernel?: KernelChoice;
   /**
+   * How jobs sum, unless a job asks otherwise: `'default'` (blocked sums, at least as accurate as numpy's
+   * `(A / d) @ A.conj().T`) or `'compensated'` (each entry as if computed in twice the working precision and
+   * rounded once; native kernels only: with another kernel it throws INVALID_ARGUMENT). See
+   * docs/kernels-and-accuracy.md.
+   * @default 'default'
+   */
+  accuracy?: Accuracy;
+  /**
    * Largest memory one job may take beyond the caller's own arrays: copies of non-shared inputs, the
    * packed panels and H. A larger job rejects with TOO_LARGE before anything is allocated.
    * @default half of os.totalmem()
@@ -80,6 +88,12 @@ export interface HermitianOptions extends JobOptions {
    * @default the pool's maxBytes
    */
   maxBytes?: number;
+  /**
+   * This job's accuracy (see PoolOptions.accuracy); 'compensated' with a non-native kernel rejects with
+   * INVALID_ARGUMENT.
+   * @default the pool's accuracy
+   */
+  accuracy?: Accuracy;
 }
 
 /** Per-call options shared by every job. */
@@ -152,6 +166,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
     resourceLimits,
     inlineFlops = 2e6,
     kernel = 'auto',
+    accuracy = 'default',
     maxBytes = totalmem() / 2,
     workerFile,
   } = options;
@@ -165,7 +180,8 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
   if (!(typeof inlineFlops === 'number' && inlineFlops >= 0 && !Number.isNaN(inlineFlops))) throw invalid(`inlineFlops must be a number ≥ 0, got ${describe(inlineFlops)}`);
   if (!isPositiveNumber(maxBytes)) throw invalid(`maxBytes must be a positive number, got ${describe(maxBytes)}`);
   if (typeof kernel !== 'string') throw invalid(`kernel must be a string, got ${describe(kernel)}`);
-  return { workers, schedule, maxQueue, resourceLimits: checkResourceLimits(resourceLimits), inlineFlops, kernel, maxBytes, workerFile: fileUrl(workerFile) };
+  checkAccuracyOption(accuracy);
+  return { workers, schedule, maxQueue, resourceLimits: checkResourceLimits(resourceLimits), inlineFlops, kernel, accuracy, maxBytes, workerFile: fileUrl(workerFile) };
 }
 
 /** A path or file: URL as a file: URL; the file itself is checked when a worker starts from it. */
@@ -196,7 +212,11 @@ function checkResourceLimits(limits: ResourceLimits | undefined): ResourceLimits
   return checked;
 }
 
-export function validateJobOptions(options: JobOptions & { maxBytes?: unknown }): void {
+function checkAccuracyOption(accuracy: unknown): void {
+  if (accuracy !== 'default' && accuracy !== 'compensated') throw invalid(`accuracy must be 'default' or 'compensated', got ${describe(accuracy)}`);
+}
+
+export function validateJobOptions(options: JobOptions & { maxBytes?: unknown; accuracy?: unknown }): void {
   if (typeof options !== 'object' || options === null) throw invalid(`job options must be an object, got ${describe(options)}`);
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
   const { timeoutMs } = options;
@@ -205,6 +225,7 @@ export function validateJobOptions(options: JobOptions & { maxBytes?: unknown })
   }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalid('onProgress must be a function');
   if (options.maxBytes !== undefined && !isPositiveNumber(options.maxBytes)) throw invalid(`maxBytes must be a positive number, got ${describe(options.maxBytes)}`);
+  if (options.accuracy !== undefined) checkAccuracyOption(options.accuracy);
 }
 
 function isPositiveNumber(value: unknown): value is number {

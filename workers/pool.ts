@@ -43,6 +43,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     const resolved = readArguments('the pool options', () => resolvePoolOptions(options));
     this.#engine = new HermitianEngine({
       kernel: resolved.kernel,
+      accuracy: resolved.accuracy,
       threads: resolved.workers,
       maxBytes: resolved.maxBytes,
       inlineWork: resolved.inlineFlops,
@@ -116,7 +117,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     this.#assertOpen();
     const job = readArguments('the arguments of hermitian()', () => {
       validateJobOptions(options);
-      return this.#engine.prepare(expp, distance, options.out, options.maxBytes);
+      return this.#engine.prepare(expp, distance, options.out, options.maxBytes, options.accuracy);
     });
     return this.#runner.submit(job, options);
   }
@@ -132,7 +133,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     this.#assertOpen();
     const job = readArguments('the arguments of hermitianBlock()', () => {
       validateJobOptions(options);
-      return this.#engine.prepareBlock(expp, distance, block, options.out, options.maxBytes);
+      return this.#engine.prepareBlock(expp, distance, block, options.out, options.maxBytes, options.accuracy);
     });
     return this.#runner.submit(job, options);
   }
