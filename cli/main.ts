@@ -8,7 +8,7 @@ import { isZip } from '../io/npz.js';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
-import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
 import type { Pool } from '../workers/pool.js';
@@ -26,8 +26,8 @@ const DEMO_SIZE = 3072;
 const FIFO_TIMEOUT = 30;
 
 const USAGE = `usage:
-  hpair compute --expp E --distance D --out H.npy [--max-memory BYTES] [--workers W] [--kernel K] [--fifo-timeout S] [--json]
-  hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]    (N, M default ${DEMO_SIZE})
+  hpair compute --expp E --distance D --out H.npy [--max-memory BYTES] [--workers W] [--kernel K] [--accuracy A] [--fifo-timeout S] [--json]
+  hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--accuracy A] [--json]    (N, M default ${DEMO_SIZE})
   hpair cluster worker … | hpair cluster submit …     (see hpair cluster --help)
   hpair --help | --version
   --max-memory (e.g. 64M, 2G): compute H out of core, block by block within this budget, resumable;
@@ -35,6 +35,7 @@ const USAGE = `usage:
   E, D: a .npy file, or a .npz archive (FILE.npz:KEY picks one of several arrays); FIFOs welcome
   H.npy: a file (replaced atomically, through symlinks), a FIFO, a device, or - for stdout
   K: auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js
+  A: default | compensated (each entry as if in twice the working precision; native kernels only)
   S: seconds to wait for a FIFO's writer (inputs) or reader (--out); default ${FIFO_TIMEOUT}`;
 
 interface RunSummary {
@@ -127,6 +128,7 @@ async function compute(args: string[], io: Channels): Promise<void> {
     out: { type: 'string' },
     workers: { type: 'string' },
     kernel: { type: 'string' },
+    accuracy: { type: 'string' },
     'fifo-timeout': { type: 'string' },
     json: { type: 'boolean' },
     'max-memory': { type: 'string' },
@@ -158,10 +160,10 @@ async function compute(args: string[], io: Channels): Promise<void> {
       throw usage('--max-memory needs --expp and --distance as .npy files (not .npz archives or FIFOs) and --out as a file');
     }
     // It handles its own signals: finish or abandon the block in flight, keep the journal.
-    return computeOutOfCore({ expp: exppArg, distance: distanceArg, out: target.path, maxMemory, reason: outOfCore, workers, kernel: values.kernel as string | undefined, json: values.json === true });
+    return computeOutOfCore({ expp: exppArg, distance: distanceArg, out: target.path, maxMemory, reason: outOfCore, workers, kernel: values.kernel as string | undefined, accuracy: values.accuracy as string | undefined, json: values.json === true });
   }
   handleSignals((failure) => reportFailure(failure, io));
-  const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // starts its workers while we read
+  const pool = createPool(poolOptions({ workers, kernel: values.kernel, accuracy: values.accuracy })); // starts its workers while we read
   try {
     const [exppBytes, distanceBytes] = await readInputs(specs, fifoTimeoutMs);
     const expp = await loadExpp(specs[0], exppBytes);
@@ -211,11 +213,11 @@ function blame(error: unknown, specs: readonly InputSpec[]): unknown {
 
 async function demo(args: string[], io: Channels): Promise<void> {
   handleSignals((failure) => reportFailure(failure, io));
-  const values = options(args, { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, kernel: { type: 'string' }, json: { type: 'boolean' } });
+  const values = options(args, { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, kernel: { type: 'string' }, accuracy: { type: 'string' }, json: { type: 'boolean' } });
   const n = positiveInteger(values.n, 'n', DEMO_SIZE);
   const m = positiveInteger(values.m, 'm', DEMO_SIZE);
   const workers = positiveInteger(values.workers, 'workers', 0) || undefined;
-  const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // bad --kernel fails before the demo is built
+  const pool = createPool(poolOptions({ workers, kernel: values.kernel, accuracy: values.accuracy })); // bad --kernel fails before the demo is built
   try {
     const { expp, distance } = demoProblem(n, m);
     const { summary } = await run(expp, distance, pool, io);
@@ -225,10 +227,11 @@ async function demo(args: string[], io: Channels): Promise<void> {
   }
 }
 
-function poolOptions({ workers, kernel }: { workers: number | undefined; kernel: string | boolean | undefined }): PoolOptions {
+function poolOptions({ workers, kernel, accuracy }: { workers: number | undefined; kernel: string | boolean | undefined; accuracy: string | boolean | undefined }): PoolOptions {
   const options: PoolOptions = {};
   if (workers !== undefined) options.workers = workers;
   if (typeof kernel === 'string') options.kernel = kernel as KernelChoice;
+  if (typeof accuracy === 'string') options.accuracy = accuracy as Accuracy;
   return options;
 }
 

@@ -16,7 +16,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createComplexMatrix, createPool, kernelSupported, type ComplexMatrix, type KernelVariant } from 'hpair';
-import { rejectionCode } from './helpers/support.js';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy } from 'hpair';
+import { cliPath, rejectionCode } from './helpers/support.js';
 import { exactHermitian, type ExactH } from './helpers/exact-oracle.js';
 import { assertBitIdentical, seeded } from './helpers/support.js';
 
@@ -296,5 +301,38 @@ test('several chunks of k, both accuracies: the same bits on 1 and 2 workers, wh
     }
   }
 });
+
+test('the CLI: --accuracy compensated gives the pool\'s bits in memory and out of core', async () => {
+  if (compensatedVariants.length === 0) {
+    console.log('  skipped: no native kernel runs here (the addon is not built or the CPU lacks AVX2 and FMA)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'hpair-accuracy-'));
+  try {
+    const N = 150;
+    const M = 300;
+    const { expp, distance } = problem(N, M, 'mixed', 9);
+    writeFileSync(join(dir, 'e.npy'), encodeComplexMatrixNpy(expp));
+    writeFileSync(join(dir, 'd.npy'), encodeFloat64VectorNpy(distance));
+    const want = await pools.get(compensatedVariants[0])!.hermitian(expp, distance, { accuracy: 'compensated' });
+    const plain = await pools.get(compensatedVariants[0])!.hermitian(expp, distance);
+    const common = ['compute', '--expp', join(dir, 'e.npy'), '--distance', join(dir, 'd.npy'), '--workers', '2'];
+    cli([...common, '--out', join(dir, 'h.npy'), '--accuracy', 'compensated']);
+    assertBitIdentical(parseComplexMatrixNpy(readFileSync(join(dir, 'h.npy'))).data, want.data, 'in memory');
+    // Out of core into the same file, default then compensated: each run gives its own accuracy's bits.
+    const out = join(dir, 'o.npy');
+    cli([...common, '--out', out, '--max-memory', '3M']);
+    assertBitIdentical(parseComplexMatrixNpy(readFileSync(out)).data, plain.data, 'out of core, default');
+    cli([...common, '--out', out, '--max-memory', '3M', '--accuracy', 'compensated']);
+    assertBitIdentical(parseComplexMatrixNpy(readFileSync(out)).data, want.data, 'out of core, compensated');
+    assert.not.ok(existsSync(`${out}.journal`), 'no journal left after a finished run');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function cli(args: string[]): void {
+  execFileSync(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
+}
 
 test.run();

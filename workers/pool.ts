@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { HermitianEngine } from '../kernel/hermitian-engine.js';
 import type { HermitianBlock, HermitianResult } from '../kernel/hermitian-result.js';
-import type { KernelVariant } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelVariant } from '../kernel/kernel-names.js';
 import type { ComplexMatrixInput, RealVectorInput } from '../shared/array-inputs.js';
 import { HpairError, readArguments } from '../shared/errors.js';
 import type { SharedView } from '../shared/kernel-contract.js';
@@ -32,6 +32,8 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   readonly size: number;
   /** The H kernel this pool runs (what `kernel: 'auto'` resolved to). A job may fall back: see its result's `kernel`. */
   readonly kernel: KernelVariant;
+  /** Jobs' accuracy unless a job asks for its own (PoolOptions.accuracy). */
+  readonly accuracy: Accuracy;
   /** When no native kernel runs, one line saying why (e.g. "this CPU has no AVX2 and FMA"); otherwise undefined. */
   readonly whyNotNative: string | undefined;
   readonly #runner: JobRunner;
@@ -50,6 +52,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
       allocate: allocateShared,
     });
     this.kernel = this.#engine.variant.name;
+    this.accuracy = resolved.accuracy;
     this.whyNotNative = this.#engine.whyNotNative;
     this.#runner = new JobRunner({
       workers: resolved.workers,
