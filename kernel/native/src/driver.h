@@ -304,7 +304,14 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
  * Plain C: every operation is an IEEE operation or fma(), so the compiler's vectorisation over the 8 columns of
  * a strip (one zmm, two ymm) cannot change a bit, and both paths give the same H. */
 
-#define HP_CW 8 /* columns per strip */
+/* A pass of the compensated kernel covers HP_COMP_RB rows × HP_COMP_CW columns (a path may set both; the order
+ * of each entry's sum does not depend on them): enough independent TwoSum chains to hide their latency. */
+#ifndef HP_COMP_CW
+#define HP_COMP_CW 8
+#endif
+#ifndef HP_COMP_RB
+#define HP_COMP_RB 2
+#endif
 
 static inline void hp_two_sum_into(double *s, double *c, double p, double pl) {
   const double t = *s + p, z = t - *s;
@@ -312,13 +319,12 @@ static inline void hp_two_sum_into(double *s, double *c, double p, double pl) {
   *s = t;
 }
 
-/* Packs rows [r0, r0 + rows) (A) or columns (B, divided by distance) of k block [kb, kb + kc) as pairs. A: at
- * (r·kc + k)·4: arh, arl, aih, ail. B: plane q at q·kc·ld, then k·ld + column: brh, brl, bih, bil; padding columns
- * are zeros. */
+/* Packs rows [r0, r0 + rows) (A) or columns (B, divided by distance) of k block [kb, kb + kc) as pairs, zeros up to
+ * `padded`. A: at (r·kc + k)·4: arh, arl, aih, ail. B: plane q at q·kc·ld, then k·ld + column: brh, brl, bih, bil. */
 static void hp_pack_comp(const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
-                         size_t kb, size_t kc, int divide, size_t ld, double *out) {
+                         size_t padded, size_t kb, size_t kc, int divide, size_t ld, double *out) {
   const double *ref = expp + 2 * (N - 1) * M;
-  for (size_t r = 0; r < (divide ? ld : rows); r++) {
+  for (size_t r = 0; r < padded; r++) {
     const double *row = expp + 2 * (r0 + r) * M;
     for (size_t k = 0; k < kc; k++) {
       const size_t m = kb + 1 + k;
@@ -348,60 +354,70 @@ static void hp_pack_comp(const double *expp, const double *distance, size_t N, s
 
 static int HP_TILE_COMP(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad) {
   (void)mc;
+  enum { CW = HP_COMP_CW, RB = HP_COMP_RB };
   const size_t N = t->N, M = t->M, n = N - 1, K = M > 0 ? M - 1 : 0;
   const size_t i0 = HP_MAX(t->i0, t->j0), i1 = t->i1, j0 = t->j0, j1 = HP_MIN(t->j1, t->i1);
   *first_bad = -1;
   if (i0 >= i1 || j0 >= j1) return 0;
-  const size_t rows = i1 - i0, cols = j1 - j0, pcol = (cols + HP_CW - 1) / HP_CW * HP_CW;
+  const size_t rows = i1 - i0, cols = j1 - j0, pcol = (cols + CW - 1) / CW * CW, prow = (rows + RB - 1) / RB * RB;
   const size_t kcmax = HP_MAX((size_t)1, HP_MIN((size_t)HPAIR_KC, K));
-  if (hpair_scratch_reserve(s, 4 * rows * kcmax, 4 * pcol * kcmax, 4 * rows * pcol)) return -1;
-  double *const Sre = s->p, *const Cre = s->p + rows * pcol, *const Sim = s->p + 2 * rows * pcol,
-                *const Cim = s->p + 3 * rows * pcol;
-  memset(s->p, 0, 4 * rows * pcol * sizeof(double));
+  if (hpair_scratch_reserve(s, 4 * prow * kcmax, 4 * pcol * kcmax, 4 * prow * pcol)) return -1;
+  /* Per entry (row stride pcol): Re's sum and correction, Im's sum and correction. */
+  double *const Sre = s->p, *const Cre = s->p + prow * pcol, *const Sim = s->p + 2 * prow * pcol,
+                *const Cim = s->p + 3 * prow * pcol;
+  memset(s->p, 0, 4 * prow * pcol * sizeof(double));
 
   for (size_t kb = 0; kb < K; kb += HPAIR_KC) {
     const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
-    hp_pack_comp(t->expp, NULL, N, M, i0, rows, kb, kc, 0, pcol, s->a);
-    hp_pack_comp(t->expp, t->distance, N, M, j0, cols, kb, kc, 1, pcol, s->b);
+    hp_pack_comp(t->expp, NULL, N, M, i0, rows, prow, kb, kc, 0, pcol, s->a);
+    hp_pack_comp(t->expp, t->distance, N, M, j0, cols, pcol, kb, kc, 1, pcol, s->b);
     const double *const brh = s->b, *const brl = s->b + kc * pcol, *const bih = s->b + 2 * kc * pcol,
                  *const bil = s->b + 3 * kc * pcol;
-    for (size_t r = 0; r < rows; r++) {
-      const size_t cend = HP_MIN(cols, i0 + r + 1 - j0); /* columns j ≤ i */
-      const double *const a = s->a + r * kc * 4;
-      for (size_t cb = 0; cb < cend; cb += HP_CW) {
-        double sr[HP_CW], cr[HP_CW], si[HP_CW], ci[HP_CW];
-        const size_t at = r * pcol + cb;
-        for (int x = 0; x < HP_CW; x++) {
-          sr[x] = Sre[at + x];
-          cr[x] = Cre[at + x];
-          si[x] = Sim[at + x];
-          ci[x] = Cim[at + x];
-        }
-        for (size_t k = 0; k < kc; k++) {
-          const double xh = a[4 * k], xl = a[4 * k + 1], yh = a[4 * k + 2], yl = a[4 * k + 3];
-          const size_t bk = k * pcol + cb;
-          for (int x = 0; x < HP_CW; x++) {
-            const double ph = brh[bk + x], pl = brl[bk + x], qh = bih[bk + x], ql = bil[bk + x];
-            double p, e;
-            p = xh * ph; /* + ar·br */
-            e = fma(xl, ph, fma(xh, pl, fma(xh, ph, -p)));
-            hp_two_sum_into(&sr[x], &cr[x], p, e);
-            p = yh * qh; /* + ai·bi */
-            e = fma(yl, qh, fma(yh, ql, fma(yh, qh, -p)));
-            hp_two_sum_into(&sr[x], &cr[x], p, e);
-            p = yh * ph; /* + ai·br */
-            e = fma(yl, ph, fma(yh, pl, fma(yh, ph, -p)));
-            hp_two_sum_into(&si[x], &ci[x], p, e);
-            p = -xh * qh; /* − ar·bi */
-            e = fma(-xl, qh, fma(-xh, ql, fma(-xh, qh, -p)));
-            hp_two_sum_into(&si[x], &ci[x], p, e);
+    for (size_t r = 0; r < prow; r += RB) {
+      /* columns j ≤ i of the pass's last row (the others compute a few entries above the diagonal, unused) */
+      const size_t cend = HP_MIN(cols, i0 + r + RB - j0);
+      for (size_t cb = 0; cb < cend; cb += CW) {
+        double sr[RB][CW], cr[RB][CW], si[RB][CW], ci[RB][CW];
+        for (int y = 0; y < RB; y++) {
+          const size_t at = (r + y) * pcol + cb;
+          for (int x = 0; x < CW; x++) {
+            sr[y][x] = Sre[at + x];
+            cr[y][x] = Cre[at + x];
+            si[y][x] = Sim[at + x];
+            ci[y][x] = Cim[at + x];
           }
         }
-        for (int x = 0; x < HP_CW; x++) {
-          Sre[at + x] = sr[x];
-          Cre[at + x] = cr[x];
-          Sim[at + x] = si[x];
-          Cim[at + x] = ci[x];
+        for (size_t k = 0; k < kc; k++) {
+          const size_t bk = k * pcol + cb;
+          for (int y = 0; y < RB; y++) {
+            const double *const a = s->a + ((r + y) * kc + k) * 4;
+            const double xh = a[0], xl = a[1], yh = a[2], yl = a[3];
+            for (int x = 0; x < CW; x++) {
+              const double ph = brh[bk + x], pl = brl[bk + x], qh = bih[bk + x], ql = bil[bk + x];
+              double p, e;
+              p = xh * ph; /* + ar·br */
+              e = fma(xl, ph, fma(xh, pl, fma(xh, ph, -p)));
+              hp_two_sum_into(&sr[y][x], &cr[y][x], p, e);
+              p = yh * qh; /* + ai·bi */
+              e = fma(yl, qh, fma(yh, ql, fma(yh, qh, -p)));
+              hp_two_sum_into(&sr[y][x], &cr[y][x], p, e);
+              p = yh * ph; /* + ai·br */
+              e = fma(yl, ph, fma(yh, pl, fma(yh, ph, -p)));
+              hp_two_sum_into(&si[y][x], &ci[y][x], p, e);
+              p = -xh * qh; /* − ar·bi */
+              e = fma(-xl, qh, fma(-xh, ql, fma(-xh, qh, -p)));
+              hp_two_sum_into(&si[y][x], &ci[y][x], p, e);
+            }
+          }
+        }
+        for (int y = 0; y < RB; y++) {
+          const size_t at = (r + y) * pcol + cb;
+          for (int x = 0; x < CW; x++) {
+            Sre[at + x] = sr[y][x];
+            Cre[at + x] = cr[y][x];
+            Sim[at + x] = si[y][x];
+            Cim[at + x] = ci[y][x];
+          }
         }
       }
     }

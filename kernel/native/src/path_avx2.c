@@ -61,6 +61,8 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
 #define HP_NR NR
 #define HP_UKR ukr_avx2
 #define HP_TILE tile_avx2
+#define HP_COMP_CW 4
+#define HP_COMP_RB 3
 #define HP_TILE_COMP tile_comp_avx2
 #include "driver.h"
 

@@ -63,6 +63,8 @@ static void ukr_avx512(size_t k, const double *restrict a, const double *restric
 #define HP_NR NR
 #define HP_UKR ukr_avx512
 #define HP_TILE tile_avx512
+#define HP_COMP_CW 8
+#define HP_COMP_RB 2
 #define HP_TILE_COMP tile_comp_avx512
 #include "driver.h"
 
