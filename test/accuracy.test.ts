@@ -20,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy } from 'hpair';
+import { computeToNpy, encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy } from 'hpair';
 import { cliPath, rejectionCode } from './helpers/support.js';
 import { exactHermitian, type ExactH } from './helpers/exact-oracle.js';
 import { assertBitIdentical, seeded } from './helpers/support.js';
@@ -327,6 +327,46 @@ test('the CLI: --accuracy compensated gives the pool\'s bits in memory and out o
     assertBitIdentical(parseComplexMatrixNpy(readFileSync(out)).data, want.data, 'out of core, compensated');
     assert.not.ok(existsSync(`${out}.journal`), 'no journal left after a finished run');
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('out of core: a run of one accuracy never resumes the journal of the other', async () => {
+  if (compensatedVariants.length === 0) {
+    console.log('  skipped: no native kernel runs here (the addon is not built or the CPU lacks AVX2 and FMA)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'hpair-accuracy-journal-'));
+  const kernel = compensatedVariants[0];
+  const compensated = createPool({ workers: 2, kernel, accuracy: 'compensated' });
+  try {
+    const N = 121;
+    const M = 90;
+    const { expp, distance } = problem(N, M, 'mixed', 12);
+    writeFileSync(join(dir, 'e.npy'), encodeComplexMatrixNpy(expp));
+    writeFileSync(join(dir, 'd.npy'), encodeFloat64VectorNpy(distance));
+    const out = join(dir, 'h.npy');
+    const args = { expp: join(dir, 'e.npy'), distance: join(dir, 'd.npy'), out, blockSize: 20, commitIntervalMs: 0 };
+    // A default run stopped after some blocks leaves its journal.
+    const controller = new AbortController();
+    const first = computeToNpy(pools.get(kernel)!, { ...args, signal: controller.signal, onProgress: (p) => (p.blocksDone >= 5 ? controller.abort() : undefined) });
+    assert.is(await rejectionCode(first), 'ABORTED');
+    assert.ok(existsSync(`${out}.journal`), 'the default run left a journal');
+    // The compensated run must not take those blocks as its own.
+    let code = '';
+    try {
+      const summary = await computeToNpy(compensated, args);
+      assert.is(summary.skipped, 0, 'no default block was kept');
+      code = 'finished';
+    } catch (error) {
+      code = (error as { code?: string }).code ?? String(error);
+    }
+    if (code === 'finished') {
+      const want = await compensated.hermitian(expp, distance);
+      assertBitIdentical(parseComplexMatrixNpy(readFileSync(out)).data, want.data, 'compensated out of core after a default journal');
+    } else assert.is(code, 'INVALID_ARGUMENT', 'refused, or recomputed from scratch');
+  } finally {
+    await compensated.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
