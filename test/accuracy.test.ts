@@ -248,6 +248,21 @@ test('compensated: an ill-conditioned H (terms cancelling to 1e-9 of their size)
   }
 });
 
+test('compensated: a job small enough to run inline gives the workers\' bits', async () => {
+  const { expp, distance } = problem(5, 60, 'mixed', 21);
+  for (const kernel of compensatedVariants) {
+    const p = createPool({ workers: 1, kernel });
+    try {
+      const here = await p.hermitian(expp, distance, { accuracy: 'compensated' });
+      const there = await pools.get(kernel)!.hermitian(expp, distance, { accuracy: 'compensated' });
+      assert.is(p.stats().inline, 1, 'the job ran inline');
+      assertBitIdentical(here.data, there.data, `${kernel}: inline and on the workers`);
+    } finally {
+      await p.close();
+    }
+  }
+});
+
 test('compensated: kernels without it refuse it (INVALID_ARGUMENT), never a plain result in its place', async () => {
   for (const kernel of variants.filter((v) => !compensatedVariants.includes(v))) {
     let code = '';
