@@ -35,7 +35,7 @@ const USAGE = `usage:
   E, D: a .npy file, or a .npz archive (FILE.npz:KEY picks one of several arrays); FIFOs welcome
   H.npy: a file (replaced atomically, through symlinks), a FIFO, a device, or - for stdout
   K: auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js
-  A: default | compensated (each entry as if in twice the working precision; native kernels only)
+  A: default | compensated (each entry as if in twice the working precision; not with --kernel js)
   S: seconds to wait for a FIFO's writer (inputs) or reader (--out); default ${FIFO_TIMEOUT}`;
 
 interface RunSummary {

@@ -160,13 +160,13 @@ export class HermitianEngine {
     const gathered = rows.length > 1 || rows[0][1] - rows[0][0] !== source.rows;
     const hValues = 2 * window.rows * window.cols;
     if (hValues > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${hValues} values; typed arrays hold at most 2^32`);
-    const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads).wasm <= WASM_MAX_BYTES;
+    const accuracy = plan.accuracy ?? this.#options.accuracy;
+    const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads, undefined, accuracy).wasm <= WASM_MAX_BYTES;
     const variant = fits(this.variant) ? this.variant : fallbackAfter(this.variant, fits);
     if (variant === undefined) throw new HpairError('TOO_LARGE', `no kernel that runs here has room for N = ${N}, M = ${M}`);
-    const accuracy = plan.accuracy ?? this.#options.accuracy;
     checkAccuracy(variant, accuracy);
     // Counted before anything is allocated, so an oversized request fails instead of taking the process down.
-    const scratch = variant.scratchBytes(N, M, threads);
+    const scratch = variant.scratchBytes(N, M, threads, undefined, accuracy);
     const inPlace = gathered ? undefined : source.inPlace;
     const copies = (inPlace === undefined ? 16 * N * M : 0) + (isSharedView(distance) ? 0 : distance.byteLength);
     const total = (out === undefined ? 8 * hValues : 0) + scratch.wasm + scratch.shared + scratch.native + copies;
@@ -303,7 +303,7 @@ export function checkAccuracy(variant: HermitianVariant, accuracy: Accuracy): vo
     throw new HpairError('INVALID_ARGUMENT', `accuracy must be 'default' or 'compensated'; got ${typeof accuracy === 'string' ? `'${accuracy}'` : `a ${typeof accuracy}`}`);
   }
   if (accuracy === 'compensated' && !variant.compensated) {
-    throw new HpairError('INVALID_ARGUMENT', `accuracy 'compensated' runs on the native kernels only; this job's kernel is ${variant.name}`);
+    throw new HpairError('INVALID_ARGUMENT', `accuracy 'compensated' runs on the native and WebAssembly kernels only; this job's kernel is ${variant.name}`);
   }
 }
 

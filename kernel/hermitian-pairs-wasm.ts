@@ -1,5 +1,5 @@
 import { defineKernel } from '../shared/kernel-contract.js';
-import type { MicroLayout } from './panels.js';
+import type { MicroLayout, PairLayout } from './panels.js';
 import { storeTile, type HWindow } from './hermitian-tile-store.js';
 
 /**
@@ -23,7 +23,8 @@ export interface PairsWasmBuffers {
 
 export interface PairsWasmParams {
   readonly [name: string]: unknown;
-  readonly layout: MicroLayout;
+  /** Micro-panels, or `pairs` panels for compensated accuracy (tile_comp). */
+  readonly layout: MicroLayout | PairLayout;
   readonly module: WebAssembly.Module;
   readonly memory: WebAssembly.Memory;
   /** Tile edge of the triangle index space (a multiple of mr and nr). */
@@ -53,9 +54,12 @@ type TileFunction = (
   ldo: number,
 ) => void;
 
+type CompensatedTileFunction = (pP: number, rows: number, stride: number, i0: number, i1: number, j0: number, j1: number, pOut: number, ldo: number) => void;
+
 /** One instance per (module, memory) in this thread: instantiating costs more than a small job. */
-const instances = new WeakMap<WebAssembly.Memory, { module: WebAssembly.Module; tile: TileFunction }>();
+const instances = new WeakMap<WebAssembly.Memory, { module: WebAssembly.Module; tile: TileFunction; tileComp: CompensatedTileFunction }>();
 let tileFn: TileFunction = () => undefined;
+let tileCompFn: CompensatedTileFunction = () => undefined;
 let scratch: Float64Array = new Float64Array(0);
 let chunkScratch: Float64Array = new Float64Array(0);
 
@@ -64,17 +68,23 @@ export const pairsWasmKernel = defineKernel<PairsWasmBuffers, PairsWasmParams>({
     const { module, memory, tile, scratchByte } = params;
     let instance = instances.get(memory);
     if (instance === undefined || instance.module !== module) {
-      const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as { tile: TileFunction };
-      instance = { module, tile: exports.tile };
+      const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as { tile: TileFunction; tile_comp: CompensatedTileFunction };
+      instance = { module, tile: exports.tile, tileComp: exports.tile_comp };
       instances.set(memory, instance);
     }
     tileFn = instance.tile;
+    tileCompFn = instance.tileComp;
     // The memory may have grown since the last job: views are rebuilt every job.
     scratch = new Float64Array(memory.buffer, scratchByte + worker * tile * tile * 32, 2 * tile * tile);
     chunkScratch = new Float64Array(memory.buffer, scratchByte + worker * tile * tile * 32 + tile * tile * 16, 2 * tile * tile);
   },
   tile(t, { buffers, params }) {
     const { layout, tile, kc, panelsByte } = params;
+    if (layout.kind === 'pairs') {
+      tileCompFn(panelsByte, layout.rows, layout.stride, t.i0, t.i1, t.j0, t.j1, scratch.byteOffset, tile);
+      storeTile(t, scratch, buffers.h, params.window, tile);
+      return;
+    }
     const { mr, nr } = layout;
     const i1 = Math.ceil(t.i1 / mr) * mr;
     const j1 = Math.ceil(t.j1 / nr) * nr;

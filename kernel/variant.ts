@@ -70,8 +70,9 @@ export interface HermitianVariant {
   /**
    * For a job of N rows and M columns on `threads` threads. `tileEdge`, when given, bounds the edge of the
    * job's tiles (a block's own tiles, HermitianVariant.anyOrigin); without it the variant's `tile` is assumed.
+   * `accuracy` defaults to 'default'.
    */
-  scratchBytes(N: number, M: number, threads: number, tileEdge?: number): ScratchBytes;
+  scratchBytes(N: number, M: number, threads: number, tileEdge?: number, accuracy?: Accuracy): ScratchBytes;
   /** The job's steps: checking expp for non-finite values (recording the first in badValue), then the pairs. */
   steps(problem: HermitianProblem, scratch: ScratchProvider): readonly StepPlan[];
 }

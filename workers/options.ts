@@ -54,7 +54,7 @@ export interface PoolOptions {
   /**
    * How jobs sum, unless a job asks otherwise: `'default'` (blocked sums, at least as accurate as numpy's
    * `(A / d) @ A.conj().T`) or `'compensated'` (each entry as if computed in twice the working precision and
-   * rounded once; native kernels only: with another kernel it throws INVALID_ARGUMENT). See
+   * rounded once; native and WebAssembly kernels: with `'js'` it throws INVALID_ARGUMENT). See
    * docs/kernels-and-accuracy.md.
    * @default 'default'
    */
@@ -89,7 +89,7 @@ export interface HermitianOptions extends JobOptions {
    */
   maxBytes?: number;
   /**
-   * This job's accuracy (see PoolOptions.accuracy); 'compensated' with a non-native kernel rejects with
+   * This job's accuracy (see PoolOptions.accuracy); 'compensated' with the js kernel rejects with
    * INVALID_ARGUMENT.
    * @default the pool's accuracy
    */
