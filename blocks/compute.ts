@@ -157,7 +157,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     const stamp = pool.accuracy === 'compensated' ? `${kernel} compensated` : kernel;
     const threads = pool.size;
     const maxMemory = options.maxMemory ?? totalmem() / 2;
-    const cost = { kernel, threads };
+    const cost = { kernel, threads, accuracy: pool.accuracy ?? 'default' };
 
     // A run that resumes keeps the journal's block size (a different --workers may otherwise choose another),
     // as long as it fits the budget.
