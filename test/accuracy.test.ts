@@ -6,21 +6,30 @@
 //   operations of packing and the 3M combination; the factor 4 covers 3M's P3 terms, up to 2·t_m each);
 // - numpy's level on realistic inputs: at most twice the error, plus one ulp of max |H|, of a textbook blocked
 //   sum on the same inputs (blocks of 256 terms summed from zero, block sums added in order: the summation order
-//   of a BLAS zgemm such as numpy's `(A / d) @ A.conj().T` calls). A single FMA chain over all of k (the native
-//   driver before blocked summation) fails this at M = 10^5: its error grows with M, a blocked sum's with M / kc.
+//   of a BLAS zgemm such as numpy's `(A / d) @ A.conj().T` calls). A single FMA chain over all of k fails this
+//   at M = 10^5: its error grows with M, a blocked sum's with M / kc.
 //
 // Compensated accuracy (native and WebAssembly kernels; js refuses it with INVALID_ARGUMENT) is checked against
 // its own per-entry bound, that of Dot2 (Ogita, Rump and Oishi) over the 2K products of each part plus the O(u²)
 // errors of the pairs it keeps for differences and quotients: |ΔH| ≤ u·|H| + (4·γ(2K + 4)² + 16u²)·Σ_m t_m, and
 // against max |ΔH| / max |H| ≤ 2.5e-16; integer-valued inputs with a representable H must come out exact.
-import { suite } from 'uvu';
-import * as assert from 'uvu/assert';
-import { createComplexMatrix, createPool, kernelSupported, type ComplexMatrix, type KernelVariant } from 'hpair';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { computeToNpy, encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy } from 'hpair';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  computeToNpy,
+  createComplexMatrix,
+  createPool,
+  encodeComplexMatrixNpy,
+  encodeFloat64VectorNpy,
+  kernelSupported,
+  parseComplexMatrixNpy,
+  type ComplexMatrix,
+  type KernelVariant,
+} from 'hpair';
 import { cliPath, rejectionCode } from './helpers/support.js';
 import { exactHermitian, type ExactH } from './helpers/exact-oracle.js';
 import { assertBitIdentical, seeded } from './helpers/support.js';

@@ -11,8 +11,8 @@
  * the last chunk possibly shorter) are added in order; the chunk sums are added in order, starting from the
  * first chunk's sum. Every path, tile grid and worker count follows this order, so all give the same bits, and
  * a driver that split k across threads at chunk boundaries could keep it by adding the threads' chunk sums in
- * chunk order. The error of an element then grows with kc + chunk blocks + chunks instead of with M (one FMA
- * chain over all of k, the previous order).
+ * chunk order. The error of an element then grows with kc + chunk blocks + chunks, where one FMA chain over all
+ * of k would make it grow with M.
  *
  * 192 keeps the AVX-512 path's B micro-panel (16·192·8 = 24 KB) resident in a 32 KB L1d (Skylake/Cascade Lake
  * Xeons) next to the streaming A panel; 256 would fill it. On the AVX2 path (Zen 3) kc from 128 to 320 measured
