@@ -30,9 +30,8 @@ import {
   type ComplexMatrix,
   type KernelVariant,
 } from 'hpair';
-import { cliPath, rejectionCode } from './helpers/support.js';
 import { exactHermitian, type ExactH } from './helpers/exact-oracle.js';
-import { assertBitIdentical, seeded } from './helpers/support.js';
+import { assertBitIdentical, cliPath, rejectionCode, seeded } from './helpers/support.js';
 
 const test = suite('accuracy');
 const u = 2 ** -53;
