@@ -31,6 +31,7 @@ import {
   type KernelVariant,
 } from 'hpair';
 import { exactHermitian, type ExactH } from './helpers/exact-oracle.js';
+import { testRedisUrl } from './helpers/redis.js';
 import { assertBitIdentical, cliPath, rejectionCode, seeded } from './helpers/support.js';
 
 const test = suite('accuracy');
@@ -393,6 +394,42 @@ test('out of core: a run of one accuracy never resumes the journal of the other'
     } else assert.is(code, 'INVALID_ARGUMENT', 'refused, or recomputed from scratch');
   } finally {
     await compensated.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cluster: a compensated submission gives the pool\'s compensated bits; a bad accuracy is refused', async () => {
+  const url = await testRedisUrl();
+  if (url === undefined || compensatedVariants.length === 0) {
+    console.log(`  skipped: ${url === undefined ? 'no Redis (redis-server is not installed and HPAIR_TEST_REDIS is not set)' : 'no kernel with compensated accuracy runs here'}`);
+    return;
+  }
+  const { createClusterWorker, submitToCluster, connectRedis } = await import('hpair/cluster');
+  const dir = mkdtempSync(join(tmpdir(), 'hpair-accuracy-cluster-'));
+  const kernel = compensatedVariants[0];
+  const client = await connectRedis(url);
+  const queue = `acc${process.pid}-${Date.now().toString(36)}`;
+  const worker = await createClusterWorker({ connection: client, queue, pool: pools.get(kernel)! });
+  try {
+    await worker.ready();
+    const N = 121;
+    const M = 90;
+    const { expp, distance } = problem(N, M, 'mixed', 31);
+    writeFileSync(join(dir, 'e.npy'), encodeComplexMatrixNpy(expp));
+    writeFileSync(join(dir, 'd.npy'), encodeFloat64VectorNpy(distance));
+    const out = join(dir, 'h.npy');
+    const base = { connection: client, queue, expp: join(dir, 'e.npy'), distance: join(dir, 'd.npy'), out, blockSize: 40, kernel };
+    await submitToCluster({ ...base, accuracy: 'compensated' });
+    const want = await pools.get(kernel)!.hermitian(expp, distance, { accuracy: 'compensated' });
+    assertBitIdentical(parseComplexMatrixNpy(readFileSync(out)).data, want.data, 'cluster, compensated');
+    // Bad values and kernels without it are refused before anything is queued.
+    for (const [options, why] of [[{ accuracy: 'exact' }, 'an unknown accuracy'], [{ accuracy: 'compensated', kernel: 'js' }, 'js']] as const) {
+      const error = await submitToCluster({ ...base, out: join(dir, 'x.npy'), ...(options as object) }).then(() => undefined, (e: { code?: string }) => e);
+      assert.is(error?.code, 'INVALID_ARGUMENT', why);
+    }
+  } finally {
+    await worker.close();
+    await client.quit();
     rmSync(dir, { recursive: true, force: true });
   }
 });
