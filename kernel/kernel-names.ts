@@ -1,7 +1,7 @@
 /** Which pair kernel runs an H job. */
 export type KernelVariant = 'native-avx512' | 'native-avx2' | 'wasm-relaxed-simd' | 'wasm-simd' | 'js';
 /**
- * How an H job sums: `'default'`, blocked sums in working precision (at least as accurate as a BLAS zgemm), or
+ * How an H job sums: `'default'`, blocked sums in working precision (at a BLAS zgemm's level, better for long sums), or
  * `'compensated'`, each entry as if computed in twice the working precision and rounded once
  * (docs/kernels-and-accuracy.md).
  */

@@ -52,8 +52,8 @@ export interface PoolOptions {
    */
   kernel?: KernelChoice;
   /**
-   * How jobs sum, unless a job asks otherwise: `'default'` (blocked sums, at least as accurate as numpy's
-   * `(A / d) @ A.conj().T`) or `'compensated'` (each entry as if computed in twice the working precision and
+   * How jobs sum, unless a job asks otherwise: `'default'` (blocked sums, at the level of numpy's
+   * `(A / d) @ A.conj().T`, better for long sums) or `'compensated'` (each entry as if computed in twice the working precision and
    * rounded once; native and WebAssembly kernels: with `'js'` it throws INVALID_ARGUMENT). See
    * docs/kernels-and-accuracy.md.
    * @default 'default'
