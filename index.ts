@@ -9,7 +9,7 @@ export { nativeAddonFile } from './kernel/native/addon.js';
 export type { NativeAddonOrigin } from './kernel/native/addon.js';
 export { doctor } from './cli/doctor.js';
 export type { DoctorReport } from './cli/doctor.js';
-export type { KernelChoice, KernelVariant } from './kernel/kernel-names.js';
+export type { Accuracy, KernelChoice, KernelVariant } from './kernel/kernel-names.js';
 export type { HermitianBlock, HermitianResult } from './kernel/hermitian-result.js';
 export { hermitianReference } from './kernel/reference.js';
 export { hermitianFlops, hermitianJobBytes } from './kernel/hermitian-size.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { hermitianJobBytes } from '../kernel/hermitian-size.js';
-import type { KernelChoice } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelChoice } from '../kernel/kernel-names.js';
 import { resolveKernel } from '../kernel/variants.js';
 import { HpairError } from '../shared/errors.js';
 import { openNpyInput } from '../io/npy-file.js';
@@ -28,6 +28,7 @@ export interface OutOfCoreCommand {
   readonly reason: string;
   readonly workers: number | undefined;
   readonly kernel: string | undefined;
+  readonly accuracy?: string | undefined;
   readonly json: boolean;
 }
 
@@ -78,6 +79,7 @@ export async function computeOutOfCore(command: OutOfCoreCommand): Promise<void>
   const options: PoolOptions = {};
   if (command.workers !== undefined) options.workers = command.workers;
   if (command.kernel !== undefined) options.kernel = command.kernel as KernelChoice;
+  if (command.accuracy !== undefined) options.accuracy = command.accuracy as Accuracy;
   const pool = createPool(options);
   const controller = new AbortController();
   let signalled: HandledSignal | undefined;

@@ -17,7 +17,7 @@ import { checkSpace, lockOutput, lockPath, type OutputLock } from './output-guar
 import { blockPairs, chooseJobShape, jobMemory, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory, type JobShape } from './plan.js';
 
 /** What computeToNpy needs of a pool. */
-export type BlockPool = Pick<Pool, 'kernel' | 'size' | 'hermitianBlock'>;
+export type BlockPool = Pick<Pool, 'kernel' | 'size' | 'hermitianBlock'> & Partial<Pick<Pool, 'accuracy'>>;
 
 export interface ComputeToNpyOptions {
   /** Path of expp's `.npy` (N×M complex128, complex64 or float64; any byte order, C or Fortran order). */
@@ -164,9 +164,11 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     checkHermitianShape(N, M, distance);
     const n = N - 1;
     const kernel = pool.kernel;
+    // Blocks of another accuracy round differently: a journal of one is never resumed by the other.
+    const stamp = pool.accuracy === 'compensated' ? `${kernel} compensated` : kernel;
     const threads = pool.size;
     const maxMemory = options.maxMemory ?? totalmem() / 2;
-    const cost = { kernel, threads };
+    const cost = { kernel, threads, accuracy: pool.accuracy ?? 'default' };
 
     // A run that resumes keeps the journal's block size (a different --workers may otherwise choose another),
     // as long as it fits the budget.
@@ -174,7 +176,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     let resumed: JobShape | undefined;
     if (options.blockSize === undefined) {
       const previous = await readJournalFingerprint(outPath).catch(() => undefined);
-      if (previous !== undefined && previous.N === N && previous.M === M && previous.kernel === kernel) {
+      if (previous !== undefined && previous.N === N && previous.M === M && previous.kernel === stamp) {
         try {
           resumed = chooseJobShape(N, M, maxMemory, tile, { ...cost, blockSize: previous.blockSize });
         } catch {
@@ -185,7 +187,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     const shape = resumed ?? chooseJobShape(N, M, maxMemory, tile, { ...cost, blockSize: options.blockSize });
     const { blockSize } = shape;
     const plan = planBlocks(n, blockSize);
-    const fingerprint = await jobFingerprint({ expp: input, distance: distancePath, blockSize, kernel, names });
+    const fingerprint = await jobFingerprint({ expp: input, distance: distancePath, blockSize, kernel: stamp, names });
     const header = complexNpyHeader([n, n]);
     const outBytes = header.length + 16 * n * n;
 

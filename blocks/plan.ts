@@ -1,4 +1,4 @@
-import type { KernelVariant } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelVariant } from '../kernel/kernel-names.js';
 import { WASM_MAX_BYTES } from '../kernel/variant-wasm.js';
 import { fallbackAfter, variantNamed } from '../kernel/variants.js';
 import { HpairError } from '../shared/errors.js';
@@ -70,6 +70,8 @@ export interface BlockCostOptions {
   kernel?: KernelVariant;
   /** Threads of the pool (per-thread scratch). @default 2 */
   threads?: number;
+  /** The pool's accuracy (compensated scratch is larger). @default 'default' */
+  accuracy?: Accuracy;
 }
 
 /**
@@ -105,17 +107,17 @@ export const READ_STAGE_BYTES = 1 << 20;
 const MAX_GROUP = 8;
 
 export function jobMemory(N: number, M: number, shape: JobShape, options: BlockCostOptions = {}): BlockMemory {
-  const { kernel = 'wasm-simd', threads = 2 } = options;
+  const { kernel = 'wasm-simd', threads = 2, accuracy = 'default' } = options;
   const n = Math.max(0, N - 1);
   const b = Math.max(1, Math.min(shape.blockSize, n));
   const width = Math.min(shape.group * b, n);
   const R = Math.min(b + width, n) + 1;
   const rowBytes = 16 * R * M;
   let variant = variantNamed(kernel);
-  const fits = (candidate: typeof variant): boolean => candidate.scratchBytes(R, M, threads).wasm <= WASM_MAX_BYTES;
+  const fits = (candidate: typeof variant): boolean => candidate.scratchBytes(R, M, threads, undefined, accuracy).wasm <= WASM_MAX_BYTES;
   if (!fits(variant)) variant = fallbackAfter(variant, fits) ?? variantNamed('js');
   // A native job's tiles are cut from its own block (kernel/hermitian-block.ts): none is wider than it.
-  const s = variant.scratchBytes(R, M, threads, variant.anyOrigin ? Math.max(b, Math.min(width, variant.tile)) : undefined);
+  const s = variant.scratchBytes(R, M, threads, variant.anyOrigin ? Math.max(b, Math.min(width, variant.tile)) : undefined, accuracy);
   const h = 2 * 16 * b * width + Math.min(MIRROR_STAGE_BYTES, 16 * b * width);
   const other = 8 * M + 16 * M + READ_STAGE_BYTES;
   // The pool reads the R rows in place (they are the job's whole, shared input): no copy of them.

@@ -7,7 +7,7 @@ import { isZip } from '../io/npz.js';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
-import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
 import type { Pool } from '../workers/pool.js';
@@ -27,8 +27,8 @@ const DEMO_SIZE = 3072;
 const FIFO_TIMEOUT = 30;
 
 const USAGE = `usage:
-  hpair compute --expp E --distance D --out H.npy [--max-memory BYTES] [--workers W] [--kernel K] [--fifo-timeout S] [--json]
-  hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--json]    (N, M default ${DEMO_SIZE})
+  hpair compute --expp E --distance D --out H.npy [--max-memory BYTES] [--workers W] [--kernel K] [--accuracy A] [--fifo-timeout S] [--json]
+  hpair demo [--n N] [--m M] [--workers W] [--kernel K] [--accuracy A] [--json]    (N, M default ${DEMO_SIZE})
   hpair doctor [--json]                                 what runs here, and why not
   hpair cluster worker … | hpair cluster submit …     (see hpair cluster --help)
   hpair verify H.npy [--json]    (an output written block by block, against H.npy.manifest.json; exit 2 names bad blocks)
@@ -39,7 +39,10 @@ const USAGE = `usage:
   E, D: a .npy file, or a .npz archive (FILE.npz:KEY picks one of several arrays); FIFOs welcome
   H.npy: a file (replaced atomically, through symlinks), a FIFO, a device, or - for stdout
   K: auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js
+  A: default | compensated (each entry as if in twice the working precision; not with --kernel js)
   S: seconds to wait for a FIFO's writer (inputs) or reader (--out); default ${FIFO_TIMEOUT}`;
+
+const ACCURACY_HELP = '  --accuracy A      default | compensated (each entry as if in twice the working precision, rounded once;\n                    native and wasm kernels, not js)';
 
 const KERNEL_HELP = '  --kernel K        auto (default: the fastest that runs here) | native | native-avx512 | native-avx2 |\n                    wasm-relaxed-simd | wasm-simd | js  (hpair doctor lists which run here)';
 
@@ -54,6 +57,7 @@ Computes H from expp (N×M complex) and distance (M real) and writes it as an (N
                     itself when H would not fit in memory (needs .npy files for E and D, and a file for H)
   --workers W       worker threads (default: the CPUs available)
 ${KERNEL_HELP}
+${ACCURACY_HELP}
   --fifo-timeout S  seconds to wait for a FIFO's writer (inputs) or reader (--out); default ${FIFO_TIMEOUT}
   --json            one JSON line for the summary, and for an error
   -h, --help        this help`,
@@ -63,6 +67,7 @@ ${KERNEL_HELP}
     out: { type: 'string' },
     workers: { type: 'string' },
     kernel: { type: 'string' },
+    accuracy: { type: 'string' },
     'fifo-timeout': { type: 'string' },
     json: { type: 'boolean' },
     'max-memory': { type: 'string' },
@@ -77,9 +82,10 @@ Computes H for a seeded plane-wave problem and prints the time, the rate and a c
   --m M             columns of expp; default ${DEMO_SIZE}
   --workers W       worker threads (default: the CPUs available)
 ${KERNEL_HELP}
+${ACCURACY_HELP}
   --json            one JSON line for the summary, and for an error
   -h, --help        this help`,
-  options: { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, kernel: { type: 'string' }, json: { type: 'boolean' } },
+  options: { n: { type: 'string' }, m: { type: 'string' }, workers: { type: 'string' }, kernel: { type: 'string' }, accuracy: { type: 'string' }, json: { type: 'boolean' } },
 };
 
 /** The commands, for `hpair help COMMAND` and for suggestions. */
@@ -205,10 +211,10 @@ async function compute(args: string[], io: Channels): Promise<void> {
       throw usage('--max-memory needs --expp and --distance as .npy files (not .npz archives or FIFOs) and --out as a file');
     }
     // It handles its own signals: finish or abandon the block in flight, keep the journal.
-    return computeOutOfCore({ expp: exppArg, distance: distanceArg, out: target.path, maxMemory, reason: outOfCore, workers, kernel: values.kernel as string | undefined, json: values.json === true });
+    return computeOutOfCore({ expp: exppArg, distance: distanceArg, out: target.path, maxMemory, reason: outOfCore, workers, kernel: values.kernel as string | undefined, accuracy: values.accuracy as string | undefined, json: values.json === true });
   }
   handleSignals((failure) => reportFailure(failure, io));
-  const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // starts its workers while we read
+  const pool = createPool(poolOptions({ workers, kernel: values.kernel, accuracy: values.accuracy })); // starts its workers while we read
   try {
     const [exppBytes, distanceBytes] = await readInputs(specs, fifoTimeoutMs);
     await checkInputHeaders(specs, [exppBytes, distanceBytes]); // before a .npz entry is inflated
@@ -264,7 +270,7 @@ async function demo(args: string[], io: Channels): Promise<void> {
   const n = positiveInteger(values.n, 'n', DEMO_SIZE);
   const m = positiveInteger(values.m, 'm', DEMO_SIZE);
   const workers = positiveInteger(values.workers, 'workers', 0) || undefined;
-  const pool = createPool(poolOptions({ workers, kernel: values.kernel })); // bad --kernel fails before the demo is built
+  const pool = createPool(poolOptions({ workers, kernel: values.kernel, accuracy: values.accuracy })); // bad --kernel fails before the demo is built
   try {
     const { expp, distance } = demoProblem(n, m);
     const { summary } = await run(expp, distance, pool, io);
@@ -274,10 +280,11 @@ async function demo(args: string[], io: Channels): Promise<void> {
   }
 }
 
-function poolOptions({ workers, kernel }: { workers: number | undefined; kernel: string | boolean | undefined }): PoolOptions {
+function poolOptions({ workers, kernel, accuracy }: { workers: number | undefined; kernel: string | boolean | undefined; accuracy: string | boolean | undefined }): PoolOptions {
   const options: PoolOptions = {};
   if (workers !== undefined) options.workers = workers;
   if (typeof kernel === 'string') options.kernel = kernel as KernelChoice;
+  if (typeof accuracy === 'string') options.accuracy = accuracy as Accuracy;
   return options;
 }
 

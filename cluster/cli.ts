@@ -2,7 +2,7 @@
 // Loaded by cli/main.ts only for `hpair cluster …`, so the other commands never load BullMQ.
 import { didYouMean, parseCommand, type OptionSpec } from '../cli/help.js';
 import { formatBytes, parseByteSize } from '../blocks/index.js';
-import type { KernelChoice } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelChoice } from '../kernel/kernel-names.js';
 import { HpairError, isHpairError } from '../shared/errors.js';
 import type { PoolOptions } from '../workers/options.js';
 import { DEFAULT_QUEUE } from './jobs.js';
@@ -13,7 +13,7 @@ import { createClusterWorker, DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL
 export const CLUSTER_USAGE = `  hpair cluster worker --redis URL [--workers W] [--queue NAME] [--kernel K] [--lock-duration MS] [--stalled-interval MS]
     takes block jobs from the queue until SIGINT/SIGTERM (the running block is given back to the queue)
   hpair cluster submit --redis URL --expp E.npy --distance D.npy --out H.npy [--block B] [--worker-memory BYTES]
-                       [--queue NAME] [--kernel K] [--attempts N] [--redis-timeout S] [--json]
+                       [--queue NAME] [--kernel K] [--accuracy A] [--attempts N] [--redis-timeout S] [--json]
     one job per block of H; the files must be at the same paths on every worker; resumable; Ctrl-C cancels
   URL: redis://HOST[:PORT][/DB]; NAME defaults to '${DEFAULT_QUEUE}'`;
 
@@ -168,6 +168,7 @@ async function submit(args: string[]): Promise<void> {
     'worker-memory': { type: 'string' },
     queue: { type: 'string' },
     kernel: { type: 'string' },
+    accuracy: { type: 'string' },
     attempts: { type: 'string' },
     'redis-timeout': { type: 'string' },
     'connect-timeout': { type: 'string' },
@@ -226,6 +227,7 @@ async function submit(args: string[]): Promise<void> {
       blockSize: integer(values, 'block'),
       workerMemory,
       kernel: typeof values.kernel === 'string' ? (values.kernel as KernelChoice) : undefined,
+      accuracy: typeof values.accuracy === 'string' ? (values.accuracy as Accuracy) : undefined,
       attempts: integer(values, 'attempts') ?? DEFAULT_ATTEMPTS,
       redisTimeoutMs: (integer(values, 'redis-timeout') ?? DEFAULT_REDIS_TIMEOUT_MS / 1000) * 1000,
       connectTimeoutMs: integer(values, 'connect-timeout'),

@@ -2,13 +2,14 @@
 // that adding a block twice is a no-op and a re-run finds the jobs of its own run.
 import { createHash } from 'node:crypto';
 import type { JobFingerprint } from '../blocks/journal.js';
-import type { KernelVariant } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelVariant } from '../kernel/kernel-names.js';
 
 /** The queue's name when none is given. */
 export const DEFAULT_QUEUE = 'hpair';
 /** The job's name in BullMQ (every job of hpair's queue has it). */
 export const BLOCK_JOB = 'hpair-block';
-/** Version of the job data below: a worker refuses other versions (UnrecoverableError). */
+/** Version of the job data below: a worker refuses other versions (UnrecoverableError), so one that would not
+ * honour `accuracy` never computes a block of a compensated run. */
 export const JOB_DATA_VERSION = 2;
 
 /** One block job's data: where everything is (paths every machine sees), and which rectangle to compute. */
@@ -32,6 +33,8 @@ export interface BlockJobData {
   m: number;
   /** Every block of a run uses this kernel, so that H is bit-identical to one machine's `hpair compute`. */
   kernel: KernelVariant;
+  /** Every block of a run has this accuracy (PoolOptions.accuracy). */
+  accuracy: Accuracy;
   block: { id: number; rows: [number, number]; cols: [number, number] };
   /** Identity of the preallocated output: a worker writes only into this file, never into a newer one. */
   file: { dev: number; ino: number; size: number };

@@ -25,8 +25,9 @@ import {
 import { CHECKSUM, describeBlocks, digestFile, isChecksum, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
 import { exppStamp } from '../blocks/journal.js';
 import { checkHermitianShape } from '../kernel/hermitian-inputs.js';
-import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
 import { resolveKernel } from '../kernel/variants.js';
+import { checkAccuracy } from '../kernel/hermitian-engine.js';
 import { HpairAbortError, HpairError, type HpairErrorCode } from '../shared/errors.js';
 import { complexNpyHeader } from '../io/npy.js';
 import { chooseClusterBlockSize, type ClusterBlockSize } from './block-size.js';
@@ -58,6 +59,8 @@ export interface SubmitOptions {
   workerMemory?: number;
   /** The kernel every block runs on ('auto': the fastest this machine runs, as `hpair compute` would). @default 'auto' */
   kernel?: KernelChoice;
+  /** Every block's accuracy (PoolOptions.accuracy); a run of one never resumes the journal of the other. @default 'default' */
+  accuracy?: Accuracy;
   /** @default 5 */
   attempts?: number;
   /** @default 2000 */
@@ -146,7 +149,12 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
   throwIfAborted(signal, 'the submission was aborted before it started');
   await refuseInputsAsOutput(out, [expp, distancePath]);
 
-  const kernel = resolveKernel(options.kernel ?? 'auto').variant.name;
+  const variant = resolveKernel(options.kernel ?? 'auto').variant;
+  const kernel = variant.name;
+  const accuracy = options.accuracy ?? 'default';
+  checkAccuracy(variant, accuracy);
+  // Blocks of another accuracy round differently: a journal of one is never resumed by the other.
+  const stamp = accuracy === 'compensated' ? `${kernel} compensated` : kernel;
   const input = await openNpyInput(expp, { name: 'expp' });
   let stamps: { expp: InputStamp; distance: InputStamp };
   try {
@@ -204,7 +212,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     const previous = await readJournalFingerprint(out).catch(() => undefined);
     let blockSize = options.blockSize;
     let blockChoice: ClusterBlockSize | undefined;
-    if (blockSize === undefined && previous !== undefined && previous.N === N && previous.M === M && previous.kernel === kernel) blockSize = previous.blockSize;
+    if (blockSize === undefined && previous !== undefined && previous.N === N && previous.M === M && previous.kernel === stamp) blockSize = previous.blockSize;
     if (blockSize === undefined) {
       const roundTrip = await measureRoundTrip(client);
       const workers = await queue.getWorkersCount().catch(() => 0);
@@ -213,7 +221,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       blockSize = blockChoice.blockSize;
     }
     const plan = planBlocks(n, blockSize);
-    const fingerprint: JobFingerprint = { N, M, blockSize, kernel, ...stamps };
+    const fingerprint: JobFingerprint = { N, M, blockSize, kernel: stamp, ...stamps };
 
     // The journal and the partial output: resume both, or start both afresh (a new file, so that a worker
     // still busy with a block of an abandoned run can never write into this one: it checks the inode).
@@ -257,6 +265,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       n,
       m: M,
       kernel,
+      accuracy,
       block: { id: block.id, rows: [block.rows[0], block.rows[1]], cols: [block.cols[0], block.cols[1]] },
       file,
       nonce,

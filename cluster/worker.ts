@@ -251,6 +251,7 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
       let lastProgress = 0;
       const h = await pool
         .hermitianBlock(compact.expp, distance, compact.block, {
+          accuracy: data.accuracy,
           signal: controller.signal,
           onProgress: (done, total) => {
             options.onProgress?.(block.id, done, total);
@@ -372,6 +373,7 @@ function checkData(data: BlockJobData, bullmq: typeof import('bullmq')): BlockJo
     typeof data === 'object' &&
     data !== null &&
     data.v === JOB_DATA_VERSION &&
+    (data.accuracy === 'default' || data.accuracy === 'compensated') &&
     typeof data.expp === 'string' &&
     typeof data.distance === 'string' &&
     typeof data.partial === 'string' &&

@@ -9,12 +9,14 @@ import type { HermitianBlock, HermitianResult } from './hermitian-result.js';
 import type { HWindow } from './hermitian-tile-store.js';
 import { blockTiles, checkBlock, originalRow, unionOf, type RowRanges } from './hermitian-block.js';
 import type { IndexSpace } from '../shared/index-space.js';
-import type { HermitianVariant, KernelChoice, ScratchProvider } from './variant.js';
+import type { Accuracy, HermitianVariant, KernelChoice, ScratchProvider } from './variant.js';
 import { fallbackAfter, resolveKernel } from './variants.js';
 import { WASM_MAX_BYTES } from './variant-wasm.js';
 
 export interface HermitianEngineOptions {
   readonly kernel: KernelChoice;
+  /** Jobs' accuracy unless a job asks for its own. */
+  readonly accuracy: Accuracy;
   /** Threads that run tiles at once. */
   readonly threads: number;
   /** Largest memory one job may take beyond the caller's arrays. */
@@ -62,13 +64,20 @@ export class HermitianEngine {
     this.variant = variant;
     this.whyNotNative = whyNotNative;
     this.#options = options;
+    checkAccuracy(variant, options.accuracy);
   }
 
   /**
    * The whole H. Checks what costs O(M) or less now (types, shapes, distance, `out`, memory), and returns
    * the job. Inputs already in shared memory are used in place; others are copied once when the job starts.
    */
-  prepare(exppInput: ComplexMatrixInput, distanceInput: RealVectorInput, out: ComplexMatrix | undefined, jobMaxBytes?: number): PreparedJob<HermitianResult> {
+  prepare(
+    exppInput: ComplexMatrixInput,
+    distanceInput: RealVectorInput,
+    out: ComplexMatrix | undefined,
+    jobMaxBytes?: number,
+    accuracy?: Accuracy,
+  ): PreparedJob<HermitianResult> {
     const source = complexSource(exppInput, 'expp');
     const distance = realVector(distanceInput, 'distance');
     const { N, M } = checkHermitianShape(source.rows, source.cols, distance);
@@ -83,6 +92,7 @@ export class HermitianEngine {
       out,
       maxBytes: jobMaxBytes,
       work: hermitianWork(N, M),
+      accuracy,
     });
   }
 
@@ -99,6 +109,7 @@ export class HermitianEngine {
     block: HermitianBlock,
     out: ComplexMatrix | undefined,
     jobMaxBytes?: number,
+    accuracy?: Accuracy,
   ): PreparedJob<HermitianResult> {
     const source = complexSource(exppInput, 'expp');
     const distance = realVector(distanceInput, 'distance');
@@ -136,6 +147,7 @@ export class HermitianEngine {
       out,
       maxBytes: jobMaxBytes,
       work: 8 * M * window.rows * window.cols + 8 * window.rows * window.cols + 2 * (sub + 1) * M,
+      accuracy,
     });
   }
 
@@ -148,11 +160,13 @@ export class HermitianEngine {
     const gathered = rows.length > 1 || rows[0][1] - rows[0][0] !== source.rows;
     const hValues = 2 * window.rows * window.cols;
     if (hValues > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${hValues} values; typed arrays hold at most 2^32`);
-    const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads).wasm <= WASM_MAX_BYTES;
+    const accuracy = plan.accuracy ?? this.#options.accuracy;
+    const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads, undefined, accuracy).wasm <= WASM_MAX_BYTES;
     const variant = fits(this.variant) ? this.variant : fallbackAfter(this.variant, fits);
     if (variant === undefined) throw new HpairError('TOO_LARGE', `no kernel that runs here has room for N = ${N}, M = ${M}`);
+    checkAccuracy(variant, accuracy);
     // Counted before anything is allocated, so an oversized request fails instead of taking the process down.
-    const scratch = variant.scratchBytes(N, M, threads);
+    const scratch = variant.scratchBytes(N, M, threads, undefined, accuracy);
     const inPlace = gathered ? undefined : source.inPlace;
     const copies = (inPlace === undefined ? 16 * N * M : 0) + (isSharedView(distance) ? 0 : distance.byteLength);
     const total = (out === undefined ? 8 * hValues : 0) + scratch.wasm + scratch.shared + scratch.native + copies;
@@ -179,7 +193,7 @@ export class HermitianEngine {
         badValue = new BigInt64Array(new SharedArrayBuffer(8));
         badValue[0] = NO_BAD_VALUE;
         const pairSpace = (tile: number): IndexSpace => plan.pairSpace(tile, variant.anyOrigin, threads);
-        const problem = { N, M, expp: sharedExpp, distance: sharedDistance, h, window, pairSpace, badValue, threads };
+        const problem = { N, M, expp: sharedExpp, distance: sharedDistance, h, window, pairSpace, badValue, threads, accuracy };
         return variant.steps(problem, this.#scratch);
       },
       afterStep: (step) => {
@@ -277,6 +291,20 @@ interface JobPlan {
   readonly maxBytes: number | undefined;
   /** hermitianWork of what the job computes: it decides whether the job runs inline. */
   readonly work: number;
+  /** The job's own accuracy, if it asked for one. */
+  readonly accuracy: Accuracy | undefined;
+}
+
+const ACCURACIES: readonly Accuracy[] = ['default', 'compensated'];
+
+/** Refuses an unknown accuracy, and 'compensated' on a variant without it (never a plain result in its place). */
+export function checkAccuracy(variant: HermitianVariant, accuracy: Accuracy): void {
+  if (!ACCURACIES.includes(accuracy)) {
+    throw new HpairError('INVALID_ARGUMENT', `accuracy must be 'default' or 'compensated'; got ${typeof accuracy === 'string' ? `'${accuracy}'` : `a ${typeof accuracy}`}`);
+  }
+  if (accuracy === 'compensated' && !variant.compensated) {
+    throw new HpairError('INVALID_ARGUMENT', `accuracy 'compensated' runs on the native and WebAssembly kernels only; this job's kernel is ${variant.name}`);
+  }
 }
 
 function allRows(N: number): RowRanges {

@@ -3,7 +3,7 @@ import type { StepPlan } from '../shared/job.js';
 import { atomicMin } from './hermitian-check.js';
 import { firstNonFinite } from './hermitian-inputs.js';
 import { microOffset, pairChunk, planeStride } from './micro-panels.mjs';
-import { PlanarPlane, planarPlaneOffset, type MicroLayout, type PanelLayout, type PlanarLayout } from './panels.js';
+import { DD_PLANES, PlanarPlane, planarPlaneOffset, type MicroLayout, type PairLayout, type PanelLayout, type PlanarLayout } from './panels.js';
 import type { HermitianProblem } from './variant.js';
 
 /**
@@ -53,7 +53,9 @@ export const packKernel = defineKernel<PackBuffers, PackParams>({
           return; // the job fails; nothing after the first bad value in this tile matters
         }
       }
-      if (layout.kind === 'planar') {
+      if (layout.kind === 'pairs') {
+        if (r < layout.rows) packPairRow(r, buffers, N, M, layout);
+      } else if (layout.kind === 'planar') {
         if (r < layout.rows) packPlanarRow(r, buffers, N, M, layout);
       } else if (r < layout.paddedRows) {
         packMicroRow(r, buffers, N, M, layout); // rows ≥ N − 1 (the reference row's slot and beyond) become zeros
@@ -61,6 +63,52 @@ export const packKernel = defineKernel<PackBuffers, PackParams>({
     }
   },
 });
+
+/** Veltkamp's split factor for doubles: 2^27 + 1. */
+const SPLIT = 134217729;
+
+function packPairRow(r: number, { expp, distance, panels }: PackBuffers, N: number, M: number, layout: PairLayout): void {
+  const { rows, stride } = layout;
+  const plane = rows * stride;
+  const base = r * stride - 1; // column m = k + 1 of expp is k of the panels
+  const ref = 2 * (N - 1) * M;
+  for (let m = 1; m < M; m++) {
+    const d = distance[m];
+    for (let part = 0; part < 2; part++) {
+      // a = e − e_ref exactly as h + l (TwoSum)
+      const e = expp[2 * (r * M + m) + part];
+      const f = -expp[ref + 2 * m + part];
+      const h = e + f;
+      const z = h - e;
+      const l = e - (h - z) + (f - z);
+      // b = a / d as q + ql: q·d exactly as p + pe (Dekker's product), so h − q·d = (h − p) − pe exactly
+      const q = h / d;
+      const [qs, qt] = split(q);
+      const [ds, dt] = split(d);
+      const p = q * d;
+      const pe = qs * ds - p + qs * dt + qt * ds + qt * dt;
+      const ql = (h - p - pe + l) / d;
+      const [hs, ht] = split(h);
+      const a = (part * 4) * plane + base + m;
+      panels[a] = h;
+      panels[a + plane] = hs;
+      panels[a + 2 * plane] = ht;
+      panels[a + 3 * plane] = l;
+      const b = (8 + part * 4) * plane + base + m;
+      panels[b] = q;
+      panels[b + plane] = qs;
+      panels[b + 2 * plane] = qt;
+      panels[b + 3 * plane] = ql;
+    }
+  }
+  for (let q = 0; q < DD_PLANES; q++) for (let k = layout.k; k < stride; k++) panels[q * plane + r * stride + k] = 0;
+}
+
+function split(x: number): [number, number] {
+  const c = SPLIT * x;
+  const hi = c - (c - x);
+  return [hi, x - hi];
+}
 
 function packPlanarRow(r: number, { expp, distance, panels }: PackBuffers, N: number, M: number, layout: PlanarLayout): void {
   const ar = planarPlaneOffset(layout, PlanarPlane.AR) + r * layout.stride - 1;

@@ -23,6 +23,8 @@ export interface PairsNativeParams {
   readonly M: number;
   /** The part of H that `h` holds. */
   readonly window: HWindow;
+  /** Accuracy 'compensated' (hermitianTileCompensated). */
+  readonly compensated: boolean;
 }
 
 let addon: NativeAddon | undefined;
@@ -33,8 +35,8 @@ export const pairsNativeKernel = defineKernel<PairsNativeBuffers, PairsNativePar
     if (load.addon === undefined) throw new HpairError('INVALID_ARGUMENT', `the native kernel cannot run in this thread: ${load.reason}`);
     addon = load.addon;
   },
-  tile(t, { buffers: { expp, distance, h }, params: { path, N, M, window } }) {
-    const bad = addon!.hermitianTile(path, expp, distance, h, N, M, t.i0, t.i1, t.j0, t.j1, window.r0, window.c0, window.rows, window.cols);
+  tile(t, { buffers: { expp, distance, h }, params: { path, N, M, window, compensated } }) {
+    const bad = addon![compensated ? 'hermitianTileCompensated' : 'hermitianTile'](path, expp, distance, h, N, M, t.i0, t.i1, t.j0, t.j1, window.r0, window.c0, window.rows, window.cols);
     if (bad >= 0) {
       // (N−1)·i + j of the tile's first entry that overflowed.
       const i = Math.floor(bad / (N - 1));

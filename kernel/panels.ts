@@ -14,7 +14,7 @@ import { MICRO_PLANES } from './micro-panels.mjs';
  *
  * Offsets are in float64 elements from the start of the panels view.
  */
-export type PanelLayout = PlanarLayout | MicroLayout;
+export type PanelLayout = PlanarLayout | MicroLayout | PairLayout;
 
 export interface PlanarLayout {
   readonly kind: 'planar';
@@ -40,6 +40,26 @@ export interface MicroLayout {
   readonly bOffset: number;
 }
 
+/**
+ * `pairs` (the WebAssembly kernels' compensated accuracy): DD_PLANES planes of `rows × stride` float64, row-major,
+ * K zero-padded to an even `stride`. For each of ar, ai (A side, planes 0–7) and br, bi (B = A / d, planes 8–15):
+ * the value's high part x, its Veltkamp split x = xs + xt (26 and 27 bits, so products of splits are exact), and its
+ * low part (A: the rounding error of the difference, exact by TwoSum; B: the quotient's next digits), in that order.
+ */
+export interface PairLayout {
+  readonly kind: 'pairs';
+  readonly rows: number;
+  readonly k: number;
+  readonly stride: number;
+}
+
+export const DD_PLANES = 16;
+
+export function pairLayout(N: number, M: number): PairLayout {
+  const k = Math.max(0, M - 1);
+  return { kind: 'pairs', rows: Math.max(0, N - 1), k, stride: k + (k % 2) };
+}
+
 export const PlanarPlane = { AR: 0, AI: 1, BR: 2, BI: 3 } as const;
 
 export function planarLayout(N: number, M: number): PlanarLayout {
@@ -58,6 +78,7 @@ export function microLayout(N: number, M: number, mr: number, nr: number): Micro
 
 /** float64 values the panels occupy. */
 export function panelLength(layout: PanelLayout): number {
+  if (layout.kind === 'pairs') return DD_PLANES * layout.rows * layout.stride;
   return layout.kind === 'planar' ? 4 * layout.rows * layout.stride : 2 * layout.bOffset;
 }
 

@@ -14,6 +14,7 @@ export const javascriptVariant: HermitianVariant = {
   support: () => ({ ok: true }),
   tile: TILE,
   anyOrigin: false,
+  compensated: false,
   scratchBytes: (N, M) => ({ wasm: 0, shared: 8 * panelLength(planarLayout(N, M)), native: 0 }),
   steps(problem, scratch) {
     const layout = planarLayout(problem.N, problem.M);

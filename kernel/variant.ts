@@ -1,9 +1,9 @@
 import type { IndexSpace } from '../shared/index-space.js';
 import type { StepPlan } from '../shared/job.js';
 import type { HWindow } from './hermitian-tile-store.js';
-import type { KernelVariant } from './kernel-names.js';
+import type { Accuracy, KernelVariant } from './kernel-names.js';
 
-export type { KernelChoice, KernelVariant } from './kernel-names.js';
+export type { Accuracy, KernelChoice, KernelVariant } from './kernel-names.js';
 
 /** Whether a variant can run here; when not, one line saying why. */
 export type Support = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -27,6 +27,8 @@ export interface HermitianProblem {
   readonly badValue: BigInt64Array;
   /** Threads that may run tiles at once (each may need its own scratch). */
   readonly threads: number;
+  /** How to sum; 'compensated' reaches only variants whose `compensated` is true. */
+  readonly accuracy: Accuracy;
 }
 
 /** Reusable scratch an H engine lends its jobs (jobs run one at a time and drain before the next). */
@@ -63,11 +65,14 @@ export interface HermitianVariant {
    * of its own, so it computes only its own entries; block sizes need not be multiples of `tile`.
    */
   readonly anyOrigin: boolean;
+  /** Whether the variant computes with accuracy 'compensated'. */
+  readonly compensated: boolean;
   /**
    * For a job of N rows and M columns on `threads` threads. `tileEdge`, when given, bounds the edge of the
    * job's tiles (a block's own tiles, HermitianVariant.anyOrigin); without it the variant's `tile` is assumed.
+   * `accuracy` defaults to 'default'.
    */
-  scratchBytes(N: number, M: number, threads: number, tileEdge?: number): ScratchBytes;
+  scratchBytes(N: number, M: number, threads: number, tileEdge?: number, accuracy?: Accuracy): ScratchBytes;
   /** The job's steps: checking expp for non-finite values (recording the first in badValue), then the pairs. */
   steps(problem: HermitianProblem, scratch: ScratchProvider): readonly StepPlan[];
 }

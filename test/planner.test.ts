@@ -104,7 +104,7 @@ test('every budget from the least that holds one block up: a shape whose buffers
     for (const kernel of KERNELS) {
       for (const threads of [1, 2, 16]) {
         if (threads === 16 && kernel !== 'wasm-simd' && kernel !== 'native-avx512') continue;
-        const cost = { kernel, threads };
+        const cost = { kernel, threads, accuracy: 'default' as const };
         const tile = kernelTile(kernel);
         const least = leastBudget(N, M, cost);
         const smallest = buffersOf(N, M, { blockSize: 1, group: 1, prefetch: false });
@@ -140,7 +140,7 @@ test('every budget from the least that holds one block up: a shape whose buffers
 });
 
 test('a fixed block size: a runnable shape or TOO_LARGE naming what does not fit, never a buffer cut short', () => {
-  const cost = { kernel: 'native-avx512' as const, threads: 2 };
+  const cost = { kernel: 'native-avx512' as const, threads: 2, accuracy: 'default' as const };
   for (const blockSize of [1, 1000, 16383, 16384, 20_000, 46_399]) {
     for (const budget of [2 ** 30, 2 ** 36, 2 ** 44]) {
       const what = `blocks of ${blockSize}, budget ${budget}`;

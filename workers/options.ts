@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { ResourceLimits } from 'node:worker_threads';
-import type { KernelChoice } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelChoice } from '../kernel/kernel-names.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
 import type { Schedule } from '../shared/protocol.js';
@@ -72,6 +72,14 @@ export interface PoolOptions {
    */
   kernel?: KernelChoice;
   /**
+   * How jobs sum, unless a job asks otherwise: `'default'` (blocked sums, at the level of numpy's
+   * `(A / d) @ A.conj().T`, better for long sums) or `'compensated'` (each entry as if computed in twice the working precision and
+   * rounded once; native and WebAssembly kernels: with `'js'` it throws INVALID_ARGUMENT). See
+   * docs/kernels-and-accuracy.md.
+   * @default 'default'
+   */
+  accuracy?: Accuracy;
+  /**
    * Largest memory one job may take beyond the caller's own arrays: copies of non-shared inputs, the
    * packed panels and H. A larger job rejects with TOO_LARGE before anything is allocated.
    * @default half of os.totalmem()
@@ -110,6 +118,12 @@ export interface HermitianOptions extends JobOptions {
    * @default the pool's maxBytes
    */
   maxBytes?: number;
+  /**
+   * This job's accuracy (see PoolOptions.accuracy); 'compensated' with the js kernel rejects with
+   * INVALID_ARGUMENT.
+   * @default the pool's accuracy
+   */
+  accuracy?: Accuracy;
 }
 
 /** Per-call options shared by every job. */
@@ -197,6 +211,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
     resourceLimits,
     inlineFlops = 2e6,
     kernel = 'auto',
+    accuracy = 'default',
     maxBytes = totalmem() / 2,
     workerFile,
     nativeAddon,
@@ -219,6 +234,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
   if (!(typeof idleCollectMs === 'number' && idleCollectMs >= 0 && idleCollectMs <= MAX_TIMEOUT_MS)) {
     throw invalid(`idleCollectMs must be a number from 0 to 2^31 − 1 (${MAX_TIMEOUT_MS}), got ${describe(idleCollectMs)}`);
   }
+  checkAccuracyOption(accuracy);
   return {
     idleCollectMs,
     workers,
@@ -227,6 +243,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
     resourceLimits: checkResourceLimits(resourceLimits),
     inlineFlops,
     kernel,
+    accuracy,
     maxBytes,
     workerFile: fileUrl(workerFile),
     watchdogMs,
@@ -276,6 +293,10 @@ function checkResourceLimits(limits: ResourceLimits | undefined): ResourceLimits
   return checked;
 }
 
+function checkAccuracyOption(accuracy: unknown): void {
+  if (accuracy !== 'default' && accuracy !== 'compensated') throw invalid(`accuracy must be 'default' or 'compensated', got ${describe(accuracy)}`);
+}
+
 export function validateJobOptions(options: JobOptions & { maxBytes?: unknown }): void {
   readJobOptions(options as HermitianOptions);
 }
@@ -287,14 +308,15 @@ export function validateJobOptions(options: JobOptions & { maxBytes?: unknown })
  */
 export function readJobOptions(options: HermitianOptions): HermitianOptions {
   if (typeof options !== 'object' || options === null) throw invalid(`job options must be an object, got ${describe(options)}`);
-  const { signal, timeoutMs, onProgress, out, maxBytes } = options;
+  const { signal, timeoutMs, onProgress, out, maxBytes, accuracy } = options;
   if (signal !== undefined && !isAbortSignal(signal)) throw invalid('signal must be an AbortSignal (from an AbortController or AbortSignal.timeout())');
   if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
     throw invalid(`timeoutMs must be a number from 0 to 2^31 − 1 (${MAX_TIMEOUT_MS}), got ${describe(timeoutMs)}`);
   }
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('onProgress must be a function');
   if (maxBytes !== undefined && !isPositiveNumber(maxBytes)) throw invalid(`maxBytes must be a positive number, got ${describe(maxBytes)}`);
-  return { signal, timeoutMs, onProgress, out, maxBytes };
+  if (accuracy !== undefined) checkAccuracyOption(accuracy);
+  return { signal, timeoutMs, onProgress, out, maxBytes, accuracy };
 }
 
 /** A signal's state read with AbortSignal's own getters: an own property shadowing them on the object is ignored. */

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { HermitianEngine } from '../kernel/hermitian-engine.js';
 import { useNativeAddon } from '../kernel/native/addon.js';
 import type { HermitianBlock, HermitianResult } from '../kernel/hermitian-result.js';
-import type { KernelVariant } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelVariant } from '../kernel/kernel-names.js';
 import type { ComplexMatrixInput, RealVectorInput } from '../shared/array-inputs.js';
 import { HpairError, describeError, readArguments } from '../shared/errors.js';
 import type { SharedView } from '../shared/kernel-contract.js';
@@ -37,6 +37,8 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   readonly size: number;
   /** The H kernel this pool runs (what `kernel: 'auto'` resolved to). A job may fall back: see its result's `kernel`. */
   readonly kernel: KernelVariant;
+  /** Jobs' accuracy unless a job asks for its own (PoolOptions.accuracy). */
+  readonly accuracy: Accuracy;
   /** When no native kernel runs, one line saying why (e.g. "this CPU has no AVX2 and FMA"); otherwise undefined. */
   readonly whyNotNative: string | undefined;
   readonly #runner: JobRunner;
@@ -53,6 +55,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     if (resolved.nativeAddon !== undefined) useNativeAddon(resolved.nativeAddon);
     this.#engine = new HermitianEngine({
       kernel: resolved.kernel,
+      accuracy: resolved.accuracy,
       threads: resolved.workers,
       maxBytes: resolved.maxBytes,
       inlineWork: resolved.inlineFlops,
@@ -63,6 +66,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     });
     this.#idleCollectMs = resolved.idleCollectMs;
     this.kernel = this.#engine.variant.name;
+    this.accuracy = resolved.accuracy;
     this.whyNotNative = this.#engine.whyNotNative;
     this.#runner = new JobRunner({
       workers: resolved.workers,
@@ -135,7 +139,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     this.#assertOpen();
     const { job, checked } = readArguments('the arguments of hermitian()', () => {
       const read = readJobOptions(options);
-      return { job: this.#engine.prepare(expp, distance, read.out, read.maxBytes), checked: read };
+      return { job: this.#engine.prepare(expp, distance, read.out, read.maxBytes, read.accuracy), checked: read };
     });
     return this.#runner.submit(job, checked);
   }
@@ -151,7 +155,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     this.#assertOpen();
     const { job, checked } = readArguments('the arguments of hermitianBlock()', () => {
       const read = readJobOptions(options);
-      return { job: this.#engine.prepareBlock(expp, distance, block, read.out, read.maxBytes), checked: read };
+      return { job: this.#engine.prepareBlock(expp, distance, block, read.out, read.maxBytes, read.accuracy), checked: read };
     });
     return this.#runner.submit(job, checked);
   }

@@ -69,9 +69,11 @@ export interface NativeAddon {
     rows?: number,
     cols?: number,
   ): number;
+  /** hermitianTile with compensated accuracy: each entry as if computed in twice the working precision. */
+  hermitianTileCompensated: NativeAddon['hermitianTile'];
   /**
-   * That path's micro-kernel alone: c[i·nr + j] (+)= Σ_{k} a[k·mr + i] · b[k·nr + j], one fused multiply-add
-   * chain per element in k order, starting from c when `accumulate`, from 0 otherwise.
+   * That path's micro-kernel alone: s = Σ_{k} a[k·mr + i] · b[k·nr + j], one fused multiply-add chain per
+   * element in k order from 0; then c[i·nr + j] = c[i·nr + j] + s when `accumulate`, else s.
    */
   microKernel(path: NativePathName, k: number, a: Float64Array, b: Float64Array, c: Float64Array, accumulate: boolean): void;
   /**

@@ -1,6 +1,6 @@
 /* Runs the shared driver (src/driver.h) with the AVX-512 path's block sizes, mr×nr = 12×16, on a CPU without
- * AVX-512: the micro-kernel is replaced by a scalar one that computes the same FMA chains (fma() in k order, from
- * C when accumulating). H must equal the AVX2 path's bit for bit, on every shape and tile grid, and with a
+ * AVX-512: the micro-kernel is replaced by a scalar one that computes the same block sums (fma() in k order from +0,
+ * then added to C when accumulating). H must equal the AVX2 path's bit for bit, on every shape and tile grid, and with a
  * different mc. This checks everything of the AVX-512 path except its micro-kernel's intrinsics (packing at
  * widths 12 and 16, the triangle at 12×16, padding, the combination).
  *
@@ -25,9 +25,9 @@
 static void ukr_scalar(size_t k, const double *a, const double *b, double *c, size_t ldc, int accumulate) {
   for (int i = 0; i < 12; i++) {
     for (int j = 0; j < 16; j++) {
-      double s = accumulate ? c[i * ldc + j] : 0.0;
+      double s = 0.0;
       for (size_t x = 0; x < k; x++) s = fma(a[x * 12 + i], b[x * 16 + j], s);
-      c[i * ldc + j] = s;
+      c[i * ldc + j] = accumulate ? c[i * ldc + j] + s : s;
     }
   }
 }
@@ -36,6 +36,7 @@ static void ukr_scalar(size_t k, const double *a, const double *b, double *c, si
 #define HP_NR 16
 #define HP_UKR ukr_scalar
 #define HP_TILE tile_12x16
+#define HP_TILE_COMP tile_comp_12x16
 #include "driver.h"
 
 #if defined(__clang__)
@@ -54,12 +55,14 @@ static double next(void) { /* xorshift64: uniform in [−3, 3) */
 
 int main(void) {
   static const size_t cases[][3] = {{2, 1, 1},   {2, 2, 1},    {3, 5, 2},    {17, 3, 5},   {38, 300, 13},
-                                    {66, 65, 64}, {131, 261, 48}, {97, 530, 97}, {200, 700, 77}};
+                                    {66, 65, 64}, {131, 261, 48}, {97, 530, 97}, {200, 700, 77},
+                                    {30, 12289, 11}, {40, 12290, 40}, {19, 26000, 7}, {27, 37000, 26}};
   int failed = 0;
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const size_t N = cases[c][0], M = cases[c][1], T = cases[c][2], n = N - 1;
     double *e = malloc(16 * N * M), *d = malloc(8 * M), *h1 = calloc(2 * n * n + 1, 8), *h2 = calloc(2 * n * n + 1, 8);
-    if (!e || !d || !h1 || !h2) return 2;
+    double *h3 = calloc(2 * n * n + 1, 8), *h4 = calloc(2 * n * n + 1, 8);
+    if (!e || !d || !h1 || !h2 || !h3 || !h4) return 2;
     for (size_t i = 0; i < 2 * N * M; i++) e[i] = next();
     for (size_t i = 0; i < M; i++) d[i] = (0.5 + fabs(next()) / 3) * (next() < 0 ? -1 : 1);
     hpair_scratch s1 = {0}, s2 = {0};
@@ -71,9 +74,16 @@ int main(void) {
         t.h = h2;
         if (hpair_path_avx2.tile(&t, &s2, hpair_choose_mc(&hpair_path_avx2, 512 * 1024), &bad2)) return 2;
         if (bad1 != -1 || bad2 != -1) return 3;
+        if (M < 2000) { /* compensated: this file's scalar-target build against the AVX2 path's */
+          t.h = h3;
+          if (tile_comp_12x16(&t, &s1, 24, &bad1)) return 2;
+          t.h = h4;
+          if (hpair_path_avx2.tile_compensated(&t, &s2, 0, &bad2)) return 2;
+          if (bad1 != -1 || bad2 != -1) return 3;
+        }
       }
     }
-    const int same = memcmp(h1, h2, 16 * n * n) == 0;
+    const int same = memcmp(h1, h2, 16 * n * n) == 0 && memcmp(h3, h4, 16 * n * n) == 0;
     printf("N %zu M %zu tile %zu: %s\n", N, M, T, same ? "bit-identical" : "DIFFERENT");
     failed |= !same;
     hpair_scratch_free(&s1);
@@ -82,6 +92,8 @@ int main(void) {
     free(d);
     free(h1);
     free(h2);
+    free(h3);
+    free(h4);
   }
   return failed;
 }

@@ -41,7 +41,7 @@ static int path_supported(const hpair_path *p, const char **reason) {
   const hpair_cpu *cpu = hpair_cpu_get();
   int ok = p == &hpair_path_avx512 ? cpu->avx512f : cpu->avx2_fma;
   const char *why = p == &hpair_path_avx512 ? cpu->avx512_reason : cpu->avx2_reason;
-  if (ok && (!p->ukr || !p->tile)) {
+  if (ok && (!p->ukr || !p->tile || !p->tile_compensated)) {
     ok = 0;
     why = "this build has no code for it";
   }
@@ -214,7 +214,7 @@ static napi_value scan_fn(napi_env env, napi_callback_info cb) {
 
 /* ---- hermitianTile(path, expp, distance, h, N, M, i0, i1, j0, j1[, r0, c0, rows, cols]) ---- */
 
-static napi_value tile_fn(napi_env env, napi_callback_info cb) {
+static napi_value tile_impl(napi_env env, napi_callback_info cb, int compensated) {
   napi_value argv[14];
   const hpair_path *path;
   double *expp, *distance, *h;
@@ -253,12 +253,18 @@ static napi_value tile_fn(napi_env env, napi_callback_info cb) {
   hpair_tile_args t = {expp, distance, N, M, i0, i1, j0, j1, h, r0, c0, rows, cols};
   size_t mc = hpair_choose_mc(path, hpair_cpu_get()->l2);
   int64_t first_bad = -1;
-  if (path->tile(&t, &inst->scratch, mc, &first_bad) != 0)
+  if ((compensated ? path->tile_compensated : path->tile)(&t, &inst->scratch, mc, &first_bad) != 0)
     return fail(env, KIND_ERROR, "out of memory for the scratch of a %zu×%zu tile", i1 - i0, j1 - j0);
   napi_value result;
   napi_create_double(env, (double)first_bad, &result);
   return result;
 }
+
+static napi_value tile_fn(napi_env env, napi_callback_info cb) { return tile_impl(env, cb, 0); }
+
+/* ---- hermitianTileCompensated(…the same arguments) ---- */
+
+static napi_value tile_comp_fn(napi_env env, napi_callback_info cb) { return tile_impl(env, cb, 1); }
 
 /* ---- microKernel(path, k, a, b, c, accumulate) ---- */
 
@@ -341,6 +347,7 @@ NAPI_MODULE_INIT() {
       {"info", NULL, info_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"scanNonFinite", NULL, scan_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"hermitianTile", NULL, tile_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"hermitianTileCompensated", NULL, tile_comp_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"microKernel", NULL, ukr_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adviseHugePages", NULL, advise_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adjustExternalMemory", NULL, external_fn, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -5,10 +5,12 @@
  *   HP_MR, HP_NR   the micro-tile (HP_MR even; HP_NR a multiple of 4)
  *   HP_UKR         its micro-kernel, an hpair_ukr_fn
  *   HP_TILE        the name to give this path's tile function
+ *   HP_TILE_COMP   the name to give this path's compensated tile function
  *
  * and nothing else differs between paths. Every floating-point operation here (differences, the division by
- * distance, Ar + Ai, Br − Bi, the combination) is an exactly rounded IEEE operation whatever the vector width,
- * and each element of P1..P3 is one FMA chain in k order in every micro-kernel, so all paths give the same
+ * distance, Ar + Ai, Br − Bi, adding block and chunk sums, the combination) is an exactly rounded IEEE operation
+ * whatever the vector width, and each element of P1..P3 is summed in the order kernel.h fixes (FMA chains over
+ * kc-blocks from +0, blocks added in order within a chunk, chunks added in order), so all paths give the same
  * bits.
  *
  * Math (3M, as zgemm3m): A[r,k] = expp[r,k+1] − expp[N−1,k+1], B = A / distance[k+1] (true division),
@@ -18,17 +20,19 @@
  *   for each k block of length ≤ kc:
  *     for each block of mc rows:
  *       for each plane q: for each nr column panel: for each mr row panel reaching the lower triangle:
- *         micro-kernel into Pq (the first k block starts from 0, later ones continue each element's FMA chain)
+ *         micro-kernel: the block's sums, stored into the chunk's Pq by its first block, added by the others
+ *     at the end of each chunk but the first: Pq(total) += Pq(chunk)  (the first chunk sums into the total)
  *   combine P1..P3 into H and its mirror, with an exactly real diagonal.
  * B (the tile's columns × k block; planes Br, Bi, Br − Bi; nr-wide micro-panels) is packed at the start of each
  * k block, A (the block's rows × k block; planes Ar, Ai, Ar + Ai; mr-tall micro-panels) at the start of each row
  * block. (Packing each micro-panel just before its first use instead measured the same.)
  * Packs are padded with zero rows to mr / nr multiples, so the micro-kernel has no edge cases. */
 #ifndef HP_MR
-#error "define HP_MR, HP_NR, HP_UKR and HP_TILE before including driver.h"
+#error "define HP_MR, HP_NR, HP_UKR, HP_TILE and HP_TILE_COMP before including driver.h"
 #endif
 
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -160,20 +164,21 @@ static void hp_pack_b(const double *expp, const double *distance, size_t N, size
   hp_pack(expp, distance, N, M, r0, rows, pb, pe, kb, kc, HP_NR, 1, p0, p1, p2);
 }
 
-/* Finishes a tile from P1..P3 (row stride ld, origin (r0, c0) of H): H[i, j] = (P1 + P2) + i·((P3 − P1) + P2) for
- * j ≤ i, an exactly real diagonal, and the mirror H[j, i] = conj(H[i, j]), each stored if it lies inside the
+/* Finishes a tile from P1..P3 (row stride ld, origin (r0, c0) of H): H[i, j] = (P1 + P2) + i·((P3 − P1) + P2) (or,
+ * with P4, (P1 + P2) + i·(P3 + P4)) for j ≤ i, an exactly real diagonal, and the mirror H[j, i] = conj(H[i, j]), each stored if it lies inside the
  * window. Re and Im overwrite P1 and P2 (scratch) first, so the mirror reads them there, not back from h. Returns
  * −1, or n·i + j of the first entry (row-major) that is not finite. */
-static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double *P2, const double *P3, size_t ld,
-                          size_t r0, size_t r1, size_t c0, size_t c1) {
+static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double *P2, const double *P3, const double *P4,
+                          size_t ld, size_t r0, size_t r1, size_t c0, size_t c1) {
   int finite = 1;
   for (size_t i = r0; i < r1; i++) {
     const size_t cend = HP_MIN(c1, i + 1) - c0; /* columns c0 … c0 + cend − 1 of row i are j ≤ i */
     double *x1 = P1 + (i - r0) * ld, *x2 = P2 + (i - r0) * ld;
-    const double *x3 = P3 + (i - r0) * ld;
+    const double *x3 = P3 + (i - r0) * ld, *x4 = P4 ? P4 + (i - r0) * ld : NULL;
     double check = 0;
     for (size_t j = 0; j < cend; j++) {
-      const double re = x1[j] + x2[j], im = (x3[j] - x1[j]) + x2[j];
+      /* 3M: P1..P3; compensated (P4 given): Re = P1 + P2 and Im = P3 + P4, each a sum and its correction */
+      const double re = x1[j] + x2[j], im = x4 ? x3[j] + x4[j] : (x3[j] - x1[j]) + x2[j];
       x1[j] = re;
       x2[j] = im;
       check += (re - re) + (im - im); /* 0 while every value is finite, NaN from the first one that is not */
@@ -218,6 +223,18 @@ static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double
   return first_bad;
 }
 
+/* P += Pc for the entries the combination reads (row i of the tile, columns j ≤ i), as the end of a chunk. */
+static void hp_add_chunk(double *const P[3], double *const Pc[3], size_t ld, size_t i0, size_t i1, size_t j0) {
+  for (int q = 0; q < 3; q++) {
+    for (size_t i = i0; i < i1; i++) {
+      double *restrict x = P[q] + (i - i0) * ld;
+      const double *restrict y = Pc[q] + (i - i0) * ld;
+      const size_t cend = HP_MIN(ld, i + 1 - j0);
+      for (size_t j = 0; j < cend; j++) x[j] += y[j];
+    }
+  }
+}
+
 static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad) {
   const size_t N = t->N, M = t->M, n = N - 1, K = M > 0 ? M - 1 : 0;
   /* Rows above j0 and columns from i1 on hold no lower-triangle entry of this tile. */
@@ -228,13 +245,17 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
   const size_t prow = (rows + HP_MR - 1) / HP_MR * HP_MR, pcol = (cols + HP_NR - 1) / HP_NR * HP_NR;
   mc = HP_MIN(mc, prow);
   const size_t kcmax = HP_MAX((size_t)1, HP_MIN((size_t)HPAIR_KC, K));
-  if (hpair_scratch_reserve(s, 3 * mc * kcmax, 3 * pcol * kcmax, 3 * prow * pcol)) return -1;
+  /* A second set of P planes for the chunk sums, only when k has more than one chunk. */
+  const size_t planes = K > HPAIR_CHUNK ? 6 : 3;
+  if (hpair_scratch_reserve(s, 3 * mc * kcmax, 3 * pcol * kcmax, planes * prow * pcol)) return -1;
   double *const P[3] = {s->p, s->p + prow * pcol, s->p + 2 * prow * pcol};
+  double *const Pc[3] = {s->p + 3 * prow * pcol, s->p + 4 * prow * pcol, s->p + 5 * prow * pcol};
   if (K == 0) memset(s->p, 0, 3 * prow * pcol * sizeof(double));
 
   for (size_t kb = 0; kb < K; kb += HPAIR_KC) {
     const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
-    const int accumulate = kb > 0;
+    const int accumulate = kb % HPAIR_CHUNK != 0;
+    double *const *const Pt = kb < HPAIR_CHUNK ? P : Pc; /* where this chunk's sums go */
     double *const Bq[3] = {s->b, s->b + pcol * kc, s->b + 2 * pcol * kc};
     hp_pack_b(t->expp, t->distance, N, M, j0, cols, 0, pcol / HP_NR, kb, kc, Bq[0], Bq[1], Bq[2]);
     for (size_t ic = 0; ic < prow; ic += mc) {
@@ -249,7 +270,7 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
           size_t ir = 0;
           if (gj + 1 > top + HP_MR) ir = (gj + 1 - HP_MR - top + HP_MR - 1) / HP_MR * HP_MR;
           const double *b = Bq[q] + jr * kc;
-          double *c = P[q] + (ic + ir) * pcol + jr;
+          double *c = Pt[q] + (ic + ir) * pcol + jr;
           for (; ir < mcur; ir += HP_MR, c += HP_MR * pcol) {
             if (ir + HP_MR < mcur) {
               /* the next micro-tile's C, so the next call's first FMAs need not wait for it */
@@ -262,7 +283,145 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
         }
       }
     }
+    if (kb >= HPAIR_CHUNK && (kb + kc == K || (kb + kc) % HPAIR_CHUNK == 0)) hp_add_chunk(P, Pc, pcol, i0, i1, j0);
   }
-  *first_bad = hp_combine(t, n, P[0], P[1], P[2], pcol, i0, i1, j0, j1);
+  *first_bad = hp_combine(t, n, P[0], P[1], P[2], NULL, pcol, i0, i1, j0, j1);
+  return 0;
+}
+
+/* ---- compensated accuracy (hpair_path.tile_compensated) ----
+ *
+ * Each entry as if computed in twice the working precision and rounded once (Ogita, Rump and Oishi's Dot2, 4M):
+ * every difference a = e − e_ref is kept exactly as a pair (ah, al) (TwoSum); each quotient b = a / d as a pair
+ * (bh, bl) accurate to O(u²) (the remainder of ah / d is exact by FMA); each product x·y of pairs as its exact
+ * high part p = xh·yh and a low part (the FMA residue of p plus xh·yl + xl·yh); the high parts are summed by
+ * TwoSum, whose rounding errors, with the low parts, go to a correction c summed plainly. Re sums ar·br + ai·bi,
+ * Im sums ai·br − ar·bi, one (s, c) pair each per entry, in k order over all of k (continued across k blocks, so
+ * the order does not depend on the blocking); H = fl(s + c). 4M rather than 3M: the 3M combination P3 − P1 + P2
+ * cancels, so it would need its three sums carried as pairs through the combination, and (Ar + Ai), (Br − Bi)
+ * as exact pairs of pairs, to save one product of four (docs/kernels-and-accuracy.md).
+ *
+ * Plain C: every operation is an IEEE operation or fma(), so the compiler's vectorisation over the 8 columns of
+ * a strip (one zmm, two ymm) cannot change a bit, and both paths give the same H. */
+
+/* A pass of the compensated kernel covers HP_COMP_RB rows × HP_COMP_CW columns (a path may set both; the order
+ * of each entry's sum does not depend on them): enough independent TwoSum chains to hide their latency. */
+#ifndef HP_COMP_CW
+#define HP_COMP_CW 8
+#endif
+#ifndef HP_COMP_RB
+#define HP_COMP_RB 2
+#endif
+
+static inline void hp_two_sum_into(double *s, double *c, double p, double pl) {
+  const double t = *s + p, z = t - *s;
+  *c += ((*s - (t - z)) + (p - z)) + pl;
+  *s = t;
+}
+
+/* Packs rows [r0, r0 + rows) (A) or columns (B, divided by distance) of k block [kb, kb + kc) as pairs, zeros up to
+ * `padded`. A: at (r·kc + k)·4: arh, arl, aih, ail. B: plane q at q·kc·ld, then k·ld + column: brh, brl, bih, bil. */
+static void hp_pack_comp(const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
+                         size_t padded, size_t kb, size_t kc, int divide, size_t ld, double *out) {
+  const double *ref = expp + 2 * (N - 1) * M;
+  for (size_t r = 0; r < padded; r++) {
+    const double *row = expp + 2 * (r0 + r) * M;
+    for (size_t k = 0; k < kc; k++) {
+      const size_t m = kb + 1 + k;
+      double v[4] = {0, 0, 0, 0};
+      if (r < rows) {
+        for (int part = 0; part < 2; part++) {
+          const double e = row[2 * m + part], f = -ref[2 * m + part];
+          const double h = e + f, z = h - e, l = (e - (h - z)) + (f - z);
+          if (divide) {
+            const double d = distance[m], q = h / d, rem = fma(-q, d, h);
+            v[2 * part] = q;
+            v[2 * part + 1] = (rem + l) / d;
+          } else {
+            v[2 * part] = h;
+            v[2 * part + 1] = l;
+          }
+        }
+      }
+      if (divide) {
+        for (int q = 0; q < 4; q++) out[q * kc * ld + k * ld + r] = v[q];
+      } else {
+        for (int q = 0; q < 4; q++) out[(r * kc + k) * 4 + q] = v[q];
+      }
+    }
+  }
+}
+
+static int HP_TILE_COMP(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad) {
+  (void)mc;
+  enum { CW = HP_COMP_CW, RB = HP_COMP_RB };
+  const size_t N = t->N, M = t->M, n = N - 1, K = M > 0 ? M - 1 : 0;
+  const size_t i0 = HP_MAX(t->i0, t->j0), i1 = t->i1, j0 = t->j0, j1 = HP_MIN(t->j1, t->i1);
+  *first_bad = -1;
+  if (i0 >= i1 || j0 >= j1) return 0;
+  const size_t rows = i1 - i0, cols = j1 - j0, pcol = (cols + CW - 1) / CW * CW, prow = (rows + RB - 1) / RB * RB;
+  const size_t kcmax = HP_MAX((size_t)1, HP_MIN((size_t)HPAIR_KC, K));
+  if (hpair_scratch_reserve(s, 4 * prow * kcmax, 4 * pcol * kcmax, 4 * prow * pcol)) return -1;
+  /* Per entry (row stride pcol): Re's sum and correction, Im's sum and correction. */
+  double *const Sre = s->p, *const Cre = s->p + prow * pcol, *const Sim = s->p + 2 * prow * pcol,
+                *const Cim = s->p + 3 * prow * pcol;
+  memset(s->p, 0, 4 * prow * pcol * sizeof(double));
+
+  for (size_t kb = 0; kb < K; kb += HPAIR_KC) {
+    const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
+    hp_pack_comp(t->expp, NULL, N, M, i0, rows, prow, kb, kc, 0, pcol, s->a);
+    hp_pack_comp(t->expp, t->distance, N, M, j0, cols, pcol, kb, kc, 1, pcol, s->b);
+    const double *const brh = s->b, *const brl = s->b + kc * pcol, *const bih = s->b + 2 * kc * pcol,
+                 *const bil = s->b + 3 * kc * pcol;
+    for (size_t r = 0; r < prow; r += RB) {
+      /* columns j ≤ i of the pass's last row (the others compute a few entries above the diagonal, unused) */
+      const size_t cend = HP_MIN(cols, i0 + r + RB - j0);
+      for (size_t cb = 0; cb < cend; cb += CW) {
+        double sr[RB][CW], cr[RB][CW], si[RB][CW], ci[RB][CW];
+        for (int y = 0; y < RB; y++) {
+          const size_t at = (r + y) * pcol + cb;
+          for (int x = 0; x < CW; x++) {
+            sr[y][x] = Sre[at + x];
+            cr[y][x] = Cre[at + x];
+            si[y][x] = Sim[at + x];
+            ci[y][x] = Cim[at + x];
+          }
+        }
+        for (size_t k = 0; k < kc; k++) {
+          const size_t bk = k * pcol + cb;
+          for (int y = 0; y < RB; y++) {
+            const double *const a = s->a + ((r + y) * kc + k) * 4;
+            const double xh = a[0], xl = a[1], yh = a[2], yl = a[3];
+            for (int x = 0; x < CW; x++) {
+              const double ph = brh[bk + x], pl = brl[bk + x], qh = bih[bk + x], ql = bil[bk + x];
+              double p, e;
+              p = xh * ph; /* + ar·br */
+              e = fma(xl, ph, fma(xh, pl, fma(xh, ph, -p)));
+              hp_two_sum_into(&sr[y][x], &cr[y][x], p, e);
+              p = yh * qh; /* + ai·bi */
+              e = fma(yl, qh, fma(yh, ql, fma(yh, qh, -p)));
+              hp_two_sum_into(&sr[y][x], &cr[y][x], p, e);
+              p = yh * ph; /* + ai·br */
+              e = fma(yl, ph, fma(yh, pl, fma(yh, ph, -p)));
+              hp_two_sum_into(&si[y][x], &ci[y][x], p, e);
+              p = -xh * qh; /* − ar·bi */
+              e = fma(-xl, qh, fma(-xh, ql, fma(-xh, qh, -p)));
+              hp_two_sum_into(&si[y][x], &ci[y][x], p, e);
+            }
+          }
+        }
+        for (int y = 0; y < RB; y++) {
+          const size_t at = (r + y) * pcol + cb;
+          for (int x = 0; x < CW; x++) {
+            Sre[at + x] = sr[y][x];
+            Cre[at + x] = cr[y][x];
+            Sim[at + x] = si[y][x];
+            Cim[at + x] = ci[y][x];
+          }
+        }
+      }
+    }
+  }
+  *first_bad = hp_combine(t, n, Sre, Cre, Sim, Cim, pcol, i0, i1, j0, j1);
   return 0;
 }

@@ -5,14 +5,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* k-block length shared by every path. Results do not depend on it (the micro-kernel continues each element's
- * FMA chain from C), but one common value keeps the paths' blocking alike. 192 keeps the AVX-512 path's B
- * micro-panel (16·192·8 = 24 KB) resident in a 32 KB L1d (Skylake/Cascade Lake Xeons) next to the streaming A
- * panel; 256 would fill it. On the AVX2 path (Zen 3) kc from 128 to 320 measured the same. */
+/* The summation order of every element of P1..P3, a constant of the result's format (changing either constant
+ * changes the bits, not the accuracy class): k is cut into blocks of HPAIR_KC columns; each block is summed from
+ * +0 in registers as one FMA chain in k order; the blocks of one chunk (HPAIR_CHUNK_BLOCKS consecutive blocks,
+ * the last chunk possibly shorter) are added in order; the chunk sums are added in order, starting from the
+ * first chunk's sum. Every path, tile grid and worker count follows this order, so all give the same bits, and
+ * a driver that split k across threads at chunk boundaries could keep it by adding the threads' chunk sums in
+ * chunk order. The error of an element then grows with kc + chunk blocks + chunks, where one FMA chain over all
+ * of k would make it grow with M.
+ *
+ * 192 keeps the AVX-512 path's B micro-panel (16·192·8 = 24 KB) resident in a 32 KB L1d (Skylake/Cascade Lake
+ * Xeons) next to the streaming A panel; 256 would fill it. On the AVX2 path (Zen 3) kc from 128 to 320 measured
+ * the same. 64 blocks per chunk (12288 columns): up to that length a tile needs no chunk buffer and no chunk
+ * pass, and beyond it the three error terms stay comparable up to M around 10^8. */
 #define HPAIR_KC 192
+#define HPAIR_CHUNK_BLOCKS 64
+#define HPAIR_CHUNK (HPAIR_KC * HPAIR_CHUNK_BLOCKS)
 
-/* C[mr×nr] (row stride ldc) (+)= Σ_k a[k·mr + i] · b[k·nr + j]: one FMA chain per (i, j), in k order, starting
- * from C when accumulate is non-zero and from +0 otherwise. k may be 0. */
+/* s(i, j) = Σ_k a[k·mr + i] · b[k·nr + j] as one FMA chain in k order from +0, in registers; then
+ * C[i, j] = C[i, j] + s(i, j) when accumulate is non-zero, else C[i, j] = s(i, j) (C has row stride ldc).
+ * k may be 0 (s = +0). */
 typedef void (*hpair_ukr_fn)(size_t k, const double *a, const double *b, double *c, size_t ldc, int accumulate);
 
 /* Per-thread scratch, grown on demand, 64-byte aligned, never shared between threads. Capacities in doubles. */
@@ -46,6 +58,8 @@ typedef struct hpair_path {
    * else (N−1)·i + j of the first one (row-major) that did not (an overflow from finite inputs).
    * Returns 0, or −1 if the scratch could not be allocated (then h is untouched). */
   int (*tile)(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad);
+  /* The same, with compensated accuracy (driver.h): each entry as if computed in twice the working precision. */
+  int (*tile_compensated)(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad);
 } hpair_path;
 
 extern const hpair_path hpair_path_avx512;

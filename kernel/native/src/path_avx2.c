@@ -38,21 +38,22 @@
     ROW(0, o) ROW(1, o) ROW(2, o) ROW(3, o) ROW(4, o) ROW(5, o) \
     __asm__("" : : "x"(b0), "x"(b1));                  \
   }
-#define LOAD(i) c##i##0 = _mm256_loadu_pd(c + (i) * ldc); c##i##1 = _mm256_loadu_pd(c + (i) * ldc + 4);
+#define ADD(i)                                                      \
+  c##i##0 = _mm256_add_pd(_mm256_loadu_pd(c + (i) * ldc), c##i##0);  \
+  c##i##1 = _mm256_add_pd(_mm256_loadu_pd(c + (i) * ldc + 4), c##i##1);
 #define STORE(i) _mm256_storeu_pd(c + (i) * ldc, c##i##0); _mm256_storeu_pd(c + (i) * ldc + 4, c##i##1);
 
 static void ukr_avx2(size_t k, const double *restrict a, const double *restrict b, double *restrict c, size_t ldc,
                      int accumulate) {
   __m256d c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-  if (accumulate) {
-    LOAD(0) LOAD(1) LOAD(2) LOAD(3) LOAD(4) LOAD(5)
-  } else {
-    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_pd();
-  }
+  c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_pd();
   for (; k >= 4; k -= 4, a += 4 * MR, b += 4 * NR) {
     STEP(0) STEP(1) STEP(2) STEP(3)
   }
   for (; k > 0; k--, a += MR, b += NR) STEP(0)
+  if (accumulate) {
+    ADD(0) ADD(1) ADD(2) ADD(3) ADD(4) ADD(5)
+  }
   STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)
 }
 
@@ -60,6 +61,9 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
 #define HP_NR NR
 #define HP_UKR ukr_avx2
 #define HP_TILE tile_avx2
+#define HP_COMP_CW 4
+#define HP_COMP_RB 3
+#define HP_TILE_COMP tile_comp_avx2
 #include "driver.h"
 
 #if defined(__clang__)
@@ -68,8 +72,8 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
 #pragma GCC pop_options
 #endif
 
-const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, ukr_avx2, tile_avx2};
+const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, ukr_avx2, tile_avx2, tile_comp_avx2};
 
 #else
-const hpair_path hpair_path_avx2 = {"avx2", 6, 8, HPAIR_KC, 0, 0};
+const hpair_path hpair_path_avx2 = {"avx2", 6, 8, HPAIR_KC, 0, 0, 0};
 #endif

@@ -1,7 +1,7 @@
 /* The AVX-512F path: 32 zmm registers, micro-tile 12×16 = 24 accumulators + 2 B vectors + 1 broadcast
  * (or an embedded {1to8} broadcast operand). Structurally the AVX2 path with a wider micro-kernel: the same
- * driver.h, the same kc; only this micro-kernel and mr/nr differ. Each element is still one FMA chain in
- * k order, so this path gives the AVX2 path's bits. Only this file's functions use AVX-512F (and the
+ * driver.h, the same kc; only this micro-kernel and mr/nr differ. Each element's block sum is the same FMA
+ * chain in k order, so this path gives the AVX2 path's bits. Only this file's functions use AVX-512F (and the
  * driver's AVX2 packing), and they run only after cpu.c has checked the CPU and the OS's ZMM state. */
 #include "kernel.h"
 
@@ -38,23 +38,24 @@
     ROW(6, o) ROW(7, o) ROW(8, o) ROW(9, o) ROW(10, o) ROW(11, o) \
     __asm__("" : : "v"(b0), "v"(b1));                      \
   }
-#define LOAD(i) c##i##_0 = _mm512_loadu_pd(c + (i) * ldc); c##i##_1 = _mm512_loadu_pd(c + (i) * ldc + 8);
+#define ADD(i)                                                        \
+  c##i##_0 = _mm512_add_pd(_mm512_loadu_pd(c + (i) * ldc), c##i##_0);  \
+  c##i##_1 = _mm512_add_pd(_mm512_loadu_pd(c + (i) * ldc + 8), c##i##_1);
 #define STORE(i) _mm512_storeu_pd(c + (i) * ldc, c##i##_0); _mm512_storeu_pd(c + (i) * ldc + 8, c##i##_1);
 
 static void ukr_avx512(size_t k, const double *restrict a, const double *restrict b, double *restrict c,
                        size_t ldc, int accumulate) {
   __m512d c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1;
   __m512d c6_0, c6_1, c7_0, c7_1, c8_0, c8_1, c9_0, c9_1, c10_0, c10_1, c11_0, c11_1;
-  if (accumulate) {
-    LOAD(0) LOAD(1) LOAD(2) LOAD(3) LOAD(4) LOAD(5) LOAD(6) LOAD(7) LOAD(8) LOAD(9) LOAD(10) LOAD(11)
-  } else {
-    c0_0 = c0_1 = c1_0 = c1_1 = c2_0 = c2_1 = c3_0 = c3_1 = c4_0 = c4_1 = c5_0 = c5_1 = _mm512_setzero_pd();
-    c6_0 = c6_1 = c7_0 = c7_1 = c8_0 = c8_1 = c9_0 = c9_1 = c10_0 = c10_1 = c11_0 = c11_1 = _mm512_setzero_pd();
-  }
+  c0_0 = c0_1 = c1_0 = c1_1 = c2_0 = c2_1 = c3_0 = c3_1 = c4_0 = c4_1 = c5_0 = c5_1 = _mm512_setzero_pd();
+  c6_0 = c6_1 = c7_0 = c7_1 = c8_0 = c8_1 = c9_0 = c9_1 = c10_0 = c10_1 = c11_0 = c11_1 = _mm512_setzero_pd();
   for (; k >= 4; k -= 4, a += 4 * MR, b += 4 * NR) {
     STEP(0) STEP(1) STEP(2) STEP(3)
   }
   for (; k > 0; k--, a += MR, b += NR) STEP(0)
+  if (accumulate) {
+    ADD(0) ADD(1) ADD(2) ADD(3) ADD(4) ADD(5) ADD(6) ADD(7) ADD(8) ADD(9) ADD(10) ADD(11)
+  }
   STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6) STORE(7) STORE(8) STORE(9) STORE(10) STORE(11)
 }
 
@@ -62,6 +63,9 @@ static void ukr_avx512(size_t k, const double *restrict a, const double *restric
 #define HP_NR NR
 #define HP_UKR ukr_avx512
 #define HP_TILE tile_avx512
+#define HP_COMP_CW 8
+#define HP_COMP_RB 2
+#define HP_TILE_COMP tile_comp_avx512
 #include "driver.h"
 
 #if defined(__clang__)
@@ -70,8 +74,8 @@ static void ukr_avx512(size_t k, const double *restrict a, const double *restric
 #pragma GCC pop_options
 #endif
 
-const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, ukr_avx512, tile_avx512};
+const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, ukr_avx512, tile_avx512, tile_comp_avx512};
 
 #else
-const hpair_path hpair_path_avx512 = {"avx512", 12, 16, HPAIR_KC, 0, 0};
+const hpair_path hpair_path_avx512 = {"avx512", 12, 16, HPAIR_KC, 0, 0, 0};
 #endif
