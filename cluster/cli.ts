@@ -41,6 +41,7 @@ Resumable (blocks already written are journaled); Ctrl-C cancels.
   --worker-memory BYTES    each worker's memory budget for a block (e.g. 512M); default 1G
   --queue NAME             default '${DEFAULT_QUEUE}'
 ${KERNEL}
+  --accuracy A             default | compensated (each entry as if in twice the working precision; not with js)
   --attempts N             tries per block; default ${DEFAULT_ATTEMPTS}
   --redis-timeout S        give up when Redis stays unreachable this long mid-run; default ${DEFAULT_REDIS_TIMEOUT_MS / 1000}
   --connect-timeout MS     give up on the first connection after this long; default ${DEFAULT_CONNECT_TIMEOUT_MS}

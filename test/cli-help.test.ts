@@ -30,10 +30,10 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
 
 /** Each command, how its help is asked for, and the options a user finds in it. */
 const commands: Array<[string[], string[]]> = [
-  [['compute'], ['--expp', '--distance', '--out', '--max-memory', '--workers', '--kernel', '--fifo-timeout', '--json']],
-  [['demo'], ['--n', '--m', '--workers', '--kernel', '--json']],
+  [['compute'], ['--expp', '--distance', '--out', '--max-memory', '--workers', '--kernel', '--accuracy', '--fifo-timeout', '--json']],
+  [['demo'], ['--n', '--m', '--workers', '--kernel', '--accuracy', '--json']],
   [['doctor'], ['--json']],
-  [['cluster', 'submit'], ['--redis', '--expp', '--distance', '--out', '--block', '--worker-memory', '--queue', '--kernel', '--attempts', '--redis-timeout', '--connect-timeout', '--json']],
+  [['cluster', 'submit'], ['--redis', '--expp', '--distance', '--out', '--block', '--worker-memory', '--queue', '--kernel', '--accuracy', '--attempts', '--redis-timeout', '--connect-timeout', '--json']],
   [['cluster', 'worker'], ['--redis', '--queue', '--workers', '--kernel', '--lock-duration', '--stalled-interval', '--connect-timeout']],
 ];
 
