@@ -237,13 +237,18 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     const computed = await computeBlocks(context);
 
     const written = output.identity;
+    // The partial output's name must still hold the file this run wrote, for the re-read as for the rename:
+    // a link or another file put in its place is neither read nor published.
+    const replaced = (now: string): HpairError =>
+      new HpairError('IO_ERROR', `cannot finish ${names.out} ${outPath}: ${partial} was replaced while the run wrote it (it is now ${now}); nothing was published`);
+    const expect = { dev: written.dev, ino: written.ino, replaced };
     // Before `out` appears: every block re-read against the checksum taken as it was computed. A block that
     // differs (the partial output or its journal changed since) is computed again, once.
     await output.sync();
     const what = `${names.out} (partial) ${partial}`;
     let recomputed: number[] = [];
     for (let round = 0; ; round++) {
-      const bad = await mismatchedBlocks(partial, n, header.length, plan.blocks, journal.checksums, what);
+      const bad = await mismatchedBlocks(partial, n, header.length, plan.blocks, journal.checksums, what, expect);
       if (bad.length === 0) break;
       if (round > 0) throw new HpairError('IO_ERROR', `${what}: ${describeBlocks(bad, plan.blocks)} still differ from their checksums after being computed again; is the disk failing?`);
       recomputed = bad;
@@ -270,10 +275,8 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     // The rename publishes whatever the name holds now: it must still be the file this run wrote (not a link
     // or another file put in its place), and this run must still hold the lock (not taken over as stale).
     await lock.assertHeld();
-    const now = await lstat(partial).catch((error: unknown) => Promise.reject(ioFailure('finish', `${names.out} (partial) ${partial}`, error)));
-    if (!now.isFile() || now.dev !== written.dev || now.ino !== written.ino) {
-      throw new HpairError('IO_ERROR', `cannot finish ${names.out} ${outPath}: ${partial} was replaced while the run wrote it (it is now ${now.isFile() ? 'another file' : kindOf(now)}); nothing was published`);
-    }
+    const now = await lstat(partial).catch((error: NodeJS.ErrnoException) => Promise.reject(error.code === 'ENOENT' ? replaced('gone') : ioFailure('finish', `${names.out} (partial) ${partial}`, error)));
+    if (!now.isFile() || now.dev !== written.dev || now.ino !== written.ino) throw replaced(now.isFile() ? 'another file' : kindOf(now));
     const f = journal.fingerprint;
     await writeManifest(outPath, {
       format: 'hpair-manifest',

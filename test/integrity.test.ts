@@ -3,7 +3,7 @@
 // changed after the fact. Each must end with the right H (bit for bit against the in-memory pool) or a typed
 // error naming what is wrong, never with a wrong H and success.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -268,15 +268,20 @@ test('a journal that is a symbolic link is refused, and the file it points to is
   renameSync(`${out}.journal`, elsewhere);
   symlinkSync(elsewhere, `${out}.journal`);
   const before = readFileSync(elsewhere);
+  const partialBefore = readFileSync(`${out}.partial`);
   try {
     await computeToNpy(pool, { expp: problem.expp, distance: problem.distance, out });
     assert.unreachable('expected a refusal');
   } catch (error) {
     assert.is((error as { code?: string }).code, 'IO_ERROR');
-    assert.match((error as Error).message, /the journal .*H\.npy\.journal is a symbolic link; hpair does not follow it/);
+    // Refused by the check of the files beside the output, before the journal is even read.
+    assert.match((error as Error).message, /\(journal\) .*H\.npy\.journal is a symbolic link; hpair never writes through or replaces a file it did not create/);
   }
   assert.ok(readFileSync(elsewhere).equals(before), 'the link\'s target is untouched');
+  assert.ok(readFileSync(`${out}.partial`).equals(partialBefore), 'the partial output is untouched');
+  assert.ok(lstatSync(`${out}.journal`).isSymbolicLink(), 'the link is left where it was');
   assert.not.ok(existsSync(out));
+  assert.not.ok(existsSync(`${out}.manifest.json`), 'nothing was published');
 });
 
 test('a journal of the earlier format (ids without checksums) is refused, naming why', async () => {
