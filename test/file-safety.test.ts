@@ -205,6 +205,28 @@ test('H keeps --out\'s permission bits (0600 stays 0600, out of core as in memor
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('a new H gets 0666 less the umask, in memory as out of core (umask 002 and 077; the default 022 would hide a fixed 0644)', async () => {
+  const dir = workDir('safety-umask');
+  const problem = problemOnDisk(dir, 61, 9, 8);
+  const previous = process.umask(0o002); // the children inherit it
+  try {
+    for (const umask of [0o002, 0o077]) {
+      process.umask(umask);
+      for (const [name, extra] of [['ooc', ['--max-memory', '3M']], ['mem', []]] as const) {
+        const path = join(dir, `${name}-${umask.toString(8)}.npy`);
+        const run = await cli('compute', '--expp', problem.expp, '--distance', problem.distance, '--out', path, ...extra, '--json');
+        assert.is(run.code, 0, run.stderr);
+        assert.is(JSON.parse(run.stdout).outOfCore === true, name === 'ooc', `${name}: ${run.stdout}`);
+        assert.is(statSync(path).mode & 0o7777, 0o666 & ~umask, `${name} under umask ${umask.toString(8)}`);
+        await assertSameAsInMemory(path, problem.values, `${name} under umask ${umask.toString(8)}`);
+      }
+    }
+  } finally {
+    process.umask(previous);
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('another host\'s lock: refused while its heartbeat is fresh, taken over once it is older than LOCK_STALE_MS; the writer refreshes its own', async () => {
   assert.ok(LOCK_HEARTBEAT_MS * 4 <= LOCK_STALE_MS, 'several heartbeats fit in the stale time');
   const dir = workDir('safety-lock');
