@@ -1,7 +1,7 @@
 // hpair cluster on a real Redis: worker processes and submit as a user runs them. Each test uses its own
 // queue. Without HPAIR_TEST_REDIS and without redis-server installed, the tests that need Redis are skipped.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, copyFileSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -616,6 +616,80 @@ withNamespace('a worker without the inputs: alone it makes submit stop with exit
   } finally {
     killCommands();
     await Promise.all([bad, ...others].map((w) => w.stop()));
+  }
+});
+
+withRedis('a FIFO, a symbolic link or a dangling one at the partial output\'s name (no journal): submit refuses it, and it and its target stay as they were', async () => {
+  const { submitToCluster } = await import('hpair/cluster');
+  const p = await problem(41, 30, 3);
+  const queue = newQueue();
+  const dir = mkdtempSync(join(work, 'special-'));
+  const victim = join(dir, 'victim.txt');
+  writeFileSync(victim, 'not yours to truncate\n');
+  const plant: Array<[string, (partial: string) => void, (partial: string) => boolean]> = [
+    ['a FIFO', (partial) => execFileSync('mkfifo', [partial]), (partial) => lstatSync(partial).isFIFO()],
+    ['a symbolic link', (partial) => symlinkSync(victim, partial), (partial) => lstatSync(partial).isSymbolicLink()],
+    ['a symbolic link', (partial) => symlinkSync(join(dir, 'nowhere'), partial), (partial) => lstatSync(partial).isSymbolicLink() && !existsSync(join(dir, 'nowhere'))],
+  ];
+  for (const [k, [kind, make, still]] of plant.entries()) {
+    const out = join(dir, `H${k}.npy`);
+    make(`${out}.partial`);
+    // No worker runs: a submit that accepted the name would wait for its blocks, so it is stopped after a while.
+    const error = await submitToCluster({ connection: url!, queue, expp: p.expp, distance: p.distance, out, blockSize: 10, signal: AbortSignal.timeout(30_000) }).then(
+      () => undefined,
+      (failure: Error & { code?: string }) => failure,
+    );
+    assert.is(error?.code, 'IO_ERROR', `${kind}: ${String(error?.message)}`);
+    assert.match(String(error?.message), new RegExp(`H${k}\\.npy\\.partial is ${kind}; hpair never writes through or replaces a file it did not create`));
+    assert.ok(still(`${out}.partial`), `${kind}: left where it was`);
+    for (const name of [out, `${out}.journal`, `${out}.lock`, `${out}.manifest.json`]) assert.not.ok(existsSync(name), `${kind}: ${name} exists`);
+  }
+  assert.is(readFileSync(victim, 'utf8'), 'not yours to truncate\n', 'the link\'s target is untouched');
+  assert.equal(await jobKeys(url!, queue), [], 'no job was queued');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+withRedis('a file put at the partial output\'s name mid-run (same header, same size): no worker writes into it, and nothing is published', async () => {
+  const { createClusterWorker, submitToCluster } = await import('hpair/cluster');
+  const p = await problem(401, 300, 5);
+  const queue = newQueue();
+  const dir = mkdtempSync(join(work, 'planted-'));
+  const out = join(dir, 'H.npy');
+  const partial = `${out}.partial`;
+  const planted = join(dir, 'planted-bytes');
+  const pool = createPool({ workers: 1 });
+  let worker: Awaited<ReturnType<typeof createClusterWorker>> | undefined;
+  let swapped = false;
+  try {
+    // After the first block is in, the file the run made is moved away and a look-alike (its bytes then, a new
+    // inode) takes its name: a worker writing by name would fill it with the next blocks.
+    worker = await createClusterWorker({
+      connection: url!,
+      queue,
+      pool,
+      onBlock: (event) => {
+        if (event.outcome !== 'done' || swapped) return;
+        swapped = true;
+        renameSync(partial, join(dir, 'moved-away'));
+        copyFileSync(join(dir, 'moved-away'), partial);
+        copyFileSync(partial, planted);
+      },
+    });
+    await worker.ready();
+    const error = await submitToCluster({ connection: url!, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, attempts: 1, signal: AbortSignal.timeout(60_000) }).then(
+      () => undefined,
+      (failure: Error & { code?: string }) => failure,
+    );
+    assert.ok(swapped, 'a block was done before the swap');
+    assert.ok(error !== undefined, 'submit fails');
+    assert.match(String(error?.message), /\[STALE\] .*H\.npy\.partial is no longer the output this block was planned for/);
+    assert.ok(readFileSync(partial).equals(readFileSync(planted)), 'the file at the name was never written');
+    assert.not.ok(existsSync(out), 'H.npy is not published');
+    assert.not.ok(existsSync(`${out}.manifest.json`), 'nor its manifest');
+  } finally {
+    await worker?.close().catch(() => undefined);
+    await pool.close().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
