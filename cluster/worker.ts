@@ -59,6 +59,8 @@ export interface ClusterWorkerOptions {
   onError?: (error: Error, kind: 'connection' | 'queue') => void;
   /** For a URL connection: the connection is back after it was lost. */
   onReconnect?: () => void;
+  /** @internal Tests stand between the check of the partial output's name and its opening (a swap there). */
+  beforeOpen?: (block: BlockJobData['block']) => void | Promise<void>;
 }
 
 export interface ClusterBlockEvent {
@@ -274,6 +276,7 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
       if (!info.isFile() || info.dev !== data.file.dev || info.ino !== data.file.ino || info.size !== data.file.size) throw stale();
       // The checksum of what was computed, from memory: the submitter re-reads the file against it.
       const checksum = blockChecksum(block, h.data, h.cols);
+      await options.beforeOpen?.(block);
       const output = await openNpyOutput(data.partial, data.n);
       try {
         // The name may have changed hands between the check above and the open: the file opened is the one

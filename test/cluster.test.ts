@@ -1,7 +1,7 @@
 // hpair cluster on a real Redis: worker processes and submit as a user runs them. Each test uses its own
 // queue. Without HPAIR_TEST_REDIS and without redis-server installed, the tests that need Redis are skipped.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -689,6 +689,92 @@ withRedis('a file put at the partial output\'s name mid-run (same header, same s
   } finally {
     await worker?.close().catch(() => undefined);
     await pool.close().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+withRedis('a look-alike swapped in between a worker\'s check of the partial\'s name and its open is never written; one swapped in after the last block is never read as H nor published', async () => {
+  const { createClusterWorker, submitToCluster } = await import('hpair/cluster');
+  const p = await problem(401, 300, 6);
+  const pool = createPool({ workers: 1 });
+  const dir = mkdtempSync(join(work, 'swap-'));
+  /**
+   * Moves the file at the partial's name away and puts a look-alike there (a new inode of the same size and
+   * header): a copy, or with `zeroed` its data all zeros.
+   */
+  let swaps = 0;
+  const swap = (partial: string, zeroed = false): Buffer => {
+    const moved = join(dir, `moved-${swaps++}`);
+    renameSync(partial, moved);
+    copyFileSync(moved, partial);
+    if (zeroed) {
+      const size = statSync(partial).size;
+      truncateSync(partial, 128);
+      truncateSync(partial, size);
+    }
+    return readFileSync(partial);
+  };
+  try {
+    // 1. The race a check by name leaves open: the name passes the check, then changes hands before the open.
+    {
+      const queue = newQueue();
+      const out = join(dir, 'race.npy');
+      let planted: Buffer | undefined;
+      const worker = await createClusterWorker({
+        connection: url!,
+        queue,
+        pool,
+        beforeOpen: () => {
+          planted ??= swap(`${out}.partial`);
+        },
+      });
+      try {
+        await worker.ready();
+        const error = await submitToCluster({ connection: url!, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, attempts: 1, signal: AbortSignal.timeout(60_000) }).then(
+          () => undefined,
+          (failure: Error & { code?: string }) => failure,
+        );
+        assert.ok(planted !== undefined, 'the swap happened');
+        assert.match(String(error?.message), /\[STALE\] .*race\.npy\.partial is no longer the output this block was planned for/);
+        assert.ok(readFileSync(`${out}.partial`).equals(planted!), 'the file opened after the swap was never written');
+        assert.not.ok(existsSync(out) || existsSync(`${out}.manifest.json`), 'nothing published');
+      } finally {
+        await worker.close();
+      }
+    }
+    // 2. After the last block: submit's re-read (which would find every block changed, and have them computed
+    // again into the file the workers check by identity) and its rename find another file there: nothing is
+    // read as H, nothing published.
+    {
+      const queue = newQueue();
+      const out = join(dir, 'late.npy');
+      let done = 0;
+      let planted: Buffer | undefined;
+      const worker = await createClusterWorker({
+        connection: url!,
+        queue,
+        pool,
+        onBlock: (event) => {
+          if (event.outcome === 'done' && ++done === 10) planted = swap(`${out}.partial`, true);
+        },
+      });
+      try {
+        await worker.ready();
+        const error = await submitToCluster({ connection: url!, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, signal: AbortSignal.timeout(60_000) }).then(
+          () => undefined,
+          (failure: Error & { code?: string }) => failure,
+        );
+        assert.ok(planted !== undefined, 'the swap happened after the 10th block');
+        assert.is(error?.code, 'IO_ERROR', String(error?.message));
+        assert.match(String(error?.message), /late\.npy\.partial was replaced while the run wrote it \(it is now another file\); nothing was published/);
+        assert.ok(readFileSync(`${out}.partial`).equals(planted!), 'the look-alike is as it was put there');
+        assert.not.ok(existsSync(out) || existsSync(`${out}.manifest.json`), 'nothing published');
+      } finally {
+        await worker.close();
+      }
+    }
+  } finally {
+    await pool.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
