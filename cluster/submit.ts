@@ -587,6 +587,10 @@ async function refuseInputsAsOutput(out: string, inputs: readonly string[]): Pro
   }
   const dir = await stat(dirname(out)).catch(() => undefined);
   if (dir === undefined || !dir.isDirectory()) throw new HpairError('IO_ERROR', `cannot write out ${out}: the directory ${dirname(out)} does not exist`);
+  // The files beside `out` are the run's own: a link, FIFO or device at one of their names was put there by
+  // someone else, and is refused before anything is written (as out of core does).
+  await refuseSpecialFile(partialPath(out), `out (partial) ${partialPath(out)}`);
+  await refuseSpecialFile(journalPath(out), `out (journal) ${journalPath(out)}`);
 }
 
 function checkPath(value: unknown, name: string): string {
