@@ -484,22 +484,20 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
 withRedis('start over after submit was killed (-9) and its files deleted: the rerun computes every block afresh, never adopts the old jobs, and removes them', async () => {
   const p = await problem(201, 60, 41);
   const queue = newQueue();
-  const workers = [startWorker(url!, queue), startWorker(url!, queue)];
+  const workers: WorkerProcess[] = [];
   try {
-    await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
     const out = join(work, 'start-over.npy');
     const journal = `${out}.journal`;
+    // No worker yet, so the first submit cannot finish before it is killed: it queues its 55 blocks and waits.
     const first = await cli(submitArgs(url!, queue, p, out, 20), (child) => {
-      const poll = setInterval(() => {
-        if (existsSync(journal) && readFileSync(journal, 'utf8').trim().split('\n').length > 3) {
-          clearInterval(poll);
-          child.kill('SIGKILL');
-        }
-      }, 10);
-      child.once('close', () => clearInterval(poll));
+      const queued = async (): Promise<boolean> => child.exitCode !== null || (await jobKeys(url!, queue)).length === 55;
+      until(queued, 'the first submit to queue its blocks').finally(() => child.kill('SIGKILL')).catch(() => undefined);
     });
     assert.is(first.signal, 'SIGKILL', `the first submit ended by itself (${first.code}): ${first.stderr}`);
-    // The workers finish the queue with nobody collecting: 55 blocks in all.
+    assert.ok(existsSync(journal) && existsSync(`${out}.partial`));
+    // Workers come, and finish the queue with nobody collecting: 55 blocks in all.
+    workers.push(startWorker(url!, queue), startWorker(url!, queue));
+    await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
     await until(() => new Set(workers.flatMap((w) => w.blocks())).size === 55, 'the workers to finish the old queue');
     const doneBefore = workers.reduce((sum, w) => sum + w.blocks().length, 0);
     for (const name of [`${out}.partial`, journal]) rmSync(name);
@@ -519,22 +517,18 @@ withRedis('start over after submit was killed (-9) and its files deleted: the re
 withRedis('a partial output changed between two submits: the resumed run re-reads every block, recomputes the one that differs, names it, and H is right', async () => {
   const p = await problem(201, 60, 42);
   const queue = newQueue();
-  const worker = startWorker(url!, queue);
+  let worker: WorkerProcess | undefined;
   try {
-    await worker.waitFor(/waiting for blocks/);
     const out = join(work, 'zeroed.npy');
-    const journal = `${out}.journal`;
+    // As above: no worker until the first submit, its blocks queued, is killed.
     const first = await cli(submitArgs(url!, queue, p, out, 20), (child) => {
-      const poll = setInterval(() => {
-        if (existsSync(journal) && readFileSync(journal, 'utf8').trim().split('\n').length > 2) {
-          clearInterval(poll);
-          child.kill('SIGKILL');
-        }
-      }, 10);
-      child.once('close', () => clearInterval(poll));
+      const queued = async (): Promise<boolean> => child.exitCode !== null || (await jobKeys(url!, queue)).length === 55;
+      until(queued, 'the first submit to queue its blocks').finally(() => child.kill('SIGKILL')).catch(() => undefined);
     });
     assert.is(first.signal, 'SIGKILL', `the first submit ended by itself (${first.code}): ${first.stderr}`);
-    await until(() => new Set(worker.blocks()).size === 55, 'the worker to finish the queue');
+    worker = startWorker(url!, queue);
+    await worker.waitFor(/waiting for blocks/);
+    await until(() => new Set(worker!.blocks()).size === 55, 'the worker to finish the queue');
     // H[150, 30] lies in block (7, 1): id 7·8/2 + 1 = 29.
     const fd = openSync(`${out}.partial`, 'r+');
     writeSync(fd, Buffer.alloc(16, 0x40), 0, 16, 128 + 16 * (150 * 200 + 30));
@@ -548,7 +542,7 @@ withRedis('a partial output changed between two submits: the resumed run re-read
     assert.is(text.code, 0, text.stderr);
   } finally {
     killCommands();
-    await worker.stop();
+    await worker?.stop();
   }
 });
 
@@ -619,30 +613,35 @@ withNamespace('a worker without the inputs: alone it makes submit stop with exit
   }
 });
 
-withRedis('a FIFO, a symbolic link or a dangling one at the partial output\'s name (no journal): submit refuses it, and it and its target stay as they were', async () => {
+withRedis('a FIFO, a symbolic link or a dangling one at the partial output\'s name (no journal), a FIFO at the journal\'s: submit refuses it, and it and its target stay as they were', async () => {
   const { submitToCluster } = await import('hpair/cluster');
   const p = await problem(41, 30, 3);
   const queue = newQueue();
   const dir = mkdtempSync(join(work, 'special-'));
   const victim = join(dir, 'victim.txt');
   writeFileSync(victim, 'not yours to truncate\n');
-  const plant: Array<[string, (partial: string) => void, (partial: string) => boolean]> = [
-    ['a FIFO', (partial) => execFileSync('mkfifo', [partial]), (partial) => lstatSync(partial).isFIFO()],
-    ['a symbolic link', (partial) => symlinkSync(victim, partial), (partial) => lstatSync(partial).isSymbolicLink()],
-    ['a symbolic link', (partial) => symlinkSync(join(dir, 'nowhere'), partial), (partial) => lstatSync(partial).isSymbolicLink() && !existsSync(join(dir, 'nowhere'))],
+  const plant: Array<[string, string, (path: string) => void, (path: string) => boolean]> = [
+    ['partial', 'a FIFO', (path) => execFileSync('mkfifo', [path]), (path) => lstatSync(path).isFIFO()],
+    ['partial', 'a symbolic link', (path) => symlinkSync(victim, path), (path) => lstatSync(path).isSymbolicLink()],
+    ['partial', 'a symbolic link', (path) => symlinkSync(join(dir, 'nowhere'), path), (path) => lstatSync(path).isSymbolicLink() && !existsSync(join(dir, 'nowhere'))],
+    // A FIFO at the journal's name: read as a journal, it would wait for a writer for ever.
+    ['journal', 'a FIFO', (path) => execFileSync('mkfifo', [path]), (path) => lstatSync(path).isFIFO()],
   ];
-  for (const [k, [kind, make, still]] of plant.entries()) {
+  for (const [k, [where, kind, make, still]] of plant.entries()) {
     const out = join(dir, `H${k}.npy`);
-    make(`${out}.partial`);
+    const planted = `${out}.${where}`;
+    make(planted);
     // No worker runs: a submit that accepted the name would wait for its blocks, so it is stopped after a while.
     const error = await submitToCluster({ connection: url!, queue, expp: p.expp, distance: p.distance, out, blockSize: 10, signal: AbortSignal.timeout(30_000) }).then(
       () => undefined,
       (failure: Error & { code?: string }) => failure,
     );
     assert.is(error?.code, 'IO_ERROR', `${kind}: ${String(error?.message)}`);
-    assert.match(String(error?.message), new RegExp(`H${k}\\.npy\\.partial is ${kind}; hpair never writes through or replaces a file it did not create`));
-    assert.ok(still(`${out}.partial`), `${kind}: left where it was`);
-    for (const name of [out, `${out}.journal`, `${out}.lock`, `${out}.manifest.json`]) assert.not.ok(existsSync(name), `${kind}: ${name} exists`);
+    assert.match(String(error?.message), new RegExp(`H${k}\\.npy\\.${where} is ${kind}; hpair never writes through or replaces a file it did not create`));
+    assert.ok(still(planted), `${kind}: left where it was`);
+    for (const name of [out, `${out}.partial`, `${out}.journal`, `${out}.lock`, `${out}.manifest.json`]) {
+      if (name !== planted) assert.not.ok(existsSync(name), `${kind}: ${name} exists`);
+    }
   }
   assert.is(readFileSync(victim, 'utf8'), 'not yours to truncate\n', 'the link\'s target is untouched');
   assert.equal(await jobKeys(url!, queue), [], 'no job was queued');
