@@ -12,7 +12,7 @@ import { createNpyOutput, ioFailure, kindOf, openNpyOutput, refuseSpecialFile, s
 import { complexNpyHeader } from '../io/npy.js';
 import type { Pool } from '../workers/pool.js';
 import { jobFingerprint, journalPath, openJournal, readJournalFingerprint, type Journal } from './journal.js';
-import { blockChecksum, CHECKSUM, describeBlocks, digestFile, mismatchedBlocks, writeManifest } from './integrity.js';
+import { blockChecksum, CHECKSUM, describeBlocks, digestFile, manifestPath, mismatchedBlocks, writeManifest } from './integrity.js';
 import { checkSpace, lockOutput, lockPath, type OutputLock } from './output-guard.js';
 import { blockPairs, chooseJobShape, jobMemory, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory, type JobShape } from './plan.js';
 
@@ -598,8 +598,8 @@ function nonFiniteIn(data: Float64Array, M: number, rows: LoadedRows, name: stri
 
 /**
  * Before anything is computed: the output's directory exists and is writable, `out` is not a directory, and
- * it, its partial output, journal and lock are regular files when they exist, and neither `out` nor its partial output
- * or journal is one of the inputs (same file, by device and inode).
+ * it, its partial output, journal, lock and manifest are regular files when they exist, and neither `out` nor
+ * its partial output or journal is one of the inputs (same file, by device and inode).
  */
 async function checkOutput(out: string, inputs: readonly string[], name: string): Promise<void> {
   const dir = dirname(resolve(out));
@@ -626,6 +626,8 @@ async function checkOutput(out: string, inputs: readonly string[], name: string)
   await refuseSpecialFile(partialPath(out), `${name} (partial) ${partialPath(out)}`);
   await refuseSpecialFile(journalPath(out), `${name} (journal) ${journalPath(out)}`);
   await refuseSpecialFile(lockPath(out), `${name} (lock) ${lockPath(out)}`);
+  // The manifest is replaced by a rename when H is published: a link or FIFO there is not the run's either.
+  await refuseSpecialFile(manifestPath(out), `${name} (manifest) ${manifestPath(out)}`);
   const inputStats = await Promise.all(inputs.map((path) => stat(path).catch(() => undefined)));
   for (const candidate of [out, partialPath(out), journalPath(out)]) {
     const target = await stat(candidate).catch(() => undefined);

@@ -22,7 +22,7 @@ import {
   type JobFingerprint,
   type Journal,
 } from '../blocks/index.js';
-import { CHECKSUM, describeBlocks, digestFile, isChecksum, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
+import { CHECKSUM, describeBlocks, digestFile, isChecksum, manifestPath, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
 import { exppStamp } from '../blocks/journal.js';
 import { checkHermitianShape } from '../kernel/hermitian-inputs.js';
 import type { KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
@@ -591,6 +591,7 @@ async function refuseInputsAsOutput(out: string, inputs: readonly string[]): Pro
   // someone else, and is refused before anything is written (as out of core does).
   await refuseSpecialFile(partialPath(out), `out (partial) ${partialPath(out)}`);
   await refuseSpecialFile(journalPath(out), `out (journal) ${journalPath(out)}`);
+  await refuseSpecialFile(manifestPath(out), `out (manifest) ${manifestPath(out)}`);
 }
 
 function checkPath(value: unknown, name: string): string {

@@ -77,13 +77,13 @@ function mkfifo(path: string): boolean {
   }
 }
 
-test('a symlink or FIFO at the partial output, journal or lock name: refused before anything is written', async () => {
+test('a symlink or FIFO at the partial output, journal, lock or manifest name: refused before anything is written', async () => {
   const dir = workDir('safety-planted');
   const problem = problemOnDisk(dir, 120, 17, 3);
   const out = join(dir, 'H.npy');
   const args = { expp: problem.expp, distance: problem.distance, out, blockSize: 30 };
   const target = victim(dir);
-  for (const suffix of ['.partial', '.journal', '.lock']) {
+  for (const suffix of ['.partial', '.journal', '.lock', '.manifest.json']) {
     for (const kind of ['link', 'dangling link', 'fifo'] as const) {
       const planted = `${out}${suffix}`;
       const what = `a ${kind} at ${suffix}`;
@@ -101,7 +101,7 @@ test('a symlink or FIFO at the partial output, journal or lock name: refused bef
       assert.not.ok(existsSync(join(dir, 'would-be-created')), `${what}: the dangling link's target is not created`);
       assert.not.ok(existsSync(out), `${what}: no H.npy`);
       assert.is(lstatSync(planted).isSymbolicLink(), kind !== 'fifo', `${what}: left as it was`);
-      for (const other of ['.partial', '.journal', '.lock']) if (other !== suffix) assert.not.ok(existsSync(`${out}${other}`), `${what}: no ${other} written`);
+      for (const other of ['.partial', '.journal', '.lock', '.manifest.json']) if (other !== suffix) assert.not.ok(existsSync(`${out}${other}`), `${what}: no ${other} written`);
       rmSync(planted);
     }
   }
