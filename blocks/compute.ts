@@ -12,7 +12,7 @@ import { createNpyOutput, ioFailure, kindOf, openNpyOutput, refuseSpecialFile, s
 import { complexNpyHeader } from '../io/npy.js';
 import type { Pool } from '../workers/pool.js';
 import { jobFingerprint, journalPath, openJournal, readJournalFingerprint, type Journal } from './journal.js';
-import { blockChecksum, CHECKSUM, describeBlocks, digestFile, mismatchedBlocks, writeManifest } from './integrity.js';
+import { blockChecksum, CHECKSUM, describeBlocks, digestFile, manifestPath, mismatchedBlocks, writeManifest } from './integrity.js';
 import { checkSpace, lockOutput, lockPath, type OutputLock } from './output-guard.js';
 import { blockPairs, chooseJobShape, jobMemory, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory, type JobShape } from './plan.js';
 
@@ -239,13 +239,18 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     const computed = await computeBlocks(context);
 
     const written = output.identity;
+    // The partial output's name must still hold the file this run wrote, for the re-read as for the rename:
+    // a link or another file put in its place is neither read nor published.
+    const replaced = (now: string): HpairError =>
+      new HpairError('IO_ERROR', `cannot finish ${names.out} ${outPath}: ${partial} was replaced while the run wrote it (it is now ${now}); nothing was published`);
+    const expect = { dev: written.dev, ino: written.ino, replaced };
     // Before `out` appears: every block re-read against the checksum taken as it was computed. A block that
     // differs (the partial output or its journal changed since) is computed again, once.
     await output.sync();
     const what = `${names.out} (partial) ${partial}`;
     let recomputed: number[] = [];
     for (let round = 0; ; round++) {
-      const bad = await mismatchedBlocks(partial, n, header.length, plan.blocks, journal.checksums, what);
+      const bad = await mismatchedBlocks(partial, n, header.length, plan.blocks, journal.checksums, what, expect);
       if (bad.length === 0) break;
       if (round > 0) throw new HpairError('IO_ERROR', `${what}: ${describeBlocks(bad, plan.blocks)} still differ from their checksums after being computed again; is the disk failing?`);
       recomputed = bad;
@@ -272,10 +277,8 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     // The rename publishes whatever the name holds now: it must still be the file this run wrote (not a link
     // or another file put in its place), and this run must still hold the lock (not taken over as stale).
     await lock.assertHeld();
-    const now = await lstat(partial).catch((error: unknown) => Promise.reject(ioFailure('finish', `${names.out} (partial) ${partial}`, error)));
-    if (!now.isFile() || now.dev !== written.dev || now.ino !== written.ino) {
-      throw new HpairError('IO_ERROR', `cannot finish ${names.out} ${outPath}: ${partial} was replaced while the run wrote it (it is now ${now.isFile() ? 'another file' : kindOf(now)}); nothing was published`);
-    }
+    const now = await lstat(partial).catch((error: NodeJS.ErrnoException) => Promise.reject(error.code === 'ENOENT' ? replaced('gone') : ioFailure('finish', `${names.out} (partial) ${partial}`, error)));
+    if (!now.isFile() || now.dev !== written.dev || now.ino !== written.ino) throw replaced(now.isFile() ? 'another file' : kindOf(now));
     const f = journal.fingerprint;
     await writeManifest(outPath, {
       format: 'hpair-manifest',
@@ -597,8 +600,8 @@ function nonFiniteIn(data: Float64Array, M: number, rows: LoadedRows, name: stri
 
 /**
  * Before anything is computed: the output's directory exists and is writable, `out` is not a directory, and
- * it, its partial output, journal and lock are regular files when they exist, and neither `out` nor its partial output
- * or journal is one of the inputs (same file, by device and inode).
+ * it, its partial output, journal, lock and manifest are regular files when they exist, and neither `out` nor
+ * its partial output or journal is one of the inputs (same file, by device and inode).
  */
 async function checkOutput(out: string, inputs: readonly string[], name: string): Promise<void> {
   const dir = dirname(resolve(out));
@@ -625,6 +628,8 @@ async function checkOutput(out: string, inputs: readonly string[], name: string)
   await refuseSpecialFile(partialPath(out), `${name} (partial) ${partialPath(out)}`);
   await refuseSpecialFile(journalPath(out), `${name} (journal) ${journalPath(out)}`);
   await refuseSpecialFile(lockPath(out), `${name} (lock) ${lockPath(out)}`);
+  // The manifest is replaced by a rename when H is published: a link or FIFO there is not the run's either.
+  await refuseSpecialFile(manifestPath(out), `${name} (manifest) ${manifestPath(out)}`);
   const inputStats = await Promise.all(inputs.map((path) => stat(path).catch(() => undefined)));
   for (const candidate of [out, partialPath(out), journalPath(out)]) {
     const target = await stat(candidate).catch(() => undefined);

@@ -6,12 +6,12 @@
 // as any digest node:crypto offers on the hosts hpair targets, it is what `sha256sum` prints (a user can check
 // an input's digest with standard tools), and unlike a plain CRC it cannot be matched by accident.
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
 import { open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { HpairError } from '../shared/errors.js';
 import { complexNpyHeader } from '../io/npy.js';
-import { ioFailure, syncDirectory } from '../io/npy-output.js';
+import { ioFailure, kindOf, syncDirectory } from '../io/npy-output.js';
 
 /** The digest used for inputs and blocks. */
 export const CHECKSUM = 'sha256';
@@ -120,18 +120,53 @@ function gridOf(n: number, blocks: readonly BlockArea[], what: string): { edges:
 }
 
 /**
- * Reads H's file at `path` once, front to back, and returns each block's checksum as blockChecksum defines it.
- * `dataOffset` is where H's n×n values start.
+ * The file a re-read must find at its path: the one a run wrote through its own descriptor. The path is then
+ * opened without following a symbolic link, and the opened file's device and inode compared with these, so
+ * that what is checked is exactly what was written (and what a rename of the path would publish).
  */
-export async function checksumBlocks(path: string, n: number, dataOffset: number, blocks: readonly BlockArea[], what: string): Promise<Map<number, string>> {
-  const { edges, cell } = gridOf(n, blocks, what);
-  const hashes = new Map<number, Hash>(blocks.map((block) => [block.id, createHash(CHECKSUM)]));
+export interface ExpectedFile {
+  readonly dev: number;
+  readonly ino: number;
+  /** The refusal when the path holds something else: `now` says what ('a symbolic link', 'another file', …). */
+  readonly replaced: (now: string) => HpairError;
+}
+
+/** Opens `path` for a re-read; with `expect`, only if it is still that very file (never through a link). */
+async function openForReading(path: string, what: string, expect: ExpectedFile | undefined): Promise<FileHandle> {
+  if (expect === undefined) {
+    try {
+      return await open(path, 'r');
+    } catch (error) {
+      throw ioFailure('read', what, error);
+    }
+  }
   let file: FileHandle;
   try {
-    file = await open(path, 'r');
+    file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'EMLINK' || code === 'EFTYPE') throw expect.replaced('a symbolic link');
+    if (code === 'ENOENT') throw expect.replaced('gone');
     throw ioFailure('read', what, error);
   }
+  try {
+    const stats = await file.stat();
+    if (!stats.isFile() || stats.dev !== expect.dev || stats.ino !== expect.ino) throw expect.replaced(stats.isFile() ? 'another file' : kindOf(stats));
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    throw ioFailure('read', what, error);
+  }
+  return file;
+}
+
+/**
+ * Reads H's file at `path` once, front to back, and returns each block's checksum as blockChecksum defines it.
+ * `dataOffset` is where H's n×n values start. With `expect`, the file read must be that one (see ExpectedFile).
+ */
+export async function checksumBlocks(path: string, n: number, dataOffset: number, blocks: readonly BlockArea[], what: string, expect?: ExpectedFile): Promise<Map<number, string>> {
+  const { edges, cell } = gridOf(n, blocks, what);
+  const hashes = new Map<number, Hash>(blocks.map((block) => [block.id, createHash(CHECKSUM)]));
+  const file = await openForReading(path, what, expect);
   try {
     const rowBytes = 16 * n;
     const rowsAtOnce = Math.max(1, Math.floor(READ_BYTES / Math.max(1, rowBytes)));
@@ -175,8 +210,8 @@ export async function checksumBlocks(path: string, n: number, dataOffset: number
 }
 
 /** The blocks whose checksum in `path` differs from `expected` (ids ascending). */
-export async function mismatchedBlocks(path: string, n: number, dataOffset: number, blocks: readonly BlockArea[], expected: ReadonlyMap<number, string>, what: string): Promise<number[]> {
-  const found = await checksumBlocks(path, n, dataOffset, blocks, what);
+export async function mismatchedBlocks(path: string, n: number, dataOffset: number, blocks: readonly BlockArea[], expected: ReadonlyMap<number, string>, what: string, expect?: ExpectedFile): Promise<number[]> {
+  const found = await checksumBlocks(path, n, dataOffset, blocks, what, expect);
   return blocks.filter((block) => found.get(block.id) !== expected.get(block.id)).map((block) => block.id).sort((a, b) => a - b);
 }
 

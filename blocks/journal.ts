@@ -3,7 +3,7 @@ import { link, open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { HpairError } from '../shared/errors.js';
-import { ioFailure, syncDirectory } from '../io/npy-output.js';
+import { ioFailure, kindOf, syncDirectory } from '../io/npy-output.js';
 import type { NpyInput } from '../io/npy-file.js';
 import { digestFile, isChecksum, newNonce } from './integrity.js';
 
@@ -319,13 +319,20 @@ export async function openJournal(outPath: string, fingerprint: JobFingerprint, 
 /** O_NOFOLLOW where the platform has it: a journal that is a symbolic link (planted, or left by someone) is refused (ELOOP). */
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 
-/** A journal's text, read without following a symbolic link at its path. */
+/**
+ * A journal's text, read without following a symbolic link at its path, and without waiting on a FIFO there
+ * (O_NONBLOCK: an open for reading would otherwise wait for a writer for ever); only a regular file is read.
+ */
 async function readJournalText(path: string): Promise<string> {
-  const file = await open(path, constants.O_RDONLY | NOFOLLOW).catch((error: NodeJS.ErrnoException) => {
+  const file = await open(path, constants.O_RDONLY | NOFOLLOW | constants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'ELOOP') throw error;
     throw new HpairError('IO_ERROR', `the journal ${path} is a symbolic link; hpair does not follow it (delete it and the partial output beside it to start over)`, { cause: error });
   });
   try {
+    const stats = await file.stat();
+    if (!stats.isFile()) {
+      throw new HpairError('IO_ERROR', `the journal ${path} is ${kindOf(stats)}; hpair never writes through or replaces a file it did not create that is not a regular file; remove it and run again`);
+    }
     return await file.readFile('utf8');
   } finally {
     await file.close();

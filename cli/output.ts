@@ -1,8 +1,10 @@
 import { constants, fstatSync, readlinkSync, statSync, type Stats } from 'node:fs';
-import { access, lstat, open, readlink, realpath, stat } from 'node:fs/promises';
+import { access, lstat, open, readlink, realpath, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isatty } from 'node:tty';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { manifestPath, MANIFEST_FORMAT } from '../blocks/integrity.js';
+import { kindOf } from '../io/npy-output.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { writeAll } from './write-all.js';
 import { about, CliFailure, errnoText } from './errors.js';
@@ -117,7 +119,17 @@ export function refuseInputAsOutput(target: OutTarget, inputs: ReadonlyArray<{ f
 /** Writes the .npy chunks to the target; errors name --out and its file. */
 export async function writeOut(target: OutTarget, chunks: readonly Uint8Array[], fifoTimeoutMs: number): Promise<void> {
   try {
-    if (target.kind === 'file') await writeFileAtomic(target.path, chunks, target.stats === undefined ? {} : { mode: target.stats.mode & 0o7777 });
+    if (target.kind === 'file') {
+      // A manifest beside the old H (an out-of-core or cluster run wrote it) describes blocks this H does not
+      // have: it goes just before the new H appears, so that `hpair verify` never checks this H against it.
+      const beforeRename = async (): Promise<void> => {
+        const kept = await removeStaleManifest(target.path).catch((error: unknown) =>
+          Promise.reject(new Error(`the manifest of the H it replaces, ${manifestPath(target.path)}, cannot be removed (${errnoText(error)}); nothing was replaced`)),
+        );
+        if (kept !== undefined) process.stderr.write(`hpair: ${kept}\n`);
+      };
+      await writeFileAtomic(target.path, chunks, { ...(target.stats === undefined ? {} : { mode: target.stats.mode & 0o7777 }), beforeRename });
+    }
     else if (target.kind === 'fifo') await writeFifo(target.path, chunks, fifoTimeoutMs);
     else if (target.kind === 'device') await writeDevice(target.path, chunks);
     else await writeStdout(chunks, fifoTimeoutMs);
@@ -127,6 +139,40 @@ export async function writeOut(target: OutTarget, chunks: readonly Uint8Array[],
     const why = code === 'EPIPE' ? 'the reader closed it before H was written' : `cannot write: ${errnoText(error)}`;
     throw about('out', target.shown, new CliFailure('IO_ERROR', why, 2, undefined, undefined, { cause: error }));
   }
+}
+
+/** Bytes of a manifest read to find its "format" (hpair writes it first). */
+const MANIFEST_HEAD_BYTES = 4096;
+
+/**
+ * Removes `path`'s manifest (`path.manifest.json`) when hpair wrote it: a regular file (a symbolic link there
+ * is never followed nor removed) whose JSON starts with hpair's "format". Resolves undefined when there is
+ * none left, or with why one was left in place (for a note: `hpair verify` will not match the new H).
+ */
+export async function removeStaleManifest(path: string): Promise<string | undefined> {
+  const manifest = manifestPath(path);
+  const kept = (why: string): string => `left ${manifest} as it is (${why}); it does not describe the H just written, so hpair verify will not match it`;
+  const seen = await lstat(manifest).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(error)));
+  if (seen === undefined) return undefined;
+  if (!seen.isFile()) return kept(`it is ${kindOf(seen)}`);
+  const file = await open(manifest, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) =>
+    error.code === 'ENOENT' ? undefined : Promise.reject(error),
+  );
+  if (file === undefined) return undefined;
+  let head: string;
+  try {
+    const opened = await file.stat();
+    if (!opened.isFile() || opened.dev !== seen.dev || opened.ino !== seen.ino) return kept('it changed while it was checked');
+    const buffer = Buffer.alloc(MANIFEST_HEAD_BYTES);
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+    head = buffer.toString('utf8', 0, bytesRead);
+  } finally {
+    await file.close();
+  }
+  if (!new RegExp(`^\\s*\\{\\s*"format"\\s*:\\s*"${MANIFEST_FORMAT}"`).test(head)) return kept('hpair did not write it');
+  // Unlinking a name removes that name only: were it swapped for a link since, the link's target is untouched.
+  await unlink(manifest).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(error)));
+  return undefined;
 }
 
 async function writeDevice(path: string, chunks: readonly Uint8Array[]): Promise<void> {

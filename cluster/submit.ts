@@ -2,7 +2,7 @@
 // put one job per block in the queue, journal each block once its worker has made it durable, rename the
 // output into place when every block is in. The journal (not Redis) is the record of what is done: Redis is
 // only the dispatcher, so a Redis that restarts empty, or a submitter that is stopped, loses no finished block.
-import { rename, stat, unlink } from 'node:fs/promises';
+import { lstat, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import {
   checkSpace,
@@ -22,7 +22,7 @@ import {
   type JobFingerprint,
   type Journal,
 } from '../blocks/index.js';
-import { CHECKSUM, describeBlocks, digestFile, isChecksum, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
+import { CHECKSUM, describeBlocks, digestFile, isChecksum, manifestPath, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
 import { exppStamp } from '../blocks/journal.js';
 import { checkHermitianShape } from '../kernel/hermitian-inputs.js';
 import type { Accuracy, KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
@@ -30,6 +30,7 @@ import { resolveKernel } from '../kernel/variants.js';
 import { checkAccuracy } from '../kernel/hermitian-engine.js';
 import { HpairAbortError, HpairError, type HpairErrorCode } from '../shared/errors.js';
 import { complexNpyHeader } from '../io/npy.js';
+import { ioFailure, kindOf, refuseSpecialFile } from '../io/npy-output.js';
 import { chooseClusterBlockSize, type ClusterBlockSize } from './block-size.js';
 import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, jobId, JOB_DATA_VERSION, outputKey, parseJobId, RATES_KEY, refusedKey, runId, type BlockJobData, type BlockJobResult } from './jobs.js';
 import { loadQueueModules, type RedisClient } from './load.js';
@@ -235,18 +236,28 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       }
     }
     const outBytes = complexNpyHeader([n, n]).length + 16 * n * n;
+    // The file the workers write and the rename publishes: its identity as opened (never through a link).
+    let identity: { dev: number; ino: number };
     if (journal === undefined) {
-      await unlink(partial).catch(() => undefined);
+      // A partial output without a journal is an abandoned start: replaced, and only when it is a regular file
+      // (a link, FIFO or device there was put by someone else, and is left as it is).
+      await refuseSpecialFile(partial, `out (partial) ${partial}`);
+      await unlink(partial).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : Promise.reject(ioFailure('replace', `out (partial) ${partial}`, error))));
       await checkSpace(out, outBytes, undefined, 'out');
       const created = await createNpyOutput(partial, n, { name: 'out (partial)' });
+      identity = created.identity;
       await created.close();
       journal = await openJournal(out, fingerprint, { blockCount: plan.blocks.length });
     } else {
-      await (await openNpyOutput(partial, n, { name: 'out (partial)' })).close(); // the right header and size
+      const opened = await openNpyOutput(partial, n, { name: 'out (partial)' }); // the right header and size
+      identity = opened.identity;
+      await opened.close();
       await checkSpace(out, outBytes, partial, 'out');
     }
-    const info = await stat(partial);
-    const file = { dev: info.dev, ino: info.ino, size: info.size };
+    const file = { dev: identity.dev, ino: identity.ino, size: outBytes };
+    const replaced = (now: string): HpairError =>
+      new HpairError('IO_ERROR', `cannot finish out ${out}: ${partial} was replaced while the run wrote it (it is now ${now}); nothing was published`);
+    const expect = { dev: identity.dev, ino: identity.ino, replaced };
     const nonce = journal.nonce;
     const run = runId(fingerprint, out, nonce);
     // A run started afresh removes what an earlier run of this output left in the queue (its finished jobs
@@ -442,7 +453,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
         }
         // Before `out` appears: every block re-read against the checksum its worker computed. Blocks that
         // differ (the partial output or the journal changed since) are computed again, once.
-        const bad = await mismatchedBlocks(partial, n, complexNpyHeader([n, n]).length, plan.blocks, journal.checksums, `out (partial) ${partial}`);
+        const bad = await mismatchedBlocks(partial, n, complexNpyHeader([n, n]).length, plan.blocks, journal.checksums, `out (partial) ${partial}`, expect);
         if (bad.length === 0) break;
         if (round > 0) throw new HpairError('IO_ERROR', `out (partial) ${partial}: ${describeBlocks(bad, plan.blocks)} still differ from their checksums after being computed again; is the storage failing?`);
         recomputed = bad;
@@ -483,6 +494,9 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
       inputs: { expp: { path: expp, bytes: stamps.expp.bytes, sha256: stamps.expp.sha256 }, distance: { path: distancePath, bytes: stamps.distance.bytes, sha256: stamps.distance.sha256 } },
       blocks: plan.blocks.map((block) => ({ id: block.id, rows: block.rows, cols: block.cols, sha256: journal!.checksums.get(block.id)! })),
     }, [expp, distancePath]);
+    // The rename publishes whatever the name holds now: it must still be the file the workers wrote.
+    const now = await lstat(partial).catch((error: NodeJS.ErrnoException) => Promise.reject(error.code === 'ENOENT' ? replaced('gone') : ioFailure('finish', `out (partial) ${partial}`, error)));
+    if (!now.isFile() || now.dev !== identity.dev || now.ino !== identity.ino) throw replaced(now.isFile() ? 'another file' : kindOf(now));
     await rename(partial, out);
     await syncDirectory(dirname(out));
     await journal.close();
@@ -582,6 +596,11 @@ async function refuseInputsAsOutput(out: string, inputs: readonly string[]): Pro
   }
   const dir = await stat(dirname(out)).catch(() => undefined);
   if (dir === undefined || !dir.isDirectory()) throw new HpairError('IO_ERROR', `cannot write out ${out}: the directory ${dirname(out)} does not exist`);
+  // The files beside `out` are the run's own: a link, FIFO or device at one of their names was put there by
+  // someone else, and is refused before anything is written (as out of core does).
+  await refuseSpecialFile(partialPath(out), `out (partial) ${partialPath(out)}`);
+  await refuseSpecialFile(journalPath(out), `out (journal) ${journalPath(out)}`);
+  await refuseSpecialFile(manifestPath(out), `out (manifest) ${manifestPath(out)}`);
 }
 
 function checkPath(value: unknown, name: string): string {

@@ -2,7 +2,7 @@
 // rows a block needs from the shared inputs, computes the block, writes it and its mirror in place in the
 // shared output (the same bytes whoever writes them), syncs, and only then completes the job.
 import { hostname } from 'node:os';
-import { open, stat } from 'node:fs/promises';
+import { lstat, open, stat } from 'node:fs/promises';
 import { openNpyInput, openNpyOutput, readNpyVector } from '../blocks/index.js';
 import { blockChecksum, digestFile } from '../blocks/integrity.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
@@ -59,6 +59,8 @@ export interface ClusterWorkerOptions {
   onError?: (error: Error, kind: 'connection' | 'queue') => void;
   /** For a URL connection: the connection is back after it was lost. */
   onReconnect?: () => void;
+  /** @internal Tests stand between the check of the partial output's name and its opening (a swap there). */
+  beforeOpen?: (block: BlockJobData['block']) => void | Promise<void>;
 }
 
 export interface ClusterBlockEvent {
@@ -270,18 +272,21 @@ export async function createClusterWorker(options: ClusterWorkerOptions): Promis
       const compute = (performance.now() - started) / 1000;
       started = performance.now();
       // Only into the file this submission preallocated: a newer output at the same path is another run's.
-      const info = await stat(data.partial);
-      if (info.dev !== data.file.dev || info.ino !== data.file.ino || info.size !== data.file.size) {
-        throw new bullmq.UnrecoverableError(`[STALE] ${data.partial} is no longer the output this block was planned for`);
-      }
-      // And only while the output's journal names this run: one started afresh at the same path has another.
-      if ((await journalNonce(data.journal)) !== data.nonce) {
-        throw new bullmq.UnrecoverableError(`[STALE] ${data.journal} no longer names the run this block was planned for`);
-      }
+      const stale = (): Error => new bullmq.UnrecoverableError(`[STALE] ${data.partial} is no longer the output this block was planned for`);
+      const info = await lstat(data.partial).catch((error: NodeJS.ErrnoException) => Promise.reject(error.code === 'ENOENT' ? stale() : error));
+      if (!info.isFile() || info.dev !== data.file.dev || info.ino !== data.file.ino || info.size !== data.file.size) throw stale();
       // The checksum of what was computed, from memory: the submitter re-reads the file against it.
       const checksum = blockChecksum(block, h.data, h.cols);
+      await options.beforeOpen?.(block);
       const output = await openNpyOutput(data.partial, data.n);
       try {
+        // The name may have changed hands between the check above and the open: the file opened is the one
+        // written, so it is its identity that must be the planned one.
+        if (output.identity.dev !== data.file.dev || output.identity.ino !== data.file.ino || output.fileBytes !== data.file.size) throw stale();
+        // And only while the output's journal names this run: one started afresh at the same path has another.
+        if ((await journalNonce(data.journal)) !== data.nonce) {
+          throw new bullmq.UnrecoverableError(`[STALE] ${data.journal} no longer names the run this block was planned for`);
+        }
         await output.writeBlock(block, h);
         await output.sync(); // durable before the job completes: the submitter journals it on completion
       } finally {

@@ -33,6 +33,7 @@ const commands: Array<[string[], string[]]> = [
   [['compute'], ['--expp', '--distance', '--out', '--max-memory', '--workers', '--kernel', '--accuracy', '--fifo-timeout', '--json']],
   [['demo'], ['--n', '--m', '--workers', '--kernel', '--accuracy', '--json']],
   [['doctor'], ['--json']],
+  [['verify'], ['--json']],
   [['cluster', 'submit'], ['--redis', '--expp', '--distance', '--out', '--block', '--worker-memory', '--queue', '--kernel', '--accuracy', '--attempts', '--redis-timeout', '--connect-timeout', '--json']],
   [['cluster', 'worker'], ['--redis', '--queue', '--workers', '--kernel', '--lock-duration', '--stalled-interval', '--connect-timeout']],
 ];
@@ -98,6 +99,8 @@ const typos: Array<[string[], RegExp]> = [
   [['demo', '--kernal', 'js'], /demo: unknown option '--kernal' \(did you mean --kernel\?\)/],
   [['demo', '--jsno'], /unknown option '--jsno' \(did you mean --json\?\)/],
   [['doctor', '--jason'], /doctor: unknown option '--jason' \(did you mean --json\?\)/],
+  [['verify', '--jsno', 'H.npy'], /^hpair: verify: unknown option '--jsno' \(did you mean --json\?\) \(see hpair verify --help\)\n$/],
+  [['verify', 'H.npy', '--hlep'], /verify: unknown option '--hlep' \(did you mean --help\?\)/],
   [['cluster', 'sumbit'], /unknown cluster command 'sumbit' \(did you mean submit\?\)/],
   [['cluster', 'wroker'], /unknown cluster command 'wroker' \(did you mean worker\?\)/],
   [['cluster', 'submit', '--qeue', 'q'], /cluster submit: unknown option '--qeue' \(did you mean --queue\?\) \(see hpair cluster submit --help\)/],
@@ -119,6 +122,32 @@ test('a typo exits 2 with the nearest name; nothing far off is suggested', async
   const json = await cli(['demo', '--kernal', 'js', '--json']);
   assert.is(json.code, 2);
   assert.equal(JSON.parse(json.stdout), { error: { code: 'USAGE', message: "demo: unknown option '--kernal' (did you mean --kernel?) (see hpair demo --help)" } });
+});
+
+test('hpair verify keeps its one positional argument: a missing, extra or option-like file name is named, never taken for help', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hpair-verify-'));
+  try {
+    const missing = join(dir, 'H.npy');
+    const [none, two, file, dashed] = await Promise.all([
+      cli(['verify']),
+      cli(['verify', missing, missing]),
+      cli(['verify', missing, '--json']),
+      // After `--`, -h is a file name (and this one has no manifest), not a request for help.
+      cli(['verify', '--', '-h']),
+    ]);
+    assert.equal([none.code, none.stdout], [2, '']);
+    assert.match(none.stderr, /^hpair: verify: it needs one file: hpair verify H\.npy \(see hpair verify --help\)\n$/);
+    assert.equal([two.code, two.stdout], [2, '']);
+    assert.match(two.stderr, /verify: it checks one file, got 2/);
+    assert.is(file.code, 2);
+    assert.equal(JSON.parse(file.stdout).error.code, 'IO_ERROR');
+    assert.match(JSON.parse(file.stdout).error.message, /H\.npy has no manifest/);
+    assert.is(dashed.code, 2);
+    assert.is(dashed.stdout, '');
+    assert.match(dashed.stderr, /^hpair: -h has no manifest/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('hpair doctor --json is doctor(): the kernels, the addon and auto as the library decides them', async () => {

@@ -1,7 +1,7 @@
 // hpair cluster on a real Redis: worker processes and submit as a user runs them. Each test uses its own
 // queue. Without HPAIR_TEST_REDIS and without redis-server installed, the tests that need Redis are skipped.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, copyFileSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -484,22 +484,20 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
 withRedis('start over after submit was killed (-9) and its files deleted: the rerun computes every block afresh, never adopts the old jobs, and removes them', async () => {
   const p = await problem(201, 60, 41);
   const queue = newQueue();
-  const workers = [startWorker(url!, queue), startWorker(url!, queue)];
+  const workers: WorkerProcess[] = [];
   try {
-    await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
     const out = join(work, 'start-over.npy');
     const journal = `${out}.journal`;
+    // No worker yet, so the first submit cannot finish before it is killed: it queues its 55 blocks and waits.
     const first = await cli(submitArgs(url!, queue, p, out, 20), (child) => {
-      const poll = setInterval(() => {
-        if (existsSync(journal) && readFileSync(journal, 'utf8').trim().split('\n').length > 3) {
-          clearInterval(poll);
-          child.kill('SIGKILL');
-        }
-      }, 10);
-      child.once('close', () => clearInterval(poll));
+      const queued = async (): Promise<boolean> => child.exitCode !== null || (await jobKeys(url!, queue)).length === 55;
+      until(queued, 'the first submit to queue its blocks').finally(() => child.kill('SIGKILL')).catch(() => undefined);
     });
     assert.is(first.signal, 'SIGKILL', `the first submit ended by itself (${first.code}): ${first.stderr}`);
-    // The workers finish the queue with nobody collecting: 55 blocks in all.
+    assert.ok(existsSync(journal) && existsSync(`${out}.partial`));
+    // Workers come, and finish the queue with nobody collecting: 55 blocks in all.
+    workers.push(startWorker(url!, queue), startWorker(url!, queue));
+    await Promise.all(workers.map((w) => w.waitFor(/waiting for blocks/)));
     await until(() => new Set(workers.flatMap((w) => w.blocks())).size === 55, 'the workers to finish the old queue');
     const doneBefore = workers.reduce((sum, w) => sum + w.blocks().length, 0);
     for (const name of [`${out}.partial`, journal]) rmSync(name);
@@ -519,22 +517,18 @@ withRedis('start over after submit was killed (-9) and its files deleted: the re
 withRedis('a partial output changed between two submits: the resumed run re-reads every block, recomputes the one that differs, names it, and H is right', async () => {
   const p = await problem(201, 60, 42);
   const queue = newQueue();
-  const worker = startWorker(url!, queue);
+  let worker: WorkerProcess | undefined;
   try {
-    await worker.waitFor(/waiting for blocks/);
     const out = join(work, 'zeroed.npy');
-    const journal = `${out}.journal`;
+    // As above: no worker until the first submit, its blocks queued, is killed.
     const first = await cli(submitArgs(url!, queue, p, out, 20), (child) => {
-      const poll = setInterval(() => {
-        if (existsSync(journal) && readFileSync(journal, 'utf8').trim().split('\n').length > 2) {
-          clearInterval(poll);
-          child.kill('SIGKILL');
-        }
-      }, 10);
-      child.once('close', () => clearInterval(poll));
+      const queued = async (): Promise<boolean> => child.exitCode !== null || (await jobKeys(url!, queue)).length === 55;
+      until(queued, 'the first submit to queue its blocks').finally(() => child.kill('SIGKILL')).catch(() => undefined);
     });
     assert.is(first.signal, 'SIGKILL', `the first submit ended by itself (${first.code}): ${first.stderr}`);
-    await until(() => new Set(worker.blocks()).size === 55, 'the worker to finish the queue');
+    worker = startWorker(url!, queue);
+    await worker.waitFor(/waiting for blocks/);
+    await until(() => new Set(worker!.blocks()).size === 55, 'the worker to finish the queue');
     // H[150, 30] lies in block (7, 1): id 7·8/2 + 1 = 29.
     const fd = openSync(`${out}.partial`, 'r+');
     writeSync(fd, Buffer.alloc(16, 0x40), 0, 16, 128 + 16 * (150 * 200 + 30));
@@ -548,7 +542,7 @@ withRedis('a partial output changed between two submits: the resumed run re-read
     assert.is(text.code, 0, text.stderr);
   } finally {
     killCommands();
-    await worker.stop();
+    await worker?.stop();
   }
 });
 
@@ -616,6 +610,171 @@ withNamespace('a worker without the inputs: alone it makes submit stop with exit
   } finally {
     killCommands();
     await Promise.all([bad, ...others].map((w) => w.stop()));
+  }
+});
+
+withRedis('a FIFO, a symbolic link or a dangling one at the partial output\'s name (no journal), a FIFO at the journal\'s: submit refuses it, and it and its target stay as they were', async () => {
+  const { submitToCluster } = await import('hpair/cluster');
+  const p = await problem(41, 30, 3);
+  const queue = newQueue();
+  const dir = mkdtempSync(join(work, 'special-'));
+  const victim = join(dir, 'victim.txt');
+  writeFileSync(victim, 'not yours to truncate\n');
+  const plant: Array<[string, string, (path: string) => void, (path: string) => boolean]> = [
+    ['partial', 'a FIFO', (path) => execFileSync('mkfifo', [path]), (path) => lstatSync(path).isFIFO()],
+    ['partial', 'a symbolic link', (path) => symlinkSync(victim, path), (path) => lstatSync(path).isSymbolicLink()],
+    ['partial', 'a symbolic link', (path) => symlinkSync(join(dir, 'nowhere'), path), (path) => lstatSync(path).isSymbolicLink() && !existsSync(join(dir, 'nowhere'))],
+    // A FIFO at the journal's name: read as a journal, it would wait for a writer for ever.
+    ['journal', 'a FIFO', (path) => execFileSync('mkfifo', [path]), (path) => lstatSync(path).isFIFO()],
+  ];
+  for (const [k, [where, kind, make, still]] of plant.entries()) {
+    const out = join(dir, `H${k}.npy`);
+    const planted = `${out}.${where}`;
+    make(planted);
+    // No worker runs: a submit that accepted the name would wait for its blocks, so it is stopped after a while.
+    const error = await submitToCluster({ connection: url!, queue, expp: p.expp, distance: p.distance, out, blockSize: 10, signal: AbortSignal.timeout(30_000) }).then(
+      () => undefined,
+      (failure: Error & { code?: string }) => failure,
+    );
+    assert.is(error?.code, 'IO_ERROR', `${kind}: ${String(error?.message)}`);
+    assert.match(String(error?.message), new RegExp(`H${k}\\.npy\\.${where} is ${kind}; hpair never writes through or replaces a file it did not create`));
+    assert.ok(still(planted), `${kind}: left where it was`);
+    for (const name of [out, `${out}.partial`, `${out}.journal`, `${out}.lock`, `${out}.manifest.json`]) {
+      if (name !== planted) assert.not.ok(existsSync(name), `${kind}: ${name} exists`);
+    }
+  }
+  assert.is(readFileSync(victim, 'utf8'), 'not yours to truncate\n', 'the link\'s target is untouched');
+  assert.equal(await jobKeys(url!, queue), [], 'no job was queued');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+withRedis('a file put at the partial output\'s name mid-run (same header, same size): no worker writes into it, and nothing is published', async () => {
+  const { createClusterWorker, submitToCluster } = await import('hpair/cluster');
+  const p = await problem(401, 300, 5);
+  const queue = newQueue();
+  const dir = mkdtempSync(join(work, 'planted-'));
+  const out = join(dir, 'H.npy');
+  const partial = `${out}.partial`;
+  const planted = join(dir, 'planted-bytes');
+  const pool = createPool({ workers: 1 });
+  let worker: Awaited<ReturnType<typeof createClusterWorker>> | undefined;
+  let swapped = false;
+  try {
+    // After the first block is in, the file the run made is moved away and a look-alike (its bytes then, a new
+    // inode) takes its name: a worker writing by name would fill it with the next blocks.
+    worker = await createClusterWorker({
+      connection: url!,
+      queue,
+      pool,
+      onBlock: (event) => {
+        if (event.outcome !== 'done' || swapped) return;
+        swapped = true;
+        renameSync(partial, join(dir, 'moved-away'));
+        copyFileSync(join(dir, 'moved-away'), partial);
+        copyFileSync(partial, planted);
+      },
+    });
+    await worker.ready();
+    const error = await submitToCluster({ connection: url!, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, attempts: 1, signal: AbortSignal.timeout(60_000) }).then(
+      () => undefined,
+      (failure: Error & { code?: string }) => failure,
+    );
+    assert.ok(swapped, 'a block was done before the swap');
+    assert.ok(error !== undefined, 'submit fails');
+    assert.match(String(error?.message), /\[STALE\] .*H\.npy\.partial is no longer the output this block was planned for/);
+    assert.ok(readFileSync(partial).equals(readFileSync(planted)), 'the file at the name was never written');
+    assert.not.ok(existsSync(out), 'H.npy is not published');
+    assert.not.ok(existsSync(`${out}.manifest.json`), 'nor its manifest');
+  } finally {
+    await worker?.close().catch(() => undefined);
+    await pool.close().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+withRedis('a look-alike swapped in between a worker\'s check of the partial\'s name and its open is never written; one swapped in after the last block is never read as H nor published', async () => {
+  const { createClusterWorker, submitToCluster } = await import('hpair/cluster');
+  const p = await problem(401, 300, 6);
+  const pool = createPool({ workers: 1 });
+  const dir = mkdtempSync(join(work, 'swap-'));
+  /**
+   * Moves the file at the partial's name away and puts a look-alike there (a new inode of the same size and
+   * header): a copy, or with `zeroed` its data all zeros.
+   */
+  let swaps = 0;
+  const swap = (partial: string, zeroed = false): Buffer => {
+    const moved = join(dir, `moved-${swaps++}`);
+    renameSync(partial, moved);
+    copyFileSync(moved, partial);
+    if (zeroed) {
+      const size = statSync(partial).size;
+      truncateSync(partial, 128);
+      truncateSync(partial, size);
+    }
+    return readFileSync(partial);
+  };
+  try {
+    // 1. The race a check by name leaves open: the name passes the check, then changes hands before the open.
+    {
+      const queue = newQueue();
+      const out = join(dir, 'race.npy');
+      let planted: Buffer | undefined;
+      const worker = await createClusterWorker({
+        connection: url!,
+        queue,
+        pool,
+        beforeOpen: () => {
+          planted ??= swap(`${out}.partial`);
+        },
+      });
+      try {
+        await worker.ready();
+        const error = await submitToCluster({ connection: url!, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, attempts: 1, signal: AbortSignal.timeout(60_000) }).then(
+          () => undefined,
+          (failure: Error & { code?: string }) => failure,
+        );
+        assert.ok(planted !== undefined, 'the swap happened');
+        assert.match(String(error?.message), /\[STALE\] .*race\.npy\.partial is no longer the output this block was planned for/);
+        assert.ok(readFileSync(`${out}.partial`).equals(planted!), 'the file opened after the swap was never written');
+        assert.not.ok(existsSync(out) || existsSync(`${out}.manifest.json`), 'nothing published');
+      } finally {
+        await worker.close();
+      }
+    }
+    // 2. After the last block: submit's re-read (which would find every block changed, and have them computed
+    // again into the file the workers check by identity) and its rename find another file there: nothing is
+    // read as H, nothing published.
+    {
+      const queue = newQueue();
+      const out = join(dir, 'late.npy');
+      let done = 0;
+      let planted: Buffer | undefined;
+      const worker = await createClusterWorker({
+        connection: url!,
+        queue,
+        pool,
+        onBlock: (event) => {
+          if (event.outcome === 'done' && ++done === 10) planted = swap(`${out}.partial`, true);
+        },
+      });
+      try {
+        await worker.ready();
+        const error = await submitToCluster({ connection: url!, queue, expp: p.expp, distance: p.distance, out, blockSize: 100, signal: AbortSignal.timeout(60_000) }).then(
+          () => undefined,
+          (failure: Error & { code?: string }) => failure,
+        );
+        assert.ok(planted !== undefined, 'the swap happened after the 10th block');
+        assert.is(error?.code, 'IO_ERROR', String(error?.message));
+        assert.match(String(error?.message), /late\.npy\.partial was replaced while the run wrote it \(it is now another file\); nothing was published/);
+        assert.ok(readFileSync(`${out}.partial`).equals(planted!), 'the look-alike is as it was put there');
+        assert.not.ok(existsSync(out) || existsSync(`${out}.manifest.json`), 'nothing published');
+      } finally {
+        await worker.close();
+      }
+    }
+  } finally {
+    await pool.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -77,13 +77,13 @@ function mkfifo(path: string): boolean {
   }
 }
 
-test('a symlink or FIFO at the partial output, journal or lock name: refused before anything is written', async () => {
+test('a symlink or FIFO at the partial output, journal, lock or manifest name: refused before anything is written', async () => {
   const dir = workDir('safety-planted');
   const problem = problemOnDisk(dir, 120, 17, 3);
   const out = join(dir, 'H.npy');
   const args = { expp: problem.expp, distance: problem.distance, out, blockSize: 30 };
   const target = victim(dir);
-  for (const suffix of ['.partial', '.journal', '.lock']) {
+  for (const suffix of ['.partial', '.journal', '.lock', '.manifest.json']) {
     for (const kind of ['link', 'dangling link', 'fifo'] as const) {
       const planted = `${out}${suffix}`;
       const what = `a ${kind} at ${suffix}`;
@@ -101,7 +101,7 @@ test('a symlink or FIFO at the partial output, journal or lock name: refused bef
       assert.not.ok(existsSync(join(dir, 'would-be-created')), `${what}: the dangling link's target is not created`);
       assert.not.ok(existsSync(out), `${what}: no H.npy`);
       assert.is(lstatSync(planted).isSymbolicLink(), kind !== 'fifo', `${what}: left as it was`);
-      for (const other of ['.partial', '.journal', '.lock']) if (other !== suffix) assert.not.ok(existsSync(`${out}${other}`), `${what}: no ${other} written`);
+      for (const other of ['.partial', '.journal', '.lock', '.manifest.json']) if (other !== suffix) assert.not.ok(existsSync(`${out}${other}`), `${what}: no ${other} written`);
       rmSync(planted);
     }
   }
@@ -202,6 +202,28 @@ test('H keeps --out\'s permission bits (0600 stays 0600, out of core as in memor
   await computeToNpy(pool, { expp: problem.expp, distance: problem.distance, out: fresh });
   const umask = process.umask();
   assert.is(statSync(fresh).mode & 0o777, 0o666 & ~umask, `umask ${umask.toString(8)}`);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a new H gets 0666 less the umask, in memory as out of core (umask 002 and 077; the default 022 would hide a fixed 0644)', async () => {
+  const dir = workDir('safety-umask');
+  const problem = problemOnDisk(dir, 61, 9, 8);
+  const previous = process.umask(0o002); // the children inherit it
+  try {
+    for (const umask of [0o002, 0o077]) {
+      process.umask(umask);
+      for (const [name, extra] of [['ooc', ['--max-memory', '3M']], ['mem', []]] as const) {
+        const path = join(dir, `${name}-${umask.toString(8)}.npy`);
+        const run = await cli('compute', '--expp', problem.expp, '--distance', problem.distance, '--out', path, ...extra, '--json');
+        assert.is(run.code, 0, run.stderr);
+        assert.is(JSON.parse(run.stdout).outOfCore === true, name === 'ooc', `${name}: ${run.stdout}`);
+        assert.is(statSync(path).mode & 0o7777, 0o666 & ~umask, `${name} under umask ${umask.toString(8)}`);
+        await assertSameAsInMemory(path, problem.values, `${name} under umask ${umask.toString(8)}`);
+      }
+    }
+  } finally {
+    process.umask(previous);
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -3,7 +3,7 @@
 // changed after the fact. Each must end with the right H (bit for bit against the in-memory pool) or a typed
 // error naming what is wrong, never with a wrong H and success.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -259,6 +259,50 @@ test('an input rewritten mid-run with its size and time kept: the run fails befo
   assert.not.ok(existsSync(out) || existsSync(`${out}.manifest.json`), 'nothing published');
 });
 
+test('an in-memory compute over an output with a manifest removes it (verify then says there is none, not that blocks differ); a link or a foreign file at its name is left, with a note', async () => {
+  const dir = workDir('integrity-stale-manifest');
+  const first = problemOnDisk(dir, N, M, 38);
+  const second = problemOnDisk(dir, N, M, 39, {}, 'other-');
+  const out = join(dir, 'H.npy');
+  const manifest = `${out}.manifest.json`;
+  const ooc = await cli(['compute', '--expp', first.expp, '--distance', first.distance, '--out', out, '--max-memory', '3M']);
+  assert.is(ooc.code, 0, ooc.stderr);
+  assert.ok(existsSync(manifest), 'out of core wrote a manifest');
+  assert.is((await cli(['verify', out])).code, 0);
+  // In memory, other inputs, the same --out: the manifest goes with the H it described.
+  const mem = await cli(['compute', '--expp', second.expp, '--distance', second.distance, '--out', out]);
+  assert.is(mem.code, 0, mem.stderr);
+  assert.is(mem.stderr, '', 'nothing to note');
+  assert.not.ok(existsSync(manifest), 'the stale manifest is removed');
+  await assertSameAsInMemory(out, second.values, 'the in-memory H');
+  const after = await cli(['verify', out]);
+  assert.is(after.code, 2);
+  assert.match(after.stderr, /H\.npy has no manifest/);
+  assert.not.match(after.stderr, /do not match/);
+
+  // A manifest-looking file reached through a link, and a file hpair did not write: neither is followed,
+  // removed or changed; the run says why verify will not match.
+  const ooc2 = await cli(['compute', '--expp', first.expp, '--distance', first.distance, '--out', out, '--max-memory', '3M']);
+  assert.is(ooc2.code, 0, ooc2.stderr);
+  const elsewhere = join(dir, 'elsewhere.json');
+  renameSync(manifest, elsewhere);
+  symlinkSync(elsewhere, manifest);
+  const theirs = readFileSync(elsewhere);
+  const linked = await cli(['compute', '--expp', second.expp, '--distance', second.distance, '--out', out]);
+  assert.is(linked.code, 0, linked.stderr);
+  assert.match(linked.stderr, /^hpair: left .*H\.npy\.manifest\.json as it is \(it is a symbolic link\); it does not describe the H just written/);
+  assert.ok(lstatSync(manifest).isSymbolicLink(), 'the link stays');
+  assert.ok(readFileSync(elsewhere).equals(theirs), 'its target is untouched');
+  unlinkSync(manifest);
+  const foreign = '{"format": "someone-elses", "note": "keep me"}\n';
+  writeFileSync(manifest, foreign);
+  const kept = await cli(['compute', '--expp', first.expp, '--distance', first.distance, '--out', out]);
+  assert.is(kept.code, 0, kept.stderr);
+  assert.match(kept.stderr, /left .*H\.npy\.manifest\.json as it is \(hpair did not write it\)/);
+  assert.is(readFileSync(manifest, 'utf8'), foreign);
+  await assertSameAsInMemory(out, first.values, 'H beside a foreign file');
+});
+
 test('a journal that is a symbolic link is refused, and the file it points to is left as it was', async () => {
   const dir = workDir('integrity-symlink');
   const problem = problemOnDisk(dir, N, M, 37);
@@ -268,15 +312,20 @@ test('a journal that is a symbolic link is refused, and the file it points to is
   renameSync(`${out}.journal`, elsewhere);
   symlinkSync(elsewhere, `${out}.journal`);
   const before = readFileSync(elsewhere);
+  const partialBefore = readFileSync(`${out}.partial`);
   try {
     await computeToNpy(pool, { expp: problem.expp, distance: problem.distance, out });
     assert.unreachable('expected a refusal');
   } catch (error) {
     assert.is((error as { code?: string }).code, 'IO_ERROR');
-    assert.match((error as Error).message, /the journal .*H\.npy\.journal is a symbolic link; hpair does not follow it/);
+    // Refused by the check of the files beside the output, before the journal is even read.
+    assert.match((error as Error).message, /\(journal\) .*H\.npy\.journal is a symbolic link; hpair never writes through or replaces a file it did not create/);
   }
   assert.ok(readFileSync(elsewhere).equals(before), 'the link\'s target is untouched');
+  assert.ok(readFileSync(`${out}.partial`).equals(partialBefore), 'the partial output is untouched');
+  assert.ok(lstatSync(`${out}.journal`).isSymbolicLink(), 'the link is left where it was');
   assert.not.ok(existsSync(out));
+  assert.not.ok(existsSync(`${out}.manifest.json`), 'nothing was published');
 });
 
 test('a journal of the earlier format (ids without checksums) is refused, naming why', async () => {
