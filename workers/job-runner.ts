@@ -5,6 +5,7 @@ import { HpairAbortError, HpairError } from '../shared/errors.js';
 import { tileCount } from '../shared/index-space.js';
 import type { PreparedJob, StepPlan } from '../shared/job.js';
 import type { RunOutcome, Schedule, StepSpec } from '../shared/protocol.js';
+import { toWireStep } from '../shared/wire-view.js';
 import { fromRecord } from './error-record.js';
 import { createEntry, type Entry } from './job-entry.js';
 import { signalState, type JobOptions, type LatencySummary, type PoolStats } from './options.js';
@@ -263,9 +264,10 @@ export class JobRunner {
     const workers = handles.length;
     Atomics.store(control, Slot.DONE, 0);
     Atomics.store(control, Slot.NEXT_TILE, 0);
+    const wire = toWireStep(spec);
     const watch = this.#startWatch(control, workers);
     const calls = handles.map((handle, w) =>
-      handle.call<RunOutcome>((api) => api.run(spec, w, workers) as Promise<RunOutcome>).then((outcome) => {
+      handle.call<RunOutcome>((api) => api.run(wire, w, workers) as Promise<RunOutcome>).then((outcome) => {
         watch.answered[w] = true;
         watch.answers++;
         if (outcome.tainted !== undefined) this.#tainted.add(handle);
