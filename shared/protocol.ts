@@ -14,9 +14,9 @@ export type KernelRef =
 export type Schedule = 'strided' | 'dynamic';
 
 /**
- * One step of a job as it crosses to a worker. Structured clone shares (never copies) the
- * SharedArrayBuffers behind `buffers` and `control`, so this message is a few hundred bytes
- * whatever the problem size.
+ * One step of a job, as the runner lays it out and a worker runs it. It crosses as a WireStep: structured
+ * clone shares (never copies) the SharedArrayBuffers behind `buffers` and `control`, so the message is a few
+ * hundred bytes whatever the problem size.
  */
 export interface StepSpec {
   readonly kernel: KernelRef;
