@@ -571,7 +571,7 @@ async function computeBlocks(ctx: RunContext): Promise<{ blocks: number; pairs: 
     }
     const primary = failure ?? error;
     if (primary instanceof HpairError) {
-      const resumable = primary.code === 'IO_ERROR' || primary.code === 'WORKER_CRASHED' || primary.code === 'POOL_CLOSED';
+      const resumable = primary.code === 'IO_ERROR' || primary.code === 'WORKER_CRASHED' || primary.code === 'WORKER_UNRESPONSIVE' || primary.code === 'POOL_CLOSED';
       const note = resumable ? `; ${where}; run the same command again to resume` : `; ${where}`;
       throw primary.code === 'ABORTED' ? primary : new HpairError(primary.code, `${primary.message}${note}`, { cause: primary });
     }

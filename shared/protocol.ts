@@ -1,6 +1,7 @@
 import type { SharedView } from './kernel-contract.js';
 import type { ControlBlock } from './control-block.js';
 import type { IndexSpace } from './index-space.js';
+import type { WireView } from './wire-view.js';
 
 /** Names of the kernels compiled into hpair itself (the table is kernel/builtins.ts). */
 export type BuiltinKernelName = 'hermitian/check' | 'hermitian/pack' | 'hermitian/pairs-js' | 'hermitian/pairs-wasm' | 'hermitian/pairs-native';
@@ -13,9 +14,9 @@ export type KernelRef =
 export type Schedule = 'strided' | 'dynamic';
 
 /**
- * One step of a job as it crosses to a worker. Structured clone shares (never copies) the
- * SharedArrayBuffers behind `buffers` and `control`, so this message is a few hundred bytes
- * whatever the problem size.
+ * One step of a job, as the runner lays it out and a worker runs it. It crosses as a WireStep: structured
+ * clone shares (never copies) the SharedArrayBuffers behind `buffers` and `control`, so the message is a few
+ * hundred bytes whatever the problem size.
  */
 export interface StepSpec {
   readonly kernel: KernelRef;
@@ -33,6 +34,17 @@ export interface StepSpec {
   readonly last: boolean;
 }
 
+/**
+ * A StepSpec as it is posted: every view (the buffers, the control block, any view among the params) travels
+ * as a WireView, since structured clone cuts a view's offset and length to 32 bits (see shared/wire-view.ts).
+ */
+export interface WireStep extends Omit<StepSpec, 'buffers' | 'control'> {
+  readonly buffers: Readonly<Record<string, WireView>>;
+  /** The params that are views, by name; the rest of `params` crosses as it is. */
+  readonly paramViews: Readonly<Record<string, WireView>>;
+  readonly control: WireView;
+}
+
 /** The worker's side of the thread boundary, exposed with Comlink. */
 export interface WorkerApi {
   /** Resolves once the worker's module graph is loaded; used to warm a pool. */
@@ -43,7 +55,7 @@ export interface WorkerApi {
    * once the worker has been idle a while after any step) the worker collects its garbage: an idle worker
    * rarely collects on its own, and until it does, its handles keep each job's SharedArrayBuffers alive.
    */
-  run(step: StepSpec, worker: number, workers: number): Promise<RunOutcome>;
+  run(step: WireStep, worker: number, workers: number): Promise<RunOutcome>;
 }
 
 /** An error as it crosses the thread boundary (structured clone keeps neither classes nor `code`). */

@@ -5,6 +5,7 @@ import { HpairAbortError, HpairError } from '../shared/errors.js';
 import { tileCount } from '../shared/index-space.js';
 import type { PreparedJob, StepPlan } from '../shared/job.js';
 import type { RunOutcome, Schedule, StepSpec } from '../shared/protocol.js';
+import { toWireStep } from '../shared/wire-view.js';
 import { fromRecord } from './error-record.js';
 import { createEntry, type Entry } from './job-entry.js';
 import { signalState, type JobOptions, type LatencySummary, type PoolStats } from './options.js';
@@ -84,6 +85,10 @@ export class JobRunner {
   readonly #waitTimes = createHistogram();
   readonly #born = performance.now();
   #busyMs = 0;
+  /** Jobs the pool runs for itself (the warm-up): in no count, time or drain a caller sees. */
+  readonly #quiet = new WeakSet<Entry>();
+  /** A caller's job has ended since the queue last drained. */
+  #owesDrain = false;
 
   constructor(options: JobRunnerOptions) {
     this.#options = options;
@@ -122,7 +127,14 @@ export class JobRunner {
   async ready(): Promise<void> {
     this.#assertOpen();
     this.#replaceDead('h');
-    await Promise.all(this.#crews.h.map((handle) => handle.call((api) => api.ping())));
+    const handles = this.#crews.h;
+    // Idle workers are unref'd: an answer awaited from one would not keep the process alive until it came.
+    for (const handle of handles) handle.ref();
+    try {
+      await Promise.all(handles.map((handle) => handle.call((api) => api.ping())));
+    } finally {
+      if (this.#running === undefined) for (const handle of handles) handle.unref();
+    }
   }
 
   close(abort: boolean): Promise<void> {
@@ -155,8 +167,11 @@ export class JobRunner {
     this.#running?.cancel(CancelReason.CLOSED, new HpairError('POOL_CLOSED', 'the pool was closed while this job ran'));
   }
 
-  /** Queues a prepared job and resolves with its result. */
-  submit<T>(job: PreparedJob<T>, options: JobOptions): Promise<T> {
+  /**
+   * Queues a prepared job and resolves with its result. A `quiet` job (the pool's own warm-up) runs like any
+   * other but leaves the stats, the latency histograms and the drain event as they were.
+   */
+  submit<T>(job: PreparedJob<T>, options: JobOptions, quiet = false): Promise<T> {
     this.#assertOpen();
     const signal = options.signal === undefined ? undefined : signalState(options.signal);
     if (signal?.aborted === true) return Promise.reject(new HpairAbortError('the signal was aborted before the job started', signal.reason));
@@ -165,13 +180,16 @@ export class JobRunner {
     }
     return new Promise<T>((resolve, reject) => {
       const entry = createEntry(job as PreparedJob<unknown>, options, resolve as (value: unknown) => void, reject, {
-        settled: (ok) => (ok ? this.#counts.completed++ : this.#counts.failed++),
+        settled: (ok) => {
+          if (!quiet) this.#counts[ok ? 'completed' : 'failed']++;
+        },
         cancelled: (cancelledEntry) => {
           const queuedAt = this.#queue.indexOf(cancelledEntry);
           if (queuedAt >= 0) this.#queue.splice(queuedAt, 1);
         },
         progressFailed: (error, rejected) => this.#options.progressFailed(error, rejected),
       });
+      if (quiet) this.#quiet.add(entry);
       this.#queue.push(entry);
       this.#pump();
     });
@@ -183,17 +201,24 @@ export class JobRunner {
     if (entry === undefined) {
       clearInterval(this.#watchdog); // an idle pool keeps no timer
       this.#watchdog = undefined;
-      if (this.#counts.completed + this.#counts.failed > 0) this.#options.drained();
+      if (this.#owesDrain) {
+        this.#owesDrain = false;
+        this.#options.drained();
+      }
       return;
     }
     this.#running = entry;
     entry.startedAt = performance.now();
-    record(this.#waitTimes, entry.startedAt - entry.submittedAt);
+    const quiet = this.#quiet.has(entry);
+    if (!quiet) record(this.#waitTimes, entry.startedAt - entry.submittedAt);
     this.#idle = this.#execute(entry).finally(() => {
-      const ran = performance.now() - entry.startedAt;
-      this.#busyMs += ran;
-      record(this.#runTimes, ran);
+      if (!quiet) {
+        const ran = performance.now() - entry.startedAt;
+        this.#busyMs += ran;
+        record(this.#runTimes, ran);
+      }
       this.#running = undefined;
+      if (!quiet) this.#owesDrain = true;
       this.#pump();
     });
   }
@@ -208,7 +233,7 @@ export class JobRunner {
       if (stopped()) return;
       total = steps.reduce((sum, step) => sum + tileCount(step.space), 0);
       if (job.inline) {
-        this.#counts.inline++;
+        if (!this.#quiet.has(entry)) this.#counts.inline++;
         this.#runInline(steps, entry);
       } else {
         this.#replaceDead('h');
@@ -263,9 +288,10 @@ export class JobRunner {
     const workers = handles.length;
     Atomics.store(control, Slot.DONE, 0);
     Atomics.store(control, Slot.NEXT_TILE, 0);
+    const wire = toWireStep(spec);
     const watch = this.#startWatch(control, workers);
     const calls = handles.map((handle, w) =>
-      handle.call<RunOutcome>((api) => api.run(spec, w, workers) as Promise<RunOutcome>).then((outcome) => {
+      handle.call<RunOutcome>((api) => api.run(wire, w, workers) as Promise<RunOutcome>).then((outcome) => {
         watch.answered[w] = true;
         watch.answers++;
         if (outcome.tainted !== undefined) this.#tainted.add(handle);

@@ -32,6 +32,7 @@ const collectNow = (${obtainGc.toString()})({ setFlagsFromString: require('node:
 const kept = new Map();
 let collecting = false;
 parentPort.on('message', (message) => {
+  if (message.ping !== undefined) return parentPort.postMessage({ id: message.ping, pong: true });
   if (message.allocate !== undefined) {
     let buffer;
     try { buffer = new SharedArrayBuffer(message.bytes); } catch (error) { return parentPort.postMessage({ id: message.allocate, error: String(error) }); }
@@ -63,7 +64,11 @@ interface Pending {
 
 let thread: Worker | undefined;
 let broken = false;
+/** The thread has answered: its code and the addon are loaded. */
+let online = false;
 const pending = new Map<number, Pending>();
+/** Requests to answer once the thread is up (or has failed): they resolve either way. */
+const pings = new Map<number, () => void>();
 let nextId = 0;
 
 function start(): Worker | undefined {
@@ -74,18 +79,28 @@ function start(): Worker | undefined {
     const registry = new FinalizationRegistry<number>((id) => {
       if (!broken) worker.postMessage({ drop: id });
     });
-    worker.on('message', (message: { id: number; buffer?: SharedArrayBuffer; error?: string }) => {
+    worker.on('message', (message: { id: number; buffer?: SharedArrayBuffer; error?: string; pong?: true }) => {
+      online = true;
+      if (message.pong === true) {
+        pings.get(message.id)?.();
+        pings.delete(message.id);
+        if (pending.size === 0 && pings.size === 0) worker.unref();
+        return;
+      }
       const request = pending.get(message.id);
       if (request === undefined) return;
       pending.delete(message.id);
-      if (pending.size === 0) worker.unref();
+      if (pending.size === 0 && pings.size === 0) worker.unref();
       if (message.buffer === undefined) return request.reject(new RangeError(message.error ?? 'allocation failed'));
       registry.register(message.buffer, message.id);
       request.resolve(message.buffer);
     });
     const fail = (): void => {
       broken = true;
+      online = false;
       thread = undefined;
+      for (const answered of pings.values()) answered();
+      pings.clear();
       // Whatever was asked of it is allocated here instead.
       for (const [id, request] of pending) {
         pending.delete(id);
@@ -128,6 +143,27 @@ export async function allocateShared(bytes: number): Promise<SharedArrayBuffer> 
     // Counting is a hint to the collector: a failure to count never fails the job.
   }
   return buffer;
+}
+
+/**
+ * Starts the memory thread if it is not running and resolves once it has answered, so the first large buffer
+ * does not wait for a thread to start and load its code (pool.ready() calls this). Never rejects: a thread that
+ * cannot start leaves buffers to be allocated on the caller's thread, as for any allocation.
+ */
+export function warmMemoryThread(): Promise<void> {
+  const worker = start();
+  if (worker === undefined || online) return Promise.resolve();
+  const id = nextId++;
+  return new Promise<void>((resolve) => {
+    pings.set(id, resolve);
+    worker.ref(); // an answer is awaited: keep the process alive for it, as for an allocation
+    worker.postMessage({ ping: id });
+  });
+}
+
+/** Whether the memory thread runs and has answered (its code and the addon are loaded). */
+export function memoryThreadOnline(): boolean {
+  return online && !broken;
 }
 
 function allocateUncounted(bytes: number): Promise<SharedArrayBuffer> {

@@ -9,7 +9,8 @@ import type { SharedView } from '../shared/kernel-contract.js';
 import { JobRunner } from './job-runner.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { allocateShared } from './memory-thread.js';
+import { allocateShared, warmMemoryThread } from './memory-thread.js';
+import { createComplexMatrix, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { obtainGc, type CollectGarbage } from './obtain-gc.js';
 import { readJobOptions, resolvePoolOptions, type HermitianOptions, type JobOptions, type PoolOptions, type PoolStats } from './options.js';
 import { prepareUserJob, type RunSpec } from './user-job.js';
@@ -47,6 +48,8 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   /** Shared memory the pool allocated (H, scratch) since this thread last collected because of it. */
   #allocatedBytes = 0;
   #idleTimer: NodeJS.Timeout | undefined;
+  /** The warm-up, started by the first ready(). */
+  #warm: Promise<void> | undefined;
 
   /** @param workerUrl @internal tests substitute a worker that injects faults */
   constructor(options?: PoolOptions, workerUrl?: URL) {
@@ -104,9 +107,44 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     return { ...this.#runner.stats(), copiedBytes: this.#engine.copiedBytes };
   }
 
-  /** Resolves once every worker has started and loaded its code, so later timings exclude start-up. */
-  ready(): Promise<void> {
-    return this.#runner.ready();
+  /**
+   * Resolves once every worker has started and loaded its code, and the pool has paid what its first job would
+   * otherwise pay once: the memory thread started, and a small H run on the workers and one on this thread, so
+   * the kernel's code (the native addon, WebAssembly instances), its scratch and this thread's own code are
+   * loaded and compiled. Later timings then exclude start-up. The warm-up is in no stat and emits no 'drain';
+   * the first call does it, later calls only check the workers. A warm-up that fails (a kernel that cannot run
+   * here) is left for the first job to report, with its own arguments.
+   */
+  async ready(): Promise<void> {
+    await this.#runner.ready();
+    this.#warm ??= this.#warmUp();
+    await this.#warm;
+  }
+
+  async #warmUp(): Promise<void> {
+    const memory = warmMemoryThread();
+    try {
+      const tile = this.#engine.variant.tile;
+      // Enough tiles of full size for each worker to take one (up to six: beyond, each has loaded its code in
+      // setup anyway), over a full k block, so a tile's scratch is already as large as a real job's.
+      let side = 1;
+      while (side < 3 && (side * (side + 1)) / 2 < this.size) side++;
+      await this.#warmJob(warmUpProblem(side * tile + 1, WARM_UP_M), false);
+      await this.#warmJob(warmUpProblem(INLINE_WARM_UP_N, INLINE_WARM_UP_N), true);
+    } finally {
+      await memory;
+    }
+    // A worker the warm-up lost (it crashed) is replaced now, not at the first job.
+    await this.#runner.ready();
+  }
+
+  async #warmJob({ expp, distance }: { expp: ComplexMatrix; distance: Float64Array }, inline: boolean): Promise<void> {
+    try {
+      const job = this.#engine.prepare(expp, distance, undefined);
+      await this.#runner.submit({ ...job, inline }, {}, true);
+    } catch (error) {
+      if (error instanceof HpairError && error.code === 'POOL_CLOSED') throw error;
+    }
   }
 
   /**
@@ -216,6 +254,19 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   #assertOpen(): void {
     if (this.closed) throw new HpairError('POOL_CLOSED', 'the pool is closed');
   }
+}
+
+/** Columns of the warm-up's H job: one more than the largest k block of any kernel, so every tile runs one whole. */
+const WARM_UP_M = 257;
+/** The warm-up's job on this thread: the size of a job that runs inline. */
+const INLINE_WARM_UP_N = 16;
+
+/** A problem with finite values and distances 1, in shared memory (read in place: no copy is counted). */
+function warmUpProblem(N: number, M: number): { expp: ComplexMatrix; distance: Float64Array } {
+  const expp = createComplexMatrix(N, M);
+  for (let k = 0; k < expp.data.length; k++) expp.data[k] = (k & 1023) / 1024 - 0.5;
+  const distance = new Float64Array(new SharedArrayBuffer(8 * M)).fill(1);
+  return { expp, distance };
 }
 
 /** Allocations since the last idle collection below which an idle pool does not collect: not worth a pause. */

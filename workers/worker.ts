@@ -4,7 +4,8 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { parentPort } from 'node:worker_threads';
 import { Slot, isCancelled } from '../shared/control-block.js';
 import { HpairError } from '../shared/errors.js';
-import type { RunOutcome, StepSpec, WorkerApi } from '../shared/protocol.js';
+import type { RunOutcome, StepSpec, WireStep, WorkerApi } from '../shared/protocol.js';
+import { fromWireStep } from '../shared/wire-view.js';
 import { collectGarbage } from './collect-garbage.js';
 import { toRecord } from './error-record.js';
 import { kernelImported, loadKernel } from './load-kernel.js';
@@ -46,9 +47,16 @@ function scheduleCollection(jobOver: boolean): void {
 
 const api: WorkerApi = {
   ping: () => process.pid,
-  async run(step: StepSpec, worker: number, workers: number): Promise<RunOutcome> {
+  async run(wire: WireStep, worker: number, workers: number): Promise<RunOutcome> {
     clearTimeout(idleTimer); // busy again: collect when next idle (or when enough is referenced)
     idleTimer = undefined;
+    let step: StepSpec;
+    try {
+      step = fromWireStep(wire);
+    } catch (error) {
+      // Without a control block nothing can be counted as done: the answer alone fails the step.
+      return { ok: false, error: toRecord(error, true) };
+    }
     for (const view of Object.values(step.buffers)) referencedBytes += view.byteLength;
     const userKernel = step.kernel.kind === 'module';
     let inKernel = false;
