@@ -143,4 +143,14 @@ test('docs/api.md names every export of hpair', () => {
   assert.equal(missing, [], `docs/api.md does not name: ${missing.join(', ')}`);
 });
 
+// docs/errors.md has one row for every code of HpairErrorCode (shared/errors.ts), and no row twice.
+test('docs/errors.md has one row per error code', () => {
+  const source = readFileSync(join(root, 'shared/errors.ts'), 'utf8');
+  const union = /export type HpairErrorCode =([\s\S]*?');\n/.exec(source)![1]!;
+  const codes = [...union.matchAll(/\| '([A-Z_]+)'/g)].map(([, code]) => code!);
+  assert.ok(codes.length > 10, `read only ${codes.length} codes from shared/errors.ts`);
+  const rows = [...text.get('docs/errors.md')!.matchAll(/^\| `([A-Z_]+)` \|/gm)].map(([, code]) => code!);
+  assert.equal([...rows].sort(), [...codes].sort(), 'docs/errors.md rows against HpairErrorCode');
+});
+
 test.run();
