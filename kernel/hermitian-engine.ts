@@ -247,10 +247,10 @@ export class HermitianEngine {
 }
 
 /**
- * Values read per piece (256 KB): a fraction of a millisecond warm, but first-touch page faults of fresh scratch
- * cost from ~0.1 µs a page on bare metal to ~10 µs on a VM whose host backs pages lazily (`npm run bench:release`,
- * page-fault), so a piece of 64 pages may take ~0.7 ms there and one of 2 MB ~5 ms: why the turn is bounded by
- * time, not by bytes.
+ * Values read per piece (256 KB). A piece's cost is dominated by first-touch page faults of fresh scratch, which
+ * vary by orders of magnitude between bare metal and a VM whose host backs pages lazily (`npm run bench:release`,
+ * scenario page-fault): no byte count keeps every host's turn short, so the turn is bounded by time, not by
+ * bytes (`npm run bench:event-loop`, scenario plain-input).
  */
 const COPY_PIECE = 1 << 15;
 /** The loop gets a turn once a run of pieces has taken this long (ms). */

@@ -98,21 +98,59 @@ test('the docs quote examples/service.mjs exactly as it is', () => {
   }
 });
 
-// Relative links between the pages point at files that exist.
-test('links between README.md and docs/ resolve', () => {
+/** GitHub's anchors of a Markdown page: each heading outside code, lowercased, punctuation dropped, spaces to '-'. */
+function anchors(markdown: string): Set<string> {
+  const found = new Set<string>();
+  const seen = new Map<string, number>();
+  for (const [, heading] of markdown.replace(/^```[\s\S]*?^```/gm, '').matchAll(/^#{1,6} (.+)$/gm)) {
+    const slug = heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/ /g, '-');
+    const count = seen.get(slug) ?? 0;
+    seen.set(slug, count + 1);
+    found.add(count === 0 ? slug : `${slug}-${count}`);
+  }
+  return found;
+}
+
+// Relative links between the pages point at files that exist, and their #anchors at headings of those pages.
+test('links between README.md and docs/ resolve, anchors included', () => {
   for (const page of pages) {
-    for (const [, target] of text.get(page)!.matchAll(/\]\(((?!https?:|#)[^)#\s]+)(?:#[^)]*)?\)/g)) {
+    for (const [, target, anchor] of text.get(page)!.matchAll(/\]\(((?!https?:)[^)#\s]*)(?:#([^)\s]*))?\)/g)) {
       const from = page.includes('/') ? join(root, 'docs') : root;
-      const path = join(from, target);
-      let exists = true;
+      const path = target === '' ? join(root, page) : join(from, target);
+      let body: string | undefined;
       try {
-        readFileSync(path);
+        body = readFileSync(path, 'utf8');
       } catch {
-        exists = false;
+        body = undefined;
       }
-      assert.ok(exists, `${page} links to ${target}, which does not exist`);
+      assert.ok(body !== undefined, `${page} links to ${target}, which does not exist`);
+      if (anchor !== undefined && path.endsWith('.md')) {
+        assert.ok(anchors(body!).has(anchor), `${page} links to ${target}#${anchor}, a heading ${target || page} does not have`);
+      }
     }
   }
+});
+
+// docs/api.md names every export of the package's main entry (values and types), so none goes undocumented.
+test('docs/api.md names every export of hpair', () => {
+  const index = readFileSync(join(root, 'index.ts'), 'utf8');
+  const names = [...index.matchAll(/^export (?:type )?\{([^}]*)\}/gm)].flatMap(([, list]) =>
+    list!.split(',').map((name) => name.trim().replace(/^type /, '')).filter((name) => name !== ''),
+  );
+  assert.ok(names.length > 50, `read only ${names.length} exports from index.ts`);
+  const api = text.get('docs/api.md')!;
+  const missing = names.filter((name) => !new RegExp(`\`(?:await |new )?${name}\\b`).test(api));
+  assert.equal(missing, [], `docs/api.md does not name: ${missing.join(', ')}`);
+});
+
+// docs/errors.md has one row for every code of HpairErrorCode (shared/errors.ts), and no row twice.
+test('docs/errors.md has one row per error code', () => {
+  const source = readFileSync(join(root, 'shared/errors.ts'), 'utf8');
+  const union = /export type HpairErrorCode =([\s\S]*?');\n/.exec(source)![1]!;
+  const codes = [...union.matchAll(/\| '([A-Z_]+)'/g)].map(([, code]) => code!);
+  assert.ok(codes.length > 10, `read only ${codes.length} codes from shared/errors.ts`);
+  const rows = [...text.get('docs/errors.md')!.matchAll(/^\| `([A-Z_]+)` \|/gm)].map(([, code]) => code!);
+  assert.equal([...rows].sort(), [...codes].sort(), 'docs/errors.md rows against HpairErrorCode');
 });
 
 test.run();
