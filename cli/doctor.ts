@@ -61,10 +61,10 @@ export interface DoctorReport {
   /** What `kernel: 'auto'` picks, and why it is not native when it is not. */
   readonly auto: { readonly kernel: KernelVariant; readonly whyNotNative?: string };
   /**
-   * One core's fused multiply-add peak, measured by the addon's probe (`fmaPeak`), the ceiling to hold the
-   * native kernel's rate against; `measured: false` with the reason when the addon has no probe or none loads.
+   * One core's fused multiply-add peak on the fastest native path here (GFLOP/s), measured by the addon's probe
+   * (`fmaPeak`); `measured: false` with the reason when no addon loads or no native path runs.
    */
-  readonly fmaPeak: { readonly measured: true; readonly gflops: number } | { readonly measured: false; readonly reason: string };
+  readonly fmaPeak: { readonly measured: true; readonly gflops: number; readonly path: string } | { readonly measured: false; readonly reason: string };
 }
 
 /** Checks this machine and this installation of hpair: kernels, addon, CPU (see DoctorReport). */
@@ -115,22 +115,31 @@ function cpuFeatures(): DoctorReport['cpu']['features'] {
   }
 }
 
+/** How long doctor lets the probe run on each path: long enough to leave the CPU's lower clock states, short
+ * enough that `hpair doctor` answers at once. */
+const PEAK_SECONDS = 0.2;
+
 /**
- * The addon's FMA peak probe, when it has one. Its result is taken only in a form that cannot be misread: a
- * positive number (GFLOP/s of one core) or an object with a positive `gflops`.
+ * One core's FMA peak on the fastest native path this CPU runs, from the addon's probe (src/peak.c): the
+ * ceiling the bench sets each kernel's rate against (`npm run bench`, the peak table, measures it on every
+ * worker too).
  */
 async function fmaPeak(addon: NativeAddon | undefined): Promise<DoctorReport['fmaPeak']> {
   if (addon === undefined) return { measured: false, reason: 'no native addon loads here' };
-  const probe = (addon as unknown as { fmaPeak?: unknown }).fmaPeak;
-  if (typeof probe !== 'function') return { measured: false, reason: 'this native addon has no FMA peak probe (fmaPeak)' };
-  try {
-    const value: unknown = await (probe as () => unknown).call(addon);
-    const gflops = typeof value === 'number' ? value : typeof value === 'object' && value !== null ? (value as { gflops?: unknown }).gflops : undefined;
-    if (typeof gflops === 'number' && Number.isFinite(gflops) && gflops > 0) return { measured: true, gflops };
-    return { measured: false, reason: `fmaPeak() returned a value doctor cannot read (${JSON.stringify(value)?.slice(0, 80)})` };
-  } catch (error) {
-    return { measured: false, reason: `fmaPeak() failed: ${error instanceof Error ? error.message : String(error)}` };
+  if (typeof (addon as { fmaPeak?: unknown }).fmaPeak !== 'function') return { measured: false, reason: 'this native addon has no FMA peak probe (fmaPeak): rebuild it' };
+  const paths = addon.info().paths.filter((path) => path.supported);
+  if (paths.length === 0) return { measured: false, reason: 'no native path runs on this CPU' };
+  let best: { path: string; gflops: number } | undefined;
+  for (const path of paths) {
+    try {
+      const gflops = addon.fmaPeak(path.name, PEAK_SECONDS) / 1e9;
+      if (Number.isFinite(gflops) && gflops > 0 && (best === undefined || gflops > best.gflops)) best = { path: path.name, gflops };
+    } catch (error) {
+      return { measured: false, reason: `fmaPeak(${path.name}) failed: ${error instanceof Error ? error.message : String(error)}` };
+    }
   }
+  if (best === undefined) return { measured: false, reason: 'fmaPeak() gave no positive rate' };
+  return { measured: true, gflops: best.gflops, path: best.path };
 }
 
 const bytes = (n: number): string => (n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(n % 2 ** 20 === 0 ? 0 : 1)} MiB` : `${Math.round(n / 1024)} KiB`);
@@ -151,7 +160,7 @@ export function formatDoctor(report: DoctorReport): string {
     'kernels',
     ...kernels.map((k) => `  ${k.supported ? 'yes' : 'no '}  ${k.supported ? k.kernel : `${k.kernel.padEnd(18)}${k.reason}`}`),
     `auto      ${auto.kernel}${auto.whyNotNative === undefined ? '' : ` (not native: ${auto.whyNotNative})`}`,
-    `fma peak  ${report.fmaPeak.measured ? `${report.fmaPeak.gflops.toFixed(1)} GFLOP/s on one core` : `not measured: ${report.fmaPeak.reason}`}`,
+    `fma peak  ${report.fmaPeak.measured ? `${report.fmaPeak.gflops.toFixed(1)} GFLOP/s on one core (${report.fmaPeak.path})` : `not measured: ${report.fmaPeak.reason}`}`,
   ];
   return `${lines.join('\n')}\n`;
 }
