@@ -315,7 +315,7 @@ testIf(paths.includes('avx2') && hasCompiler(), () => (paths.includes('avx2') ? 
       new Promise<{ code: number; out: string }>((resolve) =>
         execFile(file, args, { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, out: `${stdout}${stderr}` })),
       );
-    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, path.join(nativeDir, 'check/driver-12x16.c'), path.join(src, 'path_avx2.c'), path.join(src, 'scratch.c'), '-lm', '-o', exe]);
+    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, path.join(nativeDir, 'check/driver-12x16.c'), path.join(src, 'path_avx2.c'), path.join(src, 'cpu.c'), path.join(src, 'scratch.c'), '-lm', '-o', exe]);
     assert.is(build.code, 0, build.out);
     const result = await run(exe, []);
     assert.is(result.code, 0, result.out);

@@ -9,7 +9,6 @@
         'src/addon.c',
         'src/advise.c',
         'src/cpu.c',
-        'src/peak.c',
         'src/scan.c',
         'src/scratch.c',
         'src/path_avx2.c',

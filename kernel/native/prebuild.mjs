@@ -123,7 +123,7 @@ function libcCheck(target, built) {
 function driverCheck(target, work) {
   if (avx2 === false) return ['driver check not run (this CPU has no AVX2 + FMA)'];
   const exe = path.join(work, 'driver-12x16');
-  const args = ['-O2', '-ffp-contract=off', `-I${path.join(here, 'src')}`, path.join(here, 'check/driver-12x16.c'), path.join(here, 'src/path_avx2.c'), path.join(here, 'src/scratch.c'), '-lm', '-o', exe];
+  const args = ['-O2', '-ffp-contract=off', `-I${path.join(here, 'src')}`, path.join(here, 'check/driver-12x16.c'), path.join(here, 'src/path_avx2.c'), path.join(here, 'src/cpu.c'), path.join(here, 'src/scratch.c'), '-lm', '-o', exe];
   const compiled = run(target.cc, target.staticCheck ? ['-static', ...args] : args);
   if (compiled.status !== 0) fail(`the driver check does not build with ${target.cc}: ${compiled.stderr}`);
   const checked = run(exe, []);

@@ -15,6 +15,8 @@
 
 #include "kernel.h"
 
+extern const hpair_path hpair_path_avx2;
+
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else
@@ -37,6 +39,8 @@ static void ukr_scalar(size_t k, const double *a, const double *b, double *c, si
 #define HP_UKR ukr_scalar
 #define HP_TILE tile_12x16
 #define HP_TILE_COMP tile_comp_12x16
+#define HP_COMP_RB 1
+#define HP_COMP_CW 3
 #include "driver.h"
 
 #if defined(__clang__)
