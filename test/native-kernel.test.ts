@@ -11,7 +11,9 @@ import { Worker } from 'node:worker_threads';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hermitianReference, type ComplexMatrix } from 'hpair';
+import { KERNEL_VARIANTS, NATIVE_PATHS } from '../kernel/kernel-names.js';
 import { loadNativeAddon, type NativeAddon, type NativePathName } from '../kernel/native/addon.js';
+import { rankedVariants, variantNamed } from '../kernel/variants.js';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError, seeded } from './helpers/support.js';
 import { skip } from './helpers/children.js';
 
@@ -83,18 +85,52 @@ test('loadNativeAddon() finds the same addon, or says in one line why not', () =
   }
 });
 
-withAddon('info() lists both paths with their shapes, whether they run here and why not', () => {
-  assert.equal(info!.paths.map((p) => p.name), ['avx512', 'avx2']);
+withAddon('info() publishes one record per line of paths.h, in its order, and TypeScript derives every native name and size from it', () => {
+  const listed = [...readFileSync(path.join(nativeDir, 'src/paths.h'), 'utf8').matchAll(/^HPAIR_PATH\((\w+)\)$/gm)].map((m) => m[1]);
+  assert.equal(info!.paths.map((p) => p.name), listed, 'info() against paths.h');
+  assert.equal([...NATIVE_PATHS], listed, 'kernel-names.ts NATIVE_PATHS against paths.h');
+  assert.equal(KERNEL_VARIANTS.filter((v) => v.startsWith('native-')), listed.map((name) => `native-${name}`));
+  const l2 = info!.cache.l2;
   for (const p of info!.paths) {
     assert.type(p.supported, 'boolean');
-    assert.ok(p.mr > 0 && p.nr > 0 && p.kc > 0);
+    assert.type(p.fastFma, 'boolean');
+    for (const key of ['mr', 'nr', 'kc', 'mc', 'mcMaxPanels', 'compRows', 'compCols', 'tile', 'chunk', 'lanes'] as const) {
+      assert.ok(Number.isInteger(p[key]) && p[key] > 0, `${p.name}.${key} = ${p[key]}`);
+    }
     if (p.supported) assert.is(p.reason, undefined);
     else assert.ok(typeof p.reason === 'string' && p.reason.length > 0 && p.reason.length < 80, `${p.name}: ${p.reason}`);
+    // The mc rule, recomputed here from the published inputs: half of L2 per A plane, a multiple of mr.
+    let mc = Math.floor(l2 / 2 / (p.kc * 8));
+    mc = Math.min(Math.max(mc - (mc % p.mr), p.mr), p.mcMaxPanels * p.mr);
+    assert.is(p.mc, mc, `${p.name}: mc`);
+    // The summation order is the result's format: one kc and one chunk for every path.
+    assert.is(p.kc, info!.paths[0].kc, `${p.name}: kc`);
+    assert.is(p.chunk, info!.paths[0].chunk, `${p.name}: chunk`);
+    assert.is(p.chunk % p.kc, 0);
+    // What TypeScript schedules and reserves for this path comes from this record.
+    const variant = variantNamed(`native-${p.name}`);
+    assert.is(variant.tile, p.tile, `${p.name}: tile`);
+    for (const [N, M, edge] of [[1000, 5000, undefined], [50, 3, undefined], [1000, 30000, 100], [7, 2, 7]] as const) {
+      const e = Math.min(p.tile, edge ?? p.tile, N), kc = Math.max(1, Math.min(p.kc, M - 1));
+      const pad = (x: number, step: number) => Math.ceil(x / step) * step;
+      const [prow, pcol, crow, ccol] = [pad(e, p.mr), pad(e, p.nr), pad(e, p.compRows), pad(e, p.compCols)];
+      const plain = 3 * Math.min(p.mc, prow) * kc + 3 * pcol * kc + 3 * (M - 1 > p.chunk ? 2 : 1) * prow * pcol;
+      const compensated = 4 * (crow + ccol) * kc + 4 * crow * ccol;
+      assert.is(variant.scratchBytes(N, M, 3, edge).native, 3 * 8 * Math.max(plain, compensated), `${p.name}: scratch at ${N}×${M}`);
+    }
   }
-  assert.is(shape('avx512').kc, shape('avx2').kc, 'one kc for every path');
   for (const key of ['l1d', 'l2', 'l3'] as const) assert.ok(Number.isInteger(info!.cache[key]) && info!.cache[key] >= 4096, key);
   assert.ok(/^(gcc|clang) /.test(info!.compiler), info!.compiler);
-  console.log(`  paths: ${info!.paths.map((p) => `${p.name} ${p.mr}×${p.nr} ${p.supported ? 'runs here' : `(${p.reason})`}`).join(', ')}; cache ${JSON.stringify(info!.cache)}; ${info!.compiler}`);
+  console.log(`  paths: ${info!.paths.map((p) => `${p.name} ${p.mr}×${p.nr} mc ${p.mc} ${p.supported ? 'runs here' : `(${p.reason})`}${p.fastFma ? '' : ', FMA by library call'}`).join(', ')}; cache ${JSON.stringify(info!.cache)}; ${info!.compiler}`);
+});
+
+withAddon('auto ranks a native path whose FMA is a library call after WebAssembly, and every fast one before it', () => {
+  const ranked = rankedVariants().map((v) => v.name);
+  const wasm = ranked.indexOf('wasm-relaxed-simd');
+  for (const p of info!.paths) {
+    const at = ranked.indexOf(`native-${p.name}`);
+    assert.ok(p.fastFma ? at < wasm : at > wasm && at < ranked.indexOf('js'), `${p.name} (fastFma ${p.fastFma}) at ${at} in ${ranked.join(', ')}`);
+  }
 });
 
 // ---- the micro-kernels alone ----
