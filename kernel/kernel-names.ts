@@ -6,6 +6,7 @@
 export const NATIVE_PATHS = [
   'avx512',
   'avx2',
+  'portable',
 ] as const;
 /** One native path of the addon (`info().paths`). */
 export type NativePathName = (typeof NATIVE_PATHS)[number];
