@@ -119,6 +119,7 @@ withAddon('info() publishes one record per line of paths.h, in its order, and Ty
       assert.is(variant.scratchBytes(N, M, 3, edge).native, 3 * 8 * Math.max(plain, compensated), `${p.name}: scratch at ${N}×${M}`);
     }
   }
+  assert.ok(info!.paths.some((p) => p.name === 'portable' && p.supported), 'the portable path runs on every CPU');
   for (const key of ['l1d', 'l2', 'l3'] as const) assert.ok(Number.isInteger(info!.cache[key]) && info!.cache[key] >= 4096, key);
   assert.ok(/^(gcc|clang) /.test(info!.compiler), info!.compiler);
   console.log(`  paths: ${info!.paths.map((p) => `${p.name} ${p.mr}×${p.nr} mc ${p.mc} ${p.supported ? 'runs here' : `(${p.reason})`}${p.fastFma ? '' : ', FMA by library call'}`).join(', ')}; cache ${JSON.stringify(info!.cache)}; ${info!.compiler}`);
@@ -315,6 +316,44 @@ for (const name of paths) {
   });
 }
 
+testIf(paths.length >= 2, () => (paths.length ? `this CPU runs ${paths.join(' and ')} only` : 'no native path runs here'))(
+  'every path gives the same bits as every other, in both accuracies, on every shape, tile edge and window',
+  () => {
+    // Shapes at the edges of the blocking: N − 1 below, at and above every mr and nr; k = 0, 1, one kc, a kc plus one,
+    // one chunk plus one and two chunks plus one (the chunk sums), with tiles that cut micro-tiles and k blocks unevenly.
+    const chunk = info!.paths[0].chunk, kc = info!.paths[0].kc;
+    const shapes: Array<[number, number]> = [[2, 1], [2, 2], [3, 2], [7, 3], [13, 5], [17, 18], [25, kc + 1], [49, kc + 2], [38, 300], [97, 2 * kc + 3], [20, chunk + 2], [11, 2 * chunk + 2]];
+    for (const [N, M] of shapes) {
+      const { expp, distance } = randomProblem(N, M, 7 * N + M);
+      const n = N - 1;
+      for (const compensated of [false, true]) {
+        const call = compensated ? addon!.hermitianTileCompensated : addon!.hermitianTile;
+        for (const tile of [5, 16, n]) {
+          const results = paths.map((name) => {
+            const h = new Float64Array(2 * n * n).fill(Number.NaN);
+            for (let i0 = 0; i0 < n; i0 += tile) {
+              for (let j0 = 0; j0 <= i0; j0 += tile) assert.is(call(name, expp.data, distance, h, N, M, i0, Math.min(n, i0 + tile), j0, Math.min(n, j0 + tile)), -1);
+            }
+            return h;
+          });
+          assertExactlyHermitian({ rows: n, cols: n, data: results[0] });
+          for (let p = 1; p < paths.length; p++) assertBitIdentical(results[p], results[0], `N ${N} M ${M} tile ${tile} ${compensated ? 'compensated' : 'default'}: ${paths[p]} against ${paths[0]}`);
+        }
+        // A window straddling the diagonal, filled by one tile that crosses it.
+        if (n >= 6) {
+          const [r0, c0, rows, cols] = [1, 2, n - 3, n - 4];
+          const windows = paths.map((name) => {
+            const h = new Float64Array(2 * rows * cols).fill(Number.NaN);
+            call(name, expp.data, distance, h, N, M, 1, n, 0, n - 1, r0, c0, rows, cols);
+            return h;
+          });
+          for (let p = 1; p < paths.length; p++) assertBitIdentical(windows[p], windows[0], `N ${N} M ${M} window ${compensated ? 'compensated' : 'default'}: ${paths[p]}`);
+        }
+      }
+    }
+  },
+);
+
 testIf(paths.includes('avx512') && paths.includes('avx2'), () => (paths.length ? `this CPU runs ${paths.join(' and ')} only` : 'no native path runs here'))('avx512 and avx2 give the same bits', () => {
   for (const [N, M] of [[38, 300], [131, 261], [97, 530]] as Array<[number, number]>) {
     const { expp, distance } = randomProblem(N, M, N + M);
@@ -338,10 +377,10 @@ testIf(paths.includes('avx512') && paths.includes('avx2'), () => (paths.length ?
   for (let i = 0; i < mr; i++) for (let j = 0; j < nr; j++) assert.is(c2[i * nr + j], c512[i * 16 + j]);
 });
 
-testIf(paths.includes('avx2') && hasCompiler(), () => (paths.includes('avx2') ? 'no C compiler' : 'the avx2 path does not run here'))(
-  'the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the AVX2 path\'s bits',
+testIf(hasCompiler(), () => 'no C compiler')(
+  'the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the portable path\'s bits, both accuracies',
   async () => {
-  // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, on any AVX2 machine.
+  // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, in plain C on any CPU.
   const dir = mkdtempSync(path.join(tmpdir(), 'hpair-check-'));
   try {
     const cc = (process.env.CC || 'cc').trim().split(/\s+/);
@@ -351,11 +390,12 @@ testIf(paths.includes('avx2') && hasCompiler(), () => (paths.includes('avx2') ? 
       new Promise<{ code: number; out: string }>((resolve) =>
         execFile(file, args, { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, out: `${stdout}${stderr}` })),
       );
-    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, path.join(nativeDir, 'check/driver-12x16.c'), path.join(src, 'path_avx2.c'), path.join(src, 'cpu.c'), path.join(src, 'scratch.c'), '-lm', '-o', exe]);
+    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, path.join(nativeDir, 'check/driver-12x16.c'), path.join(src, 'path_portable.c'), path.join(src, 'scratch.c'), '-lm', '-o', exe]);
     assert.is(build.code, 0, build.out);
     const result = await run(exe, []);
     assert.is(result.code, 0, result.out);
-    assert.ok(result.out.trim().split('\n').every((line) => line.endsWith('bit-identical')), result.out);
+    const lines = result.out.trim().split('\n');
+    assert.ok(lines.length >= 13 && lines.every((line) => line.endsWith('bit-identical')), result.out);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

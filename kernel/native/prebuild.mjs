@@ -48,7 +48,6 @@ const works = (command) => {
 };
 
 /** CPUID's AVX2 + FMA, which the driver check needs, as the addon itself reports them (from the glibc build). */
-let avx2 = undefined;
 
 const targets = [
   { libc: 'glibc', cc: 'cc', staticCheck: false },
@@ -107,7 +106,6 @@ function libcCheck(target, built) {
   if (target.libc === 'glibc') {
     const probe = run(process.execPath, ['-e', `const a = require(${JSON.stringify(built)}); process.stdout.write(JSON.stringify(a.info().paths.map((p) => [p.name, p.supported])))`]);
     if (probe.status !== 0) fail(`the glibc addon does not load in this Node: ${probe.stderr}`);
-    avx2 = JSON.parse(probe.stdout).some(([name, supported]) => name === 'avx2' && supported);
     const versions = [...(run('readelf', ['-V', built]).stdout ?? '').matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
     const newest = versions.sort((a, b) => a[0] - b[0] || a[1] - b[1]).pop();
     return ['loads in this Node', ...(newest ? [`needs glibc ${newest.join('.')} or later`] : [])];
@@ -121,9 +119,8 @@ function libcCheck(target, built) {
 
 /** The shared driver's bit-for-bit check (check/driver-12x16.c) built with the target's compiler, run here. */
 function driverCheck(target, work) {
-  if (avx2 === false) return ['driver check not run (this CPU has no AVX2 + FMA)'];
   const exe = path.join(work, 'driver-12x16');
-  const args = ['-O2', '-ffp-contract=off', `-I${path.join(here, 'src')}`, path.join(here, 'check/driver-12x16.c'), path.join(here, 'src/path_avx2.c'), path.join(here, 'src/cpu.c'), path.join(here, 'src/scratch.c'), '-lm', '-o', exe];
+  const args = ['-O2', '-ffp-contract=off', `-I${path.join(here, 'src')}`, path.join(here, 'check/driver-12x16.c'), path.join(here, 'src/path_portable.c'), path.join(here, 'src/scratch.c'), '-lm', '-o', exe];
   const compiled = run(target.cc, target.staticCheck ? ['-static', ...args] : args);
   if (compiled.status !== 0) fail(`the driver check does not build with ${target.cc}: ${compiled.stderr}`);
   const checked = run(exe, []);
