@@ -30,8 +30,8 @@
 /* Row i of the micro-tile for one k: C[i, 0..3] and C[i, 4..7] += a[k·6 + i] · b[k·8 ..].
  * The empty asm statements emit nothing: they keep the broadcast (and, in STEP, the two B vectors) live until
  * the row's (step's) last FMA, so the register allocator writes every FMA into its accumulator (vfmadd231pd)
- * instead of into the dying operand's register, which made GCC rotate accumulators through extra moves and
- * cost ~7% on Zen 3 (measured). */
+ * instead of into the dying operand's register: otherwise GCC rotates accumulators through extra moves, which
+ * the single-thread tile bench (kernel/native/bench-tile.mjs --path avx2) shows as a slower tile. */
 #define ROW(i, o)                                      \
   x = _mm256_broadcast_sd(a + (o) * MR + (i));         \
   c##i##0 = _mm256_fmadd_pd(x, b0, c##i##0);           \
