@@ -61,6 +61,9 @@ export function fallbackAfter(variant: HermitianVariant, fits: (candidate: Hermi
 
 function whyNotNative(choice: KernelChoice): string {
   if (choice !== 'auto' && choice !== 'native') return `kernel '${choice}' was asked for`;
+  // A native path that runs but ranks after WebAssembly: say so rather than why the faster ones do not run.
+  const slow = NATIVE.find((name) => variantNamed(name).support().ok);
+  if (slow !== undefined) return `${slow} runs here but its FMA is a library call in this build, slower than WebAssembly (ask for kernel '${slow}' to use it)`;
   // The last path in paths.h's order explains best: "no AVX-512F" matters only if AVX2 is missing too.
   const reasons = NATIVE.map((name) => variantNamed(name).support()).filter((support) => !support.ok);
   const last = reasons[reasons.length - 1];
