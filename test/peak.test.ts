@@ -1,4 +1,4 @@
-// The FMA peak probe (kernel/native/src/peak.c, the addon's fmaPeak) and the bench's concurrent measurement of
+// The FMA peak probe (each path file's probe in kernel/native/src, the addon's fmaPeak) and the bench's concurrent measurement of
 // it (bench/peak.ts): every argument check, the paths this CPU cannot run, that a probe runs for the time it is
 // given and reports a rate a real core can reach, and that worker threads measure together. No test judges
 // speed: a rate is only checked against what the hardware could physically do at any clock.
