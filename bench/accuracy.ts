@@ -27,6 +27,7 @@ import {
   type KernelVariant,
 } from 'hpair';
 import { exactHermitian } from '../test/helpers/exact-oracle.js';
+import { KERNEL_VARIANTS } from '../kernel/kernel-names.js';
 import { hostFacts, hostLine } from './host.js';
 import { markdownTable, progress, textTable } from './stats.js';
 
@@ -134,7 +135,7 @@ interface Row {
   readonly ms: number;
 }
 
-const variants = (['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js'] as const).filter(kernelSupported);
+const variants = KERNEL_VARIANTS.filter(kernelSupported);
 const runs: Array<{ kernel: KernelVariant; accuracy: Accuracy }> = variants.flatMap((kernel) => [
   { kernel, accuracy: 'default' as const },
   ...(kernel === 'js' ? [] : [{ kernel, accuracy: 'compensated' as const }]),

@@ -824,7 +824,7 @@ const record = {
     failures: peerFailures,
   },
   peak: {
-    how: 'kernel/native/src/peak.c: independent FMA chains on one ISA per thread; per ISA on 1 thread and on each worker count of threads at once (worker threads started together), before and after the sweep, best of the repetitions; a row is set against its own ISA (native kernels) or the best (others) on its thread count (rows[].peak, rows[].ofPeak = realGflops / peak.gflops)',
+    how: 'kernel/native/src/path_*.c (peak_loop.h): independent FMA chains on one ISA per thread; per ISA on 1 thread and on each worker count of threads at once (worker threads started together), before and after the sweep, best of the repetitions; a row is set against its own ISA (native kernels) or the best (others) on its thread count (rows[].peak, rows[].ofPeak = realGflops / peak.gflops)',
     ...peakReport,
   },
   options: opts,

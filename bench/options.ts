@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { kernelStatus, type KernelVariant, type Schedule } from 'hpair';
 import type { BlasCoreRequest } from './blas-core.js';
+import { KERNEL_VARIANTS } from '../kernel/kernel-names.js';
 
 /** One problem shape of the sweep: N rows of expp (H is (N−1)×(N−1)), M columns. */
 export interface Shape {
@@ -67,7 +68,7 @@ export const shapeName = (shape: { n: number; m: number }): string => (shape.n =
 export const shapeKey = (shape: { n: number; m: number }): string => `${shape.n}x${shape.m}`;
 
 const cores = availableParallelism();
-const VARIANT_NAMES: readonly KernelVariant[] = ['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js'];
+const VARIANT_NAMES: readonly KernelVariant[] = KERNEL_VARIANTS;
 
 const OPTIONS_HELP: [flag: string, what: string, fallback: string][] = [
   ['--full', `squares N = M ∈ {${FULL_SIZES.join(', ')}} in the sweep, workers 1…${cores}`, 'off (the defaults below)'],

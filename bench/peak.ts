@@ -1,4 +1,4 @@
-// The machine's limit for the bench's "% of peak": the native addon's FMA peak probe (kernel/native/src/peak.c),
+// The machine's limit for the bench's "% of peak": the native addon's FMA peak probe (each path file's probe in kernel/native/src, peak_loop.h),
 // per ISA, on one thread and on several worker threads at once. Concurrent threads matter: cores that share a
 // power budget, or vCPUs that share a host core, run slower together than one alone, so the peak of a row on W
 // workers is the sum measured with W threads running at the same moment, not W times the one-thread figure.
@@ -127,7 +127,7 @@ export async function measurePeaks(options: PeakOptions): Promise<PeakReport> {
  * BLAS peers, could reach). Undefined when that thread count was not measured.
  */
 export function peakFor(peaks: readonly PeakMeasurement[], kernel: string, threads: number): PeakMeasurement | undefined {
-  const own = /^native-(avx512|avx2)$/.exec(kernel)?.[1];
+  const own = /^native-(.+)$/.exec(kernel)?.[1];
   const candidates = peaks.filter((p) => p.threads === threads && (own === undefined || p.isa === own));
   return candidates.reduce<PeakMeasurement | undefined>((best, p) => (best === undefined || p.gflops > best.gflops ? p : best), undefined);
 }

@@ -7,7 +7,7 @@ import { isZip } from '../io/npz.js';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
 import type { ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairError } from '../shared/errors.js';
-import type { Accuracy, KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
+import { KERNEL_VARIANTS, type Accuracy, type KernelChoice, type KernelVariant } from '../kernel/kernel-names.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
 import type { Pool } from '../workers/pool.js';
@@ -38,13 +38,13 @@ const USAGE = `usage:
     also chosen by itself when H would not fit in memory (needs .npy files for E and D, and a file for H)
   E, D: a .npy file, or a .npz archive (FILE.npz:KEY picks one of several arrays); FIFOs welcome
   H.npy: a file (replaced atomically, through symlinks), a FIFO, a device, or - for stdout
-  K: auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js
+  K: auto (default) | native | ${KERNEL_VARIANTS.join(' | ')}
   A: default | compensated (each entry as if in twice the working precision; not with --kernel js)
   S: seconds to wait for a FIFO's writer (inputs) or reader (--out); default ${FIFO_TIMEOUT}`;
 
 const ACCURACY_HELP = '  --accuracy A      default | compensated (each entry as if in twice the working precision, rounded once;\n                    native and wasm kernels, not js)';
 
-const KERNEL_HELP = '  --kernel K        auto (default: the fastest that runs here) | native | native-avx512 | native-avx2 |\n                    wasm-relaxed-simd | wasm-simd | js  (hpair doctor lists which run here)';
+const KERNEL_HELP = `  --kernel K        auto (default: the fastest that runs here) | native | ${KERNEL_VARIANTS.slice(0, -3).join(' | ')} |\n                    ${KERNEL_VARIANTS.slice(-3).join(' | ')}  (hpair doctor lists which run here)`;
 
 const COMPUTE: CommandSpec = {
   command: 'compute',

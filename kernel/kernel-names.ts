@@ -1,5 +1,19 @@
+/**
+ * The native paths, one per line of kernel/native/src/paths.h and in its order (a test checks this list against
+ * that file and against the addon's `info()`, so it cannot drift). Everything else in TypeScript that names a
+ * native path derives from this list.
+ */
+export const NATIVE_PATHS = [
+  'avx512',
+  'avx2',
+  'portable',
+] as const;
+/** One native path of the addon (`info().paths`). */
+export type NativePathName = (typeof NATIVE_PATHS)[number];
 /** Which pair kernel runs an H job. */
-export type KernelVariant = 'native-avx512' | 'native-avx2' | 'wasm-relaxed-simd' | 'wasm-simd' | 'js';
+export type KernelVariant = `native-${NativePathName}` | 'wasm-relaxed-simd' | 'wasm-simd' | 'js';
+/** Every kernel variant: the native paths in paths.h's order, then WebAssembly and JavaScript. */
+export const KERNEL_VARIANTS: readonly KernelVariant[] = [...NATIVE_PATHS.map((path) => `native-${path}` as const), 'wasm-relaxed-simd', 'wasm-simd', 'js'];
 /**
  * How an H job sums: `'default'`, blocked sums in working precision (at a BLAS zgemm's level, better for long sums), or
  * `'compensated'`, each entry as if computed in twice the working precision and rounded once

@@ -1,32 +1,48 @@
 import type { StepPlan } from '../shared/job.js';
 import { CHECK_TILE } from './hermitian-check.js';
-import { loadNativeAddon, type NativeAddonLoad, type NativePath } from './native/addon.js';
+import { NATIVE_PATHS } from './kernel-names.js';
+import { loadNativeAddon, type NativeAddonLoad, type NativePath, type NativePathInfo } from './native/addon.js';
 import type { HermitianVariant, Support } from './variant.js';
 
 /**
- * C micro-kernels behind Node-API (kernel/native/), one variant per instruction set, picked by CPUID in the
- * addon. Each tile packs its own A and B blocks per k block into the thread's native scratch (as BLIS
- * does), so no job-wide panels exist: a job needs its inputs, H and a few MB per thread. The micro-tile
- * and kc are registered per path in C (kernel/native/src/path_*.c); the tile edge only sets the scheduling
- * and cancellation grain (~40 ms of work at M = 4096) and never changes a result.
+ * C micro-kernels behind Node-API (kernel/native/), one variant per path of kernel/native/src/paths.h. Each tile
+ * packs its own A and B blocks per k block into the thread's native scratch (as BLIS does), so no job-wide panels
+ * exist: a job needs its inputs, H and a few MB per thread. Every size here (micro-tile, kc, mc, the compensated
+ * pass, the tile edge, the chunk) is the path's record from the addon's info(), registered once in the path's C file.
  */
-const TILE = 240;
-/** HPAIR_CHUNK of kernel/native/src/kernel.h: columns of k per chunk of the summation order. */
-const NATIVE_CHUNK = 12288;
+/** The tile edge when no addon loads (the variant then never runs; the planner still asks). */
+const NO_ADDON_TILE = 240;
+
+/** info() once per loaded addon (it builds new objects on every call). */
+const infos = new WeakMap<object, readonly NativePathInfo[]>();
+function pathInfo(path: NativePath): NativePathInfo | undefined {
+  const addon = loadNativeAddon().addon;
+  if (addon === undefined) return undefined;
+  let paths = infos.get(addon);
+  if (paths === undefined) infos.set(addon, (paths = addon.info().paths));
+  return paths.find((candidate) => candidate.name === path);
+}
+const tileOf = (path: NativePath): number => pathInfo(path)?.tile ?? NO_ADDON_TILE;
+
+const padTo = (x: number, step: number): number => Math.ceil(x / step) * step;
 
 /**
- * A thread's packs and partial products for its largest tile of a job of R rows and M columns: A and B panels
- * of 3 planes × kc (kc ≤ M − 1) and P1..P3 (twice when k spans more than one chunk of NATIVE_CHUNK columns: the
- * sums and the current chunk's, kernel/native/src/kernel.h), with the tile's edge padded as the C side pads it.
- * The C side grows its scratch to what a tile needs and keeps it, so this is what a worker holds for such jobs.
+ * A thread's packs and sums for its largest tile of a job of R rows and M columns, as driver.h reserves them:
+ * default accuracy, A packs of 3 planes × min(mc, rows) × kc, B packs of 3 planes × cols × kc, and P1..P3 over the
+ * padded tile (twice when k spans more than one chunk); compensated, A and B packs of 4 planes × kc and 4 sums per
+ * entry, padded to the compensated pass. The C side grows its scratch to what a tile needs and keeps it, so this
+ * is what a worker holds for such jobs.
  */
-function scratchPerThread(R: number, M: number, tileEdge = TILE): number {
-  const kc = Math.max(1, Math.min(loadNativeAddon().addon?.info().paths[0]?.kc ?? 256, M - 1));
-  // Rounded up to 48, a multiple of every path's micro-tile rows and columns (6 and 8; 12 and 16), as C pads them.
-  const edge = Math.ceil(Math.min(TILE, tileEdge, R) / 48) * 48;
-  const pSets = M - 1 > NATIVE_CHUNK ? 2 : 1;
-  // Compensated accuracy (driver.h): A and B packs of 4 planes × kc and 4 sums per entry.
-  return Math.max(3 * (2 * edge * kc + pSets * edge * edge), 4 * (2 * edge * kc + edge * edge)) * 8;
+function scratchPerThread(info: NativePathInfo | undefined, R: number, M: number, tileEdge: number | undefined): number {
+  if (info === undefined) return 0;
+  const edge = Math.max(1, Math.min(info.tile, tileEdge ?? info.tile, R));
+  const kc = Math.max(1, Math.min(info.kc, M - 1));
+  const prow = padTo(edge, info.mr), pcol = padTo(edge, info.nr);
+  const pSets = M - 1 > info.chunk ? 2 : 1;
+  const plain = 3 * Math.min(info.mc, prow) * kc + 3 * pcol * kc + 3 * pSets * prow * pcol;
+  const crow = padTo(edge, info.compRows), ccol = padTo(edge, info.compCols);
+  const compensated = 4 * crow * kc + 4 * ccol * kc + 4 * crow * ccol;
+  return Math.max(plain, compensated) * 8;
 }
 
 function nativeVariant(path: NativePath): HermitianVariant {
@@ -39,10 +55,12 @@ function nativeVariant(path: NativePath): HermitianVariant {
       if (support?.load !== load) support = { load, support: supportOf(path) };
       return support.support;
     },
-    tile: TILE,
+    get tile() {
+      return tileOf(path);
+    },
     anyOrigin: true,
     compensated: true,
-    scratchBytes: (N, M, threads, tileEdge) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread(N, M, tileEdge) }),
+    scratchBytes: (N, M, threads, tileEdge) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread(pathInfo(path), N, M, tileEdge) }),
     steps({ N, M, expp, distance, h, badValue, window, pairSpace, accuracy }) {
       const steps: StepPlan[] = [
         {
@@ -53,7 +71,7 @@ function nativeVariant(path: NativePath): HermitianVariant {
         },
         {
           kernel: { kind: 'builtin', name: 'hermitian/pairs-native' },
-          space: pairSpace(TILE),
+          space: pairSpace(tileOf(path)),
           buffers: { expp, distance, h },
           params: { path, N, M, window, compensated: accuracy === 'compensated' },
         },
@@ -66,10 +84,15 @@ function nativeVariant(path: NativePath): HermitianVariant {
 function supportOf(path: NativePath): Support {
   const { addon, reason } = loadNativeAddon();
   if (addon === undefined) return { ok: false, reason };
-  const info = addon.info().paths.find((candidate) => candidate.name === path);
+  const info = pathInfo(path);
   if (info === undefined) return { ok: false, reason: `the native addon has no ${path} path` };
   return info.supported ? { ok: true } : { ok: false, reason: info.reason ?? `this CPU cannot run the ${path} path` };
 }
 
-export const nativeAvx512Variant = nativeVariant('avx512');
-export const nativeAvx2Variant = nativeVariant('avx2');
+/** One variant per native path, in paths.h's order. */
+export const NATIVE_VARIANTS: readonly HermitianVariant[] = NATIVE_PATHS.map(nativeVariant);
+
+/** Whether the path's FMA is one instruction in this build (else fma() is a library call, slower than WebAssembly). */
+export function nativeFastFma(path: NativePath): boolean {
+  return pathInfo(path)?.fastFma ?? false;
+}

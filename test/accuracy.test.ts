@@ -33,12 +33,13 @@ import {
 import { exactHermitian, type ExactH } from './helpers/exact-oracle.js';
 import { testRedisUrl } from './helpers/redis.js';
 import { assertBitIdentical, cliPath, rejectionCode, seeded } from './helpers/support.js';
+import { KERNEL_VARIANTS } from '../kernel/kernel-names.js';
 
 const test = suite('accuracy');
 const u = 2 ** -53;
 const CHUNK = 12288;
 
-const variants = (['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js'] as const).filter(kernelSupported);
+const variants = KERNEL_VARIANTS.filter(kernelSupported);
 const compensatedVariants: readonly KernelVariant[] = variants.filter((kernel) => kernel !== 'js');
 
 /** The longest rounding chain of a kernel's summation order for K summed columns. */

@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createComplexMatrix, createPool, hermitian, hermitianReference, kernelStatus, kernelSupported, type KernelVariant, type Pool } from 'hpair';
+import { KERNEL_VARIANTS } from '../kernel/kernel-names.js';
+import { rankedVariants } from '../kernel/variants.js';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError } from './helpers/support.js';
 
 const test = suite('hermitian');
@@ -47,8 +49,8 @@ test('distance[0] = 0 is allowed (m = 0 is skipped) and negative distances are v
   assert.ok(relativeError(h, hermitianReference(expp, distance)) < 1e-12);
 });
 
-// Every variant this runtime and CPU run, fastest first (the registry's order).
-const variants = (['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js'] as const).filter(kernelSupported);
+// Every variant this runtime and CPU run, fastest first (auto's order).
+const variants = rankedVariants().map((v) => v.name).filter(kernelSupported);
 
 test('this runtime runs the JavaScript kernel and WebAssembly SIMD', () => {
   assert.ok(variants.includes('js') && variants.includes('wasm-simd'), `supported: ${variants.join(', ')}`);
@@ -103,7 +105,7 @@ test('auto picks the fastest kernel that runs here and says why when it is not n
   assert.match(String(forced.whyNotNative), /kernel 'wasm-simd' was asked for/);
   await forced.close();
   const statuses = kernelStatus();
-  assert.equal(statuses.map((s) => s.kernel), ['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js']);
+  assert.equal(statuses.map((s) => s.kernel), KERNEL_VARIANTS);
   for (const status of statuses) assert.is(status.supported, variants.includes(status.kernel), status.kernel);
   for (const status of statuses.filter((s) => !s.supported)) assert.ok(typeof status.reason === 'string' && status.reason.length > 0 && !status.reason.includes('\n'));
   if (!variants.includes('wasm-relaxed-simd')) {

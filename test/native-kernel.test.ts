@@ -11,7 +11,9 @@ import { Worker } from 'node:worker_threads';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hermitianReference, type ComplexMatrix } from 'hpair';
+import { KERNEL_VARIANTS, NATIVE_PATHS } from '../kernel/kernel-names.js';
 import { loadNativeAddon, type NativeAddon, type NativePathName } from '../kernel/native/addon.js';
+import { rankedVariants, variantNamed } from '../kernel/variants.js';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError, seeded } from './helpers/support.js';
 import { skip } from './helpers/children.js';
 
@@ -83,18 +85,53 @@ test('loadNativeAddon() finds the same addon, or says in one line why not', () =
   }
 });
 
-withAddon('info() lists both paths with their shapes, whether they run here and why not', () => {
-  assert.equal(info!.paths.map((p) => p.name), ['avx512', 'avx2']);
+withAddon('info() publishes one record per line of paths.h, in its order, and TypeScript derives every native name and size from it', () => {
+  const listed = [...readFileSync(path.join(nativeDir, 'src/paths.h'), 'utf8').matchAll(/^HPAIR_PATH\((\w+)\)$/gm)].map((m) => m[1]);
+  assert.equal(info!.paths.map((p) => p.name), listed, 'info() against paths.h');
+  assert.equal([...NATIVE_PATHS], listed, 'kernel-names.ts NATIVE_PATHS against paths.h');
+  assert.equal(KERNEL_VARIANTS.filter((v) => v.startsWith('native-')), listed.map((name) => `native-${name}`));
+  const l2 = info!.cache.l2;
   for (const p of info!.paths) {
     assert.type(p.supported, 'boolean');
-    assert.ok(p.mr > 0 && p.nr > 0 && p.kc > 0);
+    assert.type(p.fastFma, 'boolean');
+    for (const key of ['mr', 'nr', 'kc', 'mc', 'mcMaxPanels', 'compRows', 'compCols', 'tile', 'chunk', 'lanes'] as const) {
+      assert.ok(Number.isInteger(p[key]) && p[key] > 0, `${p.name}.${key} = ${p[key]}`);
+    }
     if (p.supported) assert.is(p.reason, undefined);
     else assert.ok(typeof p.reason === 'string' && p.reason.length > 0 && p.reason.length < 80, `${p.name}: ${p.reason}`);
+    // The mc rule, recomputed here from the published inputs: half of L2 per A plane, a multiple of mr.
+    let mc = Math.floor(l2 / 2 / (p.kc * 8));
+    mc = Math.min(Math.max(mc - (mc % p.mr), p.mr), p.mcMaxPanels * p.mr);
+    assert.is(p.mc, mc, `${p.name}: mc`);
+    // The summation order is the result's format: one kc and one chunk for every path.
+    assert.is(p.kc, info!.paths[0].kc, `${p.name}: kc`);
+    assert.is(p.chunk, info!.paths[0].chunk, `${p.name}: chunk`);
+    assert.is(p.chunk % p.kc, 0);
+    // What TypeScript schedules and reserves for this path comes from this record.
+    const variant = variantNamed(`native-${p.name}`);
+    assert.is(variant.tile, p.tile, `${p.name}: tile`);
+    for (const [N, M, edge] of [[1000, 5000, undefined], [50, 3, undefined], [1000, 30000, 100], [7, 2, 7]] as const) {
+      const e = Math.min(p.tile, edge ?? p.tile, N), kc = Math.max(1, Math.min(p.kc, M - 1));
+      const pad = (x: number, step: number) => Math.ceil(x / step) * step;
+      const [prow, pcol, crow, ccol] = [pad(e, p.mr), pad(e, p.nr), pad(e, p.compRows), pad(e, p.compCols)];
+      const plain = 3 * Math.min(p.mc, prow) * kc + 3 * pcol * kc + 3 * (M - 1 > p.chunk ? 2 : 1) * prow * pcol;
+      const compensated = 4 * (crow + ccol) * kc + 4 * crow * ccol;
+      assert.is(variant.scratchBytes(N, M, 3, edge).native, 3 * 8 * Math.max(plain, compensated), `${p.name}: scratch at ${N}×${M}`);
+    }
   }
-  assert.is(shape('avx512').kc, shape('avx2').kc, 'one kc for every path');
+  assert.ok(info!.paths.some((p) => p.name === 'portable' && p.supported), 'the portable path runs on every CPU');
   for (const key of ['l1d', 'l2', 'l3'] as const) assert.ok(Number.isInteger(info!.cache[key]) && info!.cache[key] >= 4096, key);
   assert.ok(/^(gcc|clang) /.test(info!.compiler), info!.compiler);
-  console.log(`  paths: ${info!.paths.map((p) => `${p.name} ${p.mr}×${p.nr} ${p.supported ? 'runs here' : `(${p.reason})`}`).join(', ')}; cache ${JSON.stringify(info!.cache)}; ${info!.compiler}`);
+  console.log(`  paths: ${info!.paths.map((p) => `${p.name} ${p.mr}×${p.nr} mc ${p.mc} ${p.supported ? 'runs here' : `(${p.reason})`}${p.fastFma ? '' : ', FMA by library call'}`).join(', ')}; cache ${JSON.stringify(info!.cache)}; ${info!.compiler}`);
+});
+
+withAddon('auto ranks a native path whose FMA is a library call after WebAssembly, and every fast one before it', () => {
+  const ranked = rankedVariants().map((v) => v.name);
+  const wasm = ranked.indexOf('wasm-relaxed-simd');
+  for (const p of info!.paths) {
+    const at = ranked.indexOf(`native-${p.name}`);
+    assert.ok(p.fastFma ? at < wasm : at > wasm && at < ranked.indexOf('js'), `${p.name} (fastFma ${p.fastFma}) at ${at} in ${ranked.join(', ')}`);
+  }
 });
 
 // ---- the micro-kernels alone ----
@@ -279,6 +316,44 @@ for (const name of paths) {
   });
 }
 
+testIf(paths.length >= 2, () => (paths.length ? `this CPU runs ${paths.join(' and ')} only` : 'no native path runs here'))(
+  'every path gives the same bits as every other, in both accuracies, on every shape, tile edge and window',
+  () => {
+    // Shapes at the edges of the blocking: N − 1 below, at and above every mr and nr; k = 0, 1, one kc, a kc plus one,
+    // one chunk plus one and two chunks plus one (the chunk sums), with tiles that cut micro-tiles and k blocks unevenly.
+    const chunk = info!.paths[0].chunk, kc = info!.paths[0].kc;
+    const shapes: Array<[number, number]> = [[2, 1], [2, 2], [3, 2], [7, 3], [13, 5], [17, 18], [25, kc + 1], [49, kc + 2], [38, 300], [97, 2 * kc + 3], [20, chunk + 2], [11, 2 * chunk + 2]];
+    for (const [N, M] of shapes) {
+      const { expp, distance } = randomProblem(N, M, 7 * N + M);
+      const n = N - 1;
+      for (const compensated of [false, true]) {
+        const call = compensated ? addon!.hermitianTileCompensated : addon!.hermitianTile;
+        for (const tile of [5, 16, n]) {
+          const results = paths.map((name) => {
+            const h = new Float64Array(2 * n * n).fill(Number.NaN);
+            for (let i0 = 0; i0 < n; i0 += tile) {
+              for (let j0 = 0; j0 <= i0; j0 += tile) assert.is(call(name, expp.data, distance, h, N, M, i0, Math.min(n, i0 + tile), j0, Math.min(n, j0 + tile)), -1);
+            }
+            return h;
+          });
+          assertExactlyHermitian({ rows: n, cols: n, data: results[0] });
+          for (let p = 1; p < paths.length; p++) assertBitIdentical(results[p], results[0], `N ${N} M ${M} tile ${tile} ${compensated ? 'compensated' : 'default'}: ${paths[p]} against ${paths[0]}`);
+        }
+        // A window straddling the diagonal, filled by one tile that crosses it.
+        if (n >= 6) {
+          const [r0, c0, rows, cols] = [1, 2, n - 3, n - 4];
+          const windows = paths.map((name) => {
+            const h = new Float64Array(2 * rows * cols).fill(Number.NaN);
+            call(name, expp.data, distance, h, N, M, 1, n, 0, n - 1, r0, c0, rows, cols);
+            return h;
+          });
+          for (let p = 1; p < paths.length; p++) assertBitIdentical(windows[p], windows[0], `N ${N} M ${M} window ${compensated ? 'compensated' : 'default'}: ${paths[p]}`);
+        }
+      }
+    }
+  },
+);
+
 testIf(paths.includes('avx512') && paths.includes('avx2'), () => (paths.length ? `this CPU runs ${paths.join(' and ')} only` : 'no native path runs here'))('avx512 and avx2 give the same bits', () => {
   for (const [N, M] of [[38, 300], [131, 261], [97, 530]] as Array<[number, number]>) {
     const { expp, distance } = randomProblem(N, M, N + M);
@@ -302,10 +377,10 @@ testIf(paths.includes('avx512') && paths.includes('avx2'), () => (paths.length ?
   for (let i = 0; i < mr; i++) for (let j = 0; j < nr; j++) assert.is(c2[i * nr + j], c512[i * 16 + j]);
 });
 
-testIf(paths.includes('avx2') && hasCompiler(), () => (paths.includes('avx2') ? 'no C compiler' : 'the avx2 path does not run here'))(
-  'the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the AVX2 path\'s bits',
+testIf(hasCompiler(), () => 'no C compiler')(
+  'the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the portable path\'s bits, both accuracies',
   async () => {
-  // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, on any AVX2 machine.
+  // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, in plain C on any CPU.
   const dir = mkdtempSync(path.join(tmpdir(), 'hpair-check-'));
   try {
     const cc = (process.env.CC || 'cc').trim().split(/\s+/);
@@ -315,11 +390,12 @@ testIf(paths.includes('avx2') && hasCompiler(), () => (paths.includes('avx2') ? 
       new Promise<{ code: number; out: string }>((resolve) =>
         execFile(file, args, { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, out: `${stdout}${stderr}` })),
       );
-    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, path.join(nativeDir, 'check/driver-12x16.c'), path.join(src, 'path_avx2.c'), path.join(src, 'scratch.c'), '-lm', '-o', exe]);
+    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, path.join(nativeDir, 'check/driver-12x16.c'), path.join(src, 'path_portable.c'), path.join(src, 'scratch.c'), '-lm', '-o', exe]);
     assert.is(build.code, 0, build.out);
     const result = await run(exe, []);
     assert.is(result.code, 0, result.out);
-    assert.ok(result.out.trim().split('\n').every((line) => line.endsWith('bit-identical')), result.out);
+    const lines = result.out.trim().split('\n');
+    assert.ok(lines.length >= 13 && lines.every((line) => /: bit-identical \(H [0-9a-f]{16}, compensated [0-9a-f]{16}\)$/.test(line)), result.out);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -63,8 +63,8 @@ export interface PoolOptions {
    */
   inlineFlops?: number;
   /**
-   * The pair kernel: `'native-avx512'` or `'native-avx2'` (C behind Node-API, when the addon was built
-   * and the CPU has the instructions), `'native'` (the widest native path this CPU has),
+   * The pair kernel: `'native-<path>'` for a path of kernel/native/src/paths.h (C behind Node-API, when the addon
+   * loads and the CPU runs the path), `'native'` (the fastest native path this CPU runs),
    * `'wasm-relaxed-simd'` (fused multiply-add; Node ≥ 22, or Node 20 with --experimental-wasm-relaxed-simd),
    * `'wasm-simd'`, `'js'`, or `'auto'` for the fastest that runs here, in that order. Asking for one that
    * cannot run here throws INVALID_ARGUMENT saying why.

@@ -7,9 +7,10 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HpairError } from '../../shared/errors.js';
+import type { NativePathName } from '../kernel-names.js';
 
-/** The two architecture paths; which ones run here is in `info().paths`. */
-export type NativePathName = 'avx512' | 'avx2';
+export type { NativePathName } from '../kernel-names.js';
+/** A native path (kernel/native/src/paths.h); which ones run here is in `info().paths`. */
 export type NativePath = NativePathName;
 
 export interface NativePathInfo {
@@ -18,10 +19,24 @@ export interface NativePathInfo {
   readonly supported: boolean;
   /** Why it is unsupported, in a few words (only when `supported` is false). */
   readonly reason?: string;
-  /** Micro-tile rows and columns, and the k-block length (the same for every path). */
+  /** Micro-tile rows and columns, and the k-block length (the same for every path: the summation order). */
   readonly mr: number;
   readonly nr: number;
   readonly kc: number;
+  /** Rows per packed A block on this CPU (from its L2), a multiple of mr, at most `mcMaxPanels`·mr. */
+  readonly mc: number;
+  readonly mcMaxPanels: number;
+  /** Rows × columns of one pass of the compensated kernel (its scratch is padded to them). */
+  readonly compRows: number;
+  readonly compCols: number;
+  /** The tile edge a job schedules on this path (a grain of work, never a result's bits). */
+  readonly tile: number;
+  /** Columns of k per chunk of the summation order (HPAIR_CHUNK): beyond one chunk a tile keeps a second set of sums. */
+  readonly chunk: number;
+  /** Doubles per FMA instruction of the path's peak probe. */
+  readonly lanes: number;
+  /** Whether this build's FMA is one instruction (not a library call), so the path outruns WebAssembly. */
+  readonly fastFma: boolean;
 }
 
 export interface NativeInfo {
@@ -87,7 +102,7 @@ export interface NativeAddon {
    * outside its heap (napi_adjust_external_memory), so that it collects sooner. Returns the thread's new total.
    */
   adjustExternalMemory(bytes: number): number;
-  /** Double-precision flops/s this thread sustains on that path's FMA alone, measured for `seconds` (0 < seconds ≤ 10): the bench's peak (src/peak.c). */
+  /** Double-precision flops/s this thread sustains on that path's FMA alone, measured for `seconds` (0 < seconds ≤ 10): the bench's peak (each path file's probe, src/peak_loop.h). */
   fmaPeak(path: NativePathName, seconds: number): number;
 }
 
@@ -290,7 +305,6 @@ export function loadNativeAddon(): NativeAddonLoad {
 }
 
 function find(): NativeAddonLoad {
-  if (process.arch !== 'x64') return { addon: undefined, reason: `the native kernels are for x86-64 CPUs; this one is ${process.arch}` };
   const found = candidates();
   if (found.explicit !== undefined) {
     const { file, origin } = found.explicit;

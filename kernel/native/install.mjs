@@ -72,7 +72,6 @@ try {
   rmSync(buildDir, { recursive: true, force: true });
 
   if (process.env.HPAIR_NO_NATIVE && process.env.HPAIR_NO_NATIVE !== '0') skip('HPAIR_NO_NATIVE is set');
-  if (process.arch !== 'x64') skip(`the native kernel is x86-64 only (this CPU is ${process.arch})`);
   if (process.platform === 'win32') skip('the native kernel builds with GCC or Clang only (not on Windows)');
 
   // A prebuilt addon that loads here makes a compiler unnecessary. Why it did not is kept for the build log.

@@ -9,10 +9,10 @@
 // |---|---|---|
 // | linux-x64 glibc | cc (gcc or clang) | loads in this Node; check/driver-12x16.c built with cc runs bit-identical |
 // | linux-x64 musl | musl-gcc (Debian: apt-get install musl-tools) | links against no glibc symbol; the driver check built with musl-gcc -static runs bit-identical |
+// | linux-arm64 glibc | aarch64-linux-gnu-gcc and qemu-aarch64 (Debian: apt-get install gcc-aarch64-linux-gnu qemu-user) | an AArch64 ELF; the driver check built -static runs under qemu bit-identical, with the same bits as the x86-64 check |
 //
-// linux-arm64 is not a target: the kernel's paths are x86-64 only (AVX2/AVX-512; elsewhere they compile to
-// nothing), so an arm64 addon would run no native path, and the driver check needs AVX2. An arm64 install runs
-// the WebAssembly kernel. A target whose compiler is missing is skipped with a warning;
+// On arm64 only the portable path runs (the x86 paths compile to a record that says why not). A target whose
+// compiler (or, for arm64, qemu) is missing is skipped with a warning;
 // one whose build or check fails makes this script fail. prebuilds/manifest.json records the hash of the
 // sources each addon was built from: an addon whose hash matches is kept unless --force.
 import { spawnSync } from 'node:child_process';
@@ -47,20 +47,21 @@ const works = (command) => {
   return !probe.error && probe.status === 0;
 };
 
-/** CPUID's AVX2 + FMA, which the driver check needs, as the addon itself reports them (from the glibc build). */
-let avx2 = undefined;
-
+// The x86-64 glibc target comes first: its driver check's lines (with the hashes of H) are what the others must print.
 const targets = [
-  { libc: 'glibc', cc: 'cc', staticCheck: false },
-  { libc: 'musl', cc: 'musl-gcc', staticCheck: true },
+  { arch: 'x64', libc: 'glibc', cc: 'cc', staticCheck: false },
+  { arch: 'x64', libc: 'musl', cc: 'musl-gcc', staticCheck: true, hint: 'apt-get install musl-tools' },
+  { arch: 'arm64', libc: 'glibc', cc: 'aarch64-linux-gnu-gcc', staticCheck: true, runner: 'qemu-aarch64', hint: 'apt-get install gcc-aarch64-linux-gnu qemu-user' },
 ];
+/** The x86-64 glibc driver check's output: every other build must print the same bits. */
+let hostCheck;
 const manifestFile = path.join(out, 'manifest.json');
 const previous = existsSync(manifestFile) ? JSON.parse(readFileSync(manifestFile, 'utf8')) : { addons: {} };
 const hash = sourceHash();
-const manifest = { sourceHash: hash, addons: {}, skipped: { 'linux-arm64': 'the native paths are x86-64 only (AVX2/AVX-512): an arm64 addon would run none' } };
+const manifest = { sourceHash: hash, addons: {}, skipped: {} };
 
 for (const target of targets) {
-  const name = `linux-x64/hpair_native.napi.${target.libc}.node`;
+  const name = `linux-${target.arch}/hpair_native.napi.${target.libc}.node`;
   const file = path.join(out, name);
   const kept = previous.addons?.[name];
   if (!force && kept?.sourceHash === hash && existsSync(file)) {
@@ -69,17 +70,19 @@ for (const target of targets) {
     continue;
   }
   rmSync(file, { force: true });
-  if (!works(target.cc)) {
-    manifest.skipped[`linux-x64 ${target.libc}`] = `no ${target.cc} on the machine that packed it`;
-    console.warn(`prebuild: WARNING: skipping ${name}: ${target.cc} does not run${target.libc === 'musl' ? ' (apt-get install musl-tools)' : ''}`);
+  const missing = [target.cc, target.runner].filter((command) => command !== undefined && !works(command));
+  if (missing.length > 0) {
+    manifest.skipped[`linux-${target.arch} ${target.libc}`] = `no ${missing.join(' or ')} on the machine that packed it`;
+    console.warn(`prebuild: WARNING: skipping ${name}: ${missing.join(' and ')} not found${target.hint ? ` (${target.hint})` : ''}`);
     continue;
   }
-  const work = mkdtempSync(path.join(tmpdir(), `hpair-prebuild-${target.libc}-`));
+  const work = mkdtempSync(path.join(tmpdir(), `hpair-prebuild-${target.arch}-${target.libc}-`));
   try {
     cpSync(path.join(here, 'binding.gyp'), path.join(work, 'binding.gyp'));
     cpSync(path.join(here, 'src'), path.join(work, 'src'), { recursive: true });
     // install.mjs finds npm's node-gyp and this Node's headers; forced to build from source with this compiler.
-    const env = { ...process.env, HPAIR_BUILD_FROM_SOURCE: '1', CC: target.cc, CXX: target.cc, LINK: target.cc };
+    // npm_config_arch: node-gyp's target architecture (the Node headers are the same for every one).
+    const env = { ...process.env, HPAIR_BUILD_FROM_SOURCE: '1', CC: target.cc, CXX: target.cc, LINK: target.cc, npm_config_arch: target.arch };
     delete env.HPAIR_NO_NATIVE;
     run(process.execPath, [path.join(here, 'install.mjs'), work], { env, stdio: ['ignore', 2, 2] });
     const status = JSON.parse(readFileSync(path.join(work, 'build/status.json'), 'utf8'));
@@ -104,10 +107,17 @@ function firstLine(text) {
 
 /** glibc: the addon loads in this Node and lists its paths. musl: it needs no glibc (readelf). */
 function libcCheck(target, built) {
+  if (target.arch !== process.arch) {
+    const header = run('readelf', ['-h', built]);
+    if (header.error || header.status !== 0) fail(`${built}: readelf failed`);
+    if (!/Machine:\s+AArch64/.test(header.stdout)) fail(`the ${target.arch} addon is not an AArch64 file: ${header.stdout}`);
+    const versions = [...(run('readelf', ['-V', built]).stdout ?? '').matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    const newest = versions.sort((a, b) => a[0] - b[0] || a[1] - b[1]).pop();
+    return ['an AArch64 shared object (not loaded: no arm64 Node here)', ...(newest ? [`needs glibc ${newest.join('.')} or later`] : [])];
+  }
   if (target.libc === 'glibc') {
     const probe = run(process.execPath, ['-e', `const a = require(${JSON.stringify(built)}); process.stdout.write(JSON.stringify(a.info().paths.map((p) => [p.name, p.supported])))`]);
     if (probe.status !== 0) fail(`the glibc addon does not load in this Node: ${probe.stderr}`);
-    avx2 = JSON.parse(probe.stdout).some(([name, supported]) => name === 'avx2' && supported);
     const versions = [...(run('readelf', ['-V', built]).stdout ?? '').matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
     const newest = versions.sort((a, b) => a[0] - b[0] || a[1] - b[1]).pop();
     return ['loads in this Node', ...(newest ? [`needs glibc ${newest.join('.')} or later`] : [])];
@@ -121,12 +131,16 @@ function libcCheck(target, built) {
 
 /** The shared driver's bit-for-bit check (check/driver-12x16.c) built with the target's compiler, run here. */
 function driverCheck(target, work) {
-  if (avx2 === false) return ['driver check not run (this CPU has no AVX2 + FMA)'];
+  // The reference bits, when the x86-64 glibc addon was up to date and so not checked in this run.
+  if (target !== targets[0] && hostCheck === undefined) driverCheck(targets[0], work);
   const exe = path.join(work, 'driver-12x16');
-  const args = ['-O2', '-ffp-contract=off', `-I${path.join(here, 'src')}`, path.join(here, 'check/driver-12x16.c'), path.join(here, 'src/path_avx2.c'), path.join(here, 'src/scratch.c'), '-lm', '-o', exe];
+  const args = ['-O2', '-ffp-contract=off', `-I${path.join(here, 'src')}`, path.join(here, 'check/driver-12x16.c'), path.join(here, 'src/path_portable.c'), path.join(here, 'src/scratch.c'), '-lm', '-o', exe];
   const compiled = run(target.cc, target.staticCheck ? ['-static', ...args] : args);
   if (compiled.status !== 0) fail(`the driver check does not build with ${target.cc}: ${compiled.stderr}`);
-  const checked = run(exe, []);
+  const checked = target.runner ? run(target.runner, [exe]) : run(exe, []);
   if (checked.status !== 0 || /DIFFERENT/.test(checked.stdout)) fail(`the driver check built with ${target.cc} failed (exit ${checked.status}): ${checked.stdout}${checked.stderr}`);
-  return [`driver check bit-identical (${target.cc}${target.staticCheck ? ' -static' : ''})`];
+  if (target === targets[0]) hostCheck = checked.stdout;
+  else if (checked.stdout !== hostCheck) fail(`the driver check built with ${target.cc} computes other bits than the x86-64 glibc build:\n${checked.stdout}\nagainst\n${hostCheck}`);
+  const how = `${target.cc}${target.staticCheck ? ' -static' : ''}${target.runner ? `, run under ${target.runner}` : ''}`;
+  return [`driver check bit-identical (${how})${target === targets[0] ? '' : ', the same bits as the x86-64 glibc build'}`];
 }

@@ -22,7 +22,6 @@
 #include "advise.h"
 #include "cpu.h"
 #include "kernel.h"
-#include "peak.h"
 #include "scan.h"
 
 #define ERROR_CODE "ERR_HPAIR_NATIVE"
@@ -34,19 +33,37 @@ typedef struct instance {
   hpair_scratch scratch;
 } instance;
 
-static const hpair_path *const paths[] = {&hpair_path_avx512, &hpair_path_avx2};
+#define HPAIR_PATH(name) extern const hpair_path hpair_path_##name;
+#include "paths.h"
+#undef HPAIR_PATH
+#define HPAIR_PATH(name) &hpair_path_##name,
+static const hpair_path *const paths[] = {
+#include "paths.h"
+};
+#undef HPAIR_PATH
 #define PATH_COUNT (sizeof paths / sizeof paths[0])
 
 static int path_supported(const hpair_path *p, const char **reason) {
-  const hpair_cpu *cpu = hpair_cpu_get();
-  int ok = p == &hpair_path_avx512 ? cpu->avx512f : cpu->avx2_fma;
-  const char *why = p == &hpair_path_avx512 ? cpu->avx512_reason : cpu->avx2_reason;
-  if (ok && (!p->ukr || !p->tile || !p->tile_compensated)) {
-    ok = 0;
-    why = "this build has no code for it";
+  const char *why = p->why_not();
+  if (!why && (!p->ukr || !p->tile || !p->tile_compensated || !p->fma_peak)) why = "this build has no code for it";
+  if (reason) *reason = why;
+  return why == NULL;
+}
+
+/* "'avx512', 'avx2' or 'portable'": every path's name, for messages. */
+static const char *path_names(void) {
+  static char text[256];
+  if (!text[0]) {
+    char buf[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < PATH_COUNT; i++) {
+      const char *sep = i == 0 ? "" : i + 1 == PATH_COUNT ? " or " : ", ";
+      int w = snprintf(buf + used, sizeof buf - used, "%s'%s'", sep, paths[i]->name);
+      if (w > 0 && (size_t)w < sizeof buf - used) used += (size_t)w;
+    }
+    memcpy(text, buf, sizeof text); /* every thread writes the same bytes */
   }
-  if (reason) *reason = ok ? NULL : why;
-  return ok;
+  return text;
 }
 
 /* Throws and returns NULL, so callers can `return fail(...)`. */
@@ -119,19 +136,20 @@ static int get_size(napi_env env, napi_value v, const char *name, size_t *out) {
   return 0;
 }
 
-static int get_path(napi_env env, napi_value v, const hpair_path **out) {
+/* The path named by v; one this CPU cannot run throws unless `any` is set. */
+static int get_path_checked(napi_env env, napi_value v, const hpair_path **out, int any) {
   char name[16];
   size_t len = 0;
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_string ||
       napi_get_value_string_utf8(env, v, name, sizeof name, &len) != napi_ok) {
-    fail(env, KIND_TYPE, "path must be a string ('avx512' or 'avx2')");
+    fail(env, KIND_TYPE, "path must be a string (%s)", path_names());
     return -1;
   }
   for (size_t i = 0; i < PATH_COUNT; i++) {
     if (len == strlen(paths[i]->name) && memcmp(name, paths[i]->name, len) == 0) {
       const char *reason;
-      if (!path_supported(paths[i], &reason)) {
+      if (!any && !path_supported(paths[i], &reason)) {
         fail(env, KIND_ERROR, "path '%s' is not supported here: %s", paths[i]->name, reason);
         return -1;
       }
@@ -139,9 +157,11 @@ static int get_path(napi_env env, napi_value v, const hpair_path **out) {
       return 0;
     }
   }
-  fail(env, KIND_TYPE, "path must be 'avx512' or 'avx2' (got '%s')", name);
+  fail(env, KIND_TYPE, "path must be %s (got '%s')", path_names(), name);
   return -1;
 }
+
+static int get_path(napi_env env, napi_value v, const hpair_path **out) { return get_path_checked(env, v, out, 0); }
 
 static instance *get_instance(napi_env env) {
   instance *inst = NULL;
@@ -174,11 +194,16 @@ static napi_value info_fn(napi_env env, napi_callback_info cb) {
     const hpair_path *p = paths[i];
     const char *reason;
     int ok = path_supported(p, &reason);
-    napi_value entry, flag;
+    napi_value entry, flag, fast;
     bad = napi_create_object(env, &entry) != napi_ok || set_string(env, entry, "name", p->name) ||
           napi_get_boolean(env, ok, &flag) != napi_ok || napi_set_named_property(env, entry, "supported", flag) != napi_ok ||
           (!ok && set_string(env, entry, "reason", reason)) || set_number(env, entry, "mr", p->mr) ||
           set_number(env, entry, "nr", p->nr) || set_number(env, entry, "kc", p->kc) ||
+          set_number(env, entry, "mc", (double)hpair_choose_mc(p, cpu->l2)) || set_number(env, entry, "mcMaxPanels", p->mc_max_panels) ||
+          set_number(env, entry, "compRows", p->comp_rows) || set_number(env, entry, "compCols", p->comp_cols) ||
+          set_number(env, entry, "tile", p->tile_edge) || set_number(env, entry, "chunk", HPAIR_CHUNK) ||
+          set_number(env, entry, "lanes", p->lanes) || napi_get_boolean(env, p->fast_fma, &fast) != napi_ok ||
+          napi_set_named_property(env, entry, "fastFma", fast) != napi_ok ||
           napi_set_element(env, list, (uint32_t)i, entry) != napi_ok;
   }
   bad = bad || napi_set_named_property(env, result, "paths", list) != napi_ok || napi_create_object(env, &cache) != napi_ok ||
@@ -326,6 +351,29 @@ static napi_value external_fn(napi_env env, napi_callback_info cb) {
   return result;
 }
 
+/* ---- fmaPeak(path, seconds) ---- */
+
+/* Flops per second of this thread on that path's FMA alone, measured for `seconds` (0 < seconds ≤ 10): the bench's
+ * peak. Throws for an unknown path, one this CPU or OS cannot run, or a bad duration. */
+static napi_value peak_fn(napi_env env, napi_callback_info cb) {
+  napi_value argv[2];
+  size_t argc = 2;
+  if (napi_get_cb_info(env, cb, &argc, argv, NULL, NULL) != napi_ok) return fail(env, KIND_ERROR, "could not read the arguments");
+  if (argc < 2) return fail(env, KIND_TYPE, "fmaPeak(path, seconds) takes a path (%s) and a duration in seconds", path_names());
+  const hpair_path *path;
+  double seconds;
+  napi_valuetype t;
+  const char *reason;
+  if (get_path_checked(env, argv[0], &path, 1)) return NULL;
+  if (napi_typeof(env, argv[1], &t) != napi_ok || t != napi_number || napi_get_value_double(env, argv[1], &seconds) != napi_ok)
+    return fail(env, KIND_TYPE, "seconds must be a number");
+  if (!(seconds > 0 && seconds <= 10)) return fail(env, KIND_RANGE, "seconds must be in (0, 10]");
+  if (!path_supported(path, &reason)) return fail(env, KIND_ERROR, "%s", reason);
+  napi_value result;
+  napi_create_double(env, path->fma_peak(seconds), &result);
+  return result;
+}
+
 /* ---- module ---- */
 
 static void free_instance(napi_env env, void *data, void *hint) {
@@ -351,7 +399,7 @@ NAPI_MODULE_INIT() {
       {"microKernel", NULL, ukr_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adviseHugePages", NULL, advise_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adjustExternalMemory", NULL, external_fn, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"fmaPeak", NULL, hpair_fma_peak_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fmaPeak", NULL, peak_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     if (!pending(env)) fail(env, KIND_ERROR, "could not define the exports");

@@ -1,6 +1,6 @@
 /* Why: an H or a scratch buffer is a fresh mapping that the workers first touch while they compute, one page fault
- * per 4 KiB. On a virtual machine a fault can cost ~10 µs (the host backs the page too; `npm run bench:release`),
- * which at N = 4096 is 65 536 pages, ~0.65 s of faulting in a job of ~1.3 s on two workers. Huge pages take one
+ * per 4 KiB. On a virtual machine a fault is dear (the host backs the page too), and a big H has a great many
+ * pages, so faulting can be a large share of a job (`npm run bench:release` measures it). Huge pages take one
  * fault per 2 MiB instead, and fewer TLB misses when tiles write H's mirror column by column. The advice must come
  * before the first touch: the buffers are zero-filled lazily (calloc over a fresh mmap), so a new SharedArrayBuffer
  * has no page yet. */

@@ -92,8 +92,9 @@ static void detect(hpair_cpu *c) {
 
   /* Cache sizes. L1d and L2: glibc's sysconf, else CPUID's deterministic cache leaf (Intel 4, AMD 0x8000001D).
    * L3: that leaf first, since only it says how many logical CPUs share the cache, and glibc derives the L3
-   * total from legacy leaves that hypervisors fill inconsistently (on a KVM EPYC guest: 256 MB from leaf
-   * 0x80000006 against 32 MB shared by 2 from 0x8000001D); sysconf (the whole L3) only when the leaf is missing. */
+   * total from legacy leaves that hypervisors fill inconsistently (a KVM guest can report the host's whole L3 in
+   * leaf 0x80000006 while 0x8000001D says how few CPUs share a much smaller one); sysconf (the whole L3) only when
+   * the leaf is missing. */
 #ifdef _SC_LEVEL1_DCACHE_SIZE
   c->l1d = sysconf_bytes(_SC_LEVEL1_DCACHE_SIZE);
   c->l2 = sysconf_bytes(_SC_LEVEL2_CACHE_SIZE);

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+/* The x86-64 ISA facts the x86 paths' checks read (why_not in path_avx2.c, path_avx512.c; elsewhere they say
+ * "not an x86-64 build"), and the cache sizes every path's mc rule reads. */
 typedef struct hpair_cpu {
   int avx2_fma;            /* AVX2 and FMA in CPUID, and the OS saves YMM state (XCR0 bits 1, 2) */
   int avx512f;             /* avx2_fma, AVX-512F in CPUID, and the OS saves opmask and ZMM state (XCR0 bits 5, 6, 7) */

@@ -6,6 +6,7 @@
  *   HP_UKR         its micro-kernel, an hpair_ukr_fn
  *   HP_TILE        the name to give this path's tile function
  *   HP_TILE_COMP   the name to give this path's compensated tile function
+ *   HP_COMP_RB, HP_COMP_CW  rows × columns of one pass of the compensated kernel
  *
  * and nothing else differs between paths. Every floating-point operation here (differences, the division by
  * distance, Ar + Ai, Br − Bi, adding block and chunk sums, the combination) is an exactly rounded IEEE operation
@@ -25,131 +26,55 @@
  *   combine P1..P3 into H and its mirror, with an exactly real diagonal.
  * B (the tile's columns × k block; planes Br, Bi, Br − Bi; nr-wide micro-panels) is packed at the start of each
  * k block, A (the block's rows × k block; planes Ar, Ai, Ar + Ai; mr-tall micro-panels) at the start of each row
- * block. (Packing each micro-panel just before its first use instead measured the same.)
+ * block (packing each micro-panel just before its first use instead buys nothing: a block's packs fit L2).
  * Packs are padded with zero rows to mr / nr multiples, so the micro-kernel has no edge cases. */
 #ifndef HP_MR
-#error "define HP_MR, HP_NR, HP_UKR, HP_TILE and HP_TILE_COMP before including driver.h"
+#error "define HP_MR, HP_NR, HP_UKR, HP_TILE, HP_TILE_COMP, HP_COMP_RB and HP_COMP_CW before including driver.h"
 #endif
 
-#include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "kernel.h"
 
-#if HP_MR % 2 != 0 || HP_NR % 4 != 0
-#error "driver.h packs rows in pairs: HP_MR must be even and HP_NR a multiple of 4"
-#endif
-
 #define HP_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define HP_MAX(a, b) ((a) > (b) ? (a) : (b))
-
-/* Stores v01 = [row jj, row jj+1 at k | the same at k+1] and v23 (k+2, k+3) into a k-major micro-panel of
- * width w: 16 bytes per k. */
-static inline void hp_store4(double *dst, size_t w, __m256d v01, __m256d v23) {
-  _mm_storeu_pd(dst, _mm256_castpd256_pd128(v01));
-  _mm_storeu_pd(dst + w, _mm256_extractf128_pd(v01, 1));
-  _mm_storeu_pd(dst + 2 * w, _mm256_castpd256_pd128(v23));
-  _mm_storeu_pd(dst + 3 * w, _mm256_extractf128_pd(v23, 1));
-}
 
 /* Packs micro-panels [pb, pe) of expp rows r0, r0 + 1, … (rows from r0 + `rows` on become zeros), k block
  * [kb, kb + kc), into three planes of micro-panels of width w: panel p, k, row jj at p·kc·w + k·w + jj. DIVIDE
  * packs B (Br, Bi, Br − Bi), otherwise A (Ar, Ai, Ar + Ai).
  *
- * Full panels go four k at a time, two rows at a time: a row's interleaved values x0 = [re im re im] (k, k+1)
- * and x1 (k+2, k+3), minus the reference row, give by unpacklo/unpackhi of the two rows
- * [re(a,k) re(b,k) | re(a,k+1) re(b,k+1)] and the same for im: exactly the 16-byte pieces of the micro-panel,
- * so one shuffle per output vector. The last, partial panel and the k remainder go element by element; both
- * forms are the same IEEE operations on the same values. */
+ * Plain C, in no ISA's intrinsics: for one k the w rows of a panel are independent, so the compiler vectorises the
+ * row loop with whatever the including path enabled. Every value is one IEEE subtraction, division, addition or
+ * subtraction of the same operands whatever the vector width, so all paths pack the same bits. */
 static inline __attribute__((always_inline)) void hp_pack(const double *expp, const double *distance, size_t N,
                                                          size_t M, size_t r0, size_t rows, size_t pb, size_t pe,
                                                          size_t kb, size_t kc, size_t w, const int DIVIDE, double *p0,
                                                          double *p1, double *p2) {
   const double *ref = expp + 2 * (N - 1) * M;
   const size_t m0 = kb + 1; /* the k block's first column of expp */
-  const size_t k4 = kc & ~(size_t)3;
   for (size_t p = pb; p < pe; p++) {
-    double *q0 = p0 + p * kc * w, *q1 = p1 + p * kc * w, *q2 = p2 + p * kc * w;
-    const int full = p * w + w <= rows;
+    double *restrict q0 = p0 + p * kc * w, *restrict q1 = p1 + p * kc * w, *restrict q2 = p2 + p * kc * w;
     const double *row0 = expp + 2 * (r0 + p * w) * M;
-    size_t k = 0;
-    if (full) {
-      for (; k < k4; k += 4) {
-        const size_t m = m0 + k;
-        const __m256d ra = _mm256_loadu_pd(ref + 2 * m), rb = _mm256_loadu_pd(ref + 2 * m + 4);
-        __m256d d01 = ra, d23 = rb;
-        if (DIVIDE) {
-          const __m256d d = _mm256_loadu_pd(distance + m);
-          d01 = _mm256_permute4x64_pd(d, 0x50); /* [d(k) d(k) d(k+1) d(k+1)] */
-          d23 = _mm256_permute4x64_pd(d, 0xfa);
-        }
-        size_t jj = 0;
-        if (w % 4 == 0) {
-          /* Four rows at a time, whole 32-byte k-rows of the micro-panel (aligned: w·8 is a multiple of 32 and the
-           * planes start 64-byte aligned). perm2f128 pairs the same k of rows (a, c) and (b, d), and
-           * unpacklo/unpackhi then give [re(a) re(b) re(c) re(d)] and the same for im. */
-          for (; jj < w; jj += 4) {
-            const double *ea = row0 + 2 * (jj * M + m), *eb = ea + 2 * M, *ec = eb + 2 * M, *ed = ec + 2 * M;
-            const __m256d a0 = _mm256_sub_pd(_mm256_loadu_pd(ea), ra), a1 = _mm256_sub_pd(_mm256_loadu_pd(ea + 4), rb);
-            const __m256d b0 = _mm256_sub_pd(_mm256_loadu_pd(eb), ra), b1 = _mm256_sub_pd(_mm256_loadu_pd(eb + 4), rb);
-            const __m256d c0 = _mm256_sub_pd(_mm256_loadu_pd(ec), ra), c1 = _mm256_sub_pd(_mm256_loadu_pd(ec + 4), rb);
-            const __m256d d0 = _mm256_sub_pd(_mm256_loadu_pd(ed), ra), d1 = _mm256_sub_pd(_mm256_loadu_pd(ed + 4), rb);
-            for (int u = 0; u < 4; u++) {
-              const __m256d xa = u < 2 ? a0 : a1, xb = u < 2 ? b0 : b1, xc = u < 2 ? c0 : c1, xd = u < 2 ? d0 : d1;
-              const __m256d ac = (u & 1) ? _mm256_permute2f128_pd(xa, xc, 0x31) : _mm256_permute2f128_pd(xa, xc, 0x20);
-              const __m256d bd = (u & 1) ? _mm256_permute2f128_pd(xb, xd, 0x31) : _mm256_permute2f128_pd(xb, xd, 0x20);
-              __m256d re = _mm256_unpacklo_pd(ac, bd), im = _mm256_unpackhi_pd(ac, bd);
-              if (DIVIDE) {
-                const __m256d dk = _mm256_broadcast_sd(distance + m + u);
-                re = _mm256_div_pd(re, dk);
-                im = _mm256_div_pd(im, dk);
-              }
-              const size_t at = (k + u) * w + jj;
-              _mm256_storeu_pd(q0 + at, re);
-              _mm256_storeu_pd(q1 + at, im);
-              _mm256_storeu_pd(q2 + at, DIVIDE ? _mm256_sub_pd(re, im) : _mm256_add_pd(re, im));
-            }
-          }
-        }
-        for (; jj < w; jj += 2) {
-          const double *ea = row0 + 2 * (jj * M + m), *eb = ea + 2 * M;
-          const __m256d a0 = _mm256_sub_pd(_mm256_loadu_pd(ea), ra), a1 = _mm256_sub_pd(_mm256_loadu_pd(ea + 4), rb);
-          const __m256d b0 = _mm256_sub_pd(_mm256_loadu_pd(eb), ra), b1 = _mm256_sub_pd(_mm256_loadu_pd(eb + 4), rb);
-          __m256d re01 = _mm256_unpacklo_pd(a0, b0), im01 = _mm256_unpackhi_pd(a0, b0);
-          __m256d re23 = _mm256_unpacklo_pd(a1, b1), im23 = _mm256_unpackhi_pd(a1, b1);
-          if (DIVIDE) {
-            re01 = _mm256_div_pd(re01, d01);
-            im01 = _mm256_div_pd(im01, d01);
-            re23 = _mm256_div_pd(re23, d23);
-            im23 = _mm256_div_pd(im23, d23);
-          }
-          const __m256d s01 = DIVIDE ? _mm256_sub_pd(re01, im01) : _mm256_add_pd(re01, im01);
-          const __m256d s23 = DIVIDE ? _mm256_sub_pd(re23, im23) : _mm256_add_pd(re23, im23);
-          hp_store4(q0 + k * w + jj, w, re01, re23);
-          hp_store4(q1 + k * w + jj, w, im01, im23);
-          hp_store4(q2 + k * w + jj, w, s01, s23);
-        }
-      }
-    }
-    for (; k < kc; k++) {
+    const size_t live = p * w >= rows ? 0 : HP_MIN(w, rows - p * w); /* rows of this panel that are not padding */
+    for (size_t k = 0; k < kc; k++) {
       const size_t m = m0 + k;
-      for (size_t jj = 0; jj < w; jj++) {
-        double xr = 0, xi = 0;
-        if (p * w + jj < rows) {
-          const double *e = row0 + 2 * (jj * M + m);
-          xr = e[0] - ref[2 * m];
-          xi = e[1] - ref[2 * m + 1];
-          if (DIVIDE) {
-            xr = xr / distance[m];
-            xi = xi / distance[m];
-          }
+      const double rr = ref[2 * m], ri = ref[2 * m + 1];
+      const double d = DIVIDE ? distance[m] : 1;
+      double *restrict o0 = q0 + k * w, *restrict o1 = q1 + k * w, *restrict o2 = q2 + k * w;
+      for (size_t jj = 0; jj < live; jj++) {
+        const double *e = row0 + 2 * (jj * M + m);
+        double xr = e[0] - rr, xi = e[1] - ri;
+        if (DIVIDE) {
+          xr = xr / d;
+          xi = xi / d;
         }
-        q0[k * w + jj] = xr;
-        q1[k * w + jj] = xi;
-        q2[k * w + jj] = DIVIDE ? xr - xi : xr + xi;
+        o0[jj] = xr;
+        o1[jj] = xi;
+        o2[jj] = DIVIDE ? xr - xi : xr + xi;
       }
+      for (size_t jj = live; jj < w; jj++) o0[jj] = o1[jj] = o2[jj] = 0;
     }
   }
 }
@@ -276,7 +201,7 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
               /* the next micro-tile's C, so the next call's first FMAs need not wait for it */
               const char *next = (const char *)(c + HP_MR * pcol);
               for (int r = 0; r < HP_MR; r++)
-                for (int x = 0; x < HP_NR * 8; x += 64) _mm_prefetch(next + r * pcol * 8 + x, _MM_HINT_T0);
+                for (int x = 0; x < HP_NR * 8; x += 64) __builtin_prefetch(next + r * pcol * 8 + x, 1, 3);
             }
             HP_UKR(kc, Aq[q] + ir * kc, b, c, pcol, accumulate);
           }
@@ -306,11 +231,8 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
 
 /* A pass of the compensated kernel covers HP_COMP_RB rows × HP_COMP_CW columns (a path may set both; the order
  * of each entry's sum does not depend on them): enough independent TwoSum chains to hide their latency. */
-#ifndef HP_COMP_CW
-#define HP_COMP_CW 8
-#endif
-#ifndef HP_COMP_RB
-#define HP_COMP_RB 2
+#if !defined(HP_COMP_CW) || !defined(HP_COMP_RB)
+#error "define HP_COMP_RB and HP_COMP_CW (the path's compensated pass) before including driver.h"
 #endif
 
 static inline void hp_two_sum_into(double *s, double *c, double p, double pl) {

@@ -14,10 +14,11 @@
  * chunk order. The error of an element then grows with kc + chunk blocks + chunks, where one FMA chain over all
  * of k would make it grow with M.
  *
- * 192 keeps the AVX-512 path's B micro-panel (16·192·8 = 24 KB) resident in a 32 KB L1d (Skylake/Cascade Lake
- * Xeons) next to the streaming A panel; 256 would fill it. On the AVX2 path (Zen 3) kc from 128 to 320 measured
- * the same. 64 blocks per chunk (12288 columns): up to that length a tile needs no chunk buffer and no chunk
- * pass, and beyond it the three error terms stay comparable up to M around 10^8. */
+ * Why these values: kc bounds the error term of a block and sets the B micro-panel's size, which must stay in L1d
+ * next to the streaming A panel on the widest path (nr·kc·8 bytes); kc is not a path's choice, since all paths
+ * must give the same bits. The single-thread tile bench (kernel/native/bench-tile.mjs, run with each kc) is where kc is chosen.
+ * 64 blocks per chunk: up to that length a tile needs no chunk buffer and no chunk pass, and beyond it the three
+ * error terms stay comparable up to very long sums (docs/kernels-and-accuracy.md). */
 #define HPAIR_KC 192
 #define HPAIR_CHUNK_BLOCKS 64
 #define HPAIR_CHUNK (HPAIR_KC * HPAIR_CHUNK_BLOCKS)
@@ -48,10 +49,25 @@ typedef struct hpair_tile_args {
   size_t r0, c0, rows, cols;
 } hpair_tile_args;
 
+/* One architecture path, registered once: its file (path_*.c) defines `const hpair_path hpair_path_<name>` and
+ * paths.h lists it. Everything the addon and TypeScript know of a path comes from this record (info()). */
 typedef struct hpair_path {
   const char *name;
+  /* Micro-tile rows and columns; kc is HPAIR_KC for every path (the summation order is the result's format). */
   int mr, nr, kc;
-  /* NULL when the build has no code for this path (not x86-64) */
+  /* The mc rule: rows per packed A block = one A plane (mc·kc doubles) in about half of L2, rounded down to a
+   * multiple of mr, at least mr and at most mc_max_panels·mr (hpair_choose_mc). */
+  int mc_max_panels;
+  /* Rows × columns of one pass of the compensated kernel (scratch is padded to them). */
+  int comp_rows, comp_cols;
+  /* The tile edge TypeScript schedules for this path: the scheduling and cancellation grain, never a result. */
+  int tile_edge;
+  /* Doubles per FMA instruction of the peak probe (the probe's flop count, and an upper bound for its rate). */
+  int lanes;
+  /* 1 when this build's FMA is one instruction (the path's fma() or intrinsics are not a library call). */
+  int fast_fma;
+  /* NULL when this CPU and OS can run the path, else why not in a few words. */
+  const char *(*why_not)(void);
   hpair_ukr_fn ukr;
   /* Computes the tile's entries with j ≤ i and stores those inside the window, and their mirrors inside it.
    * mc: rows per packed A block, a multiple of mr. *first_bad: −1 if every entry of the tile came out finite,
@@ -60,13 +76,11 @@ typedef struct hpair_path {
   int (*tile)(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad);
   /* The same, with compensated accuracy (driver.h): each entry as if computed in twice the working precision. */
   int (*tile_compensated)(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad);
+  /* Flops per second one thread sustains on this path's FMA alone for `seconds` (the bench's peak). */
+  double (*fma_peak)(double seconds);
 } hpair_path;
 
-extern const hpair_path hpair_path_avx512;
-extern const hpair_path hpair_path_avx2;
-
-/* Rows per packed A block for a path, from the L2 size: one plane of the block (mc·kc doubles) fills about half
- * of L2, so it stays there while the B micro-panels stream past. A multiple of mr, at least mr. */
+/* Rows per packed A block for a path, from the L2 size (the rule above). */
 size_t hpair_choose_mc(const hpair_path *path, size_t l2_bytes);
 
 #endif

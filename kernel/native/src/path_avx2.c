@@ -4,11 +4,20 @@
  * CPU and the OS. */
 #include "kernel.h"
 
+/* This path's block sizes, its only copy: the micro-tile, and the compensated kernel's pass (rows × columns). */
+#define MR 6
+#define NR 8
+#define HP_COMP_RB 3
+#define HP_COMP_CW 4
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "cpu.h"
+#include "peak_loop.h"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
@@ -17,14 +26,12 @@
 #pragma GCC target("avx2,fma")
 #endif
 
-#define MR 6
-#define NR 8
 
 /* Row i of the micro-tile for one k: C[i, 0..3] and C[i, 4..7] += a[k·6 + i] · b[k·8 ..].
  * The empty asm statements emit nothing: they keep the broadcast (and, in STEP, the two B vectors) live until
  * the row's (step's) last FMA, so the register allocator writes every FMA into its accumulator (vfmadd231pd)
- * instead of into the dying operand's register, which made GCC rotate accumulators through extra moves and
- * cost ~7% on Zen 3 (measured). */
+ * instead of into the dying operand's register: otherwise GCC rotates accumulators through extra moves, which
+ * the single-thread tile bench (kernel/native/bench-tile.mjs --path avx2) shows as a slower tile. */
 #define ROW(i, o)                                      \
   x = _mm256_broadcast_sd(a + (o) * MR + (i));         \
   c##i##0 = _mm256_fmadd_pd(x, b0, c##i##0);           \
@@ -61,10 +68,37 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
 #define HP_NR NR
 #define HP_UKR ukr_avx2
 #define HP_TILE tile_avx2
-#define HP_COMP_CW 4
-#define HP_COMP_RB 3
 #define HP_TILE_COMP tile_comp_avx2
 #include "driver.h"
+
+static volatile double sink;
+
+static double run_avx2(double seconds) {
+  const __m256d m = _mm256_set1_pd(HPAIR_PEAK_M), a = _mm256_set1_pd(HPAIR_PEAK_A);
+  __m256d c0 = _mm256_set1_pd(1.00), c1 = _mm256_set1_pd(1.01), c2 = _mm256_set1_pd(1.02), c3 = _mm256_set1_pd(1.03);
+  __m256d c4 = _mm256_set1_pd(1.04), c5 = _mm256_set1_pd(1.05), c6 = _mm256_set1_pd(1.06), c7 = _mm256_set1_pd(1.07);
+  __m256d c8 = _mm256_set1_pd(1.08), c9 = _mm256_set1_pd(1.09), c10 = _mm256_set1_pd(1.10), c11 = _mm256_set1_pd(1.11);
+  uint64_t iterations = 0;
+  const double start = hpair_now_seconds();
+  double elapsed;
+  do {
+    for (int i = 0; i < HPAIR_PEAK_BATCH; i++) {
+      c0 = _mm256_fmadd_pd(c0, m, a), c1 = _mm256_fmadd_pd(c1, m, a), c2 = _mm256_fmadd_pd(c2, m, a), c3 = _mm256_fmadd_pd(c3, m, a);
+      c4 = _mm256_fmadd_pd(c4, m, a), c5 = _mm256_fmadd_pd(c5, m, a), c6 = _mm256_fmadd_pd(c6, m, a), c7 = _mm256_fmadd_pd(c7, m, a);
+      c8 = _mm256_fmadd_pd(c8, m, a), c9 = _mm256_fmadd_pd(c9, m, a), c10 = _mm256_fmadd_pd(c10, m, a), c11 = _mm256_fmadd_pd(c11, m, a);
+      __asm__ volatile("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5));
+      __asm__ volatile("" : "+x"(c6), "+x"(c7), "+x"(c8), "+x"(c9), "+x"(c10), "+x"(c11));
+    }
+    iterations += HPAIR_PEAK_BATCH;
+    elapsed = hpair_now_seconds() - start;
+  } while (elapsed < seconds);
+  __m256d s = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(c0, c1), _mm256_add_pd(c2, c3)), _mm256_add_pd(_mm256_add_pd(c4, c5), _mm256_add_pd(c6, c7)));
+  s = _mm256_add_pd(s, _mm256_add_pd(_mm256_add_pd(c8, c9), _mm256_add_pd(c10, c11)));
+  double lanes[4];
+  _mm256_storeu_pd(lanes, s);
+  sink = lanes[0] + lanes[3];
+  return (double)iterations * 12 /* chains */ * 4 /* lanes */ * 2 /* flops per FMA */ / elapsed;
+}
 
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -72,8 +106,15 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
 #pragma GCC pop_options
 #endif
 
-const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, ukr_avx2, tile_avx2, tile_comp_avx2};
+static const char *why_not_avx2(void) {
+  const hpair_cpu *cpu = hpair_cpu_get();
+  return cpu->avx2_fma ? NULL : cpu->avx2_reason;
+}
+
+const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 4, 1,
+                                    why_not_avx2, ukr_avx2, tile_avx2, tile_comp_avx2, run_avx2};
 
 #else
-const hpair_path hpair_path_avx2 = {"avx2", 6, 8, HPAIR_KC, 0, 0, 0};
+static const char *why_not_avx2(void) { return "not an x86-64 build"; }
+const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 4, 0, why_not_avx2, 0, 0, 0, 0};
 #endif

@@ -5,11 +5,20 @@
  * driver's AVX2 packing), and they run only after cpu.c has checked the CPU and the OS's ZMM state. */
 #include "kernel.h"
 
+/* This path's block sizes, its only copy: the micro-tile, and the compensated kernel's pass (rows × columns). */
+#define MR 12
+#define NR 16
+#define HP_COMP_RB 2
+#define HP_COMP_CW 8
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "cpu.h"
+#include "peak_loop.h"
 
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
@@ -18,8 +27,6 @@
 #pragma GCC target("avx512f,avx2,fma")
 #endif
 
-#define MR 12
-#define NR 16
 
 /* Row i of the micro-tile for one k: C[i, 0..7] and C[i, 8..15] += a[k·12 + i] · b[k·16 ..].
  * The empty asm statements emit nothing: as in the AVX2 path, they keep the broadcast and the two B vectors live
@@ -63,10 +70,42 @@ static void ukr_avx512(size_t k, const double *restrict a, const double *restric
 #define HP_NR NR
 #define HP_UKR ukr_avx512
 #define HP_TILE tile_avx512
-#define HP_COMP_CW 8
-#define HP_COMP_RB 2
 #define HP_TILE_COMP tile_comp_avx512
 #include "driver.h"
+
+static volatile double sink;
+
+/* Returns flops per second; runs whole batches until `seconds` have passed. */
+static double run_avx512(double seconds) {
+  const __m512d m = _mm512_set1_pd(HPAIR_PEAK_M), a = _mm512_set1_pd(HPAIR_PEAK_A);
+  __m512d c0 = _mm512_set1_pd(1.00), c1 = _mm512_set1_pd(1.01), c2 = _mm512_set1_pd(1.02), c3 = _mm512_set1_pd(1.03);
+  __m512d c4 = _mm512_set1_pd(1.04), c5 = _mm512_set1_pd(1.05), c6 = _mm512_set1_pd(1.06), c7 = _mm512_set1_pd(1.07);
+  __m512d c8 = _mm512_set1_pd(1.08), c9 = _mm512_set1_pd(1.09), c10 = _mm512_set1_pd(1.10), c11 = _mm512_set1_pd(1.11);
+  __m512d c12 = _mm512_set1_pd(1.12), c13 = _mm512_set1_pd(1.13), c14 = _mm512_set1_pd(1.14), c15 = _mm512_set1_pd(1.15);
+  uint64_t iterations = 0;
+  const double start = hpair_now_seconds();
+  double elapsed;
+  do {
+    for (int i = 0; i < HPAIR_PEAK_BATCH; i++) {
+      c0 = _mm512_fmadd_pd(c0, m, a), c1 = _mm512_fmadd_pd(c1, m, a), c2 = _mm512_fmadd_pd(c2, m, a), c3 = _mm512_fmadd_pd(c3, m, a);
+      c4 = _mm512_fmadd_pd(c4, m, a), c5 = _mm512_fmadd_pd(c5, m, a), c6 = _mm512_fmadd_pd(c6, m, a), c7 = _mm512_fmadd_pd(c7, m, a);
+      c8 = _mm512_fmadd_pd(c8, m, a), c9 = _mm512_fmadd_pd(c9, m, a), c10 = _mm512_fmadd_pd(c10, m, a), c11 = _mm512_fmadd_pd(c11, m, a);
+      c12 = _mm512_fmadd_pd(c12, m, a), c13 = _mm512_fmadd_pd(c13, m, a), c14 = _mm512_fmadd_pd(c14, m, a), c15 = _mm512_fmadd_pd(c15, m, a);
+      /* Keeps the loop as written: no reassociation of the chains across iterations. */
+      __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7));
+      __asm__ volatile("" : "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11), "+v"(c12), "+v"(c13), "+v"(c14), "+v"(c15));
+    }
+    iterations += HPAIR_PEAK_BATCH;
+    elapsed = hpair_now_seconds() - start;
+  } while (elapsed < seconds);
+  __m512d s = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(c0, c1), _mm512_add_pd(c2, c3)), _mm512_add_pd(_mm512_add_pd(c4, c5), _mm512_add_pd(c6, c7)));
+  s = _mm512_add_pd(s, _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(c8, c9), _mm512_add_pd(c10, c11)), _mm512_add_pd(_mm512_add_pd(c12, c13), _mm512_add_pd(c14, c15))));
+  double lanes[8];
+  _mm512_storeu_pd(lanes, s);
+  sink = lanes[0] + lanes[7];
+  return (double)iterations * 16 /* chains */ * 8 /* lanes */ * 2 /* flops per FMA */ / elapsed;
+}
+
 
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -74,8 +113,15 @@ static void ukr_avx512(size_t k, const double *restrict a, const double *restric
 #pragma GCC pop_options
 #endif
 
-const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, ukr_avx512, tile_avx512, tile_comp_avx512};
+static const char *why_not_avx512(void) {
+  const hpair_cpu *cpu = hpair_cpu_get();
+  return cpu->avx512f ? NULL : cpu->avx512_reason;
+}
+
+const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 8, 1,
+                                    why_not_avx512, ukr_avx512, tile_avx512, tile_comp_avx512, run_avx512};
 
 #else
-const hpair_path hpair_path_avx512 = {"avx512", 12, 16, HPAIR_KC, 0, 0, 0};
+static const char *why_not_avx512(void) { return "not an x86-64 build"; }
+const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 8, 0, why_not_avx512, 0, 0, 0, 0};
 #endif

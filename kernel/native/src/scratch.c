@@ -31,6 +31,6 @@ size_t hpair_choose_mc(const hpair_path *path, size_t l2_bytes) {
   size_t mc = l2_bytes / 2 / ((size_t)path->kc * sizeof(double));
   mc -= mc % mr;
   if (mc < mr) mc = mr;
-  if (mc > 64 * mr) mc = 64 * mr;
+  if (mc > (size_t)path->mc_max_panels * mr) mc = (size_t)path->mc_max_panels * mr;
   return mc;
 }
