@@ -564,18 +564,27 @@ withAddon("adjustExternalMemory moves the thread's external-memory total by exac
  * meanwhile. The advice splits the buffer's mapping at its aligned interior, so that part is a mapping of its
  * own, a little smaller than the buffer.
  */
-/** The mapping of about `bytes`: its huge-page bytes, and whether the kernel may back it with huge pages (in
- * 'madvise' mode that is the advice hpair gave; the test fails without it, e.g. with HPAIR_NO_HUGE_PAGES=1). */
-function mappingOf(bytes: number): { huge: number; eligible: boolean } {
-  let found = { huge: 0, eligible: false };
+/** This process's memory mappings: "start-end" → its huge-page bytes and whether the kernel may back it with
+ * huge pages (in 'madvise' mode, the advice hpair gave). */
+function mappings(): Map<string, { bytes: number; huge: number; eligible: boolean }> {
+  const found = new Map<string, { bytes: number; huge: number; eligible: boolean }>();
   for (const mapping of readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/)) {
     const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(mapping);
     if (range === null) continue;
-    const size = Number(BigInt(`0x${range[2]}`) - BigInt(`0x${range[1]}`));
-    if (size < bytes - 4 * 2 ** 20 || size > bytes + 4096) continue;
-    const huge = Number(/AnonHugePages:\s+(\d+) kB/.exec(mapping)?.[1] ?? 0) * 1024;
-    const eligible = /THPeligible:\s+1/.test(mapping);
-    if (huge > found.huge || (eligible && !found.eligible)) found = { huge: Math.max(huge, found.huge), eligible: eligible || found.eligible };
+    const bytes = Number(BigInt(`0x${range[2]}`) - BigInt(`0x${range[1]}`));
+    found.set(`${range[1]}-${range[2]}`, { bytes, huge: Number(/AnonHugePages:\s+(\d+) kB/.exec(mapping)?.[1] ?? 0) * 1024, eligible: /THPeligible:\s+1/.test(mapping) });
+  }
+  return found;
+}
+
+/** The mapping that appeared (or changed) since `before` and can hold `bytes`: the buffer's own, or the one the
+ * kernel merged it into with a neighbour of the same flags (a long test run has many). */
+function mappingOf(bytes: number, before: ReadonlyMap<string, unknown>): { huge: number; eligible: boolean } {
+  let found = { huge: 0, eligible: false };
+  for (const [range, mapping] of mappings()) {
+    if (before.has(range) || mapping.bytes < bytes - 4 * 2 ** 20) continue;
+    if (mapping.eligible && !found.eligible) found = { huge: mapping.huge, eligible: true };
+    else if (mapping.eligible === found.eligible && mapping.huge > found.huge) found = { huge: mapping.huge, eligible: mapping.eligible };
   }
   return found;
 }
@@ -586,11 +595,11 @@ function thpFallbacks(): number {
 }
 
 /** Asserts the mapping was advised and, unless the kernel had no huge page to give at the fault, is backed by them. */
-function assertHuge(bytes: number, fallbacksBefore: number, what: string): void {
-  const { huge, eligible } = mappingOf(bytes);
+function assertHuge(bytes: number, before: { fallbacks: number; mappings: ReadonlyMap<string, unknown> }, what: string): void {
+  const { huge, eligible } = mappingOf(bytes, before.mappings);
   assert.ok(eligible, `the mapping of ${what} is not eligible for huge pages (no advice given)`);
   if (huge >= 16 * 2 ** 20) return;
-  const fellBack = thpFallbacks() - fallbacksBefore;
+  const fellBack = thpFallbacks() - before.fallbacks;
   assert.ok(fellBack > 0, `only ${huge} bytes of huge pages in the mapping of ${what}, and the kernel reports no fallback`);
   console.log(`  (noted: ${what} advised, but the kernel had no free huge page at ${fellBack} faults: memory is fragmented)`);
 }
@@ -601,10 +610,10 @@ const withHugePages = testIf(thpOffered(), () => (addon === undefined ? noAddon(
 withHugePages("allocateComplexMatrix's big matrix is backed by huge pages where the OS offers them", async () => {
   const { allocateComplexMatrix } = await import('hpair');
   // ≈ 22 MiB: far enough from the next test's 34 MiB H that neither check can find the other's mapping.
+  const before = { fallbacks: thpFallbacks(), mappings: mappings() };
   const m = await allocateComplexMatrix(1199, 1199);
-  const fallbacks = thpFallbacks();
   m.data.fill(1); // first touch, after the memory thread's advice
-  assertHuge(m.data.byteLength, fallbacks, `a ${m.data.byteLength}-byte matrix`);
+  assertHuge(m.data.byteLength, before, `a ${m.data.byteLength}-byte matrix`);
 });
 
 withHugePages("a pool's big H is backed by huge pages where the OS offers them (the memory thread advises it before first touch)", async () => {
@@ -612,9 +621,9 @@ withHugePages("a pool's big H is backed by huge pages where the OS offers them (
   const pool = createPool({ workers: 2 });
   try {
     const { expp, distance } = demoProblem(1500, 64);
-    const fallbacks = thpFallbacks();
+    const before = { fallbacks: thpFallbacks(), mappings: mappings() };
     const h = await pool.hermitian(expp, distance); // H: 1499² × 16 B ≈ 34 MiB
-    assertHuge(h.data.byteLength, fallbacks, `a ${h.data.byteLength}-byte H`);
+    assertHuge(h.data.byteLength, before, `a ${h.data.byteLength}-byte H`);
   } finally {
     await pool.close();
   }
