@@ -78,11 +78,16 @@ export async function lockOutput(out: string, name: string, options: { heartbeat
     let file: FileHandle | undefined;
     try {
       file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+      // Held from the moment it exists: a second signal arriving before the record is written must still
+      // remove it on the way out (releaseHeldLocksSync), or it would outlive this process.
+      const { dev, ino } = fstatSync(file.fd);
+      held.set(me.token, { path, fd: file.fd, dev, ino });
       const bytes = record(since);
       await file.write(bytes, 0, bytes.length, 0);
       return holdLock(file, path, me.token, record, heartbeatMs);
     } catch (error) {
       if (file !== undefined) {
+        held.delete(me.token);
         await file.close().catch(() => undefined);
         await unlink(path).catch(() => undefined); // an empty lock would read as held by nobody we can check
         throw new HpairError('IO_ERROR', `cannot write ${name} ${out}: cannot write its lock ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { cause: error });
@@ -114,8 +119,7 @@ export async function lockOutput(out: string, name: string, options: { heartbeat
 }
 
 async function holdLock(file: FileHandle, path: string, token: string, record: (heartbeat: string) => Buffer, heartbeatMs: number): Promise<OutputLock> {
-  const { dev, ino } = await file.stat();
-  held.set(token, { path, fd: file.fd, dev, ino });
+  const { dev, ino } = held.get(token)!;
   let released = false;
   let beating: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {

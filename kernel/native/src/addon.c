@@ -385,6 +385,7 @@ static void free_instance(napi_env env, void *data, void *hint) {
 }
 
 NAPI_MODULE_INIT() {
+  hpair_pin_mmap_threshold();
   instance *inst = calloc(1, sizeof *inst);
   if (!inst || napi_set_instance_data(env, inst, free_instance, NULL) != napi_ok) {
     free(inst);

@@ -11,6 +11,10 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+#if defined(__GLIBC__)
+#include <malloc.h>
+#include <stdlib.h>
+#endif
 
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 
@@ -24,5 +28,16 @@ size_t hpair_advise_huge_pages(void *data, size_t bytes) {
   (void)data;
   (void)bytes;
   return 0;
+#endif
+}
+
+void hpair_pin_mmap_threshold(void) {
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
+  static volatile int pinned = 0; /* each thread that loads the addon may get here; mallopt is itself thread-safe */
+  if (pinned) return;
+  pinned = 1;
+  const char *off = getenv("HPAIR_NO_HUGE_PAGES");
+  if (off != NULL && off[0] != '\0' && !(off[0] == '0' && off[1] == '\0')) return;
+  mallopt(M_MMAP_THRESHOLD, (int)HUGE_PAGE);
 #endif
 }
