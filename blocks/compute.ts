@@ -12,7 +12,7 @@ import { createNpyOutput, ioFailure, kindOf, openNpyOutput, refuseSpecialFile, s
 import { complexNpyHeader } from '../io/npy.js';
 import type { Pool } from '../workers/pool.js';
 import { jobFingerprint, journalPath, openJournal, readJournalFingerprint, type Journal } from './journal.js';
-import { blockChecksum, CHECKSUM, describeBlocks, digestFile, manifestPath, mismatchedBlocks, writeManifest } from './integrity.js';
+import { blockChecksum, describeBlocks, digestFile, manifestOf, manifestPath, mismatchedBlocks, writeManifest } from './integrity.js';
 import { checkSpace, lockOutput, lockPath, type OutputLock } from './output-guard.js';
 import { blockPairs, chooseJobShape, jobMemory, kernelTile, planBlocks, READ_STAGE_BYTES, type Block, type BlockMemory, type JobShape } from './plan.js';
 
@@ -279,20 +279,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     await lock.assertHeld();
     const now = await lstat(partial).catch((error: NodeJS.ErrnoException) => Promise.reject(error.code === 'ENOENT' ? replaced('gone') : ioFailure('finish', `${names.out} (partial) ${partial}`, error)));
     if (!now.isFile() || now.dev !== written.dev || now.ino !== written.ino) throw replaced(now.isFile() ? 'another file' : kindOf(now));
-    const f = journal.fingerprint;
-    await writeManifest(outPath, {
-      format: 'hpair-manifest',
-      version: 1,
-      shape: [n, n],
-      dtype: '<c16',
-      dataOffset: header.length,
-      bytes: outBytes,
-      blockSize,
-      kernel,
-      checksum: CHECKSUM,
-      inputs: { expp: { path: exppPath, bytes: f.expp.bytes, sha256: f.expp.sha256 }, distance: { path: distancePath, bytes: f.distance.bytes, sha256: f.distance.sha256 } },
-      blocks: plan.blocks.map((block) => ({ id: block.id, rows: block.rows, cols: block.cols, sha256: journal!.checksums.get(block.id)! })),
-    }, [exppPath, distancePath]);
+    await writeManifest(outPath, manifestOf({ n, blockSize, kernel, paths: { expp: exppPath, distance: distancePath }, stamps: journal.fingerprint, blocks: plan.blocks, checksums: journal.checksums }), [exppPath, distancePath]);
     try {
       await rename(partial, outPath);
       await syncDirectory(dirname(resolve(outPath)));

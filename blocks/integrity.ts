@@ -255,6 +255,44 @@ export interface Manifest {
   readonly blocks: ReadonlyArray<BlockArea & { readonly sha256: string }>;
 }
 
+/** What a finished run knows that its manifest records. */
+export interface FinishedRun {
+  /** H is n×n. */
+  readonly n: number;
+  readonly blockSize: number;
+  /** The kernel stamp of the run's journal (kernel and accuracy). */
+  readonly kernel: string;
+  /** The inputs' paths as the run was given them, and their stamps from the journal. */
+  readonly paths: { readonly expp: string; readonly distance: string };
+  readonly stamps: { readonly expp: { readonly bytes: number; readonly sha256: string }; readonly distance: { readonly bytes: number; readonly sha256: string } };
+  readonly blocks: readonly BlockArea[];
+  /** Each block's checksum, by id, as the journal holds them. */
+  readonly checksums: ReadonlyMap<number, string>;
+}
+
+/** The manifest of a finished run (out of core and the cluster write the same one). */
+export function manifestOf(run: FinishedRun): Manifest {
+  const headerBytes = complexNpyHeader([run.n, run.n]).length;
+  const input = (key: 'expp' | 'distance'): ManifestInput => ({ path: run.paths[key], bytes: run.stamps[key].bytes, sha256: run.stamps[key].sha256 });
+  return {
+    format: MANIFEST_FORMAT,
+    version: MANIFEST_VERSION,
+    shape: [run.n, run.n],
+    dtype: '<c16',
+    dataOffset: headerBytes,
+    bytes: headerBytes + 16 * run.n * run.n,
+    blockSize: run.blockSize,
+    kernel: run.kernel,
+    checksum: CHECKSUM,
+    inputs: { expp: input('expp'), distance: input('distance') },
+    blocks: run.blocks.map((block) => {
+      const sha256 = run.checksums.get(block.id);
+      if (sha256 === undefined) throw new HpairError('IO_ERROR', `internal: block ${block.id} has no checksum in the journal`);
+      return { id: block.id, rows: block.rows, cols: block.cols, sha256 };
+    }),
+  };
+}
+
 export function manifestPath(out: string): string {
   return `${out}.manifest.json`;
 }

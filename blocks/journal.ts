@@ -230,13 +230,7 @@ export async function openJournal(outPath: string, fingerprint: JobFingerprint, 
     if (options.blockCount !== undefined && id >= options.blockCount) {
       throw new HpairError('IO_ERROR', `the journal ${path} lists block ${id} (line ${line}) but the job has ${options.blockCount} blocks; delete it and the partial output beside it to start over`);
     }
-    if (checksum === undefined) {
-      done.delete(id);
-      checksums.delete(id);
-    } else {
-      done.add(id);
-      checksums.set(id, checksum);
-    }
+    applyRecord(done, checksums, id, checksum);
   }
   let file: FileHandle | undefined;
   try {
@@ -279,15 +273,7 @@ export async function openJournal(outPath: string, fingerprint: JobFingerprint, 
         broken = ioFailure('write', `the journal ${path}`, error);
         throw broken;
       }
-      for (const { id, checksum } of lines) {
-        if (checksum === undefined) {
-          done.delete(id);
-          checksums.delete(id);
-        } else {
-          done.add(id);
-          checksums.set(id, checksum);
-        }
-      }
+      for (const { id, checksum } of lines) applyRecord(done, checksums, id, checksum);
     };
     const result = queue.then(write);
     queue = result.catch(() => undefined);
@@ -366,5 +352,16 @@ async function createJournal(path: string, fingerprint: JobFingerprint): Promise
   } finally {
     await file?.close().catch(() => undefined);
     await unlink(temp).catch(() => undefined);
+  }
+}
+
+/** One journal record: a block done with its checksum, or (no checksum) withdrawn; a later record of a block wins. */
+function applyRecord(done: Set<number>, checksums: Map<number, string>, id: number, checksum: string | undefined): void {
+  if (checksum === undefined) {
+    done.delete(id);
+    checksums.delete(id);
+  } else {
+    done.add(id);
+    checksums.set(id, checksum);
   }
 }

@@ -22,7 +22,7 @@ import {
   type JobFingerprint,
   type Journal,
 } from '../blocks/index.js';
-import { CHECKSUM, describeBlocks, digestFile, isChecksum, manifestPath, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
+import { describeBlocks, digestFile, isChecksum, manifestOf, manifestPath, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
 import { exppStamp } from '../blocks/journal.js';
 import { checkHermitianShape } from '../kernel/hermitian-inputs.js';
 import type { Accuracy, KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
@@ -481,19 +481,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
     // Every block is in: the manifest, then the partial output becomes `out`, then the journal goes.
     const missing = plan.blocks.length - journal.done.size;
     if (missing !== 0) throw new HpairError('IO_ERROR', `internal: ${missing} blocks are not journaled`);
-    await writeManifest(out, {
-      format: 'hpair-manifest',
-      version: 1,
-      shape: [n, n],
-      dtype: '<c16',
-      dataOffset: complexNpyHeader([n, n]).length,
-      bytes: outBytes,
-      blockSize,
-      kernel,
-      checksum: CHECKSUM,
-      inputs: { expp: { path: expp, bytes: stamps.expp.bytes, sha256: stamps.expp.sha256 }, distance: { path: distancePath, bytes: stamps.distance.bytes, sha256: stamps.distance.sha256 } },
-      blocks: plan.blocks.map((block) => ({ id: block.id, rows: block.rows, cols: block.cols, sha256: journal!.checksums.get(block.id)! })),
-    }, [expp, distancePath]);
+    await writeManifest(out, manifestOf({ n, blockSize, kernel, paths: { expp, distance: distancePath }, stamps, blocks: plan.blocks, checksums: journal.checksums }), [expp, distancePath]);
     // The rename publishes whatever the name holds now: it must still be the file the workers wrote.
     const now = await lstat(partial).catch((error: NodeJS.ErrnoException) => Promise.reject(error.code === 'ENOENT' ? replaced('gone') : ioFailure('finish', `out (partial) ${partial}`, error)));
     if (!now.isFile() || now.dev !== identity.dev || now.ino !== identity.ino) throw replaced(now.isFile() ? 'another file' : kindOf(now));
