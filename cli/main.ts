@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { isatty } from 'node:tty';
 import { open, stat } from 'node:fs/promises';
-import { checksum, demoProblem } from '../io/demo-problem.js';
+import { checksum, demoProblem } from '../kernel/demo-problem.js';
 import { complexMatrixBytes, complexNpyHeader } from '../io/npy.js';
 import { isZip } from '../io/npz.js';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
