@@ -9,7 +9,3 @@ export { computeToNpy, partialPath } from './compute.js';
 export { checkSpace, lockOutput, lockPath, releaseHeldLocksSync, LOCK_HEARTBEAT_MS, LOCK_STALE_MS } from './output-guard.js';
 export type { OutputLock } from './output-guard.js';
 export type { BlockPool, ComputeToNpyOptions, OutOfCoreProgress, OutOfCoreSummary } from './compute.js';
-export { openNpyInput, readNpyVector } from '../io/npy-file.js';
-export type { NpyInput, NpyFileOptions, NpyVectorOptions, NpyComplexDtype } from '../io/npy-file.js';
-export { createNpyOutput, openNpyOutput, syncDirectory } from '../io/npy-output.js';
-export type { NpyOutput, NpyOutputOptions, BlockRect } from '../io/npy-output.js';

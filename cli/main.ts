@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { isatty } from 'node:tty';
 import { open, stat } from 'node:fs/promises';
-import { checksum, demoProblem } from '../io/demo-problem.js';
+import { checksum, demoProblem } from '../kernel/demo-problem.js';
 import { complexMatrixBytes, complexNpyHeader } from '../io/npy.js';
 import { isZip } from '../io/npz.js';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
@@ -14,7 +14,7 @@ import type { Pool } from '../workers/pool.js';
 import { about, CliFailure, errnoText, toFailure, usage } from './errors.js';
 import { checkInputHeaders, inputSpec, loadDistance, loadExpp, readInputs, type InputSpec } from './input.js';
 import { isStdout, refuseInputAsOutput, resolveOut, writeOut } from './output.js';
-import { computeOutOfCore, outOfCoreReason } from '../blocks/cli.js';
+import { computeOutOfCore, outOfCoreReason } from './compute-out-of-core.js';
 import { progressBar } from './progress-bar.js';
 import { handleSignals, onSignal } from './signals.js';
 import { packageVersion } from './version.js';
@@ -153,8 +153,8 @@ async function main(argv: string[], io: Channels): Promise<void> {
   if (command === 'compute') return compute(rest, io);
   if (command === 'demo') return demo(rest, io);
   if (command === 'doctor') return doctorCommand(rest);
-  if (command === 'cluster') return (await import('../cluster/cli.js')).clusterCommand(rest);
-  if (command === 'verify') return (await import('../blocks/verify-cli.js')).verifyCommand(rest);
+  if (command === 'cluster') return (await import('./cluster.js')).clusterCommand(rest);
+  if (command === 'verify') return (await import('./verify.js')).verifyCommand(rest);
   throw usage(`unknown ${command.startsWith('-') ? 'option' : 'command'} '${command}'${didYouMean(command, command.startsWith('-') ? ['--help', '--version'] : COMMANDS)}`);
 }
 

@@ -73,3 +73,24 @@ export function interceptSignals(stop: (signal: HandledSignal) => void): () => v
     for (const [signal, handler] of handlers) process.off(signal, handler);
   };
 }
+
+/**
+ * The cluster commands: the first SIGINT or SIGTERM calls `stop` (a worker gives its running block back, a
+ * submit aborts) and a second one exits at once with the signal's code. Returns the function that removes the
+ * handlers.
+ */
+export function stopOnSignal(stop: (signal: 'SIGINT' | 'SIGTERM') => void): () => void {
+  let stopped = false;
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
+    const handler = (): void => {
+      if (stopped) process.exit(SIGNAL_EXIT_CODES[signal]);
+      stopped = true;
+      stop(signal);
+    };
+    process.on(signal, handler);
+    return [signal, handler] as const;
+  });
+  return () => {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
+  };
+}

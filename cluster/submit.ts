@@ -6,17 +6,12 @@ import { lstat, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import {
   checkSpace,
-  createNpyOutput,
   journalPath,
   lockOutput,
   openJournal,
-  openNpyInput,
-  openNpyOutput,
   partialPath,
   planBlocks,
   readJournalFingerprint,
-  readNpyVector,
-  syncDirectory,
   type Block,
   type InputStamp,
   type JobFingerprint,
@@ -30,7 +25,8 @@ import { resolveKernel } from '../kernel/variants.js';
 import { checkAccuracy } from '../kernel/hermitian-engine.js';
 import { HpairAbortError, HpairError, type HpairErrorCode } from '../shared/errors.js';
 import { complexNpyHeader } from '../io/npy.js';
-import { ioFailure, kindOf, refuseSpecialFile } from '../io/npy-output.js';
+import { openNpyInput, readNpyVector } from '../io/npy-file.js';
+import { createNpyOutput, ioFailure, kindOf, openNpyOutput, refuseSpecialFile, syncDirectory } from '../io/npy-output.js';
 import { chooseClusterBlockSize, type ClusterBlockSize } from './block-size.js';
 import { BLOCK_JOB, blockFlops, DEFAULT_QUEUE, jobId, JOB_DATA_VERSION, outputKey, parseJobId, RATES_KEY, refusedKey, runId, type BlockJobData, type BlockJobResult } from './jobs.js';
 import { loadQueueModules, type RedisClient } from './load.js';

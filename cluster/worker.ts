@@ -3,7 +3,8 @@
 // shared output (the same bytes whoever writes them), syncs, and only then completes the job.
 import { hostname } from 'node:os';
 import { lstat, open, stat } from 'node:fs/promises';
-import { openNpyInput, openNpyOutput, readNpyVector } from '../blocks/index.js';
+import { openNpyInput, readNpyVector } from '../io/npy-file.js';
+import { openNpyOutput } from '../io/npy-output.js';
 import { blockChecksum, digestFile } from '../blocks/integrity.js';
 import type { KernelVariant } from '../kernel/kernel-names.js';
 import { kernelSupported } from '../kernel/kernel-status.js';

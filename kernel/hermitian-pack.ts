@@ -2,6 +2,7 @@ import { defineKernel } from '../shared/kernel-contract.js';
 import type { StepPlan } from '../shared/job.js';
 import { atomicMin } from './hermitian-check.js';
 import { firstNonFinite } from './hermitian-inputs.js';
+import { builtinRef } from './kernel-names.js';
 import { microOffset, pairChunk, planeStride } from './micro-panels.mjs';
 import { DD_PLANES, PlanarPlane, planarPlaneOffset, type MicroLayout, type PairLayout, type PanelLayout, type PlanarLayout } from './panels.js';
 import type { HermitianProblem } from './variant.js';
@@ -34,7 +35,7 @@ const PACK_TILE = 32;
 /** The pack step of a job: every input row, and every padding row of the panels. */
 export function packStep({ N, M, expp, distance, badValue }: HermitianProblem, panels: Float64Array, layout: PanelLayout): StepPlan {
   return {
-    kernel: { kind: 'builtin', name: 'hermitian/pack' },
+    kernel: builtinRef('hermitian/pack'),
     space: { kind: 'range', n: Math.max(N, layout.kind === 'micro' ? layout.paddedRows : 0), tile: PACK_TILE },
     buffers: { expp, distance, panels, badValue },
     params: { N, M, layout },

@@ -1,3 +1,5 @@
+import type { KernelRef } from '../shared/protocol.js';
+
 /**
  * The native paths, one per line of kernel/native/src/paths.h and in its order (a test checks this list against
  * that file and against the addon's `info()`, so it cannot drift). Everything else in TypeScript that names a
@@ -22,3 +24,11 @@ export const KERNEL_VARIANTS: readonly KernelVariant[] = [...NATIVE_PATHS.map((p
 export type Accuracy = 'default' | 'compensated';
 /** What a caller may ask for: a variant, the widest native path this CPU has, or the fastest available. */
 export type KernelChoice = 'auto' | 'native' | KernelVariant;
+
+/** Names of the kernels compiled into hpair itself (the table is kernel/builtins.ts). */
+export type BuiltinKernelName = 'hermitian/check' | 'hermitian/pack' | 'hermitian/pairs-js' | 'hermitian/pairs-wasm' | 'hermitian/pairs-native';
+
+/** A step's reference to one of hpair's own kernels, its name checked here since the generic runner takes any. */
+export function builtinRef(name: BuiltinKernelName): KernelRef {
+  return { kind: 'builtin', name };
+}

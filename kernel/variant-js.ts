@@ -1,4 +1,5 @@
 import { packStep } from './hermitian-pack.js';
+import { builtinRef } from './kernel-names.js';
 import { panelLength, planarLayout } from './panels.js';
 import type { HermitianVariant } from './variant.js';
 
@@ -22,7 +23,7 @@ export const javascriptVariant: HermitianVariant = {
     return [
       packStep(problem, panels, layout),
       {
-        kernel: { kind: 'builtin', name: 'hermitian/pairs-js' },
+        kernel: builtinRef('hermitian/pairs-js'),
         space: problem.pairSpace(TILE),
         buffers: { panels, h: problem.h },
         params: { layout, tile: TILE, kc: KC, window: problem.window },

@@ -1,6 +1,6 @@
 import type { StepPlan } from '../shared/job.js';
 import { CHECK_TILE } from './hermitian-check.js';
-import { NATIVE_PATHS } from './kernel-names.js';
+import { builtinRef, NATIVE_PATHS } from './kernel-names.js';
 import { loadNativeAddon, type NativeAddonLoad, type NativePath, type NativePathInfo } from './native/addon.js';
 import type { HermitianVariant, Support } from './variant.js';
 
@@ -64,13 +64,13 @@ function nativeVariant(path: NativePath): HermitianVariant {
     steps({ N, M, expp, distance, h, badValue, window, pairSpace, accuracy }) {
       const steps: StepPlan[] = [
         {
-          kernel: { kind: 'builtin', name: 'hermitian/check' },
+          kernel: builtinRef('hermitian/check'),
           space: { kind: 'range', n: N, tile: CHECK_TILE },
           buffers: { expp, badValue },
           params: { M },
         },
         {
-          kernel: { kind: 'builtin', name: 'hermitian/pairs-native' },
+          kernel: builtinRef('hermitian/pairs-native'),
           space: pairSpace(tileOf(path)),
           buffers: { expp, distance, h },
           params: { path, N, M, window, compensated: accuracy === 'compensated' },

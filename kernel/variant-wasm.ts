@@ -1,5 +1,6 @@
 import { mr, nr, relaxed, simd } from 'virtual:wasm-kernels';
 import { packStep } from './hermitian-pack.js';
+import { builtinRef } from './kernel-names.js';
 import { microLayout, pairLayout, panelLength } from './panels.js';
 import type { Accuracy, HermitianVariant, Support } from './variant.js';
 
@@ -54,7 +55,7 @@ function wasmVariant(name: WasmVariantName): HermitianVariant {
       return [
         packStep(problem, panels, layout),
         {
-          kernel: { kind: 'builtin', name: 'hermitian/pairs-wasm' },
+          kernel: builtinRef('hermitian/pairs-wasm'),
           space: problem.pairSpace(TILE),
           buffers: { h: problem.h },
           params: { layout, module, memory, tile: TILE, kc: KC, panelsByte, scratchByte, window: problem.window },

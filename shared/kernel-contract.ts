@@ -2,7 +2,7 @@ import type { Tile } from '../shared/index-space.js';
 
 /**
  * The typed arrays a kernel may receive; over a SharedArrayBuffer they are shared, never copied. A view reaches
- * every worker whole, whatever its size or its offset in the buffer (shared/wire-view.ts says how).
+ * every worker whole, whatever its size or its offset in the buffer (shared/protocol.ts says how).
  */
 export type SharedView =
   | Float64Array

@@ -27,7 +27,7 @@ import {
   type JobShape,
   type KernelVariant,
 } from 'hpair';
-import { outOfCoreReason } from '../blocks/cli.js';
+import { outOfCoreReason } from '../cli/compute-out-of-core.js';
 import { seeded } from './helpers/support.js';
 import { workDir } from './helpers/out-of-core.js';
 

@@ -1,11 +1,10 @@
 import type { ResourceLimits } from 'node:worker_threads';
-import { builtinKernel } from '../kernel/builtins.js';
 import { CancelReason, Slot, isCancelled, requestCancel, type ControlBlock } from '../shared/control-block.js';
 import { HpairAbortError, HpairError } from '../shared/errors.js';
 import { tileCount } from '../shared/index-space.js';
 import type { PreparedJob, StepPlan } from '../shared/job.js';
-import type { RunOutcome, Schedule, StepSpec } from '../shared/protocol.js';
-import { toWireStep } from '../shared/wire-view.js';
+import { toWireStep, type RunOutcome, type Schedule, type StepSpec } from '../shared/protocol.js';
+import { builtinKernel, type BuiltinKernels } from './load-kernel.js';
 import { fromRecord } from './error-record.js';
 import { createEntry, type Entry } from './job-entry.js';
 import { signalState, type JobOptions, type LatencySummary, type PoolStats } from './options.js';
@@ -49,6 +48,8 @@ export interface JobRunnerOptions {
   /** A step whose workers complete no tile and answer nothing for this long fails with WORKER_UNRESPONSIVE. */
   readonly watchdogMs: number;
   readonly workerUrl: URL;
+  /** The kernels an inline step may name (a worker thread takes its own from its entry module). */
+  readonly builtins: BuiltinKernels;
   /** A job's onProgress threw or its promise rejected: the job goes on, and the pool reports the error. */
   readonly progressFailed: (error: unknown, rejected: boolean) => void;
   /** A worker died while no job was running (it has been replaced already). */
@@ -269,7 +270,7 @@ export class JobRunner {
   #runInline(steps: readonly StepPlan[], entry: Entry): void {
     steps.forEach((step, index) => {
       if (step.kernel.kind !== 'builtin') throw new HpairError('INVALID_ARGUMENT', 'only built-in kernels run inline');
-      runTiles(builtinKernel(step.kernel.name), stepSpec(steps, index, 'strided', entry.control), 0, 1);
+      runTiles(builtinKernel(this.#options.builtins, step.kernel.name), stepSpec(steps, index, 'strided', entry.control), 0, 1);
       entry.job.afterStep?.(index);
     });
   }

@@ -1,4 +1,3 @@
-import { builtinKernel } from '../kernel/builtins.js';
 import { HpairError } from '../shared/errors.js';
 import type { Kernel } from '../shared/kernel-contract.js';
 import type { KernelRef } from '../shared/protocol.js';
@@ -11,8 +10,16 @@ export function kernelImported(ref: KernelRef): boolean {
   return ref.kind === 'builtin' || imported.has(`${ref.url}#${ref.exportName}`);
 }
 
-export function loadKernel(ref: KernelRef): Promise<Kernel> | Kernel {
-  if (ref.kind === 'builtin') return builtinKernel(ref.name);
+/** The kernels a step may name as `{ kind: 'builtin', name }`, by name. */
+export type BuiltinKernels = Readonly<Record<string, Kernel>>;
+
+export function builtinKernel(builtins: BuiltinKernels, name: string): Kernel {
+  if (!Object.hasOwn(builtins, name)) throw new HpairError('INVALID_ARGUMENT', `no built-in kernel '${String(name)}'`);
+  return builtins[name] as Kernel;
+}
+
+export function loadKernel(ref: KernelRef, builtins: BuiltinKernels): Promise<Kernel> | Kernel {
+  if (ref.kind === 'builtin') return builtinKernel(builtins, ref.name);
   const key = `${ref.url}#${ref.exportName}`;
   let kernel = imported.get(key);
   if (kernel === undefined) {

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { builtinKernels } from '../kernel/builtins.js';
 import { HermitianEngine } from '../kernel/hermitian-engine.js';
 import { useNativeAddon } from '../kernel/native/addon.js';
 import type { HermitianBlock, HermitianResult } from '../kernel/hermitian-result.js';
@@ -78,6 +79,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
       resourceLimits: resolved.resourceLimits,
       watchdogMs: resolved.watchdogMs,
       workerUrl: workerUrl ?? resolved.workerFile ?? new URL('./worker.js', import.meta.url),
+      builtins: builtinKernels,
       progressFailed: (error, rejected) => {
         const how = rejected ? 'returned a promise that rejected with' : 'threw';
         const message = `onProgress ${how} ${describeError(error)}; the job goes on without progress calls`;

@@ -4,8 +4,8 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { parentPort } from 'node:worker_threads';
 import { Slot, isCancelled } from '../shared/control-block.js';
 import { HpairError } from '../shared/errors.js';
-import type { RunOutcome, StepSpec, WireStep, WorkerApi } from '../shared/protocol.js';
-import { fromWireStep } from '../shared/wire-view.js';
+import { builtinKernels } from '../kernel/builtins.js';
+import { fromWireStep, type RunOutcome, type StepSpec, type WireStep, type WorkerApi } from '../shared/protocol.js';
 import { collectGarbage } from './collect-garbage.js';
 import { toRecord } from './error-record.js';
 import { kernelImported, loadKernel } from './load-kernel.js';
@@ -69,7 +69,7 @@ const api: WorkerApi = {
         return { ok: false, error: toRecord(error, true), tainted: before };
       }
       const firstImport = !kernelImported(step.kernel);
-      const kernel = await loadKernel(step.kernel);
+      const kernel = await loadKernel(step.kernel, builtinKernels);
       // Checked again after a first import: it waits, and an earlier kernel's timer may run then, or the module's
       // own top-level code changed it. Awaiting a module imported before runs no task. From here to the step's
       // end nothing else runs.

@@ -1,14 +1,15 @@
 // `hpair cluster worker` and `hpair cluster submit`: the CLI over createClusterWorker and submitToCluster.
 // Loaded by cli/main.ts only for `hpair cluster …`, so the other commands never load BullMQ.
-import { didYouMean, parseCommand, type OptionSpec } from '../cli/help.js';
+import { didYouMean, parseCommand, type OptionSpec } from './help.js';
+import { SIGNAL_EXIT_CODES, stopOnSignal } from './signals.js';
 import { formatBytes, parseByteSize } from '../blocks/index.js';
 import type { Accuracy, KernelChoice } from '../kernel/kernel-names.js';
 import { HpairError, isHpairError } from '../shared/errors.js';
 import type { PoolOptions } from '../workers/options.js';
-import { DEFAULT_QUEUE } from './jobs.js';
-import { DEFAULT_CONNECT_TIMEOUT_MS } from './redis.js';
-import { DEFAULT_ATTEMPTS, DEFAULT_REDIS_TIMEOUT_MS, submitToCluster, type ClusterProgress, type ClusterSummary } from './submit.js';
-import { createClusterWorker, DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS } from './worker.js';
+import { DEFAULT_QUEUE } from '../cluster/jobs.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../cluster/redis.js';
+import { DEFAULT_ATTEMPTS, DEFAULT_REDIS_TIMEOUT_MS, submitToCluster, type ClusterProgress, type ClusterSummary } from '../cluster/submit.js';
+import { createClusterWorker, DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS } from '../cluster/worker.js';
 
 export const CLUSTER_USAGE = `  hpair cluster worker --redis URL [--workers W] [--queue NAME] [--kernel K] [--lock-duration MS] [--stalled-interval MS]
     takes block jobs from the queue until SIGINT/SIGTERM (the running block is given back to the queue)
@@ -140,21 +141,14 @@ async function worker(args: string[]): Promise<void> {
   write(`worker ${clusterWorker.name}: waiting for blocks on queue '${queue}' (${clusterWorker.threads} threads, ready in ${((performance.now() - started) / 1000).toFixed(2)} s)`);
 
   await new Promise<void>((resolveStop) => {
-    const stop = (name: NodeJS.Signals): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      // A second signal ends the process at once.
-      const force = (): void => process.exit(name === 'SIGINT' ? 130 : 143);
-      process.once('SIGINT', force);
-      process.once('SIGTERM', force);
+    // A second signal ends the process at once.
+    stopOnSignal((name) => {
       write(`worker ${clusterWorker.name}: ${name}: giving back the running block and stopping`);
       clusterWorker.close({ giveBack: true }).then(resolveStop, (error: unknown) => {
         warn(`closing: ${(error as Error).message}`);
         resolveStop();
       });
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    });
   });
   write(`worker ${clusterWorker.name}: stopped after ${clusterWorker.blocksDone} blocks`);
 }
@@ -181,18 +175,11 @@ async function submit(args: string[]): Promise<void> {
   const json = values.json === true;
   const workerMemory = typeof values['worker-memory'] === 'string' ? parseByteSize(values['worker-memory']) : undefined;
   const controller = new AbortController();
-  let signalName: NodeJS.Signals | undefined;
-  const stop = (name: NodeJS.Signals): void => {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    const force = (): void => process.exit(name === 'SIGINT' ? 130 : 143);
-    process.once('SIGINT', force);
-    process.once('SIGTERM', force);
+  let signalName: 'SIGINT' | 'SIGTERM' | undefined;
+  const removeSignalHandlers = stopOnSignal((name) => {
     signalName = name;
     controller.abort(new Error(name));
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  });
   const tty = process.stderr.isTTY === true && !json;
   let lastTenth = -1;
   let announced = false;
@@ -239,13 +226,12 @@ async function submit(args: string[]): Promise<void> {
     if (tty) process.stderr.write('\r\x1b[2K');
     if (isHpairError(error) && error.code === 'ABORTED' && signalName !== undefined) {
       warn(error.message);
-      process.exitCode = signalName === 'SIGINT' ? 130 : 143;
+      process.exitCode = SIGNAL_EXIT_CODES[signalName];
       return;
     }
     throw error;
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    removeSignalHandlers();
   }
   if (tty) process.stderr.write('\r\x1b[2K');
   for (const { worker: name, reason } of summary.refused) if (!refusals.has(name)) warn(`worker ${name} refused this run: ${reason}`);

@@ -7,10 +7,10 @@ import { HpairError } from '../shared/errors.js';
 import { openNpyInput } from '../io/npy-file.js';
 import { createPool } from '../workers/create-pool.js';
 import type { PoolOptions } from '../workers/options.js';
-import { interceptSignals, onSignal, SIGNAL_EXIT_CODES, type HandledSignal } from '../cli/signals.js';
-import { computeToNpy, type OutOfCoreProgress, type OutOfCoreSummary } from './compute.js';
-import { releaseHeldLocksSync } from './output-guard.js';
-import { formatBytes, MAX_WORKER_VIEW_BYTES, parseByteSize } from './plan.js';
+import { interceptSignals, onSignal, SIGNAL_EXIT_CODES, type HandledSignal } from './signals.js';
+import { computeToNpy, type OutOfCoreProgress, type OutOfCoreSummary } from '../blocks/compute.js';
+import { releaseHeldLocksSync } from '../blocks/output-guard.js';
+import { formatBytes, MAX_WORKER_VIEW_BYTES, parseByteSize } from '../blocks/plan.js';
 
 /**
  * `hpair compute` out of core: what cli/main.ts calls when --max-memory is given or H would not fit in memory.

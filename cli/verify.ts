@@ -2,10 +2,10 @@
 // manifest written beside it when it was published. Exit 0 when every block matches; exit 2 naming the blocks
 // that do not (IO_ERROR), or when the file or its manifest cannot be read or do not belong together.
 import { parseArgs } from 'node:util';
-import { usage } from '../cli/errors.js';
-import { didYouMean } from '../cli/help.js';
+import { usage } from './errors.js';
+import { didYouMean } from './help.js';
 import { HpairError } from '../shared/errors.js';
-import { verifyOutput } from './integrity.js';
+import { verifyOutput } from '../blocks/integrity.js';
 
 const HELP = `usage: hpair verify H.npy [options]
   Checks H.npy, written block by block (hpair compute out of core, or hpair cluster submit), against
