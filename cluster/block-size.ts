@@ -7,17 +7,17 @@ import type { KernelVariant } from '../kernel/kernel-names.js';
 // (a killed or slow worker then costs little) and that a block fits a worker's memory budget.
 
 /**
- * Overhead of one block apart from Redis round trips (s): measured by `npm run bench:cluster` on this host as
- * 12.9 ms a block in all at a 0.15 ms round trip, of which ~7 ms is writing and fdatasync'ing block and mirror,
- * ~1 ms reading rows and ~0.5 ms starting the pool job; the rest is BullMQ's take and complete.
+ * Overhead of one block apart from Redis round trips (s): writing and fdatasync'ing block and mirror, reading
+ * rows, starting the pool job, and BullMQ's take and complete; `npm run bench:cluster` measures it on a machine,
+ * and this is a round figure of such runs, used only to choose a block size before any worker has reported.
  */
 export const FIXED_BLOCK_OVERHEAD_S = 0.011;
 /** Redis round trips one block costs (take, lock renewals, complete, the submitter's harvest and remove). */
 export const ROUND_TRIPS_PER_BLOCK = 12;
 /**
- * A worker process's rate (useful flop/s) when none has been measured yet, by kernel: about what two threads
- * did on this project's 2-core Zen 3 host with a block of a few hundred rows (native 60–90, relaxed SIMD ~30,
- * plain SIMD ~17, js ~3), rounded down, since a worker process often shares its machine.
+ * A worker process's rate (useful flop/s) when none has been measured yet, by kernel: the low end of what two
+ * threads do with a block of a few hundred rows (`npm run bench:cluster`), since a worker process often shares
+ * its machine; the workers' measured rates replace it as soon as they report.
  */
 export function assumedWorkerRate(kernel: KernelVariant): number {
   if (kernel.startsWith('native')) return 60e9;

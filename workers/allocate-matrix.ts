@@ -8,9 +8,8 @@ import { allocateShared } from './memory-thread.js';
  * hpair's memory thread, with transparent huge pages asked for before anything touches it where the native
  * addon loads (`HPAIR_NO_HUGE_PAGES=1` turns that off), and freed there once dropped; at any size it is counted
  * toward this thread's collection schedule, as a new H is (V8 does not count a SharedArrayBuffer's bytes, so a
- * dropped one from `createComplexMatrix` waits for a collection something else causes). Jobs into such an `out`
- * ran 1.01–1.02× as fast as into one from `createComplexMatrix` at N = M = 2048 on the Zen 5 VM (`npm run
- * bench:release`, out-pages): the gain is mostly that freeing and counting, not speed.
+ * dropped one from `createComplexMatrix` waits for a collection something else causes). The gain is mostly that
+ * freeing and counting, not speed (`npm run bench:release`, out-pages, compares the two kinds of `out`).
  *
  * Rejects with INVALID_ARGUMENT for a shape that is not two non-negative integers, TOO_LARGE past 2^32 values
  * or when the memory cannot be had.

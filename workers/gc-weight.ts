@@ -2,22 +2,21 @@ import { loadNativeAddon } from '../kernel/native/addon.js';
 
 /**
  * V8 schedules collections by what a thread allocates, and counts a non-shared ArrayBuffer's bytes but not a
- * SharedArrayBuffer's (`npm run bench:release`, sab-drop: 20 dropped 64 MiB ones, none collected). So a service
- * that took a new H per job and dropped it held every dropped H (new-h-2048: RSS 1543 MB after 16 jobs before
- * this module, 297 MB with it), and mapped each new H from fresh pages rather than the ones just freed.
+ * SharedArrayBuffer's (`npm run bench:release`, sab-drop, shows dropped ones never collected). So a service that
+ * took a new H per job and dropped it held every dropped H (scenario new-h-2048 shows the resident memory with
+ * and without this module), and mapped each new H from fresh pages rather than the ones just freed.
  *
  * Each buffer's size is reported to this thread's V8 while the buffer is reachable from it:
  * - where the native addon loads, through Node-API's napi_adjust_external_memory, which exists for exactly
  *   this and is taken back when the buffer is collected;
  * - otherwise by tying to the buffer (a WeakMap entry lives as long as its key) an ArrayBuffer of the same
- *   size that is never touched: V8 counts its bytes. A large one (from 32 MiB glibc always maps it fresh) has
- *   no page until touched, so it costs no resident memory; a small one comes from the heap, whose reused memory
- *   is resident, so it does (new-h-64: RSS 213 MB after 15 000 jobs, against 160 MB with the addon and 539 MB
- *   with no counting at all). It also counts twice where the OS counts commitments (vm.overcommit_memory = 2)
+ *   size that is never touched: V8 counts its bytes. A large one (glibc maps large blocks fresh) has no page
+ *   until touched, so it costs no resident memory; a small one comes from the heap, whose reused memory is
+ *   resident, so it does (scenario new-h-64 compares it with the addon's way and with no counting at all). It also counts twice where the OS counts commitments (vm.overcommit_memory = 2)
  *   and in process.memoryUsage().arrayBuffers. If it cannot be had, the buffer is collected at V8's ordinary pace.
  *
- * Every buffer the pool allocates gets this, small ones too: of 150 dropped 1.4 MiB results (allocated on the
- * caller's thread) none was collected without it, 141 with it (test/helpers/memory-scenarios.ts, 'fresh').
+ * Every buffer the pool allocates gets this, small ones too: results allocated on the caller's thread were
+ * not collected at all without it (test/helpers/memory-scenarios.ts, 'fresh', counts them).
  */
 interface NativeWeight {
   readonly adjust: (bytes: number) => void;

@@ -5,10 +5,10 @@ import { obtainGc } from './obtain-gc.js';
 import { startWorker } from './worker-handle.js';
 
 /**
- * Big buffers are mapped and unmapped on a thread of their own, never on the caller's. Measured (Node 20,
- * Linux): freeing the touched pages of a 1 GiB H took ~190 ms in the garbage collector of whichever thread
- * dropped the last reference, and a `new SharedArrayBuffer` on another thread meanwhile waited for the
- * kernel's memory-map lock just as long. So every large H comes from the memory thread, which keeps a
+ * Big buffers are mapped and unmapped on a thread of their own, never on the caller's: freeing the touched pages
+ * of a big H takes a long pause in the garbage collector of whichever thread dropped the last reference, and a
+ * `new SharedArrayBuffer` on another thread meanwhile waits for the kernel's memory-map lock just as long
+ * (`npm run bench:event-loop`, amplification, shows the stalls this keeps off the event loop). So every large H comes from the memory thread, which keeps a
  * second reference to it: when the caller's last reference is collected (a FinalizationRegistry tells),
  * the memory thread drops its own and the pages are freed there, off the event loop.
  *
@@ -17,8 +17,8 @@ import { startWorker } from './worker-handle.js';
  * If it cannot start, buffers are allocated and freed the ordinary way.
  *
  * Where the native addon loads, the memory thread also asks for transparent huge pages on each buffer it maps
- * (kernel/native/src/advise.c says why; HPAIR_NO_HUGE_PAGES=1 turns it off). On a 2-vCPU Zen 5 VM a new H at
- * N = M = 2048 took 278 ms in 4 KiB pages and 186 ms in huge ones on 2 workers (README, "In a service").
+ * (kernel/native/src/advise.c says why; HPAIR_NO_HUGE_PAGES=1 turns it off: the bench run with and without it
+ * gives the difference on a machine).
  */
 const SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -51,8 +51,8 @@ parentPort.on('message', (message) => {
 
 /**
  * Below this, mapping and freeing are cheap enough for any thread, and a round trip would cost more. From 2 MiB
- * a buffer can hold an aligned huge page. (A new 4 MiB H, N = 512, took the same with and without the advice
- * within the spread, 8.3 and 9.5 ms on the Zen 5 VM; the advice pays from tens of MB: README, "In a service".)
+ * a buffer can hold an aligned huge page. (Small H gain nothing measurable from the advice; it pays from tens of
+ * MB: the bench's square shapes with and without HPAIR_NO_HUGE_PAGES show where.)
  */
 const DELEGATE_ABOVE_BYTES = 2 * 2 ** 20;
 

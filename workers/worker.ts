@@ -15,8 +15,8 @@ import { runTiles } from './run-tiles.js';
 if (parentPort === null) throw new Error('hpair worker.js must run in a worker thread');
 
 /**
- * When to collect (see WorkerApi.run). A forced major collection takes 0.5–1 ms, which back-to-back small
- * jobs would pay as latency on their next step.
+ * When to collect (see WorkerApi.run). A forced major collection takes a millisecond or so, which back-to-back
+ * small jobs would pay as latency on their next step.
  * What it frees is only worth that at the end of a job, after the jobs since the last collection referenced
  * COLLECT_NOW_BYTES of buffers; otherwise the worker collects once it has been idle for IDLE_COLLECT_MS after
  * any step, so an idle pool still lets go of every job's buffers, even a failed job's whose last step never
