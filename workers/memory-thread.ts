@@ -8,9 +8,10 @@ import { startWorker } from './worker-handle.js';
  * Big buffers are mapped and unmapped on a thread of their own, never on the caller's: freeing the touched pages
  * of a big H takes a long pause in the garbage collector of whichever thread dropped the last reference, and a
  * `new SharedArrayBuffer` on another thread meanwhile waits for the kernel's memory-map lock just as long
- * (`npm run bench:event-loop`, amplification, shows the stalls this keeps off the event loop). So every large H comes from the memory thread, which keeps a
- * second reference to it: when the caller's last reference is collected (a FinalizationRegistry tells),
- * the memory thread drops its own and the pages are freed there, off the event loop.
+ * (`npm run bench:event-loop`, amplification, shows the stalls this keeps off the event loop). So every large
+ * H comes from the memory thread, which keeps a second reference to it: when the caller's last reference is
+ * collected (a FinalizationRegistry tells), the memory thread drops its own and the pages are freed there, off
+ * the event loop.
  *
  * One memory thread per process (results outlive pools), started on first use, ref'd only while a request
  * is pending, so it never keeps the process alive. Its code is inline, so a bundled app needs no extra file.
