@@ -1,7 +1,6 @@
 // The CLI helps as a user expects: --help/-h on every command and subcommand (stdout, exit 0, every option
 // the command accepts and none it refuses), -v/--version, `hpair help COMMAND`, and for a typo an exit 2 with
 // the nearest name; `hpair doctor` and doctor() report what the library itself decides.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,24 +8,12 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPool, doctor, kernelStatus, nativeAddonFile, type DoctorReport } from 'hpair';
-import { cliPath } from './helpers/support.js';
+import { runCli, type Run } from './helpers/cli-run.js';
 
 const test = suite('cli-help');
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> => runCli(args, { env, timeoutMs: 60_000 });
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cliPath, ...args], { timeout: 60_000, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
-    });
-  });
-}
 
 /** Each command, how its help is asked for, and the options a user finds in it. */
 const commands: Array<[string[], string[]]> = [

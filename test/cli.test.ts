@@ -9,23 +9,12 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseComplexMatrixNpy } from 'hpair';
 import { assertExactlyHermitian, cliPath, fixture, fixturesDir, relativeError } from './helpers/support.js';
+import { runCli, type Run } from './helpers/cli-run.js';
 
 const test = suite('cli');
+const cli = (...args: string[]): Promise<Run> => runCli(args, { timeoutMs: 60_000 });
 const work = mkdtempSync(join(tmpdir(), 'hpair-cli-'));
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cliPath, ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
-    });
-  });
-}
 
 const f = (name: string): string => join(fixturesDir, name);
 

@@ -3,17 +3,20 @@
 // no H.npy); a partial output swapped for a link mid-run is never published; H keeps --out's permission bits;
 // another host's lock goes stale once its heartbeat is old, which its writer keeps fresh; SIGHUP stops a run as
 // SIGINT does, releasing the lock, and the same command resumes to the in-memory H.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { computeToNpy, createPool, LOCK_HEARTBEAT_MS, LOCK_STALE_MS, parseComplexMatrixNpy, type ComplexMatrix, type Pool } from 'hpair';
-import { assertBitIdentical, cliPath } from './helpers/support.js';
+import { assertBitIdentical } from './helpers/support.js';
 import { journalIds, problemOnDisk, workDir } from './helpers/out-of-core.js';
+import { runCli, type Run, startCli, until } from './helpers/cli-run.js';
 
 const test = suite('file-safety');
+const cli = (...args: string[]): Promise<Run> => runCli(args);
+const start = (...args: string[]): ReturnType<typeof startCli> => startCli(args);
 let pool: Pool;
 test.before(() => {
   pool = createPool({ workers: 2, inlineFlops: 0 });
@@ -22,19 +25,6 @@ test.after(async () => {
   await pool.close();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cliPath, ...args], { timeout: 120_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
-    });
-  });
-}
 
 async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string }> {
   try {
@@ -276,23 +266,7 @@ test('another host\'s lock: refused while its heartbeat is fresh, taken over onc
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Starts the CLI; `stop(signal)` sends a signal, `done` resolves with its exit. */
-function start(...args: string[]): { done: Promise<Run>; stop: (signal: NodeJS.Signals) => void } {
-  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<Run>((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal === null ? -1 : -2), stdout, stderr })));
-  return { done, stop: (signal) => child.kill(signal) };
-}
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let spins = 0; !condition(); spins++) {
-    if (spins > 6000) assert.unreachable(`never saw ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 test('SIGHUP mid-run: exit 129, one line saying what is journaled, the lock released; a second signal exits at once, lock released too; the same command resumes', async () => {
   const dir = workDir('safety-sighup');

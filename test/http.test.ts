@@ -239,7 +239,6 @@ test('SIGINT mid-load: running job and stalled upload get 503 or a closed socket
     await Promise.all(clients);
     console.log(`  SIGINT: exited ${code} after ${exitMs.toFixed(0)} ms; answers during the test: ${outcomes.filter((s) => s === 200).length} × 200, ${outcomes.filter((s) => s === 503).length} × 503, ${outcomes.filter((s) => s === 0).length} refused`);
     assert.is(code, 0, child.stderr());
-    assert.ok(exitMs < CHILD_OPTIONS.shutdownTimeout + 1500, `the service took ${exitMs.toFixed(0)} ms to exit`);
     const answer = await job;
     assert.ok(answer.status === 503 || answer.status === 0, `the running job's client got ${answer.status}`);
     if (answer.status === 503) assert.match(answer.text, /shutting down/);

@@ -2,14 +2,14 @@
 // output zeroed behind the journal's back, an input rewritten with its size and time kept, a finished H
 // changed after the fact. Each must end with the right H (bit for bit against the in-memory pool) or a typed
 // error naming what is wrong, never with a wrong H and success.
-import { spawn } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, openSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { computeToNpy, createPool, encodeComplexMatrixNpy, parseComplexMatrixNpy, planBlocks, type ComplexMatrix, type Pool } from 'hpair';
-import { assertBitIdentical, cliPath, randomProblem, rejectionCode } from './helpers/support.js';
+import { assertBitIdentical, randomProblem, rejectionCode } from './helpers/support.js';
 import { journalIds, problemOnDisk, workDir } from './helpers/out-of-core.js';
+import { runCli as cli } from './helpers/cli-run.js';
 
 const test = suite('integrity');
 let pool: Pool;
@@ -53,27 +53,6 @@ async function interrupted(problem: { expp: string; distance: string }, out: str
   assert.ok(journalIds(`${out}.journal`).length >= blocks);
 }
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** Overwrites H's entries (row, col) of the file at `path` with `value` (re and im). */
 function poke(path: string, n: number, entries: ReadonlyArray<readonly [number, number]>, value = 0): void {

@@ -1,55 +1,22 @@
 // `hpair compute --max-memory` as a user runs it: the same file as in memory, byte for byte; one-line errors
 // naming the flag and the file; SIGINT mid-run and a resume that recomputes nothing journaled; a real full
 // disk (a tiny tmpfs, when this runs as root and may mount one).
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { skip, track } from './helpers/children.js';
-import { cliPath, fixturesDir } from './helpers/support.js';
+import { skip } from './helpers/children.js';
+import { fixturesDir } from './helpers/support.js';
 import { journalIds, problemOnDisk, workDir } from './helpers/out-of-core.js';
+import { runCli, type Run, startCli, until } from './helpers/cli-run.js';
 
 const test = suite('out-of-core-cli');
+const cli = (...args: string[]): Promise<Run> => runCli(args);
+const start = (...args: string[]): ReturnType<typeof startCli> => startCli(args);
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cliPath, ...args], { timeout: 120_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
-    });
-  });
-}
 
-/** Starts the CLI; `stop(signal)` sends a signal, `done` resolves with its exit. */
-function start(...args: string[]): { done: Promise<Run>; stop: (signal: NodeJS.Signals) => void } {
-  const child = track(spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000); // a run that hangs fails its test instead of the suite
-  const done = new Promise<Run>((resolve) =>
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal === null ? -1 : 128), stdout, stderr });
-    }),
-  );
-  return { done, stop: (signal) => child.kill(signal) };
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.unreachable(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 const oneLine = (run: Run): void => {
   assert.is(run.stderr.trimEnd().split('\n').length, 1, `one line: ${run.stderr}`);
