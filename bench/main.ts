@@ -42,7 +42,7 @@ import { blasEnvironment, chooseBlasCore } from './blas-core.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
 import { coldStart, type ColdStart } from './cold-start.js';
 import { pairedScaling, type ScalingRow } from './scaling.js';
-import { writeMarkdownReport } from './report.js';
+import { MEMORY_HEADER, memoryCells as memoryCellsOf, writeMarkdownReport } from './report.js';
 import { markdownTable, ms, pairedRatio, percent, progress, ratio, summarize, textTable, type Summary } from './stats.js';
 
 let options: BenchOptions | undefined;
@@ -696,15 +696,8 @@ const cells = rows.map((row) => [
   row.relErrVsNumpy === undefined ? '' : row.relErrVsNumpy.toExponential(1),
   row.othersCpu === undefined ? '' : `${(row.othersCpu * 100).toFixed(0)} %`,
 ]);
-const memoryHeader = ['N = M', 'hpair compute peak RSS MB', 'kernel', 'numpy line MB', 'hpair / numpy', 'zherk line MB'];
-const memoryCells = memory.map((row) => [
-  String(row.n),
-  row.cli === undefined ? '' : row.cli.peakRssMB.toFixed(0),
-  row.cli?.kernel ?? '',
-  row.numpy === undefined ? '' : row.numpy.peakRssMB.toFixed(0),
-  row.cli !== undefined && row.numpy !== undefined ? ratio(row.cli.peakRssMB / row.numpy.peakRssMB) : '',
-  row.zherk === undefined ? '' : row.zherk.peakRssMB.toFixed(0),
-]);
+const memoryHeader = MEMORY_HEADER;
+const memoryCells = memoryCellsOf(memory);
 const scalingHeader = ['N×M', '1 → N, paired within rounds', 'N', 'ratio of medians', 'paired', 'rounds'];
 const scalingCells = scaling.map((row) => [shapeCell(row), row.what, String(row.workers), ratio(row.ratio), ratio(row.paired), String(row.rounds)]);
 // Per size × workers: each hpair row's real-flop rate against OpenBLAS dgemm's on the same threads, in the same

@@ -4,6 +4,29 @@
 //   node dist/bench/report.js FILE.json [OUT.md]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { percent, ratio } from './stats.js';
+
+/** One size's peak RSS: `hpair compute` and the Python peers' lines, each in a fresh process. */
+export interface MemoryRecord {
+  n: number;
+  cli?: { peakRssMB: number; kernel?: string };
+  numpy?: { peakRssMB: number };
+  zherk?: { peakRssMB: number };
+}
+
+export const MEMORY_HEADER = ['N = M', 'hpair compute peak RSS MB', 'kernel', 'numpy line MB', 'hpair / numpy', 'zherk line MB'];
+
+/** The peak-RSS table's rows, for the console and the Markdown report alike. */
+export function memoryCells(rows: readonly MemoryRecord[]): string[][] {
+  return rows.map((row) => [
+    String(row.n),
+    row.cli === undefined ? '' : row.cli.peakRssMB.toFixed(0),
+    row.cli?.kernel ?? '',
+    row.numpy === undefined ? '' : row.numpy.peakRssMB.toFixed(0),
+    row.cli !== undefined && row.numpy !== undefined ? ratio(row.cli.peakRssMB / row.numpy.peakRssMB) : '',
+    row.zherk === undefined ? '' : row.zherk.peakRssMB.toFixed(0),
+  ]);
+}
 
 /** The parts of bench/main.ts's record the report reads; everything is optional, so older records still load. */
 interface BenchRecord {
@@ -36,7 +59,7 @@ interface BenchRecord {
   rows?: BenchRow[];
   scaling?: { n: number; what: string; workers: number; ratio: number; paired?: number; rounds: number }[];
   bitIdentity?: { n: number; m: number; kernel: string; workers: number[]; schedules?: string[]; identical: boolean }[];
-  memory?: { n: number; cli?: { peakRssMB: number; kernel?: string }; numpy?: { peakRssMB: number }; zherk?: { peakRssMB: number } }[];
+  memory?: MemoryRecord[];
   smallJobs?: { kernel: string; ran: string; n: number; medianMs: number; p25Ms: number; p75Ms: number; samples: number; inline: boolean }[];
   abort?: { n: number; kernel: string; medianMs: number; maxMs: number };
   eventLoopDelay?: { n: number; kernel: string; jobMs: number; p50Ms: number; p99Ms: number; maxMs: number };
@@ -65,8 +88,6 @@ interface BenchRow {
 }
 
 const ms = (value: number): string => (value >= 1000 ? value.toFixed(0) : value >= 100 ? value.toFixed(1) : value >= 1 ? value.toFixed(2) : value.toFixed(3));
-const ratio = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '' : `${value.toFixed(2)}×`);
-const percent = (value: number | undefined): string => (value === undefined ? '' : `${(value * 100).toFixed(0)} %`);
 const cell = (text: string): string => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -163,15 +184,8 @@ export function markdownReport(record: BenchRecord): string {
     out.push('`hpair compute` against numpy\'s and zherk\'s lines as scripts, each in a fresh process.', '');
     out.push(
       table(
-        ['N = M', 'hpair compute MB', 'kernel', 'numpy line MB', 'hpair / numpy', 'zherk line MB'],
-        record.memory!.map((m) => [
-          String(m.n),
-          m.cli === undefined ? '' : m.cli.peakRssMB.toFixed(0),
-          m.cli?.kernel ?? '',
-          m.numpy === undefined ? '' : m.numpy.peakRssMB.toFixed(0),
-          m.cli !== undefined && m.numpy !== undefined ? ratio(m.cli.peakRssMB / m.numpy.peakRssMB) : '',
-          m.zherk === undefined ? '' : m.zherk.peakRssMB.toFixed(0),
-        ]),
+        MEMORY_HEADER,
+        memoryCells(record.memory!),
       ),
       '',
     );
