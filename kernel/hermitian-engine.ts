@@ -12,6 +12,8 @@ import type { IndexSpace } from '../shared/index-space.js';
 import type { Accuracy, HermitianVariant, KernelChoice, ScratchProvider } from './variant.js';
 import { fallbackAfter, resolveKernel } from './variants.js';
 import { WASM_MAX_BYTES } from './variant-wasm.js';
+import { planTriangle } from './hermitian-tiling.js';
+import type { Schedule } from '../shared/protocol.js';
 
 export interface HermitianEngineOptions {
   readonly kernel: KernelChoice;
@@ -19,6 +21,8 @@ export interface HermitianEngineOptions {
   readonly accuracy: Accuracy;
   /** Threads that run tiles at once. */
   readonly threads: number;
+  /** How the pool deals tiles to its threads: the whole H's tiles are cut to balance under it. */
+  readonly schedule: Schedule;
   /** Largest memory one job may take beyond the caller's arrays. */
   readonly maxBytes: number;
   /** Jobs with less work than this (hermitianWork) run on the calling thread. */
@@ -88,7 +92,9 @@ export class HermitianEngine {
       distance,
       rows: allRows(N),
       window: { r0: 0, c0: 0, rows: n, cols: n },
-      pairSpace: (tile) => ({ kind: 'triangle', n, tile }),
+      // Cut to keep every thread busy: a tall job's few rows under the variant's tile edge would leave one
+      // tile holding nearly all the work (kernel/hermitian-tiling.ts).
+      pairSpace: (tile, variant, threads, schedule) => planTriangle(n, { tile, step: variant.tileStep }, threads, schedule).space,
       out,
       maxBytes: jobMaxBytes,
       work: hermitianWork(N, M),
@@ -140,8 +146,8 @@ export class HermitianEngine {
       distance,
       rows: needed,
       window,
-      pairSpace: (tile, anyOrigin, threads) => {
-        const list = blockTiles(sub, tile, window, anyOrigin, threads);
+      pairSpace: (tile, variant, threads) => {
+        const list = blockTiles(sub, tile, window, variant.anyOrigin, threads);
         return { kind: 'list', n: sub, tile, list };
       },
       out,
@@ -192,7 +198,7 @@ export class HermitianEngine {
         h = out?.data ?? new Float64Array(await this.#allocate(8 * hValues));
         badValue = new BigInt64Array(new SharedArrayBuffer(8));
         badValue[0] = NO_BAD_VALUE;
-        const pairSpace = (tile: number): IndexSpace => plan.pairSpace(tile, variant.anyOrigin, threads);
+        const pairSpace = (tile: number): IndexSpace => plan.pairSpace(tile, variant, threads, this.#options.schedule);
         const problem = { N, M, expp: sharedExpp, distance: sharedDistance, h, window, pairSpace, badValue, threads, accuracy };
         return variant.steps(problem, this.#scratch);
       },
@@ -285,8 +291,8 @@ interface JobPlan {
   /** The rows of the job's expp, in order; the last is the reference row. */
   readonly rows: RowRanges;
   readonly window: HWindow;
-  /** The pair step's tiles for a variant's tile edge (see HermitianVariant.anyOrigin) and thread count. */
-  readonly pairSpace: (tile: number, anyOrigin: boolean, threads: number) => IndexSpace;
+  /** The pair step's tiles for a variant's tile edge (see HermitianVariant.anyOrigin and tileStep), thread count and schedule. */
+  readonly pairSpace: (tile: number, variant: HermitianVariant, threads: number, schedule: Schedule) => IndexSpace;
   readonly out: ComplexMatrix | undefined;
   readonly maxBytes: number | undefined;
   /** hermitianWork of what the job computes: it decides whether the job runs inline. */

@@ -14,6 +14,8 @@ export const javascriptVariant: HermitianVariant = {
   name: 'js',
   support: () => ({ ok: true }),
   tile: TILE,
+  // Its register block is 2 × 2 pairs.
+  tileStep: 2,
   anyOrigin: false,
   compensated: false,
   scratchBytes: (N, M) => ({ wasm: 0, shared: 8 * panelLength(planarLayout(N, M)), native: 0 }),

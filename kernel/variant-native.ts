@@ -58,6 +58,10 @@ function nativeVariant(path: NativePath): HermitianVariant {
     get tile() {
       return tileOf(path);
     },
+    // Rows of a micro-tile: a cut elsewhere leaves a part-empty row panel on either side.
+    get tileStep() {
+      return pathInfo(path)?.mr ?? 1;
+    },
     anyOrigin: true,
     compensated: true,
     scratchBytes: (N, M, threads, tileEdge) => ({ wasm: 0, shared: 0, native: threads * scratchPerThread(pathInfo(path), N, M, tileEdge) }),

@@ -40,6 +40,8 @@ function wasmVariant(name: WasmVariantName): HermitianVariant {
     // (V8 11.4) and behind --experimental-wasm-relaxed-simd on Node 20.
     support: () => (support ??= supportOf(name)),
     tile: TILE,
+    // The kernel starts a tile on its micro-tile grid only (rows by mr, columns by nr), and a cut is both.
+    tileStep: (mr * nr) / gcd(mr, nr),
     anyOrigin: false,
     compensated: true,
     scratchBytes,
@@ -63,6 +65,10 @@ function wasmVariant(name: WasmVariantName): HermitianVariant {
       ];
     },
   };
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
 
 function supportOf(name: WasmVariantName): Support {

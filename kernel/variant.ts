@@ -60,6 +60,11 @@ export interface HermitianVariant {
   /** Edge of the pair step's triangle tiles: the scheduling and cancellation grain, never a result's bits. */
   readonly tile: number;
   /**
+   * Every cut between the whole H's tiles is a multiple of this (its micro-tile's edge), when the job cuts its
+   * triangle otherwise than into `tile` × `tile` blocks to balance its workers (kernel/hermitian-tiling.ts).
+   */
+  readonly tileStep: number;
+  /**
    * Whether the pair step computes a tile at any origin and of any shape, across the diagonal too (the native
    * one), rather than only tiles whose corners sit on its micro-tile grid. A block of H is then cut into tiles
    * of its own, so it computes only its own entries; block sizes need not be multiples of `tile`.

@@ -61,6 +61,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
       kernel: resolved.kernel,
       accuracy: resolved.accuracy,
       threads: resolved.workers,
+      schedule: resolved.schedule,
       maxBytes: resolved.maxBytes,
       inlineWork: resolved.inlineFlops,
       allocate: (bytes) => {

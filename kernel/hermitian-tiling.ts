@@ -1,0 +1,182 @@
+import type { IndexSpace } from '../shared/index-space.js';
+import type { Schedule } from '../shared/protocol.js';
+
+/**
+ * How the pair step cuts the whole H's lower triangle into tiles, so that every worker gets a fair share of
+ * the work whatever the shape. A pair kernel's sums do not depend on where its tiles start or end, so this
+ * decides speed only, never a result's bits.
+ *
+ * The uniform grid of the variant's tile edge is kept whenever it already balances. It does not for few rows
+ * (a tall job: N = 256 under a 240-wide grid is one 240-row triangle holding nearly all the work, on one
+ * worker). Then candidate cuts are costed and the one that finishes first on this pool's workers is taken:
+ * - near-equal grids: the triangle cut into p × p near-equal parts;
+ * - strips: rows cut into p horizontal strips of near-equal work, each strip reaching from column 0 to the
+ *   diagonal, and cut into column pieces only where it is wider than the tile edge. A strip packs its columns
+ *   once for all its rows, so strips repack less of expp than a grid of the same number of tiles.
+ * A tile's cost is its entries plus PACK_WEIGHT per row it packs (its rows as A, its columns as B). The tiles go
+ * to the workers largest first, which is also the order in which a dynamic pool claims them.
+ *
+ * Splitting k across workers instead (each worker summing whole chunks of k into scratch, then one pass adding
+ * the chunks in order) would repack nothing and keep the bits too, but it needs a scratch plane set per chunk
+ * and a combination pass, and its grain is a chunk of k (12288 columns), coarse for most tall shapes; the cuts
+ * here balance a tall job without either (docs/performance.md, "Tall jobs").
+ */
+
+/**
+ * Time of packing one row of expp for one k (a difference, for B a division, three stores, a row of expp that
+ * is a page or more from the previous one) in entries' sums for one k. Fitted on the native paths with the
+ * single-thread timing of tiles of different shapes at M = 65536 (a 128-row triangle against a 128 × 127
+ * square, whose rows packed are the same but entries double). Only the choice between cuts depends on it.
+ */
+const PACK_WEIGHT = 28;
+
+/** A cut is kept only when it finishes this much sooner than the uniform grid: a small gain is not worth a list. */
+const MIN_GAIN = 0.02;
+
+/** Tiles per worker from which the uniform grid is kept without costing it. */
+const MANY_PER_THREAD = 16;
+
+/** What the tiling needs to know of a variant. */
+export interface TilingRules {
+  /** The variant's tile edge: no tile is taller or wider (it sizes the variant's per-thread scratch). */
+  readonly tile: number;
+  /** Every cut between tiles is a multiple of this (the micro-tile's edge), so tiles start on its grid. */
+  readonly step: number;
+}
+
+export interface TriangleTiling {
+  readonly space: IndexSpace;
+  /** How many tiles the space has. */
+  readonly tiles: number;
+}
+
+type Tiles = number[];
+
+/**
+ * The tiles of the lower triangle of an n × n H for `threads` workers dealing them by `schedule`: the uniform
+ * `triangle` space of rules.tile, or a `list` of tiles (largest first) when that finishes sooner.
+ */
+export function planTriangle(n: number, rules: TilingRules, threads: number, schedule: Schedule): TriangleTiling {
+  const tile = Math.max(1, rules.tile);
+  const step = Math.max(1, Math.min(rules.step, tile));
+  const uniform: TriangleTiling = { space: { kind: 'triangle', n, tile }, tiles: gridSize(n, tile) };
+  // Many tiles per worker balance by themselves.
+  if (threads <= 1 || n <= step || uniform.tiles >= MANY_PER_THREAD * threads) return uniform;
+  const base = makespan(uniformTiles(n, tile), threads, schedule);
+  let best: { tiles: Tiles; time: number } | undefined;
+  for (const tiles of candidates(n, tile, step, threads)) {
+    const ordered = largestFirst(tiles);
+    const time = makespan(ordered, threads, schedule);
+    if (best === undefined || time < best.time || (time === best.time && ordered.length < best.tiles.length)) best = { tiles: ordered, time };
+  }
+  if (best === undefined || best.time > base * (1 - MIN_GAIN)) return uniform;
+  const list = new Int32Array(new SharedArrayBuffer(4 * best.tiles.length));
+  list.set(best.tiles);
+  return { space: { kind: 'list', n, tile, list }, tiles: best.tiles.length / 4 };
+}
+
+function gridSize(n: number, tile: number): number {
+  const blocks = Math.ceil(n / tile);
+  return (blocks * (blocks + 1)) / 2;
+}
+
+/** The triangle space's tiles, in its order (row by row). */
+function uniformTiles(n: number, tile: number): Tiles {
+  const tiles: Tiles = [];
+  for (let i0 = 0; i0 < n; i0 += tile) {
+    for (let j0 = 0; j0 <= i0; j0 += tile) tiles.push(i0, Math.min(n, i0 + tile), j0, Math.min(n, j0 + tile));
+  }
+  return tiles;
+}
+
+/** Cuts [0, n) into `parts` pieces at multiples of `step` near `at(k)`, no piece longer than `longest`; undefined if it cannot. */
+function cutsOf(n: number, parts: number, step: number, longest: number, at: (k: number) => number): number[] | undefined {
+  const cuts = [0];
+  for (let k = 1; k < parts; k++) {
+    const cut = Math.round(at(k) / step) * step;
+    if (cut <= cuts[cuts.length - 1] || cut >= n) return undefined;
+    cuts.push(cut);
+  }
+  cuts.push(n);
+  for (let k = 1; k < cuts.length; k++) if (cuts[k] - cuts[k - 1] > longest) return undefined;
+  return cuts;
+}
+
+/** Fewest tiles a candidate may have: enough for every worker; most: a few per worker (past that no cut gains). */
+function* candidates(n: number, tile: number, step: number, threads: number): Generator<Tiles> {
+  const most = Math.max(8, 4 * threads);
+  const maxParts = Math.floor(n / step);
+  // Near-equal grids, from the fewest parts that fit the edge.
+  for (let parts = Math.ceil(n / tile); parts <= maxParts && (parts * (parts + 1)) / 2 <= most; parts++) {
+    const cuts = cutsOf(n, parts, step, tile, (k) => (n * k) / parts);
+    if (cuts === undefined) continue;
+    const tiles: Tiles = [];
+    for (let r = 0; r + 1 < cuts.length; r++) for (let c = 0; c <= r; c++) tiles.push(cuts[r], cuts[r + 1], cuts[c], cuts[c + 1]);
+    yield tiles;
+  }
+  // Strips of near-equal entries (row i0 to i1 holds (i1² − i0²)/2 of them), each cut moved by a few steps
+  // either way, since packing makes the strips near the diagonal dearer per entry than entries alone say.
+  for (let parts = 2; parts <= maxParts && parts <= most; parts++) {
+    for (let shift = -3; shift <= 3; shift++) {
+      const cuts = cutsOf(n, parts, step, tile, (k) => n * Math.sqrt(k / parts) + shift * step);
+      if (cuts === undefined) continue;
+      const tiles: Tiles = [];
+      for (let r = 0; r + 1 < cuts.length; r++) {
+        const [i0, i1] = [cuts[r], cuts[r + 1]];
+        const pieces = Math.ceil(i1 / tile);
+        const columns = pieces === 1 ? [0, i1] : cutsOf(i1, pieces, step, tile, (k) => (i1 * k) / pieces);
+        if (columns === undefined) break;
+        for (let c = 0; c + 1 < columns.length; c++) tiles.push(i0, i1, columns[c], columns[c + 1]);
+      }
+      if (tiles.length / 4 <= most) yield tiles;
+    }
+  }
+}
+
+/** Entries with j ≤ i of a tile, plus what packing its rows and columns costs. */
+function cost(i0: number, i1: number, j0: number, j1: number): number {
+  const top = Math.max(i0, j0);
+  if (top >= i1 || j0 >= j1) return 0;
+  // Rows i < j1 hold i + 1 − j0 entries, the rows below them j1 − j0 each.
+  const bend = Math.min(i1, j1);
+  const entries = ((bend - top) * (top + 1 - j0 + bend - j0)) / 2 + (i1 - bend) * (j1 - j0);
+  return entries + PACK_WEIGHT * (i1 - top + Math.min(j1, i1) - j0);
+}
+
+/** The tiles sorted by cost, largest first (ties in their own order). */
+function largestFirst(tiles: Tiles): Tiles {
+  const order = Array.from({ length: tiles.length / 4 }, (_, t) => t);
+  const costs = order.map((t) => cost(tiles[4 * t], tiles[4 * t + 1], tiles[4 * t + 2], tiles[4 * t + 3]));
+  order.sort((a, b) => costs[b] - costs[a] || a - b);
+  return order.flatMap((t) => tiles.slice(4 * t, 4 * t + 4));
+}
+
+/** When the last worker finishes, the tiles dealt in list order: strided (worker w: w, w + W, …) or to whoever is free first. */
+function makespan(tiles: Tiles, threads: number, schedule: Schedule): number {
+  const count = tiles.length / 4;
+  const at = (t: number): number => cost(tiles[4 * t], tiles[4 * t + 1], tiles[4 * t + 2], tiles[4 * t + 3]);
+  if (schedule === 'strided') {
+    const busy = new Float64Array(threads);
+    for (let t = 0; t < count; t++) busy[t % threads] += at(t);
+    return Math.max(...busy);
+  }
+  // A min-heap of the workers' busy times: the next tile goes to the one free first.
+  const heap = new Float64Array(Math.min(threads, count));
+  let last = 0;
+  for (let t = 0; t < count; t++) {
+    const done = heap[0] + at(t);
+    last = Math.max(last, done);
+    let x = 0;
+    for (;;) {
+      const l = 2 * x + 1, r = l + 1;
+      let m = x;
+      if (l < heap.length && heap[l] < (m === x ? done : heap[m])) m = l;
+      if (r < heap.length && heap[r] < (m === x ? done : heap[m])) m = r;
+      if (m === x) break;
+      heap[x] = heap[m];
+      x = m;
+    }
+    heap[x] = done;
+  }
+  return last;
+}
