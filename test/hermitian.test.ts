@@ -92,6 +92,45 @@ for (const kernel of variants) {
   });
 }
 
+// Tall jobs (few rows, long M): the whole H's triangle is cut for the pool's workers (kernel/hermitian-tiling.ts),
+// so each worker count and schedule computes H from other tiles than one worker does. Shapes: one entry (N = 2),
+// one micro-tile row (N = 13), rows under one tile edge (N = 61), rows just past the native edge (N = 256). With
+// default accuracy M spans two or three chunks of k (12288 columns) with a ragged last one; compensated sums run
+// over all of k unchunked, so shorter M shows the same. The reference is one worker's uniform grid.
+const tallShapes = {
+  default: [[2, 12288 + 5], [13, 2 * 12288 + 1], [61, 2 * 12288 + 777], [256, 301]],
+  compensated: [[2, 777], [13, 3001], [61, 1201], [256, 65]],
+} as const;
+for (const kernel of variants) {
+  test(`${kernel}: tall shapes bit-identical for 1, 2, 3 and 4 workers, both schedules, and both accuracies`, async () => {
+    const accuracies = kernel === 'js' ? (['default'] as const) : (['default', 'compensated'] as const);
+    const problems = accuracies.flatMap((accuracy) => tallShapes[accuracy].map(([N, M]) => ({ N, M, accuracy, ...randomProblem(N, M, 31 * N + M) })));
+    const references = new Map<string, Float64Array>();
+    for (const workers of [1, 2, 3, 4]) {
+      for (const schedule of workers === 1 ? (['dynamic'] as const) : (['strided', 'dynamic'] as const)) {
+        const p = createPool({ workers, schedule, kernel, inlineFlops: 0 });
+        try {
+          for (const { N, M, accuracy, expp, distance } of problems) {
+            const h = await p.hermitian(expp, distance, { accuracy });
+            const key = `${N}×${M} ${accuracy}`;
+            const reference = references.get(key);
+            if (reference !== undefined) {
+              assertBitIdentical(h.data, reference, `${kernel} ${key} on ${workers} workers ${schedule}`);
+              continue;
+            }
+            references.set(key, h.data);
+            // One worker's H is itself checked against the reference port where that port is quick.
+            if (N * N * M < 2e7) assert.ok(relativeError(h, hermitianReference(expp, distance)) < 1e-12, `${kernel} ${key}: ${relativeError(h, hermitianReference(expp, distance))}`);
+            assertExactlyHermitian(h);
+          }
+        } finally {
+          await p.close();
+        }
+      }
+    }
+  });
+}
+
 test('auto picks the fastest kernel that runs here and says why when it is not native; an unsupported one is refused', async () => {
   const expected: KernelVariant = variants[0];
   const p = createPool({ workers: 1 });
