@@ -62,17 +62,34 @@ export function planTriangle(n: number, rules: TilingRules, threads: number, sch
   const uniform: TriangleTiling = { space: { kind: 'triangle', n, tile }, tiles: gridSize(n, tile) };
   // Many tiles per worker balance by themselves.
   if (threads <= 1 || n <= step || uniform.tiles >= MANY_PER_THREAD * threads) return uniform;
-  const base = makespan(uniformTiles(n, tile), threads, schedule);
-  let best: { tiles: Tiles; time: number } | undefined;
+  const base: Plan = { tiles: uniformTiles(n, tile), time: 0 };
+  base.time = makespan(base.tiles, threads, schedule);
+  let best: Plan | undefined;
   for (const tiles of candidates(n, tile, step, threads)) {
     const ordered = largestFirst(tiles);
-    const time = makespan(ordered, threads, schedule);
-    if (best === undefined || time < best.time || (time === best.time && ordered.length < best.tiles.length)) best = { tiles: ordered, time };
+    const plan = { tiles: ordered, time: makespan(ordered, threads, schedule) };
+    if (best === undefined || better(plan, best, threads, 0)) best = plan;
   }
-  if (best === undefined || best.time > base * (1 - MIN_GAIN)) return uniform;
+  if (best === undefined || !better(best, base, threads, MIN_GAIN)) return uniform;
   const list = new Int32Array(new SharedArrayBuffer(4 * best.tiles.length));
   list.set(best.tiles);
   return { space: { kind: 'list', n, tile, list }, tiles: best.tiles.length / 4 };
+}
+
+interface Plan {
+  readonly tiles: Tiles;
+  time: number;
+}
+
+/**
+ * Whether plan a beats plan b: a cut that gives every worker a tile comes first (even where packing would make
+ * fewer tiles finish sooner), then the sooner finish by more than `gain` of b's time, then fewer tiles.
+ */
+function better(a: Plan, b: Plan, threads: number, gain: number): boolean {
+  const spreads = (plan: Plan): boolean => plan.tiles.length / 4 >= threads;
+  if (spreads(a) !== spreads(b)) return spreads(a);
+  if (a.time !== b.time) return a.time < b.time * (1 - gain);
+  return a.tiles.length < b.tiles.length;
 }
 
 function gridSize(n: number, tile: number): number {
