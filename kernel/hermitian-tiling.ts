@@ -36,6 +36,18 @@ const MIN_GAIN = 0.02;
 /** Tiles per worker from which the uniform grid is kept without costing it. */
 const MANY_PER_THREAD = 16;
 
+/** Grids tried, from the fewest parts on: past a few more parts than the uniform grid's, tiles only shrink. */
+const GRID_TRIES = 12;
+/** Strips are tried for triangles up to this many tile edges high: beyond, near-equal grids balance as well. */
+const STRIP_MAX_EDGES = 4;
+
+/** Strip counts up to which each cut is also tried a few steps either way: past it, the schedule evens out more tiles. */
+const SHIFTED_STRIPS = 4;
+
+/** Plans kept for jobs of the same shape on the same pool (a list is read-only once made, so it is shared). */
+const plans = new Map<string, TriangleTiling>();
+const PLANS_KEPT = 32;
+
 /** What the tiling needs to know of a variant. */
 export interface TilingRules {
   /** The variant's tile edge: no tile is taller or wider (it sizes the variant's per-thread scratch). */
@@ -57,6 +69,17 @@ type Tiles = number[];
  * `triangle` space of rules.tile, or a `list` of tiles (largest first) when that finishes sooner.
  */
 export function planTriangle(n: number, rules: TilingRules, threads: number, schedule: Schedule): TriangleTiling {
+  const key = `${n} ${rules.tile} ${rules.step} ${threads} ${schedule}`;
+  let plan = plans.get(key);
+  if (plan === undefined) {
+    plan = cutTriangle(n, rules, threads, schedule);
+    if (plans.size >= PLANS_KEPT) plans.delete(plans.keys().next().value!);
+    plans.set(key, plan);
+  }
+  return plan;
+}
+
+function cutTriangle(n: number, rules: TilingRules, threads: number, schedule: Schedule): TriangleTiling {
   const tile = Math.max(1, rules.tile);
   const step = Math.max(1, Math.min(rules.step, tile));
   const uniform: TriangleTiling = { space: { kind: 'triangle', n, tile }, tiles: gridSize(n, tile) };
@@ -124,7 +147,8 @@ function* candidates(n: number, tile: number, step: number, threads: number): Ge
   const most = Math.max(8, 4 * threads);
   const maxParts = Math.floor(n / step);
   // Near-equal grids, from the fewest parts that fit the edge.
-  for (let parts = Math.ceil(n / tile); parts <= maxParts && (parts * (parts + 1)) / 2 <= most; parts++) {
+  const fewest = Math.ceil(n / tile);
+  for (let parts = fewest; parts <= maxParts && parts < fewest + GRID_TRIES && (parts * (parts + 1)) / 2 <= most; parts++) {
     const cuts = cutsOf(n, parts, step, tile, (k) => (n * k) / parts);
     if (cuts === undefined) continue;
     const tiles: Tiles = [];
@@ -133,8 +157,10 @@ function* candidates(n: number, tile: number, step: number, threads: number): Ge
   }
   // Strips of near-equal entries (row i0 to i1 holds (i1² − i0²)/2 of them), each cut moved by a few steps
   // either way, since packing makes the strips near the diagonal dearer per entry than entries alone say.
+  if (n > STRIP_MAX_EDGES * tile) return;
   for (let parts = 2; parts <= maxParts && parts <= most; parts++) {
-    for (let shift = -3; shift <= 3; shift++) {
+    const shifts = parts <= SHIFTED_STRIPS ? 3 : 0;
+    for (let shift = -shifts; shift <= shifts; shift++) {
       const cuts = cutsOf(n, parts, step, tile, (k) => n * Math.sqrt(k / parts) + shift * step);
       if (cuts === undefined) continue;
       const tiles: Tiles = [];
