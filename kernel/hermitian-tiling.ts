@@ -14,7 +14,9 @@ import type { Schedule } from '../shared/protocol.js';
  *   diagonal, and cut into column pieces only where it is wider than the tile edge. A strip packs its columns
  *   once for all its rows, so strips repack less of expp than a grid of the same number of tiles.
  * A tile's cost is its entries plus PACK_WEIGHT per row it packs (its rows as A, its columns as B). The tiles go
- * to the workers largest first, which is also the order in which a dynamic pool claims them.
+ * to the workers largest first, which is also the order in which a dynamic pool claims them. A cut that gives
+ * every worker a tile wins over one that finishes sooner by the costs, so that a job with a few micro-tiles per
+ * worker runs on all of them.
  *
  * Splitting k across workers instead (each worker summing whole chunks of k into scratch, then one pass adding
  * the chunks in order) would repack nothing and keep the bits too, but it needs a scratch plane set per chunk
@@ -26,7 +28,9 @@ import type { Schedule } from '../shared/protocol.js';
  * Time of packing one row of expp for one k (a difference, for B a division, three stores, a row of expp that
  * is a page or more from the previous one) in entries' sums for one k. Fitted on the native paths with the
  * single-thread timing of tiles of different shapes at M = 65536 (a 128-row triangle against a 128 × 127
- * square, whose rows packed are the same but entries double). Only the choice between cuts depends on it.
+ * square, whose rows packed are the same but entries double). The WebAssembly and js kernels read panels packed
+ * once per job, so for them it overstates a tile's overhead and only leans towards fewer, larger tiles among
+ * cuts that balance. Only the choice between cuts depends on it, never a result.
  */
 const PACK_WEIGHT = 28;
 
