@@ -32,7 +32,7 @@ import type { Schedule } from '../shared/protocol.js';
  * once per job, so for them it overstates a tile's overhead and only leans towards fewer, larger tiles among
  * cuts that balance. Only the choice between cuts depends on it, never a result.
  */
-const PACK_WEIGHT = 28;
+export const PACK_WEIGHT = 28;
 
 /** A cut is kept only when it finishes this much sooner than the uniform grid: a small gain is not worth a list. */
 const MIN_GAIN = 0.02;
@@ -180,12 +180,12 @@ function* candidates(n: number, tile: number, step: number, threads: number): Ge
   }
 }
 
-/** Entries with j ≤ i of a tile, plus what packing its rows and columns costs. */
-function cost(i0: number, i1: number, j0: number, j1: number): number {
+/** Entries with j ≤ i of a tile, plus what packing its rows and columns costs (0 for a tile with no such entry). */
+export function cost(i0: number, i1: number, j0: number, j1: number): number {
   const top = Math.max(i0, j0);
   if (top >= i1 || j0 >= j1) return 0;
   // Rows i < j1 hold i + 1 − j0 entries, the rows below them j1 − j0 each.
-  const bend = Math.min(i1, j1);
+  const bend = Math.max(top, Math.min(i1, j1));
   const entries = ((bend - top) * (top + 1 - j0 + bend - j0)) / 2 + (i1 - bend) * (j1 - j0);
   return entries + PACK_WEIGHT * (i1 - top + Math.min(j1, i1) - j0);
 }
