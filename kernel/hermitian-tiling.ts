@@ -98,6 +98,11 @@ function cutTriangle(n: number, rules: TilingRules, threads: number, schedule: S
     if (best === undefined || better(plan, best, threads, 0)) best = plan;
   }
   if (best === undefined || !better(best, base, threads, MIN_GAIN)) return uniform;
+  // A cut that misses an entry would leave it unwritten in H: the entries must add up to the triangle's, or
+  // the uniform grid, which holds every entry by construction, is used.
+  let entries = 0;
+  for (let t = 0; t < best.tiles.length; t += 4) entries += lowerEntries(best.tiles[t], best.tiles[t + 1], best.tiles[t + 2], best.tiles[t + 3]);
+  if (entries !== (n * (n + 1)) / 2) return uniform;
   const list = new Int32Array(new SharedArrayBuffer(4 * best.tiles.length));
   list.set(best.tiles);
   return { space: { kind: 'list', n, tile, list }, tiles: best.tiles.length / 4 };
@@ -182,12 +187,17 @@ function* candidates(n: number, tile: number, step: number, threads: number): Ge
 
 /** Entries with j ≤ i of a tile, plus what packing its rows and columns costs (0 for a tile with no such entry). */
 export function cost(i0: number, i1: number, j0: number, j1: number): number {
+  const entries = lowerEntries(i0, i1, j0, j1);
+  return entries === 0 ? 0 : entries + PACK_WEIGHT * (i1 - Math.max(i0, j0) + Math.min(j1, i1) - j0);
+}
+
+/** Entries (i, j) of a tile with j ≤ i. */
+function lowerEntries(i0: number, i1: number, j0: number, j1: number): number {
   const top = Math.max(i0, j0);
   if (top >= i1 || j0 >= j1) return 0;
   // Rows i < j1 hold i + 1 − j0 entries, the rows below them j1 − j0 each.
   const bend = Math.max(top, Math.min(i1, j1));
-  const entries = ((bend - top) * (top + 1 - j0 + bend - j0)) / 2 + (i1 - bend) * (j1 - j0);
-  return entries + PACK_WEIGHT * (i1 - top + Math.min(j1, i1) - j0);
+  return ((bend - top) * (top + 1 - j0 + bend - j0)) / 2 + (i1 - bend) * (j1 - j0);
 }
 
 /** The tiles sorted by cost, largest first (ties in their own order). */
