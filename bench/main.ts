@@ -34,6 +34,7 @@ import {
 } from 'hpair';
 import { HELP, JS_MAX_SIZE, parseOptions, shapeKey, shapeName, unsupportedKernels, UsageError, type BenchOptions, type Shape } from './options.js';
 import { measurePeaks, peakFor, type PeakMeasurement, type PeakReport } from './peak.js';
+import { hBytesWritten, measureWriteBandwidth, writeLimitFor, type BandwidthReport } from './bandwidth.js';
 import { cleanVerdict, coreProblems, threadProblems, type CleanVerdict } from './peer-check.js';
 import { cpuSnapshot, hostFacts, hostLine, othersShare } from './host.js';
 import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
@@ -124,6 +125,19 @@ for (const p of peakReport.peaks) {
   progress(`FMA peak ${p.isa} on ${p.threads} thread${p.threads === 1 ? '' : 's'} at once: ${p.gflops.toFixed(1)} GFLOP/s (per thread ${p.perThread.map((r) => r.toFixed(1)).join(', ')}; repetitions ${p.repetitions.map((r) => r.toFixed(1)).join(', ')})`);
 }
 
+/** Bytes each thread's slice of the write-bandwidth probe spans: far beyond what the caches hold. */
+const BANDWIDTH_SLICE_BYTES = 256 * 2 ** 20;
+// The machine's write bandwidth on one thread and on each worker count at once (bench/bandwidth.ts): the limit of the
+// H-write-bound rows, as the FMA peak is of the others. Measured with the peak, and skipped with it.
+const bandwidthReport: BandwidthReport =
+  opts.peakSeconds > 0
+    ? await measureWriteBandwidth({ threads: opts.workers, seconds: opts.peakSeconds, repetitions: 3, sliceBytes: BANDWIDTH_SLICE_BYTES })
+    : { measurements: [], unavailable: '--peak-seconds 0' };
+if (bandwidthReport.unavailable !== undefined) progress(`write bandwidth: not measured (${bandwidthReport.unavailable})`);
+for (const b of bandwidthReport.measurements) {
+  progress(`write bandwidth, ${b.kind === 'stream' ? 'streaming' : 'ordinary'} stores, ${b.threads} thread${b.threads === 1 ? '' : 's'} at once: ${(b.bytesPerSecond / 1e9).toFixed(2)} GB/s (repetitions ${b.repetitions.map((r) => (r / 1e9).toFixed(2)).join(', ')})`);
+}
+
 // OPENBLAS_* variables the bench inherited (OPENBLAS_CORETYPE is replaced by the choice for the peers; the others
 // reach them as they are, so they are shown): an environment may set them for builds of its own.
 const inheritedBlasEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => key.startsWith('OPENBLAS_') || key.startsWith('GOTO')));
@@ -182,6 +196,14 @@ function realFlops(kind: 'hpair' | PeerKind, kernelRan: string, n: number, m: nu
   return hermitianFlops(n, m);
 }
 
+const WRITTEN_BYTES_FORMULA = 'hpair and numpy: the whole H, 16·(N−1)²; zherk: its lower triangle, 16·(N−1)·N/2';
+/** Bytes of its result a row writes per job (see WRITTEN_BYTES_FORMULA); undefined for dgemm, which computes no H. */
+function writtenBytes(kind: 'hpair' | PeerKind | 'reference', n: number): number | undefined {
+  if (kind === 'hpair' || kind === 'numpy' || kind === 'reference') return hBytesWritten(n);
+  if (kind === 'zherk' || kind === 'zherk-into') return (16 * (n - 1) * n) / 2;
+  return undefined;
+}
+
 interface Row {
   what: string;
   kind: 'hpair' | PeerKind | 'reference';
@@ -201,6 +223,12 @@ interface Row {
   ofPeak?: number;
   /** Ran inline on the calling thread (a job below the pool's inlineFlops), not on the workers. */
   inline?: boolean;
+  /** H-write-bound shapes: bytes of H (or C) this row writes per job over its median, bytes/s (see writtenBytes). */
+  writeBytesPerSecond?: number;
+  /** The write bandwidth it is set against (bench/bandwidth.ts: the faster kind of store on its thread count). */
+  writeLimit?: { kind: string; threads: number; bytesPerSecond: number };
+  /** writeBytesPerSecond / writeLimit.bytesPerSecond. */
+  ofWriteBandwidth?: number;
   speedup?: number;
   vsNumpy?: number;
   /** Against zherk used the same way: into a reused C for a row that writes into a reused H, else a new C. */
@@ -524,6 +552,19 @@ if (peakReport.peaks.length > 0) {
   if (above.length > 0) progress(`WARNING: ${above.length} rows above 100 % of the FMA peak: the peak was measured while other processes took the cores`);
 }
 
+// The H-write-bound rows against the write bandwidth on as many threads at once.
+const hwriteShapes = opts.shapes.filter((shape) => shape.kind === 'hwrite');
+for (const row of rows) {
+  if (!hwriteShapes.some((shape) => shape.n === row.n && shape.m === row.m)) continue;
+  const bytes = writtenBytes(row.kind, row.n);
+  const limit = writeLimitFor(bandwidthReport.measurements, row.inline === true ? 1 : row.workers);
+  if (bytes === undefined) continue;
+  row.writeBytesPerSecond = bytes / (row.stats.median / 1e3);
+  if (limit === undefined) continue;
+  row.writeLimit = { kind: limit.kind, threads: limit.threads, bytesPerSecond: limit.bytesPerSecond };
+  row.ofWriteBandwidth = row.writeBytesPerSecond / limit.bytesPerSecond;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Bit-identity across 1, 2 and 3 workers at an odd size with many tiles (the target of issue 9).
 {
@@ -742,6 +783,26 @@ const sweepCells = opts.shapes.flatMap((shape) =>
     ];
   }),
 );
+const writeHeader = ['N×M', 'workers', 'what', 'median ms', 'GB written / s', '% of write bandwidth', 'write bandwidth GB/s (stores)'];
+const writeCells = rows
+  .filter((row) => row.writeBytesPerSecond !== undefined)
+  .map((row) => [
+    shapeCell(row),
+    String(row.workers),
+    row.what,
+    ms(row.stats.median),
+    ((row.writeBytesPerSecond ?? 0) / 1e9).toFixed(2),
+    percent(row.ofWriteBandwidth),
+    row.writeLimit === undefined ? '' : `${(row.writeLimit.bytesPerSecond / 1e9).toFixed(2)} (${row.writeLimit.kind === 'stream' ? 'streaming' : 'ordinary'}, ${row.writeLimit.threads} thread${row.writeLimit.threads === 1 ? '' : 's'})`,
+  ]);
+const bandwidthHeader = ['threads at once', 'stores', 'write GB/s', 'per thread', 'repetitions'];
+const bandwidthCells = bandwidthReport.measurements.map((b) => [
+  String(b.threads),
+  b.kind === 'stream' ? 'streaming' : 'ordinary',
+  (b.bytesPerSecond / 1e9).toFixed(2),
+  b.perThread.map((r) => (r / 1e9).toFixed(2)).join(', '),
+  b.repetitions.map((r) => (r / 1e9).toFixed(2)).join(', '),
+]);
 const peakHeader = ['ISA', 'threads at once', 'FMA peak GFLOP/s', 'per thread', 'repetitions'];
 const peakCells = peakReport.peaks.map((p) => [p.isa, String(p.threads), p.gflops.toFixed(1), p.perThread.map((r) => r.toFixed(1)).join(', '), p.repetitions.map((r) => r.toFixed(1)).join(', ')]);
 
@@ -773,6 +834,8 @@ out.push('× zherk is like for like: a row into a reused H (hpair\'s `out`) agai
 out.push('paired = median over rounds of the same round\'s ratio; others\' CPU = share of the cores other processes used during that group');
 if (peakCells.length > 0) out.push('', textTable(peakHeader, peakCells));
 if (sweepCells.length > 0) out.push('', textTable(sweepHeader, sweepCells));
+if (bandwidthCells.length > 0) out.push('', textTable(bandwidthHeader, bandwidthCells));
+if (writeCells.length > 0) out.push('', 'H-write-bound rows: bytes of H written per second (zherk: its lower triangle) against the write bandwidth on as many threads', textTable(writeHeader, writeCells));
 out.push('', textTable(header, cells));
 if (memoryCells.length > 0) out.push('', textTable(memoryHeader, memoryCells));
 if (scalingCells.length > 0) out.push('', textTable(scalingHeader, scalingCells));
@@ -794,6 +857,8 @@ for (const kernel of kernels) {
 if (opts.markdown) {
   if (peakCells.length > 0) out.push('', markdownTable(peakHeader, peakCells));
   if (sweepCells.length > 0) out.push('', markdownTable(sweepHeader, sweepCells));
+  if (bandwidthCells.length > 0) out.push('', markdownTable(bandwidthHeader, bandwidthCells));
+  if (writeCells.length > 0) out.push('', markdownTable(writeHeader, writeCells));
   out.push('', markdownTable(header, cells));
   if (memoryCells.length > 0) out.push('', markdownTable(memoryHeader, memoryCells));
   if (scalingCells.length > 0) out.push('', markdownTable(scalingHeader, scalingCells));
@@ -819,6 +884,10 @@ const record = {
   peak: {
     how: 'kernel/native/src/path_*.c (peak_loop.h): independent FMA chains on one ISA per thread; per ISA on 1 thread and on each worker count of threads at once (worker threads started together), before and after the sweep, best of the repetitions; a row is set against its own ISA (native kernels) or the best (others) on its thread count (rows[].peak, rows[].ofPeak = realGflops / peak.gflops)',
     ...peakReport,
+  },
+  writeBandwidth: {
+    how: `kernel/native/src/bandwidth.c: each thread writes its own ${BANDWIDTH_SLICE_BYTES / 2 ** 20} MiB slice of one buffer over and over, with ordinary stores and with streaming ones, after an untimed pass; on 1 thread and on each worker count at once, best of the repetitions; an H-write-bound row is set against the faster kind on its thread count (rows[].writeLimit, rows[].writeBytesPerSecond = ${WRITTEN_BYTES_FORMULA} / median, rows[].ofWriteBandwidth)`,
+    ...bandwidthReport,
   },
   options: opts,
   flopsFormula: '8·(N−1)·N/2·(M−1)',

@@ -1,6 +1,6 @@
 import { defineKernel } from '../shared/kernel-contract.js';
 import { firstNonFinite } from './hermitian-inputs.js';
-import { loadNativeAddon } from './native/addon.js';
+import { loadNativeAddon, type NativeAddon } from './native/addon.js';
 
 /**
  * Step 1 of an H job for kernels that pack per tile (native): scans expp's rows for NaN and ±Infinity
@@ -24,12 +24,17 @@ export const CHECK_TILE = 32;
 /** badValue's start: larger than any flat index of expp (typed arrays hold at most 2^32 values). */
 export const NO_BAD_VALUE = 2n ** 62n;
 
+/** The addon this step's tiles scan with, looked up once per step (setup), not per tile. */
+let scanner: NativeAddon | undefined;
+
 export const checkKernel = defineKernel<CheckBuffers, CheckParams>({
+  setup() {
+    scanner = loadNativeAddon().addon;
+  },
   tile(tile, { buffers: { expp, badValue }, params: { M } }) {
     const start = 2 * tile.i0 * M;
     const end = 2 * tile.i1 * M;
-    const addon = loadNativeAddon().addon;
-    const bad = addon === undefined ? firstNonFinite(expp, start, end) : addon.scanNonFinite(expp, start, end);
+    const bad = scanner === undefined ? firstNonFinite(expp, start, end) : scanner.scanNonFinite(expp, start, end);
     if (bad >= 0) atomicMin(badValue, BigInt(bad));
   },
 });

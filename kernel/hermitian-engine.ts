@@ -168,11 +168,13 @@ export class HermitianEngine {
     if (hValues > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${hValues} values; typed arrays hold at most 2^32`);
     const accuracy = plan.accuracy ?? this.#options.accuracy;
     const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads, undefined, accuracy).wasm <= WASM_MAX_BYTES;
-    const variant = fits(this.variant) ? this.variant : fallbackAfter(this.variant, fits);
+    // The pool's variant is asked once: its answer decides the fallback and, when it fits, is the job's scratch.
+    const own = this.variant.scratchBytes(N, M, threads, undefined, accuracy);
+    const variant = own.wasm <= WASM_MAX_BYTES ? this.variant : fallbackAfter(this.variant, fits);
     if (variant === undefined) throw new HpairError('TOO_LARGE', `no kernel that runs here has room for N = ${N}, M = ${M}`);
     checkAccuracy(variant, accuracy);
     // Counted before anything is allocated, so an oversized request fails instead of taking the process down.
-    const scratch = variant.scratchBytes(N, M, threads, undefined, accuracy);
+    const scratch = variant === this.variant ? own : variant.scratchBytes(N, M, threads, undefined, accuracy);
     const inPlace = gathered ? undefined : source.inPlace;
     const copies = (inPlace === undefined ? 16 * N * M : 0) + (isSharedView(distance) ? 0 : distance.byteLength);
     const total = (out === undefined ? 8 * hValues : 0) + scratch.wasm + scratch.shared + scratch.native + copies;

@@ -42,7 +42,7 @@ export function createEntry(
   reject: (error: unknown) => void,
   hooks: EntryHooks,
 ): Entry {
-  const control = createControlBlock();
+  const control = createControlBlock(!job.inline);
   let cancelWith: (error: HpairError) => void = () => undefined;
   const cancelled = new Promise<never>((_, rejectCancelled) => {
     cancelWith = rejectCancelled;

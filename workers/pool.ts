@@ -49,6 +49,10 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
   /** Shared memory the pool allocated (H, scratch) since this thread last collected because of it. */
   #allocatedBytes = 0;
   #idleTimer: NodeJS.Timeout | undefined;
+  /** performance.now() at which #idleTimer fires. */
+  #idleDue = 0;
+  /** The current quiet period: when the pool last drained, the collections taken since, and the jobs seen then. */
+  #idle: { since: number; round: number; jobsAtDrain: number } | undefined;
   /** The warm-up, started by the first ready(). */
   #warm: Promise<void> | undefined;
 
@@ -226,27 +230,42 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
    */
   #scheduleIdleCollection(): void {
     if (this.#idleCollectMs === 0 || this.#allocatedBytes < IDLE_COLLECT_BYTES) return;
-    clearTimeout(this.#idleTimer); // a new quiet period starts over
-    const jobsAtDrain = this.#jobsSeen();
-    const collectAfter = (round: number): void => {
-      this.#idleTimer = setTimeout(() => {
-        this.#idleTimer = undefined;
-        // Idle for the whole wait, not only now: jobs back to back leave the pool idle for an instant between
-        // them. The bytes are still counted: the next drain starts over.
-        if (this.#runner.busy || this.closed || this.#jobsSeen() !== jobsAtDrain) return;
-        this.#allocatedBytes = 0;
-        collectThisThread();
-        if (round + 1 < IDLE_COLLECTIONS) collectAfter(round + 1);
-      }, this.#idleCollectMs * 2 ** round);
-      this.#idleTimer.unref();
-    };
-    collectAfter(0);
+    // A new quiet period starts over. Jobs back to back drain once each, so the pending timer is kept when it
+    // fires no later than this period's first collection would (it then waits out the rest): a timer made and
+    // cleared per job costs a small inline job a measurable share of its time.
+    const now = performance.now();
+    this.#idle = { since: now, round: 0, jobsAtDrain: this.#jobsSeen() };
+    if (this.#idleTimer !== undefined && this.#idleDue <= now + this.#idleCollectMs) return;
+    clearTimeout(this.#idleTimer);
+    this.#armIdleTimer(this.#idleCollectMs);
   }
 
-  /** Jobs that settled or are queued or running: it changes whenever the pool gets work. */
+  #armIdleTimer(delay: number): void {
+    this.#idleDue = performance.now() + delay;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      const idle = this.#idle;
+      // Idle for the whole wait, not only now: jobs back to back leave the pool idle for an instant between
+      // them. The bytes are still counted: the next drain starts over.
+      if (idle === undefined || this.#runner.busy || this.closed || this.#jobsSeen() !== idle.jobsAtDrain) return;
+      // Round r is due idleCollectMs · (2^(r+1) − 1) after the drain: 1×, then 2×, 4×, 8× after the one before.
+      const due = idle.since + this.#idleCollectMs * (2 ** (idle.round + 1) - 1);
+      const early = due - performance.now();
+      if (early > 1) return this.#armIdleTimer(early); // a later drain moved the quiet period
+      this.#allocatedBytes = 0;
+      collectThisThread();
+      idle.round++;
+      if (idle.round < IDLE_COLLECTIONS) this.#armIdleTimer(this.#idleCollectMs * 2 ** idle.round);
+    }, delay);
+    this.#idleTimer.unref();
+  }
+
+  /**
+   * Jobs that settled or are queued or running: it changes whenever the pool gets work. Read at every drain, so
+   * not through stats(), whose histogram summaries cost more than a small inline job.
+   */
   #jobsSeen(): number {
-    const { completed, failed } = this.#runner.stats();
-    return completed + failed + this.#runner.queued + (this.#runner.busy ? 1 : 0);
+    return this.#runner.settled + this.#runner.queued + (this.#runner.busy ? 1 : 0);
   }
 
   #report(error: HpairError, code: string): void {

@@ -104,6 +104,12 @@ export interface NativeAddon {
   adjustExternalMemory(bytes: number): number;
   /** Double-precision flops/s this thread sustains on that path's FMA alone, measured for `seconds` (0 < seconds ≤ 10): the bench's peak (each path file's probe, src/peak_loop.h). */
   fmaPeak(path: NativePathName, seconds: number): number;
+  /**
+   * Bytes/s this thread writes over the whole of `values`, again and again for `seconds` (0 < seconds ≤ 10), after
+   * one untimed pass: with ordinary stores, or with streaming (non-temporal) ones where the CPU has them (x86-64;
+   * elsewhere ordinary ones). The bench's write-bandwidth limit (src/bandwidth.c). Overwrites `values`.
+   */
+  writeBandwidth(values: Float64Array, seconds: number, streaming: boolean): number;
 }
 
 /**

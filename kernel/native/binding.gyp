@@ -8,6 +8,7 @@
       'sources': [
         'src/addon.c',
         'src/advise.c',
+        'src/bandwidth.c',
         'src/cpu.c',
         'src/scan.c',
         'src/scratch.c',

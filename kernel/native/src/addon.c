@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "advise.h"
+#include "bandwidth.h"
 #include "cpu.h"
 #include "kernel.h"
 #include "scan.h"
@@ -401,6 +402,7 @@ NAPI_MODULE_INIT() {
       {"adviseHugePages", NULL, advise_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adjustExternalMemory", NULL, external_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fmaPeak", NULL, peak_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"writeBandwidth", NULL, hpair_write_bandwidth_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     if (!pending(env)) fail(env, KIND_ERROR, "could not define the exports");

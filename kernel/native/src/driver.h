@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "kernel.h"
+#include "store.h"
 
 #define HP_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define HP_MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -122,29 +123,27 @@ static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double
     }
   }
   /* Lower entries: rows of the tile inside the window's rows, columns inside its columns. */
+  const int stream = hp_stream_wanted(t->h, t->rows, t->cols); /* store.h */
   const size_t wr1 = t->r0 + t->rows, wc1 = t->c0 + t->cols;
   for (size_t i = HP_MAX(r0, t->r0); i < HP_MIN(r1, wr1); i++) {
     const size_t jb = HP_MAX(c0, t->c0), je = HP_MIN(HP_MIN(c1, i + 1), wc1);
     const double *x1 = P1 + (i - r0) * ld, *x2 = P2 + (i - r0) * ld;
     double *out = t->h + 2 * (i - t->r0) * t->cols;
-    for (size_t j = jb; j < je; j++) {
-      out[2 * (j - t->c0)] = x1[j - c0];
-      out[2 * (j - t->c0) + 1] = x2[j - c0];
-    }
+    for (size_t j = jb; j < je; j++) hp_store_entry(out + 2 * (j - t->c0), x1[j - c0], x2[j - c0], stream);
   }
   /* Mirrors H[j, i], i > j: output row j inside the window's rows, column i inside its columns. Rows i go in
-   * blocks of 8, so one output row gets 8 consecutive complex values (two cache lines) at a time. */
-  const size_t ib0 = HP_MAX(r0, t->c0), ib1 = HP_MIN(r1, wc1);
-  for (size_t ib = ib0; ib < ib1; ib += 8) {
-    const size_t ie = HP_MIN(ib + 8, ib1);
+   * blocks, so one output row gets consecutive complex values at a time: 8 (two cache lines) for ordinary stores;
+   * 64 when streaming, so that few of the lines a streamed run touches are partly written. */
+  const size_t ib0 = HP_MAX(r0, t->c0), ib1 = HP_MIN(r1, wc1), block = stream ? 64 : 8;
+  for (size_t ib = ib0; ib < ib1; ib += block) {
+    const size_t ie = HP_MIN(ib + block, ib1);
     for (size_t j = HP_MAX(c0, t->r0); j < HP_MIN(HP_MIN(c1, ie - 1), wr1); j++) {
       double *out = t->h + 2 * (j - t->r0) * t->cols;
-      for (size_t i = HP_MAX(ib, j + 1); i < ie; i++) {
-        out[2 * (i - t->c0)] = P1[(i - r0) * ld + (j - c0)];
-        out[2 * (i - t->c0) + 1] = -P2[(i - r0) * ld + (j - c0)];
-      }
+      for (size_t i = HP_MAX(ib, j + 1); i < ie; i++)
+        hp_store_entry(out + 2 * (i - t->c0), P1[(i - r0) * ld + (j - c0)], -P2[(i - r0) * ld + (j - c0)], stream);
     }
   }
+  hp_store_end(stream);
   return first_bad;
 }
 
