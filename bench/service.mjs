@@ -9,8 +9,10 @@
 //                RSS and array-buffer bytes are taken IDLE_MS after the last one is gone.
 //
 // Environment: CLIENTS (500), ROUNDS (3), SLOW (100), IDLE_MS (16000: the pool's idle collections, at 1, 3, 7 and
-// 15 s after it drains, are over by then), WORKERS (the service pool's threads; default: one per core), HOST_ARGV
-// (Node flags for the service's process only, e.g. "--cpu-prof --cpu-prof-dir=prof" to see what holds its loop).
+// 15 s after it drains, are over by then), WORKERS (the service pool's threads; default: one per core),
+// READ_BYTES_PER_TURN (the service's readBytesPerTurn; "Infinity" reads every upload as it comes, for an A/B run),
+// HOST_ARGV (Node flags for the service's process only, e.g. "--cpu-prof --cpu-prof-dir=prof" to see what holds
+// its loop).
 //
 // The service runs in a child process (examples/service.mjs, one pool, default options but a short
 // writeTimeout), so the clients' own work never counts against its event loop.
@@ -37,7 +39,8 @@ async function host() {
   const { createService } = await import(new URL('../examples/service.mjs', import.meta.url).href);
   const pool = createPool(process.env.WORKERS === undefined ? {} : { workers: Number(process.env.WORKERS) });
   await pool.ready();
-  const service = createService(pool, { writeTimeout: 2000, idleTimeout: 2000 });
+  const turn = process.env.READ_BYTES_PER_TURN === undefined ? {} : { readBytesPerTurn: Number(process.env.READ_BYTES_PER_TURN) };
+  const service = createService(pool, { writeTimeout: 2000, idleTimeout: 2000, ...turn });
   const delay = monitorEventLoopDelay({ resolution: 1 });
   service.listen(0, '127.0.0.1', () => process.send({ port: service.address().port }));
   process.on('message', async (message) => {

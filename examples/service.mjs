@@ -22,6 +22,7 @@ export const DEFAULTS = {
   jobTimeout: 60_000, // H's computation (504)
   keepAliveTimeout: 5_000, // an idle keep-alive connection
   shutdownTimeout: 5_000, // after shutdown() begins, connections still open are destroyed
+  readBytesPerTurn: MiB, // body bytes all uploads together take in per turn of the event loop; the rest wait a turn
 };
 
 const httpError = (status, message) => Object.assign(new Error(message), { status });
@@ -41,6 +42,23 @@ export function createService(pool, options = {}) {
   const open = new Set(); // requests being read, computed or answered
   let held = 0; // bytes reserved by open requests
   let closing;
+  // Node reads every socket that has data in one turn of the event loop, many chunks each: a storm of uploads
+  // would all be copied into their arrays in one turn, and no timer or answer would run until the last byte was
+  // in. So uploads share readBytesPerTurn; one that finds it spent waits, its socket paused (Node then stops
+  // reading it), and resumes in arrival order from the next turn, when the budget is whole again.
+  const turn = { left: o.readBytesPerTurn, waiting: [], refill: undefined };
+  const refill = () => {
+    turn.refill = undefined;
+    turn.left = o.readBytesPerTurn;
+    // At least one upload a turn, whatever the budget, so that none waits for ever.
+    do turn.waiting.shift()();
+    while (turn.left > 0 && turn.waiting.length > 0);
+    if (turn.waiting.length > 0) turn.refill = setImmediate(refill);
+  };
+  const waitForTurn = (resume) => {
+    turn.waiting.push(resume);
+    turn.refill ??= setImmediate(refill);
+  };
 
   /** Reserves memory for a request before it is allocated: 413 if it can never fit, 503 if not now. */
   function reserve(job, bytes) {
@@ -122,9 +140,17 @@ export function createService(pool, options = {}) {
       },
     });
     return new Promise((resolve, reject) => {
+      let settled = false;
+      let parked; // a chunk that arrived after this turn's budget was spent, taken at this upload's next turn
+      let paused = false;
+      let ended = false; // the body ended while a chunk was parked
       const settle = (error) => {
+        if (settled) return;
+        settled = true;
         request.off('data', onData).off('end', onEnd).off('error', settle).off('close', onClose);
         job.cancel.signal.removeEventListener('abort', onAbort);
+        parked = undefined;
+        if (paused) request.resume(); // unread bytes are discarded, as when it never paused
         if (error !== undefined) return void reject(error);
         try {
           const matrix = expp.result(); // BAD_NPY if the body ended before expp did
@@ -135,6 +161,25 @@ export function createService(pool, options = {}) {
         }
       };
       const onData = (chunk) => {
+        if (turn.left <= 0) {
+          request.pause();
+          paused = true;
+          parked = chunk;
+          return void waitForTurn(() => {
+            if (settled) return;
+            const next = parked;
+            parked = undefined;
+            take(next);
+            if (settled) return;
+            if (ended) return void settle();
+            paused = false;
+            request.resume();
+          });
+        }
+        take(chunk);
+      };
+      const take = (chunk) => {
+        turn.left -= chunk.length;
         try {
           const rest = chunk.subarray(expp.done ? 0 : expp.push(chunk));
           if (rest.length > 0 && distance.push(rest) < rest.length) throw httpError(400, 'bytes after distance');
@@ -143,8 +188,9 @@ export function createService(pool, options = {}) {
           settle(error);
         }
       };
-      const onEnd = () => settle();
-      const onClose = () => settle(httpError(499, 'the client went away'));
+      const onEnd = () => (parked === undefined ? settle() : (ended = true));
+      // After 'end' the request closes by itself; a client that leaves then is heard by onAbort (the response closes).
+      const onClose = () => (ended ? undefined : settle(httpError(499, 'the client went away')));
       const onAbort = () => settle(job.cancel.signal.reason ?? httpError(499, 'aborted'));
       request.on('data', onData).on('end', onEnd).on('error', settle).on('close', onClose);
       job.cancel.signal.addEventListener('abort', onAbort);

@@ -1,5 +1,7 @@
 // A service's thread that goes quiet after a burst: the pool collects while it idles, so the burst's dropped
 // results are freed without anyone calling gc() and without the thread allocating anything more.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPool, demoProblem } from 'hpair';
@@ -26,6 +28,25 @@ test('dropped results of a burst are collected while the pool idles, with no man
   } finally {
     await pool.close();
   }
+});
+
+test('the memory a burst freed goes back to the OS while the pool idles: no manual collection, no trim call', async () => {
+  // In a child, so that no other test's memory is in the figures; it prints one JSON line.
+  const script = fileURLToPath(new URL('./helpers/idle-memory.js', import.meta.url));
+  const report = await new Promise<{ skipped?: string; held: number; before: number; peak: number; after: number }>((resolve, reject) => {
+    execFile(process.execPath, [script], { timeout: 120_000 }, (error, stdout, stderr) =>
+      error === null ? resolve(JSON.parse(stdout)) : reject(new Error(`${error.message}\n${stderr}`)),
+    );
+  });
+  if (report.skipped !== undefined) {
+    console.log(`  skipped: ${report.skipped}`);
+    return;
+  }
+  const { held, before, peak, after } = report;
+  const figures = `RSS ${before.toFixed(0)} MiB before, ${peak.toFixed(0)} MiB holding ${held} results, ${after.toFixed(0)} MiB once idle`;
+  console.log(`  ${figures}`);
+  assert.ok(peak - before >= 100, `the burst should have grown RSS by its results (${figures})`);
+  assert.ok(after - before <= (peak - before) / 4, `what the burst freed stayed resident: ${figures}`);
 });
 
 test('idleCollectMs is checked: 0 (off) to 2^31 − 1', () => {

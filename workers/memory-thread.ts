@@ -5,6 +5,13 @@ import { obtainGc } from './obtain-gc.js';
 import { startWorker } from './worker-handle.js';
 
 /**
+ * How long the memory thread waits after a trim request before it trims: past its own collection of dropped
+ * buffers (20 ms after a drop) and V8's sweeping of the array buffers the caller's collection found dead, which
+ * frees their memory on a background thread shortly after the collection returns.
+ */
+const TRIM_DELAY_MS = 200;
+
+/**
  * Big buffers are mapped and unmapped on a thread of their own, never on the caller's: freeing the touched pages
  * of a big H takes a long pause in the garbage collector of whichever thread dropped the last reference, and a
  * `new SharedArrayBuffer` on another thread meanwhile waits for the kernel's memory-map lock just as long
@@ -19,21 +26,30 @@ import { startWorker } from './worker-handle.js';
  *
  * Where the native addon loads, the memory thread also asks for transparent huge pages on each buffer it maps
  * (kernel/native/src/advise.c says why; HPAIR_NO_HUGE_PAGES=1 turns it off: the bench run with and without it
- * gives the difference on a machine).
+ * gives the difference on a machine). It is also where malloc's arenas are trimmed after an idle collection
+ * (trimFreedMemory).
  */
 const SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 let advise;
+let trim;
 try {
   const addon = workerData && workerData.addon ? require(workerData.addon) : undefined;
-  if (addon && typeof addon.adviseHugePages === 'function') advise = addon.adviseHugePages;
+  if (addon && workerData.hugePages && typeof addon.adviseHugePages === 'function') advise = addon.adviseHugePages;
+  if (addon && typeof addon.trimMemory === 'function') trim = addon.trimMemory;
 } catch {}
 // Not named gc: under node --expose-gc that global exists, and a script's top-level const may not shadow it.
 const collectNow = (${obtainGc.toString()})({ setFlagsFromString: require('node:v8').setFlagsFromString, runInNewContext: require('node:vm').runInNewContext });
 const kept = new Map();
 let collecting = false;
+let trimTimer;
 parentPort.on('message', (message) => {
   if (message.ping !== undefined) return parentPort.postMessage({ id: message.ping, pong: true });
+  if (message.trim !== undefined) {
+    // Later than the drops' collection below, so that what it frees is free when the arenas are trimmed.
+    if (trim && trimTimer === undefined) trimTimer = setTimeout(() => { trimTimer = undefined; try { trim(); } catch {} }, ${TRIM_DELAY_MS});
+    return;
+  }
   if (message.allocate !== undefined) {
     let buffer;
     try { buffer = new SharedArrayBuffer(message.bytes); } catch (error) { return parentPort.postMessage({ id: message.allocate, error: String(error) }); }
@@ -75,7 +91,8 @@ let nextId = 0;
 function start(): Worker | undefined {
   if (thread !== undefined || broken) return thread;
   try {
-    const worker = startWorker(SOURCE, { eval: true, workerData: { addon: hugePagesWanted() && loadNativeAddon().addon !== undefined ? nativeAddonPath() : undefined } });
+    const addon = loadNativeAddon().addon !== undefined ? nativeAddonPath() : undefined;
+    const worker = startWorker(SOURCE, { eval: true, workerData: { addon, hugePages: hugePagesWanted() } });
     worker.unref();
     const registry = new FinalizationRegistry<number>((id) => {
       if (!broken) worker.postMessage({ drop: id });
@@ -177,3 +194,32 @@ function allocateUncounted(bytes: number): Promise<SharedArrayBuffer> {
     worker.postMessage({ allocate: id, bytes });
   });
 }
+
+/**
+ * Asks for the memory freed since the last trim to go back to the OS (trimMemory, where the native addon loads and
+ * has it), TRIM_DELAY_MS from now, on the memory thread when it runs (the walk over the arenas is then off this
+ * thread's event loop), else on this thread. Buffers below DELEGATE_ABOVE_BYTES, and any H under the mmap
+ * threshold the addon pins, come from malloc's arenas: without this, a process idle after a burst kept the
+ * burst's peak resident although every buffer was freed. Requests within the delay share one trim. Best effort:
+ * without the addon nothing is trimmed, and nothing throws.
+ */
+export function trimFreedMemory(): void {
+  if (thread !== undefined && online && !broken) {
+    thread.postMessage({ trim: true });
+    return;
+  }
+  if (localTrim !== undefined) return;
+  const trim = loadNativeAddon().addon?.trimMemory;
+  if (typeof trim !== 'function') return;
+  localTrim = setTimeout(() => {
+    localTrim = undefined;
+    try {
+      trim();
+    } catch {
+      // a hint to the allocator: nothing depends on it
+    }
+  }, TRIM_DELAY_MS);
+  localTrim.unref();
+}
+
+let localTrim: NodeJS.Timeout | undefined;

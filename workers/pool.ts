@@ -10,7 +10,7 @@ import type { SharedView } from '../shared/kernel-contract.js';
 import { JobRunner } from './job-runner.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { allocateShared, warmMemoryThread } from './memory-thread.js';
+import { allocateShared, trimFreedMemory, warmMemoryThread } from './memory-thread.js';
 import { createComplexMatrix, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { obtainGc, type CollectGarbage } from './obtain-gc.js';
 import { readJobOptions, resolvePoolOptions, type HermitianOptions, type JobOptions, type PoolOptions, type PoolStats } from './options.js';
@@ -226,7 +226,9 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
    * has stayed idle for idleCollectMs after it allocated IDLE_COLLECT_BYTES or more, it collects this thread's
    * garbage, and again after 2×, 4× and 8× that while it stays idle: the caller may still hold the last results
    * for a while (a service sends them out), and drops them later without allocating anything. What is still
-   * referenced is untouched. Never while a job runs or waits.
+   * referenced is untouched. Never while a job runs or waits. Each collection is followed by a trim of malloc's
+   * arenas (trimFreedMemory): an H below the mmap threshold comes from them, and what a burst freed there
+   * otherwise stayed resident.
    */
   #scheduleIdleCollection(): void {
     if (this.#idleCollectMs === 0 || this.#allocatedBytes < IDLE_COLLECT_BYTES) return;
@@ -254,6 +256,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
       if (early > 1) return this.#armIdleTimer(early); // a later drain moved the quiet period
       this.#allocatedBytes = 0;
       collectThisThread();
+      trimFreedMemory();
       idle.round++;
       if (idle.round < IDLE_COLLECTIONS) this.#armIdleTimer(this.#idleCollectMs * 2 ** idle.round);
     }, delay);

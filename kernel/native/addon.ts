@@ -102,6 +102,11 @@ export interface NativeAddon {
    * outside its heap (napi_adjust_external_memory), so that it collects sooner. Returns the thread's new total.
    */
   adjustExternalMemory(bytes: number): number;
+  /**
+   * Returns the free memory of every malloc arena of the process to the OS (glibc `malloc_trim(0)`): true if any
+   * was released. Absent from addons built before it existed; false where the C library has no such call.
+   */
+  trimMemory?(): boolean;
   /** Double-precision flops/s this thread sustains on that path's FMA alone, measured for `seconds` (0 < seconds ≤ 10): the bench's peak (each path file's probe, src/peak_loop.h). */
   fmaPeak(path: NativePathName, seconds: number): number;
   /**

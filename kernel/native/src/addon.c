@@ -352,6 +352,15 @@ static napi_value external_fn(napi_env env, napi_callback_info cb) {
   return result;
 }
 
+/* ---- trimMemory() ---- */
+
+static napi_value trim_fn(napi_env env, napi_callback_info cb) {
+  (void)cb;
+  napi_value result;
+  napi_get_boolean(env, hpair_trim_memory() != 0, &result);
+  return result;
+}
+
 /* ---- fmaPeak(path, seconds) ---- */
 
 /* Flops per second of this thread on that path's FMA alone, measured for `seconds` (0 < seconds ≤ 10): the bench's
@@ -401,6 +410,7 @@ NAPI_MODULE_INIT() {
       {"microKernel", NULL, ukr_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adviseHugePages", NULL, advise_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adjustExternalMemory", NULL, external_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"trimMemory", NULL, trim_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fmaPeak", NULL, peak_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"writeBandwidth", NULL, hpair_write_bandwidth_fn, NULL, NULL, NULL, napi_enumerable, NULL},
   };

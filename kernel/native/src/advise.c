@@ -41,3 +41,11 @@ void hpair_pin_mmap_threshold(void) {
   mallopt(M_MMAP_THRESHOLD, (int)HUGE_PAGE);
 #endif
 }
+
+int hpair_trim_memory(void) {
+#if defined(__GLIBC__)
+  return malloc_trim(0);
+#else
+  return 0;
+#endif
+}

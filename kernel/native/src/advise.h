@@ -13,3 +13,10 @@ size_t hpair_advise_huge_pages(void *data, size_t bytes);
  * not return its memory to the OS. Fixing the threshold keeps both promises. No-op elsewhere (musl always maps
  * large blocks afresh). */
 void hpair_pin_mmap_threshold(void);
+
+/* Returns to the OS the free memory of every malloc arena of the process (glibc malloc_trim(0): free pages inside an
+ * arena too, not only at its top). Buffers under the mmap threshold above come from arenas, and a burst of them, once
+ * freed, stays resident for good when any live allocation sits above them: a service idle after a storm kept the
+ * storm's memory. 1 if memory was released, 0 if none was or the C library has no such call. Process-wide: the
+ * caller's thread pays for the walk over the arenas, whichever thread freed the memory. */
+int hpair_trim_memory(void);
