@@ -42,9 +42,13 @@ test('the README and every docs page with code have runnable examples', () => {
 
 /** Runs a command to its end (bounded), in a process the suite-level guard stops if the test does not. */
 function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }): Promise<{ code: number; stdout: string; stderr: string }> {
+  // An example prints what a user's terminal-less run prints: uvu's own CLI sets FORCE_COLOR for its reporter, and a
+  // child that inherited it would colour console.log's numbers.
+  const env = { ...(options.env ?? process.env) };
+  delete env.FORCE_COLOR;
   return new Promise((resolve) => {
     track(
-      execFile(command, args, { ...options, timeout: 120_000, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (error, out, err) => {
+      execFile(command, args, { ...options, env, timeout: 120_000, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (error, out, err) => {
         resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout: out, stderr: err });
       }),
     );
