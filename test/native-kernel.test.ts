@@ -12,6 +12,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hermitianReference, type ComplexMatrix } from 'hpair';
 import { KERNEL_VARIANTS, NATIVE_PATHS } from '../kernel/kernel-names.js';
+import { generatedModule, nativePathsModule, parseNativePaths, pathsHeader, readNativePaths } from '../kernel/native/paths.mjs';
 import { loadNativeAddon, type NativeAddon, type NativePathName } from '../kernel/native/addon.js';
 import { rankedVariants, variantNamed } from '../kernel/variants.js';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError, seeded } from './helpers/support.js';
@@ -85,11 +86,62 @@ test('loadNativeAddon() finds the same addon, or says in one line why not', () =
   }
 });
 
+// ---- the list of paths: paths.h, and TypeScript's NATIVE_PATHS generated from it ----
+
+/** The names the C preprocessor itself sees in a paths.h text (the addon's own reading of it), or why it failed. */
+function preprocessedPaths(text: string): string[] | string {
+  const cc = (process.env.CC || 'cc').trim().split(/\s+/);
+  const source = `#define HPAIR_PATH(name) hpair_listed name\n${text}\n`;
+  const run = spawnSync(cc[0], [...cc.slice(1), '-E', '-P', '-x', 'c', '-'], { input: source, encoding: 'utf8', timeout: 30_000 });
+  if (run.error || run.status !== 0) return `${cc.join(' ')} -E: ${run.error?.message ?? run.stderr}`;
+  return [...run.stdout.matchAll(/\bhpair_listed\s+(\w+)/g)].map((m) => m[1]);
+}
+
+test('NATIVE_PATHS is generated from paths.h: every line, in its order, and the generated module is current', () => {
+  const names = readNativePaths(nativeDir);
+  assert.equal([...NATIVE_PATHS], names, 'NATIVE_PATHS against paths.h');
+  assert.equal(KERNEL_VARIANTS.filter((v) => v.startsWith('native-')), names.map((name) => `native-${name}`), 'the native variants, in the same order');
+  const generated = generatedModule(nativeDir);
+  assert.is(readFileSync(generated, 'utf8'), nativePathsModule(names), `${generated} is stale: run node kernel/native/paths.mjs`);
+  if (hasCompiler()) assert.equal(preprocessedPaths(readFileSync(pathsHeader(nativeDir), 'utf8')), names, 'what the C preprocessor reads in paths.h');
+});
+
+test('the paths.h reader takes what the C preprocessor takes, and refuses every line it cannot read', () => {
+  const accepted: Array<[string, string[]]> = [
+    ['HPAIR_PATH(a)\nHPAIR_PATH(b_2)', ['a', 'b_2']],
+    ['  HPAIR_PATH ( neon )  \n\n\tHPAIR_PATH(sve)\t', ['neon', 'sve']],
+    ['/* a comment\n * over lines HPAIR_PATH(no) */\nHPAIR_PATH(x) // HPAIR_PATH(not_this)\n// /* not a block\nHPAIR_PATH(y)', ['x', 'y']],
+    ['HPAIR_PATH(a) /* HPAIR_PATH(b) */', ['a']],
+  ];
+  const cpp = hasCompiler();
+  for (const [text, names] of accepted) {
+    assert.equal(parseNativePaths(text), names, JSON.stringify(text));
+    if (cpp) assert.equal(preprocessedPaths(text), names, `the C preprocessor on ${JSON.stringify(text)}`);
+  }
+  const refused: Array<[string, RegExp]> = [
+    ['HPAIR_PATH(a)\n#if 0\nHPAIR_PATH(b)\n#endif', /paths\.h:2: expected one HPAIR_PATH\(name\) per line, found: #if 0/],
+    ['HPAIR_PATH(a) HPAIR_PATH(b)', /paths\.h:1: expected one/],
+    ['HPAIR_PATH(a);', /paths\.h:1: expected one/],
+    ['HPAIR_PATH(2x)', /paths\.h:1: expected one/],
+    ['HPAIR_PATH(a-b)', /paths\.h:1: expected one/],
+    ['HPAIR_PATH()', /paths\.h:1: expected one/],
+    ['/* first */\nHPAIR_PATH(a)\nHPAIR_PATH(b)\nHPAIR_PATH(a)', /paths\.h:4: the path 'a' is listed twice/],
+    ['/* HPAIR_PATH(a) */\n', /paths\.h: lists no path/],
+    ['', /paths\.h: lists no path/],
+    ['HPAIR_PATH(a)\n/* never closed\nHPAIR_PATH(b)', /paths\.h: a comment is never closed/],
+  ];
+  for (const [text, message] of refused) {
+    assert.throws(() => parseNativePaths(text), (error: Error) => message.test(error.message), JSON.stringify(text));
+  }
+  // The generated module names exactly these paths, as literal types (so a name paths.h does not list is a type error).
+  assert.is(nativePathsModule(['a', 'b']).split('\n').filter((line) => line.startsWith('export ')).join('\n'), "export const NATIVE_PATHS = ['a', 'b'] as const;");
+  // @ts-expect-error: NativePathName is the union of paths.h's names, not string
+  const unlisted: NativePathName = 'no-such-path';
+  assert.ok(!(NATIVE_PATHS as readonly string[]).includes(unlisted));
+});
+
 withAddon('info() publishes one record per line of paths.h, in its order, and TypeScript derives every native name and size from it', () => {
-  const listed = [...readFileSync(path.join(nativeDir, 'src/paths.h'), 'utf8').matchAll(/^HPAIR_PATH\((\w+)\)$/gm)].map((m) => m[1]);
-  assert.equal(info!.paths.map((p) => p.name), listed, 'info() against paths.h');
-  assert.equal([...NATIVE_PATHS], listed, 'kernel-names.ts NATIVE_PATHS against paths.h');
-  assert.equal(KERNEL_VARIANTS.filter((v) => v.startsWith('native-')), listed.map((name) => `native-${name}`));
+  assert.equal(info!.paths.map((p) => p.name), [...NATIVE_PATHS], 'info() against paths.h (NATIVE_PATHS)');
   const l2 = info!.cache.l2;
   for (const p of info!.paths) {
     assert.type(p.supported, 'boolean');
