@@ -171,11 +171,18 @@ withAddon('info() publishes one record per line of paths.h, in its order, and Ty
       assert.is(variant.scratchBytes(N, M, 3, edge).native, 3 * 8 * Math.max(plain, compensated), `${p.name}: scratch at ${N}×${M}`);
     }
   }
-  assert.ok(info!.paths.some((p) => p.name === 'portable' && p.supported), 'the portable path runs on every CPU');
   for (const key of ['l1d', 'l2', 'l3'] as const) assert.ok(Number.isInteger(info!.cache[key]) && info!.cache[key] >= 4096, key);
   assert.ok(/^(gcc|clang) /.test(info!.compiler), info!.compiler);
   console.log(`  paths: ${info!.paths.map((p) => `${p.name} ${p.mr}×${p.nr} mc ${p.mc} ${p.supported ? 'runs here' : `(${p.reason})`}${p.fastFma ? '' : ', FMA by library call'}`).join(', ')}; cache ${JSON.stringify(info!.cache)}; ${info!.compiler}`);
 });
+
+testIf(addon !== undefined && (NATIVE_PATHS as readonly string[]).includes('portable'), () => (addon ? 'paths.h lists no portable path' : noAddon()))(
+  'the portable path runs on every CPU the addon loads on',
+  () => {
+    const portable = info!.paths.find((p) => (p.name as string) === 'portable');
+    assert.ok(portable?.supported, `portable: ${portable?.reason}`);
+  },
+);
 
 withAddon('auto ranks a native path whose FMA is a library call after WebAssembly, and every fast one before it', () => {
   const ranked = rankedVariants().map((v) => v.name);
@@ -430,9 +437,10 @@ testIf(paths.includes('avx512') && paths.includes('avx2'), () => (paths.length ?
 });
 
 testIf(hasCompiler(), () => 'no C compiler')(
-  'the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the portable path\'s bits, both accuracies',
+  'the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the bits of every path that runs, both accuracies',
   async () => {
-  // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, in plain C on any CPU.
+  // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, in plain C on any CPU,
+  // against every path of paths.h (each path file built from its name, as the check's header says).
   const dir = mkdtempSync(path.join(tmpdir(), 'hpair-check-'));
   try {
     const cc = (process.env.CC || 'cc').trim().split(/\s+/);
@@ -440,14 +448,20 @@ testIf(hasCompiler(), () => 'no C compiler')(
     const src = path.join(nativeDir, 'src');
     const run = (file: string, args: string[]) =>
       new Promise<{ code: number; out: string }>((resolve) =>
-        execFile(file, args, { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, out: `${stdout}${stderr}` })),
+        execFile(file, args, { timeout: 120_000 }, (error, stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: `${stdout}${stderr}` }),
+        ),
       );
-    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, path.join(nativeDir, 'check/driver-12x16.c'), path.join(src, 'path_portable.c'), path.join(src, 'scratch.c'), '-lm', '-o', exe]);
+    const sources = [path.join(nativeDir, 'check/driver-12x16.c'), ...NATIVE_PATHS.map((name) => path.join(src, `path_${name}.c`)), path.join(src, 'scratch.c'), path.join(src, 'cpu.c')];
+    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, ...sources, '-lm', '-o', exe]);
     assert.is(build.code, 0, build.out);
     const result = await run(exe, []);
-    assert.is(result.code, 0, result.out);
-    const lines = result.out.trim().split('\n');
-    assert.ok(lines.length >= 13 && lines.every((line) => /: bit-identical \(H [0-9a-f]{16}, compensated [0-9a-f]{16}\)$/.test(line)), result.out);
+    const [ran, ...lines] = result.out.trim().split('\n');
+    const compared = ran.replace(/^paths:/, '').trim().split(' ').filter((name) => name !== '' && NATIVE_PATHS.includes(name as NativePathName));
+    // The paths that ran are the ones the addon says run here (when it is loaded); where none does, the check says so.
+    if (addon) assert.equal(compared, paths, `the check ran ${ran}; info() says ${paths.join(', ')}`);
+    assert.is(result.code, compared.length > 0 ? 0 : 4, result.out);
+    assert.ok(lines.length === 13 && lines.every((line) => /: bit-identical \(H [0-9a-f]{16}, compensated [0-9a-f]{16}\)$/.test(line)), result.out);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
