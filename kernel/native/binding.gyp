@@ -13,6 +13,7 @@
         'src/scratch.c',
         'src/path_avx2.c',
         'src/path_avx512.c',
+        'src/path_portable.c',
       ],
       # Node-API version 8 only: the binary is ABI-stable, so one prebuilt file serves every Node version from 20 on.
       'defines': ['NAPI_VERSION=8'],

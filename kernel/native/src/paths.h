@@ -3,3 +3,4 @@
  * defines (hpair_path_<name>, kernel.h). info() publishes them in this order. */
 HPAIR_PATH(avx512)
 HPAIR_PATH(avx2)
+HPAIR_PATH(portable)
