@@ -148,6 +148,6 @@ function driverCheck(target, work) {
   if (target === targets[0]) hostCheck = bits;
   else if (bits !== hostCheck) fail(`the driver check built with ${target.cc} computes other bits than the x86-64 glibc build:\n${checked.stdout}\nagainst\n${hostCheck}`);
   const how = `${target.cc}${target.staticCheck ? ' -static' : ''}${target.runner ? `, run under ${target.runner}` : ''}`;
-  const against = checked.status === 4 ? 'no native path runs there' : `against ${ran.replace(/^paths: /, '')}`;
+  const against = checked.status === 4 ? 'no native path runs there' : `against ${ran.replace(/^paths: /, '').split(' ').join(', ')}`;
   return [`driver check bit-identical (${how}; ${against})${target === targets[0] ? '' : ', the same bits as the x86-64 glibc build'}`];
 }
