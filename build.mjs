@@ -7,9 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { generateWat } from './kernel/wasm/generate-wat.mjs';
+import { writeNativePathsModule } from './kernel/native/paths.mjs';
 
 const require = createRequire(import.meta.url);
 rmSync('dist', { recursive: true, force: true });
+// NATIVE_PATHS (kernel/native-paths.generated.ts) from the C list of paths, before any TypeScript is compiled.
+writeNativePathsModule();
 
 /** The WebAssembly pair kernels, assembled from generated WAT with wabt and embedded as base64. */
 async function assembleKernels() {

@@ -1,6 +1,6 @@
 // `hpair cluster worker` and `hpair cluster submit`: the CLI over createClusterWorker and submitToCluster.
 // Loaded by cli/main.ts only for `hpair cluster …`, so the other commands never load BullMQ.
-import { didYouMean, parseCommand, type OptionSpec } from './help.js';
+import { didYouMean, kernelChoices, parseCommand, type OptionSpec } from './help.js';
 import { SIGNAL_EXIT_CODES, stopOnSignal } from './signals.js';
 import { formatBytes, parseByteSize } from '../blocks/index.js';
 import type { Accuracy, KernelChoice } from '../kernel/kernel-names.js';
@@ -20,7 +20,7 @@ export const CLUSTER_USAGE = `  hpair cluster worker --redis URL [--workers W] [
 
 type Values = Record<string, string | boolean | undefined>;
 
-const KERNEL = '  --kernel K               auto (default) | native | native-avx512 | native-avx2 | wasm-relaxed-simd | wasm-simd | js';
+const KERNEL = `  --kernel K               ${kernelChoices(27)}`;
 
 const HELP: Record<'worker' | 'submit', string> = {
   worker: `usage: hpair cluster worker --redis URL [options]

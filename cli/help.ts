@@ -1,9 +1,20 @@
 // What every hpair command line shares: `--help`/`-h` on each command, and a nearest-name suggestion for an
 // unknown command or option. Each command keeps its own help text beside its parser and calls parseCommand.
 import { parseArgs } from 'node:util';
+import { KERNEL_VARIANTS } from '../kernel/kernel-names.js';
 
 export type OptionSpec = Record<string, { type: 'string' | 'boolean' }>;
 export type OptionValues = Record<string, string | boolean | undefined>;
+
+/**
+ * The `--kernel` choices for a help text: `auto`, `native` and the native variants (one per path of paths.h) on
+ * the first line, the WebAssembly and JavaScript ones on the next, indented by `indent` to the option's column.
+ */
+export function kernelChoices(indent: number): string {
+  const native = KERNEL_VARIANTS.filter((variant) => variant.startsWith('native-'));
+  const rest = KERNEL_VARIANTS.filter((variant) => !variant.startsWith('native-'));
+  return `auto (default: the fastest that runs here) | native | ${native.join(' | ')} |\n${' '.repeat(indent)}${rest.join(' | ')}`;
+}
 
 /** A command's name as typed (e.g. 'cluster submit'), its help text, and its options. */
 export interface CommandSpec {

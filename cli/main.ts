@@ -18,7 +18,7 @@ import { computeOutOfCore, outOfCoreReason } from './compute-out-of-core.js';
 import { progressBar } from './progress-bar.js';
 import { handleSignals, onSignal } from './signals.js';
 import { packageVersion } from './version.js';
-import { didYouMean, parseCommand, type CommandSpec } from './help.js';
+import { didYouMean, kernelChoices, parseCommand, type CommandSpec } from './help.js';
 import { doctorCommand } from './doctor.js';
 
 /** The demo's default N = M: 116 GFLOP, about a second on two cores with a native kernel and several with WebAssembly (`hpair demo --json` says how long here). */
@@ -44,7 +44,7 @@ const USAGE = `usage:
 
 const ACCURACY_HELP = '  --accuracy A      default | compensated (each entry as if in twice the working precision, rounded once;\n                    native and wasm kernels, not js)';
 
-const KERNEL_HELP = `  --kernel K        auto (default: the fastest that runs here) | native | ${KERNEL_VARIANTS.slice(0, -3).join(' | ')} |\n                    ${KERNEL_VARIANTS.slice(-3).join(' | ')}  (hpair doctor lists which run here)`;
+const KERNEL_HELP = `  --kernel K        ${kernelChoices(20)}  (hpair doctor lists which run here)`;
 
 const COMPUTE: CommandSpec = {
   command: 'compute',

@@ -1,15 +1,12 @@
 import type { KernelRef } from '../shared/protocol.js';
+import { NATIVE_PATHS } from './native-paths.generated.js';
 
 /**
- * The native paths, one per line of kernel/native/src/paths.h and in its order (a test checks this list against
- * that file and against the addon's `info()`, so it cannot drift). Everything else in TypeScript that names a
- * native path derives from this list.
+ * The native paths, one per line of kernel/native/src/paths.h and in its order: generated from that file
+ * (kernel/native/paths.mjs), so a path is registered in C alone. Everything else in TypeScript that names a native
+ * path derives from this list.
  */
-export const NATIVE_PATHS = [
-  'avx512',
-  'avx2',
-  'portable',
-] as const;
+export { NATIVE_PATHS };
 /** One native path of the addon (`info().paths`). */
 export type NativePathName = (typeof NATIVE_PATHS)[number];
 /** Which pair kernel runs an H job. */

@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createComplexMatrix, createPool, kernelSupported, type ComplexMatrix, type HermitianBlock, type KernelVariant } from 'hpair';
-import { randomProblem, rejectionCode } from './helpers/support.js';
+import { NATIVE_VARIANTS, randomProblem, rejectionCode } from './helpers/support.js';
 
 const test = suite('blocks');
 
@@ -21,7 +21,7 @@ function assertBlockMatches(block: ComplexMatrix, whole: ComplexMatrix, [i0, i1]
   }
 }
 
-const kernels = (['native-avx512', 'native-avx2', 'wasm-simd', 'js'] as const).filter((k: KernelVariant) => kernelSupported(k));
+const kernels = ([...NATIVE_VARIANTS, 'wasm-simd', 'js'] as KernelVariant[]).filter((k) => kernelSupported(k));
 // N − 1 = 300 rows: with the wasm kernel's 128-wide tiles and the native 240-wide ones, rectangles below
 // cross tile edges, the diagonal and H's last row and column.
 const { expp, distance } = randomProblem(301, 97, 21);

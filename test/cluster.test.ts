@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPool, encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy, type ComplexMatrix } from 'hpair';
-import { assertBitIdentical, cliPath, randomProblem } from './helpers/support.js';
+import { assertBitIdentical, cliPath, NATIVE_VARIANTS, randomProblem } from './helpers/support.js';
 import { freePort, redisServerBinary, startRedis, testRedisUrl } from './helpers/redis.js';
 import { track, trackServer, untrackServer } from './helpers/children.js';
 
@@ -170,11 +170,14 @@ test('chooseClusterBlockSize: before any worker has measured its rate, a native 
   const { chooseClusterBlockSize } = await import('hpair/cluster');
   const base = { n: 40_000, m: 4096, roundTrip: 0.0002, workers: 2 };
   const wasm = chooseClusterBlockSize({ ...base, kernel: 'wasm-simd' });
-  const native = chooseClusterBlockSize({ ...base, kernel: 'native-avx2' });
-  assert.not.ok(native.rateMeasured || wasm.rateMeasured);
-  assert.ok(native.minForOverhead > wasm.minForOverhead, `${native.minForOverhead} vs ${wasm.minForOverhead}`);
-  // A measured rate wins over the guess.
-  assert.is(chooseClusterBlockSize({ ...base, kernel: 'native-avx2', rate: 20e9 }).minForOverhead, wasm.minForOverhead);
+  assert.not.ok(wasm.rateMeasured);
+  for (const kernel of NATIVE_VARIANTS) {
+    const native = chooseClusterBlockSize({ ...base, kernel });
+    assert.not.ok(native.rateMeasured, kernel);
+    assert.ok(native.minForOverhead > wasm.minForOverhead, `${kernel}: ${native.minForOverhead} vs ${wasm.minForOverhead}`);
+    // A measured rate wins over the guess.
+    assert.is(chooseClusterBlockSize({ ...base, kernel, rate: 20e9 }).minForOverhead, wasm.minForOverhead, kernel);
+  }
 });
 
 test('bad URLs and unreachable Redis: one clear line, exit 2, within seconds, no file written', async () => {

@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createComplexMatrix, createPool, demoProblem, hermitian, hermitianReference, kernelSupported, type ComplexMatrix, type KernelVariant, type Pool } from 'hpair';
 import { obtainGc } from '../workers/obtain-gc.js';
-import { assertBitIdentical, longJob, randomProblem, rejectionCode, relativeError } from './helpers/support.js';
+import { assertBitIdentical, longJob, NATIVE_VARIANTS, randomProblem, rejectionCode, relativeError } from './helpers/support.js';
 import { describeShare, observeMainThread } from './helpers/main-thread.js';
 
 const test = suite('hardening');
@@ -224,7 +224,7 @@ test("…and without an 'error' listener, as a process warning (never an uncaugh
   assert.match(stderr, /\[HPAIR_PROGRESS_THREW\] HpairWarning: onProgress threw Error: broke/);
 });
 
-const overflowKernels = (['js', 'wasm-simd', 'native-avx2', 'native-avx512'] as const).filter((k: KernelVariant) => kernelSupported(k));
+const overflowKernels = (['js', 'wasm-simd', ...NATIVE_VARIANTS] as KernelVariant[]).filter((k) => kernelSupported(k));
 for (const kernel of overflowKernels) {
   test(`${kernel}: finite inputs whose H overflows give OVERFLOW, not an H of Infinities`, async () => {
     const pool = createPool({ workers: 2, kernel, inlineFlops: 0 });

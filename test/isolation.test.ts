@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Pool, createPool, kernelSupported, type KernelChoice } from 'hpair';
 import { attackNames } from './helpers/hostile-kernels.js';
-import { assertBitIdentical, randomProblem, rejectionCode } from './helpers/support.js';
+import { assertBitIdentical, NATIVE_VARIANTS, randomProblem, rejectionCode } from './helpers/support.js';
 
 const test = suite('isolation');
 const hostile = new URL('./helpers/hostile-kernels.js', import.meta.url);
@@ -16,7 +16,7 @@ const WORKERS = 2;
 const WATCHDOG_MS = 3000;
 
 const variants: KernelChoice[] = [];
-if (kernelSupported('native-avx2') || kernelSupported('native-avx512')) variants.push('native');
+if (NATIVE_VARIANTS.some((variant) => kernelSupported(variant))) variants.push('native');
 else console.log('  note: isolation on the native kernel skipped: no native path runs here');
 if (kernelSupported('wasm-simd')) variants.push('wasm-simd');
 else console.log('  note: isolation on wasm-simd skipped: this Node has no WebAssembly SIMD');

@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPool, hermitianReference, kernelSupported, type ComplexMatrix, type KernelVariant } from 'hpair';
-import { rejectionCode } from './helpers/support.js';
+import { NATIVE_VARIANTS, rejectionCode } from './helpers/support.js';
 
 const test = suite('large-views');
 const FOUR_GIB = 2 ** 32;
@@ -60,7 +60,7 @@ function assertExactM2(h: ComplexMatrix, expp: Float64Array, distance: Float64Ar
   }
 }
 
-const native: KernelVariant | undefined = (['native-avx512', 'native-avx2'] as const).find((k) => kernelSupported(k));
+const native: KernelVariant | undefined = NATIVE_VARIANTS.find((k) => kernelSupported(k));
 
 test('in memory, N = 16 500, M = 2 (H past 4 GiB): every entry of H is exact, on WebAssembly and native', async () => {
   const N = 16_500;

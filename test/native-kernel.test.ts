@@ -12,6 +12,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hermitianReference, type ComplexMatrix } from 'hpair';
 import { KERNEL_VARIANTS, NATIVE_PATHS } from '../kernel/kernel-names.js';
+import { generatedModule, nativePathsModule, parseNativePaths, pathsHeader, readNativePaths } from '../kernel/native/paths.mjs';
 import { loadNativeAddon, type NativeAddon, type NativePathName } from '../kernel/native/addon.js';
 import { rankedVariants, variantNamed } from '../kernel/variants.js';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError, seeded } from './helpers/support.js';
@@ -85,11 +86,62 @@ test('loadNativeAddon() finds the same addon, or says in one line why not', () =
   }
 });
 
+// ---- the list of paths: paths.h, and TypeScript's NATIVE_PATHS generated from it ----
+
+/** The names the C preprocessor itself sees in a paths.h text (the addon's own reading of it), or why it failed. */
+function preprocessedPaths(text: string): string[] | string {
+  const cc = (process.env.CC || 'cc').trim().split(/\s+/);
+  const source = `#define HPAIR_PATH(name) hpair_listed name\n${text}\n`;
+  const run = spawnSync(cc[0], [...cc.slice(1), '-E', '-P', '-x', 'c', '-'], { input: source, encoding: 'utf8', timeout: 30_000 });
+  if (run.error || run.status !== 0) return `${cc.join(' ')} -E: ${run.error?.message ?? run.stderr}`;
+  return [...run.stdout.matchAll(/\bhpair_listed\s+(\w+)/g)].map((m) => m[1]);
+}
+
+test('NATIVE_PATHS is generated from paths.h: every line, in its order, and the generated module is current', () => {
+  const names = readNativePaths(nativeDir);
+  assert.equal([...NATIVE_PATHS], names, 'NATIVE_PATHS against paths.h');
+  assert.equal(KERNEL_VARIANTS.filter((v) => v.startsWith('native-')), names.map((name) => `native-${name}`), 'the native variants, in the same order');
+  const generated = generatedModule(nativeDir);
+  assert.is(readFileSync(generated, 'utf8'), nativePathsModule(names), `${generated} is stale: run node kernel/native/paths.mjs`);
+  if (hasCompiler()) assert.equal(preprocessedPaths(readFileSync(pathsHeader(nativeDir), 'utf8')), names, 'what the C preprocessor reads in paths.h');
+});
+
+test('the paths.h reader takes what the C preprocessor takes, and refuses every line it cannot read', () => {
+  const accepted: Array<[string, string[]]> = [
+    ['HPAIR_PATH(a)\nHPAIR_PATH(b_2)', ['a', 'b_2']],
+    ['  HPAIR_PATH ( neon )  \n\n\tHPAIR_PATH(sve)\t', ['neon', 'sve']],
+    ['/* a comment\n * over lines HPAIR_PATH(no) */\nHPAIR_PATH(x) // HPAIR_PATH(not_this)\n// /* not a block\nHPAIR_PATH(y)', ['x', 'y']],
+    ['HPAIR_PATH(a) /* HPAIR_PATH(b) */', ['a']],
+  ];
+  const cpp = hasCompiler();
+  for (const [text, names] of accepted) {
+    assert.equal(parseNativePaths(text), names, JSON.stringify(text));
+    if (cpp) assert.equal(preprocessedPaths(text), names, `the C preprocessor on ${JSON.stringify(text)}`);
+  }
+  const refused: Array<[string, RegExp]> = [
+    ['HPAIR_PATH(a)\n#if 0\nHPAIR_PATH(b)\n#endif', /paths\.h:2: expected one HPAIR_PATH\(name\) per line, found: #if 0/],
+    ['HPAIR_PATH(a) HPAIR_PATH(b)', /paths\.h:1: expected one/],
+    ['HPAIR_PATH(a);', /paths\.h:1: expected one/],
+    ['HPAIR_PATH(2x)', /paths\.h:1: expected one/],
+    ['HPAIR_PATH(a-b)', /paths\.h:1: expected one/],
+    ['HPAIR_PATH()', /paths\.h:1: expected one/],
+    ['/* first */\nHPAIR_PATH(a)\nHPAIR_PATH(b)\nHPAIR_PATH(a)', /paths\.h:4: the path 'a' is listed twice/],
+    ['/* HPAIR_PATH(a) */\n', /paths\.h: lists no path/],
+    ['', /paths\.h: lists no path/],
+    ['HPAIR_PATH(a)\n/* never closed\nHPAIR_PATH(b)', /paths\.h: a comment is never closed/],
+  ];
+  for (const [text, message] of refused) {
+    assert.throws(() => parseNativePaths(text), (error: Error) => message.test(error.message), JSON.stringify(text));
+  }
+  // The generated module names exactly these paths, as literal types (so a name paths.h does not list is a type error).
+  assert.is(nativePathsModule(['a', 'b']).split('\n').filter((line) => line.startsWith('export ')).join('\n'), "export const NATIVE_PATHS = ['a', 'b'] as const;");
+  // @ts-expect-error: NativePathName is the union of paths.h's names, not string
+  const unlisted: NativePathName = 'no-such-path';
+  assert.ok(!(NATIVE_PATHS as readonly string[]).includes(unlisted));
+});
+
 withAddon('info() publishes one record per line of paths.h, in its order, and TypeScript derives every native name and size from it', () => {
-  const listed = [...readFileSync(path.join(nativeDir, 'src/paths.h'), 'utf8').matchAll(/^HPAIR_PATH\((\w+)\)$/gm)].map((m) => m[1]);
-  assert.equal(info!.paths.map((p) => p.name), listed, 'info() against paths.h');
-  assert.equal([...NATIVE_PATHS], listed, 'kernel-names.ts NATIVE_PATHS against paths.h');
-  assert.equal(KERNEL_VARIANTS.filter((v) => v.startsWith('native-')), listed.map((name) => `native-${name}`));
+  assert.equal(info!.paths.map((p) => p.name), [...NATIVE_PATHS], 'info() against paths.h (NATIVE_PATHS)');
   const l2 = info!.cache.l2;
   for (const p of info!.paths) {
     assert.type(p.supported, 'boolean');
@@ -119,11 +171,18 @@ withAddon('info() publishes one record per line of paths.h, in its order, and Ty
       assert.is(variant.scratchBytes(N, M, 3, edge).native, 3 * 8 * Math.max(plain, compensated), `${p.name}: scratch at ${N}×${M}`);
     }
   }
-  assert.ok(info!.paths.some((p) => p.name === 'portable' && p.supported), 'the portable path runs on every CPU');
   for (const key of ['l1d', 'l2', 'l3'] as const) assert.ok(Number.isInteger(info!.cache[key]) && info!.cache[key] >= 4096, key);
   assert.ok(/^(gcc|clang) /.test(info!.compiler), info!.compiler);
   console.log(`  paths: ${info!.paths.map((p) => `${p.name} ${p.mr}×${p.nr} mc ${p.mc} ${p.supported ? 'runs here' : `(${p.reason})`}${p.fastFma ? '' : ', FMA by library call'}`).join(', ')}; cache ${JSON.stringify(info!.cache)}; ${info!.compiler}`);
 });
+
+testIf(addon !== undefined && (NATIVE_PATHS as readonly string[]).includes('portable'), () => (addon ? 'paths.h lists no portable path' : noAddon()))(
+  'the portable path runs on every CPU the addon loads on',
+  () => {
+    const portable = info!.paths.find((p) => (p.name as string) === 'portable');
+    assert.ok(portable?.supported, `portable: ${portable?.reason}`);
+  },
+);
 
 withAddon('auto ranks a native path whose FMA is a library call after WebAssembly, and every fast one before it', () => {
   const ranked = rankedVariants().map((v) => v.name);
@@ -378,9 +437,10 @@ testIf(paths.includes('avx512') && paths.includes('avx2'), () => (paths.length ?
 });
 
 testIf(hasCompiler(), () => 'no C compiler')(
-  'the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the portable path\'s bits, both accuracies',
+  'the shared driver at the AVX-512 block sizes (12×16, scalar FMA micro-kernel) gives the bits of every path that runs, both accuracies',
   async () => {
-  // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, in plain C on any CPU.
+  // kernel/native/check/driver-12x16.c: everything of the avx512 path but its micro-kernel, in plain C on any CPU,
+  // against every path of paths.h (each path file built from its name, as the check's header says).
   const dir = mkdtempSync(path.join(tmpdir(), 'hpair-check-'));
   try {
     const cc = (process.env.CC || 'cc').trim().split(/\s+/);
@@ -388,14 +448,21 @@ testIf(hasCompiler(), () => 'no C compiler')(
     const src = path.join(nativeDir, 'src');
     const run = (file: string, args: string[]) =>
       new Promise<{ code: number; out: string }>((resolve) =>
-        execFile(file, args, { timeout: 60_000 }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, out: `${stdout}${stderr}` })),
+        execFile(file, args, { timeout: 120_000 }, (error, stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, out: `${stdout}${stderr}` }),
+        ),
       );
-    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, path.join(nativeDir, 'check/driver-12x16.c'), path.join(src, 'path_portable.c'), path.join(src, 'scratch.c'), '-lm', '-o', exe]);
+    const sources = [path.join(nativeDir, 'check/driver-12x16.c'), ...NATIVE_PATHS.map((name) => path.join(src, `path_${name}.c`)), path.join(src, 'scratch.c'), path.join(src, 'cpu.c')];
+    const build = await run(cc[0], [...cc.slice(1), '-O2', '-ffp-contract=off', `-I${src}`, ...sources, '-lm', '-o', exe]);
     assert.is(build.code, 0, build.out);
     const result = await run(exe, []);
-    assert.is(result.code, 0, result.out);
-    const lines = result.out.trim().split('\n');
-    assert.ok(lines.length >= 13 && lines.every((line) => /: bit-identical \(H [0-9a-f]{16}, compensated [0-9a-f]{16}\)$/.test(line)), result.out);
+    const [ran, ...lines] = result.out.trim().split('\n');
+    const compared = ran.replace(/^paths:/, '').trim().split(' ').filter((name) => name !== '' && NATIVE_PATHS.includes(name as NativePathName));
+    // The paths that ran are the ones the addon says run here (when it is loaded); where none does, the check says so.
+    if (addon) assert.equal(compared, paths, `the check ran ${ran}; info() says ${paths.join(', ')}`);
+    assert.is(result.code, compared.length > 0 ? 0 : 4, result.out);
+    const outcome = compared.length > 0 ? 'bit-identical' : 'no path to compare with';
+    assert.ok(lines.length === 13 && lines.every((line) => line.endsWith(')') && line.includes(`: ${outcome} (H `) && /\(H [0-9a-f]{16}, compensated [0-9a-f]{16}\)$/.test(line)), result.out);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

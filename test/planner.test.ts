@@ -28,7 +28,8 @@ import {
   type KernelVariant,
 } from 'hpair';
 import { outOfCoreReason } from '../cli/compute-out-of-core.js';
-import { seeded } from './helpers/support.js';
+import { KERNEL_VARIANTS } from '../kernel/kernel-names.js';
+import { NATIVE_VARIANTS, seeded } from './helpers/support.js';
 import { workDir } from './helpers/out-of-core.js';
 
 const test = suite('planner');
@@ -37,7 +38,7 @@ const test = suite('planner');
 const VIEW_BYTES = 2 ** 32 - 1;
 /** wasm32 memory, less the one page the engine keeps back. */
 const WASM_BYTES = 2 ** 32 - 2 ** 16;
-const KERNELS: KernelVariant[] = ['native-avx512', 'native-avx2', 'wasm-relaxed-simd', 'wasm-simd', 'js'];
+const KERNELS: readonly KernelVariant[] = KERNEL_VARIANTS;
 
 /** The buffers of a job of this shape, computed here from the driver's layout (not from the planner's code). */
 function buffersOf(N: number, M: number, shape: JobShape): { R: number; rows: number; h: number } {
@@ -103,7 +104,7 @@ test('every budget from the least that holds one block up: a shape whose buffers
   for (const [N, M] of shapes()) {
     for (const kernel of KERNELS) {
       for (const threads of [1, 2, 16]) {
-        if (threads === 16 && kernel !== 'wasm-simd' && kernel !== 'native-avx512') continue;
+        if (threads === 16 && kernel !== 'wasm-simd' && kernel !== NATIVE_VARIANTS[0]) continue;
         const cost = { kernel, threads, accuracy: 'default' as const };
         const tile = kernelTile(kernel);
         const least = leastBudget(N, M, cost);

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { kernelSupported, type KernelChoice } from 'hpair';
 import { Pool } from '../workers/pool.js';
 import { memoryThreadOnline } from '../workers/memory-thread.js';
-import { assertBitIdentical, randomProblem } from './helpers/support.js';
+import { assertBitIdentical, NATIVE_VARIANTS, randomProblem } from './helpers/support.js';
 
 const test = suite('warm-start');
 const observed = new URL('./helpers/observed-worker.js', import.meta.url);
@@ -49,7 +49,7 @@ async function countsOf(threads: number): Promise<Map<number, Counts>> {
   }
 }
 
-const native = kernelSupported('native-avx512') || kernelSupported('native-avx2');
+const native = NATIVE_VARIANTS.some((variant) => kernelSupported(variant));
 
 test('before ready() nothing is warm; after it the memory thread answers and every worker has loaded its kernel and run tiles', async () => {
   assert.is(memoryThreadOnline(), false, 'no memory thread before any pool is ready');

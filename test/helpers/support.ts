@@ -3,10 +3,15 @@ import { readFileSync } from 'node:fs';
 import { crc32, deflateRawSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
-import { createComplexMatrix, demoProblem, isHpairError, type ComplexMatrix, type DemoProblem, type HpairError } from 'hpair';
+import { createComplexMatrix, demoProblem, isHpairError, type ComplexMatrix, type DemoProblem, type HpairError, type KernelVariant } from 'hpair';
+import { KERNEL_VARIANTS } from '../../kernel/kernel-names.js';
 
 export const fixturesDir = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url));
+/** Every native variant, one per line of kernel/native/src/paths.h in its order: a test that covers native paths takes them from here, so each registered path gets the same coverage. */
+export const NATIVE_VARIANTS: readonly KernelVariant[] = KERNEL_VARIANTS.filter((variant) => variant.startsWith('native-'));
+/** A pattern matching exactly one kernel variant's name. */
+export const KERNEL_VARIANT_PATTERN = new RegExp(`^(${KERNEL_VARIANTS.join('|')})$`);
 
 export function fixture(name: string): Uint8Array {
   return readFileSync(`${fixturesDir}${name}`);

@@ -1,24 +1,25 @@
 /* Runs the shared driver (src/driver.h) with the AVX-512 path's block sizes, mr×nr = 12×16, and a scalar micro-kernel
- * that computes the same block sums (fma() in k order from +0, then added to C when accumulating), against the
- * portable path (src/path_portable.c, 4×8, its own mc and compensated pass). H must be the same bits on every shape
- * and tile grid, in both accuracies. This checks everything of the AVX-512 path except its micro-kernel's
- * intrinsics (packing at widths 12 and 16, the triangle at 12×16, padding, the chunk sums, the combination), on
- * any CPU: plain C, no target pragma, so it also runs under qemu for another architecture's build.
+ * that computes the same block sums (fma() in k order from +0, then added to C when accumulating), against every
+ * path of src/paths.h that runs on this CPU (each with its own mr×nr, mc and compensated pass). H must be the same
+ * bits on every shape and tile grid, in both accuracies. This checks everything of the AVX-512 path except its
+ * micro-kernel's intrinsics (packing at widths 12 and 16, the triangle at 12×16, padding, the chunk sums, the
+ * combination), on any CPU: plain C, no target pragma, so it also runs under qemu for another architecture's build.
+ * Built with every path file (src/path_<name>.c for each line of paths.h):
  *
  *   cc -O2 -ffp-contract=off -Ikernel/native/src kernel/native/check/driver-12x16.c \
- *      kernel/native/src/path_portable.c kernel/native/src/scratch.c -lm -o driver-12x16 && ./driver-12x16
+ *      kernel/native/src/path_*.c kernel/native/src/scratch.c kernel/native/src/cpu.c -lm -o driver-12x16 && ./driver-12x16
  *
- * Exits 0 when every case is bit-identical (test/native-kernel.test.ts builds and runs it). Each line carries a hash
- * of the case's H in both accuracies: equal lines from two builds (prebuild.mjs: x86-64 and arm64 under qemu) mean
- * the same bits on both architectures. */
+ * The first line names the paths compared; each further line is a case, with a hash of its H in both accuracies
+ * and no path name, so that equal case lines from two builds (prebuild.mjs: x86-64 and arm64 under qemu) mean the
+ * same bits on both architectures. Exits 0 when every case is bit-identical on every path that runs, 1 when one
+ * differs, 4 when no listed path runs on this CPU (the cases' hashes are printed, compared with nothing here). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernel.h"
-
-extern const hpair_path hpair_path_portable;
+#include "paths_table.h"
 
 static void ukr_scalar(size_t k, const double *a, const double *b, double *c, size_t ldc, int accumulate) {
   for (int i = 0; i < 12; i++) {
@@ -39,6 +40,15 @@ static void ukr_scalar(size_t k, const double *a, const double *b, double *c, si
 #define HP_COMP_CW 3
 #include "driver.h"
 
+/* An AVX path's tile can return with the upper halves of the vector registers dirty (GCC emits no vzeroupper after
+ * a static helper's ymm code), and the plain SSE code of this file then runs many times slower until they are
+ * cleared: clear them after each path's call, where the CPU has AVX (the instruction faults elsewhere). */
+static void clear_upper(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (__builtin_cpu_supports("avx")) __asm__ volatile("vzeroupper");
+#endif
+}
+
 static unsigned long long state = 88172645463325252ull;
 static double next(void) { /* xorshift64: uniform in [−3, 3) */
   state ^= state << 13;
@@ -58,6 +68,14 @@ int main(void) {
   static const size_t cases[][3] = {{2, 1, 1},   {2, 2, 1},    {3, 5, 2},    {17, 3, 5},   {38, 300, 13},
                                     {66, 65, 64}, {131, 261, 48}, {97, 530, 97}, {200, 700, 77},
                                     {30, 12289, 11}, {40, 12290, 40}, {19, 26000, 7}, {27, 37000, 26}};
+  const hpair_path *runs[HPAIR_PATH_COUNT];
+  size_t count = 0;
+  for (size_t p = 0; p < HPAIR_PATH_COUNT; p++) {
+    if (!hpair_paths[p]->why_not() && hpair_paths[p]->tile && hpair_paths[p]->tile_compensated) runs[count++] = hpair_paths[p];
+  }
+  printf("paths:");
+  for (size_t p = 0; p < count; p++) printf(" %s", runs[p]->name);
+  printf("%s\n", count ? "" : " none runs on this CPU (only the 12x16 driver's bits are printed)");
   int failed = 0;
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     const size_t N = cases[c][0], M = cases[c][1], T = cases[c][2], n = N - 1;
@@ -67,28 +85,43 @@ int main(void) {
     for (size_t i = 0; i < 2 * N * M; i++) e[i] = next();
     for (size_t i = 0; i < M; i++) d[i] = (0.5 + fabs(next()) / 3) * (next() < 0 ? -1 : 1);
     hpair_scratch s1 = {0}, s2 = {0};
+    int64_t bad1, bad2;
+    /* The 12×16 driver's H, in both accuracies (compensated on the shorter sums only: it is the slow kernel). */
     for (size_t i0 = 0; i0 < n; i0 += T) {
       for (size_t j0 = 0; j0 <= i0; j0 += T) {
         hpair_tile_args t = {e, d, N, M, i0, i0 + T < n ? i0 + T : n, j0, j0 + T < n ? j0 + T : n, h1, 0, 0, n, n};
-        int64_t bad1, bad2;
-        if (tile_12x16(&t, &s1, 24, &bad1)) return 2;
-        t.h = h2;
-        if (hpair_path_portable.tile(&t, &s2, hpair_choose_mc(&hpair_path_portable, 512 * 1024), &bad2)) return 2;
-        if (bad1 != -1 || bad2 != -1) return 3;
-        if (M < 2000) { /* compensated: this file's 12×16 build (pass 1×3) against the portable path's */
-          t.h = h3;
-          if (tile_comp_12x16(&t, &s1, 24, &bad1)) return 2;
-          t.h = h4;
-          if (hpair_path_portable.tile_compensated(&t, &s2, 0, &bad2)) return 2;
-          if (bad1 != -1 || bad2 != -1) return 3;
-        }
+        if (tile_12x16(&t, &s1, 24, &bad1) || bad1 != -1) return 3;
+        t.h = h3;
+        if (M < 2000 && (tile_comp_12x16(&t, &s1, 24, &bad1) || bad1 != -1)) return 3;
       }
     }
-    const int same = memcmp(h1, h2, 16 * n * n) == 0 && memcmp(h3, h4, 16 * n * n) == 0;
+    char differs[256] = "";
+    for (size_t p = 0; p < count; p++) {
+      const hpair_path *path = runs[p];
+      memset(h2, 0, 16 * n * n);
+      memset(h4, 0, 16 * n * n);
+      for (size_t i0 = 0; i0 < n; i0 += T) {
+        for (size_t j0 = 0; j0 <= i0; j0 += T) {
+          hpair_tile_args t = {e, d, N, M, i0, i0 + T < n ? i0 + T : n, j0, j0 + T < n ? j0 + T : n, h2, 0, 0, n, n};
+          const int failed_plain = path->tile(&t, &s2, hpair_choose_mc(path, 512 * 1024), &bad2) || bad2 != -1;
+          clear_upper();
+          if (failed_plain) return 3;
+          t.h = h4;
+          const int failed_comp = M < 2000 && (path->tile_compensated(&t, &s2, 0, &bad2) || bad2 != -1);
+          clear_upper();
+          if (failed_comp) return 3;
+        }
+      }
+      if (memcmp(h1, h2, 16 * n * n) != 0 || memcmp(h3, h4, 16 * n * n) != 0) {
+        size_t used = strlen(differs);
+        snprintf(differs + used, sizeof differs - used, "%s%s", used ? ", " : "", path->name);
+      }
+    }
     /* The bits themselves, hashed, so that builds for two architectures can be compared line by line. */
-    printf("N %zu M %zu tile %zu: %s (H %016llx, compensated %016llx)\n", N, M, T, same ? "bit-identical" : "DIFFERENT",
-           fnv(h1, 16 * n * n), fnv(h3, 16 * n * n));
-    failed |= !same;
+    if (differs[0]) printf("N %zu M %zu tile %zu: DIFFERENT on %s (H %016llx, compensated %016llx)\n", N, M, T, differs, fnv(h1, 16 * n * n), fnv(h3, 16 * n * n));
+    else printf("N %zu M %zu tile %zu: %s (H %016llx, compensated %016llx)\n", N, M, T, count ? "bit-identical" : "no path to compare with", fnv(h1, 16 * n * n),
+                fnv(h3, 16 * n * n));
+    failed |= differs[0] != 0;
     hpair_scratch_free(&s1);
     hpair_scratch_free(&s2);
     free(e);
@@ -98,5 +131,5 @@ int main(void) {
     free(h3);
     free(h4);
   }
-  return failed;
+  return failed ? 1 : count == 0 ? 4 : 0;
 }

@@ -23,6 +23,7 @@
 #include "bandwidth.h"
 #include "cpu.h"
 #include "kernel.h"
+#include "paths_table.h"
 #include "scan.h"
 
 #define ERROR_CODE "ERR_HPAIR_NATIVE"
@@ -33,16 +34,6 @@ typedef enum { KIND_ERROR, KIND_TYPE, KIND_RANGE } error_kind;
 typedef struct instance {
   hpair_scratch scratch;
 } instance;
-
-#define HPAIR_PATH(name) extern const hpair_path hpair_path_##name;
-#include "paths.h"
-#undef HPAIR_PATH
-#define HPAIR_PATH(name) &hpair_path_##name,
-static const hpair_path *const paths[] = {
-#include "paths.h"
-};
-#undef HPAIR_PATH
-#define PATH_COUNT (sizeof paths / sizeof paths[0])
 
 static int path_supported(const hpair_path *p, const char **reason) {
   const char *why = p->why_not();
@@ -57,9 +48,9 @@ static const char *path_names(void) {
   if (!text[0]) {
     char buf[256] = "";
     size_t used = 0;
-    for (size_t i = 0; i < PATH_COUNT; i++) {
-      const char *sep = i == 0 ? "" : i + 1 == PATH_COUNT ? " or " : ", ";
-      int w = snprintf(buf + used, sizeof buf - used, "%s'%s'", sep, paths[i]->name);
+    for (size_t i = 0; i < HPAIR_PATH_COUNT; i++) {
+      const char *sep = i == 0 ? "" : i + 1 == HPAIR_PATH_COUNT ? " or " : ", ";
+      int w = snprintf(buf + used, sizeof buf - used, "%s'%s'", sep, hpair_paths[i]->name);
       if (w > 0 && (size_t)w < sizeof buf - used) used += (size_t)w;
     }
     memcpy(text, buf, sizeof text); /* every thread writes the same bytes */
@@ -147,14 +138,14 @@ static int get_path_checked(napi_env env, napi_value v, const hpair_path **out, 
     fail(env, KIND_TYPE, "path must be a string (%s)", path_names());
     return -1;
   }
-  for (size_t i = 0; i < PATH_COUNT; i++) {
-    if (len == strlen(paths[i]->name) && memcmp(name, paths[i]->name, len) == 0) {
+  for (size_t i = 0; i < HPAIR_PATH_COUNT; i++) {
+    if (len == strlen(hpair_paths[i]->name) && memcmp(name, hpair_paths[i]->name, len) == 0) {
       const char *reason;
-      if (!any && !path_supported(paths[i], &reason)) {
-        fail(env, KIND_ERROR, "path '%s' is not supported here: %s", paths[i]->name, reason);
+      if (!any && !path_supported(hpair_paths[i], &reason)) {
+        fail(env, KIND_ERROR, "path '%s' is not supported here: %s", hpair_paths[i]->name, reason);
         return -1;
       }
-      *out = paths[i];
+      *out = hpair_paths[i];
       return 0;
     }
   }
@@ -190,9 +181,9 @@ static napi_value info_fn(napi_env env, napi_callback_info cb) {
   (void)cb;
   const hpair_cpu *cpu = hpair_cpu_get();
   napi_value result, list, cache;
-  int bad = napi_create_object(env, &result) != napi_ok || napi_create_array_with_length(env, PATH_COUNT, &list) != napi_ok;
-  for (size_t i = 0; !bad && i < PATH_COUNT; i++) {
-    const hpair_path *p = paths[i];
+  int bad = napi_create_object(env, &result) != napi_ok || napi_create_array_with_length(env, HPAIR_PATH_COUNT, &list) != napi_ok;
+  for (size_t i = 0; !bad && i < HPAIR_PATH_COUNT; i++) {
+    const hpair_path *p = hpair_paths[i];
     const char *reason;
     int ok = path_supported(p, &reason);
     napi_value entry, flag, fast;
