@@ -22,8 +22,13 @@
  *     for each block of mc rows:
  *       for each plane q: for each nr column panel: for each mr row panel reaching the lower triangle:
  *         micro-kernel: the block's sums, stored into the chunk's Pq by its first block, added by the others
- *     at the end of each chunk but the first: Pq(total) += Pq(chunk)  (the first chunk sums into the total)
- *   combine P1..P3 into H and its mirror, with an exactly real diagonal.
+ *         in the last k block: Pq(total) += Pq(chunk) for this micro-tile (a later chunk), and after its P3:
+ *           combine P1..P3 into H and its mirror, with an exactly real diagonal (hp_finish_micro)
+ *     at the end of each chunk but the first and the last: Pq(total) += Pq(chunk)  (the first chunk sums into the
+ *     total)
+ * Combining each micro-tile as soon as its sums are final reads them while they are in L1, where a pass over the
+ * tile's planes after the loops would read them back from L2 or beyond; every entry still goes through the same
+ * operations on the same values.
  * B (the tile's columns × k block; planes Br, Bi, Br − Bi; nr-wide micro-panels) is packed at the start of each
  * k block, A (the block's rows × k block; planes Ar, Ai, Ar + Ai; mr-tall micro-panels) at the start of each row
  * block (packing each micro-panel just before its first use instead buys nothing: a block's packs fit L2).
