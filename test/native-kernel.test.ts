@@ -350,6 +350,59 @@ for (const name of paths) {
     }
   });
 
+  test(`${name}: over several chunks of k, an overflow in any chunk is reported at the tile's first non-finite entry, and the rest of H is the single-path result`, () => {
+    // The last k block combines each micro-tile as soon as its sums are final (after the chunk sums are added), so
+    // an overflow from the first chunk, the last chunk or the division must still come out as the tile's first
+    // non-finite entry, with tiles that cut micro-tiles (13) and that hold a whole micro-tile row (n).
+    const chunk = info!.paths[0].chunk;
+    const N = 31;
+    const M = 2 * chunk + 3;
+    const n = N - 1;
+    const clean = randomProblem(N, M, 12);
+    const reference = new Float64Array(2 * n * n);
+    addon!.hermitianTile(name, clean.expp.data, clean.distance, reference, N, M, 0, n, 0, n);
+    for (const spoil of ['huge expp, first chunk', 'huge expp, last chunk', 'tiny distance, last chunk'] as const) {
+      const { expp, distance } = randomProblem(N, M, 12);
+      if (spoil === 'huge expp, first chunk') expp.data[2 * (17 * M + 5)] = 1e200;
+      else if (spoil === 'huge expp, last chunk') expp.data[2 * (17 * M + M - 2)] = 1e200;
+      else distance[M - 2] = 1e-310;
+      for (const tile of [13, n]) {
+        const h = new Float64Array(2 * n * n).fill(Number.NaN);
+        let reported = 0;
+        for (let i0 = 0; i0 < n; i0 += tile) {
+          for (let j0 = 0; j0 <= i0; j0 += tile) {
+            const [i1, j1] = [Math.min(n, i0 + tile), Math.min(n, j0 + tile)];
+            const bad = addon!.hermitianTile(name, expp.data, distance, h, N, M, i0, i1, j0, j1);
+            let first = -1;
+            for (let i = i0; i < i1 && first < 0; i++) {
+              for (let j = j0; j < Math.min(j1, i + 1); j++) {
+                const at = 2 * (i * n + j);
+                if (!(Number.isFinite(h[at]) && Number.isFinite(h[at + 1]))) {
+                  first = i * n + j;
+                  break;
+                }
+              }
+            }
+            assert.is(bad, first, `${spoil}, tile ${tile} at (${i0}, ${j0})`);
+            if (bad >= 0) reported++;
+          }
+        }
+        assert.ok(reported > 0, `${spoil}, tile ${tile}: some tile reports the overflow`);
+        // Entries whose row and column both avoid the spoiled row are the clean problem's, bit for bit (a huge expp
+        // value spoils its row's and column's entries; a tiny distance spoils all of H).
+        if (spoil !== 'tiny distance, last chunk') {
+          for (let i = 0; i < n; i++) {
+            for (let j = 0; j < n; j++) {
+              if (i === 17 || j === 17) continue;
+              const at = 2 * (i * n + j);
+              assert.ok(Object.is(h[at], reference[at]) && Object.is(h[at + 1], reference[at + 1]), `${spoil}, tile ${tile}: H[${i}, ${j}]`);
+            }
+          }
+        }
+      }
+    }
+  });
+
   test(`${name}: views with a byteOffset over SharedArrayBuffers and WebAssembly memory`, () => {
     const N = 29;
     const M = 37;

@@ -22,8 +22,13 @@
  *     for each block of mc rows:
  *       for each plane q: for each nr column panel: for each mr row panel reaching the lower triangle:
  *         micro-kernel: the block's sums, stored into the chunk's Pq by its first block, added by the others
- *     at the end of each chunk but the first: Pq(total) += Pq(chunk)  (the first chunk sums into the total)
- *   combine P1..P3 into H and its mirror, with an exactly real diagonal.
+ *         in the last k block: Pq(total) += Pq(chunk) for this micro-tile (a later chunk), and after its P3:
+ *           combine P1..P3 into H and its mirror, with an exactly real diagonal (hp_finish_micro)
+ *     at the end of each chunk but the first and the last: Pq(total) += Pq(chunk)  (the first chunk sums into the
+ *     total)
+ * Combining each micro-tile as soon as its sums are final reads them while they are in L1, where a pass over the
+ * tile's planes after the loops would read them back from L2 or beyond; every entry still goes through the same
+ * operations on the same values.
  * B (the tile's columns × k block; planes Br, Bi, Br − Bi; nr-wide micro-panels) is packed at the start of each
  * k block, A (the block's rows × k block; planes Ar, Ai, Ar + Ai; mr-tall micro-panels) at the start of each row
  * block (packing each micro-panel just before its first use instead buys nothing: a block's packs fit L2).
@@ -159,6 +164,62 @@ static void hp_add_chunk(double *const P[3], double *const Pc[3], size_t ld, siz
   }
 }
 
+/* hp_combine for one micro-tile, called by the tile's last k block as soon as the micro-tile's P1..P3 hold their
+ * totals, so the combination reads them from L1 instead of a pass over the tile's planes after the loops: rows
+ * [ia, ib) × columns [ja, jb) of H (inside the tile), P's origin (i0, j0), row stride ld. The same operations as
+ * hp_combine on the same values, so the same bits. Re and Im overwrite P1 and P2, where hp_first_bad finds the
+ * tile's first non-finite entry when there is one. Returns 0 when an entry is not finite, else 1. */
+static int hp_finish_micro(const hpair_tile_args *t, double *P1, double *P2, const double *P3, size_t ld, size_t i0,
+                           size_t j0, size_t ia, size_t ib, size_t ja, size_t jb) {
+  double check = 0;
+  for (size_t i = HP_MAX(ia, ja); i < ib; i++) {
+    const size_t cend = HP_MIN(jb, i + 1);
+    double *x1 = P1 + (i - i0) * ld - j0, *x2 = P2 + (i - i0) * ld - j0;
+    const double *x3 = P3 + (i - i0) * ld - j0;
+    for (size_t j = ja; j < cend; j++) {
+      const double re = x1[j] + x2[j], im = (x3[j] - x1[j]) + x2[j];
+      x1[j] = re;
+      x2[j] = im;
+      check += (re - re) + (im - im); /* 0 while every value is finite, NaN from the first one that is not */
+    }
+    if (cend == i + 1) x2[i] = 0; /* the diagonal */
+  }
+  /* Lower entries inside the window, then their mirrors H[j, i] (i > j): output row j gets the micro-tile's
+   * column j as consecutive complex values. */
+  const size_t wr1 = t->r0 + t->rows, wc1 = t->c0 + t->cols;
+  for (size_t i = HP_MAX(ia, t->r0); i < HP_MIN(ib, wr1); i++) {
+    const size_t jl = HP_MAX(ja, t->c0), je = HP_MIN(HP_MIN(jb, i + 1), wc1);
+    const double *x1 = P1 + (i - i0) * ld - j0, *x2 = P2 + (i - i0) * ld - j0;
+    double *out = t->h + 2 * (i - t->r0) * t->cols - 2 * t->c0;
+    for (size_t j = jl; j < je; j++) {
+      out[2 * j] = x1[j];
+      out[2 * j + 1] = x2[j];
+    }
+  }
+  for (size_t j = HP_MAX(ja, t->r0); j < HP_MIN(jb, wr1); j++) {
+    const size_t il = HP_MAX(HP_MAX(ia, j + 1), t->c0), ie = HP_MIN(ib, wc1);
+    double *out = t->h + 2 * (j - t->r0) * t->cols - 2 * t->c0;
+    for (size_t i = il; i < ie; i++) {
+      out[2 * i] = P1[(i - i0) * ld + (j - j0)];
+      out[2 * i + 1] = -P2[(i - i0) * ld + (j - j0)];
+    }
+  }
+  return check == 0;
+}
+
+/* (N − 1)·i + j of the first entry (row-major) of rows [i0, i1) × columns [j0, min(j1, i + 1)) whose Re (in P1) or Im
+ * (in P2) is not finite, or −1. */
+static int64_t hp_first_bad(size_t n, const double *P1, const double *P2, size_t ld, size_t i0, size_t i1, size_t j0,
+                            size_t j1) {
+  for (size_t i = i0; i < i1; i++) {
+    for (size_t j = j0; j < HP_MIN(j1, i + 1); j++) {
+      const double re = P1[(i - i0) * ld + (j - j0)], im = P2[(i - i0) * ld + (j - j0)];
+      if (!(re - re == 0 && im - im == 0)) return (int64_t)(n * i + j);
+    }
+  }
+  return -1;
+}
+
 static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad) {
   const size_t N = t->N, M = t->M, n = N - 1, K = M > 0 ? M - 1 : 0;
   /* Rows above j0 and columns from i1 on hold no lower-triangle entry of this tile. */
@@ -175,10 +236,11 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
   double *const P[3] = {s->p, s->p + prow * pcol, s->p + 2 * prow * pcol};
   double *const Pc[3] = {s->p + 3 * prow * pcol, s->p + 4 * prow * pcol, s->p + 5 * prow * pcol};
   if (K == 0) memset(s->p, 0, 3 * prow * pcol * sizeof(double));
+  int finite = 1;
 
   for (size_t kb = 0; kb < K; kb += HPAIR_KC) {
     const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
-    const int accumulate = kb % HPAIR_CHUNK != 0;
+    const int accumulate = kb % HPAIR_CHUNK != 0, last = kb + kc == K;
     double *const *const Pt = kb < HPAIR_CHUNK ? P : Pc; /* where this chunk's sums go */
     double *const Bq[3] = {s->b, s->b + pcol * kc, s->b + 2 * pcol * kc};
     hp_pack_b(t->expp, t->distance, N, M, j0, cols, 0, pcol / HP_NR, kb, kc, Bq[0], Bq[1], Bq[2]);
@@ -203,13 +265,28 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
                 for (int x = 0; x < HP_NR * 8; x += 64) __builtin_prefetch(next + r * pcol * 8 + x, 1, 3);
             }
             HP_UKR(kc, Aq[q] + ir * kc, b, c, pcol, accumulate);
+            if (last) {
+              /* The micro-tile's totals are final: its chunk sum joins P (as hp_add_chunk would), and once its
+               * third plane is done it is combined and stored while it is in L1. */
+              if (Pt != P) {
+                double *restrict x = P[q] + (ic + ir) * pcol + jr;
+                for (int r = 0; r < HP_MR; r++)
+                  for (int y = 0; y < HP_NR; y++) x[r * pcol + y] += c[r * pcol + y];
+              }
+              if (q == 2) {
+                const size_t ia = top + ir, ja = j0 + jr;
+                finite &= hp_finish_micro(t, P[0], P[1], P[2], pcol, i0, j0, ia, HP_MIN(ia + HP_MR, i1), ja,
+                                          HP_MIN(ja + HP_NR, j1));
+              }
+            }
           }
         }
       }
     }
-    if (kb >= HPAIR_CHUNK && (kb + kc == K || (kb + kc) % HPAIR_CHUNK == 0)) hp_add_chunk(P, Pc, pcol, i0, i1, j0);
+    if (kb >= HPAIR_CHUNK && !last && (kb + kc) % HPAIR_CHUNK == 0) hp_add_chunk(P, Pc, pcol, i0, i1, j0);
   }
-  *first_bad = hp_combine(t, n, P[0], P[1], P[2], NULL, pcol, i0, i1, j0, j1);
+  if (K == 0) *first_bad = hp_combine(t, n, P[0], P[1], P[2], NULL, pcol, i0, i1, j0, j1);
+  else if (!finite) *first_bad = hp_first_bad(n, P[0], P[1], pcol, i0, i1, j0, j1);
   return 0;
 }
 
