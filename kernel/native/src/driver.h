@@ -23,7 +23,8 @@
  *       for each plane q: for each nr column panel: for each mr row panel reaching the lower triangle:
  *         micro-kernel: the block's sums, stored into the chunk's Pq by its first block, added by the others
  *         in the last k block: Pq(total) += Pq(chunk) for this micro-tile (a later chunk), and after its P3:
- *           combine P1..P3 into H and its mirror, with an exactly real diagonal (hp_finish_micro)
+ *           combine P1..P3 into H and its mirror, with an exactly real diagonal (hp_finish_micro; for an H streamed past
+ *           the caches, hp_combine after the loops instead, store.h)
  *     at the end of each chunk but the first and the last: Pq(total) += Pq(chunk)  (the first chunk sums into the
  *     total)
  * Combining each micro-tile as soon as its sums are final reads them while they are in L1, where a pass over the
@@ -237,6 +238,10 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
   double *const Pc[3] = {s->p + 3 * prow * pcol, s->p + 4 * prow * pcol, s->p + 5 * prow * pcol};
   if (K == 0) memset(s->p, 0, 3 * prow * pcol * sizeof(double));
   int finite = 1;
+  /* An H streamed past the caches (store.h) is stored by hp_combine after the loops, whose mirror goes in runs of
+   * whole cache lines; a micro-tile's mirror is a dozen entries per output row, which would leave most streamed
+   * lines partly written. Either way the same operations on the same values, so the same bits. */
+  const int stream = hp_stream_wanted(t->h, t->rows, t->cols);
 
   for (size_t kb = 0; kb < K; kb += HPAIR_KC) {
     const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
@@ -273,7 +278,7 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
                 for (int r = 0; r < HP_MR; r++)
                   for (int y = 0; y < HP_NR; y++) x[r * pcol + y] += c[r * pcol + y];
               }
-              if (q == 2) {
+              if (q == 2 && !stream) {
                 const size_t ia = top + ir, ja = j0 + jr;
                 finite &= hp_finish_micro(t, P[0], P[1], P[2], pcol, i0, j0, ia, HP_MIN(ia + HP_MR, i1), ja,
                                           HP_MIN(ja + HP_NR, j1));
@@ -285,7 +290,7 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
     }
     if (kb >= HPAIR_CHUNK && !last && (kb + kc) % HPAIR_CHUNK == 0) hp_add_chunk(P, Pc, pcol, i0, i1, j0);
   }
-  if (K == 0) *first_bad = hp_combine(t, n, P[0], P[1], P[2], NULL, pcol, i0, i1, j0, j1);
+  if (K == 0 || stream) *first_bad = hp_combine(t, n, P[0], P[1], P[2], NULL, pcol, i0, i1, j0, j1);
   else if (!finite) *first_bad = hp_first_bad(n, P[0], P[1], pcol, i0, i1, j0, j1);
   return 0;
 }
