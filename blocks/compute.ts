@@ -4,7 +4,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
 import { checkHermitianShape, firstNonFinite } from '../kernel/hermitian-inputs.js';
 import type { HermitianResult } from '../kernel/hermitian-result.js';
-import type { KernelVariant } from '../kernel/kernel-names.js';
+import type { Accuracy, KernelVariant } from '../kernel/kernel-names.js';
 import { createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairAbortError, HpairError } from '../shared/errors.js';
 import { openNpyInput, readNpyVector, type NpyInput } from '../io/npy-file.js';
@@ -89,6 +89,8 @@ export interface OutOfCoreSummary {
    */
   readonly recomputed: readonly number[];
   readonly kernel: KernelVariant;
+  /** How the entries were summed (the pool's `accuracy`). */
+  readonly accuracy: Accuracy;
   readonly workers: number;
   /** The budget the block size was chosen for, and what one job takes by part. */
   readonly maxMemory: number;
@@ -309,6 +311,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
         skipped: skippedBlocks,
         recomputed: recomputedBlocks,
         kernel,
+        accuracy: cost.accuracy,
         workers: threads,
         maxMemory,
         memory: jobMemory(N, M, shape, cost),

@@ -151,8 +151,8 @@ function report(summary: OutOfCoreSummary, command: OutOfCoreCommand): void {
     );
   }
   if (command.json) {
-    const { N, M, workers, kernel, seconds, gflops, blockSize, blocks, computed, skipped, recomputed, maxMemory } = summary;
-    process.stdout.write(`${JSON.stringify({ n: N, m: M, workers, kernel, seconds, gflops, outOfCore: true, blockSize, blocks, computed, skipped, recomputed, maxMemory, peakRssBytes: peak })}\n`);
+    const { N, M, workers, kernel, accuracy, seconds, gflops, blockSize, blocks, computed, skipped, recomputed, maxMemory } = summary;
+    process.stdout.write(`${JSON.stringify({ n: N, m: M, workers, kernel, accuracy, seconds, gflops, outOfCore: true, blockSize, blocks, computed, skipped, recomputed, maxMemory, peakRssBytes: peak })}\n`);
     return;
   }
   const { N, M, n, workers, seconds, gflops } = summary;
@@ -164,6 +164,7 @@ function report(summary: OutOfCoreSummary, command: OutOfCoreCommand): void {
       `  memory    budget ${formatBytes(summary.maxMemory)}, one job ${formatBytes(summary.memory.total)}, peak RSS ${formatBytes(peak)}\n` +
       `  workers   ${workers}\n` +
       `  kernel    ${summary.kernel}\n` +
+      `  accuracy  ${summary.accuracy}\n` +
       `  time      ${seconds.toFixed(3)} s  (${gflops.toFixed(2)} GFLOP/s useful, reading and writing included)\n`,
   );
 }

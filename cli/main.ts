@@ -97,6 +97,8 @@ interface RunSummary {
   workers: number;
   /** The kernel that computed H (a job may fall back from the pool's). */
   kernel: KernelVariant;
+  /** How its entries were summed (the pool's `accuracy`). */
+  accuracy: Accuracy;
   /** Why no native kernel ran, when none did. */
   whyNotNative?: string;
   seconds: number;
@@ -304,6 +306,7 @@ async function run(expp: ComplexMatrix, distance: Float64Array, pool: Pool, io: 
         m: expp.cols,
         workers: pool.size,
         kernel: h.kernel,
+        accuracy: pool.accuracy,
         ...(h.kernel.startsWith('native') ? {} : { whyNotNative: pool.whyNotNative ?? `the job fell back to ${h.kernel}` }),
         seconds,
         gflops: flops / seconds / 1e9,
@@ -328,6 +331,7 @@ function report(summary: RunSummary, io: Channels, what: string): void {
       `  size      N = ${n}, M = ${m}  →  H is ${Math.max(0, n - 1)}×${Math.max(0, n - 1)}\n` +
       `  workers   ${workers}\n` +
       `  kernel    ${summary.kernel}${summary.whyNotNative === undefined ? '' : ` (not native: ${summary.whyNotNative})`}\n` +
+      `  accuracy  ${summary.accuracy}\n` +
       `  compute   ${seconds.toFixed(3)} s  (${gflops.toFixed(2)} GFLOP/s useful)\n` +
       `  checksum  ${summary.checksum.toPrecision(17)}\n`,
   );

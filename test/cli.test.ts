@@ -2,7 +2,7 @@
 // codes, one-line messages naming the flag and the file, --json errors, --version, the progress bar, and an
 // --out file that no failure can damage. (--out kinds, FIFOs and signals: cli-io.test.ts.)
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -57,6 +57,28 @@ test('demo prints size, workers, time, GFLOP/s and checksum; --json is one objec
   assert.ok(summary.seconds > 0 && summary.gflops > 0);
   const again = JSON.parse((await cli('demo', '--n', '150', '--m', '90', '--workers', '2', '--json')).stdout) as Record<string, number>;
   assert.is(again.checksum, summary.checksum, 'checksum differs between 1 and 2 workers');
+  assert.is((summary as Record<string, unknown>).accuracy, 'default');
+  assert.match(text.stdout, /accuracy\s+default/);
+});
+
+test('compute and demo say which accuracy computed H, in memory and out of core, text and --json', async () => {
+  const compensated = await cli('demo', '--n', '60', '--m', '40', '--accuracy', 'compensated', '--json');
+  assert.is(compensated.code, 0, compensated.stderr);
+  assert.is((JSON.parse(compensated.stdout) as Record<string, unknown>).accuracy, 'compensated');
+  for (const [name, extra] of [['in memory', []], ['out of core', ['--max-memory', '4M']]] as const) {
+    const out = join(work, `h_accuracy_${name.replace(/ /g, '_')}.npy`);
+    const args = ['compute', '--expp', f('case_odd_expp.npy'), '--distance', f('case_odd_distance.npy'), '--out', out, '--accuracy', 'compensated', ...extra];
+    const json = await cli(...args, '--json');
+    assert.is(json.code, 0, json.stderr);
+    const summary = JSON.parse(json.stdout) as Record<string, unknown>;
+    assert.is(summary.accuracy, 'compensated', name);
+    assert.is(summary.outOfCore === true, extra.length > 0, name);
+    rmSync(out, { force: true });
+    rmSync(`${out}.manifest.json`, { force: true });
+    const text = await cli(...args);
+    assert.is(text.code, 0, text.stderr);
+    assert.match(text.stdout, /accuracy\s+compensated/, name);
+  }
 });
 
 test('progress bar: drawn when stderr is a terminal (whatever stdout is), with percent, ETA and GFLOP/s, at most ~10×/s, cleared', async () => {
