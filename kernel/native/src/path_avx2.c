@@ -7,7 +7,7 @@
 /* This path's block sizes, its only copy: the micro-tile, and the compensated kernel's pass (rows × columns). */
 #define MR 6
 #define NR 8
-#define HP_COMP_RB 2
+#define HP_COMP_RB 4
 #define HP_COMP_CW 4
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
