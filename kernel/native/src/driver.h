@@ -235,8 +235,8 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
  * block's c to the running correction); H = fl(s + c). The grid's spacing is u·σ = O(u·T), the block's own
  * scale, so the error of c stays O(kc·u²·T) per block.
  *
- * Plain C: every operation is an IEEE operation or fma(), so the compiler's vectorisation over the columns of
- * a pass (one zmm, two ymm) cannot change a bit, and every path gives the same H. */
+ * Each row of a pass is one vector of columns (C vector extensions); every operation is an IEEE operation or a
+ * fused multiply-add lane by lane, so the vector width cannot change a bit, and every path gives the same H. */
 
 /* A pass of the compensated kernel covers HP_COMP_RB rows × HP_COMP_CW columns (a path may set both; the order
  * of each entry's sum does not depend on them): enough independent chains to hide their latency. */
@@ -245,12 +245,11 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
 #endif
 
 /* One row of a compensated pass: HP_COMP_CW doubles in GCC/clang vector extensions, whose + and − are IEEE
- * operations lane by lane. HP_VFMA (a path may define it as its fused multiply-add intrinsic on this type) is
- * otherwise fma() lane by lane: the same rounding either way. */
+ * operations lane by lane. A path may define HP_VFMA and HP_VFNMA (c + a·b and c − a·b) as its fused multiply-add
+ * intrinsics on this type, and HP_VSPLAT as its broadcast; otherwise fma() lane by lane: the same rounding. */
 typedef double hp_v __attribute__((vector_size(HP_COMP_CW * 8)));
 typedef double hp_v_u __attribute__((vector_size(HP_COMP_CW * 8), aligned(8)));
 typedef uint64_t hp_vu __attribute__((vector_size(HP_COMP_CW * 8)));
-typedef int64_t hp_vi __attribute__((vector_size(HP_COMP_CW * 8)));
 #ifdef HP_VFMA
 #define hp_vfma(a, b, c) ((hp_v)HP_VFMA((a), (b), (c)))
 #define hp_vfnma(a, b, c) ((hp_v)HP_VFNMA((a), (b), (c)))
