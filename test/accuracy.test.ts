@@ -138,17 +138,19 @@ function assertWithinGamma(h: Float64Array, exact: ExactH, L: number, what: stri
 
 const gammaOf = (L: number): number => (L * u) / (1 - L * u);
 const KC = 192;
+/** The native compensated kernel's grid block (driver.h HP_COMP_G). */
+const G = 32;
 
 /**
  * The second term of a compensated kernel's per-entry bound, u·|H| + β·Σ t_m (docs/kernels-and-accuracy.md):
- * the native kernels sum each k block of kc terms on a power-of-two grid and the B = ⌈K / kc⌉ block sums by
- * TwoSum, β = 2·γ(2kc + 3)·(16kc + 4)·u + 2·γ(B + 1)·(B + 16kc + 4)·u + 16u²; the WebAssembly kernels are
+ * the native kernels sum each block of g = 32 terms on a power-of-two grid and the B = ⌈K / g⌉ block sums by
+ * TwoSum, β = 2·γ(2g + 3)·(16g + 4)·u + 2·γ(B + 1)·(B + 16g + 4)·u + 16u²; the WebAssembly kernels are
  * Dot2 over the 2K products of each part, β = 4·γ(2K + 4)² + 16u².
  */
 function compensatedBeta(kernel: KernelVariant, K: number): number {
   if (kernel.startsWith('native')) {
-    const B = Math.ceil(K / KC);
-    return 2 * gammaOf(2 * KC + 3) * (16 * KC + 4) * u + 2 * gammaOf(B + 1) * (B + 16 * KC + 4) * u + 16 * u * u;
+    const B = Math.ceil(K / G);
+    return 2 * gammaOf(2 * G + 3) * (16 * G + 4) * u + 2 * gammaOf(B + 1) * (B + 16 * G + 4) * u + 16 * u * u;
   }
   const g = gammaOf(2 * K + 4);
   return 4 * g * g + 16 * u * u;

@@ -222,8 +222,8 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
  * b = a / d as a pair (bh, bl) accurate to O(u²) (the remainder of ah / d is exact by FMA). Re sums ar·br + ai·bi,
  * Im sums ai·br − ar·bi, one pair of sums (s, c) per part and entry.
  *
- * The high products are summed error-free on a fixed grid instead of by TwoSum. Per k block (HPAIR_KC columns)
- * and entry, T = Σ_k (|arh| + |aih|)·(|brh| + |bih|) bounds the sum of the magnitudes of the block's high
+ * The high products are summed error-free on a fixed grid instead of by TwoSum. Per grid block (HP_COMP_G
+ * columns of k) and entry, T = Σ_k (|arh| + |aih|)·(|brh| + |bih|) bounds the sum of the magnitudes of the block's high
  * products of either part, and the block's sum S starts at σ, a power of two with 4T < σ ≤ 8T (rounded T). S then
  * stays within [σ/2, 2σ) for the whole block, so for each high product x·y:
  *   S' = fl(S + x·y)      one FMA
@@ -233,10 +233,19 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
  * operations, two FMAs for the cross terms and one addition, where TwoProduct + TwoSum cost twelve. At the
  * block's end S − σ is exact (Sterbenz), and is added to the entry's running sum by TwoSum (its error and the
  * block's c to the running correction); H = fl(s + c). The grid's spacing is u·σ = O(u·T), the block's own
- * scale, so the error of c stays O(kc·u²·T) per block.
+ * scale, so the error of c stays O(g·u²·T) per block of g columns: short blocks keep the grid close to the
+ * partial sums' own scale, as Dot2's running sum is, for one grid and one fold per block.
  *
  * Each row of a pass is one vector of columns (C vector extensions); every operation is an IEEE operation or a
  * fused multiply-add lane by lane, so the vector width cannot change a bit, and every path gives the same H. */
+
+/* The grid block: each entry's high products are summed on one grid per HP_COMP_G consecutive columns of k (the
+ * same for every path: it is part of the summation order). Shorter blocks give finer grids (the spacing follows
+ * the block's magnitude sum) at the price of one grid and one fold per block. */
+#define HP_COMP_G 32
+#if HPAIR_KC % HP_COMP_G != 0
+#error "HP_COMP_G must divide HPAIR_KC"
+#endif
 
 /* A pass of the compensated kernel covers HP_COMP_RB rows × HP_COMP_CW columns (a path may set both; the order
  * of each entry's sum does not depend on them): enough independent chains to hide their latency. */
@@ -369,58 +378,62 @@ static int HP_TILE_COMP(const hpair_tile_args *t, hpair_scratch *s, size_t mc, i
       const size_t cend = HP_MIN(cols, i0 + r + RB - j0);
       for (size_t cb = 0; cb < cend; cb += CW) {
         const double *const bs = s->b + cb * 5 * kc; /* and of B */
-        /* The block's magnitude sums, as two chains (even and odd k) for latency, then its grids. */
-#define HP_DECL(y) hp_v te##y = {0}, to##y = {0}, sg##y, sr##y, cr##y = {0}, si##y, ci##y = {0};
-        HP_ROWS(HP_DECL)
-        size_t k = 0;
-        for (; k + 1 < kc; k += 2) {
-          const hp_v b0 = hp_vload(bs + k * 5 * CW + 4 * CW), b1 = hp_vload(bs + (k + 1) * 5 * CW + 4 * CW);
-          const double *const a0 = as + k * 5 * RB + 4 * RB, *const a1 = a0 + 5 * RB;
-#define HP_ABS(y)                                 \
-  te##y = hp_vfma(hp_vsplat(a0[y]), b0, te##y);    \
-  to##y = hp_vfma(hp_vsplat(a1[y]), b1, to##y);
-          HP_ROWS(HP_ABS)
+        /* Grid blocks of HP_COMP_G columns (a divisor of HPAIR_KC, so the same blocks whatever the k blocking) */
+        for (size_t g0 = 0; g0 < kc; g0 += HP_COMP_G) {
+          const size_t g1 = HP_MIN(kc, g0 + HP_COMP_G);
+          /* The grid block's magnitude sums, as two chains (even and odd k) for latency, then its grids. */
+  #define HP_DECL(y) hp_v te##y = {0}, to##y = {0}, sg##y, sr##y, cr##y = {0}, si##y, ci##y = {0};
+          HP_ROWS(HP_DECL)
+          size_t k = g0;
+          for (; k + 1 < g1; k += 2) {
+            const hp_v b0 = hp_vload(bs + k * 5 * CW + 4 * CW), b1 = hp_vload(bs + (k + 1) * 5 * CW + 4 * CW);
+            const double *const a0 = as + k * 5 * RB + 4 * RB, *const a1 = a0 + 5 * RB;
+  #define HP_ABS(y)                                 \
+    te##y = hp_vfma(hp_vsplat(a0[y]), b0, te##y);    \
+    to##y = hp_vfma(hp_vsplat(a1[y]), b1, to##y);
+            HP_ROWS(HP_ABS)
+          }
+          if (k < g1) {
+            const hp_v b0 = hp_vload(bs + k * 5 * CW + 4 * CW);
+            const double *const a0 = as + k * 5 * RB + 4 * RB;
+  #define HP_ABS_LAST(y) te##y = hp_vfma(hp_vsplat(a0[y]), b0, te##y);
+            HP_ROWS(HP_ABS_LAST)
+          }
+  #define HP_GRID(y) sg##y = hp_grid(te##y + to##y), sr##y = si##y = sg##y;
+          HP_ROWS(HP_GRID)
+          for (k = g0; k < g1; k++) {
+            const double *const ak = as + k * 5 * RB, *const bk = bs + k * 5 * CW;
+            const hp_v ph = hp_vload(bk), pl = hp_vload(bk + CW), qh = hp_vload(bk + 2 * CW), ql = hp_vload(bk + 3 * CW);
+            /* S' = fl(S ± x·y); w = fl(±x·y − (S' − S)), the exact S − S' as the addend; the cross terms after it. */
+  #define HP_TERM(FMA, s, c, xh, xl, yh, yl)                       \
+    {                                                              \
+      const hp_v S = FMA(xh, yh, s);                               \
+      const hp_v w = FMA(xh, yh, s - S);                           \
+      c += FMA(xl, yh, FMA(xh, yl, w));                            \
+      s = S;                                                       \
+    }
+  #define HP_STEP(y)                                                                                       \
+    {                                                                                                      \
+      const hp_v xh = hp_vsplat(ak[y]), xl = hp_vsplat(ak[RB + y]), yh = hp_vsplat(ak[2 * RB + y]),         \
+                 yl = hp_vsplat(ak[3 * RB + y]);                                                           \
+      HP_TERM(hp_vfma, sr##y, cr##y, xh, xl, ph, pl)  /* + ar·br */                                        \
+      HP_TERM(hp_vfma, sr##y, cr##y, yh, yl, qh, ql)  /* + ai·bi */                                        \
+      HP_TERM(hp_vfma, si##y, ci##y, yh, yl, ph, pl)  /* + ai·br */                                        \
+      HP_TERM(hp_vfnma, si##y, ci##y, xh, xl, qh, ql) /* − ar·bi */                                        \
+    }
+            HP_ROWS(HP_STEP)
+          }
+          /* The grid block's sums S − σ (exact) into the running sums by TwoSum, errors and corrections into theirs. */
+  #define HP_FOLD(S, C, s, c, y)                                                             \
+    {                                                                                        \
+      double *const ps = S + (r + y) * pcol + cb, *const pc = C + (r + y) * pcol + cb;       \
+      const hp_v a = hp_vload(ps), b = s - sg##y, sum = a + b, z = sum - a;                 \
+      hp_vstore(pc, hp_vload(pc) + (((a - (sum - z)) + (b - z)) + c));                      \
+      hp_vstore(ps, sum);                                                                    \
+    }
+  #define HP_END(y) HP_FOLD(Sre, Cre, sr##y, cr##y, y) HP_FOLD(Sim, Cim, si##y, ci##y, y)
+          HP_ROWS(HP_END)
         }
-        if (k < kc) {
-          const hp_v b0 = hp_vload(bs + k * 5 * CW + 4 * CW);
-          const double *const a0 = as + k * 5 * RB + 4 * RB;
-#define HP_ABS_LAST(y) te##y = hp_vfma(hp_vsplat(a0[y]), b0, te##y);
-          HP_ROWS(HP_ABS_LAST)
-        }
-#define HP_GRID(y) sg##y = hp_grid(te##y + to##y), sr##y = si##y = sg##y;
-        HP_ROWS(HP_GRID)
-        for (k = 0; k < kc; k++) {
-          const double *const ak = as + k * 5 * RB, *const bk = bs + k * 5 * CW;
-          const hp_v ph = hp_vload(bk), pl = hp_vload(bk + CW), qh = hp_vload(bk + 2 * CW), ql = hp_vload(bk + 3 * CW);
-          /* S' = fl(S ± x·y); w = fl(±x·y − (S' − S)), the exact S − S' as the addend; the cross terms after it. */
-#define HP_TERM(FMA, s, c, xh, xl, yh, yl)                       \
-  {                                                              \
-    const hp_v S = FMA(xh, yh, s);                               \
-    const hp_v w = FMA(xh, yh, s - S);                           \
-    c += FMA(xl, yh, FMA(xh, yl, w));                            \
-    s = S;                                                       \
-  }
-#define HP_STEP(y)                                                                                       \
-  {                                                                                                      \
-    const hp_v xh = hp_vsplat(ak[y]), xl = hp_vsplat(ak[RB + y]), yh = hp_vsplat(ak[2 * RB + y]),         \
-               yl = hp_vsplat(ak[3 * RB + y]);                                                           \
-    HP_TERM(hp_vfma, sr##y, cr##y, xh, xl, ph, pl)  /* + ar·br */                                        \
-    HP_TERM(hp_vfma, sr##y, cr##y, yh, yl, qh, ql)  /* + ai·bi */                                        \
-    HP_TERM(hp_vfma, si##y, ci##y, yh, yl, ph, pl)  /* + ai·br */                                        \
-    HP_TERM(hp_vfnma, si##y, ci##y, xh, xl, qh, ql) /* − ar·bi */                                        \
-  }
-          HP_ROWS(HP_STEP)
-        }
-        /* The block's sums S − σ (exact) into the running sums by TwoSum, errors and corrections into theirs. */
-#define HP_FOLD(S, C, s, c, y)                                                             \
-  {                                                                                        \
-    double *const ps = S + (r + y) * pcol + cb, *const pc = C + (r + y) * pcol + cb;       \
-    const hp_v a = hp_vload(ps), b = s - sg##y, sum = a + b, z = sum - a;                 \
-    hp_vstore(pc, hp_vload(pc) + (((a - (sum - z)) + (b - z)) + c));                      \
-    hp_vstore(ps, sum);                                                                    \
-  }
-#define HP_END(y) HP_FOLD(Sre, Cre, sr##y, cr##y, y) HP_FOLD(Sim, Cim, si##y, ci##y, y)
-        HP_ROWS(HP_END)
 #undef HP_DECL
 #undef HP_ABS
 #undef HP_ABS_LAST
