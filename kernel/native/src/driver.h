@@ -222,7 +222,7 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
  * b = a / d as a pair (bh, bl) accurate to O(u²) (the remainder of ah / d is exact by FMA). Re sums ar·br + ai·bi,
  * Im sums ai·br − ar·bi, one pair of sums (s, c) per part and entry.
  *
- * The high products are summed error-free on a fixed grid instead of by TwoSum. Per grid block (HP_COMP_G
+ * The high products are summed error-free on a fixed grid instead of by TwoSum. Per grid block (HPAIR_COMP_GRID
  * columns of k) and entry, T = Σ_k (|arh| + |aih|)·(|brh| + |bih|) bounds the sum of the magnitudes of the block's high
  * products of either part, and the block's sum S starts at σ, a power of two with 4T < σ ≤ 8T (rounded T). S then
  * stays within [σ/2, 2σ) for the whole block, so for each high product x·y:
@@ -238,14 +238,6 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
  *
  * Each row of a pass is one vector of columns (C vector extensions); every operation is an IEEE operation or a
  * fused multiply-add lane by lane, so the vector width cannot change a bit, and every path gives the same H. */
-
-/* The grid block: each entry's high products are summed on one grid per HP_COMP_G consecutive columns of k (the
- * same for every path: it is part of the summation order). Shorter blocks give finer grids (the spacing follows
- * the block's magnitude sum) at the price of one grid and one fold per block. */
-#define HP_COMP_G 32
-#if HPAIR_KC % HP_COMP_G != 0
-#error "HP_COMP_G must divide HPAIR_KC"
-#endif
 
 /* A pass of the compensated kernel covers HP_COMP_RB rows × HP_COMP_CW columns (a path may set both; the order
  * of each entry's sum does not depend on them): enough independent chains to hide their latency. */
@@ -361,15 +353,15 @@ static int HP_TILE_COMP(const hpair_tile_args *t, hpair_scratch *s, size_t mc, i
   *first_bad = -1;
   if (i0 >= i1 || j0 >= j1) return 0;
   const size_t rows = i1 - i0, cols = j1 - j0, pcol = (cols + CW - 1) / CW * CW, prow = (rows + RB - 1) / RB * RB;
-  const size_t kcmax = HP_MAX((size_t)1, HP_MIN((size_t)HPAIR_KC, K));
+  const size_t kcmax = HP_MAX((size_t)1, HP_MIN((size_t)HPAIR_COMP_KC, K));
   if (hpair_scratch_reserve(s, 5 * prow * kcmax, 5 * pcol * kcmax, 4 * prow * pcol)) return -1;
   /* Per entry (row stride pcol): Re's sum and correction, Im's sum and correction, over the blocks so far. */
   double *const Sre = s->p, *const Cre = s->p + prow * pcol, *const Sim = s->p + 2 * prow * pcol,
                 *const Cim = s->p + 3 * prow * pcol;
   memset(s->p, 0, 4 * prow * pcol * sizeof(double));
 
-  for (size_t kb = 0; kb < K; kb += HPAIR_KC) {
-    const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
+  for (size_t kb = 0; kb < K; kb += HPAIR_COMP_KC) {
+    const size_t kc = HP_MIN((size_t)HPAIR_COMP_KC, K - kb);
     hp_pack_comp(t->expp, NULL, N, M, i0, rows, prow, kb, kc, 0, RB, s->a);
     hp_pack_comp(t->expp, t->distance, N, M, j0, cols, pcol, kb, kc, 1, CW, s->b);
     for (size_t r = 0; r < prow; r += RB) {
@@ -378,9 +370,9 @@ static int HP_TILE_COMP(const hpair_tile_args *t, hpair_scratch *s, size_t mc, i
       const size_t cend = HP_MIN(cols, i0 + r + RB - j0);
       for (size_t cb = 0; cb < cend; cb += CW) {
         const double *const bs = s->b + cb * 5 * kc; /* and of B */
-        /* Grid blocks of HP_COMP_G columns (a divisor of HPAIR_KC, so the same blocks whatever the k blocking) */
-        for (size_t g0 = 0; g0 < kc; g0 += HP_COMP_G) {
-          const size_t g1 = HP_MIN(kc, g0 + HP_COMP_G);
+        /* Grid blocks of HPAIR_COMP_GRID columns (HPAIR_COMP_KC is a multiple: the same blocks whatever the k block) */
+        for (size_t g0 = 0; g0 < kc; g0 += HPAIR_COMP_GRID) {
+          const size_t g1 = HP_MIN(kc, g0 + HPAIR_COMP_GRID);
           /* The grid block's magnitude sums, as two chains (even and odd k) for latency, then its grids. */
   #define HP_DECL(y) hp_v te##y = {0}, to##y = {0}, sg##y, sr##y, cr##y = {0}, si##y, ci##y = {0};
           HP_ROWS(HP_DECL)
