@@ -41,7 +41,8 @@ function scratchPerThread(info: NativePathInfo | undefined, R: number, M: number
   const pSets = M - 1 > info.chunk ? 2 : 1;
   const plain = 3 * Math.min(info.mc, prow) * kc + 3 * pcol * kc + 3 * pSets * prow * pcol;
   const crow = padTo(edge, info.compRows), ccol = padTo(edge, info.compCols);
-  const ckc = Math.max(1, Math.min(info.compKc, M - 1));
+  // an addon built before compKc was published blocked the compensated kernel by kc
+  const ckc = Math.max(1, Math.min(info.compKc ?? info.kc, M - 1));
   const compensated = 5 * crow * ckc + 5 * ccol * ckc + 4 * crow * ccol;
   return Math.max(plain, compensated) * 8;
 }
