@@ -29,9 +29,9 @@ const padTo = (x: number, step: number): number => Math.ceil(x / step) * step;
 /**
  * A thread's packs and sums for its largest tile of a job of R rows and M columns, as driver.h reserves them:
  * default accuracy, A packs of 3 planes × min(mc, rows) × kc, B packs of 3 planes × cols × kc, and P1..P3 over the
- * padded tile (twice when k spans more than one chunk); compensated, A and B packs of 4 planes × kc and 4 sums per
- * entry, padded to the compensated pass. The C side grows its scratch to what a tile needs and keeps it, so this
- * is what a worker holds for such jobs.
+ * padded tile (twice when k spans more than one chunk); compensated, A and B packs of 5 planes × its k block (compKc)
+ * and 4 sums per entry, padded to the compensated pass. The C side grows its scratch to what a tile needs and keeps
+ * it, so this is what a worker holds for such jobs.
  */
 function scratchPerThread(info: NativePathInfo | undefined, R: number, M: number, tileEdge: number | undefined): number {
   if (info === undefined) return 0;
@@ -41,7 +41,9 @@ function scratchPerThread(info: NativePathInfo | undefined, R: number, M: number
   const pSets = M - 1 > info.chunk ? 2 : 1;
   const plain = 3 * Math.min(info.mc, prow) * kc + 3 * pcol * kc + 3 * pSets * prow * pcol;
   const crow = padTo(edge, info.compRows), ccol = padTo(edge, info.compCols);
-  const compensated = 4 * crow * kc + 4 * ccol * kc + 4 * crow * ccol;
+  // an addon built before compKc was published blocked the compensated kernel by kc
+  const ckc = Math.max(1, Math.min(info.compKc ?? info.kc, M - 1));
+  const compensated = 5 * crow * ckc + 5 * ccol * ckc + 4 * crow * ccol;
   return Math.max(plain, compensated) * 8;
 }
 

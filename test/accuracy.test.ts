@@ -136,16 +136,36 @@ function assertWithinGamma(h: Float64Array, exact: ExactH, L: number, what: stri
   }
 }
 
-/** Every entry within u·|H| + (4·γ(2K + 4)² + 16u²)·Σ t_m of the exact H (compensated accuracy). */
-function assertWithinDot2(h: Float64Array, exact: ExactH, K: number, what: string): void {
-  const g = ((2 * K + 4) * u) / (1 - (2 * K + 4) * u);
+const gammaOf = (L: number): number => (L * u) / (1 - L * u);
+const KC = 192;
+/** The native compensated kernel's grid block (driver.h HP_COMP_G). */
+const G = 32;
+
+/**
+ * The second term of a compensated kernel's per-entry bound, u·|H| + β·Σ t_m (docs/kernels-and-accuracy.md):
+ * the native kernels sum each block of g = 32 terms on a power-of-two grid and the B = ⌈K / g⌉ block sums by
+ * TwoSum, β = 2·γ(2g + 3)·(16g + 4)·u + 2·γ(B + 1)·(B + 16g + 4)·u + 16u²; the WebAssembly kernels are
+ * Dot2 over the 2K products of each part, β = 4·γ(2K + 4)² + 16u².
+ */
+function compensatedBeta(kernel: KernelVariant, K: number): number {
+  if (kernel.startsWith('native')) {
+    const B = Math.ceil(K / G);
+    return 2 * gammaOf(2 * G + 3) * (16 * G + 4) * u + 2 * gammaOf(B + 1) * (B + 16 * G + 4) * u + 16 * u * u;
+  }
+  const g = gammaOf(2 * K + 4);
+  return 4 * g * g + 16 * u * u;
+}
+
+/** Every entry within u·|H| + β·Σ t_m of the exact H (compensated accuracy). */
+function assertWithinCompensated(h: Float64Array, exact: ExactH, K: number, kernel: KernelVariant, what: string): void {
+  const beta = compensatedBeta(kernel, K);
   const n = Math.round(Math.sqrt(exact.absSum.length));
   for (let x = 0; x < n * n; x++) {
     for (const part of [0, 1]) {
       const want = exact.data[2 * x + part];
-      const bound = u * Math.abs(want) + (4 * g * g + 16 * u * u) * exact.absSum[x];
+      const bound = u * Math.abs(want) + beta * exact.absSum[x];
       const error = Math.abs(h[2 * x + part] - want);
-      if (!(error <= bound)) assert.unreachable(`${what}: entry ${x} part ${part}: error ${error} above the Dot2 bound ${bound}`);
+      if (!(error <= bound)) assert.unreachable(`${what}: entry ${x} part ${part}: error ${error} above the compensated bound ${bound}`);
     }
   }
 }
@@ -187,7 +207,7 @@ for (const { N, M, scenario } of cases) {
       );
       if (!compensatedVariants.includes(kernel)) continue;
       const c = await pools.get(kernel)!.hermitian(expp, distance, { accuracy: 'compensated' });
-      assertWithinDot2(c.data, exact, M - 1, `${kernel} compensated N ${N} M ${M} ${scenario}`);
+      assertWithinCompensated(c.data, exact, M - 1, kernel, `${kernel} compensated N ${N} M ${M} ${scenario}`);
       const relative = maxError(c.data, exact.data) / scale;
       assert.ok(relative <= 2.5e-16, `${kernel} compensated N ${N} M ${M} ${scenario}: max |ΔH| / max |H| = ${relative}`);
       console.log(`  ${kernel} N ${N} M ${M} ${scenario}: default ${(error / scale).toExponential(2)}, compensated ${relative.toExponential(2)}, numpy level ${(numpyLevel / scale).toExponential(2)}`);
@@ -256,8 +276,87 @@ test('compensated: an ill-conditioned H (terms cancelling to 1e-9 of their size)
     const kept = maxError(c.data, exact.data) / scale;
     assert.ok(lost > 1e-12, `${kernel} default: relative error ${lost} (expected digits lost)`);
     assert.ok(kept <= 2.5e-16, `${kernel} compensated: relative error ${kept}`);
-    assertWithinDot2(c.data, exact, M - 1, `${kernel} compensated, ill-conditioned`);
+    assertWithinCompensated(c.data, exact, M - 1, kernel, `${kernel} compensated, ill-conditioned`);
     console.log(`  ${kernel} ill-conditioned: default ${lost.toExponential(2)}, compensated ${kept.toExponential(2)}`);
+  }
+});
+
+/** N×M with amplitudes 2^e, e uniform in [−60, 60] per value, and |distance| 2^e in [2^−20, 2^20], mixed sign:
+ * terms spanning 2^±160 inside every k block, the case where a block's grid (set by its largest terms) is coarsest
+ * for the rest. `cancelling`: columns in pairs (d, −d) over values equal up to 1e-9, so H is far below Σ|terms|. */
+function wideProblem(N: number, M: number, cancelling: boolean, seed: number): { expp: ComplexMatrix; distance: Float64Array } {
+  const next = seeded(seed);
+  const scale = (): number => 2 ** Math.round(60 * next());
+  const expp = createComplexMatrix(N, M);
+  const distance = new Float64Array(new SharedArrayBuffer(8 * M));
+  for (let m = 0; m < M; m++) {
+    const pair = cancelling && m % 2 === 0 && m > 0;
+    distance[m] = pair ? -distance[m - 1] : (next() < 0 ? -1 : 1) * (1.25 + 0.75 * next()) * 2 ** Math.round(20 * next());
+    for (let r = 0; r < N; r++) {
+      for (const part of [0, 1]) {
+        const at = 2 * (r * M + m) + part;
+        expp.data[at] = pair ? expp.data[at - 2] * (1 + 1e-9 * next()) : next() * scale();
+      }
+    }
+  }
+  return { expp, distance };
+}
+
+test('compensated: terms spanning 2^±160 in every block, plain and cancelling: within the bound, and the same bits on every native path and worker count', async () => {
+  if (compensatedVariants.length === 0) {
+    console.log('  skipped: no kernel with compensated accuracy runs here (neither the native addon nor WebAssembly SIMD)');
+    return;
+  }
+  for (const cancelling of [false, true]) {
+    const N = 7;
+    const M = 3 * KC + 58; // three whole blocks and a short one
+    const { expp, distance } = wideProblem(N, M, cancelling, cancelling ? 12 : 11);
+    const exact = exactHermitian(expp.data, distance, N, M);
+    const scale = maxAbs(exact.data);
+    let nativeBits: Float64Array | undefined;
+    for (const kernel of compensatedVariants) {
+      const c = await pools.get(kernel)!.hermitian(expp, distance, { accuracy: 'compensated' });
+      const what = `${kernel} compensated, wide${cancelling ? ', cancelling' : ''}`;
+      assertWithinCompensated(c.data, exact, M - 1, kernel, what);
+      const relative = maxError(c.data, exact.data) / scale;
+      assert.ok(relative <= 2.5e-16, `${what}: max |ΔH| / max |H| = ${relative}`);
+      if (!kernel.startsWith('native')) continue;
+      const one = createPool({ workers: 1, kernel, inlineFlops: 0, accuracy: 'compensated' });
+      try {
+        assertBitIdentical((await one.hermitian(expp, distance)).data, c.data, `${what}: 1 and 2 workers`);
+      } finally {
+        await one.close();
+      }
+      if (nativeBits) assertBitIdentical(c.data, nativeBits, `${what}: the same bits as the other native paths`);
+      nativeBits = c.data;
+      console.log(`  ${what}: max |ΔH| / max |H| = ${relative.toExponential(2)}`);
+    }
+  }
+});
+
+test('compensated: terms near the top of the double range fail with OVERFLOW or come out within the bound, never wrong', async () => {
+  // Values of 2^510 in consecutive columns with distances +1, −1: each term is about 2^1021, H is exactly 0 and every
+  // partial sum stays finite, but a native block's grid (eight times the block's Σ |terms|) does not exist.
+  const N = 3;
+  const M = 401;
+  const expp = createComplexMatrix(N, M);
+  const distance = new Float64Array(new SharedArrayBuffer(8 * M));
+  for (let m = 0; m < M; m++) {
+    distance[m] = m % 2 === 0 ? -1 : 1;
+    const column = Math.floor((m + 1) / 2);
+    for (let r = 0; r < N - 1; r++) for (const part of [0, 1]) expp.data[2 * (r * M + m) + part] = (1 + ((column * 7 + r * 3 + part) % 5) / 8) * 2 ** 510;
+  }
+  const exact = exactHermitian(expp.data, distance, N, M);
+  assert.ok(exact.data.every((v) => v === 0), 'the exact H is 0');
+  for (const kernel of compensatedVariants) {
+    const job = pools.get(kernel)!.hermitian(expp, distance, { accuracy: 'compensated' });
+    const outcome = await job.then((h) => h, (error: { code?: string }) => error.code ?? String(error));
+    if (typeof outcome === 'string') {
+      assert.is(outcome, 'OVERFLOW', `${kernel} compensated: rejected with ${outcome}`);
+      continue;
+    }
+    assert.ok(!kernel.startsWith('native'), `${kernel} compensated: returned a result where its grid overflows (documented: OVERFLOW)`);
+    assertWithinCompensated(outcome.data, exact, M - 1, kernel, `${kernel} compensated near overflow`);
   }
 });
 

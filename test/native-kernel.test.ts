@@ -146,7 +146,7 @@ withAddon('info() publishes one record per line of paths.h, in its order, and Ty
   for (const p of info!.paths) {
     assert.type(p.supported, 'boolean');
     assert.type(p.fastFma, 'boolean');
-    for (const key of ['mr', 'nr', 'kc', 'mc', 'mcMaxPanels', 'compRows', 'compCols', 'tile', 'chunk', 'lanes'] as const) {
+    for (const key of ['mr', 'nr', 'kc', 'mc', 'mcMaxPanels', 'compRows', 'compCols', 'compKc', 'tile', 'chunk', 'lanes'] as const) {
       assert.ok(Number.isInteger(p[key]) && p[key] > 0, `${p.name}.${key} = ${p[key]}`);
     }
     if (p.supported) assert.is(p.reason, undefined);
@@ -167,7 +167,8 @@ withAddon('info() publishes one record per line of paths.h, in its order, and Ty
       const pad = (x: number, step: number) => Math.ceil(x / step) * step;
       const [prow, pcol, crow, ccol] = [pad(e, p.mr), pad(e, p.nr), pad(e, p.compRows), pad(e, p.compCols)];
       const plain = 3 * Math.min(p.mc, prow) * kc + 3 * pcol * kc + 3 * (M - 1 > p.chunk ? 2 : 1) * prow * pcol;
-      const compensated = 4 * (crow + ccol) * kc + 4 * crow * ccol;
+      const ckc = Math.max(1, Math.min(p.compKc, M - 1));
+      const compensated = 5 * (crow + ccol) * ckc + 4 * crow * ccol;
       assert.is(variant.scratchBytes(N, M, 3, edge).native, 3 * 8 * Math.max(plain, compensated), `${p.name}: scratch at ${N}×${M}`);
     }
   }

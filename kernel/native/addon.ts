@@ -29,6 +29,8 @@ export interface NativePathInfo {
   /** Rows × columns of one pass of the compensated kernel (its scratch is padded to them). */
   readonly compRows: number;
   readonly compCols: number;
+  /** Columns of k per block of the compensated kernel's packs (HPAIR_COMP_KC; a blocking, not a result's bits). */
+  readonly compKc: number;
   /** The tile edge a job schedules on this path (a grain of work, never a result's bits). */
   readonly tile: number;
   /** Columns of k per chunk of the summation order (HPAIR_CHUNK): beyond one chunk a tile keeps a second set of sums. */

@@ -1,8 +1,11 @@
 // Single-thread benchmark of the native kernel against numpy and scipy's zherk, in one run, alternating.
 //
 //   node kernel/native/bench-tile.mjs [--sizes 2048,4096] [--tile 240[,336…]] [--reps 5] [--path avx2] [--no-python]
+//                                     [--compensated]
 //
 // hpair: scanNonFinite over expp, then hermitianTile over every tile of the lower triangle, one thread.
+// --compensated: also hermitianTileCompensated over the same tiles, in the same rounds, with its time as a multiple
+// of the default's (the compensated mode's cost, measured under the same host load).
 // numpy: (A/d) @ A.conj().T with A = expp[:-1, 1:] − expp[-1, 1:] formed outside the timed region.
 // zherk: scipy.linalg.blas.zherk(1, A/sqrt(d), lower=1) with A/sqrt(d) formed outside the timed region.
 // Python runs with OPENBLAS_NUM_THREADS=1 as a child process that times one call per request, so the three are
@@ -22,6 +25,7 @@ const tiles = option('tile', '240').split(',').map(Number);
 const reps = Number(option('reps', '5'));
 const path = option('path', 'avx2');
 const python = !args.includes('--no-python');
+const compensated = args.includes('--compensated');
 
 const addon = createRequire(import.meta.url)(process.env.HPAIR_NATIVE_ADDON ?? './build/Release/hpair_native.node');
 
@@ -74,12 +78,12 @@ function problem(N, M) {
   return { expp, distance, h };
 }
 
-function runHpair(N, M, { expp, distance, h }, tile) {
+function runHpair(N, M, { expp, distance, h }, tile, call = addon.hermitianTile) {
   const n = N - 1;
   const t = performance.now();
   if (addon.scanNonFinite(expp, 0, expp.length) >= 0) throw new Error('non-finite input');
   for (let i0 = 0; i0 < n; i0 += tile) {
-    for (let j0 = 0; j0 <= i0; j0 += tile) addon.hermitianTile(path, expp, distance, h, N, M, i0, Math.min(n, i0 + tile), j0, Math.min(n, j0 + tile));
+    for (let j0 = 0; j0 <= i0; j0 += tile) call(path, expp, distance, h, N, M, i0, Math.min(n, i0 + tile), j0, Math.min(n, j0 + tile));
   }
   return (performance.now() - t) / 1000;
 }
@@ -87,17 +91,20 @@ function runHpair(N, M, { expp, distance, h }, tile) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const py = python ? startPython() : undefined;
 console.log(`CPU: ${cpus()[0].model}; node ${process.version}; path ${path}; ${reps} reps, medians; ${addon.info().compiler}`);
-console.log('N = M | tile | hpair ms | GFLOP/s | numpy ms | GFLOP/s | zherk ms | GFLOP/s | vs numpy | vs zherk');
+console.log(`N = M | tile | hpair ms | GFLOP/s | numpy ms | GFLOP/s | zherk ms | GFLOP/s | vs numpy | vs zherk${compensated ? ' | compensated ms | × default' : ''}`);
 for (const N of sizes) {
   const M = N;
   const data = problem(N, M);
   const useful = (8 * (N - 1) * N) / 2 * (M - 1);
   if (py) await py.ask(`size ${N} ${M}`);
   for (const tile of tiles) runHpair(N, M, data, tile); // warm-up: scratch allocation, page faults in h
+  if (compensated) for (const tile of tiles) runHpair(N, M, data, tile, addon.hermitianTileCompensated);
   const times = { numpy: [], zherk: [] };
   for (const tile of tiles) times[tile] = [];
+  for (const tile of tiles) times[`c${tile}`] = [];
   for (let r = 0; r < reps; r++) {
     for (const tile of tiles) times[tile].push(runHpair(N, M, data, tile));
+    if (compensated) for (const tile of tiles) times[`c${tile}`].push(runHpair(N, M, data, tile, addon.hermitianTileCompensated));
     if (py) {
       times.numpy.push(Number(await py.ask('numpy')));
       times.zherk.push(Number(await py.ask('zherk')));
@@ -107,8 +114,9 @@ for (const N of sizes) {
   const gf = (t) => (useful / t / 1e9).toFixed(1);
   for (const tile of tiles) {
     const th = median(times[tile]);
+    const tc = compensated ? median(times[`c${tile}`]) : NaN;
     console.log(
-      `${N} | ${tile} | ${(th * 1e3).toFixed(0)} | ${gf(th)} | ${(tn * 1e3).toFixed(0)} | ${gf(tn)} | ${(tz * 1e3).toFixed(0)} | ${gf(tz)} | ${(tn / th).toFixed(2)}× | ${(tz / th).toFixed(2)}×`,
+      `${N} | ${tile} | ${(th * 1e3).toFixed(0)} | ${gf(th)} | ${(tn * 1e3).toFixed(0)} | ${gf(tn)} | ${(tz * 1e3).toFixed(0)} | ${gf(tz)} | ${(tn / th).toFixed(2)}× | ${(tz / th).toFixed(2)}×${compensated ? ` | ${(tc * 1e3).toFixed(0)} | ${(tc / th).toFixed(2)}×` : ''}`,
     );
   }
 }

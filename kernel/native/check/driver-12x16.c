@@ -36,8 +36,8 @@ static void ukr_scalar(size_t k, const double *a, const double *b, double *c, si
 #define HP_UKR ukr_scalar
 #define HP_TILE tile_12x16
 #define HP_TILE_COMP tile_comp_12x16
-#define HP_COMP_RB 1
-#define HP_COMP_CW 3
+#define HP_COMP_RB 3
+#define HP_COMP_CW 2
 #include "driver.h"
 
 /* An AVX path's tile can return with the upper halves of the vector registers dirty (GCC emits no vzeroupper after

@@ -194,6 +194,7 @@ static napi_value info_fn(napi_env env, napi_callback_info cb) {
           set_number(env, entry, "mc", (double)hpair_choose_mc(p, cpu->l2)) || set_number(env, entry, "mcMaxPanels", p->mc_max_panels) ||
           set_number(env, entry, "compRows", p->comp_rows) || set_number(env, entry, "compCols", p->comp_cols) ||
           set_number(env, entry, "tile", p->tile_edge) || set_number(env, entry, "chunk", HPAIR_CHUNK) ||
+          set_number(env, entry, "compKc", HPAIR_COMP_KC) ||
           set_number(env, entry, "lanes", p->lanes) || napi_get_boolean(env, p->fast_fma, &fast) != napi_ok ||
           napi_set_named_property(env, entry, "fastFma", fast) != napi_ok ||
           napi_set_element(env, list, (uint32_t)i, entry) != napi_ok;

@@ -6,7 +6,8 @@
  *   HP_UKR         its micro-kernel, an hpair_ukr_fn
  *   HP_TILE        the name to give this path's tile function
  *   HP_TILE_COMP   the name to give this path's compensated tile function
- *   HP_COMP_RB, HP_COMP_CW  rows × columns of one pass of the compensated kernel
+ *   HP_COMP_RB, HP_COMP_CW  rows (1 to 4) × columns (a power of two: one vector) of one pass of the
+ *                  compensated kernel; optionally HP_VFMA, HP_VFNMA, HP_VSPLAT (its intrinsics on that vector)
  *
  * and nothing else differs between paths. Every floating-point operation here (differences, the division by
  * distance, Ar + Ai, Br − Bi, adding block and chunk sums, the combination) is an exactly rounded IEEE operation
@@ -297,60 +298,130 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
 
 /* ---- compensated accuracy (hpair_path.tile_compensated) ----
  *
- * Each entry as if computed in twice the working precision and rounded once (Ogita, Rump and Oishi's Dot2, 4M):
- * every difference a = e − e_ref is kept exactly as a pair (ah, al) (TwoSum); each quotient b = a / d as a pair
- * (bh, bl) accurate to O(u²) (the remainder of ah / d is exact by FMA); each product x·y of pairs as its exact
- * high part p = xh·yh and a low part (the FMA residue of p plus xh·yl + xl·yh); the high parts are summed by
- * TwoSum, whose rounding errors, with the low parts, go to a correction c summed plainly. Re sums ar·br + ai·bi,
- * Im sums ai·br − ar·bi, one (s, c) pair each per entry, in k order over all of k (continued across k blocks, so
- * the order does not depend on the blocking); H = fl(s + c). 4M rather than 3M: the 3M combination P3 − P1 + P2
- * cancels, so it would need its three sums carried as pairs through the combination, and (Ar + Ai), (Br − Bi)
- * as exact pairs of pairs, to save one product of four (docs/kernels-and-accuracy.md).
+ * Each entry as if computed in twice the working precision and rounded once. The pairs are those of Ogita, Rump
+ * and Oishi's Dot2 (4M): every difference a = e − e_ref is kept exactly as a pair (ah, al) (TwoSum); each quotient
+ * b = a / d as a pair (bh, bl) accurate to O(u²) (the remainder of ah / d is exact by FMA). Re sums ar·br + ai·bi,
+ * Im sums ai·br − ar·bi, one pair of sums (s, c) per part and entry.
  *
- * Plain C: every operation is an IEEE operation or fma(), so the compiler's vectorisation over the 8 columns of
- * a strip (one zmm, two ymm) cannot change a bit, and both paths give the same H. */
+ * The high products are summed error-free on a fixed grid instead of by TwoSum. Per grid block (HPAIR_COMP_GRID
+ * columns of k) and entry, T = Σ_k (|arh| + |aih|)·(|brh| + |bih|) bounds the sum of the magnitudes of the block's high
+ * products of either part, and the block's sum S starts at σ, a power of two with 4T < σ ≤ 8T (rounded T). S then
+ * stays within [σ/2, 2σ) for the whole block, so for each high product x·y:
+ *   S' = fl(S + x·y)      one FMA
+ *   q  = S' − S           exact: both are multiples of ulp(σ/2) and |S' − S| < σ
+ *   w  = fl(x·y − q)      one FMA: the rounding error of S' (TwoProduct's residue included), rounded once
+ * and w, with the cross terms xh·yl + xl·yh, goes to the block's correction c. Each product costs these three
+ * operations, two FMAs for the cross terms and one addition, where TwoProduct + TwoSum cost twelve. At the
+ * block's end S − σ is exact (Sterbenz), and is added to the entry's running sum by TwoSum (its error and the
+ * block's c to the running correction); H = fl(s + c). The grid's spacing is u·σ = O(u·T), the block's own
+ * scale, so the error of c stays O(g·u²·T) per block of g columns: short blocks keep the grid close to the
+ * partial sums' own scale, as Dot2's running sum is, for one grid and one fold per block.
+ *
+ * Each row of a pass is one vector of columns (C vector extensions); every operation is an IEEE operation or a
+ * fused multiply-add lane by lane, so the vector width cannot change a bit, and every path gives the same H. */
 
 /* A pass of the compensated kernel covers HP_COMP_RB rows × HP_COMP_CW columns (a path may set both; the order
- * of each entry's sum does not depend on them): enough independent TwoSum chains to hide their latency. */
+ * of each entry's sum does not depend on them): enough independent chains to hide their latency. */
 #if !defined(HP_COMP_CW) || !defined(HP_COMP_RB)
 #error "define HP_COMP_RB and HP_COMP_CW (the path's compensated pass) before including driver.h"
 #endif
 
-static inline void hp_two_sum_into(double *s, double *c, double p, double pl) {
-  const double t = *s + p, z = t - *s;
-  *c += ((*s - (t - z)) + (p - z)) + pl;
-  *s = t;
+/* One row of a compensated pass: HP_COMP_CW doubles in GCC/clang vector extensions, whose + and − are IEEE
+ * operations lane by lane. A path may define HP_VFMA and HP_VFNMA (c + a·b and c − a·b) as its fused multiply-add
+ * intrinsics on this type, and HP_VSPLAT as its broadcast; otherwise fma() lane by lane: the same rounding. */
+typedef double hp_v __attribute__((vector_size(HP_COMP_CW * 8)));
+typedef double hp_v_u __attribute__((vector_size(HP_COMP_CW * 8), aligned(8)));
+typedef uint64_t hp_vu __attribute__((vector_size(HP_COMP_CW * 8)));
+#ifdef HP_VFMA
+#define hp_vfma(a, b, c) ((hp_v)HP_VFMA((a), (b), (c)))
+#define hp_vfnma(a, b, c) ((hp_v)HP_VFNMA((a), (b), (c)))
+#else
+static inline __attribute__((always_inline)) hp_v hp_vfma(hp_v a, hp_v b, hp_v c) {
+  hp_v r;
+  for (int x = 0; x < HP_COMP_CW; x++) r[x] = fma(a[x], b[x], c[x]);
+  return r;
+}
+/* fl(c − a·b): a negated operand is exact, so this is fma(−a, b, c) */
+static inline __attribute__((always_inline)) hp_v hp_vfnma(hp_v a, hp_v b, hp_v c) {
+  hp_v r;
+  for (int x = 0; x < HP_COMP_CW; x++) r[x] = fma(-a[x], b[x], c[x]);
+  return r;
+}
+#endif
+static inline __attribute__((always_inline)) hp_v hp_vload(const double *p) { return *(const hp_v_u *)p; }
+static inline __attribute__((always_inline)) void hp_vstore(double *p, hp_v v) { *(hp_v_u *)p = v; }
+#ifdef HP_VSPLAT
+#define hp_vsplat(x) ((hp_v)HP_VSPLAT(x))
+#else
+static inline __attribute__((always_inline)) hp_v hp_vsplat(double x) {
+  hp_v v;
+  for (int i = 0; i < HP_COMP_CW; i++) v[i] = x;
+  return v;
+}
+#endif
+/* The rows of a pass, unrolled by name so that every accumulator stays in a register. */
+#if HP_COMP_RB == 1
+#define HP_ROWS(X) X(0)
+#elif HP_COMP_RB == 2
+#define HP_ROWS(X) X(0) X(1)
+#elif HP_COMP_RB == 3
+#define HP_ROWS(X) X(0) X(1) X(2)
+#elif HP_COMP_RB == 4
+#define HP_ROWS(X) X(0) X(1) X(2) X(3)
+#else
+#error "HP_COMP_RB must be 1 to 4"
+#endif
+
+/* The grid of a block whose rounded magnitude sum is t ≥ 0, lane by lane: the power of two in (4t, 8t], which is
+ * above 4t as the exactness argument needs; 2^−1019 where t is zero or subnormal; +inf where 8t overflows, which
+ * makes the entry NaN and fails the job with OVERFLOW through the final check instead of returning a wrong H. */
+static inline __attribute__((always_inline)) hp_v hp_grid(hp_v t) {
+  const hp_vu inf = (hp_vu){0} + 0x7ff0000000000000ull;
+  hp_vu e = (hp_vu)t & inf;
+  e += (hp_vu)(e == 0) & (1ull << 52);
+  e += 3ull << 52;
+  e ^= (e ^ inf) & (hp_vu)(e >= inf);
+  return (hp_v)e;
 }
 
 /* Packs rows [r0, r0 + rows) (A) or columns (B, divided by distance) of k block [kb, kb + kc) as pairs, zeros up to
- * `padded`. A: at (r·kc + k)·4: arh, arl, aih, ail. B: plane q at q·kc·ld, then k·ld + column: brh, brl, bih, bil. */
-static void hp_pack_comp(const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
-                         size_t padded, size_t kb, size_t kc, int divide, size_t ld, double *out) {
+ * `padded`, in strips of w rows or columns (a pass's rows, HP_COMP_RB, or columns, HP_COMP_CW), so that a pass reads
+ * its strip of both packs as two forward streams: strip s at s·5·kc·w, then k·5·w, then plane q·w, then the lane.
+ * Planes: the real part's high and low parts, the imaginary part's, and |re high| + |im high| (rounded; the block's
+ * magnitude sums T are formed from it). Like hp_pack, the lanes of one k are independent, so the compiler
+ * vectorises the lane loop, and every value is the same IEEE operations whatever the vector width. */
+static inline __attribute__((always_inline)) void hp_pack_comp(const double *expp, const double *distance, size_t N,
+                                                              size_t M, size_t r0, size_t rows, size_t padded,
+                                                              size_t kb, size_t kc, const int DIVIDE, const size_t w,
+                                                              double *out) {
   const double *ref = expp + 2 * (N - 1) * M;
-  for (size_t r = 0; r < padded; r++) {
-    const double *row = expp + 2 * (r0 + r) * M;
-    for (size_t k = 0; k < kc; k++) {
+  for (size_t s0 = 0; s0 < padded; s0 += w) {
+    double *restrict o = out + s0 * 5 * kc;
+    const double *row0 = expp + 2 * (r0 + s0) * M;
+    const size_t live = s0 >= rows ? 0 : HP_MIN(w, rows - s0); /* lanes of this strip that are not padding */
+    for (size_t k = 0; k < kc; k++, o += 5 * w) {
       const size_t m = kb + 1 + k;
-      double v[4] = {0, 0, 0, 0};
-      if (r < rows) {
-        for (int part = 0; part < 2; part++) {
-          const double e = row[2 * m + part], f = -ref[2 * m + part];
-          const double h = e + f, z = h - e, l = (e - (h - z)) + (f - z);
-          if (divide) {
-            const double d = distance[m], q = h / d, rem = fma(-q, d, h);
-            v[2 * part] = q;
-            v[2 * part + 1] = (rem + l) / d;
-          } else {
-            v[2 * part] = h;
-            v[2 * part + 1] = l;
-          }
+      const double fr = -ref[2 * m], fi = -ref[2 * m + 1];
+      const double d = DIVIDE ? distance[m] : 1;
+      for (size_t x = 0; x < live; x++) {
+        const double *e = row0 + 2 * (x * M + m);
+        /* TwoSum: the difference exactly, as h + l */
+        const double er = e[0], ei = e[1];
+        const double hr = er + fr, zr = hr - er, lr = (er - (hr - zr)) + (fr - zr);
+        const double hi = ei + fi, zi = hi - ei, li = (ei - (hi - zi)) + (fi - zi);
+        double vr = hr, wr = lr, vi = hi, wi = li;
+        if (DIVIDE) {
+          /* the quotient's remainder h − q·d is exact by FMA */
+          vr = hr / d, wr = (fma(-vr, d, hr) + lr) / d;
+          vi = hi / d, wi = (fma(-vi, d, hi) + li) / d;
         }
+        o[x] = vr;
+        o[w + x] = wr;
+        o[2 * w + x] = vi;
+        o[3 * w + x] = wi;
+        o[4 * w + x] = fabs(vr) + fabs(vi);
       }
-      if (divide) {
-        for (int q = 0; q < 4; q++) out[q * kc * ld + k * ld + r] = v[q];
-      } else {
-        for (int q = 0; q < 4; q++) out[(r * kc + k) * 4 + q] = v[q];
-      }
+      for (size_t x = live; x < w; x++) o[x] = o[w + x] = o[2 * w + x] = o[3 * w + x] = o[4 * w + x] = 0;
     }
   }
 }
@@ -363,65 +434,87 @@ static int HP_TILE_COMP(const hpair_tile_args *t, hpair_scratch *s, size_t mc, i
   *first_bad = -1;
   if (i0 >= i1 || j0 >= j1) return 0;
   const size_t rows = i1 - i0, cols = j1 - j0, pcol = (cols + CW - 1) / CW * CW, prow = (rows + RB - 1) / RB * RB;
-  const size_t kcmax = HP_MAX((size_t)1, HP_MIN((size_t)HPAIR_KC, K));
-  if (hpair_scratch_reserve(s, 4 * prow * kcmax, 4 * pcol * kcmax, 4 * prow * pcol)) return -1;
-  /* Per entry (row stride pcol): Re's sum and correction, Im's sum and correction. */
+  const size_t kcmax = HP_MAX((size_t)1, HP_MIN((size_t)HPAIR_COMP_KC, K));
+  if (hpair_scratch_reserve(s, 5 * prow * kcmax, 5 * pcol * kcmax, 4 * prow * pcol)) return -1;
+  /* Per entry (row stride pcol): Re's sum and correction, Im's sum and correction, over the blocks so far. */
   double *const Sre = s->p, *const Cre = s->p + prow * pcol, *const Sim = s->p + 2 * prow * pcol,
                 *const Cim = s->p + 3 * prow * pcol;
   memset(s->p, 0, 4 * prow * pcol * sizeof(double));
 
-  for (size_t kb = 0; kb < K; kb += HPAIR_KC) {
-    const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
-    hp_pack_comp(t->expp, NULL, N, M, i0, rows, prow, kb, kc, 0, pcol, s->a);
-    hp_pack_comp(t->expp, t->distance, N, M, j0, cols, pcol, kb, kc, 1, pcol, s->b);
-    const double *const brh = s->b, *const brl = s->b + kc * pcol, *const bih = s->b + 2 * kc * pcol,
-                 *const bil = s->b + 3 * kc * pcol;
+  for (size_t kb = 0; kb < K; kb += HPAIR_COMP_KC) {
+    const size_t kc = HP_MIN((size_t)HPAIR_COMP_KC, K - kb);
+    hp_pack_comp(t->expp, NULL, N, M, i0, rows, prow, kb, kc, 0, RB, s->a);
+    hp_pack_comp(t->expp, t->distance, N, M, j0, cols, pcol, kb, kc, 1, CW, s->b);
     for (size_t r = 0; r < prow; r += RB) {
+      const double *const as = s->a + r * 5 * kc; /* this pass's strip of A */
       /* columns j ≤ i of the pass's last row (the others compute a few entries above the diagonal, unused) */
       const size_t cend = HP_MIN(cols, i0 + r + RB - j0);
       for (size_t cb = 0; cb < cend; cb += CW) {
-        double sr[RB][CW], cr[RB][CW], si[RB][CW], ci[RB][CW];
-        for (int y = 0; y < RB; y++) {
-          const size_t at = (r + y) * pcol + cb;
-          for (int x = 0; x < CW; x++) {
-            sr[y][x] = Sre[at + x];
-            cr[y][x] = Cre[at + x];
-            si[y][x] = Sim[at + x];
-            ci[y][x] = Cim[at + x];
+        const double *const bs = s->b + cb * 5 * kc; /* and of B */
+        /* Grid blocks of HPAIR_COMP_GRID columns (HPAIR_COMP_KC is a multiple: the same blocks whatever the k block) */
+        for (size_t g0 = 0; g0 < kc; g0 += HPAIR_COMP_GRID) {
+          const size_t g1 = HP_MIN(kc, g0 + HPAIR_COMP_GRID);
+          /* The grid block's magnitude sums, as two chains (even and odd k) for latency, then its grids. */
+  #define HP_DECL(y) hp_v te##y = {0}, to##y = {0}, sg##y, sr##y, cr##y = {0}, si##y, ci##y = {0};
+          HP_ROWS(HP_DECL)
+          size_t k = g0;
+          for (; k + 1 < g1; k += 2) {
+            const hp_v b0 = hp_vload(bs + k * 5 * CW + 4 * CW), b1 = hp_vload(bs + (k + 1) * 5 * CW + 4 * CW);
+            const double *const a0 = as + k * 5 * RB + 4 * RB, *const a1 = a0 + 5 * RB;
+  #define HP_ABS(y)                                 \
+    te##y = hp_vfma(hp_vsplat(a0[y]), b0, te##y);    \
+    to##y = hp_vfma(hp_vsplat(a1[y]), b1, to##y);
+            HP_ROWS(HP_ABS)
           }
-        }
-        for (size_t k = 0; k < kc; k++) {
-          const size_t bk = k * pcol + cb;
-          for (int y = 0; y < RB; y++) {
-            const double *const a = s->a + ((r + y) * kc + k) * 4;
-            const double xh = a[0], xl = a[1], yh = a[2], yl = a[3];
-            for (int x = 0; x < CW; x++) {
-              const double ph = brh[bk + x], pl = brl[bk + x], qh = bih[bk + x], ql = bil[bk + x];
-              double p, e;
-              p = xh * ph; /* + ar·br */
-              e = fma(xl, ph, fma(xh, pl, fma(xh, ph, -p)));
-              hp_two_sum_into(&sr[y][x], &cr[y][x], p, e);
-              p = yh * qh; /* + ai·bi */
-              e = fma(yl, qh, fma(yh, ql, fma(yh, qh, -p)));
-              hp_two_sum_into(&sr[y][x], &cr[y][x], p, e);
-              p = yh * ph; /* + ai·br */
-              e = fma(yl, ph, fma(yh, pl, fma(yh, ph, -p)));
-              hp_two_sum_into(&si[y][x], &ci[y][x], p, e);
-              p = -xh * qh; /* − ar·bi */
-              e = fma(-xl, qh, fma(-xh, ql, fma(-xh, qh, -p)));
-              hp_two_sum_into(&si[y][x], &ci[y][x], p, e);
-            }
+          if (k < g1) {
+            const hp_v b0 = hp_vload(bs + k * 5 * CW + 4 * CW);
+            const double *const a0 = as + k * 5 * RB + 4 * RB;
+  #define HP_ABS_LAST(y) te##y = hp_vfma(hp_vsplat(a0[y]), b0, te##y);
+            HP_ROWS(HP_ABS_LAST)
           }
-        }
-        for (int y = 0; y < RB; y++) {
-          const size_t at = (r + y) * pcol + cb;
-          for (int x = 0; x < CW; x++) {
-            Sre[at + x] = sr[y][x];
-            Cre[at + x] = cr[y][x];
-            Sim[at + x] = si[y][x];
-            Cim[at + x] = ci[y][x];
+  #define HP_GRID(y) sg##y = hp_grid(te##y + to##y), sr##y = si##y = sg##y;
+          HP_ROWS(HP_GRID)
+          for (k = g0; k < g1; k++) {
+            const double *const ak = as + k * 5 * RB, *const bk = bs + k * 5 * CW;
+            const hp_v ph = hp_vload(bk), pl = hp_vload(bk + CW), qh = hp_vload(bk + 2 * CW), ql = hp_vload(bk + 3 * CW);
+            /* S' = fl(S ± x·y); w = fl(±x·y − (S' − S)), the exact S − S' as the addend; the cross terms after it. */
+  #define HP_TERM(FMA, s, c, xh, xl, yh, yl)                       \
+    {                                                              \
+      const hp_v S = FMA(xh, yh, s);                               \
+      const hp_v w = FMA(xh, yh, s - S);                           \
+      c += FMA(xl, yh, FMA(xh, yl, w));                            \
+      s = S;                                                       \
+    }
+  #define HP_STEP(y)                                                                                       \
+    {                                                                                                      \
+      const hp_v xh = hp_vsplat(ak[y]), xl = hp_vsplat(ak[RB + y]), yh = hp_vsplat(ak[2 * RB + y]),         \
+                 yl = hp_vsplat(ak[3 * RB + y]);                                                           \
+      HP_TERM(hp_vfma, sr##y, cr##y, xh, xl, ph, pl)  /* + ar·br */                                        \
+      HP_TERM(hp_vfma, sr##y, cr##y, yh, yl, qh, ql)  /* + ai·bi */                                        \
+      HP_TERM(hp_vfma, si##y, ci##y, yh, yl, ph, pl)  /* + ai·br */                                        \
+      HP_TERM(hp_vfnma, si##y, ci##y, xh, xl, qh, ql) /* − ar·bi */                                        \
+    }
+            HP_ROWS(HP_STEP)
           }
+          /* The grid block's sums S − σ (exact) into the running sums by TwoSum, errors and corrections into theirs. */
+  #define HP_FOLD(S, C, s, c, y)                                                             \
+    {                                                                                        \
+      double *const ps = S + (r + y) * pcol + cb, *const pc = C + (r + y) * pcol + cb;       \
+      const hp_v a = hp_vload(ps), b = s - sg##y, sum = a + b, z = sum - a;                 \
+      hp_vstore(pc, hp_vload(pc) + (((a - (sum - z)) + (b - z)) + c));                      \
+      hp_vstore(ps, sum);                                                                    \
+    }
+  #define HP_END(y) HP_FOLD(Sre, Cre, sr##y, cr##y, y) HP_FOLD(Sim, Cim, si##y, ci##y, y)
+          HP_ROWS(HP_END)
         }
+#undef HP_DECL
+#undef HP_ABS
+#undef HP_ABS_LAST
+#undef HP_GRID
+#undef HP_TERM
+#undef HP_STEP
+#undef HP_FOLD
+#undef HP_END
       }
     }
   }

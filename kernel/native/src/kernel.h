@@ -23,6 +23,18 @@
 #define HPAIR_CHUNK_BLOCKS 64
 #define HPAIR_CHUNK (HPAIR_KC * HPAIR_CHUNK_BLOCKS)
 
+/* Compensated accuracy (driver.h): each entry's high products are summed on one power-of-two grid per
+ * HPAIR_COMP_GRID consecutive columns of k, from k = 0, and the grid blocks' sums are added in k order by TwoSum.
+ * The grid block is part of the summation order (a constant of the result's format): shorter blocks keep the grid
+ * closer to the partial sums' own scale, for one grid and one fold per block. HPAIR_COMP_KC, the compensated
+ * kernel's k block (the columns its packs hold), is a multiple of it and only a blocking: packs of both sides of
+ * a tile fit L2 together. */
+#define HPAIR_COMP_GRID 32
+#define HPAIR_COMP_KC 64
+#if HPAIR_COMP_KC % HPAIR_COMP_GRID != 0
+#error "HPAIR_COMP_KC must be a multiple of HPAIR_COMP_GRID"
+#endif
+
 /* s(i, j) = Σ_k a[k·mr + i] · b[k·nr + j] as one FMA chain in k order from +0, in registers; then
  * C[i, j] = C[i, j] + s(i, j) when accumulate is non-zero, else C[i, j] = s(i, j) (C has row stride ldc).
  * k may be 0 (s = +0). */

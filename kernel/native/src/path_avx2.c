@@ -7,7 +7,7 @@
 /* This path's block sizes, its only copy: the micro-tile, and the compensated kernel's pass (rows × columns). */
 #define MR 6
 #define NR 8
-#define HP_COMP_RB 3
+#define HP_COMP_RB 4
 #define HP_COMP_CW 4
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -69,6 +69,9 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
 #define HP_UKR ukr_avx2
 #define HP_TILE tile_avx2
 #define HP_TILE_COMP tile_comp_avx2
+#define HP_VFMA _mm256_fmadd_pd
+#define HP_VSPLAT _mm256_set1_pd
+#define HP_VFNMA _mm256_fnmadd_pd
 #include "driver.h"
 
 static volatile double sink;

@@ -8,7 +8,7 @@
 /* This path's block sizes, its only copy: the micro-tile, and the compensated kernel's pass (rows × columns). */
 #define MR 12
 #define NR 16
-#define HP_COMP_RB 2
+#define HP_COMP_RB 4
 #define HP_COMP_CW 8
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -71,6 +71,9 @@ static void ukr_avx512(size_t k, const double *restrict a, const double *restric
 #define HP_UKR ukr_avx512
 #define HP_TILE tile_avx512
 #define HP_TILE_COMP tile_comp_avx512
+#define HP_VFMA _mm512_fmadd_pd
+#define HP_VSPLAT _mm512_set1_pd
+#define HP_VFNMA _mm512_fnmadd_pd
 #include "driver.h"
 
 static volatile double sink;

@@ -11,11 +11,12 @@
 #include "peak_loop.h"
 
 /* This path's block sizes, its only copy: a 4×8 micro-tile's 32 accumulators fit 16 128-bit registers (NEON has
- * 32, SSE2 16), and the compensated kernel's pass (rows × columns). */
+ * 32, SSE2 16), and the compensated kernel's pass (rows × columns): one 128-bit vector of columns, the width
+ * every target of this path has. */
 #define MR 4
 #define NR 8
-#define HP_COMP_RB 2
-#define HP_COMP_CW 4
+#define HP_COMP_RB 4
+#define HP_COMP_CW 2
 
 static void ukr_portable(size_t k, const double *restrict a, const double *restrict b, double *restrict c, size_t ldc,
                          int accumulate) {
