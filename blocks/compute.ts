@@ -4,7 +4,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { hermitianFlops } from '../kernel/hermitian-size.js';
 import { checkHermitianShape, firstNonFinite } from '../kernel/hermitian-inputs.js';
 import type { HermitianResult } from '../kernel/hermitian-result.js';
-import type { Accuracy, KernelVariant } from '../kernel/kernel-names.js';
+import { summationStamp, type Accuracy, type KernelVariant } from '../kernel/kernel-names.js';
 import { createSharedFloat64, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { HpairAbortError, HpairError } from '../shared/errors.js';
 import { openNpyInput, readNpyVector, type NpyInput } from '../io/npy-file.js';
@@ -166,8 +166,7 @@ export async function computeToNpy(pool: BlockPool, options: ComputeToNpyOptions
     checkHermitianShape(N, M, distance);
     const n = N - 1;
     const kernel = pool.kernel;
-    // Blocks of another accuracy round differently: a journal of one is never resumed by the other.
-    const stamp = pool.accuracy === 'compensated' ? `${kernel} compensated` : kernel;
+    const stamp = summationStamp(kernel, pool.accuracy ?? 'default');
     const threads = pool.size;
     const maxMemory = options.maxMemory ?? totalmem() / 2;
     const cost = { kernel, threads, accuracy: pool.accuracy ?? 'default' };

@@ -20,7 +20,7 @@ import {
 import { describeBlocks, digestFile, isChecksum, manifestOf, manifestPath, mismatchedBlocks, writeManifest } from '../blocks/integrity.js';
 import { exppStamp } from '../blocks/journal.js';
 import { checkHermitianShape } from '../kernel/hermitian-inputs.js';
-import type { Accuracy, KernelChoice, KernelVariant } from '../kernel/kernel-names.js';
+import { summationStamp, type Accuracy, type KernelChoice, type KernelVariant } from '../kernel/kernel-names.js';
 import { resolveKernel } from '../kernel/variants.js';
 import { checkAccuracy } from '../kernel/hermitian-engine.js';
 import { HpairAbortError, HpairError, type HpairErrorCode } from '../shared/errors.js';
@@ -150,8 +150,7 @@ export async function submitToCluster(options: SubmitOptions): Promise<ClusterSu
   const kernel = variant.name;
   const accuracy = options.accuracy ?? 'default';
   checkAccuracy(variant, accuracy);
-  // Blocks of another accuracy round differently: a journal of one is never resumed by the other.
-  const stamp = accuracy === 'compensated' ? `${kernel} compensated` : kernel;
+  const stamp = summationStamp(kernel, accuracy);
   const input = await openNpyInput(expp, { name: 'expp' });
   let stamps: { expp: InputStamp; distance: InputStamp };
   try {

@@ -19,6 +19,15 @@ export const KERNEL_VARIANTS: readonly KernelVariant[] = [...NATIVE_PATHS.map((p
  * (docs/kernels-and-accuracy.md).
  */
 export type Accuracy = 'default' | 'compensated';
+/**
+ * What a journal or a cluster run records of how its blocks are summed: the kernel, and with compensated accuracy
+ * the version of that method. Blocks summed another way round differently, so a run never resumes or mixes them;
+ * the version went up when the native paths' compensated sums moved to a per-block power-of-two grid, whose bits
+ * can differ in the last place from the Dot2 sums before it.
+ */
+export function summationStamp(kernel: KernelVariant, accuracy: Accuracy): string {
+  return accuracy === 'compensated' ? `${kernel} compensated 2` : kernel;
+}
 /** What a caller may ask for: a variant, the widest native path this CPU has, or the fastest available. */
 export type KernelChoice = 'auto' | 'native' | KernelVariant;
 
