@@ -4,8 +4,8 @@
 // slice of one buffer larger than the caches, with ordinary stores and with streaming ones. The faster kind on a
 // thread count is the limit a row on that many workers is set against. Each measurement is repeated and the best
 // kept: other load only ever lowers a bandwidth, never raises it.
-import { Worker } from 'node:worker_threads';
 import { loadNativeAddon, nativeAddonPath } from '../kernel/native/addon.js';
+import { withProbeWorkers } from './probe-threads.js';
 
 export type StoreKind = 'store' | 'stream';
 
@@ -58,43 +58,6 @@ parentPort.on('message', ({ buffer, offset, length, kind, seconds, flag }) => {
 });
 `;
 
-type WorkerReply = { ready: true } | { rate: number } | { error: string };
-
-function nextReply(worker: Worker): Promise<WorkerReply> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (reply: WorkerReply): void => {
-      worker.off('error', onError);
-      resolve(reply);
-    };
-    const onError = (error: Error): void => {
-      worker.off('message', onMessage);
-      reject(error);
-    };
-    worker.once('message', onMessage);
-    worker.once('error', onError);
-  });
-}
-
-async function expect<K extends 'ready' | 'rate'>(worker: Worker, key: K): Promise<Extract<WorkerReply, Record<K, unknown>>> {
-  const reply = await nextReply(worker);
-  if ('error' in reply) throw new Error(`write-bandwidth probe: ${reply.error}`);
-  if (!(key in reply)) throw new Error(`write-bandwidth probe: expected '${key}', got ${JSON.stringify(reply)}`);
-  return reply as Extract<WorkerReply, Record<K, unknown>>;
-}
-
-/** One concurrent run: every worker's rate (bytes/s) on its own slice of `buffer`, all timed runs started together. */
-async function concurrentRun(workers: readonly Worker[], buffer: SharedArrayBuffer, sliceBytes: number, kind: StoreKind, seconds: number): Promise<number[]> {
-  const flag = new SharedArrayBuffer(4);
-  const ready = workers.map((worker) => expect(worker, 'ready'));
-  workers.forEach((worker, w) => worker.postMessage({ buffer, offset: w * sliceBytes, length: sliceBytes / 8, kind, seconds, flag }));
-  await Promise.all(ready);
-  const rates = workers.map((worker) => expect(worker, 'rate'));
-  const go = new Int32Array(flag);
-  Atomics.store(go, 0, 1);
-  Atomics.notify(go, 0);
-  return (await Promise.all(rates)).map((reply) => reply.rate);
-}
-
 /** The write bandwidth with each kind of store on each thread count, in worker threads. */
 export async function measureWriteBandwidth(options: BandwidthOptions): Promise<BandwidthReport> {
   const { addon, reason } = loadNativeAddon();
@@ -107,25 +70,14 @@ export async function measureWriteBandwidth(options: BandwidthOptions): Promise<
   const sliceBytes = Math.ceil(options.sliceBytes / 4096) * 4096; // each slice starts on a page
   const buffer = new SharedArrayBuffer(most * sliceBytes);
   const measurements: BandwidthMeasurement[] = [];
-  const workers: Worker[] = [];
-  try {
-    for (let i = 0; i < most; i++) workers.push(new Worker(WORKER_SOURCE, { eval: true, workerData: { addon: nativeAddonPath() } }));
+  await withProbeWorkers(WORKER_SOURCE, most, nativeAddonPath(), async (probe) => {
     for (const threads of counts) {
       for (const kind of ['store', 'stream'] as const) {
-        const repetitions: number[] = [];
-        let best: number[] = [];
-        for (let r = 0; r < options.repetitions; r++) {
-          const rates = await concurrentRun(workers.slice(0, threads), buffer, sliceBytes, kind, options.seconds);
-          const sum = rates.reduce((a, b) => a + b, 0);
-          repetitions.push(sum);
-          if (best.length === 0 || sum > best.reduce((a, b) => a + b, 0)) best = rates;
-        }
-        measurements.push({ threads, kind, bytesPerSecond: best.reduce((a, b) => a + b, 0), perThread: best, repetitions, sliceBytes, seconds: options.seconds });
+        const run = await probe(threads, options.repetitions, (w) => ({ buffer, offset: w * sliceBytes, length: sliceBytes / 8, kind, seconds: options.seconds }));
+        measurements.push({ threads, kind, bytesPerSecond: run.total, perThread: run.perThread, repetitions: run.repetitions, sliceBytes, seconds: options.seconds });
       }
     }
-  } finally {
-    await Promise.all(workers.map((worker) => worker.terminate()));
-  }
+  }, 'write-bandwidth probe');
   return { measurements };
 }
 

@@ -3,8 +3,8 @@
 // power budget, or vCPUs that share a host core, run slower together than one alone, so the peak of a row on W
 // workers is the sum measured with W threads running at the same moment, not W times the one-thread figure.
 // Each measurement is repeated and the best kept: other load only ever lowers a peak, never raises it.
-import { Worker } from 'node:worker_threads';
 import { loadNativeAddon, nativeAddonPath, type NativePathName } from '../kernel/native/addon.js';
+import { withProbeWorkers } from './probe-threads.js';
 
 export interface PeakMeasurement {
   isa: NativePathName;
@@ -51,43 +51,6 @@ parentPort.on('message', ({ isa, seconds, flag }) => {
 });
 `;
 
-type WorkerReply = { ready: true } | { rate: number } | { error: string };
-
-function nextReply(worker: Worker): Promise<WorkerReply> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (reply: WorkerReply): void => {
-      worker.off('error', onError);
-      resolve(reply);
-    };
-    const onError = (error: Error): void => {
-      worker.off('message', onMessage);
-      reject(error);
-    };
-    worker.once('message', onMessage);
-    worker.once('error', onError);
-  });
-}
-
-async function expect<K extends 'ready' | 'rate'>(worker: Worker, key: K): Promise<Extract<WorkerReply, Record<K, unknown>>> {
-  const reply = await nextReply(worker);
-  if ('error' in reply) throw new Error(`FMA peak probe: ${reply.error}`);
-  if (!(key in reply)) throw new Error(`FMA peak probe: expected '${key}', got ${JSON.stringify(reply)}`);
-  return reply as Extract<WorkerReply, Record<K, unknown>>;
-}
-
-/** One concurrent run: every worker's rate (flops/s), all timed runs started together. */
-async function concurrentRun(workers: readonly Worker[], isa: NativePathName, seconds: number): Promise<number[]> {
-  const flag = new SharedArrayBuffer(4);
-  const ready = workers.map((worker) => expect(worker, 'ready'));
-  for (const worker of workers) worker.postMessage({ isa, seconds, flag });
-  await Promise.all(ready);
-  const rates = workers.map((worker) => expect(worker, 'rate'));
-  const go = new Int32Array(flag);
-  Atomics.store(go, 0, 1);
-  Atomics.notify(go, 0);
-  return (await Promise.all(rates)).map((reply) => reply.rate);
-}
-
 /** The FMA peak of every ISA the addon can run here, on each thread count, in worker threads. */
 export async function measurePeaks(options: PeakOptions): Promise<PeakReport> {
   const { addon, reason } = loadNativeAddon();
@@ -99,25 +62,14 @@ export async function measurePeaks(options: PeakOptions): Promise<PeakReport> {
     .map((path) => path.name);
   const counts = [...new Set([1, ...options.threads])].sort((a, b) => a - b);
   const peaks: PeakMeasurement[] = [];
-  const workers: Worker[] = [];
-  try {
-    for (let i = 0; i < Math.max(...counts); i++) workers.push(new Worker(WORKER_SOURCE, { eval: true, workerData: { addon: nativeAddonPath() } }));
+  await withProbeWorkers(WORKER_SOURCE, Math.max(...counts), nativeAddonPath(), async (probe) => {
     for (const isa of isas) {
       for (const threads of counts) {
-        const repetitions: number[] = [];
-        let best: number[] = [];
-        for (let r = 0; r < options.repetitions; r++) {
-          const rates = (await concurrentRun(workers.slice(0, threads), isa, options.seconds)).map((rate) => rate / 1e9);
-          const sum = rates.reduce((a, b) => a + b, 0);
-          repetitions.push(sum);
-          if (best.length === 0 || sum > best.reduce((a, b) => a + b, 0)) best = rates;
-        }
-        peaks.push({ isa, threads, gflops: best.reduce((a, b) => a + b, 0), perThread: best, repetitions, seconds: options.seconds });
+        const run = await probe(threads, options.repetitions, () => ({ isa, seconds: options.seconds }));
+        peaks.push({ isa, threads, gflops: run.total / 1e9, perThread: run.perThread.map((rate) => rate / 1e9), repetitions: run.repetitions.map((rate) => rate / 1e9), seconds: options.seconds });
       }
     }
-  } finally {
-    await Promise.all(workers.map((worker) => worker.terminate()));
-  }
+  }, 'FMA peak probe');
   return { peaks };
 }
 

@@ -49,6 +49,17 @@ function testIf(runs: boolean, reason: () => string): (name: string, fn: () => u
 const noAddon = (): string => `the native addon is not loaded here (${loadError || readStatus()?.reason || 'not built'})`;
 const withAddon = testIf(addon !== undefined, noAddon);
 
+/** n·i + j of the first entry (row-major, j ≤ i) of the tile rows [i0, i1) × columns [j0, j1) of h that is not finite, as stored, or −1. */
+function firstNonFinite(h: Float64Array, n: number, i0: number, i1: number, j0: number, j1: number): number {
+  for (let i = i0; i < i1; i++) {
+    for (let j = j0; j < Math.min(j1, i + 1); j++) {
+      const at = 2 * (i * n + j);
+      if (!(Number.isFinite(h[at]) && Number.isFinite(h[at + 1]))) return i * n + j;
+    }
+  }
+  return -1;
+}
+
 function hasCompiler(): boolean {
   const cc = (process.env.CC || 'cc').trim().split(/\s+/);
   const probe = spawnSync(cc[0], [...cc.slice(1), '--version'], { encoding: 'utf8' });
@@ -332,18 +343,7 @@ for (const name of paths) {
         for (let j0 = 0; j0 <= i0; j0 += 8) {
           const [i1, j1] = [Math.min(n, i0 + 8), Math.min(n, j0 + 8)];
           const bad = addon!.hermitianTile(name, expp.data, distance, h, N, M, i0, i1, j0, j1);
-          // The first entry (row-major, j ≤ i) of this tile that is not finite, as stored.
-          let first = -1;
-          for (let i = i0; i < i1 && first < 0; i++) {
-            for (let j = j0; j < Math.min(j1, i + 1); j++) {
-              const at = 2 * (i * n + j);
-              if (!(Number.isFinite(h[at]) && Number.isFinite(h[at + 1]))) {
-                first = i * n + j;
-                break;
-              }
-            }
-          }
-          assert.is(bad, first, `${spoil}, tile (${i0}, ${j0})`);
+          assert.is(bad, firstNonFinite(h, n, i0, i1, j0, j1), `${spoil}, tile (${i0}, ${j0})`);
           if (bad >= 0) reported++;
         }
       }
@@ -374,17 +374,7 @@ for (const name of paths) {
           for (let j0 = 0; j0 <= i0; j0 += tile) {
             const [i1, j1] = [Math.min(n, i0 + tile), Math.min(n, j0 + tile)];
             const bad = addon!.hermitianTile(name, expp.data, distance, h, N, M, i0, i1, j0, j1);
-            let first = -1;
-            for (let i = i0; i < i1 && first < 0; i++) {
-              for (let j = j0; j < Math.min(j1, i + 1); j++) {
-                const at = 2 * (i * n + j);
-                if (!(Number.isFinite(h[at]) && Number.isFinite(h[at + 1]))) {
-                  first = i * n + j;
-                  break;
-                }
-              }
-            }
-            assert.is(bad, first, `${spoil}, tile ${tile} at (${i0}, ${j0})`);
+            assert.is(bad, firstNonFinite(h, n, i0, i1, j0, j1), `${spoil}, tile ${tile} at (${i0}, ${j0})`);
             if (bad >= 0) reported++;
           }
         }
