@@ -118,7 +118,7 @@ export function jobMemory(N: number, M: number, shape: JobShape, options: BlockC
   if (!fits(variant)) variant = fallbackAfter(variant, fits) ?? variantNamed('js');
   // A native job's tiles are cut from its own block (kernel/hermitian-block.ts): none is longer than the block's
   // longest side, nor than the variant's largest tile edge (the job may take a smaller one: this bounds it).
-  const edges = variant.tileEdges(M);
+  const edges = variant.tileEdges(M, accuracy);
   const s = variant.scratchBytes(R, M, threads, variant.anyOrigin ? Math.min(Math.max(b, width), edges[edges.length - 1]) : undefined, accuracy);
   const h = 2 * 16 * b * width + Math.min(MIRROR_STAGE_BYTES, 16 * b * width);
   const other = 8 * M + 16 * M + READ_STAGE_BYTES;

@@ -94,9 +94,9 @@ export class HermitianEngine {
       window: { r0: 0, c0: 0, rows: n, cols: n },
       // The edge that finishes first on these threads, cut to keep every thread busy: a tall job's few rows under
       // the variant's tile edge would leave one tile holding nearly all the work (kernel/hermitian-tiling.ts).
-      pairSpace: (variant, threads, schedule) => {
+      pairSpace: (variant, threads, schedule, accuracy) => {
         const step = variant.tileStep;
-        const edge = triangleEdge(n, variant.tileEdges(M), step, threads);
+        const edge = triangleEdge(n, variant.tileEdges(M, accuracy), step, threads);
         return { space: planTriangle(n, { tile: edge, step }, threads, schedule).space, edge };
       },
       out,
@@ -150,8 +150,8 @@ export class HermitianEngine {
       distance,
       rows: needed,
       window,
-      pairSpace: (variant, threads) => {
-        const list = blockTiles(sub, variant.tileEdges(M), window, variant.anyOrigin, threads);
+      pairSpace: (variant, threads, _schedule, accuracy) => {
+        const list = blockTiles(sub, variant.tileEdges(M, accuracy), window, variant.anyOrigin, threads);
         const space: IndexSpace = { kind: 'list', n: sub, tile: variant.tile, list };
         return { space, edge: largestEdge(space) };
       },
@@ -179,7 +179,7 @@ export class HermitianEngine {
     checkAccuracy(variant, accuracy);
     // The tiles are cut now, so that the scratch is counted for their largest edge (a larger edge needs more),
     // before anything big is allocated: an oversized request fails instead of taking the process down.
-    const { space: pairSpace, edge } = plan.pairSpace(variant, threads, this.#options.schedule);
+    const { space: pairSpace, edge } = plan.pairSpace(variant, threads, this.#options.schedule, accuracy);
     const scratch = variant.scratchBytes(N, M, threads, edge, accuracy);
     const inPlace = gathered ? undefined : source.inPlace;
     const copies = (inPlace === undefined ? 16 * N * M : 0) + (isSharedView(distance) ? 0 : distance.byteLength);
@@ -299,11 +299,11 @@ interface JobPlan {
   readonly rows: RowRanges;
   readonly window: HWindow;
   /**
-   * The pair step's tiles for a variant (its tile edges, anyOrigin and tileStep), thread count and schedule, and
+   * The pair step's tiles for a variant (its tile edges, anyOrigin and tileStep), thread count, schedule and accuracy, and
    * the edge its scratch is counted for: no tile is longer (for the whole H, the edge it was cut to, which does
    * not depend on the schedule, as hermitianJobBytes counts it).
    */
-  readonly pairSpace: (variant: HermitianVariant, threads: number, schedule: Schedule) => { space: IndexSpace; edge: number };
+  readonly pairSpace: (variant: HermitianVariant, threads: number, schedule: Schedule, accuracy: Accuracy) => { space: IndexSpace; edge: number };
   readonly out: ComplexMatrix | undefined;
   readonly maxBytes: number | undefined;
   /** hermitianWork of what the job computes: it decides whether the job runs inline. */

@@ -19,11 +19,12 @@ export function hermitianWork(N: number, M: number): number {
 /**
  * Bytes an H job allocates or borrows beyond its inputs on `threads` threads: H, and the variant's scratch
  * (job-wide packed panels for the js and wasm kernels, per-thread packs for the native ones, for the tile edge
- * the job is cut to: kernel/hermitian-tiling.ts, triangleEdge), as the pool counts them against maxBytes.
+ * the job is cut to: kernel/hermitian-tiling.ts, triangleEdge), as the pool counts them against maxBytes, at
+ * accuracy 'default'.
  */
 export function hermitianJobBytes(N: number, M: number, variant: KernelVariant, threads = 1): { h: number; panels: number } {
   const n = Math.max(0, N - 1);
   const v = variantNamed(variant);
-  const scratch = v.scratchBytes(N, M, threads, triangleEdge(n, v.tileEdges(M), v.tileStep, threads));
+  const scratch = v.scratchBytes(N, M, threads, triangleEdge(n, v.tileEdges(M, 'default'), v.tileStep, threads));
   return { h: 16 * n * n, panels: scratch.wasm + scratch.shared + scratch.native };
 }

@@ -29,7 +29,9 @@ const tileOf = (path: NativePath): number => pathInfo(path)?.tile ?? NO_ADDON_TI
  * twice the edge packs each row of expp half as often for four times the work; the job takes it when its
  * workers still finish sooner (kernel/hermitian-tiling.ts). Only when k spans LARGE_TILE_MIN_BLOCKS k blocks or
  * more: below, storing H weighs as much as the packing, and the larger tile's sums no longer stay in L2 between
- * its k blocks and their combination, so the larger edge is slower there.
+ * its k blocks and their combination, so the larger edge is slower there. Never for accuracy 'compensated': its
+ * kernel reads and writes its four sums per entry once per k block, so a larger tile's sums leave the caches
+ * and cost more than its packing saves.
  */
 const LARGE_TILE_FACTOR = 2;
 const LARGE_TILE_MIN_BLOCKS = 2;
@@ -68,9 +70,9 @@ function nativeVariant(path: NativePath): HermitianVariant {
     get tile() {
       return tileOf(path);
     },
-    tileEdges: (M) => {
+    tileEdges: (M, accuracy) => {
       const tile = tileOf(path), kc = pathInfo(path)?.kc;
-      return kc !== undefined && M - 1 >= LARGE_TILE_MIN_BLOCKS * kc ? [tile, LARGE_TILE_FACTOR * tile] : [tile];
+      return accuracy === 'default' && kc !== undefined && M - 1 >= LARGE_TILE_MIN_BLOCKS * kc ? [tile, LARGE_TILE_FACTOR * tile] : [tile];
     },
     // Rows of a micro-tile: a cut elsewhere leaves a part-empty row panel on either side.
     get tileStep() {

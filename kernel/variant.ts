@@ -61,12 +61,12 @@ export interface HermitianVariant {
   /** Edge of the pair step's triangle tiles: the scheduling and cancellation grain, never a result's bits. */
   readonly tile: number;
   /**
-   * Edges the tiles of a job of M columns may be cut to, increasing, the first `tile`. A job takes a larger one
-   * when its workers still finish sooner with it (kernel/hermitian-tiling.ts, triangleEdge and blockEdge): a
-   * kernel that packs per tile packs each row of expp fewer times in larger tiles. Its scratch grows with the
-   * edge (`scratchBytes`).
+   * Edges the tiles of a job of M columns and this accuracy may be cut to, increasing, the first `tile`. A job
+   * takes a larger one when its workers still finish sooner with it (kernel/hermitian-tiling.ts, triangleEdge and
+   * blockEdge): a kernel that packs per tile packs each row of expp fewer times in larger tiles. Its scratch
+   * grows with the edge (`scratchBytes`).
    */
-  tileEdges(M: number): readonly number[];
+  tileEdges(M: number, accuracy: Accuracy): readonly number[];
   /**
    * Every cut between the whole H's tiles is a multiple of this (its micro-tile's edge), when the job cuts its
    * triangle otherwise than into `tile` × `tile` blocks to balance its workers (kernel/hermitian-tiling.ts).
