@@ -110,6 +110,37 @@ nativeTest('every edge, worker count, schedule and accuracy gives the same bits,
   }
 });
 
+nativeTest('blocks cut into tiles of the larger edge give the whole H\'s bits', async () => {
+  const N = 1200, M = 400, n = N - 1;
+  const { expp, distance } = randomProblem(N, M, 12);
+  const kernel = natives[0];
+  const whole = tiled(kernel.slice('native-'.length) as NativePathName, expp, distance, 240, false);
+  // Off the diagonal, on it, above it, and a strip: the first two are long enough for the larger edge.
+  const blocks = [
+    { rows: [600, 1199], cols: [0, 599] },
+    { rows: [100, 1100], cols: [100, 1100] },
+    { rows: [0, 550], cols: [560, 1199] },
+    { rows: [0, 1199], cols: [500, 540] },
+  ] as const;
+  const edges = variantNamed(kernel).tileEdges(M, 'default');
+  const own = blockTiles(1198, edges, { r0: 599, c0: 0, rows: 599, cols: 599 }, true, 2);
+  assert.is(largestEdge({ kind: 'list', n: 1198, tile: 240, list: own }), Math.ceil(599 / 2), 'the first block is cut into tiles of the larger edge');
+  for (const workers of [1, 2]) {
+    const pool = createPool({ workers, kernel, inlineFlops: 0 });
+    try {
+      for (const block of blocks) {
+        const [[i0, i1], [j0, j1]] = [block.rows, block.cols];
+        const h = await pool.hermitianBlock(expp, distance, { rows: [i0, i1], cols: [j0, j1] });
+        const expected = new Float64Array(2 * (i1 - i0) * (j1 - j0));
+        for (let i = i0; i < i1; i++) expected.set(whole.subarray(2 * (i * n + j0), 2 * (i * n + j1)), 2 * (i - i0) * (j1 - j0));
+        assertBitIdentical(h.data, expected, `${workers} workers, block ${JSON.stringify(block)}`);
+      }
+    } finally {
+      await pool.close();
+    }
+  }
+});
+
 nativeTest('a job is charged the scratch of its own edge, to the byte, as hermitianJobBytes counts it', async () => {
   const kernel = natives[0];
   const variant = variantNamed(kernel);
