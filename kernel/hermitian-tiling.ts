@@ -117,7 +117,7 @@ const edgesChosen = new Map<string, number>();
  * the costs above (a tile packs its rows and columns once per k block, so larger tiles pack each row of expp
  * fewer times, while fewer tiles may leave a worker idle at the end). An edge is tried only when the triangle
  * holds a whole tile of it: a triangle under it (a tall job) is balanced by planTriangle's cuts of the smaller
- * edges as before. The tiles are costed as a dynamic pool deals them, whatever the pool's schedule, so that a
+ * edges. The tiles are costed as a dynamic pool deals them, whatever the pool's schedule, so that a
  * job's scratch, which grows with its edge, follows from its shape and thread count alone (hermitianJobBytes).
  * Only speed depends on it, never a result.
  */
