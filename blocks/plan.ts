@@ -116,8 +116,10 @@ export function jobMemory(N: number, M: number, shape: JobShape, options: BlockC
   let variant = variantNamed(kernel);
   const fits = (candidate: typeof variant): boolean => candidate.scratchBytes(R, M, threads, undefined, accuracy).wasm <= WASM_MAX_BYTES;
   if (!fits(variant)) variant = fallbackAfter(variant, fits) ?? variantNamed('js');
-  // A native job's tiles are cut from its own block (kernel/hermitian-block.ts): none is wider than it.
-  const s = variant.scratchBytes(R, M, threads, variant.anyOrigin ? Math.max(b, Math.min(width, variant.tile)) : undefined, accuracy);
+  // A native job's tiles are cut from its own block (kernel/hermitian-block.ts): none is longer than the block's
+  // longest side, nor than the variant's largest tile edge (the job may take a smaller one: this bounds it).
+  const edges = variant.tileEdges(M, accuracy);
+  const s = variant.scratchBytes(R, M, threads, variant.anyOrigin ? Math.min(Math.max(b, width), edges[edges.length - 1]) : undefined, accuracy);
   const h = 2 * 16 * b * width + Math.min(MIRROR_STAGE_BYTES, 16 * b * width);
   const other = 8 * M + 16 * M + READ_STAGE_BYTES;
   // The pool reads the R rows in place (they are the job's whole, shared input): no copy of them.

@@ -1,6 +1,7 @@
 import { HpairError } from '../shared/errors.js';
 import type { HermitianBlock } from './hermitian-result.js';
 import type { HWindow } from './hermitian-tile-store.js';
+import { blockEdge } from './hermitian-tiling.js';
 
 /**
  * The geometry of a block of H (pool.hermitianBlock): which rows of expp it reads, where a row lands among
@@ -50,19 +51,22 @@ const MIN_OWN_TILE = 48;
 
 /**
  * The tiles of a sub-problem's lower triangle (an n×n H) that hold an entry of the window or of its mirror, as a
- * shared list for the workers (four Int32 per tile: i0, i1, j0, j1).
+ * shared list for the workers (four Int32 per tile: i0, i1, j0, j1). `edges` are the variant's tile edges
+ * (HermitianVariant.tileEdges, the first its `tile`).
  *
  * With `anyOrigin` (a pair step that takes tiles anywhere), a window wholly on one side of the diagonal, or
  * on it as a square, is cut into tiles of its own, corner to corner: the job computes its own entries and no
- * others, and when the window is small the edge shrinks (to MIN_OWN_TILE at least) until every thread has two
- * tiles. Otherwise the tiles are those of the whole triangle's tile × tile grid that the window touches.
+ * others. Their edge is the one of `edges` whose tiles the threads finish first (kernel/hermitian-tiling.ts,
+ * blockEdge), and when the window is small it shrinks (to MIN_OWN_TILE at least) until every thread has two
+ * tiles. Otherwise the tiles are those of the whole triangle's grid of the first edge that the window touches.
  */
-export function blockTiles(n: number, tile: number, window: HWindow, anyOrigin = false, threads = 1): Int32Array {
+export function blockTiles(n: number, edges: readonly number[], window: HWindow, anyOrigin = false, threads = 1): Int32Array {
   const own = anyOrigin ? ownRectangles(window) : undefined;
   let tiles: number[];
-  if (own === undefined) tiles = gridTiles(n, tile, window);
+  if (own === undefined) tiles = gridTiles(n, edges[0], window);
   else {
-    let edge = tile;
+    const longest = Math.max(0, ...own.map(([i0, i1, j0, j1]) => Math.max(i1 - i0, j1 - j0)));
+    let edge = blockEdge(edges, longest, threads, (e) => cutRectangles(own, e));
     tiles = cutRectangles(own, edge);
     while (tiles.length / 4 < 2 * threads && edge > MIN_OWN_TILE) {
       edge = Math.max(MIN_OWN_TILE, Math.ceil(edge / 2));

@@ -12,7 +12,7 @@ import type { IndexSpace } from '../shared/index-space.js';
 import type { Accuracy, HermitianVariant, KernelChoice, ScratchProvider } from './variant.js';
 import { fallbackAfter, resolveKernel } from './variants.js';
 import { WASM_MAX_BYTES } from './variant-wasm.js';
-import { planTriangle } from './hermitian-tiling.js';
+import { largestEdge, planTriangle, triangleEdge } from './hermitian-tiling.js';
 import type { Schedule } from '../shared/protocol.js';
 
 export interface HermitianEngineOptions {
@@ -92,9 +92,13 @@ export class HermitianEngine {
       distance,
       rows: allRows(N),
       window: { r0: 0, c0: 0, rows: n, cols: n },
-      // Cut to keep every thread busy: a tall job's few rows under the variant's tile edge would leave one
-      // tile holding nearly all the work (kernel/hermitian-tiling.ts).
-      pairSpace: (tile, variant, threads, schedule) => planTriangle(n, { tile, step: variant.tileStep }, threads, schedule).space,
+      // The edge that finishes first on these threads, cut to keep every thread busy: a tall job's few rows under
+      // the variant's tile edge would leave one tile holding nearly all the work (kernel/hermitian-tiling.ts).
+      pairSpace: (variant, threads, schedule, accuracy) => {
+        const step = variant.tileStep;
+        const edge = triangleEdge(n, variant.tileEdges(M, accuracy), step, threads);
+        return { space: planTriangle(n, { tile: edge, step }, threads, schedule).space, edge };
+      },
       out,
       maxBytes: jobMaxBytes,
       work: hermitianWork(N, M),
@@ -146,9 +150,10 @@ export class HermitianEngine {
       distance,
       rows: needed,
       window,
-      pairSpace: (tile, variant, threads) => {
-        const list = blockTiles(sub, tile, window, variant.anyOrigin, threads);
-        return { kind: 'list', n: sub, tile, list };
+      pairSpace: (variant, threads, _schedule, accuracy) => {
+        const list = blockTiles(sub, variant.tileEdges(M, accuracy), window, variant.anyOrigin, threads);
+        const space: IndexSpace = { kind: 'list', n: sub, tile: variant.tile, list };
+        return { space, edge: largestEdge(space) };
       },
       out,
       maxBytes: jobMaxBytes,
@@ -168,13 +173,14 @@ export class HermitianEngine {
     if (hValues > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${hValues} values; typed arrays hold at most 2^32`);
     const accuracy = plan.accuracy ?? this.#options.accuracy;
     const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads, undefined, accuracy).wasm <= WASM_MAX_BYTES;
-    // The pool's variant is asked once: its answer decides the fallback and, when it fits, is the job's scratch.
-    const own = this.variant.scratchBytes(N, M, threads, undefined, accuracy);
-    const variant = own.wasm <= WASM_MAX_BYTES ? this.variant : fallbackAfter(this.variant, fits);
+    // The wasm part (its memory's limit) decides the fallback; it does not depend on the tile edge.
+    const variant = fits(this.variant) ? this.variant : fallbackAfter(this.variant, fits);
     if (variant === undefined) throw new HpairError('TOO_LARGE', `no kernel that runs here has room for N = ${N}, M = ${M}`);
     checkAccuracy(variant, accuracy);
-    // Counted before anything is allocated, so an oversized request fails instead of taking the process down.
-    const scratch = variant === this.variant ? own : variant.scratchBytes(N, M, threads, undefined, accuracy);
+    // The tiles are cut now, so that the scratch is counted for their largest edge (a larger edge needs more),
+    // before anything big is allocated: an oversized request fails instead of taking the process down.
+    const { space: pairSpace, edge } = plan.pairSpace(variant, threads, this.#options.schedule, accuracy);
+    const scratch = variant.scratchBytes(N, M, threads, edge, accuracy);
     const inPlace = gathered ? undefined : source.inPlace;
     const copies = (inPlace === undefined ? 16 * N * M : 0) + (isSharedView(distance) ? 0 : distance.byteLength);
     const total = (out === undefined ? 8 * hValues : 0) + scratch.wasm + scratch.shared + scratch.native + copies;
@@ -200,7 +206,6 @@ export class HermitianEngine {
         h = out?.data ?? new Float64Array(await this.#allocate(8 * hValues));
         badValue = new BigInt64Array(new SharedArrayBuffer(8));
         badValue[0] = NO_BAD_VALUE;
-        const pairSpace = (tile: number): IndexSpace => plan.pairSpace(tile, variant, threads, this.#options.schedule);
         const problem = { N, M, expp: sharedExpp, distance: sharedDistance, h, window, pairSpace, badValue, threads, accuracy };
         return variant.steps(problem, this.#scratch);
       },
@@ -293,8 +298,12 @@ interface JobPlan {
   /** The rows of the job's expp, in order; the last is the reference row. */
   readonly rows: RowRanges;
   readonly window: HWindow;
-  /** The pair step's tiles for a variant's tile edge (see HermitianVariant.anyOrigin and tileStep), thread count and schedule. */
-  readonly pairSpace: (tile: number, variant: HermitianVariant, threads: number, schedule: Schedule) => IndexSpace;
+  /**
+   * The pair step's tiles for a variant (its tile edges, anyOrigin and tileStep), thread count, schedule and accuracy, and
+   * the edge its scratch is counted for: no tile is longer (for the whole H, the edge it was cut to, which does
+   * not depend on the schedule, as hermitianJobBytes counts it).
+   */
+  readonly pairSpace: (variant: HermitianVariant, threads: number, schedule: Schedule, accuracy: Accuracy) => { space: IndexSpace; edge: number };
   readonly out: ComplexMatrix | undefined;
   readonly maxBytes: number | undefined;
   /** hermitianWork of what the job computes: it decides whether the job runs inline. */

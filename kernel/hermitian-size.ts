@@ -1,4 +1,5 @@
 import type { KernelVariant } from './kernel-names.js';
+import { triangleEdge } from './hermitian-tiling.js';
 import { variantNamed } from './variants.js';
 
 /** Useful floating-point operations of one H: 8 per complex multiply-add, over the lower triangle. */
@@ -17,10 +18,13 @@ export function hermitianWork(N: number, M: number): number {
 
 /**
  * Bytes an H job allocates or borrows beyond its inputs on `threads` threads: H, and the variant's scratch
- * (job-wide packed panels for the js and wasm kernels, per-thread packs for the native ones).
+ * (job-wide packed panels for the js and wasm kernels, per-thread packs for the native ones, for the tile edge
+ * the job is cut to: kernel/hermitian-tiling.ts, triangleEdge), as the pool counts them against maxBytes, at
+ * accuracy 'default'.
  */
 export function hermitianJobBytes(N: number, M: number, variant: KernelVariant, threads = 1): { h: number; panels: number } {
   const n = Math.max(0, N - 1);
-  const scratch = variantNamed(variant).scratchBytes(N, M, threads);
+  const v = variantNamed(variant);
+  const scratch = v.scratchBytes(N, M, threads, triangleEdge(n, v.tileEdges(M, 'default'), v.tileStep, threads));
   return { h: 16 * n * n, panels: scratch.wasm + scratch.shared + scratch.native };
 }

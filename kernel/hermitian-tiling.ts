@@ -108,6 +108,76 @@ function cutTriangle(n: number, rules: TilingRules, threads: number, schedule: S
   return { space: { kind: 'list', n, tile, list }, tiles: best.tiles.length / 4 };
 }
 
+/** Edges chosen for jobs of the same shape on the same number of threads. */
+const edgesChosen = new Map<string, number>();
+
+/**
+ * The edge of the whole H's tiles among `edges` (increasing, the first the variant's tile): each larger edge is
+ * taken when the cut planTriangle makes of it finishes more than MIN_GAIN sooner than the edge taken so far, by
+ * the costs above (a tile packs its rows and columns once per k block, so larger tiles pack each row of expp
+ * fewer times, while fewer tiles may leave a worker idle at the end). An edge is tried only when the triangle
+ * holds a whole tile of it: a triangle under it (a tall job) is balanced by planTriangle's cuts of the smaller
+ * edges. The tiles are costed as a dynamic pool deals them, whatever the pool's schedule, so that a
+ * job's scratch, which grows with its edge, follows from its shape and thread count alone (hermitianJobBytes).
+ * Only speed depends on it, never a result.
+ */
+export function triangleEdge(n: number, edges: readonly number[], step: number, threads: number): number {
+  const key = `${n} ${edges.join(',')} ${step} ${threads}`;
+  let edge = edgesChosen.get(key);
+  if (edge === undefined) {
+    edge = edges[0] ?? 1;
+    let time = triangleTime(n, edge, step, threads);
+    for (const larger of edges.slice(1)) {
+      if (larger > n) break;
+      const t = triangleTime(n, larger, step, threads);
+      if (t < time * (1 - MIN_GAIN)) [edge, time] = [larger, t];
+    }
+    if (edgesChosen.size >= PLANS_KEPT) edgesChosen.delete(edgesChosen.keys().next().value!);
+    edgesChosen.set(key, edge);
+  }
+  return edge;
+}
+
+/**
+ * The edge of a block's own tiles (kernel/hermitian-block.ts) among `edges`, as triangleEdge chooses it: `cut`
+ * cuts the block's rectangles into tiles of at most an edge; an edge is tried when some rectangle holds a
+ * whole tile of it.
+ */
+export function blockEdge(edges: readonly number[], longest: number, threads: number, cut: (edge: number) => ArrayLike<number>): number {
+  let edge = edges[0] ?? 1;
+  let time = makespan(cut(edge), threads, 'dynamic');
+  for (const larger of edges.slice(1)) {
+    if (larger > longest) break;
+    const t = makespan(cut(larger), threads, 'dynamic');
+    if (t < time * (1 - MIN_GAIN)) [edge, time] = [larger, t];
+  }
+  return edge;
+}
+
+/** The longest side of a space's tiles: what a thread's scratch is sized for. */
+export function largestEdge(space: IndexSpace): number {
+  if (space.kind === 'triangle') return Math.min(space.tile, space.n);
+  if (space.kind !== 'list' || space.list === undefined) return space.tile;
+  let edge = 0;
+  for (let t = 0; t + 3 < space.list.length; t += 4) edge = Math.max(edge, space.list[t + 1] - space.list[t], space.list[t + 3] - space.list[t + 2]);
+  return edge;
+}
+
+/**
+ * When a dynamic pool's last worker finishes planTriangle's cut of edge `tile`. A grid of many tiles per worker
+ * ends near the mean (the costs summed over the grid's rows of tiles, without listing its tiles).
+ */
+function triangleTime(n: number, tile: number, step: number, threads: number): number {
+  const { space } = planTriangle(n, { tile, step }, threads, 'dynamic');
+  if (space.list !== undefined) return makespan(space.list, threads, 'dynamic');
+  const blocks = Math.ceil(n / tile);
+  if ((blocks * (blocks + 1)) / 2 < MANY_PER_THREAD * threads) return makespan(uniformTiles(n, tile), threads, 'dynamic');
+  // Block b's rows are packed by the b + 1 tiles of its row of tiles, and as columns by the blocks − b tiles below.
+  let packed = 0;
+  for (let b = 0; b < blocks; b++) packed += (blocks + 1) * (Math.min(n, (b + 1) * tile) - b * tile);
+  return ((n * (n + 1)) / 2 + PACK_WEIGHT * packed) / threads;
+}
+
 interface Plan {
   readonly tiles: Tiles;
   time: number;
@@ -209,7 +279,7 @@ function largestFirst(tiles: Tiles): Tiles {
 }
 
 /** When the last worker finishes, the tiles dealt in list order: strided (worker w: w, w + W, …) or to whoever is free first. */
-function makespan(tiles: Tiles, threads: number, schedule: Schedule): number {
+function makespan(tiles: ArrayLike<number>, threads: number, schedule: Schedule): number {
   const count = tiles.length / 4;
   const at = (t: number): number => cost(tiles[4 * t], tiles[4 * t + 1], tiles[4 * t + 2], tiles[4 * t + 3]);
   if (schedule === 'strided') {

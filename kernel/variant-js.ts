@@ -14,6 +14,7 @@ export const javascriptVariant: HermitianVariant = {
   name: 'js',
   support: () => ({ ok: true }),
   tile: TILE,
+  tileEdges: () => [TILE],
   // Its register block is 2 × 2 pairs.
   tileStep: 2,
   anyOrigin: false,
@@ -26,7 +27,7 @@ export const javascriptVariant: HermitianVariant = {
       packStep(problem, panels, layout),
       {
         kernel: builtinRef('hermitian/pairs-js'),
-        space: problem.pairSpace(TILE),
+        space: problem.pairSpace,
         buffers: { panels, h: problem.h },
         params: { layout, tile: TILE, kc: KC, window: problem.window },
       },

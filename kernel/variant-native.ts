@@ -24,6 +24,18 @@ function pathInfo(path: NativePath): NativePathInfo | undefined {
 }
 const tileOf = (path: NativePath): number => pathInfo(path)?.tile ?? NO_ADDON_TILE;
 
+/**
+ * Each tile packs its rows (A) and columns (B, with the division by distance) once per k block, so a tile of
+ * twice the edge packs each row of expp half as often for four times the work; the job takes it when its
+ * workers still finish sooner (kernel/hermitian-tiling.ts). Only when k spans LARGE_TILE_MIN_BLOCKS k blocks or
+ * more: below, storing H weighs as much as the packing, and the larger tile's sums no longer stay in L2 between
+ * its k blocks and their combination, so the larger edge is slower there. Never for accuracy 'compensated': its
+ * kernel reads and writes its four sums per entry once per k block, so a larger tile's sums leave the caches
+ * and cost more than its packing saves.
+ */
+const LARGE_TILE_FACTOR = 2;
+const LARGE_TILE_MIN_BLOCKS = 2;
+
 const padTo = (x: number, step: number): number => Math.ceil(x / step) * step;
 
 /**
@@ -35,7 +47,7 @@ const padTo = (x: number, step: number): number => Math.ceil(x / step) * step;
  */
 function scratchPerThread(info: NativePathInfo | undefined, R: number, M: number, tileEdge: number | undefined): number {
   if (info === undefined) return 0;
-  const edge = Math.max(1, Math.min(info.tile, tileEdge ?? info.tile, R));
+  const edge = Math.max(1, Math.min(tileEdge ?? info.tile, R));
   const kc = Math.max(1, Math.min(info.kc, M - 1));
   const prow = padTo(edge, info.mr), pcol = padTo(edge, info.nr);
   const pSets = M - 1 > info.chunk ? 2 : 1;
@@ -60,6 +72,10 @@ function nativeVariant(path: NativePath): HermitianVariant {
     get tile() {
       return tileOf(path);
     },
+    tileEdges: (M, accuracy) => {
+      const tile = tileOf(path), kc = pathInfo(path)?.kc;
+      return accuracy === 'default' && kc !== undefined && M - 1 >= LARGE_TILE_MIN_BLOCKS * kc ? [tile, LARGE_TILE_FACTOR * tile] : [tile];
+    },
     // Rows of a micro-tile: a cut elsewhere leaves a part-empty row panel on either side.
     get tileStep() {
       return pathInfo(path)?.mr ?? 1;
@@ -77,7 +93,7 @@ function nativeVariant(path: NativePath): HermitianVariant {
         },
         {
           kernel: builtinRef('hermitian/pairs-native'),
-          space: pairSpace(tileOf(path)),
+          space: pairSpace,
           buffers: { expp, distance, h },
           params: { path, N, M, window, compensated: accuracy === 'compensated' },
         },

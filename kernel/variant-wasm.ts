@@ -40,6 +40,7 @@ function wasmVariant(name: WasmVariantName): HermitianVariant {
     // (V8 11.4) and behind --experimental-wasm-relaxed-simd on Node 20.
     support: () => (support ??= supportOf(name)),
     tile: TILE,
+    tileEdges: () => [TILE],
     // The kernel starts a tile on its micro-tile grid only (rows by mr, columns by nr), and a cut is both.
     tileStep: (mr * nr) / gcd(mr, nr),
     anyOrigin: false,
@@ -58,7 +59,7 @@ function wasmVariant(name: WasmVariantName): HermitianVariant {
         packStep(problem, panels, layout),
         {
           kernel: builtinRef('hermitian/pairs-wasm'),
-          space: problem.pairSpace(TILE),
+          space: problem.pairSpace,
           buffers: { h: problem.h },
           params: { layout, module, memory, tile: TILE, kc: KC, panelsByte, scratchByte, window: problem.window },
         },

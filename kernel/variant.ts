@@ -19,10 +19,11 @@ export interface HermitianProblem {
   readonly h: Float64Array;
   readonly window: HWindow;
   /**
-   * The pair step's tiles: the lower triangle of H cut into tile × tile blocks of the variant's `tile`
-   * (`pairSpace(tile)`), or, for a block of H, the list of those blocks it needs.
+   * The pair step's tiles, cut by the engine before the job starts (its scratch was counted for their largest
+   * edge): the lower triangle of H in tiles of one of the variant's `tileEdges` (kernel/hermitian-tiling.ts),
+   * or, for a block of H, the list of tiles it needs.
    */
-  pairSpace(tile: number): IndexSpace;
+  readonly pairSpace: IndexSpace;
   /** [0]: smallest flat index of a non-finite value in expp (kept by atomic min); starts at NO_BAD_VALUE. */
   readonly badValue: BigInt64Array;
   /** Threads that may run tiles at once (each may need its own scratch). */
@@ -60,6 +61,13 @@ export interface HermitianVariant {
   /** Edge of the pair step's triangle tiles: the scheduling and cancellation grain, never a result's bits. */
   readonly tile: number;
   /**
+   * Edges the tiles of a job of M columns and this accuracy may be cut to, increasing, the first `tile`. A job
+   * takes a larger one when its workers still finish sooner with it (kernel/hermitian-tiling.ts, triangleEdge and
+   * blockEdge): a kernel that packs per tile packs each row of expp fewer times in larger tiles. Its scratch
+   * grows with the edge (`scratchBytes`).
+   */
+  tileEdges(M: number, accuracy: Accuracy): readonly number[];
+  /**
    * Every cut between the whole H's tiles is a multiple of this (its micro-tile's edge), when the job cuts its
    * triangle otherwise than into `tile` × `tile` blocks to balance its workers (kernel/hermitian-tiling.ts).
    */
@@ -74,7 +82,8 @@ export interface HermitianVariant {
   readonly compensated: boolean;
   /**
    * For a job of N rows and M columns on `threads` threads. `tileEdge`, when given, bounds the edge of the
-   * job's tiles (a block's own tiles, HermitianVariant.anyOrigin); without it the variant's `tile` is assumed.
+   * job's tiles (the one the job was cut to, or a block's own tiles, HermitianVariant.anyOrigin); without it
+   * the variant's `tile` is assumed.
    * `accuracy` defaults to 'default'.
    */
   scratchBytes(N: number, M: number, threads: number, tileEdge?: number, accuracy?: Accuracy): ScratchBytes;

@@ -1,7 +1,7 @@
 // Single-thread benchmark of the native kernel against numpy and scipy's zherk, in one run, alternating.
 //
-//   node kernel/native/bench-tile.mjs [--sizes 2048,4096] [--tile 240[,336…]] [--reps 5] [--path avx2] [--no-python]
-//                                     [--compensated]
+//   node kernel/native/bench-tile.mjs [--sizes 2048,4096] [--tile 240[,336…]] [--m M (default N)] [--reps 5] [--path avx2]
+//                                     [--no-python] [--compensated]
 //
 // hpair: scanNonFinite over expp, then hermitianTile over every tile of the lower triangle, one thread.
 // --compensated: also hermitianTileCompensated over the same tiles, in the same rounds, with its time as a multiple
@@ -23,6 +23,7 @@ const option = (name, fallback) => {
 const sizes = option('sizes', '2048,4096').split(',').map(Number);
 const tiles = option('tile', '240').split(',').map(Number);
 const reps = Number(option('reps', '5'));
+const fixedM = option('m', undefined);
 const path = option('path', 'avx2');
 const python = !args.includes('--no-python');
 const compensated = args.includes('--compensated');
@@ -80,31 +81,36 @@ function problem(N, M) {
 
 function runHpair(N, M, { expp, distance, h }, tile, call = addon.hermitianTile) {
   const n = N - 1;
-  const t = performance.now();
+  const t = performance.now(), c = process.cpuUsage();
   if (addon.scanNonFinite(expp, 0, expp.length) >= 0) throw new Error('non-finite input');
   for (let i0 = 0; i0 < n; i0 += tile) {
     for (let j0 = 0; j0 <= i0; j0 += tile) call(path, expp, distance, h, N, M, i0, Math.min(n, i0 + tile), j0, Math.min(n, j0 + tile));
   }
-  return (performance.now() - t) / 1000;
+  const used = process.cpuUsage(c);
+  return { wall: (performance.now() - t) / 1000, cpu: (used.user + used.system) / 1e6 };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const py = python ? startPython() : undefined;
 console.log(`CPU: ${cpus()[0].model}; node ${process.version}; path ${path}; ${reps} reps, medians; ${addon.info().compiler}`);
-console.log(`N = M | tile | hpair ms | GFLOP/s | numpy ms | GFLOP/s | zherk ms | GFLOP/s | vs numpy | vs zherk${compensated ? ' | compensated ms | × default' : ''}`);
+console.log(`N | M | tile | hpair ms | GFLOP/s | CPU ms | GFLOP/s per CPU s | numpy ms | GFLOP/s | zherk ms | GFLOP/s | vs numpy | vs zherk${compensated ? ' | compensated ms | × default' : ''}`);
 for (const N of sizes) {
-  const M = N;
+  const M = fixedM === undefined ? N : Number(fixedM);
   const data = problem(N, M);
   const useful = (8 * (N - 1) * N) / 2 * (M - 1);
   if (py) await py.ask(`size ${N} ${M}`);
   for (const tile of tiles) runHpair(N, M, data, tile); // warm-up: scratch allocation, page faults in h
   if (compensated) for (const tile of tiles) runHpair(N, M, data, tile, addon.hermitianTileCompensated);
   const times = { numpy: [], zherk: [] };
+  const cpuTimes = {};
   for (const tile of tiles) times[tile] = [];
   for (const tile of tiles) times[`c${tile}`] = [];
   for (let r = 0; r < reps; r++) {
     for (const tile of tiles) times[tile].push(runHpair(N, M, data, tile));
-    if (compensated) for (const tile of tiles) times[`c${tile}`].push(runHpair(N, M, data, tile, addon.hermitianTileCompensated));
+    for (const tile of tiles) cpuTimes[tile] ??= [];
+    for (const tile of tiles) cpuTimes[tile].push(times[tile].at(-1).cpu);
+    for (const tile of tiles) times[tile][times[tile].length - 1] = times[tile].at(-1).wall;
+    if (compensated) for (const tile of tiles) times[`c${tile}`].push(runHpair(N, M, data, tile, addon.hermitianTileCompensated).wall);
     if (py) {
       times.numpy.push(Number(await py.ask('numpy')));
       times.zherk.push(Number(await py.ask('zherk')));
@@ -113,10 +119,10 @@ for (const N of sizes) {
   const [tn, tz] = [times.numpy, times.zherk].map((x) => (x.length ? median(x) : NaN));
   const gf = (t) => (useful / t / 1e9).toFixed(1);
   for (const tile of tiles) {
-    const th = median(times[tile]);
+    const th = median(times[tile]), tcpu = median(cpuTimes[tile]);
     const tc = compensated ? median(times[`c${tile}`]) : NaN;
     console.log(
-      `${N} | ${tile} | ${(th * 1e3).toFixed(0)} | ${gf(th)} | ${(tn * 1e3).toFixed(0)} | ${gf(tn)} | ${(tz * 1e3).toFixed(0)} | ${gf(tz)} | ${(tn / th).toFixed(2)}× | ${(tz / th).toFixed(2)}×${compensated ? ` | ${(tc * 1e3).toFixed(0)} | ${(tc / th).toFixed(2)}×` : ''}`,
+      `${N} | ${M} | ${tile} | ${(th * 1e3).toFixed(0)} | ${gf(th)} | ${(tcpu * 1e3).toFixed(0)} | ${gf(tcpu)} | ${(tn * 1e3).toFixed(0)} | ${gf(tn)} | ${(tz * 1e3).toFixed(0)} | ${gf(tz)} | ${(tn / th).toFixed(2)}× | ${(tz / th).toFixed(2)}×${compensated ? ` | ${(tc * 1e3).toFixed(0)} | ${(tc / th).toFixed(2)}×` : ''}`,
     );
   }
 }
