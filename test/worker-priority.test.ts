@@ -41,7 +41,7 @@ test('the H workers and the user-kernel workers run workerNice steps below the c
   const before = threadNices();
   const step = 7;
   const want = Math.min(19, base + step);
-  await withPool({ workers: 2, inlineFlops: 0, workerNice: step }, async (pool) => {
+  await withPool({ workers: 2, inlineFlops: 0, workerNice: step, schedule: 'strided' }, async (pool) => {
     const { expp, distance } = randomProblem(60, 8, 3);
     await pool.hermitian(expp, distance); // starts the H workers
     const nices = new Int32Array(new SharedArrayBuffer(4 * pool.size)).fill(-100);
@@ -61,7 +61,7 @@ test('the H workers and the user-kernel workers run workerNice steps below the c
 
 test('nice is capped at 19: workerNice 19 from a caller already at ' + base + ' gives 19, and the pool works', async () => {
   if (!linux) return void console.log(`  skipped: per-thread nice values are Linux's (this is ${process.platform})`);
-  await withPool({ workers: 2, workerNice: 19 }, async (pool) => {
+  await withPool({ workers: 2, workerNice: 19, schedule: 'strided' }, async (pool) => {
     const nices = new Int32Array(new SharedArrayBuffer(4 * pool.size)).fill(-100);
     await pool.run({ module, export: 'niceness', space: { kind: 'range', n: 64, tile: 1 }, buffers: { nices } });
     assert.equal([...nices], Array(pool.size).fill(19));

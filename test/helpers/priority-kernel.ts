@@ -1,4 +1,5 @@
-// A user kernel that records the nice value of the thread each worker runs it on (Linux /proc).
+// A user kernel that records the nice value of the thread each worker runs it on (Linux /proc). Run it with the
+// 'strided' schedule: with 'dynamic' one worker may claim every tile before another starts.
 import { readFileSync } from 'node:fs';
 import { defineKernel } from 'hpair';
 
