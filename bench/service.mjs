@@ -10,7 +10,7 @@
 //
 // Environment: CLIENTS (500), ROUNDS (3), SLOW (100), IDLE_MS (16000: the pool's idle collections, at 1, 3, 7 and
 // 15 s after it drains, are over by then), WORKERS (the service pool's threads; default: one per core),
-// READ_BYTES_PER_TURN (the service's readBytesPerTurn; "Infinity" reads every upload as it comes, for an A/B run),
+// WORKER_NICE (the pool's workerNice; "0" for an A/B run against the default), READ_BYTES_PER_TURN (the service's readBytesPerTurn; "Infinity" reads every upload as it comes, for an A/B run),
 // HOST_ARGV (Node flags for the service's process only, e.g. "--cpu-prof --cpu-prof-dir=prof" to see what holds
 // its loop).
 //
@@ -37,7 +37,10 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function host() {
   const { createPool } = await import('hpair');
   const { createService } = await import(new URL('../examples/service.mjs', import.meta.url).href);
-  const pool = createPool(process.env.WORKERS === undefined ? {} : { workers: Number(process.env.WORKERS) });
+  const pool = createPool({
+    ...(process.env.WORKERS === undefined ? {} : { workers: Number(process.env.WORKERS) }),
+    ...(process.env.WORKER_NICE === undefined ? {} : { workerNice: Number(process.env.WORKER_NICE) }),
+  });
   await pool.ready();
   const turn = process.env.READ_BYTES_PER_TURN === undefined ? {} : { readBytesPerTurn: Number(process.env.READ_BYTES_PER_TURN) };
   const service = createService(pool, { writeTimeout: 2000, idleTimeout: 2000, ...turn });
