@@ -10,23 +10,27 @@
 //
 // Environment: CLIENTS (500), ROUNDS (3), SLOW (100), IDLE_MS (16000: the pool's idle collections, at 1, 3, 7 and
 // 15 s after it drains, are over by then), WORKERS (the service pool's threads; default: one per core),
-// READ_BYTES_PER_TURN (the service's readBytesPerTurn; "Infinity" reads every upload as it comes, for an A/B run),
+// WORKER_NICE (the pool's workerNice; "0" for an A/B run against the default), READ_BYTES_PER_TURN (the service's readBytesPerTurn; "Infinity" reads every upload as it comes, for an A/B run),
 // HOST_ARGV (Node flags for the service's process only, e.g. "--cpu-prof --cpu-prof-dir=prof" to see what holds
 // its loop).
 //
 // The service runs in a child process (examples/service.mjs, one pool, default options but a short
-// writeTimeout), so the clients' own work never counts against its event loop.
+// writeTimeout), so the clients' own work never counts against its event loop. The clients stand for other
+// machines: on Linux they run CLIENT_NICE (10) steps of nice below the service, so that on a host of 2 cores the
+// service's loop is not measured waiting for a core behind its own clients (CLIENT_NICE=0 for the old setup).
 import { fork } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { availableParallelism, cpus, totalmem } from 'node:os';
+import { availableParallelism, cpus, getPriority, setPriority, totalmem } from 'node:os';
 
 const CLIENTS = Number(process.env.CLIENTS ?? 500);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SLOW = Number(process.env.SLOW ?? 100);
 const IDLE_MS = Number(process.env.IDLE_MS ?? 16000);
+const CLIENT_NICE = Number(process.env.CLIENT_NICE ?? 10);
 const LEAVE_MS = 4000;
 const N = 200;
 const M = 64;
@@ -37,7 +41,10 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 async function host() {
   const { createPool } = await import('hpair');
   const { createService } = await import(new URL('../examples/service.mjs', import.meta.url).href);
-  const pool = createPool(process.env.WORKERS === undefined ? {} : { workers: Number(process.env.WORKERS) });
+  const pool = createPool({
+    ...(process.env.WORKERS === undefined ? {} : { workers: Number(process.env.WORKERS) }),
+    ...(process.env.WORKER_NICE === undefined ? {} : { workerNice: Number(process.env.WORKER_NICE) }),
+  });
   await pool.ready();
   const turn = process.env.READ_BYTES_PER_TURN === undefined ? {} : { readBytesPerTurn: Number(process.env.READ_BYTES_PER_TURN) };
   const service = createService(pool, { writeTimeout: 2000, idleTimeout: 2000, ...turn });
@@ -119,11 +126,30 @@ function slowReader(port, payload) {
 
 const mb = (bytes) => `${(bytes / MiB).toFixed(0)} MiB`;
 
+/**
+ * Puts every thread of this process (the clients, and V8's threads that collect their garbage) CLIENT_NICE steps
+ * below the service; says what it did. Threads started later inherit it from the thread that starts them.
+ */
+function lowerClients() {
+  if (!(CLIENT_NICE > 0)) return 'at the service\'s priority (CLIENT_NICE=0)';
+  if (process.platform !== 'linux') return `at the service's priority (CLIENT_NICE is per thread on Linux only)`;
+  try {
+    const before = getPriority();
+    for (const tid of readdirSync('/proc/self/task')) setPriority(Number(tid), Math.min(19, getPriority(Number(tid)) + CLIENT_NICE));
+    return `at nice ${getPriority()}, the service at ${before} (CLIENT_NICE=0 shares the cores equally)`;
+  } catch (error) {
+    return `at the service's priority or partly lowered (${error.message})`;
+  }
+}
+
 async function main() {
   process.stdout.write(`hpair bench:service — ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, ${mb(totalmem())}, Node ${process.versions.node}\n`);
   // HOST_ARGV: Node flags for the service's process only (e.g. --cpu-prof to see what holds its event loop).
   const execArgv = (process.env.HOST_ARGV ?? '').split(' ').filter(Boolean);
   const child = fork(fileURLToPath(import.meta.url), ['--host'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+  // After the fork, so the service keeps its priority (on Linux each thread has its own nice value).
+  const clients = lowerClients();
+  process.stdout.write(`clients      in this process, ${clients}\n`);
   try {
     const { port } = await new Promise((resolve) => child.once('message', resolve));
     const payload = body();

@@ -23,12 +23,16 @@ export const DEFAULTS = {
   keepAliveTimeout: 5_000, // an idle keep-alive connection
   shutdownTimeout: 5_000, // after shutdown() begins, connections still open are destroyed
   readBytesPerTurn: MiB, // body bytes all uploads together take in per turn of the event loop; the rest wait a turn
+  newRequestsPerTurn: 32, // requests whose handling starts per turn of the event loop; the rest wait, paused, in order
 };
 
 const httpError = (status, message) => Object.assign(new Error(message), { status });
 
 export function createService(pool, options = {}) {
   const o = { ...DEFAULTS, ...options };
+  if (!(Number.isInteger(o.newRequestsPerTurn) || o.newRequestsPerTurn === Infinity) || o.newRequestsPerTurn < 1) {
+    throw new RangeError(`newRequestsPerTurn must be an integer from 1, or Infinity; got ${o.newRequestsPerTurn}`);
+  }
   const maxOutputBytes = o.maxOutputBytes ?? o.maxBodyBytes;
   const maxMemoryBytes = o.maxMemoryBytes ?? 2 * (o.maxBodyBytes + maxOutputBytes);
   const checkEvery = Math.max(10, Math.min(1000, Math.floor(Math.min(o.headersTimeout || Infinity, o.requestTimeout || Infinity) / 4)));
@@ -46,14 +50,24 @@ export function createService(pool, options = {}) {
   // would all be copied into their arrays in one turn, and no timer or answer would run until the last byte was
   // in. So uploads share readBytesPerTurn; one that finds it spent waits, its socket paused (Node then stops
   // reading it), and resumes in arrival order from the next turn, when the budget is whole again.
-  const turn = { left: o.readBytesPerTurn, waiting: [], refill: undefined };
+  // Before any body byte, a request costs Node's parsing and this file's handler; a storm's requests all arrive
+  // at once, and Node parses every one that is in within one turn. Node's part cannot wait, but the handler's
+  // can: only newRequestsPerTurn requests are handled per turn, and the others wait, paused, in arrival order.
+  const turn = { left: o.readBytesPerTurn, requests: o.newRequestsPerTurn, waiting: [], arrived: [], refill: undefined };
   const refill = () => {
     turn.refill = undefined;
     turn.left = o.readBytesPerTurn;
+    turn.requests = o.newRequestsPerTurn;
+    while (turn.requests > 0 && turn.arrived.length > 0) {
+      turn.requests--;
+      turn.arrived.shift()();
+    }
     // At least one upload a turn, whatever the budget, so that none waits for ever.
-    do turn.waiting.shift()();
-    while (turn.left > 0 && turn.waiting.length > 0);
-    if (turn.waiting.length > 0) turn.refill = setImmediate(refill);
+    if (turn.waiting.length > 0) {
+      do turn.waiting.shift()();
+      while (turn.left > 0 && turn.waiting.length > 0);
+    }
+    if (turn.waiting.length > 0 || turn.arrived.length > 0) turn.refill = setImmediate(refill);
   };
   const waitForTurn = (resume) => {
     turn.waiting.push(resume);
@@ -214,8 +228,25 @@ export function createService(pool, options = {}) {
     return closing;
   }
 
-  server.on('request', handle);
-  server.on('checkContinue', handle); // Expect: 100-continue is answered only after Content-Length is checked
+  const admit = (request, response) => {
+    turn.refill ??= setImmediate(refill); // the count is per turn: the next turn starts it afresh
+    if (turn.requests > 0 && turn.arrived.length === 0) {
+      turn.requests--;
+      return void handle(request, response);
+    }
+    request.pause();
+    let gone = false; // the client left while its request waited: nothing to answer, nothing to hold
+    const leave = () => (gone = true);
+    response.once('close', leave);
+    turn.arrived.push(() => {
+      response.off('close', leave);
+      if (gone) return;
+      handle(request, response);
+      request.resume(); // a 'data' listener does not restart a stream paused by hand
+    });
+  };
+  server.on('request', admit);
+  server.on('checkContinue', admit); // Expect: 100-continue is answered only after Content-Length is checked
   const stats = () => ({ requests: open.size, heldBytes: held });
   return Object.assign(server, { shutdown, stats });
 }

@@ -4,7 +4,7 @@
 // `npm run bench:event-loop` instead.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { NpyReceiver, createPool, hermitianReference, parseComplexMatrixNpy, type Pool } from 'hpair';
@@ -181,6 +181,127 @@ test('uploads that all arrive at once are read in turns: no turn of the event lo
     clearImmediate(ticker);
     NpyReceiver.prototype.push = original;
     await turns.shutdown();
+  }
+});
+
+/**
+ * Opens a connection per body and waits until the service has accepted them all (Node accepts one connection per
+ * turn), then sends every body at once and holds this thread for a while, so that all of them are in the
+ * service's sockets before its next turn, as when a storm's clients send together. Returns the answers, and per turn of the event loop (counted at the
+ * check phase) how many requests the service started: a request's expp receiver is fed for the first time in the
+ * turn its handler ran (readBytesPerTurn is left large enough that no first chunk waits for bytes).
+ */
+async function storm(service: Service, bodies: Buffer[], leaveAfterSending = new Set<number>()): Promise<{ answers: ({ status: number; body: Buffer } | undefined)[]; started: number[] }> {
+  const startedIn = new Map<number, number>();
+  const fed = new WeakSet<object>();
+  let turn = 0;
+  let ticker: NodeJS.Immediate | undefined;
+  const tick = (): void => {
+    turn++;
+    ticker = setImmediate(tick);
+  };
+  const original = NpyReceiver.prototype.push;
+  NpyReceiver.prototype.push = function (this: NpyReceiver<never>, chunk: Uint8Array): number {
+    // A request's first chunk goes to its expp receiver: one first push of a complex-matrix receiver per request.
+    if (this.target === 'complex-matrix' && !fed.has(this)) {
+      fed.add(this);
+      startedIn.set(turn, (startedIn.get(turn) ?? 0) + 1);
+    }
+    return original.call(this, chunk);
+  };
+  let accepted = 0;
+  const onConnection = (): number => accepted++;
+  service.on('connection', onConnection);
+  try {
+    const at = (service.address() as AddressInfo).port;
+    const sockets = await Promise.all(bodies.map(() => new Promise<Socket>((connected, failed) => {
+      const socket = connect(at, '127.0.0.1', () => connected(socket));
+      socket.once('error', failed);
+    })));
+    // Bounded for liveness only.
+    for (let wait = 0; wait < 1000 && accepted < bodies.length; wait++) await new Promise((next) => setTimeout(next, 5));
+    assert.is(accepted, bodies.length, 'the service accepted every connection');
+    const answers = bodies.map(
+      (body, k) =>
+        new Promise<{ status: number; body: Buffer } | undefined>((resolve, reject) => {
+          const options = { method: 'POST', path: '/', headers: { 'content-length': body.length }, createConnection: () => sockets[k] };
+          const req = httpRequest(options, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+          });
+          req.on('error', (error) => (leaveAfterSending.has(k) ? resolve(undefined) : reject(error)));
+          req.end(body, () => {
+            if (leaveAfterSending.has(k)) req.destroy(); // its request is parsed, then its client is gone
+          });
+        }),
+    );
+    await new Promise((resolve) => setImmediate(resolve)); // the sockets write what the OS takes
+    const until = performance.now() + 150;
+    while (performance.now() < until);
+    tick();
+    const results = await Promise.all(answers);
+    return { answers: results, started: [...startedIn.values()] };
+  } finally {
+    service.off('connection', onConnection);
+    clearImmediate(ticker);
+    NpyReceiver.prototype.push = original;
+  }
+}
+
+test('requests that all arrive at once are handled in turns: no turn starts many more than newRequestsPerTurn; every H exact', async () => {
+  const { createService } = (await import(servicePath)) as { createService: CreateService };
+  const problems = Array.from({ length: 40 }, (_, k) => randomProblem(12, 3, 200 + k));
+  const bodies = problems.map((problem) => npyBody(problem));
+  for (const perTurn of [4, Infinity]) {
+    const turns = createService(pool, { newRequestsPerTurn: perTurn });
+    try {
+      await new Promise<void>((resolve) => turns.listen(0, '127.0.0.1', resolve));
+      const { answers, started } = await storm(turns, bodies);
+      const most = Math.max(...started);
+      if (perTurn === Infinity) {
+        // The scenario is a storm: without the bound, most requests start in one turn.
+        assert.ok(most > 2 * 4, `with no bound at most ${most} requests started in one turn: the storm did not arrive at once`);
+      } else {
+        // A turn's poll phase admits what is left of the bound and its check phase a whole bound more.
+        assert.ok(most <= 2 * perTurn, `one turn started ${most} requests; newRequestsPerTurn = ${perTurn} allows ${2 * perTurn}`);
+        assert.is(started.reduce((a, b) => a + b, 0), bodies.length, 'every request was started once');
+      }
+      for (const [k, answer] of answers.entries()) {
+        assert.is(answer?.status, 200, `client ${k}`);
+        assertBitIdentical(parseComplexMatrixNpy(new Uint8Array(answer!.body)).data, (await pool.hermitian(problems[k].expp, problems[k].distance)).data, `client ${k}`);
+      }
+    } finally {
+      await turns.shutdown();
+    }
+  }
+});
+
+test('clients that leave while their requests wait for a turn hold nothing, and the others are answered exactly', async () => {
+  const { createService } = (await import(servicePath)) as { createService: CreateService };
+  const turns = createService(pool, { newRequestsPerTurn: 1 });
+  try {
+    await new Promise<void>((resolve) => turns.listen(0, '127.0.0.1', resolve));
+    const problems = Array.from({ length: 12 }, (_, k) => randomProblem(12, 3, 300 + k));
+    const leaving = new Set([3, 6, 9, 10, 11]);
+    const { answers } = await storm(turns, problems.map((problem) => npyBody(problem)), leaving);
+    for (const [k, answer] of answers.entries()) {
+      if (leaving.has(k)) continue;
+      assert.is(answer?.status, 200, `client ${k}`);
+      assertBitIdentical(parseComplexMatrixNpy(new Uint8Array(answer!.body)).data, (await pool.hermitian(problems[k].expp, problems[k].distance)).data, `client ${k}`);
+    }
+    // Bounded for liveness only: the service lets go of each request when its socket closes.
+    for (let wait = 0; wait < 200 && turns.stats().requests > 0; wait++) await new Promise((next) => setTimeout(next, 10));
+    assert.equal(turns.stats(), { requests: 0, heldBytes: 0 });
+  } finally {
+    await turns.shutdown();
+  }
+});
+
+test('newRequestsPerTurn is checked: an integer from 1, or Infinity', async () => {
+  const { createService } = (await import(servicePath)) as { createService: CreateService };
+  for (const bad of [0, -1, 1.5, Number.NaN, '3']) {
+    assert.throws(() => createService(pool, { newRequestsPerTurn: bad as number }), (error: Error) => error instanceof RangeError, String(bad));
   }
 });
 

@@ -23,6 +23,33 @@ interface NativeWeight {
   readonly released: FinalizationRegistry<number>;
 }
 
+/**
+ * New bytes are told to V8 once per turn of the event loop (or at once past REPORT_AT_BYTES), not per buffer:
+ * while V8 marks its heap incrementally, every call that raises the count runs a marking step there and then,
+ * so a turn that allocated for each of dozens of requests took dozens of steps in a row. Releases go at once:
+ * lowering the count runs none.
+ */
+const REPORT_AT_BYTES = 64 * 2 ** 20;
+let unreported = 0;
+let reportTurn: ReturnType<typeof setImmediate> | undefined;
+
+function reportUnreported(): void {
+  if (reportTurn !== undefined) clearImmediate(reportTurn);
+  reportTurn = undefined;
+  const bytes = unreported;
+  unreported = 0;
+  if (bytes > 0 && native) native.adjust(bytes);
+}
+
+function reportLater(bytes: number): void {
+  unreported += bytes;
+  if (unreported >= REPORT_AT_BYTES) return reportUnreported();
+  if (reportTurn === undefined) {
+    reportTurn = setImmediate(reportUnreported);
+    reportTurn.unref(); // a count for the collector never keeps a process alive
+  }
+}
+
 /** The native way, looked up on first use (not when hpair is imported); null where the addon does not load. */
 let native: NativeWeight | null | undefined;
 
@@ -46,7 +73,7 @@ export function addGcWeight(buffer: SharedArrayBuffer): void {
   if (bytes === 0) return;
   const way = nativeWeight();
   if (way !== null) {
-    way.adjust(bytes);
+    reportLater(bytes);
     way.released.register(buffer, bytes);
     return;
   }

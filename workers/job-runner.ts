@@ -45,6 +45,8 @@ export interface JobRunnerOptions {
   readonly schedule: Schedule;
   readonly maxQueue: number;
   readonly resourceLimits: ResourceLimits | undefined;
+  /** Nice steps each worker thread lowers itself by (PoolOptions.workerNice). */
+  readonly workerNice: number;
   /** A step whose workers complete no tile and answer nothing for this long fails with WORKER_UNRESPONSIVE. */
   readonly watchdogMs: number;
   readonly workerUrl: URL;
@@ -412,7 +414,7 @@ export class JobRunner {
 
   #spawn(crew: Crew): WorkerHandle {
     this.#counts.workersStarted++;
-    const handle: WorkerHandle = new WorkerHandle(this.#options.workerUrl, this.#options.resourceLimits, (error) => {
+    const handle: WorkerHandle = new WorkerHandle(this.#options.workerUrl, this.#options.resourceLimits, this.#options.workerNice, (error) => {
       // A death during a job fails that job (its caller hears); between jobs nobody would, so the pool reports
       // it and starts the replacement now, so the next job does not pay for it. A thread that died before it
       // ever answered is replaced at the next job instead: respawning at once would loop if it cannot start.

@@ -47,6 +47,16 @@ export interface PoolOptions {
    */
   watchdogMs?: number;
   /**
+   * How many steps of nice (Linux scheduling priority) the pool's worker threads run below the thread that
+   * started them, 0 to 19 (capped at nice 19). A service's event loop then gets a core as soon as it has work,
+   * instead of queueing behind the workers for its share: each worker lowers its own thread only, never the
+   * process. The workers are as fast as before when the cores are otherwise free; under load from other
+   * processes they get less of the machine. Results are the same bits at any value. Linux only; elsewhere, or
+   * where the OS refuses, the workers keep the caller's priority. 0 leaves them at it.
+   * @default 0
+   */
+  workerNice?: number;
+  /**
    * Once the pool has allocated 16 MiB or more of shared memory (results, scratch) and then stayed idle this
    * long, it runs a garbage collection on the calling thread (and again after 2×, 4× and 8× that while it
    * stays idle), so a service that goes quiet after a burst gives the burst's dropped results back instead of
@@ -217,6 +227,7 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
     nativeAddon,
     watchdogMs = DEFAULT_WATCHDOG_MS,
     idleCollectMs = 1000,
+    workerNice = 0,
   } = options;
   if (!Number.isSafeInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
     throw invalid(`workers must be an integer from 1 to ${MAX_WORKERS}, got ${describe(workers)}`);
@@ -234,8 +245,12 @@ export function resolvePoolOptions(options: PoolOptions | undefined): ResolvedPo
   if (!(typeof idleCollectMs === 'number' && idleCollectMs >= 0 && idleCollectMs <= MAX_TIMEOUT_MS)) {
     throw invalid(`idleCollectMs must be a number from 0 to 2^31 − 1 (${MAX_TIMEOUT_MS}), got ${describe(idleCollectMs)}`);
   }
+  if (!(Number.isInteger(workerNice) && workerNice >= 0 && workerNice <= 19)) {
+    throw invalid(`workerNice must be an integer from 0 to 19, got ${describe(workerNice)}`);
+  }
   checkAccuracyOption(accuracy);
   return {
+    workerNice,
     idleCollectMs,
     workers,
     schedule,

@@ -82,6 +82,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
       schedule: resolved.schedule,
       maxQueue: resolved.maxQueue,
       resourceLimits: resolved.resourceLimits,
+      workerNice: resolved.workerNice,
       watchdogMs: resolved.watchdogMs,
       workerUrl: workerUrl ?? resolved.workerFile ?? new URL('./worker.js', import.meta.url),
       builtins: builtinKernels,

@@ -6,6 +6,11 @@ import type { WorkerApi } from '../shared/protocol.js';
 import { configuredNativeAddon } from '../kernel/native/addon.js';
 import { clearLeftoverGcFlag } from './obtain-gc.js';
 
+/** What a pool's worker thread reads from workerData when it starts (workers/worker.ts). */
+export interface WorkerStartData {
+  readonly nice: number;
+}
+
 /**
  * One worker thread and its Comlink proxy. A Comlink call to a worker that dies never settles, so every
  * call goes through `call()`, which also rejects with WORKER_CRASHED on the thread's first `error` or
@@ -20,10 +25,14 @@ export class WorkerHandle {
   #death: HpairError | undefined;
   #terminating = false;
 
-  /** @param onDeath called once if the thread dies unasked (not by terminate() or retire()). */
-  constructor(url: URL, resourceLimits: ResourceLimits | undefined, onDeath: (error: HpairError) => void = () => undefined) {
+  /**
+   * @param nice nice steps the thread lowers itself by when it starts (PoolOptions.workerNice)
+   * @param onDeath called once if the thread dies unasked (not by terminate() or retire()).
+   */
+  constructor(url: URL, resourceLimits: ResourceLimits | undefined, nice: number, onDeath: (error: HpairError) => void = () => undefined) {
     this.#onDeath = onDeath;
-    this.#worker = startWorker(url, resourceLimits === undefined ? {} : { resourceLimits });
+    const workerData: WorkerStartData = { nice };
+    this.#worker = startWorker(url, resourceLimits === undefined ? { workerData } : { resourceLimits, workerData });
     // Idle workers must not keep the process alive; the runner refs them while a job runs.
     this.#worker.unref();
     this.#api = wrap<WorkerApi>(nodeEndpoint(this.#worker));

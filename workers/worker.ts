@@ -1,7 +1,7 @@
 // Worker entry point (dist/worker.js): exposes WorkerApi over Comlink on the parent port.
 import { expose } from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { Slot, isCancelled } from '../shared/control-block.js';
 import { HpairError } from '../shared/errors.js';
 import { builtinKernels } from '../kernel/builtins.js';
@@ -11,8 +11,13 @@ import { toRecord } from './error-record.js';
 import { kernelImported, loadKernel } from './load-kernel.js';
 import { changedBuiltin } from './realm-integrity.js';
 import { runTiles } from './run-tiles.js';
+import { lowerThreadPriority } from './thread-priority.js';
+import type { WorkerStartData } from './worker-handle.js';
 
 if (parentPort === null) throw new Error('hpair worker.js must run in a worker thread');
+// Before the first step, so every tile runs at the pool's priority. A worker started by an older pool sends none.
+const nice = (workerData as Partial<WorkerStartData> | null | undefined)?.nice;
+if (typeof nice === 'number') lowerThreadPriority(nice);
 
 /**
  * When to collect (see WorkerApi.run). A forced major collection takes a millisecond or so, which back-to-back
