@@ -15,9 +15,9 @@
 // its loop).
 //
 // The service runs in a child process (examples/service.mjs, one pool, default options but a short
-// writeTimeout), so the clients' own work never counts against its event loop. The clients stand for other
-// machines: on Linux they run CLIENT_NICE (10) steps of nice below the service, so that on a host of 2 cores the
-// service's loop is not measured waiting for a core behind its own clients (CLIENT_NICE=0 for the old setup).
+// writeTimeout), so the clients' own work never counts against its event loop. The clients share the host's cores
+// with the service by default, the harder case on a small host; CLIENT_NICE=N (Linux) runs them N steps of nice
+// below the service, as clients on other machines would take none of its cores.
 import { fork } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { request } from 'node:http';
@@ -30,7 +30,7 @@ const CLIENTS = Number(process.env.CLIENTS ?? 500);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SLOW = Number(process.env.SLOW ?? 100);
 const IDLE_MS = Number(process.env.IDLE_MS ?? 16000);
-const CLIENT_NICE = Number(process.env.CLIENT_NICE ?? 10);
+const CLIENT_NICE = Number(process.env.CLIENT_NICE ?? 0);
 const LEAVE_MS = 4000;
 const N = 200;
 const M = 64;
@@ -131,12 +131,12 @@ const mb = (bytes) => `${(bytes / MiB).toFixed(0)} MiB`;
  * below the service; says what it did. Threads started later inherit it from the thread that starts them.
  */
 function lowerClients() {
-  if (!(CLIENT_NICE > 0)) return 'at the service\'s priority (CLIENT_NICE=0)';
+  if (!(CLIENT_NICE > 0)) return 'at the service\'s priority, sharing its cores (CLIENT_NICE=10 puts them below it)';
   if (process.platform !== 'linux') return `at the service's priority (CLIENT_NICE is per thread on Linux only)`;
   try {
     const before = getPriority();
     for (const tid of readdirSync('/proc/self/task')) setPriority(Number(tid), Math.min(19, getPriority(Number(tid)) + CLIENT_NICE));
-    return `at nice ${getPriority()}, the service at ${before} (CLIENT_NICE=0 shares the cores equally)`;
+    return `at nice ${getPriority()}, the service at ${before} (CLIENT_NICE=0, the default, shares the cores equally)`;
   } catch (error) {
     return `at the service's priority or partly lowered (${error.message})`;
   }
