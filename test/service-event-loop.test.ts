@@ -35,18 +35,39 @@ test.after(async () => {
   await pool.close();
 });
 
+/**
+ * Shows onPush every chunk the service's receivers are fed, with the turn of the event loop it came in (turns are
+ * counted at the check phase from `start()` on, 0 before); `stop()` undoes both.
+ */
+function watchPushes(onPush: (receiver: NpyReceiver<never>, chunk: Uint8Array, turn: number) => void): { start: () => void; stop: () => void } {
+  let turn = 0;
+  let ticker: NodeJS.Immediate | undefined;
+  const tick = (): void => {
+    turn++;
+    ticker = setImmediate(tick);
+  };
+  const original = NpyReceiver.prototype.push;
+  NpyReceiver.prototype.push = function (this: NpyReceiver<never>, chunk: Uint8Array): number {
+    onPush(this, chunk, turn);
+    return original.call(this, chunk);
+  };
+  return {
+    start: tick,
+    stop: () => {
+      clearImmediate(ticker);
+      NpyReceiver.prototype.push = original;
+    },
+  };
+}
+
 /** Sizes of the chunks the service's receivers were fed, recorded while `work` runs. */
 async function pushes<T>(work: () => Promise<T>): Promise<{ sizes: number[]; value: T }> {
   const sizes: number[] = [];
-  const original = NpyReceiver.prototype.push;
-  NpyReceiver.prototype.push = function (this: NpyReceiver<never>, chunk: Uint8Array): number {
-    sizes.push(chunk.length);
-    return original.call(this, chunk);
-  };
+  const watch = watchPushes((_receiver, chunk) => sizes.push(chunk.length));
   try {
     return { sizes, value: await work() };
   } finally {
-    NpyReceiver.prototype.push = original;
+    watch.stop();
   }
 }
 
@@ -131,17 +152,7 @@ test('uploads that all arrive at once are read in turns: no turn of the event lo
   const at = (turns.address() as AddressInfo).port;
   // Bytes the receivers took in each turn of the event loop (a turn ends at its check phase, where this ticks).
   const perTurn = new Map<number, number>();
-  let turn = 0;
-  let ticker: NodeJS.Immediate | undefined;
-  const tick = (): void => {
-    turn++;
-    ticker = setImmediate(tick);
-  };
-  const original = NpyReceiver.prototype.push;
-  NpyReceiver.prototype.push = function (this: NpyReceiver<never>, chunk: Uint8Array): number {
-    perTurn.set(turn, (perTurn.get(turn) ?? 0) + chunk.length);
-    return original.call(this, chunk);
-  };
+  const watch = watchPushes((_receiver, chunk, turn) => perTurn.set(turn, (perTurn.get(turn) ?? 0) + chunk.length));
   try {
     // Bodies of 3.3 MiB: Node reads up to 2 MiB from one readable socket in one go, past the bound on its own.
     const clients = 8;
@@ -165,9 +176,9 @@ test('uploads that all arrive at once are read in turns: no turn of the event lo
     // Nothing runs while every upload's bytes pile up in the sockets: the next turn finds them all readable at once.
     const until = performance.now() + 100;
     while (performance.now() < until);
-    tick();
+    watch.start();
     const results = await Promise.all(answers);
-    clearImmediate(ticker);
+    watch.stop();
     const most = Math.max(...perTurn.values());
     // A turn's poll phase and its check phase (where waiting uploads resume) each take the budget and may pass it
     // by a socket chunk (64 KiB); the chunk that ends expp is offered to both receivers and counted twice.
@@ -178,8 +189,7 @@ test('uploads that all arrive at once are read in turns: no turn of the event lo
       assertBitIdentical(parseComplexMatrixNpy(new Uint8Array(body)).data, (await pool.hermitian(problems[k].expp, problems[k].distance)).data, `client ${k}: H through the service vs the pool`);
     }
   } finally {
-    clearImmediate(ticker);
-    NpyReceiver.prototype.push = original;
+    watch.stop();
     await turns.shutdown();
   }
 });
@@ -194,21 +204,13 @@ test('uploads that all arrive at once are read in turns: no turn of the event lo
 async function storm(service: Service, bodies: Buffer[], leaveAfterSending = new Set<number>()): Promise<{ answers: ({ status: number; body: Buffer } | undefined)[]; started: number[] }> {
   const startedIn = new Map<number, number>();
   const fed = new WeakSet<object>();
-  let turn = 0;
-  let ticker: NodeJS.Immediate | undefined;
-  const tick = (): void => {
-    turn++;
-    ticker = setImmediate(tick);
-  };
-  const original = NpyReceiver.prototype.push;
-  NpyReceiver.prototype.push = function (this: NpyReceiver<never>, chunk: Uint8Array): number {
+  const watch = watchPushes((receiver, _chunk, turn) => {
     // A request's first chunk goes to its expp receiver: one first push of a complex-matrix receiver per request.
-    if (this.target === 'complex-matrix' && !fed.has(this)) {
-      fed.add(this);
+    if (receiver.target === 'complex-matrix' && !fed.has(receiver)) {
+      fed.add(receiver);
       startedIn.set(turn, (startedIn.get(turn) ?? 0) + 1);
     }
-    return original.call(this, chunk);
-  };
+  });
   let accepted = 0;
   const onConnection = (): number => accepted++;
   service.on('connection', onConnection);
@@ -239,13 +241,12 @@ async function storm(service: Service, bodies: Buffer[], leaveAfterSending = new
     await new Promise((resolve) => setImmediate(resolve)); // the sockets write what the OS takes
     const until = performance.now() + 150;
     while (performance.now() < until);
-    tick();
+    watch.start();
     const results = await Promise.all(answers);
     return { answers: results, started: [...startedIn.values()] };
   } finally {
     service.off('connection', onConnection);
-    clearImmediate(ticker);
-    NpyReceiver.prototype.push = original;
+    watch.stop();
   }
 }
 

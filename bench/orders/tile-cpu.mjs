@@ -2,6 +2,7 @@
 // be shared: CPU time excludes the time the thread waits for a core, wall time does not).
 //   node bench/orders/tile-cpu.mjs --path avx512 --sizes 2048,4096 --rounds 5 base=/tmp/a.node new=/tmp/b.node
 import { createRequire } from 'node:module';
+import { benchProblem } from '../../kernel/native/bench-problem.mjs';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
@@ -12,19 +13,10 @@ const tile = Number(option('tile', '240'));
 const require = createRequire(import.meta.url);
 const builds = args.filter((a) => a.includes('=')).map((a) => { const [name, file] = a.split('='); return { name, addon: require(file) }; });
 
-function problem(N, M) {
-  let s = 12345;
-  const next = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
-  const expp = new Float64Array(new SharedArrayBuffer(16 * N * M));
-  for (let i = 0; i < expp.length; i++) expp[i] = next();
-  const distance = new Float64Array(new SharedArrayBuffer(8 * M));
-  for (let m = 0; m < M; m++) distance[m] = 1 + next() / 2;
-  return { expp, distance };
-}
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 for (const N of sizes) {
   const M = N, n = N - 1;
-  const { expp, distance } = problem(N, M);
+  const { expp, distance } = benchProblem(N, M);
   const hs = builds.map(() => new Float64Array(new SharedArrayBuffer(16 * n * n)));
   const run = (b, x) => {
     const t = cpu();

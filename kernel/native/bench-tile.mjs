@@ -12,6 +12,7 @@
 // measured turn by turn under the same host load. Useful GFLOP/s = 8·(N−1)·N/2·(M−1) / seconds.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { benchProblem } from './bench-problem.mjs';
 import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
 
@@ -69,14 +70,8 @@ function startPython() {
 }
 
 function problem(N, M) {
-  let s = 12345;
-  const next = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
-  const expp = new Float64Array(new SharedArrayBuffer(16 * N * M));
-  for (let i = 0; i < expp.length; i++) expp[i] = next();
-  const distance = new Float64Array(new SharedArrayBuffer(8 * M));
-  for (let m = 0; m < M; m++) distance[m] = 1 + next() / 2;
   const h = new Float64Array(new SharedArrayBuffer(16 * (N - 1) * (N - 1)));
-  return { expp, distance, h };
+  return { ...benchProblem(N, M), h };
 }
 
 function runHpair(N, M, { expp, distance, h }, tile, call = addon.hermitianTile) {
