@@ -11,6 +11,7 @@ import { loadNativeAddon } from '../kernel/native/addon.js';
 import { hBytesWritten, measureWriteBandwidth, writeLimitFor } from '../bench/bandwidth.js';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError } from './helpers/support.js';
 import { skip } from './helpers/children.js';
+import { decideHugePages } from '../workers/huge-pages.js';
 
 const test = suite('small and write-bound jobs');
 const addon = loadNativeAddon().addon;
@@ -235,6 +236,32 @@ withAddon('the bench measures the write bandwidth on each thread count with both
   assert.is(limit!.bytesPerSecond, Math.max(...report.measurements.filter((m) => m.threads === 2).map((m) => m.bytesPerSecond)));
   assert.is(writeLimitFor(report.measurements, 3), undefined);
   assert.is(hBytesWritten(8192), 16 * 8191 * 8191);
+});
+
+test('huge pages: HPAIR_NO_HUGE_PAGES decides when set; unset, a balloon that reports free memory to the hypervisor turns them off', () => {
+  // sysfs gives a virtio device's features as one '0'/'1' per bit; bit 5 is VIRTIO_BALLOON_F_REPORTING.
+  const reporting = '0110010100000000000000000000000010000000';
+  const quiet = '0110000000000000000000000000000010000000';
+  const never = (): string[] => {
+    throw new Error('the host must not be consulted when HPAIR_NO_HUGE_PAGES is set');
+  };
+  assert.is(decideHugePages('0', never).wanted, true, '0 asks for them whatever the host');
+  for (const value of ['1', 'yes', 'true', '00']) assert.is(decideHugePages(value, never).wanted, false, `HPAIR_NO_HUGE_PAGES=${value}`);
+  for (const unset of [undefined, '']) {
+    assert.is(decideHugePages(unset, () => []).wanted, true, 'no balloon: the default');
+    assert.is(decideHugePages(unset, () => [quiet]).wanted, true, 'a balloon that does not report free memory');
+    const off = decideHugePages(unset, () => [quiet, reporting]);
+    assert.is(off.wanted, false, 'a balloon that reports free memory');
+    assert.match(off.reason, /balloon/);
+    assert.is(decideHugePages(unset, () => ['01100']).wanted, true, 'a feature string too short to hold the bit');
+    assert.is(
+      decideHugePages(unset, () => {
+        throw new Error('sysfs unreadable');
+      }).wanted,
+      true,
+      'an unreadable host: the default',
+    );
+  }
 });
 
 test.run();

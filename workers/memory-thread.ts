@@ -1,6 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { loadNativeAddon, nativeAddonPath } from '../kernel/native/addon.js';
 import { addGcWeight } from './gc-weight.js';
+import { hugePagesDecision } from './huge-pages.js';
 import { obtainGc } from './obtain-gc.js';
 import { startWorker } from './worker-handle.js';
 
@@ -134,10 +135,9 @@ function start(): Worker | undefined {
   return thread;
 }
 
-/** Huge pages unless HPAIR_NO_HUGE_PAGES is set (to anything but 0): for A/B runs, or a host where THP compaction stalls. */
+/** Huge pages by HPAIR_NO_HUGE_PAGES and the host (huge-pages.ts says when and why). */
 function hugePagesWanted(): boolean {
-  const off = process.env.HPAIR_NO_HUGE_PAGES;
-  return off === undefined || off === '' || off === '0';
+  return hugePagesDecision().wanted;
 }
 
 function allocateHere(bytes: number): Promise<SharedArrayBuffer> {

@@ -97,6 +97,13 @@ static void hp_pack_b(const double *expp, const double *distance, size_t N, size
   hp_pack(expp, distance, N, M, r0, rows, pb, pe, kb, kc, HP_NR, 1, p0, p1, p2);
 }
 
+/* 1 when re and im are both finite (x − x is 0 for a finite x, NaN otherwise), as an integer: a running `&=` of
+ * it has no chain of floating-point additions through the combination, which a running sum of the differences
+ * had, and lets the compiler vectorise the loop (an integer AND may be reassociated, a floating sum may not). */
+static inline __attribute__((always_inline)) int hp_finite2(double re, double im) {
+  return (re - re == 0) & (im - im == 0);
+}
+
 /* Finishes a tile from P1..P3 (row stride ld, origin (r0, c0) of H): H[i, j] = (P1 + P2) + i·((P3 − P1) + P2) (or,
  * with P4, (P1 + P2) + i·(P3 + P4)) for j ≤ i, an exactly real diagonal, and the mirror H[j, i] = conj(H[i, j]), each stored if it lies inside the
  * window. Re and Im overwrite P1 and P2 (scratch) first, so the mirror reads them there, not back from h. Returns
@@ -108,16 +115,14 @@ static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double
     const size_t cend = HP_MIN(c1, i + 1) - c0; /* columns c0 … c0 + cend − 1 of row i are j ≤ i */
     double *x1 = P1 + (i - r0) * ld, *x2 = P2 + (i - r0) * ld;
     const double *x3 = P3 + (i - r0) * ld, *x4 = P4 ? P4 + (i - r0) * ld : NULL;
-    double check = 0;
     for (size_t j = 0; j < cend; j++) {
       /* 3M: P1..P3; compensated (P4 given): Re = P1 + P2 and Im = P3 + P4, each a sum and its correction */
       const double re = x1[j] + x2[j], im = x4 ? x3[j] + x4[j] : (x3[j] - x1[j]) + x2[j];
       x1[j] = re;
       x2[j] = im;
-      check += (re - re) + (im - im); /* 0 while every value is finite, NaN from the first one that is not */
+      finite &= hp_finite2(re, im);
     }
     if (c0 + cend == i + 1) x2[i - c0] = 0; /* the diagonal */
-    finite &= check == 0;
   }
   int64_t first_bad = -1;
   for (size_t i = r0; !finite && i < r1 && first_bad < 0; i++) {
@@ -173,7 +178,7 @@ static void hp_add_chunk(double *const P[3], double *const Pc[3], size_t ld, siz
  * tile's first non-finite entry when there is one. Returns 0 when an entry is not finite, else 1. */
 static int hp_finish_micro(const hpair_tile_args *t, double *P1, double *P2, const double *P3, size_t ld, size_t i0,
                            size_t j0, size_t ia, size_t ib, size_t ja, size_t jb) {
-  double check = 0;
+  int finite = 1;
   for (size_t i = HP_MAX(ia, ja); i < ib; i++) {
     const size_t cend = HP_MIN(jb, i + 1);
     double *x1 = P1 + (i - i0) * ld - j0, *x2 = P2 + (i - i0) * ld - j0;
@@ -182,7 +187,7 @@ static int hp_finish_micro(const hpair_tile_args *t, double *P1, double *P2, con
       const double re = x1[j] + x2[j], im = (x3[j] - x1[j]) + x2[j];
       x1[j] = re;
       x2[j] = im;
-      check += (re - re) + (im - im); /* 0 while every value is finite, NaN from the first one that is not */
+      finite &= hp_finite2(re, im);
     }
     if (cend == i + 1) x2[i] = 0; /* the diagonal */
   }
@@ -206,7 +211,7 @@ static int hp_finish_micro(const hpair_tile_args *t, double *P1, double *P2, con
       out[2 * i + 1] = -P2[(i - i0) * ld + (j - j0)];
     }
   }
-  return check == 0;
+  return finite;
 }
 
 /* (N − 1)·i + j of the first entry (row-major) of rows [i0, i1) × columns [j0, min(j1, i + 1)) whose Re (in P1) or Im
