@@ -56,6 +56,7 @@ interface BenchRecord {
   blasCore?: { coretype?: string; inherited?: string; how?: string; probes?: { candidate: string; core?: string; ms?: number; error?: string }[] } | null;
   flopsFormula?: string;
   realFlopsFormula?: string;
+  peerCheck?: { checked?: boolean; how?: string; failures?: string[] };
   rows?: BenchRow[];
   scaling?: { n: number; what: string; workers: number; ratio: number; paired?: number; rounds: number }[];
   bitIdentity?: { n: number; m: number; kernel: string; workers: number[]; schedules?: string[]; identical: boolean }[];
@@ -132,6 +133,17 @@ export function markdownReport(record: BenchRecord): string {
     out.push(table(['kernel', 'runs here', 'why not'], record.kernelStatus.map((k) => [k.kernel, k.supported ? 'yes' : 'no', k.reason ?? ''])), '');
     const auto = typeof record.auto === 'string' ? record.auto : record.auto?.kernel;
     if (auto !== undefined) out.push(`\`auto\` picks \`${auto}\`.`, '');
+  }
+
+  // A run whose peers did not run as they do alone says so where its figures are read, not only on the console.
+  const peerFailures = record.peerCheck?.failures ?? [];
+  if (peerFailures.length > 0) {
+    out.push('## Peer check: failed', '');
+    out.push('The peers below ran slower in this run than in a fresh process, so their figures, and every ratio against them, do not show what they can do; hpair\'s own figures stand.', '');
+    for (const failure of peerFailures) out.push(`- ${failure}`);
+    out.push('');
+  } else if (record.peerCheck?.checked === false) {
+    out.push('The peers were not checked in this run (`--no-peer-check`, or no Python).', '');
   }
 
   const rows = record.rows ?? [];
