@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { testIf } from './helpers/children.js';
 import { cleanVerdict, coreProblems, threadProblems } from '../bench/peer-check.js';
 import { parseOptions, QUICK_SHAPES, SWEEP_SHAPES, UsageError } from '../bench/options.js';
 import { PythonPeer, type OpenblasLibrary } from '../bench/python-peer.js';
@@ -97,8 +98,7 @@ test('--shapes takes N×M pairs and kinds in order, without repeats; bad shapes 
 });
 
 const hasNumpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
-if (!hasNumpy) console.log('  skipped: python3 with numpy is not installed here (the peer\'s own report)');
-(hasNumpy ? test : test.skip)('the Python peer names every OpenBLAS copy it loaded, with its user, core and threads', async () => {
+testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installed here (the peer\'s own report)')('the Python peer names every OpenBLAS copy it loaded, with its user, core and threads', async () => {
   const peer = new PythonPeer(process.env);
   try {
     const info = await peer.info();

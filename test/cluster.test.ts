@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { createPool, encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy, type ComplexMatrix } from 'hpair';
 import { assertBitIdentical, cliPath, NATIVE_VARIANTS, randomProblem } from './helpers/support.js';
 import { freePort, redisServerBinary, startRedis, testRedisUrl } from './helpers/redis.js';
-import { track, trackServer, untrackServer } from './helpers/children.js';
+import { testIf, track, trackServer, untrackServer } from './helpers/children.js';
 
 const test = suite('cluster');
 const work = mkdtempSync(join(tmpdir(), 'hpair-cluster-'));
@@ -20,8 +20,8 @@ const binary = redisServerBinary();
 if (url === undefined) {
   console.log('\n  cluster: the tests that need Redis are SKIPPED: no HPAIR_TEST_REDIS and no redis-server (apt-get install redis-server)');
 }
-const withRedis = url === undefined ? test.skip : test;
-const withOwnRedis = binary === undefined ? test.skip : test;
+const withRedis = testIf(test, 'cluster', url !== undefined, () => 'no HPAIR_TEST_REDIS and no redis-server');
+const withOwnRedis = testIf(test, 'cluster', binary !== undefined, () => 'no redis-server to start');
 
 let queues = 0;
 const newQueue = (): string => `t${process.pid}-${Date.now().toString(36)}-${queues++}`;
@@ -442,7 +442,7 @@ const canUnshare = await new Promise<boolean>((resolve) => {
 if (url !== undefined && !canUnshare) {
   console.log('\n  cluster: the tests of workers that see other files at the same path are SKIPPED: `unshare -m` (root) is not available here');
 }
-const withNamespace = url === undefined || !canUnshare ? test.skip : test;
+const withNamespace = testIf(test, 'cluster', url !== undefined && canUnshare, () => (url === undefined ? 'no Redis' : '`unshare -m` (root) is not available here'));
 
 /**
  * A worker process in a mount namespace of its own, where `mounts` (shell commands) run first: it sees other

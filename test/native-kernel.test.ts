@@ -17,7 +17,7 @@ import { loadNativeAddon, type NativeAddon, type NativePathName } from '../kerne
 import { hugePagesDecision } from '../workers/huge-pages.js';
 import { rankedVariants, variantNamed } from '../kernel/variants.js';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError, seeded } from './helpers/support.js';
-import { skip } from './helpers/children.js';
+import { testIf as testWhen } from './helpers/children.js';
 
 const test = suite('native kernel');
 
@@ -45,7 +45,7 @@ const shape = (name: NativePathName) => info!.paths.find((p) => p.name === name)
  * (never passed by returning early).
  */
 function testIf(runs: boolean, reason: () => string): (name: string, fn: () => unknown) => void {
-  return runs ? (name, fn) => test(name, fn as () => void) : (name) => skip('native kernel', name, reason());
+  return testWhen((name: string, fn: () => unknown) => test(name, fn as () => void), 'native kernel', runs, reason);
 }
 const noAddon = (): string => `the native addon is not loaded here (${loadError || readStatus()?.reason || 'not built'})`;
 const withAddon = testIf(addon !== undefined, noAddon);

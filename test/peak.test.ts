@@ -4,6 +4,7 @@
 // speed: a rate is only checked against what the hardware could physically do at any clock.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { testIf } from './helpers/children.js';
 import { NATIVE_PATHS } from '../kernel/kernel-names.js';
 import { loadNativeAddon, type NativeAddon, type NativePathName } from '../kernel/native/addon.js';
 import { measurePeaks, peakFor, type PeakMeasurement } from '../bench/peak.js';
@@ -15,11 +16,9 @@ const addon: NativeAddon | undefined = load.addon;
 const paths = addon?.info().paths ?? [];
 const supported = paths.filter((p) => p.supported).map((p) => p.name);
 const unsupported = paths.filter((p) => !p.supported);
-/** `test` when the condition holds, else `test.skip`, saying why once when the file loads. */
+/** `test` when the condition holds; else each test is reported as skipped, with why. */
 function when(holds: boolean, why: string): (name: string, fn: () => void | Promise<void>) => void {
-  if (holds) return test;
-  console.log(`  skipped: ${why}`);
-  return test.skip;
+  return testIf(test, 'FMA peak probe', holds, () => why);
 }
 const noAddon = `no native addon: ${load.reason ?? ''}`;
 const withAddon = when(addon !== undefined, noAddon);

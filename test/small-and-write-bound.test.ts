@@ -10,18 +10,13 @@ import { createComplexMatrix, createPool, hermitianReference, type ComplexMatrix
 import { loadNativeAddon } from '../kernel/native/addon.js';
 import { hBytesWritten, measureWriteBandwidth, writeLimitFor } from '../bench/bandwidth.js';
 import { assertBitIdentical, assertExactlyHermitian, randomProblem, relativeError } from './helpers/support.js';
-import { skip } from './helpers/children.js';
+import { testIf } from './helpers/children.js';
 import { decideHugePages } from '../workers/huge-pages.js';
 
 const test = suite('small and write-bound jobs');
 const addon = loadNativeAddon().addon;
-const noAddon = `no native addon: ${loadNativeAddon().reason ?? ''}`;
-/** `test` where the native addon loads; elsewhere each test is skipped, with the reason named in the run's summary. */
-const withAddon = (name: string, fn: () => void | Promise<void>): void => {
-  if (addon !== undefined) return test(name, fn);
-  skip('small and write-bound jobs', name, noAddon);
-  test.skip(name, fn);
-};
+/** `test` where the native addon loads; elsewhere each test is reported as skipped, with the reason. */
+const withAddon = testIf(test, 'small and write-bound jobs', addon !== undefined, () => `no native addon: ${loadNativeAddon().reason ?? ''}`);
 
 function codeOf(error: unknown): string | undefined {
   return (error as { code?: string }).code;

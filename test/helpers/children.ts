@@ -75,6 +75,14 @@ export function skip(suite: string, name: string, reason: string): void {
   console.log(`  skipped: ${line}`);
 }
 
+/**
+ * `register` (a suite's `test`) where `runs` holds; elsewhere the test is not registered at all and is reported as
+ * skipped with its reason (never passed by returning early, never left to uvu's silent `.skip`).
+ */
+export function testIf<F>(register: (name: string, fn: F) => void, suite: string, runs: boolean, reason: () => string): (name: string, fn: F) => void {
+  return runs ? register : (name) => skip(suite, name, reason());
+}
+
 /** Every skip declared in this process so far. */
 export function skips(): readonly string[] {
   return registry.skips;
