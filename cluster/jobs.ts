@@ -9,9 +9,9 @@ export const DEFAULT_QUEUE = 'hpair';
 /** The job's name in BullMQ (every job of hpair's queue has it). */
 export const BLOCK_JOB = 'hpair-block';
 /** Version of the job data below: a worker refuses other versions (UnrecoverableError), so one that would not
- * honour `accuracy`, or would sum a compensated block by an earlier method (kernel-names.ts summationStamp), never
- * computes a block of a run. */
-export const JOB_DATA_VERSION = 3;
+ * honour `accuracy`, or would sum a block by an earlier method of either accuracy (kernel-names.ts
+ * summationStamp), never computes a block of a run. */
+export const JOB_DATA_VERSION = 4;
 
 /** One block job's data: where everything is (paths every machine sees), and which rectangle to compute. */
 export interface BlockJobData {

@@ -8,15 +8,17 @@ import { PlanarPlane as Plane, planarPlaneOffset as planeOffset, type PlanarLayo
  * triangle of (N−1)×(N−1) pairs. Each tile sums over k in blocks of `kc` so the rows it touches stay
  * in L2, with a 2×2 register block of pairs per inner loop (8 loads feed 16 multiply-adds).
  *
- * Summation order for H[i,j] depends only on k, kc and the pair — never on the tile's owner — so
- * results are bit-identical for any worker count: k in blocks of kc, each summed from zero; the blocks of a
- * chunk of JS_CHUNK columns added in order; the chunks' sums added in order, starting from the first chunk's.
- * Adding chunks instead of continuing one sum over every block keeps the error of a long sum from growing
- * with M/kc.
+ * Summation order for H[i,j] depends only on k and the pair — never on the tile's owner or kc — so
+ * results are bit-identical for any worker count: k in blocks of JS_BLOCK columns, each summed from zero; the
+ * blocks of a chunk of JS_CHUNK columns added in order; the chunks' sums added in order, starting from the first
+ * chunk's. Short blocks and chunks keep the error at or below numpy's at every M (docs/kernels-and-accuracy.md);
+ * kc, the columns a tile's rows are read over at a time (a multiple of JS_BLOCK), is only the cache blocking.
  */
 
-/** Columns of k per chunk: a multiple of kc. */
-export const JS_CHUNK = 12288;
+/** Columns of k per block of the summation order. */
+export const JS_BLOCK = 32;
+/** Columns of k per chunk: 32 blocks, a multiple of every kc. */
+export const JS_CHUNK = 1024;
 export interface PairsBuffers {
   readonly [name: string]: Float64Array;
   readonly panels: Float64Array;
@@ -82,36 +84,38 @@ function blocks(tile: Tile, panels: Float64Array, layout: PlanarLayout, kc: numb
         const a1 = iB * stride;
         const b0 = j * stride;
         const b1 = jB * stride;
-        let re00 = 0, im00 = 0, re01 = 0, im01 = 0, re10 = 0, im10 = 0, re11 = 0, im11 = 0;
-        for (let k = k0; k < k1; k++) {
-          const ar0 = panels[AR + a0 + k], ai0 = panels[AI + a0 + k];
-          const ar1 = panels[AR + a1 + k], ai1 = panels[AI + a1 + k];
-          const br0 = panels[BR + b0 + k], bi0 = panels[BI + b0 + k];
-          const br1 = panels[BR + b1 + k], bi1 = panels[BI + b1 + k];
-          // a · conj(b) = (ar·br + ai·bi) + i(ai·br − ar·bi)
-          re00 += ar0 * br0 + ai0 * bi0;
-          im00 += ai0 * br0 - ar0 * bi0;
-          re01 += ar0 * br1 + ai0 * bi1;
-          im01 += ai0 * br1 - ar0 * bi1;
-          re10 += ar1 * br0 + ai1 * bi0;
-          im10 += ai1 * br0 - ar1 * bi0;
-          re11 += ar1 * br1 + ai1 * bi1;
-          im11 += ai1 * br1 - ar1 * bi1;
-        }
         const r0 = 2 * ((i - tile.i0) * cols + (j - tile.j0));
         const r1 = r0 + 2 * cols;
-        acc[r0] += re00;
-        acc[r0 + 1] += im00;
-        if (jB !== j) {
-          acc[r0 + 2] += re01;
-          acc[r0 + 3] += im01;
-        }
-        if (iB !== i) {
-          acc[r1] += re10;
-          acc[r1 + 1] += im10;
+        for (let s0 = k0; s0 < k1; s0 += JS_BLOCK) {
+          let re00 = 0, im00 = 0, re01 = 0, im01 = 0, re10 = 0, im10 = 0, re11 = 0, im11 = 0;
+          for (let k = s0, s1 = Math.min(k1, s0 + JS_BLOCK); k < s1; k++) {
+            const ar0 = panels[AR + a0 + k], ai0 = panels[AI + a0 + k];
+            const ar1 = panels[AR + a1 + k], ai1 = panels[AI + a1 + k];
+            const br0 = panels[BR + b0 + k], bi0 = panels[BI + b0 + k];
+            const br1 = panels[BR + b1 + k], bi1 = panels[BI + b1 + k];
+            // a · conj(b) = (ar·br + ai·bi) + i(ai·br − ar·bi)
+            re00 += ar0 * br0 + ai0 * bi0;
+            im00 += ai0 * br0 - ar0 * bi0;
+            re01 += ar0 * br1 + ai0 * bi1;
+            im01 += ai0 * br1 - ar0 * bi1;
+            re10 += ar1 * br0 + ai1 * bi0;
+            im10 += ai1 * br0 - ar1 * bi0;
+            re11 += ar1 * br1 + ai1 * bi1;
+            im11 += ai1 * br1 - ar1 * bi1;
+          }
+          acc[r0] += re00;
+          acc[r0 + 1] += im00;
           if (jB !== j) {
-            acc[r1 + 2] += re11;
-            acc[r1 + 3] += im11;
+            acc[r0 + 2] += re01;
+            acc[r0 + 3] += im01;
+          }
+          if (iB !== i) {
+            acc[r1] += re10;
+            acc[r1 + 1] += im10;
+            if (jB !== j) {
+              acc[r1 + 2] += re11;
+              acc[r1 + 3] += im11;
+            }
           }
         }
       }

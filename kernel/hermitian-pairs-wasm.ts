@@ -15,7 +15,7 @@ import { storeTile, type HWindow } from './hermitian-tile-store.js';
  */
 
 /** Columns of k per chunk: a multiple of every kc the variant uses. */
-export const WASM_CHUNK = 12288;
+export const WASM_CHUNK = 1024;
 export interface PairsWasmBuffers {
   readonly [name: string]: Float64Array;
   readonly h: Float64Array;

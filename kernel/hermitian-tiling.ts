@@ -20,7 +20,7 @@ import type { Schedule } from '../shared/protocol.js';
  *
  * Splitting k across workers instead (each worker summing whole chunks of k into scratch, then one pass adding
  * the chunks in order) would repack nothing and keep the bits too, but it needs a scratch plane set per chunk
- * and a combination pass, and its grain is a chunk of k (12288 columns), coarse for most tall shapes; the cuts
+ * and a combination pass per chunk; the cuts
  * here balance a tall job without either (docs/performance.md, "Tall jobs").
  */
 

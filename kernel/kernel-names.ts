@@ -20,13 +20,14 @@ export const KERNEL_VARIANTS: readonly KernelVariant[] = [...NATIVE_PATHS.map((p
  */
 export type Accuracy = 'default' | 'compensated';
 /**
- * What a journal or a cluster run records of how its blocks are summed: the kernel, and with compensated accuracy
- * the version of that method. Blocks summed another way round differently, so a run never resumes or mixes them;
- * the version went up when the native paths' compensated sums moved to a per-block power-of-two grid, whose bits
- * can differ in the last place from the Dot2 sums before it.
+ * What a journal or a cluster run records of how its blocks are summed: the kernel, its accuracy and the version of
+ * that method. Blocks summed another way round differently, so a run never resumes or mixes them. The default went
+ * to version 2 when every kernel's blocks were cut into shorter chains (docs/kernels-and-accuracy.md, "The default:
+ * summation order"); compensated went to version 2 when the native paths' compensated sums moved to a per-block
+ * power-of-two grid, whose bits can differ in the last place from the Dot2 sums before it.
  */
 export function summationStamp(kernel: KernelVariant, accuracy: Accuracy): string {
-  return accuracy === 'compensated' ? `${kernel} compensated 2` : kernel;
+  return accuracy === 'compensated' ? `${kernel} compensated 2` : `${kernel} default 2`;
 }
 /** What a caller may ask for: a variant, the widest native path this CPU has, or the fastest available. */
 export type KernelChoice = 'auto' | 'native' | KernelVariant;

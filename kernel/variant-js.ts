@@ -5,7 +5,8 @@ import type { HermitianVariant } from './variant.js';
 
 /**
  * Plain JavaScript: the fallback that runs everywhere. Planar panels for the whole job (four planes AR, AI,
- * BR, BI) in the engine's shared scratch, 64 × 64 tiles, k blocked by 256 so a tile's rows stay in L2.
+ * BR, BI) in the engine's shared scratch, 64 × 64 tiles, k read by 256 columns at a time so a tile's rows stay in
+ * L2 (the summation order's blocks are shorter: hermitian-pairs-js.ts JS_BLOCK).
  */
 const TILE = 64;
 const KC = 256;

@@ -95,7 +95,7 @@ for (const kernel of variants) {
 // Tall jobs (few rows, long M): the whole H's triangle is cut for the pool's workers (kernel/hermitian-tiling.ts),
 // so each worker count and schedule computes H from other tiles than one worker does. Shapes: one entry (N = 2),
 // one micro-tile row (N = 13), rows under one tile edge (N = 61), rows just past the native edge (N = 256). With
-// default accuracy M spans two or three chunks of k (12288 columns) with a ragged last one; compensated sums run
+// default accuracy M spans several chunks of k (a kernel's chunk is 1024 or 3072 columns) with a ragged last one; compensated sums run
 // over all of k unchunked, so shorter M shows the same. The reference is one worker's uniform grid.
 const tallShapes = {
   default: [[2, 12288 + 5], [13, 2 * 12288 + 1], [61, 2 * 12288 + 777], [256, 301]],

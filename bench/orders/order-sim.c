@@ -1,10 +1,13 @@
 /* Simulates a summation order of the native 3M default kernel in scalar C, operation for operation (the same
  * packing, fma() chains, block, chunk and 3M combination as kernel/native/src/driver.h), so that candidate orders
  * can be compared with the exact oracle and numpy (compare.mjs) before a micro-kernel is written. With
- * kc = HPAIR_KC, one chain and HPAIR_CHUNK_BLOCKS it gives the native kernels' bits (compare.mjs --hpair checks).
+ * kc = HPAIR_KC, chains = HPAIR_SUB and HPAIR_CHUNK_BLOCKS it gives the native kernels' bits (compare.mjs --hpair
+ * checks).
  *   order-sim N M expp.bin distance.bin out.bin kc chains(1|2|4) blocks_per_chunk seq|pair
  * chains: interleaved FMA chains per block (k mod chains, each from +0), joined at the block's end as c0 + c1 or
- * (c0 + c2) + (c1 + c3); seq|pair: a chunk's block sums added in order, or pairwise.
+ * (c0 + c2) + (c1 + c3); a value of 8 or more is instead a sub-block length: the block's contiguous sub-blocks of
+ * that many columns, one chain each, joined by the binary tree of kernel/native/src/block_tree.h (the native
+ * kernels' order: kc = HPAIR_KC, chains = HPAIR_SUB, blocks_per_chunk = HPAIR_CHUNK_BLOCKS); seq|pair: a chunk's block sums added in order, or pairwise.
  * expp.bin: N×M complex interleaved doubles; distance.bin: M doubles; out.bin: (N−1)×(N−1) complex H.
  * Build: cc -O2 -ffp-contract=off bench/orders/order-sim.c -lm -o /tmp/order-sim */
 #include <math.h>
@@ -16,6 +19,23 @@ static size_t KC, CHAINS, CB;
 static int PAIR;
 
 static double block_sum(const double *x, const double *y, size_t k) {
+  if (CHAINS >= 8) { /* contiguous sub-blocks of CHAINS columns, one chain each, joined by block_tree.h's tree */
+    double level[8];
+    unsigned n = 0;
+    for (size_t t0 = 0; t0 < k || (k == 0 && n == 0); t0 += CHAINS, n++) {
+      double c = 0;
+      for (size_t t = t0; t < k && t < t0 + CHAINS; t++) c = fma(x[t], y[t], c);
+      unsigned l = 0;
+      for (; (n >> l) & 1; l++) c = level[l] + c;
+      level[l] = c;
+    }
+    unsigned l = 0;
+    while (!((n >> l) & 1)) l++;
+    double r = level[l];
+    for (l++; (n >> l) != 0; l++)
+      if ((n >> l) & 1) r = level[l] + r;
+    return r;
+  }
   double c[8] = {0};
   for (size_t t = 0; t < k; t++) c[t % CHAINS] = fma(x[t], y[t], c[t % CHAINS]);
   if (CHAINS == 1) return c[0];
@@ -57,7 +77,7 @@ int main(int argc, char **argv) {
   }
   const size_t N = strtoul(argv[1], 0, 10), M = strtoul(argv[2], 0, 10), n = N - 1, K = M - 1;
   KC = strtoul(argv[6], 0, 10), CHAINS = strtoul(argv[7], 0, 10), CB = strtoul(argv[8], 0, 10);
-  if (N < 2 || M < 2 || KC == 0 || CB == 0 || CB > 4096 || (CHAINS != 1 && CHAINS != 2 && CHAINS != 4)) {
+  if (N < 2 || M < 2 || KC == 0 || CB == 0 || CB > 4096 || (CHAINS != 1 && CHAINS != 2 && CHAINS != 4 && (CHAINS < 8 || KC / CHAINS > 64))) {
     fprintf(stderr, "order-sim: bad N, M, kc, chains or blocks_per_chunk\n");
     return 2;
   }

@@ -1,5 +1,6 @@
 /* Runs the shared driver (src/driver.h) with the AVX-512 path's block sizes, mr×nr = 12×16, and a scalar micro-kernel
- * that computes the same block sums (fma() in k order from +0, then added to C when accumulating), against every
+ * that computes the same block sums (fma() chains of each sub-block in k order from +0, joined by block_tree.h, then
+ * added to C when accumulating), against every
  * path of src/paths.h that runs on this CPU (each with its own mr×nr, mc and compensated pass). H must be the same
  * bits on every shape and tile grid, in both accuracies. This checks everything of the AVX-512 path except its
  * micro-kernel's intrinsics (packing at widths 12 and 16, the triangle at 12×16, padding, the chunk sums, the
@@ -18,17 +19,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "block_tree.h"
 #include "kernel.h"
 #include "paths_table.h"
 
 static void ukr_scalar(size_t k, const double *a, const double *b, double *c, size_t ldc, int accumulate) {
-  for (int i = 0; i < 12; i++) {
-    for (int j = 0; j < 16; j++) {
-      double s = 0.0;
-      for (size_t x = 0; x < k; x++) s = fma(a[x * 12 + i], b[x * 16 + j], s);
-      c[i * ldc + j] = accumulate ? c[i * ldc + j] + s : s;
+  HP_TREE_DECLARE(tree, 12 * 16);
+  unsigned n = 0;
+  do {
+    const size_t ks = k < HPAIR_SUB ? k : HPAIR_SUB;
+    double *slot = hp_tree_slot(tree, 12 * 16, n);
+    for (int i = 0; i < 12; i++) {
+      for (int j = 0; j < 16; j++) {
+        double s = 0.0;
+        for (size_t x = 0; x < ks; x++) s = fma(a[x * 12 + i], b[x * 16 + j], s);
+        slot[i * 16 + j] = s;
+      }
     }
-  }
+    a += ks * 12, b += ks * 16, k -= ks;
+    hp_tree_push(tree, 12 * 16, n++);
+  } while (k > 0);
+  hp_tree_finish(tree, 12, 16, n, c, ldc, accumulate);
 }
 
 #define HP_MR 12

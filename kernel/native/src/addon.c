@@ -299,6 +299,8 @@ static napi_value ukr_fn(napi_env env, napi_callback_info cb) {
     return NULL;
   if (napi_typeof(env, argv[5], &t) != napi_ok || t != napi_boolean || napi_get_value_bool(env, argv[5], &accumulate) != napi_ok)
     return fail(env, KIND_TYPE, "accumulate must be a boolean");
+  if (k > HPAIR_KC) /* one k block: the micro-kernel's summation tree holds a block's sub-blocks, no more */
+    return fail(env, KIND_RANGE, "k is %zu; a micro-kernel call sums one k block of at most %d", k, HPAIR_KC);
   if (__builtin_mul_overflow(k, (size_t)path->mr, &need) || need > la)
     return fail(env, KIND_RANGE, "a has %zu values; k·mr needs %zu·%d", la, k, path->mr);
   if (__builtin_mul_overflow(k, (size_t)path->nr, &need) || need > lb)

@@ -5,22 +5,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The summation order of every element of P1..P3, a constant of the result's format (changing either constant
- * changes the bits, not the accuracy class): k is cut into blocks of HPAIR_KC columns; each block is summed from
- * +0 in registers as one FMA chain in k order; the blocks of one chunk (HPAIR_CHUNK_BLOCKS consecutive blocks,
- * the last chunk possibly shorter) are added in order; the chunk sums are added in order, starting from the
- * first chunk's sum. Every path, tile grid and worker count follows this order, so all give the same bits, and
- * a driver that split k across threads at chunk boundaries could keep it by adding the threads' chunk sums in
- * chunk order. The error of an element then grows with kc + chunk blocks + chunks, where one FMA chain over all
- * of k would make it grow with M.
+/* The summation order of every element of P1..P3, a constant of the result's format (changing any of these
+ * constants changes the bits, not the accuracy class): k is cut into blocks of HPAIR_KC columns; each block is summed
+ * in sub-blocks of HPAIR_SUB columns, each from +0 in registers as one FMA chain in k order, joined in the fixed
+ * binary tree of block_tree.h; the blocks of one chunk (HPAIR_CHUNK_BLOCKS consecutive blocks, the last chunk
+ * possibly shorter) are added in order; the chunk sums are added in order, starting from the first chunk's sum.
+ * Every path, tile grid and worker count follows this order, so all give the same bits, and a driver that split k
+ * across threads at chunk boundaries could keep it by adding the threads' chunk sums in chunk order. The error of
+ * an element then grows with the sub-block, the tree's depth, the chunk's blocks and the chunks, where one FMA
+ * chain over all of k would make it grow with M.
  *
- * Why these values: kc bounds the error term of a block and sets the B micro-panel's size, which must stay in L1d
- * next to the streaming A panel on the widest path (nr·kc·8 bytes); kc is not a path's choice, since all paths
- * must give the same bits. The single-thread tile bench (kernel/native/bench-tile.mjs, run with each kc) is where kc is chosen.
- * 64 blocks per chunk: up to that length a tile needs no chunk buffer and no chunk pass, and beyond it the three
- * error terms stay comparable up to very long sums (docs/kernels-and-accuracy.md). */
+ * Why these values: kc sets the packed panels (the B micro-panel, nr·kc·8 bytes, stays in L1d next to the streaming
+ * A panel on the widest path) and is not a path's choice, since all paths must give the same bits; the single-thread
+ * tile bench (kernel/native/bench-tile.mjs) is where it was chosen. The sub-block is what makes the default at least
+ * as accurate as numpy's zgemm at every M (bench/orders/ and `npm run bench:accuracy` measure it): 3M's imaginary
+ * part sums three products, P3's terms up to twice the others, so its chains must be shorter than zgemm's; each
+ * sub-block costs one addition per accumulator. Chunks of 16 blocks keep the in-order sum of blocks short at moderate
+ * M, and cost one pass over a tile's sums per chunk (docs/kernels-and-accuracy.md). */
 #define HPAIR_KC 192
-#define HPAIR_CHUNK_BLOCKS 64
+#define HPAIR_SUB 32
+#define HPAIR_CHUNK_BLOCKS 16
+#if HPAIR_KC % HPAIR_SUB != 0
+#error "HPAIR_KC must be a multiple of HPAIR_SUB"
+#endif
 #define HPAIR_CHUNK (HPAIR_KC * HPAIR_CHUNK_BLOCKS)
 
 /* Compensated accuracy (driver.h): each entry's high products are summed on one power-of-two grid per
@@ -35,9 +42,9 @@
 #error "HPAIR_COMP_KC must be a multiple of HPAIR_COMP_GRID"
 #endif
 
-/* s(i, j) = Σ_k a[k·mr + i] · b[k·nr + j] as one FMA chain in k order from +0, in registers; then
- * C[i, j] = C[i, j] + s(i, j) when accumulate is non-zero, else C[i, j] = s(i, j) (C has row stride ldc).
- * k may be 0 (s = +0). */
+/* s(i, j) = Σ_k a[k·mr + i] · b[k·nr + j] over one k block (k ≤ HPAIR_KC), summed in the order above: FMA chains of
+ * HPAIR_SUB columns from +0 in registers, joined by block_tree.h; then C[i, j] = C[i, j] + s(i, j) when accumulate
+ * is non-zero, else C[i, j] = s(i, j) (C has row stride ldc). k may be 0 (s = +0). */
 typedef void (*hpair_ukr_fn)(size_t k, const double *a, const double *b, double *c, size_t ldc, int accumulate);
 
 /* Per-thread scratch, grown on demand, 64-byte aligned, never shared between threads. Capacities in doubles. */

@@ -26,6 +26,8 @@
 #pragma GCC target("avx2,fma")
 #endif
 
+#include "block_tree.h"
+
 
 /* Row i of the micro-tile for one k: C[i, 0..3] and C[i, 4..7] += a[k·6 + i] · b[k·8 ..].
  * The empty asm statements emit nothing: they keep the broadcast (and, in STEP, the two B vectors) live until
@@ -45,23 +47,27 @@
     ROW(0, o) ROW(1, o) ROW(2, o) ROW(3, o) ROW(4, o) ROW(5, o) \
     __asm__("" : : "x"(b0), "x"(b1));                  \
   }
+/* The tree of block_tree.h on the accumulators: X = T + X for row i of level T, the older sum on the left. */
+#define MERGE(i)                                                    \
+  c##i##0 = _mm256_add_pd(_mm256_load_pd(T + (i) * NR), c##i##0);   \
+  c##i##1 = _mm256_add_pd(_mm256_load_pd(T + (i) * NR + 4), c##i##1);
+#define KEEP(i) _mm256_store_pd(T + (i) * NR, c##i##0); _mm256_store_pd(T + (i) * NR + 4, c##i##1);
 #define ADD(i)                                                      \
   c##i##0 = _mm256_add_pd(_mm256_loadu_pd(c + (i) * ldc), c##i##0);  \
   c##i##1 = _mm256_add_pd(_mm256_loadu_pd(c + (i) * ldc + 4), c##i##1);
 #define STORE(i) _mm256_storeu_pd(c + (i) * ldc, c##i##0); _mm256_storeu_pd(c + (i) * ldc + 4, c##i##1);
+#define ALL(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
 static void ukr_avx2(size_t k, const double *restrict a, const double *restrict b, double *restrict c, size_t ldc,
                      int accumulate) {
   __m256d c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-  c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_pd();
-  for (; k >= 4; k -= 4, a += 4 * MR, b += 4 * NR) {
-    STEP(0) STEP(1) STEP(2) STEP(3)
-  }
-  for (; k > 0; k--, a += MR, b += NR) STEP(0)
-  if (accumulate) {
-    ADD(0) ADD(1) ADD(2) ADD(3) ADD(4) ADD(5)
-  }
-  STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)
+  HP_TREE_UKR(MR * NR,
+              c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_pd();,
+              STEP(0) STEP(1) STEP(2) STEP(3) a += 4 * MR; b += 4 * NR;,
+              STEP(0) a += MR; b += NR;,
+              ALL(MERGE),
+              ALL(KEEP),
+              if (accumulate) { ALL(ADD) } ALL(STORE))
 }
 
 #define HP_MR MR

@@ -1,7 +1,7 @@
 /* The AVX-512F path: 32 zmm registers, micro-tile 12×16 = 24 accumulators + 2 B vectors + 1 broadcast
  * (or an embedded {1to8} broadcast operand). Structurally the AVX2 path with a wider micro-kernel: the same
  * driver.h, the same kc; only this micro-kernel and mr/nr differ. Each element's block sum is the same FMA
- * chain in k order, so this path gives the AVX2 path's bits. Only this file's functions use AVX-512F (and the
+ * chains joined by the same tree (block_tree.h), so this path gives the AVX2 path's bits. Only this file's functions use AVX-512F (and the
  * driver's AVX2 packing), and they run only after cpu.c has checked the CPU and the OS's ZMM state. */
 #include "kernel.h"
 
@@ -27,6 +27,8 @@
 #pragma GCC target("avx512f,avx2,fma")
 #endif
 
+#include "block_tree.h"
+
 
 /* Row i of the micro-tile for one k: C[i, 0..7] and C[i, 8..15] += a[k·12 + i] · b[k·16 ..].
  * The empty asm statements emit nothing: as in the AVX2 path, they keep the broadcast and the two B vectors live
@@ -45,25 +47,29 @@
     ROW(6, o) ROW(7, o) ROW(8, o) ROW(9, o) ROW(10, o) ROW(11, o) \
     __asm__("" : : "v"(b0), "v"(b1));                      \
   }
+/* The tree of block_tree.h on the accumulators: X = T + X for row i of level T, the older sum on the left. */
+#define MERGE(i)                                                        \
+  c##i##_0 = _mm512_add_pd(_mm512_load_pd(T + (i) * NR), c##i##_0);     \
+  c##i##_1 = _mm512_add_pd(_mm512_load_pd(T + (i) * NR + 8), c##i##_1);
+#define KEEP(i) _mm512_store_pd(T + (i) * NR, c##i##_0); _mm512_store_pd(T + (i) * NR + 8, c##i##_1);
 #define ADD(i)                                                        \
   c##i##_0 = _mm512_add_pd(_mm512_loadu_pd(c + (i) * ldc), c##i##_0);  \
   c##i##_1 = _mm512_add_pd(_mm512_loadu_pd(c + (i) * ldc + 8), c##i##_1);
 #define STORE(i) _mm512_storeu_pd(c + (i) * ldc, c##i##_0); _mm512_storeu_pd(c + (i) * ldc + 8, c##i##_1);
+#define ALL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
 static void ukr_avx512(size_t k, const double *restrict a, const double *restrict b, double *restrict c,
                        size_t ldc, int accumulate) {
   __m512d c0_0, c0_1, c1_0, c1_1, c2_0, c2_1, c3_0, c3_1, c4_0, c4_1, c5_0, c5_1;
   __m512d c6_0, c6_1, c7_0, c7_1, c8_0, c8_1, c9_0, c9_1, c10_0, c10_1, c11_0, c11_1;
-  c0_0 = c0_1 = c1_0 = c1_1 = c2_0 = c2_1 = c3_0 = c3_1 = c4_0 = c4_1 = c5_0 = c5_1 = _mm512_setzero_pd();
-  c6_0 = c6_1 = c7_0 = c7_1 = c8_0 = c8_1 = c9_0 = c9_1 = c10_0 = c10_1 = c11_0 = c11_1 = _mm512_setzero_pd();
-  for (; k >= 4; k -= 4, a += 4 * MR, b += 4 * NR) {
-    STEP(0) STEP(1) STEP(2) STEP(3)
-  }
-  for (; k > 0; k--, a += MR, b += NR) STEP(0)
-  if (accumulate) {
-    ADD(0) ADD(1) ADD(2) ADD(3) ADD(4) ADD(5) ADD(6) ADD(7) ADD(8) ADD(9) ADD(10) ADD(11)
-  }
-  STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6) STORE(7) STORE(8) STORE(9) STORE(10) STORE(11)
+  HP_TREE_UKR(MR * NR,
+              c0_0 = c0_1 = c1_0 = c1_1 = c2_0 = c2_1 = c3_0 = c3_1 = c4_0 = c4_1 = c5_0 = c5_1 = _mm512_setzero_pd();
+              c6_0 = c6_1 = c7_0 = c7_1 = c8_0 = c8_1 = c9_0 = c9_1 = c10_0 = c10_1 = c11_0 = c11_1 = _mm512_setzero_pd();,
+              STEP(0) STEP(1) STEP(2) STEP(3) a += 4 * MR; b += 4 * NR;,
+              STEP(0) a += MR; b += NR;,
+              ALL(MERGE),
+              ALL(KEEP),
+              if (accumulate) { ALL(ADD) } ALL(STORE))
 }
 
 #define HP_MR MR

@@ -2,12 +2,13 @@
  * the compiler targets (arm64 included). Where the build's FMA is one instruction (__FP_FAST_FMA: arm64, or x86-64
  * built with FMA enabled) the compiler vectorises the micro-kernel's column loop into fused multiply-adds; where it
  * is a library call (a generic x86-64 build) the path is correct but slow, and `auto` ranks it after WebAssembly
- * (fast_fma below). Each element's block sum is the same FMA chain in k order from +0 as on the other paths
- * (a vector FMA rounds each lane once, as fma() does), so it gives their bits. */
+ * (fast_fma below). Each element's block sum is the same FMA chains joined by the same tree (block_tree.h)
+ * as on the other paths (a vector FMA rounds each lane once, as fma() does), so it gives their bits. */
 #include "kernel.h"
 
 #include <math.h>
 
+#include "block_tree.h"
 #include "peak_loop.h"
 
 /* This path's block sizes, its only copy: a 4×8 micro-tile's 32 accumulators fit 16 128-bit registers (NEON has
@@ -20,12 +21,21 @@
 
 static void ukr_portable(size_t k, const double *restrict a, const double *restrict b, double *restrict c, size_t ldc,
                          int accumulate) {
-  double s[MR][NR] = {{0}};
-  for (size_t x = 0; x < k; x++, a += MR, b += NR)
+  HP_TREE_DECLARE(tree, MR * NR);
+  unsigned n = 0;
+  do { /* one sub-block of block_tree.h: a chain from +0, then into the tree */
+    size_t ks = k < HPAIR_SUB ? k : HPAIR_SUB;
+    k -= ks;
+    double s[MR][NR] = {{0}};
+    for (; ks > 0; ks--, a += MR, b += NR)
+      for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) s[i][j] = fma(a[i], b[j], s[i][j]);
+    double *slot = hp_tree_slot(tree, MR * NR, n);
     for (int i = 0; i < MR; i++)
-      for (int j = 0; j < NR; j++) s[i][j] = fma(a[i], b[j], s[i][j]);
-  for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + s[i][j] : s[i][j];
+      for (int j = 0; j < NR; j++) slot[i * NR + j] = s[i][j];
+    hp_tree_push(tree, MR * NR, n++);
+  } while (k > 0);
+  hp_tree_finish(tree, MR, NR, n, c, ldc, accumulate);
 }
 
 #define HP_MR MR
