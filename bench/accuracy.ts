@@ -204,7 +204,8 @@ const notes = [
   'Oracle: exact (BigInt fixed point, each 1/d to 2^-160 relative, rounded once).',
   ...(pythonNote ? [pythonNote] : python ? [] : ['numpy not measured (--no-python).']),
 ];
+const command = ['npm run bench:accuracy --', ...args].join(' ');
 console.log(`\n${hostLine(host)}\n${notes.join('\n')}\n\n${textTable(header, table)}`);
-writeFileSync(`${out}.json`, `${JSON.stringify({ host, N, workers, reps, numpy: numpyVersion ?? null, notes, rows }, null, 2)}\n`);
-writeFileSync(`${out}.md`, `# hpair accuracy\n\n${hostLine(host)}\n\n${notes.join(' ')}\n\n${markdownTable(header, table)}\n`);
+writeFileSync(`${out}.json`, `${JSON.stringify({ command, host, N, workers, reps, numpy: numpyVersion ?? null, notes, rows }, null, 2)}\n`);
+writeFileSync(`${out}.md`, `# hpair accuracy\n\n\`${command}\`\n\n${hostLine(host)}\n\n${notes.join(' ')}\n\n${markdownTable(header, table)}\n`);
 console.log(`wrote ${out}.json and ${out}.md`);
