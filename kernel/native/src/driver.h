@@ -53,9 +53,17 @@
  * [kb, kb + kc), into three planes of micro-panels of width w: panel p, k, row jj at p·kc·w + k·w + jj. DIVIDE
  * packs B (Br, Bi, Br − Bi), otherwise A (Ar, Ai, Ar + Ai).
  *
- * Plain C, in no ISA's intrinsics: for one k the w rows of a panel are independent, so the compiler vectorises the
- * row loop with whatever the including path enabled. Every value is one IEEE subtraction, division, addition or
- * subtraction of the same operands whatever the vector width, so all paths pack the same bits. */
+ * A path may define HP_PACK_PANEL(rows, live, ref, dist, kc, w, DIVIDE, q0, q1, q2), its packing kernel for one
+ * micro-panel: rows[jj] points at row jj's element m0 (complex, interleaved; rows from `live` on, padding, point at
+ * a live row and must come out as zeros), ref at the reference row's element m0, dist at distance[m0] (B only);
+ * it packs the panel's k [0, k') for some k' ≤ kc of its choice (its vector step) and returns k'. The loop below
+ * packs the rest, and every k of a path without one. A row's k run is contiguous in expp, so such a kernel reads
+ * each row's run as vectors and transposes them in registers, where the loop below gathers one value per row and k.
+ *
+ * The loop below is plain C, in no ISA's intrinsics: for one k the w rows of a panel are independent, so the
+ * compiler vectorises the row loop with whatever the including path enabled. Every value is one IEEE subtraction,
+ * division, addition or subtraction of the same operands whatever the vector width or the kernel, so all paths
+ * pack the same bits. */
 static inline __attribute__((always_inline)) void hp_pack(const double *expp, const double *distance, size_t N,
                                                          size_t M, size_t r0, size_t rows, size_t pb, size_t pe,
                                                          size_t kb, size_t kc, size_t w, const int DIVIDE, double *p0,
@@ -66,7 +74,15 @@ static inline __attribute__((always_inline)) void hp_pack(const double *expp, co
     double *restrict q0 = p0 + p * kc * w, *restrict q1 = p1 + p * kc * w, *restrict q2 = p2 + p * kc * w;
     const double *row0 = expp + 2 * (r0 + p * w) * M;
     const size_t live = p * w >= rows ? 0 : HP_MIN(w, rows - p * w); /* rows of this panel that are not padding */
-    for (size_t k = 0; k < kc; k++) {
+    size_t k0 = 0;
+#ifdef HP_PACK_PANEL
+    if (live > 0) {
+      const double *rp[HP_MAX(HP_MR, HP_NR)];
+      for (size_t jj = 0; jj < w; jj++) rp[jj] = row0 + 2 * (HP_MIN(jj, live - 1) * M + m0);
+      k0 = HP_PACK_PANEL(rp, live, ref + 2 * m0, DIVIDE ? distance + m0 : NULL, kc, w, DIVIDE, q0, q1, q2);
+    }
+#endif
+    for (size_t k = k0; k < kc; k++) {
       const size_t m = m0 + k;
       const double rr = ref[2 * m], ri = ref[2 * m + 1];
       const double d = DIVIDE ? distance[m] : 1;

@@ -64,6 +64,39 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
   STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5)
 }
 
+#include "pack_x86.h"
+
+#if MR % 2 != 0 || NR % 2 != 0
+#error "the packing kernel takes rows in fours and pairs"
+#endif
+
+/* This path's packing kernel (driver.h's HP_PACK_PANEL): two k per step, the panel's rows in fours and a last pair
+ * (pack_x86.h). FULL: no padding rows, so no masking. */
+static inline __attribute__((always_inline)) size_t pack_panel_avx2_rows(const double *const *rp, size_t live,
+                                                                         const double *ref, const double *dist,
+                                                                         size_t kc, const size_t w, const int DIVIDE,
+                                                                         const int FULL, double *restrict q0,
+                                                                         double *restrict q1, double *restrict q2) {
+  size_t k = 0;
+  for (; k + 2 <= kc; k += 2) {
+    const __m256d R = _mm256_loadu_pd(ref + 2 * k), D = DIVIDE ? hp_x86_dup2(dist + k) : R;
+    const size_t o = k * w;
+    size_t jb = 0;
+    for (; jb + 4 <= w; jb += 4) hp_x86_rows_k2(rp, jb, 1, live, k, R, D, w, DIVIDE, FULL, q0 + o + jb, q1 + o + jb, q2 + o + jb);
+    if (jb < w) hp_x86_rows_k2(rp, jb, 0, live, k, R, D, w, DIVIDE, FULL, q0 + o + jb, q1 + o + jb, q2 + o + jb);
+  }
+  return k;
+}
+
+static inline __attribute__((always_inline)) size_t pack_panel_avx2(const double *const *rp, size_t live,
+                                                                    const double *ref, const double *dist, size_t kc,
+                                                                    const size_t w, const int DIVIDE, double *q0,
+                                                                    double *q1, double *q2) {
+  return live == w ? pack_panel_avx2_rows(rp, live, ref, dist, kc, w, DIVIDE, 1, q0, q1, q2)
+                   : pack_panel_avx2_rows(rp, live, ref, dist, kc, w, DIVIDE, 0, q0, q1, q2);
+}
+
+#define HP_PACK_PANEL pack_panel_avx2
 #define HP_MR MR
 #define HP_NR NR
 #define HP_UKR ukr_avx2

@@ -66,6 +66,78 @@ static void ukr_avx512(size_t k, const double *restrict a, const double *restric
   STORE(0) STORE(1) STORE(2) STORE(3) STORE(4) STORE(5) STORE(6) STORE(7) STORE(8) STORE(9) STORE(10) STORE(11)
 }
 
+#include "pack_x86.h"
+
+#if MR % 4 != 0 || NR % 4 != 0
+#error "the packing kernel takes rows in eights and fours"
+#endif
+
+/* This path's packing kernel (driver.h's HP_PACK_PANEL): the panel's rows in eights, four k per step, so that one
+ * 512-bit load holds a row's four complex values, transposed 8 × 8 in registers (Re and Im of each k for eight
+ * rows); a last four rows as pack_x86.h does them. Eight rows at a time over the whole k run: rows whose stride is
+ * a large power of two fall in the same L1 sets, so a panel's sixteen rows read together would evict each other's
+ * lines before their next k. FULL: no padding rows, so no masking. */
+static inline __attribute__((always_inline)) size_t pack_panel_avx512_rows(const double *const *rp, size_t live,
+                                                                           const double *ref, const double *dist,
+                                                                           size_t kc, const size_t w, const int DIVIDE,
+                                                                           const int FULL, double *restrict q0,
+                                                                           double *restrict q1, double *restrict q2) {
+  const __m512i dup = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+  /* from (x0 x1 | x0' x1' | x0'' x1'' | …) of rows 0, 1 and of rows 2, 3: (x0 x1 x2 x3 | x0'' x1'' x2'' x3'') */
+  const __m512i even = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), odd = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+  const size_t kend = kc / 4 * 4;
+  size_t jb = 0;
+  for (; jb + 8 <= w; jb += 8) {
+    for (size_t k = 0; k < kend; k += 4) {
+      const __m512d R = _mm512_loadu_pd(ref + 2 * k);
+      const __m512d D = DIVIDE ? _mm512_permutexvar_pd(dup, _mm512_castpd256_pd512(_mm256_loadu_pd(dist + k))) : R;
+      __m512d v[8];
+      for (int j = 0; j < 8; j++) {
+        v[j] = _mm512_sub_pd(_mm512_loadu_pd(rp[jb + j] + 2 * k), R);
+        if (DIVIDE) v[j] = _mm512_div_pd(v[j], D);
+        if (!FULL) v[j] = _mm512_maskz_mov_pd(jb + j < live ? 0xFF : 0, v[j]);
+      }
+      __m512d lo[4], hi[4], u[8];
+      for (int j = 0; j < 4; j++) lo[j] = _mm512_unpacklo_pd(v[2 * j], v[2 * j + 1]), hi[j] = _mm512_unpackhi_pd(v[2 * j], v[2 * j + 1]);
+      /* u[0]: element 0 | 4 of rows 0-3, u[1]: 2 | 6 of rows 0-3, u[2], u[3]: the same of rows 4-7; u[4 …]: odd elements */
+      u[0] = _mm512_permutex2var_pd(lo[0], even, lo[1]), u[1] = _mm512_permutex2var_pd(lo[0], odd, lo[1]);
+      u[2] = _mm512_permutex2var_pd(lo[2], even, lo[3]), u[3] = _mm512_permutex2var_pd(lo[2], odd, lo[3]);
+      u[4] = _mm512_permutex2var_pd(hi[0], even, hi[1]), u[5] = _mm512_permutex2var_pd(hi[0], odd, hi[1]);
+      u[6] = _mm512_permutex2var_pd(hi[2], even, hi[3]), u[7] = _mm512_permutex2var_pd(hi[2], odd, hi[3]);
+      /* element e of all eight rows: Re of k + e/2 for even e, Im for odd e */
+      __m512d re[4], im[4];
+      re[0] = _mm512_shuffle_f64x2(u[0], u[2], 0x44), re[2] = _mm512_shuffle_f64x2(u[0], u[2], 0xEE);
+      re[1] = _mm512_shuffle_f64x2(u[1], u[3], 0x44), re[3] = _mm512_shuffle_f64x2(u[1], u[3], 0xEE);
+      im[0] = _mm512_shuffle_f64x2(u[4], u[6], 0x44), im[2] = _mm512_shuffle_f64x2(u[4], u[6], 0xEE);
+      im[1] = _mm512_shuffle_f64x2(u[5], u[7], 0x44), im[3] = _mm512_shuffle_f64x2(u[5], u[7], 0xEE);
+      for (int t = 0; t < 4; t++) {
+        const size_t o = (k + t) * w + jb;
+        _mm512_storeu_pd(q0 + o, re[t]);
+        _mm512_storeu_pd(q1 + o, im[t]);
+        _mm512_storeu_pd(q2 + o, DIVIDE ? _mm512_sub_pd(re[t], im[t]) : _mm512_add_pd(re[t], im[t]));
+      }
+    }
+  }
+  if (jb < w) {
+    /* the last four rows, two k at a time */
+    for (size_t k = 0; k < kend; k += 2) {
+      const __m256d R = _mm256_loadu_pd(ref + 2 * k), D = DIVIDE ? hp_x86_dup2(dist + k) : R;
+      const size_t o = k * w + jb;
+      hp_x86_rows_k2(rp, jb, 1, live, k, R, D, w, DIVIDE, FULL, q0 + o, q1 + o, q2 + o);
+    }
+  }
+  return kend;
+}
+
+static inline __attribute__((always_inline)) size_t pack_panel_avx512(const double *const *rp, size_t live,
+                                                                      const double *ref, const double *dist, size_t kc,
+                                                                      const size_t w, const int DIVIDE, double *q0,
+                                                                      double *q1, double *q2) {
+  return live == w ? pack_panel_avx512_rows(rp, live, ref, dist, kc, w, DIVIDE, 1, q0, q1, q2)
+                   : pack_panel_avx512_rows(rp, live, ref, dist, kc, w, DIVIDE, 0, q0, q1, q2);
+}
+
+#define HP_PACK_PANEL pack_panel_avx512
 #define HP_MR MR
 #define HP_NR NR
 #define HP_UKR ukr_avx512
