@@ -94,6 +94,26 @@ export interface NativeAddon {
    */
   microKernel(path: NativePathName, k: number, a: Float64Array, b: Float64Array, c: Float64Array, accumulate: boolean): void;
   /**
+   * That path's packing alone, as a tile packs: H's rows [r0, r0 + rows) (rows of expp), k block [kb, kb + kc)
+   * (1 ≤ kc ≤ the path's kc; expp's columns kb + 1 …), as side 'a' (planes Ar, Ai, Ar + Ai in mr-tall micro-panels) or
+   * 'b' (Br, Bi, Br − Bi of B = A / distance, in nr-wide micro-panels), with A = expp[row] − expp[N − 1]; padding rows
+   * are zeros. Into out: three planes of ceil(rows / w)·w·kc values, panel p, k, lane x at p·kc·w + k·w + x. A test
+   * export: absent from addons built before it existed.
+   */
+  packPanels?(
+    path: NativePathName,
+    side: 'a' | 'b',
+    expp: Float64Array,
+    distance: Float64Array,
+    N: number,
+    M: number,
+    r0: number,
+    rows: number,
+    kb: number,
+    kc: number,
+    out: Float64Array,
+  ): void;
+  /**
    * Asks the OS to back the view's memory with transparent huge pages (Linux MADV_HUGEPAGE on its 2 MiB-aligned
    * part), before anything touches it. Returns the bytes advised: 0 when the view holds no aligned 2 MiB or the
    * OS has no such advice. A hint only; it changes no value.

@@ -37,7 +37,7 @@ typedef struct instance {
 
 static int path_supported(const hpair_path *p, const char **reason) {
   const char *why = p->why_not();
-  if (!why && (!p->ukr || !p->tile || !p->tile_compensated || !p->fma_peak)) why = "this build has no code for it";
+  if (!why && (!p->ukr || !p->tile || !p->tile_compensated || !p->fma_peak || !p->pack)) why = "this build has no code for it";
   if (reason) *reason = why;
   return why == NULL;
 }
@@ -309,6 +309,41 @@ static napi_value ukr_fn(napi_env env, napi_callback_info cb) {
   return NULL;
 }
 
+/* ---- packPanels(path, side, expp, distance, N, M, r0, rows, kb, kc, out) ---- */
+
+static napi_value pack_fn(napi_env env, napi_callback_info cb) {
+  napi_value argv[11];
+  const hpair_path *path;
+  double *expp, *distance, *out;
+  size_t lexpp, ldist, lout, N, M, r0, rows, kb, kc, need;
+  char side[4] = "";
+  size_t sidelen = 0;
+  if (get_args(env, cb, 11, argv) || get_path(env, argv[0], &path)) return NULL;
+  if (napi_get_value_string_utf8(env, argv[1], side, sizeof side, &sidelen) != napi_ok || sidelen != 1 ||
+      (side[0] != 'a' && side[0] != 'b'))
+    return fail(env, KIND_TYPE, "side must be 'a' or 'b'");
+  if (get_f64_array(env, argv[2], "expp", &expp, &lexpp) || get_f64_array(env, argv[3], "distance", &distance, &ldist) ||
+      get_size(env, argv[4], "N", &N) || get_size(env, argv[5], "M", &M) || get_size(env, argv[6], "r0", &r0) ||
+      get_size(env, argv[7], "rows", &rows) || get_size(env, argv[8], "kb", &kb) || get_size(env, argv[9], "kc", &kc) ||
+      get_f64_array(env, argv[10], "out", &out, &lout))
+    return NULL;
+  const int divide = side[0] == 'b';
+  const size_t w = (size_t)(divide ? path->nr : path->mr);
+  if (N < 2 || M < 2) return fail(env, KIND_RANGE, "N and M must be at least 2 (got %zu, %zu)", N, M);
+  if (__builtin_mul_overflow(N, M, &need) || __builtin_mul_overflow(need, (size_t)2, &need) || need > lexpp)
+    return fail(env, KIND_RANGE, "expp has %zu values; N×M complex needs 2·%zu·%zu", lexpp, N, M);
+  if (M > ldist) return fail(env, KIND_RANGE, "distance has %zu values; M is %zu", ldist, M);
+  if (rows < 1 || r0 > N - 1 || rows > N - 1 - r0)
+    return fail(env, KIND_RANGE, "rows [%zu, %zu + %zu) must be non-empty and lie in [0, N−1 = %zu]", r0, r0, rows, N - 1);
+  if (kc < 1 || kc > (size_t)path->kc || kb > M - 1 || kc > M - 1 - kb)
+    return fail(env, KIND_RANGE, "the k block [%zu, %zu + %zu) must hold 1 to %d columns inside [0, M−1 = %zu]", kb, kb, kc, path->kc, M - 1);
+  /* three planes of ceil(rows / w)·w·kc doubles: no overflow, rows < N and kc ≤ path->kc */
+  need = 3 * ((rows + w - 1) / w) * w * kc;
+  if (need > lout) return fail(env, KIND_RANGE, "out has %zu values; three planes of %zu panels need %zu", lout, (rows + w - 1) / w, need);
+  path->pack(divide, expp, distance, N, M, r0, rows, kb, kc, out);
+  return NULL;
+}
+
 /* ---- adviseHugePages(view) ---- */
 
 static napi_value advise_fn(napi_env env, napi_callback_info cb) {
@@ -400,6 +435,7 @@ NAPI_MODULE_INIT() {
       {"hermitianTile", NULL, tile_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"hermitianTileCompensated", NULL, tile_comp_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"microKernel", NULL, ukr_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packPanels", NULL, pack_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adviseHugePages", NULL, advise_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adjustExternalMemory", NULL, external_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"trimMemory", NULL, trim_fn, NULL, NULL, NULL, napi_enumerable, NULL},

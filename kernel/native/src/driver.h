@@ -113,6 +113,18 @@ static void hp_pack_b(const double *expp, const double *distance, size_t N, size
   hp_pack(expp, distance, N, M, r0, rows, pb, pe, kb, kc, HP_NR, 1, p0, p1, p2);
 }
 
+#ifdef HP_PACK_TEST
+/* The packing alone (kernel.h's hpair_path.pack, the addon's packPanels test export): rows [r0, r0 + rows) of H's
+ * rows, k block [kb, kb + kc), as B (divide) or A, with hp_pack_b / hp_pack_a exactly as HP_TILE calls them, into
+ * three planes of ceil(rows / w) panels each, one after another from p. */
+static void HP_PACK_TEST(int divide, const double *expp, const double *distance, size_t N, size_t M, size_t r0,
+                         size_t rows, size_t kb, size_t kc, double *p) {
+  const size_t w = divide ? HP_NR : HP_MR, panels = (rows + w - 1) / w, plane = panels * w * kc;
+  if (divide) hp_pack_b(expp, distance, N, M, r0, rows, 0, panels, kb, kc, p, p + plane, p + 2 * plane);
+  else hp_pack_a(expp, N, M, r0, rows, 0, panels, kb, kc, p, p + plane, p + 2 * plane);
+}
+#endif
+
 /* 1 when re and im are both finite (x − x is 0 for a finite x, NaN otherwise), as an integer: a running `&=` of
  * it has no chain of floating-point additions through the combination, which a running sum of the differences
  * had, and lets the compiler vectorise the loop (an integer AND may be reassociated, a floating sum may not). */

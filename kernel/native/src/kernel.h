@@ -90,6 +90,11 @@ typedef struct hpair_path {
   int (*tile_compensated)(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad);
   /* Flops per second one thread sustains on this path's FMA alone for `seconds` (the bench's peak). */
   double (*fma_peak)(double seconds);
+  /* The tile's packing alone (driver.h's HP_PACK_TEST), for the addon's test export: rows [r0, r0 + rows) of expp
+   * (rows of H), k block [kb, kb + kc), as B (divide: Br, Bi, Br − Bi in nr-wide micro-panels) or A (Ar, Ai, Ar + Ai,
+   * mr-tall), padding rows zero, as three planes of ceil(rows / w)·w·kc doubles one after another from p. */
+  void (*pack)(int divide, const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
+               size_t kb, size_t kc, double *p);
 } hpair_path;
 
 /* Rows per packed A block for a path, from the L2 size (the rule above). */

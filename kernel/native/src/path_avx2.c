@@ -70,22 +70,26 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
 #error "the packing kernel takes rows in fours and pairs"
 #endif
 
-/* This path's packing kernel (driver.h's HP_PACK_PANEL): two k per step, the panel's rows in fours and a last pair
- * (pack_x86.h). FULL: no padding rows, so no masking. */
-static inline __attribute__((always_inline)) size_t pack_panel_avx2_rows(const double *const *rp, size_t live,
-                                                                         const double *ref, const double *dist,
-                                                                         size_t kc, const size_t w, const int DIVIDE,
-                                                                         const int FULL, double *restrict q0,
-                                                                         double *restrict q1, double *restrict q2) {
-  size_t k = 0;
-  for (; k + 2 <= kc; k += 2) {
-    const __m256d R = _mm256_loadu_pd(ref + 2 * k), D = DIVIDE ? hp_x86_dup2(dist + k) : R;
-    const size_t o = k * w;
-    size_t jb = 0;
-    for (; jb + 4 <= w; jb += 4) hp_x86_rows_k2(rp, jb, 1, live, k, R, D, w, DIVIDE, FULL, q0 + o + jb, q1 + o + jb, q2 + o + jb);
-    if (jb < w) hp_x86_rows_k2(rp, jb, 0, live, k, R, D, w, DIVIDE, FULL, q0 + o + jb, q1 + o + jb, q2 + o + jb);
+/* This path's packing kernel (driver.h's HP_PACK_PANEL): the panel's rows in fours (and a last pair), each group over
+ * the whole k run, two k per step (pack_x86.h). A group at a time: rows whose stride is a large power of two fall in
+ * the same L1 sets, so all of a panel's rows read together would evict each other's lines before their next k.
+ * FULL: no padding rows, so no masking. */
+static inline __attribute__((always_inline)) size_t pack_panel_avx2_rows(const double *const *rp, size_t live, const double *ref,
+                                                                         const double *dist, size_t kc, const size_t w,
+                                                                         const int DIVIDE, const int FULL,
+                                                                         double *restrict q0, double *restrict q1,
+                                                                         double *restrict q2) {
+  const size_t kend = kc / 2 * 2;
+  for (size_t jb = 0; jb < w; jb += 4) {
+    const int four = jb + 4 <= w;
+    for (size_t k = 0; k < kend; k += 2) {
+      const __m256d R = _mm256_loadu_pd(ref + 2 * k), D = DIVIDE ? hp_x86_dup2(dist + k) : R;
+      const size_t o = k * w + jb;
+      if (four) hp_x86_rows_k2(rp, jb, 1, live, k, R, D, w, DIVIDE, FULL, q0 + o, q1 + o, q2 + o);
+      else hp_x86_rows_k2(rp, jb, 0, live, k, R, D, w, DIVIDE, FULL, q0 + o, q1 + o, q2 + o);
+    }
   }
-  return k;
+  return kend;
 }
 
 static inline __attribute__((always_inline)) size_t pack_panel_avx2(const double *const *rp, size_t live,
@@ -102,6 +106,7 @@ static inline __attribute__((always_inline)) size_t pack_panel_avx2(const double
 #define HP_UKR ukr_avx2
 #define HP_TILE tile_avx2
 #define HP_TILE_COMP tile_comp_avx2
+#define HP_PACK_TEST pack_avx2
 #define HP_VFMA _mm256_fmadd_pd
 #define HP_VSPLAT _mm256_set1_pd
 #define HP_VFNMA _mm256_fnmadd_pd
@@ -148,9 +153,9 @@ static const char *why_not_avx2(void) {
 }
 
 const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 4, 1,
-                                    why_not_avx2, ukr_avx2, tile_avx2, tile_comp_avx2, run_avx2};
+                                    why_not_avx2, ukr_avx2, tile_avx2, tile_comp_avx2, run_avx2, pack_avx2};
 
 #else
 static const char *why_not_avx2(void) { return "not an x86-64 build"; }
-const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 4, 0, why_not_avx2, 0, 0, 0, 0};
+const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 4, 0, why_not_avx2, 0, 0, 0, 0, 0};
 #endif

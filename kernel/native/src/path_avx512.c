@@ -143,6 +143,7 @@ static inline __attribute__((always_inline)) size_t pack_panel_avx512(const doub
 #define HP_UKR ukr_avx512
 #define HP_TILE tile_avx512
 #define HP_TILE_COMP tile_comp_avx512
+#define HP_PACK_TEST pack_avx512
 #define HP_VFMA _mm512_fmadd_pd
 #define HP_VSPLAT _mm512_set1_pd
 #define HP_VFNMA _mm512_fnmadd_pd
@@ -194,9 +195,9 @@ static const char *why_not_avx512(void) {
 }
 
 const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 8, 1,
-                                    why_not_avx512, ukr_avx512, tile_avx512, tile_comp_avx512, run_avx512};
+                                    why_not_avx512, ukr_avx512, tile_avx512, tile_comp_avx512, run_avx512, pack_avx512};
 
 #else
 static const char *why_not_avx512(void) { return "not an x86-64 build"; }
-const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 8, 0, why_not_avx512, 0, 0, 0, 0};
+const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 8, 0, why_not_avx512, 0, 0, 0, 0, 0};
 #endif
