@@ -23,7 +23,10 @@ export interface NativePathInfo {
   readonly mr: number;
   readonly nr: number;
   readonly kc: number;
-  /** Rows per packed A block on this CPU (from its L2), a multiple of mr, at most `mcMaxPanels`·mr. */
+  /**
+   * Rows per packed A block on this CPU (from its L2), a multiple of mr, at most `mcMaxPanels`·mr: the most a tile
+   * uses. A tile whose packed B fits in L2 uses fewer (one A plane in L1d; kernel/native/README.md).
+   */
   readonly mc: number;
   readonly mcMaxPanels: number;
   /** Rows × columns of one pass of the compensated kernel (its scratch is padded to them). */

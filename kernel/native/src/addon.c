@@ -269,7 +269,10 @@ static napi_value tile_impl(napi_env env, napi_callback_info cb, int compensated
   instance *inst = get_instance(env);
   if (!inst) return NULL;
   hpair_tile_args t = {expp, distance, N, M, i0, i1, j0, j1, h, r0, c0, rows, cols};
-  size_t mc = hpair_choose_mc(path, hpair_cpu_get()->l2);
+  const hpair_cpu *cpu = hpair_cpu_get();
+  /* the columns the tile computes (the driver's: none from i1 on) */
+  const size_t tile_cols = (j1 < i1 ? j1 : i1) > j0 ? (j1 < i1 ? j1 : i1) - j0 : 0;
+  size_t mc = hpair_choose_tile_mc(path, cpu->l1d, cpu->l2, tile_cols);
   int64_t first_bad = -1;
   if ((compensated ? path->tile_compensated : path->tile)(&t, &inst->scratch, mc, &first_bad) != 0)
     return fail(env, KIND_ERROR, "out of memory for the scratch of a %zu×%zu tile", i1 - i0, j1 - j0);

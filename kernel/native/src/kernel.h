@@ -97,7 +97,14 @@ typedef struct hpair_path {
                size_t kb, size_t kc, double *p);
 } hpair_path;
 
-/* Rows per packed A block for a path, from the L2 size (the rule above). */
+/* Rows per packed A block for a path, from the L2 size (the rule above): the most any tile uses (info().mc). */
 size_t hpair_choose_mc(const hpair_path *path, size_t l2_bytes);
+/* Rows per packed A block for a tile of `cols` columns (before padding). The loops sweep every B micro-panel of
+ * the tile for each row block. When the tile's packed B (three planes of pcol·kc doubles) fits in L2 it stays there
+ * across the row blocks, so a row block needs only its A plane in L1d, where the micro-kernel rereads it for each
+ * B micro-panel, and a block that small keeps the packed A out of L2, which B fills: mc = L1d / (kc·8) rounded down
+ * to a multiple of mr, at least mr, at most hpair_choose_mc's. Otherwise B comes back from beyond L2 for every row
+ * block, and the larger L2 block of hpair_choose_mc amortises it. A blocking only: no bit of H depends on mc. */
+size_t hpair_choose_tile_mc(const hpair_path *path, size_t l1d_bytes, size_t l2_bytes, size_t cols);
 
 #endif

@@ -34,3 +34,13 @@ size_t hpair_choose_mc(const hpair_path *path, size_t l2_bytes) {
   if (mc > (size_t)path->mc_max_panels * mr) mc = (size_t)path->mc_max_panels * mr;
   return mc;
 }
+
+size_t hpair_choose_tile_mc(const hpair_path *path, size_t l1d_bytes, size_t l2_bytes, size_t cols) {
+  const size_t nr = (size_t)path->nr, kc = (size_t)path->kc, pcol = (cols + nr - 1) / nr * nr;
+  if (3 * pcol * kc * sizeof(double) > l2_bytes) return hpair_choose_mc(path, l2_bytes);
+  const size_t mr = (size_t)path->mr, most = hpair_choose_mc(path, l2_bytes);
+  size_t mc = l1d_bytes / (kc * sizeof(double));
+  mc -= mc % mr;
+  if (mc < mr) mc = mr;
+  return mc < most ? mc : most;
+}
