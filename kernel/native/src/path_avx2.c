@@ -1,7 +1,7 @@
 /* The AVX2 + FMA path: 16 ymm registers, micro-tile 6×8 = 12 accumulators + 2 B vectors + 1 broadcast.
- * The only things that differ from the AVX-512 path are this micro-kernel and its block sizes. The build is
- * generic x86-64: only this file's functions use AVX2/FMA, and they run only after cpu.c has checked both the
- * CPU and the OS. */
+ * The only things that differ from the AVX-512 path are this micro-kernel, its packing kernel and its block
+ * sizes. The build is generic x86-64: only this file's functions use AVX2/FMA, and they run only after cpu.c has
+ * checked both the CPU and the OS. */
 #include "kernel.h"
 
 /* This path's block sizes, its only copy: the micro-tile, and the compensated kernel's pass (rows × columns). */

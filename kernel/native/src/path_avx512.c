@@ -1,8 +1,9 @@
 /* The AVX-512F path: 32 zmm registers, micro-tile 12×16 = 24 accumulators + 2 B vectors + 1 broadcast
  * (or an embedded {1to8} broadcast operand). Structurally the AVX2 path with a wider micro-kernel: the same
- * driver.h, the same kc; only this micro-kernel and mr/nr differ. Each element's block sum is the same FMA
- * chain in k order, so this path gives the AVX2 path's bits. Only this file's functions use AVX-512F (and the
- * driver's AVX2 packing), and they run only after cpu.c has checked the CPU and the OS's ZMM state. */
+ * driver.h, the same kc; only this micro-kernel, its packing kernel and mr/nr differ. Each element's block sum is
+ * the same FMA chain in k order, and each packed value the same IEEE operation, so this path gives the AVX2 path's
+ * bits. Only this file's functions use AVX-512F (and AVX2, in pack_x86.h's pieces), and they run only after cpu.c
+ * has checked the CPU and the OS's ZMM state. */
 #include "kernel.h"
 
 /* This path's block sizes, its only copy: the micro-tile, and the compensated kernel's pass (rows × columns). */
