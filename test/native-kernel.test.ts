@@ -362,6 +362,20 @@ for (const name of paths) {
     }
   });
 
+  // A tile whose packed columns (three planes × kc) fit in L2 takes row blocks of one A plane in L1d; a wider one,
+  // info().mc rows (the L2 rule). The row block is a blocking only: both give the bits of every other tile grid.
+  const wide = Math.floor(info!.cache.l2 / (3 * shape(name).kc * 8)) + 2 * shape(name).nr;
+  testIf(wide <= 1500, () => `this CPU's L2 (${info!.cache.l2} bytes) needs tiles of ${wide} columns, too large to compute here`)(
+    `${name}: a tile too wide for its packed columns to fit in L2 (row blocks by the L2 rule) gives the bits of narrow tiles (row blocks in L1d)`,
+    () => {
+      const N = wide + 3, M = 2 * shape(name).kc + 5;
+      const { expp, distance } = randomProblem(N, M, 77);
+      const whole = tiled(name, expp, distance, N - 1);
+      for (const tile of [29, 64]) assertBitIdentical(tiled(name, expp, distance, tile).data, whole.data, `tile ${tile} against one tile of ${N - 1}`);
+      assert.ok(relativeError(whole, hermitianReference(expp, distance)) <= 1e-12);
+    },
+  );
+
   test(`${name}: a tile writes exactly its lower-triangle entries and their mirrors inside the window, nothing else`, () => {
     const N = 41;
     const M = 23;
