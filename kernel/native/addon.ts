@@ -100,12 +100,13 @@ export interface NativeAddon {
    * That path's packing alone, as a tile packs: H's rows [r0, r0 + rows) (rows of expp), k block [kb, kb + kc)
    * (1 ≤ kc ≤ the path's kc; expp's columns kb + 1 …), as side 'a' (planes Ar, Ai, Ar + Ai in mr-tall micro-panels) or
    * 'b' (Br, Bi, Br − Bi of B = A / distance, in nr-wide micro-panels), with A = expp[row] − expp[N − 1]; padding rows
-   * are zeros. Into out: three planes of ceil(rows / w)·w·kc values, panel p, k, lane x at p·kc·w + k·w + x. A test
-   * export: absent from addons built before it existed.
+   * are zeros. Into out: three planes of ceil(rows / w)·w·kc values, panel p, k, lane x at p·kc·w + k·w + x. Side
+   * 'ab': both, as a tile on the diagonal packs one row block of those rows in one pass (A's planes with w = mr,
+   * then B's with w = nr). A test export: absent from addons built before it existed.
    */
   packPanels?(
     path: NativePathName,
-    side: 'a' | 'b',
+    side: 'a' | 'b' | 'ab',
     expp: Float64Array,
     distance: Float64Array,
     N: number,

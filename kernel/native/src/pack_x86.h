@@ -40,14 +40,23 @@ static inline __attribute__((always_inline)) void hp_x86_put2(__m128d re, __m128
   _mm_storeu_pd(o2, DIVIDE ? _mm_sub_pd(re, im) : _mm_add_pd(re, im));
 }
 
-/* Panel rows jb … jb + 3 at k and k + 1 (o* point at the panel's k, column jb; w doubles per k): v0 … v3 are the
- * rows' (re k, im k, re k+1, im k+1), transposed. */
-static inline __attribute__((always_inline)) void hp_x86_4x2(__m256d v0, __m256d v1, __m256d v2, __m256d v3, size_t w,
-                                                             const int DIVIDE, double *o0, double *o1, double *o2) {
+/* Four rows' (re k, im k, re k+1, im k+1), v0 … v3, transposed: the four rows' Re and Im at k and at k + 1. */
+static inline __attribute__((always_inline)) void hp_x86_t4x2(__m256d v0, __m256d v1, __m256d v2, __m256d v3,
+                                                              __m256d re[2], __m256d im[2]) {
   const __m256d t0 = _mm256_unpacklo_pd(v0, v1), t1 = _mm256_unpackhi_pd(v0, v1); /* (x0 x1 | x0' x1') */
   const __m256d t2 = _mm256_unpacklo_pd(v2, v3), t3 = _mm256_unpackhi_pd(v2, v3);
-  hp_x86_put4(_mm256_permute2f128_pd(t0, t2, 0x20), _mm256_permute2f128_pd(t1, t3, 0x20), DIVIDE, o0, o1, o2);
-  hp_x86_put4(_mm256_permute2f128_pd(t0, t2, 0x31), _mm256_permute2f128_pd(t1, t3, 0x31), DIVIDE, o0 + w, o1 + w, o2 + w);
+  re[0] = _mm256_permute2f128_pd(t0, t2, 0x20), im[0] = _mm256_permute2f128_pd(t1, t3, 0x20);
+  re[1] = _mm256_permute2f128_pd(t0, t2, 0x31), im[1] = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+
+/* Panel rows jb … jb + 3 at k and k + 1 (o* point at the panel's k, column jb; w doubles per k), from v0 … v3 as
+ * hp_x86_t4x2 takes them. */
+static inline __attribute__((always_inline)) void hp_x86_4x2(__m256d v0, __m256d v1, __m256d v2, __m256d v3, size_t w,
+                                                             const int DIVIDE, double *o0, double *o1, double *o2) {
+  __m256d re[2], im[2];
+  hp_x86_t4x2(v0, v1, v2, v3, re, im);
+  hp_x86_put4(re[0], im[0], DIVIDE, o0, o1, o2);
+  hp_x86_put4(re[1], im[1], DIVIDE, o0 + w, o1 + w, o2 + w);
 }
 
 /* Panel rows jb, jb + 1 at k and k + 1, from the two rows' (re k, im k, re k+1, im k+1). */

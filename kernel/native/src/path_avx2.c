@@ -66,8 +66,8 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
 
 #include "pack_x86.h"
 
-#if MR % 2 != 0 || NR % 2 != 0
-#error "the packing kernel takes rows in fours and pairs"
+#if MR % 2 != 0 || NR % 4 != 0
+#error "the packing kernels take rows in fours and pairs, B's in fours"
 #endif
 
 /* This path's packing kernel (driver.h's HP_PACK_PANEL): the panel's rows in fours (and a last pair), each group over
@@ -100,7 +100,52 @@ static inline __attribute__((always_inline)) size_t pack_panel_avx2(const double
                    : pack_panel_avx2_rows(rp, live, ref, dist, kc, w, DIVIDE, 0, q0, q1, q2);
 }
 
+/* The fused kernel of one B micro-panel on the diagonal (driver.h's HP_PACK_PANEL_AB): B's rows in fours, two k
+ * per step; each k's four Re and Im, before the division, also stored as A's in halves of two rows (two consecutive
+ * lanes of one A panel, since mr is even), then divided by that k's distance for B. FULL: no padding rows. */
+static inline __attribute__((always_inline)) size_t pack_panel_ab_avx2_rows(
+    const double *const *rp, size_t live, const size_t *aoff, const double *ref, const double *dist, size_t kc,
+    const int FULL, double *restrict q0, double *restrict q1, double *restrict q2, double *restrict a0p,
+    double *restrict a1p, double *restrict a2p) {
+  const size_t kend = kc / 2 * 2;
+  for (size_t jb = 0; jb < NR; jb += 4) {
+    const size_t lo = aoff[jb], hi = aoff[jb + 2]; /* each half's A offset, or SIZE_MAX */
+    const __m256d keep = _mm256_castsi256_pd(_mm256_set_epi64x(jb + 3 < live ? -1 : 0, jb + 2 < live ? -1 : 0,
+                                                               jb + 1 < live ? -1 : 0, jb < live ? -1 : 0));
+    for (size_t k = 0; k < kend; k += 2) {
+      const __m256d R = _mm256_loadu_pd(ref + 2 * k);
+      __m256d re[2], im[2];
+      hp_x86_t4x2(hp_x86_row2(rp[jb] + 2 * k, R, R, 0, FULL, FULL ? R : hp_x86_keep(jb, live)),
+                  hp_x86_row2(rp[jb + 1] + 2 * k, R, R, 0, FULL, FULL ? R : hp_x86_keep(jb + 1, live)),
+                  hp_x86_row2(rp[jb + 2] + 2 * k, R, R, 0, FULL, FULL ? R : hp_x86_keep(jb + 2, live)),
+                  hp_x86_row2(rp[jb + 3] + 2 * k, R, R, 0, FULL, FULL ? R : hp_x86_keep(jb + 3, live)), re, im);
+      for (int t = 0; t < 2; t++) {
+        const size_t ka = (k + t) * MR;
+        if (lo != SIZE_MAX)
+          hp_x86_put2(_mm256_castpd256_pd128(re[t]), _mm256_castpd256_pd128(im[t]), 0, a0p + lo + ka, a1p + lo + ka, a2p + lo + ka);
+        if (hi != SIZE_MAX)
+          hp_x86_put2(_mm256_extractf128_pd(re[t], 1), _mm256_extractf128_pd(im[t], 1), 0, a0p + hi + ka, a1p + hi + ka, a2p + hi + ka);
+        const __m256d d = _mm256_set1_pd(dist[k + t]);
+        __m256d br = _mm256_div_pd(re[t], d), bi = _mm256_div_pd(im[t], d);
+        if (!FULL) br = _mm256_and_pd(br, keep), bi = _mm256_and_pd(bi, keep);
+        hp_x86_put4(br, bi, 1, q0 + (k + t) * NR + jb, q1 + (k + t) * NR + jb, q2 + (k + t) * NR + jb);
+      }
+    }
+  }
+  return kend;
+}
+
+static inline __attribute__((always_inline)) size_t pack_panel_ab_avx2(const double *const *rp, size_t live,
+                                                                       const size_t *aoff, const double *ref,
+                                                                       const double *dist, size_t kc, double *q0,
+                                                                       double *q1, double *q2, double *a0p,
+                                                                       double *a1p, double *a2p) {
+  return live == NR ? pack_panel_ab_avx2_rows(rp, live, aoff, ref, dist, kc, 1, q0, q1, q2, a0p, a1p, a2p)
+                    : pack_panel_ab_avx2_rows(rp, live, aoff, ref, dist, kc, 0, q0, q1, q2, a0p, a1p, a2p);
+}
+
 #define HP_PACK_PANEL pack_panel_avx2
+#define HP_PACK_PANEL_AB pack_panel_ab_avx2
 #define HP_MR MR
 #define HP_NR NR
 #define HP_UKR ukr_avx2

@@ -69,8 +69,8 @@ static void ukr_avx512(size_t k, const double *restrict a, const double *restric
 
 #include "pack_x86.h"
 
-#if MR % 4 != 0 || NR % 4 != 0
-#error "the packing kernel takes rows in eights and fours"
+#if MR % 4 != 0 || NR % 8 != 0
+#error "the packing kernels take rows in eights and fours, B's in eights"
 #endif
 
 /* This path's packing kernel (driver.h's HP_PACK_PANEL): the panel's rows in eights, four k per step, so that one
@@ -138,7 +138,74 @@ static inline __attribute__((always_inline)) size_t pack_panel_avx512(const doub
                    : pack_panel_avx512_rows(rp, live, ref, dist, kc, w, DIVIDE, 0, q0, q1, q2);
 }
 
+/* The fused kernel of one B micro-panel on the diagonal (driver.h's HP_PACK_PANEL_AB): as pack_panel_avx512_rows for
+ * B, with the eight rows' Re and Im of each k, before the division, also stored as A's, in halves of four rows (four
+ * consecutive lanes of one A panel, since mr is a multiple of four); B's quotients after the transpose, each k's
+ * eight rows divided by that k's distance. FULL: no padding rows. */
+static inline __attribute__((always_inline)) size_t pack_panel_ab_avx512_rows(
+    const double *const *rp, size_t live, const size_t *aoff, const double *ref, const double *dist, size_t kc,
+    const int FULL, double *restrict q0, double *restrict q1, double *restrict q2, double *restrict a0p,
+    double *restrict a1p, double *restrict a2p) {
+  const __m512i even = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), odd = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+  const size_t kend = kc / 4 * 4;
+  for (size_t jb = 0; jb < NR; jb += 8) {
+    const size_t lo = aoff[jb], hi = aoff[jb + 4]; /* each half's A offset, or SIZE_MAX */
+    const __mmask8 keep = FULL ? 0xFF : (__mmask8)(jb >= live ? 0 : live - jb >= 8 ? 0xFF : (1u << (live - jb)) - 1);
+    for (size_t k = 0; k < kend; k += 4) {
+      const __m512d R = _mm512_loadu_pd(ref + 2 * k);
+      __m512d v[8];
+      for (int j = 0; j < 8; j++) {
+        v[j] = _mm512_sub_pd(_mm512_loadu_pd(rp[jb + j] + 2 * k), R);
+        if (!FULL) v[j] = _mm512_maskz_mov_pd(jb + j < live ? 0xFF : 0, v[j]);
+      }
+      __m512d l[4], h[4], u[8];
+      for (int j = 0; j < 4; j++) l[j] = _mm512_unpacklo_pd(v[2 * j], v[2 * j + 1]), h[j] = _mm512_unpackhi_pd(v[2 * j], v[2 * j + 1]);
+      u[0] = _mm512_permutex2var_pd(l[0], even, l[1]), u[1] = _mm512_permutex2var_pd(l[0], odd, l[1]);
+      u[2] = _mm512_permutex2var_pd(l[2], even, l[3]), u[3] = _mm512_permutex2var_pd(l[2], odd, l[3]);
+      u[4] = _mm512_permutex2var_pd(h[0], even, h[1]), u[5] = _mm512_permutex2var_pd(h[0], odd, h[1]);
+      u[6] = _mm512_permutex2var_pd(h[2], even, h[3]), u[7] = _mm512_permutex2var_pd(h[2], odd, h[3]);
+      __m512d re[4], im[4];
+      re[0] = _mm512_shuffle_f64x2(u[0], u[2], 0x44), re[2] = _mm512_shuffle_f64x2(u[0], u[2], 0xEE);
+      re[1] = _mm512_shuffle_f64x2(u[1], u[3], 0x44), re[3] = _mm512_shuffle_f64x2(u[1], u[3], 0xEE);
+      im[0] = _mm512_shuffle_f64x2(u[4], u[6], 0x44), im[2] = _mm512_shuffle_f64x2(u[4], u[6], 0xEE);
+      im[1] = _mm512_shuffle_f64x2(u[5], u[7], 0x44), im[3] = _mm512_shuffle_f64x2(u[5], u[7], 0xEE);
+      for (int t = 0; t < 4; t++) {
+        const __m512d s = _mm512_add_pd(re[t], im[t]);
+        const size_t ka = (k + t) * MR;
+        if (lo != SIZE_MAX) {
+          _mm256_storeu_pd(a0p + lo + ka, _mm512_castpd512_pd256(re[t]));
+          _mm256_storeu_pd(a1p + lo + ka, _mm512_castpd512_pd256(im[t]));
+          _mm256_storeu_pd(a2p + lo + ka, _mm512_castpd512_pd256(s));
+        }
+        if (hi != SIZE_MAX) {
+          _mm256_storeu_pd(a0p + hi + ka, _mm512_extractf64x4_pd(re[t], 1));
+          _mm256_storeu_pd(a1p + hi + ka, _mm512_extractf64x4_pd(im[t], 1));
+          _mm256_storeu_pd(a2p + hi + ka, _mm512_extractf64x4_pd(s, 1));
+        }
+        const __m512d d = _mm512_set1_pd(dist[k + t]);
+        const __m512d br = FULL ? _mm512_div_pd(re[t], d) : _mm512_maskz_div_pd(keep, re[t], d);
+        const __m512d bi = FULL ? _mm512_div_pd(im[t], d) : _mm512_maskz_div_pd(keep, im[t], d);
+        const size_t o = (k + t) * NR + jb;
+        _mm512_storeu_pd(q0 + o, br);
+        _mm512_storeu_pd(q1 + o, bi);
+        _mm512_storeu_pd(q2 + o, _mm512_sub_pd(br, bi));
+      }
+    }
+  }
+  return kend;
+}
+
+static inline __attribute__((always_inline)) size_t pack_panel_ab_avx512(const double *const *rp, size_t live,
+                                                                         const size_t *aoff, const double *ref,
+                                                                         const double *dist, size_t kc, double *q0,
+                                                                         double *q1, double *q2, double *a0p,
+                                                                         double *a1p, double *a2p) {
+  return live == NR ? pack_panel_ab_avx512_rows(rp, live, aoff, ref, dist, kc, 1, q0, q1, q2, a0p, a1p, a2p)
+                    : pack_panel_ab_avx512_rows(rp, live, aoff, ref, dist, kc, 0, q0, q1, q2, a0p, a1p, a2p);
+}
+
 #define HP_PACK_PANEL pack_panel_avx512
+#define HP_PACK_PANEL_AB pack_panel_ab_avx512
 #define HP_MR MR
 #define HP_NR NR
 #define HP_UKR ukr_avx512
