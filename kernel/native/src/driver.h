@@ -123,8 +123,8 @@ static void hp_pack_b(const double *expp, const double *distance, size_t N, size
  *
  * Only for a path that defines HP_PACK_PANEL_AB(rows, live, aoff, ref, dist, kc, q0, q1, q2, a0p, a1p, a2p), its
  * fused kernel of one B micro-panel, as HP_PACK_PANEL with aoff[jj]: where row jj's A values go in an A plane at
- * k = 0 (k adds k·mr), or SIZE_MAX for a row outside the block; the loop below packs the k it leaves. Without such
- * a kernel the two passes are as fast: their cost is mostly the rows' reads from memory and the divider. */
+ * k = 0 (k adds k·mr), or SIZE_MAX for a row outside the block; the loop below packs the k it leaves. A path without
+ * such a kernel packs B then A: this loop alone, one value per row and k, is no faster than those two passes. */
 static void hp_pack_ab(const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
                        size_t pb, size_t pe, size_t kb, size_t kc, size_t a0, size_t arows, double *b0, double *b1,
                        double *b2, double *a0p, double *a1p, double *a2p) {
