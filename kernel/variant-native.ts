@@ -43,7 +43,8 @@ const padTo = (x: number, step: number): number => Math.ceil(x / step) * step;
  * default accuracy, A packs of 3 planes × min(mc, rows) × kc, B packs of 3 planes × cols × kc, and P1..P3 over the
  * padded tile (twice when k spans more than one chunk); compensated, A and B packs of 5 planes × its k block (compKc)
  * and 4 sums per entry, padded to the compensated pass. The C side grows its scratch to what a tile needs and keeps
- * it, so this is what a worker holds for such jobs.
+ * it, so this is what a worker holds for such jobs, or a little more than it: info.mc is the most rows a tile's A
+ * block has (a tile whose packed B fits in L2 takes fewer, kernel/native/README.md).
  */
 function scratchPerThread(info: NativePathInfo | undefined, R: number, M: number, tileEdge: number | undefined): number {
   if (info === undefined) return 0;

@@ -242,6 +242,96 @@ for (const name of paths) {
   });
 }
 
+// ---- the packing alone ----
+
+// Each path packs with its own kernel (vector loads of a row's k run, transposed in registers) and finishes the k
+// its vector step leaves with the driver's scalar loop; every packed value must be the scalar formula's IEEE
+// operation on the same operands, padding rows +0, and nothing written past the three planes.
+for (const name of paths) {
+  test(`${name}: packing alone gives the scalar formula's bits (A, B, and both in one pass as on the diagonal; rows not a multiple of the panel, short and odd k blocks, the last columns, hostile values)`, () => {
+    const { mr, nr, kc: kcMax } = shape(name);
+    const N = 2 * nr + 7, M = 2 * kcMax + 40;
+    const next = seeded(23);
+    // Ordinary values, and among them −0, subnormals, values whose difference overflows or cancels exactly, and
+    // distances that underflow or overflow the quotient, or are zero (padding must stay +0, never 0 / 0).
+    const odd = [-0, 0, 5e-324, -2.5e-310, 1.7e308, -1.7e308, 1, 1 + 2 ** -52, 3e-300];
+    const expp = Float64Array.from({ length: 2 * N * M }, (_, i) => (i % 13 === 5 ? odd[(i / 13) % odd.length | 0] : next() * 4));
+    const distance = Float64Array.from({ length: M }, (_, m) => (m % 11 === 3 ? [1e-300, 7e300, 5e-324, 0.1, 0, -0][(m / 11) % 6 | 0] : 0.25 + Math.abs(next())));
+    const ref = 2 * (N - 1) * M;
+    let checked = 0;
+    /** The three planes of one side at out[at …] against the scalar formula, bit for bit; their length. */
+    const expect = (out: Float64Array, at: number, divide: boolean, r0: number, rows: number, kb: number, kc: number, what: string): number => {
+      const w = divide ? nr : mr;
+      const panels = Math.ceil(rows / w), plane = panels * w * kc;
+      for (let p = 0; p < panels; p++) {
+        for (let k = 0; k < kc; k++) {
+          const m = kb + 1 + k;
+          for (let x = 0; x < w; x++) {
+            const row = p * w + x;
+            let re = 0, im = 0, third = 0;
+            if (row < rows) {
+              const e = 2 * ((r0 + row) * M + m);
+              re = expp[e] - expp[ref + 2 * m];
+              im = expp[e + 1] - expp[ref + 2 * m + 1];
+              if (divide) {
+                re /= distance[m];
+                im /= distance[m];
+              }
+              third = divide ? re - im : re + im;
+            }
+            const o = p * kc * w + k * w + x;
+            for (const [q, want] of [re, im, third].entries()) {
+              const got = out[at + q * plane + o];
+              if (!Object.is(got, want)) assert.unreachable(`${what}: ${divide ? 'B' : 'A'} plane ${q}, panel ${p}, k ${k}, lane ${x}: ${got} where ${want}`);
+              checked++;
+            }
+          }
+        }
+      }
+      return 3 * plane;
+    };
+    for (const side of ['a', 'b', 'ab'] as const) {
+      const w = side === 'a' ? mr : nr;
+      const rowCases = [[0, 1], [0, w - 1], [0, w], [1, w + 1], [3, 2 * w - 1], [0, N - 1], [N - 1 - (w + 3), w + 3], [N - 2, 1], [2, mr * nr + 1 < N - 2 ? mr * nr + 1 : N - 3]];
+      const kCases = [[0, 1], [0, 2], [0, 3], [0, 5], [1, 7], [0, kcMax], [kcMax, kcMax], [M - 1 - kcMax, kcMax], [M - 1 - 6, 6], [M - 2, 1]];
+      for (const [r0, rows] of rowCases) {
+        for (const [kb, kc] of kCases) {
+          const what = `${side} rows [${r0}, +${rows}) k block [${kb}, +${kc})`;
+          const size = 3 * kc * (side === 'b' ? Math.ceil(rows / nr) * nr : Math.ceil(rows / mr) * mr + (side === 'ab' ? Math.ceil(rows / nr) * nr : 0));
+          const out = new Float64Array(size + 64).fill(NaN);
+          out.fill(-7.25, size);
+          addon!.packPanels!(name, side, expp, distance, N, M, r0, rows, kb, kc, out);
+          let at = expect(out, 0, side === 'b', r0, rows, kb, kc, what);
+          if (side === 'ab') at += expect(out, at, true, r0, rows, kb, kc, what);
+          assert.is(at, size, what);
+          if (!out.subarray(size).every((v) => v === -7.25)) assert.unreachable(`${what}: wrote past its planes`);
+        }
+      }
+    }
+    assert.ok(checked > 100_000, `${checked} values checked`);
+  });
+}
+
+withAddon('packPanels checks its arguments', () => {
+  const name = paths[0];
+  const { mr, kc } = shape(name);
+  const N = 5, M = 9;
+  const [e, d, out] = [new Float64Array(2 * N * M), new Float64Array(M), new Float64Array(3 * mr * kc)];
+  const pack = (...args: unknown[]) => () => (addon!.packPanels as (...x: unknown[]) => void)(...args);
+  throwsNative(pack(name, 'c', e, d, N, M, 0, 2, 0, 3, out), TypeError, 'side neither a, b nor ab');
+  throwsNative(pack(name, 'abc', e, d, N, M, 0, 2, 0, 3, out), TypeError, 'side abc');
+  throwsNative(pack(name, 'ab', e, d, N, M, 0, 2, 0, 3, out.subarray(0, 3 * 3 * (mr + shape(name).nr) - 1)), RangeError, 'out too short for both sides');
+  throwsNative(pack(name, 'a', e.subarray(1), d, N, M, 0, 2, 0, 3, out), RangeError, 'expp too short');
+  throwsNative(pack(name, 'b', e, d.subarray(1), N, M, 0, 2, 0, 3, out), RangeError, 'distance too short');
+  throwsNative(pack(name, 'a', e, d, N, M, 0, 0, 0, 3, out), RangeError, 'no rows');
+  throwsNative(pack(name, 'a', e, d, N, M, 3, 2, 0, 3, out), RangeError, 'rows past N − 1');
+  throwsNative(pack(name, 'a', e, d, N, M, 0, 2, 0, 0, out), RangeError, 'empty k block');
+  throwsNative(pack(name, 'a', e, d, N, M, 0, 2, 6, 3, out), RangeError, 'k block past M − 1');
+  throwsNative(pack(name, 'a', e, d, N, M, 0, 2, 0, 3, out.subarray(0, 3 * mr * 3 - 1)), RangeError, 'out too short');
+  throwsNative(pack(name, 'a', e, d, N, M, 0, 2, 0, 3.5, out), RangeError, 'kc not an integer');
+  assert.ok(out.every((v) => v === 0), 'a failed call wrote nothing');
+});
+
 // ---- whole problems through hermitianTile ----
 
 /** H through hermitianTile over a grid of tile×tile tiles of the lower triangle; h starts as NaN everywhere. */
@@ -282,6 +372,20 @@ for (const name of paths) {
       assert.ok(h.data.every((value) => value === 0), `N ${N} M 0: all zeros`);
     }
   });
+
+  // A tile whose packed columns (three planes × kc) fit in L2 takes row blocks of one A plane in L1d; a wider one,
+  // info().mc rows (the L2 rule). The row block is a blocking only: both give the bits of every other tile grid.
+  const wide = Math.floor(info!.cache.l2 / (3 * shape(name).kc * 8)) + 2 * shape(name).nr;
+  testIf(wide <= 1500, () => `this CPU's L2 (${info!.cache.l2} bytes) needs tiles of ${wide} columns, too large to compute here`)(
+    `${name}: a tile too wide for its packed columns to fit in L2 (row blocks by the L2 rule) gives the bits of narrow tiles (row blocks in L1d)`,
+    () => {
+      const N = wide + 3, M = 2 * shape(name).kc + 5;
+      const { expp, distance } = randomProblem(N, M, 77);
+      const whole = tiled(name, expp, distance, N - 1);
+      for (const tile of [29, 64]) assertBitIdentical(tiled(name, expp, distance, tile).data, whole.data, `tile ${tile} against one tile of ${N - 1}`);
+      assert.ok(relativeError(whole, hermitianReference(expp, distance)) <= 1e-12);
+    },
+  );
 
   test(`${name}: a tile writes exactly its lower-triangle entries and their mirrors inside the window, nothing else`, () => {
     const N = 41;

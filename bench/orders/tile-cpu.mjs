@@ -1,6 +1,6 @@
 // Compares the single-thread speed of native addon builds in one process, turn by turn, by CPU time (the host may
 // be shared: CPU time excludes the time the thread waits for a core, wall time does not).
-//   node bench/orders/tile-cpu.mjs --path avx512 --sizes 2048,4096 --rounds 5 base=/tmp/a.node new=/tmp/b.node
+//   node bench/orders/tile-cpu.mjs --path avx512 --sizes 2048,4096 [--m M (default N)] --rounds 5 base=/tmp/a.node new=/tmp/b.node
 import { createRequire } from 'node:module';
 import { benchProblem } from '../../kernel/native/bench-problem.mjs';
 
@@ -15,7 +15,7 @@ const builds = args.filter((a) => a.includes('=')).map((a) => { const [name, fil
 
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 for (const N of sizes) {
-  const M = N, n = N - 1;
+  const M = option('m', undefined) === undefined ? N : Number(option('m')), n = N - 1;
   const { expp, distance } = benchProblem(N, M);
   const hs = builds.map(() => new Float64Array(new SharedArrayBuffer(16 * n * n)));
   const run = (b, x) => {
@@ -30,5 +30,5 @@ for (const N of sizes) {
   const min = (xs) => Math.min(...xs);
   const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   const same = hs.every((h) => h.every((v, i) => v === hs[0][i]));
-  console.log(`N = M = ${N}: ` + builds.map((b, x) => `${b.name} min ${min(times[x]).toFixed(3)} s med ${med(times[x]).toFixed(3)} s (${(min(times[x]) / min(times[0])).toFixed(3)}× min, ${(med(times[x]) / med(times[0])).toFixed(3)}× med)`).join('; ') + (same ? '; same H' : '; H differs'));
+  console.log(`N = ${N}, M = ${M}: ` + builds.map((b, x) => `${b.name} min ${min(times[x]).toFixed(3)} s med ${med(times[x]).toFixed(3)} s (${(min(times[x]) / min(times[0])).toFixed(3)}× min, ${(med(times[x]) / med(times[0])).toFixed(3)}× med)`).join('; ') + (same ? '; same H' : '; H differs'));
 }

@@ -23,7 +23,10 @@ export interface NativePathInfo {
   readonly mr: number;
   readonly nr: number;
   readonly kc: number;
-  /** Rows per packed A block on this CPU (from its L2), a multiple of mr, at most `mcMaxPanels`·mr. */
+  /**
+   * Rows per packed A block on this CPU (from its L2), a multiple of mr, at most `mcMaxPanels`·mr: the most a tile
+   * uses. A tile whose packed B fits in L2 uses fewer (one A plane in L1d; kernel/native/README.md).
+   */
   readonly mc: number;
   readonly mcMaxPanels: number;
   /** Rows × columns of one pass of the compensated kernel (its scratch is padded to them). */
@@ -93,6 +96,27 @@ export interface NativeAddon {
    * element in k order from 0; then c[i·nr + j] = c[i·nr + j] + s when `accumulate`, else s.
    */
   microKernel(path: NativePathName, k: number, a: Float64Array, b: Float64Array, c: Float64Array, accumulate: boolean): void;
+  /**
+   * That path's packing alone, as a tile packs: H's rows [r0, r0 + rows) (rows of expp), k block [kb, kb + kc)
+   * (1 ≤ kc ≤ the path's kc; expp's columns kb + 1 …), as side 'a' (planes Ar, Ai, Ar + Ai in mr-tall micro-panels) or
+   * 'b' (Br, Bi, Br − Bi of B = A / distance, in nr-wide micro-panels), with A = expp[row] − expp[N − 1]; padding rows
+   * are zeros. Into out: three planes of ceil(rows / w)·w·kc values, panel p, k, lane x at p·kc·w + k·w + x. Side
+   * 'ab': both, as a tile on the diagonal packs one row block of those rows in one pass (A's planes with w = mr,
+   * then B's with w = nr). A test export: absent from addons built before it existed.
+   */
+  packPanels?(
+    path: NativePathName,
+    side: 'a' | 'b' | 'ab',
+    expp: Float64Array,
+    distance: Float64Array,
+    N: number,
+    M: number,
+    r0: number,
+    rows: number,
+    kb: number,
+    kc: number,
+    out: Float64Array,
+  ): void;
   /**
    * Asks the OS to back the view's memory with transparent huge pages (Linux MADV_HUGEPAGE on its 2 MiB-aligned
    * part), before anything touches it. Returns the bytes advised: 0 when the view holds no aligned 2 MiB or the

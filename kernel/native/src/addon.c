@@ -37,7 +37,7 @@ typedef struct instance {
 
 static int path_supported(const hpair_path *p, const char **reason) {
   const char *why = p->why_not();
-  if (!why && (!p->ukr || !p->tile || !p->tile_compensated || !p->fma_peak)) why = "this build has no code for it";
+  if (!why && (!p->ukr || !p->tile || !p->tile_compensated || !p->fma_peak || !p->pack)) why = "this build has no code for it";
   if (reason) *reason = why;
   return why == NULL;
 }
@@ -269,7 +269,12 @@ static napi_value tile_impl(napi_env env, napi_callback_info cb, int compensated
   instance *inst = get_instance(env);
   if (!inst) return NULL;
   hpair_tile_args t = {expp, distance, N, M, i0, i1, j0, j1, h, r0, c0, rows, cols};
-  size_t mc = hpair_choose_mc(path, hpair_cpu_get()->l2);
+  const hpair_cpu *cpu = hpair_cpu_get();
+  /* the columns the tile computes (the driver's: none from i1 on) */
+  const size_t tile_cols = (j1 < i1 ? j1 : i1) > j0 ? (j1 < i1 ? j1 : i1) - j0 : 0;
+  /* on the diagonal with its columns its rows (the driver's i0 = j0 and i1 = j1) */
+  const int diagonal = i0 <= j0 && i1 <= j1;
+  size_t mc = hpair_choose_tile_mc(path, cpu->l1d, cpu->l2, tile_cols, diagonal);
   int64_t first_bad = -1;
   if ((compensated ? path->tile_compensated : path->tile)(&t, &inst->scratch, mc, &first_bad) != 0)
     return fail(env, KIND_ERROR, "out of memory for the scratch of a %zu×%zu tile", i1 - i0, j1 - j0);
@@ -308,6 +313,42 @@ static napi_value ukr_fn(napi_env env, napi_callback_info cb) {
   if ((size_t)path->mr * path->nr > lc)
     return fail(env, KIND_RANGE, "c has %zu values; mr·nr needs %d", lc, path->mr * path->nr);
   path->ukr(k, a, b, c, (size_t)path->nr, accumulate);
+  return NULL;
+}
+
+/* ---- packPanels(path, side, expp, distance, N, M, r0, rows, kb, kc, out) ---- */
+
+static napi_value pack_fn(napi_env env, napi_callback_info cb) {
+  napi_value argv[11];
+  const hpair_path *path;
+  double *expp, *distance, *out;
+  size_t lexpp, ldist, lout, N, M, r0, rows, kb, kc, need;
+  char side[4] = "";
+  size_t sidelen = 0;
+  if (get_args(env, cb, 11, argv) || get_path(env, argv[0], &path)) return NULL;
+  if (napi_get_value_string_utf8(env, argv[1], side, sizeof side, &sidelen) != napi_ok ||
+      (strcmp(side, "a") != 0 && strcmp(side, "b") != 0 && strcmp(side, "ab") != 0))
+    return fail(env, KIND_TYPE, "side must be 'a', 'b' or 'ab'");
+  if (get_f64_array(env, argv[2], "expp", &expp, &lexpp) || get_f64_array(env, argv[3], "distance", &distance, &ldist) ||
+      get_size(env, argv[4], "N", &N) || get_size(env, argv[5], "M", &M) || get_size(env, argv[6], "r0", &r0) ||
+      get_size(env, argv[7], "rows", &rows) || get_size(env, argv[8], "kb", &kb) || get_size(env, argv[9], "kc", &kc) ||
+      get_f64_array(env, argv[10], "out", &out, &lout))
+    return NULL;
+  const int divide = strcmp(side, "ab") == 0 ? 2 : side[0] == 'b';
+  const size_t w = (size_t)(divide == 1 ? path->nr : path->mr);
+  if (N < 2 || M < 2) return fail(env, KIND_RANGE, "N and M must be at least 2 (got %zu, %zu)", N, M);
+  if (__builtin_mul_overflow(N, M, &need) || __builtin_mul_overflow(need, (size_t)2, &need) || need > lexpp)
+    return fail(env, KIND_RANGE, "expp has %zu values; N×M complex needs 2·%zu·%zu", lexpp, N, M);
+  if (M > ldist) return fail(env, KIND_RANGE, "distance has %zu values; M is %zu", ldist, M);
+  if (rows < 1 || r0 > N - 1 || rows > N - 1 - r0)
+    return fail(env, KIND_RANGE, "rows [%zu, %zu + %zu) must be non-empty and lie in [0, N−1 = %zu]", r0, r0, rows, N - 1);
+  if (kc < 1 || kc > (size_t)path->kc || kb > M - 1 || kc > M - 1 - kb)
+    return fail(env, KIND_RANGE, "the k block [%zu, %zu + %zu) must hold 1 to %d columns inside [0, M−1 = %zu]", kb, kb, kc, path->kc, M - 1);
+  /* three planes of ceil(rows / w)·w·kc doubles (and B's after A's for 'ab'): no overflow, rows < N, kc ≤ path->kc */
+  need = 3 * ((rows + w - 1) / w) * w * kc;
+  if (divide == 2) need += 3 * ((rows + path->nr - 1) / path->nr) * path->nr * kc;
+  if (need > lout) return fail(env, KIND_RANGE, "out has %zu values; the packs need %zu", lout, need);
+  path->pack(divide, expp, distance, N, M, r0, rows, kb, kc, out);
   return NULL;
 }
 
@@ -402,6 +443,7 @@ NAPI_MODULE_INIT() {
       {"hermitianTile", NULL, tile_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"hermitianTileCompensated", NULL, tile_comp_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"microKernel", NULL, ukr_fn, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"packPanels", NULL, pack_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adviseHugePages", NULL, advise_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adjustExternalMemory", NULL, external_fn, NULL, NULL, NULL, napi_enumerable, NULL},
       {"trimMemory", NULL, trim_fn, NULL, NULL, NULL, napi_enumerable, NULL},

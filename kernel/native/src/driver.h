@@ -53,9 +53,17 @@
  * [kb, kb + kc), into three planes of micro-panels of width w: panel p, k, row jj at p·kc·w + k·w + jj. DIVIDE
  * packs B (Br, Bi, Br − Bi), otherwise A (Ar, Ai, Ar + Ai).
  *
- * Plain C, in no ISA's intrinsics: for one k the w rows of a panel are independent, so the compiler vectorises the
- * row loop with whatever the including path enabled. Every value is one IEEE subtraction, division, addition or
- * subtraction of the same operands whatever the vector width, so all paths pack the same bits. */
+ * A path may define HP_PACK_PANEL(rows, live, ref, dist, kc, w, DIVIDE, q0, q1, q2), its packing kernel for one
+ * micro-panel: rows[jj] points at row jj's element m0 (complex, interleaved; rows from `live` on, padding, point at
+ * a live row and must come out as zeros), ref at the reference row's element m0, dist at distance[m0] (B only);
+ * it packs the panel's k [0, k') for some k' ≤ kc of its choice (its vector step) and returns k'. The loop below
+ * packs the rest, and every k of a path without one. A row's k run is contiguous in expp, so such a kernel reads
+ * each row's run as vectors and transposes them in registers, where the loop below gathers one value per row and k.
+ *
+ * The loop below is plain C, in no ISA's intrinsics: for one k the w rows of a panel are independent, so the
+ * compiler vectorises the row loop with whatever the including path enabled. Every value is one IEEE subtraction,
+ * division, addition or subtraction of the same operands whatever the vector width or the kernel, so all paths
+ * pack the same bits. */
 static inline __attribute__((always_inline)) void hp_pack(const double *expp, const double *distance, size_t N,
                                                          size_t M, size_t r0, size_t rows, size_t pb, size_t pe,
                                                          size_t kb, size_t kc, size_t w, const int DIVIDE, double *p0,
@@ -66,7 +74,15 @@ static inline __attribute__((always_inline)) void hp_pack(const double *expp, co
     double *restrict q0 = p0 + p * kc * w, *restrict q1 = p1 + p * kc * w, *restrict q2 = p2 + p * kc * w;
     const double *row0 = expp + 2 * (r0 + p * w) * M;
     const size_t live = p * w >= rows ? 0 : HP_MIN(w, rows - p * w); /* rows of this panel that are not padding */
-    for (size_t k = 0; k < kc; k++) {
+    size_t k0 = 0;
+#ifdef HP_PACK_PANEL
+    if (live > 0) {
+      const double *rp[HP_MAX(HP_MR, HP_NR)];
+      for (size_t jj = 0; jj < w; jj++) rp[jj] = row0 + 2 * (HP_MIN(jj, live - 1) * M + m0);
+      k0 = HP_PACK_PANEL(rp, live, ref + 2 * m0, DIVIDE ? distance + m0 : NULL, kc, w, DIVIDE, q0, q1, q2);
+    }
+#endif
+    for (size_t k = k0; k < kc; k++) {
       const size_t m = m0 + k;
       const double rr = ref[2 * m], ri = ref[2 * m + 1];
       const double d = DIVIDE ? distance[m] : 1;
@@ -96,6 +112,93 @@ static void hp_pack_b(const double *expp, const double *distance, size_t N, size
                       size_t pb, size_t pe, size_t kb, size_t kc, double *p0, double *p1, double *p2) {
   hp_pack(expp, distance, N, M, r0, rows, pb, pe, kb, kc, HP_NR, 1, p0, p1, p2);
 }
+
+#ifdef HP_PACK_PANEL_AB
+/* Packs B micro-panels [pb, pe) of a tile on the diagonal, whose rows are its columns (expp rows r0, r0 + 1, …; rows
+ * from r0 + `rows` on are padding), k block [kb, kb + kc), as hp_pack_b does, and from the same values the current A
+ * block: the tile's row a0 + y (y < arows) goes where hp_pack_a puts the block's row y (panel y / mr, lane y % mr,
+ * planes a0p…a2p). The block starts on the first of these panels (a0 = pb·nr); its rows past them are padding, and
+ * are zeroed. Each row is read once for both packs, where hp_pack_b then hp_pack_a read and subtract it twice; every
+ * value is the same IEEE operation on the same operands as theirs.
+ *
+ * Only for a path that defines HP_PACK_PANEL_AB(rows, live, aoff, ref, dist, kc, q0, q1, q2, a0p, a1p, a2p), its
+ * fused kernel of one B micro-panel, as HP_PACK_PANEL with aoff[jj]: where row jj's A values go in an A plane at
+ * k = 0 (k adds k·mr), or SIZE_MAX for a row outside the block; the loop below packs the k it leaves. A path without
+ * such a kernel packs B then A: this loop alone, one value per row and k, is no faster than those two passes. */
+static void hp_pack_ab(const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
+                       size_t pb, size_t pe, size_t kb, size_t kc, size_t a0, size_t arows, double *b0, double *b1,
+                       double *b2, double *a0p, double *a1p, double *a2p) {
+  const double *ref = expp + 2 * (N - 1) * M;
+  const size_t m0 = kb + 1, w = HP_NR;
+  for (size_t p = pb; p < pe; p++) {
+    double *restrict q0 = b0 + p * kc * w, *restrict q1 = b1 + p * kc * w, *restrict q2 = b2 + p * kc * w;
+    const double *row0 = expp + 2 * (r0 + p * w) * M;
+    const size_t live = p * w >= rows ? 0 : HP_MIN(w, rows - p * w);
+    size_t aoff[HP_NR];
+    for (size_t jj = 0; jj < w; jj++) {
+      const size_t y = p * w + jj - a0;
+      aoff[jj] = y < arows ? y / HP_MR * kc * HP_MR + y % HP_MR : SIZE_MAX;
+    }
+    size_t k0 = 0;
+    if (live > 0) {
+      const double *rp[HP_NR];
+      for (size_t jj = 0; jj < w; jj++) rp[jj] = row0 + 2 * (HP_MIN(jj, live - 1) * M + m0);
+      k0 = HP_PACK_PANEL_AB(rp, live, aoff, ref + 2 * m0, distance + m0, kc, q0, q1, q2, a0p, a1p, a2p);
+    }
+    for (size_t k = k0; k < kc; k++) {
+      const size_t m = m0 + k;
+      const double rr = ref[2 * m], ri = ref[2 * m + 1], d = distance[m];
+      for (size_t jj = 0; jj < w; jj++) {
+        double xr = 0, xi = 0, br = 0, bi = 0, as = 0, bs = 0;
+        if (jj < live) {
+          const double *e = row0 + 2 * (jj * M + m);
+          xr = e[0] - rr, xi = e[1] - ri;
+          br = xr / d, bi = xi / d;
+          as = xr + xi, bs = br - bi;
+        }
+        q0[k * w + jj] = br;
+        q1[k * w + jj] = bi;
+        q2[k * w + jj] = bs;
+        if (aoff[jj] != SIZE_MAX) {
+          a0p[aoff[jj] + k * HP_MR] = xr;
+          a1p[aoff[jj] + k * HP_MR] = xi;
+          a2p[aoff[jj] + k * HP_MR] = as;
+        }
+      }
+    }
+  }
+  for (size_t y = pe * w - a0; y < arows; y++) {
+    const size_t o = y / HP_MR * kc * HP_MR + y % HP_MR;
+    for (size_t k = 0; k < kc; k++) a0p[o + k * HP_MR] = a1p[o + k * HP_MR] = a2p[o + k * HP_MR] = 0;
+  }
+}
+#endif
+
+#ifdef HP_PACK_TEST
+/* The packing alone (kernel.h's hpair_path.pack, the addon's packPanels test export): rows [r0, r0 + rows) of H's
+ * rows, k block [kb, kb + kc), as B (divide 1) or A (0), with hp_pack_b / hp_pack_a exactly as HP_TILE calls them,
+ * into three planes of ceil(rows / w) panels each, one after another from p; or both (2), as a tile on the
+ * diagonal packs one row block of those rows: A's three planes (mr-padded), then B's (nr-padded). */
+static void HP_PACK_TEST(int divide, const double *expp, const double *distance, size_t N, size_t M, size_t r0,
+                         size_t rows, size_t kb, size_t kc, double *p) {
+  if (divide == 2) {
+    /* a diagonal tile's rows as one row block: its A (prow rows), then its B, as HP_TILE packs them */
+    const size_t prow = (rows + HP_MR - 1) / HP_MR * HP_MR, pcol = (rows + HP_NR - 1) / HP_NR * HP_NR;
+    double *const a = p, *const b = p + 3 * prow * kc;
+#ifdef HP_PACK_PANEL_AB
+    hp_pack_ab(expp, distance, N, M, r0, rows, 0, pcol / HP_NR, kb, kc, 0, prow, b, b + pcol * kc, b + 2 * pcol * kc, a,
+               a + prow * kc, a + 2 * prow * kc);
+#else
+    hp_pack_b(expp, distance, N, M, r0, rows, 0, pcol / HP_NR, kb, kc, b, b + pcol * kc, b + 2 * pcol * kc);
+    hp_pack_a(expp, N, M, r0, rows, 0, prow / HP_MR, kb, kc, a, a + prow * kc, a + 2 * prow * kc);
+#endif
+    return;
+  }
+  const size_t w = divide ? HP_NR : HP_MR, panels = (rows + w - 1) / w, plane = panels * w * kc;
+  if (divide) hp_pack_b(expp, distance, N, M, r0, rows, 0, panels, kb, kc, p, p + plane, p + 2 * plane);
+  else hp_pack_a(expp, N, M, r0, rows, 0, panels, kb, kc, p, p + plane, p + 2 * plane);
+}
+#endif
 
 /* 1 when re and im are both finite (x − x is 0 for a finite x, NaN otherwise), as an integer: a running `&=` of
  * it has no chain of floating-point additions through the combination, which a running sum of the differences
@@ -254,12 +357,28 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
     const int accumulate = kb % HPAIR_CHUNK != 0, last = kb + kc == K;
     double *const *const Pt = kb < HPAIR_CHUNK ? P : Pc; /* where this chunk's sums go */
     double *const Bq[3] = {s->b, s->b + pcol * kc, s->b + 2 * pcol * kc};
-    hp_pack_b(t->expp, t->distance, N, M, j0, cols, 0, pcol / HP_NR, kb, kc, Bq[0], Bq[1], Bq[2]);
+    /* A tile on the diagonal whose columns are its rows (i0 = j0, i1 = j1), in row blocks that start on B panels:
+     * a row block reads no B panel past its last row, so B is packed a row block at a time with that block's A in
+     * one pass over its rows (hp_pack_ab, where the path has its kernel). Elsewhere all of B first, then each
+     * block's A. */
+#ifdef HP_PACK_PANEL_AB
+    const int fused = i0 == j0 && rows == cols && mc % HP_NR == 0;
+#else
+    const int fused = 0;
+#endif
+    if (!fused) hp_pack_b(t->expp, t->distance, N, M, j0, cols, 0, pcol / HP_NR, kb, kc, Bq[0], Bq[1], Bq[2]);
     for (size_t ic = 0; ic < prow; ic += mc) {
       const size_t mcur = HP_MIN(mc, prow - ic);
       const size_t top = i0 + ic; /* the block's first row of H */
       double *const Aq[3] = {s->a, s->a + mcur * kc, s->a + 2 * mcur * kc};
-      hp_pack_a(t->expp, N, M, top, rows - ic, 0, mcur / HP_MR, kb, kc, Aq[0], Aq[1], Aq[2]);
+#ifdef HP_PACK_PANEL_AB
+      if (fused) {
+        const size_t pe = (HP_MIN(pcol, ic + mcur) + HP_NR - 1) / HP_NR; /* the B panels up to the block's last row */
+        hp_pack_ab(t->expp, t->distance, N, M, j0, cols, ic / HP_NR, pe, kb, kc, ic, mcur, Bq[0], Bq[1], Bq[2], Aq[0],
+                   Aq[1], Aq[2]);
+      }
+#endif
+      if (!fused) hp_pack_a(t->expp, N, M, top, rows - ic, 0, mcur / HP_MR, kb, kc, Aq[0], Aq[1], Aq[2]);
       for (int q = 0; q < 3; q++) {
         for (size_t jr = 0; jr < pcol; jr += HP_NR) {
           /* Micro-tiles reaching the lower triangle: rows [top + ir, top + ir + HP_MR) with j0 + jr < top + ir + HP_MR. */

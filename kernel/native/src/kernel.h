@@ -97,9 +97,24 @@ typedef struct hpair_path {
   int (*tile_compensated)(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad);
   /* Flops per second one thread sustains on this path's FMA alone for `seconds` (the bench's peak). */
   double (*fma_peak)(double seconds);
+  /* The tile's packing alone (driver.h's HP_PACK_TEST), for the addon's test export: rows [r0, r0 + rows) of expp
+   * (rows of H), k block [kb, kb + kc), as B (divide 1: Br, Bi, Br − Bi in nr-wide micro-panels) or A (0: Ar, Ai,
+   * Ar + Ai, mr-tall), padding rows zero, as three planes of ceil(rows / w)·w·kc doubles one after another from p;
+   * or (2) both, as a tile on the diagonal packs a row block of those rows: A's planes, then B's. */
+  void (*pack)(int divide, const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
+               size_t kb, size_t kc, double *p);
 } hpair_path;
 
-/* Rows per packed A block for a path, from the L2 size (the rule above). */
+/* Rows per packed A block for a path, from the L2 size (the rule above): the most any tile uses (info().mc). */
 size_t hpair_choose_mc(const hpair_path *path, size_t l2_bytes);
+/* Rows per packed A block for a tile of `cols` columns (before padding). The loops sweep every B micro-panel of
+ * the tile for each row block. When the tile's packed B (three planes of pcol·kc doubles) fits in L2 it stays there
+ * across the row blocks, so a row block needs only its A plane in L1d, where the micro-kernel rereads it for each
+ * B micro-panel, and a block that small keeps the packed A out of L2, which B fills: mc = L1d / (kc·8) rounded down
+ * to a multiple of mr, at least mr, at most hpair_choose_mc's. Otherwise B comes back from beyond L2 for every row
+ * block, and the larger L2 block of hpair_choose_mc amortises it. For a tile on the diagonal whose columns are its
+ * rows (`diagonal`), that rounded to a multiple of lcm(mr, nr) (at least one), so that each row block starts on a B
+ * micro-panel and packs B with its A (driver.h, hp_pack_ab). A blocking only: no bit of H depends on mc. */
+size_t hpair_choose_tile_mc(const hpair_path *path, size_t l1d_bytes, size_t l2_bytes, size_t cols, int diagonal);
 
 #endif

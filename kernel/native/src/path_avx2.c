@@ -1,7 +1,7 @@
 /* The AVX2 + FMA path: 16 ymm registers, micro-tile 6×8 = 12 accumulators + 2 B vectors + 1 broadcast.
- * The only things that differ from the AVX-512 path are this micro-kernel and its block sizes. The build is
- * generic x86-64: only this file's functions use AVX2/FMA, and they run only after cpu.c has checked both the
- * CPU and the OS. */
+ * The only things that differ from the AVX-512 path are this micro-kernel, its packing kernel and its block
+ * sizes. The build is generic x86-64: only this file's functions use AVX2/FMA, and they run only after cpu.c has
+ * checked both the CPU and the OS. */
 #include "kernel.h"
 
 /* This path's block sizes, its only copy: the micro-tile, and the compensated kernel's pass (rows × columns). */
@@ -70,11 +70,94 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
               if (accumulate) { ALL(ADD) } ALL(STORE))
 }
 
+#include "pack_x86.h"
+
+#if MR % 2 != 0 || NR % 4 != 0
+#error "the packing kernels take rows in fours and pairs, B's in fours"
+#endif
+
+/* This path's packing kernel (driver.h's HP_PACK_PANEL): the panel's rows in fours (and a last pair), each group over
+ * the whole k run, two k per step (pack_x86.h). A group at a time: rows whose stride is a large power of two fall in
+ * the same L1 sets, so all of a panel's rows read together would evict each other's lines before their next k.
+ * FULL: no padding rows, so no masking. */
+static inline __attribute__((always_inline)) size_t pack_panel_avx2_rows(const double *const *rp, size_t live, const double *ref,
+                                                                         const double *dist, size_t kc, const size_t w,
+                                                                         const int DIVIDE, const int FULL,
+                                                                         double *restrict q0, double *restrict q1,
+                                                                         double *restrict q2) {
+  const size_t kend = kc / 2 * 2;
+  for (size_t jb = 0; jb < w; jb += 4) {
+    const int four = jb + 4 <= w;
+    for (size_t k = 0; k < kend; k += 2) {
+      const __m256d R = _mm256_loadu_pd(ref + 2 * k), D = DIVIDE ? hp_x86_dup2(dist + k) : R;
+      const size_t o = k * w + jb;
+      if (four) hp_x86_rows_k2(rp, jb, 1, live, k, R, D, w, DIVIDE, FULL, q0 + o, q1 + o, q2 + o);
+      else hp_x86_rows_k2(rp, jb, 0, live, k, R, D, w, DIVIDE, FULL, q0 + o, q1 + o, q2 + o);
+    }
+  }
+  return kend;
+}
+
+static inline __attribute__((always_inline)) size_t pack_panel_avx2(const double *const *rp, size_t live,
+                                                                    const double *ref, const double *dist, size_t kc,
+                                                                    const size_t w, const int DIVIDE, double *q0,
+                                                                    double *q1, double *q2) {
+  return live == w ? pack_panel_avx2_rows(rp, live, ref, dist, kc, w, DIVIDE, 1, q0, q1, q2)
+                   : pack_panel_avx2_rows(rp, live, ref, dist, kc, w, DIVIDE, 0, q0, q1, q2);
+}
+
+/* The fused kernel of one B micro-panel on the diagonal (driver.h's HP_PACK_PANEL_AB): B's rows in fours, two k
+ * per step; each k's four Re and Im, before the division, also stored as A's in halves of two rows (two consecutive
+ * lanes of one A panel, since mr is even), then divided by that k's distance for B. FULL: no padding rows. */
+static inline __attribute__((always_inline)) size_t pack_panel_ab_avx2_rows(
+    const double *const *rp, size_t live, const size_t *aoff, const double *ref, const double *dist, size_t kc,
+    const int FULL, double *restrict q0, double *restrict q1, double *restrict q2, double *restrict a0p,
+    double *restrict a1p, double *restrict a2p) {
+  const size_t kend = kc / 2 * 2;
+  for (size_t jb = 0; jb < NR; jb += 4) {
+    const size_t lo = aoff[jb], hi = aoff[jb + 2]; /* each half's A offset, or SIZE_MAX */
+    const __m256d keep = _mm256_castsi256_pd(_mm256_set_epi64x(jb + 3 < live ? -1 : 0, jb + 2 < live ? -1 : 0,
+                                                               jb + 1 < live ? -1 : 0, jb < live ? -1 : 0));
+    for (size_t k = 0; k < kend; k += 2) {
+      const __m256d R = _mm256_loadu_pd(ref + 2 * k);
+      __m256d re[2], im[2];
+      hp_x86_t4x2(hp_x86_row2(rp[jb] + 2 * k, R, R, 0, FULL, FULL ? R : hp_x86_keep(jb, live)),
+                  hp_x86_row2(rp[jb + 1] + 2 * k, R, R, 0, FULL, FULL ? R : hp_x86_keep(jb + 1, live)),
+                  hp_x86_row2(rp[jb + 2] + 2 * k, R, R, 0, FULL, FULL ? R : hp_x86_keep(jb + 2, live)),
+                  hp_x86_row2(rp[jb + 3] + 2 * k, R, R, 0, FULL, FULL ? R : hp_x86_keep(jb + 3, live)), re, im);
+      for (int t = 0; t < 2; t++) {
+        const size_t ka = (k + t) * MR;
+        if (lo != SIZE_MAX)
+          hp_x86_put2(_mm256_castpd256_pd128(re[t]), _mm256_castpd256_pd128(im[t]), 0, a0p + lo + ka, a1p + lo + ka, a2p + lo + ka);
+        if (hi != SIZE_MAX)
+          hp_x86_put2(_mm256_extractf128_pd(re[t], 1), _mm256_extractf128_pd(im[t], 1), 0, a0p + hi + ka, a1p + hi + ka, a2p + hi + ka);
+        const __m256d d = _mm256_set1_pd(dist[k + t]);
+        __m256d br = _mm256_div_pd(re[t], d), bi = _mm256_div_pd(im[t], d);
+        if (!FULL) br = _mm256_and_pd(br, keep), bi = _mm256_and_pd(bi, keep);
+        hp_x86_put4(br, bi, 1, q0 + (k + t) * NR + jb, q1 + (k + t) * NR + jb, q2 + (k + t) * NR + jb);
+      }
+    }
+  }
+  return kend;
+}
+
+static inline __attribute__((always_inline)) size_t pack_panel_ab_avx2(const double *const *rp, size_t live,
+                                                                       const size_t *aoff, const double *ref,
+                                                                       const double *dist, size_t kc, double *q0,
+                                                                       double *q1, double *q2, double *a0p,
+                                                                       double *a1p, double *a2p) {
+  return live == NR ? pack_panel_ab_avx2_rows(rp, live, aoff, ref, dist, kc, 1, q0, q1, q2, a0p, a1p, a2p)
+                    : pack_panel_ab_avx2_rows(rp, live, aoff, ref, dist, kc, 0, q0, q1, q2, a0p, a1p, a2p);
+}
+
+#define HP_PACK_PANEL pack_panel_avx2
+#define HP_PACK_PANEL_AB pack_panel_ab_avx2
 #define HP_MR MR
 #define HP_NR NR
 #define HP_UKR ukr_avx2
 #define HP_TILE tile_avx2
 #define HP_TILE_COMP tile_comp_avx2
+#define HP_PACK_TEST pack_avx2
 #define HP_VFMA _mm256_fmadd_pd
 #define HP_VSPLAT _mm256_set1_pd
 #define HP_VFNMA _mm256_fnmadd_pd
@@ -121,9 +204,9 @@ static const char *why_not_avx2(void) {
 }
 
 const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 4, 1,
-                                    why_not_avx2, ukr_avx2, tile_avx2, tile_comp_avx2, run_avx2};
+                                    why_not_avx2, ukr_avx2, tile_avx2, tile_comp_avx2, run_avx2, pack_avx2};
 
 #else
 static const char *why_not_avx2(void) { return "not an x86-64 build"; }
-const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 4, 0, why_not_avx2, 0, 0, 0, 0};
+const hpair_path hpair_path_avx2 = {"avx2", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 4, 0, why_not_avx2, 0, 0, 0, 0, 0};
 #endif

@@ -1,8 +1,9 @@
 /* The AVX-512F path: 32 zmm registers, micro-tile 12×16 = 24 accumulators + 2 B vectors + 1 broadcast
  * (or an embedded {1to8} broadcast operand). Structurally the AVX2 path with a wider micro-kernel: the same
- * driver.h, the same kc; only this micro-kernel and mr/nr differ. Each element's block sum is the same FMA
- * chains joined by the same tree (block_tree.h), so this path gives the AVX2 path's bits. Only this file's functions use AVX-512F (and the
- * driver's AVX2 packing), and they run only after cpu.c has checked the CPU and the OS's ZMM state. */
+ * driver.h, the same kc; only this micro-kernel, its packing kernel and mr/nr differ. Each element's block sum is
+ * the same FMA chains joined by the same tree (block_tree.h), and each packed value the same IEEE operation, so this
+ * path gives the AVX2 path's bits. Only this file's functions use AVX-512F (and AVX2, in pack_x86.h's pieces), and
+ * they run only after cpu.c has checked the CPU and the OS's ZMM state. */
 #include "kernel.h"
 
 /* This path's block sizes, its only copy: the micro-tile, and the compensated kernel's pass (rows × columns). */
@@ -72,11 +73,151 @@ static void ukr_avx512(size_t k, const double *restrict a, const double *restric
               if (accumulate) { ALL(ADD) } ALL(STORE))
 }
 
+#include "pack_x86.h"
+
+#if MR % 4 != 0 || NR % 8 != 0
+#error "the packing kernels take rows in eights and fours, B's in eights"
+#endif
+
+/* This path's packing kernel (driver.h's HP_PACK_PANEL): the panel's rows in eights, four k per step, so that one
+ * 512-bit load holds a row's four complex values, transposed 8 × 8 in registers (Re and Im of each k for eight
+ * rows); a last four rows as pack_x86.h does them. Eight rows at a time over the whole k run: rows whose stride is
+ * a large power of two fall in the same L1 sets, so a panel's sixteen rows read together would evict each other's
+ * lines before their next k. FULL: no padding rows, so no masking. */
+static inline __attribute__((always_inline)) size_t pack_panel_avx512_rows(const double *const *rp, size_t live,
+                                                                           const double *ref, const double *dist,
+                                                                           size_t kc, const size_t w, const int DIVIDE,
+                                                                           const int FULL, double *restrict q0,
+                                                                           double *restrict q1, double *restrict q2) {
+  const __m512i dup = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
+  /* from (x0 x1 | x0' x1' | x0'' x1'' | …) of rows 0, 1 and of rows 2, 3: (x0 x1 x2 x3 | x0'' x1'' x2'' x3'') */
+  const __m512i even = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), odd = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+  const size_t kend = kc / 4 * 4;
+  size_t jb = 0;
+  for (; jb + 8 <= w; jb += 8) {
+    for (size_t k = 0; k < kend; k += 4) {
+      const __m512d R = _mm512_loadu_pd(ref + 2 * k);
+      const __m512d D = DIVIDE ? _mm512_permutexvar_pd(dup, _mm512_castpd256_pd512(_mm256_loadu_pd(dist + k))) : R;
+      __m512d v[8];
+      for (int j = 0; j < 8; j++) {
+        v[j] = _mm512_sub_pd(_mm512_loadu_pd(rp[jb + j] + 2 * k), R);
+        if (DIVIDE) v[j] = _mm512_div_pd(v[j], D);
+        if (!FULL) v[j] = _mm512_maskz_mov_pd(jb + j < live ? 0xFF : 0, v[j]);
+      }
+      __m512d lo[4], hi[4], u[8];
+      for (int j = 0; j < 4; j++) lo[j] = _mm512_unpacklo_pd(v[2 * j], v[2 * j + 1]), hi[j] = _mm512_unpackhi_pd(v[2 * j], v[2 * j + 1]);
+      /* u[0]: element 0 | 4 of rows 0-3, u[1]: 2 | 6 of rows 0-3, u[2], u[3]: the same of rows 4-7; u[4 …]: odd elements */
+      u[0] = _mm512_permutex2var_pd(lo[0], even, lo[1]), u[1] = _mm512_permutex2var_pd(lo[0], odd, lo[1]);
+      u[2] = _mm512_permutex2var_pd(lo[2], even, lo[3]), u[3] = _mm512_permutex2var_pd(lo[2], odd, lo[3]);
+      u[4] = _mm512_permutex2var_pd(hi[0], even, hi[1]), u[5] = _mm512_permutex2var_pd(hi[0], odd, hi[1]);
+      u[6] = _mm512_permutex2var_pd(hi[2], even, hi[3]), u[7] = _mm512_permutex2var_pd(hi[2], odd, hi[3]);
+      /* element e of all eight rows: Re of k + e/2 for even e, Im for odd e */
+      __m512d re[4], im[4];
+      re[0] = _mm512_shuffle_f64x2(u[0], u[2], 0x44), re[2] = _mm512_shuffle_f64x2(u[0], u[2], 0xEE);
+      re[1] = _mm512_shuffle_f64x2(u[1], u[3], 0x44), re[3] = _mm512_shuffle_f64x2(u[1], u[3], 0xEE);
+      im[0] = _mm512_shuffle_f64x2(u[4], u[6], 0x44), im[2] = _mm512_shuffle_f64x2(u[4], u[6], 0xEE);
+      im[1] = _mm512_shuffle_f64x2(u[5], u[7], 0x44), im[3] = _mm512_shuffle_f64x2(u[5], u[7], 0xEE);
+      for (int t = 0; t < 4; t++) {
+        const size_t o = (k + t) * w + jb;
+        _mm512_storeu_pd(q0 + o, re[t]);
+        _mm512_storeu_pd(q1 + o, im[t]);
+        _mm512_storeu_pd(q2 + o, DIVIDE ? _mm512_sub_pd(re[t], im[t]) : _mm512_add_pd(re[t], im[t]));
+      }
+    }
+  }
+  if (jb < w) {
+    /* the last four rows, two k at a time */
+    for (size_t k = 0; k < kend; k += 2) {
+      const __m256d R = _mm256_loadu_pd(ref + 2 * k), D = DIVIDE ? hp_x86_dup2(dist + k) : R;
+      const size_t o = k * w + jb;
+      hp_x86_rows_k2(rp, jb, 1, live, k, R, D, w, DIVIDE, FULL, q0 + o, q1 + o, q2 + o);
+    }
+  }
+  return kend;
+}
+
+static inline __attribute__((always_inline)) size_t pack_panel_avx512(const double *const *rp, size_t live,
+                                                                      const double *ref, const double *dist, size_t kc,
+                                                                      const size_t w, const int DIVIDE, double *q0,
+                                                                      double *q1, double *q2) {
+  return live == w ? pack_panel_avx512_rows(rp, live, ref, dist, kc, w, DIVIDE, 1, q0, q1, q2)
+                   : pack_panel_avx512_rows(rp, live, ref, dist, kc, w, DIVIDE, 0, q0, q1, q2);
+}
+
+/* The fused kernel of one B micro-panel on the diagonal (driver.h's HP_PACK_PANEL_AB): as pack_panel_avx512_rows for
+ * B, with the eight rows' Re and Im of each k, before the division, also stored as A's, in halves of four rows (four
+ * consecutive lanes of one A panel, since mr is a multiple of four); B's quotients after the transpose, each k's
+ * eight rows divided by that k's distance. FULL: no padding rows. */
+static inline __attribute__((always_inline)) size_t pack_panel_ab_avx512_rows(
+    const double *const *rp, size_t live, const size_t *aoff, const double *ref, const double *dist, size_t kc,
+    const int FULL, double *restrict q0, double *restrict q1, double *restrict q2, double *restrict a0p,
+    double *restrict a1p, double *restrict a2p) {
+  const __m512i even = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), odd = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+  const size_t kend = kc / 4 * 4;
+  for (size_t jb = 0; jb < NR; jb += 8) {
+    const size_t lo = aoff[jb], hi = aoff[jb + 4]; /* each half's A offset, or SIZE_MAX */
+    const __mmask8 keep = FULL ? 0xFF : (__mmask8)(jb >= live ? 0 : live - jb >= 8 ? 0xFF : (1u << (live - jb)) - 1);
+    for (size_t k = 0; k < kend; k += 4) {
+      const __m512d R = _mm512_loadu_pd(ref + 2 * k);
+      __m512d v[8];
+      for (int j = 0; j < 8; j++) {
+        v[j] = _mm512_sub_pd(_mm512_loadu_pd(rp[jb + j] + 2 * k), R);
+        if (!FULL) v[j] = _mm512_maskz_mov_pd(jb + j < live ? 0xFF : 0, v[j]);
+      }
+      __m512d l[4], h[4], u[8];
+      for (int j = 0; j < 4; j++) l[j] = _mm512_unpacklo_pd(v[2 * j], v[2 * j + 1]), h[j] = _mm512_unpackhi_pd(v[2 * j], v[2 * j + 1]);
+      u[0] = _mm512_permutex2var_pd(l[0], even, l[1]), u[1] = _mm512_permutex2var_pd(l[0], odd, l[1]);
+      u[2] = _mm512_permutex2var_pd(l[2], even, l[3]), u[3] = _mm512_permutex2var_pd(l[2], odd, l[3]);
+      u[4] = _mm512_permutex2var_pd(h[0], even, h[1]), u[5] = _mm512_permutex2var_pd(h[0], odd, h[1]);
+      u[6] = _mm512_permutex2var_pd(h[2], even, h[3]), u[7] = _mm512_permutex2var_pd(h[2], odd, h[3]);
+      __m512d re[4], im[4];
+      re[0] = _mm512_shuffle_f64x2(u[0], u[2], 0x44), re[2] = _mm512_shuffle_f64x2(u[0], u[2], 0xEE);
+      re[1] = _mm512_shuffle_f64x2(u[1], u[3], 0x44), re[3] = _mm512_shuffle_f64x2(u[1], u[3], 0xEE);
+      im[0] = _mm512_shuffle_f64x2(u[4], u[6], 0x44), im[2] = _mm512_shuffle_f64x2(u[4], u[6], 0xEE);
+      im[1] = _mm512_shuffle_f64x2(u[5], u[7], 0x44), im[3] = _mm512_shuffle_f64x2(u[5], u[7], 0xEE);
+      for (int t = 0; t < 4; t++) {
+        const __m512d s = _mm512_add_pd(re[t], im[t]);
+        const size_t ka = (k + t) * MR;
+        if (lo != SIZE_MAX) {
+          _mm256_storeu_pd(a0p + lo + ka, _mm512_castpd512_pd256(re[t]));
+          _mm256_storeu_pd(a1p + lo + ka, _mm512_castpd512_pd256(im[t]));
+          _mm256_storeu_pd(a2p + lo + ka, _mm512_castpd512_pd256(s));
+        }
+        if (hi != SIZE_MAX) {
+          _mm256_storeu_pd(a0p + hi + ka, _mm512_extractf64x4_pd(re[t], 1));
+          _mm256_storeu_pd(a1p + hi + ka, _mm512_extractf64x4_pd(im[t], 1));
+          _mm256_storeu_pd(a2p + hi + ka, _mm512_extractf64x4_pd(s, 1));
+        }
+        const __m512d d = _mm512_set1_pd(dist[k + t]);
+        const __m512d br = FULL ? _mm512_div_pd(re[t], d) : _mm512_maskz_div_pd(keep, re[t], d);
+        const __m512d bi = FULL ? _mm512_div_pd(im[t], d) : _mm512_maskz_div_pd(keep, im[t], d);
+        const size_t o = (k + t) * NR + jb;
+        _mm512_storeu_pd(q0 + o, br);
+        _mm512_storeu_pd(q1 + o, bi);
+        _mm512_storeu_pd(q2 + o, _mm512_sub_pd(br, bi));
+      }
+    }
+  }
+  return kend;
+}
+
+static inline __attribute__((always_inline)) size_t pack_panel_ab_avx512(const double *const *rp, size_t live,
+                                                                         const size_t *aoff, const double *ref,
+                                                                         const double *dist, size_t kc, double *q0,
+                                                                         double *q1, double *q2, double *a0p,
+                                                                         double *a1p, double *a2p) {
+  return live == NR ? pack_panel_ab_avx512_rows(rp, live, aoff, ref, dist, kc, 1, q0, q1, q2, a0p, a1p, a2p)
+                    : pack_panel_ab_avx512_rows(rp, live, aoff, ref, dist, kc, 0, q0, q1, q2, a0p, a1p, a2p);
+}
+
+#define HP_PACK_PANEL pack_panel_avx512
+#define HP_PACK_PANEL_AB pack_panel_ab_avx512
 #define HP_MR MR
 #define HP_NR NR
 #define HP_UKR ukr_avx512
 #define HP_TILE tile_avx512
 #define HP_TILE_COMP tile_comp_avx512
+#define HP_PACK_TEST pack_avx512
 #define HP_VFMA _mm512_fmadd_pd
 #define HP_VSPLAT _mm512_set1_pd
 #define HP_VFNMA _mm512_fnmadd_pd
@@ -128,9 +269,9 @@ static const char *why_not_avx512(void) {
 }
 
 const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 8, 1,
-                                    why_not_avx512, ukr_avx512, tile_avx512, tile_comp_avx512, run_avx512};
+                                    why_not_avx512, ukr_avx512, tile_avx512, tile_comp_avx512, run_avx512, pack_avx512};
 
 #else
 static const char *why_not_avx512(void) { return "not an x86-64 build"; }
-const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 8, 0, why_not_avx512, 0, 0, 0, 0};
+const hpair_path hpair_path_avx512 = {"avx512", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 8, 0, why_not_avx512, 0, 0, 0, 0, 0};
 #endif

@@ -43,6 +43,7 @@ static void ukr_portable(size_t k, const double *restrict a, const double *restr
 #define HP_UKR ukr_portable
 #define HP_TILE tile_portable
 #define HP_TILE_COMP tile_comp_portable
+#define HP_PACK_TEST pack_portable
 #include "driver.h"
 
 /* The peak probe in plain C: CHAINS independent fma() chains, which the compiler may run as vectors. */
@@ -78,4 +79,4 @@ static const char *why_not_portable(void) { return NULL; }
 
 /* lanes 2: a build without target flags has 128-bit vectors at most (SSE2, NEON). */
 const hpair_path hpair_path_portable = {"portable", MR, NR, HPAIR_KC, 64, HP_COMP_RB, HP_COMP_CW, 240, 2, FAST_FMA,
-                                        why_not_portable, ukr_portable, tile_portable, tile_comp_portable, peak_portable};
+                                        why_not_portable, ukr_portable, tile_portable, tile_comp_portable, peak_portable, pack_portable};

@@ -34,3 +34,22 @@ size_t hpair_choose_mc(const hpair_path *path, size_t l2_bytes) {
   if (mc > (size_t)path->mc_max_panels * mr) mc = (size_t)path->mc_max_panels * mr;
   return mc;
 }
+
+static size_t gcd(size_t a, size_t b) { return b ? gcd(b, a % b) : a; }
+
+size_t hpair_choose_tile_mc(const hpair_path *path, size_t l1d_bytes, size_t l2_bytes, size_t cols, int diagonal) {
+  const size_t nr = (size_t)path->nr, kc = (size_t)path->kc, pcol = (cols + nr - 1) / nr * nr;
+  const size_t mr = (size_t)path->mr, most = hpair_choose_mc(path, l2_bytes);
+  size_t mc = most;
+  if (3 * pcol * kc * sizeof(double) <= l2_bytes) {
+    mc = l1d_bytes / (kc * sizeof(double));
+    mc -= mc % mr;
+    if (mc < mr) mc = mr;
+    if (mc > most) mc = most;
+  }
+  if (diagonal) {
+    const size_t step = mr / gcd(mr, nr) * nr; /* row blocks that start on B panels */
+    mc = mc < step ? step : mc - mc % step;
+  }
+  return mc;
+}
