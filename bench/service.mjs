@@ -11,6 +11,7 @@
 // Environment: CLIENTS (500), ROUNDS (3), SLOW (100), IDLE_MS (16000: the pool's idle collections, at 1, 3, 7 and
 // 15 s after it drains, are over by then), WORKERS (the service pool's threads; default: one per core),
 // WORKER_NICE (the pool's workerNice; "0" for an A/B run against the default), READ_BYTES_PER_TURN (the service's readBytesPerTurn; "Infinity" reads every upload as it comes, for an A/B run),
+// NEW_CONNECTIONS_AT_ONCE (the service's newConnectionsAtOnce; "Infinity" reads every connection as it comes),
 // HOST_ARGV (Node flags for the service's process only, e.g. "--cpu-prof --cpu-prof-dir=prof" to see what holds
 // its loop).
 //
@@ -46,7 +47,10 @@ async function host() {
     ...(process.env.WORKER_NICE === undefined ? {} : { workerNice: Number(process.env.WORKER_NICE) }),
   });
   await pool.ready();
-  const turn = process.env.READ_BYTES_PER_TURN === undefined ? {} : { readBytesPerTurn: Number(process.env.READ_BYTES_PER_TURN) };
+  const turn = {};
+  for (const [name, key] of [['READ_BYTES_PER_TURN', 'readBytesPerTurn'], ['NEW_CONNECTIONS_AT_ONCE', 'newConnectionsAtOnce']]) {
+    if (process.env[name] !== undefined) turn[key] = Number(process.env[name]);
+  }
   const service = createService(pool, { writeTimeout: 2000, idleTimeout: 2000, ...turn });
   const delay = monitorEventLoopDelay({ resolution: 1 });
   service.listen(0, '127.0.0.1', () => process.send({ port: service.address().port }));

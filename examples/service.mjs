@@ -8,6 +8,8 @@ const STATUS = { ABORTED: 499, QUEUE_FULL: 503, TOO_LARGE: 413, TIMEOUT: 504, WO
 const MiB = 2 ** 20;
 /** After an answer sent before the body was read, unread bytes are discarded this long, then the socket is closed. */
 const LINGER_MS = 1000;
+/** A new connection that has sent no request's headers this long stops holding back the connections after it. */
+const STARTING_MS = 100;
 
 /** createService's options and their defaults; times are in milliseconds. */
 export const DEFAULTS = {
@@ -24,14 +26,15 @@ export const DEFAULTS = {
   shutdownTimeout: 5_000, // after shutdown() begins, connections still open are destroyed
   readBytesPerTurn: MiB, // body bytes all uploads together take in per turn of the event loop; the rest wait a turn
   newRequestsPerTurn: 32, // requests whose handling starts per turn of the event loop; the rest wait, paused, in order
+  newConnectionsAtOnce: 32, // new connections read until their first request's headers are in; the rest wait, unread, in order
 };
 
 const httpError = (status, message) => Object.assign(new Error(message), { status });
 
 export function createService(pool, options = {}) {
   const o = { ...DEFAULTS, ...options };
-  if (!(Number.isInteger(o.newRequestsPerTurn) || o.newRequestsPerTurn === Infinity) || o.newRequestsPerTurn < 1) {
-    throw new RangeError(`newRequestsPerTurn must be an integer from 1, or Infinity; got ${o.newRequestsPerTurn}`);
+  for (const name of ['newRequestsPerTurn', 'newConnectionsAtOnce']) {
+    if (!(Number.isInteger(o[name]) || o[name] === Infinity) || o[name] < 1) throw new RangeError(`${name} must be an integer from 1, or Infinity; got ${o[name]}`);
   }
   const maxOutputBytes = o.maxOutputBytes ?? o.maxBodyBytes;
   const maxMemoryBytes = o.maxMemoryBytes ?? 2 * (o.maxBodyBytes + maxOutputBytes);
@@ -229,6 +232,7 @@ export function createService(pool, options = {}) {
   }
 
   const admit = (request, response) => {
+    started(request.socket);
     turn.refill ??= setImmediate(refill); // the count is per turn: the next turn starts it afresh
     if (turn.requests > 0 && turn.arrived.length === 0) {
       turn.requests--;
@@ -245,6 +249,31 @@ export function createService(pool, options = {}) {
       request.resume(); // a 'data' listener does not restart a stream paused by hand
     });
   };
+  // Even before the handler, Node reads and parses whatever a connection sent as soon as its socket is
+  // readable: a storm's clients connect, send, and one turn found hundreds of sockets readable and parsed every
+  // request in them. So new connections are accepted unread, and at most newConnectionsAtOnce are read before
+  // their first request's headers are in; the others wait, nothing of theirs read, in arrival order. A
+  // connection that sends nothing gives its place up after STARTING_MS and is read as any other.
+  const starting = new Map(); // connection → the timer that ends its place among the newConnectionsAtOnce
+  const connecting = []; // connections waiting for a place, in arrival order
+  const started = (socket) => {
+    const timer = starting.get(socket);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    starting.delete(socket);
+    while (starting.size < o.newConnectionsAtOnce && connecting.length > 0) start(connecting.shift());
+  };
+  function onStartingClose() {
+    started(this);
+  }
+  const start = (socket) => {
+    if (socket.destroyed) return;
+    starting.set(socket, setTimeout(started, STARTING_MS, socket).unref());
+    socket.once('close', onStartingClose);
+    socket.resume();
+  };
+  server.pauseOnConnect = true; // net.Server reads it for each connection it accepts
+  server.on('connection', (socket) => (starting.size < o.newConnectionsAtOnce && connecting.length === 0 ? start(socket) : connecting.push(socket)));
   server.on('request', admit);
   server.on('checkContinue', admit); // Expect: 100-continue is answered only after Content-Length is checked
   const stats = () => ({ requests: open.size, heldBytes: held });
