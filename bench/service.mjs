@@ -12,6 +12,7 @@
 // 15 s after it drains, are over by then), WORKERS (the service pool's threads; default: one per core),
 // WORKER_NICE (the pool's workerNice; "0" for an A/B run against the default), READ_BYTES_PER_TURN (the service's readBytesPerTurn; "Infinity" reads every upload as it comes, for an A/B run),
 // NEW_CONNECTIONS_AT_ONCE (the service's newConnectionsAtOnce; "Infinity" reads every connection as it comes),
+// REUSE_OUTPUT_BYTES (the service's reuseOutputBytes; "0" allocates a new H for every request),
 // HOST_ARGV (Node flags for the service's process only, e.g. "--cpu-prof --cpu-prof-dir=prof" to see what holds
 // its loop).
 //
@@ -48,7 +49,7 @@ async function host() {
   });
   await pool.ready();
   const turn = {};
-  for (const [name, key] of [['READ_BYTES_PER_TURN', 'readBytesPerTurn'], ['NEW_CONNECTIONS_AT_ONCE', 'newConnectionsAtOnce']]) {
+  for (const [name, key] of [['READ_BYTES_PER_TURN', 'readBytesPerTurn'], ['NEW_CONNECTIONS_AT_ONCE', 'newConnectionsAtOnce'], ['REUSE_OUTPUT_BYTES', 'reuseOutputBytes'], ['JOBS_AT_ONCE', 'jobsAtOnce']]) {
     if (process.env[name] !== undefined) turn[key] = Number(process.env[name]);
   }
   const service = createService(pool, { writeTimeout: 2000, idleTimeout: 2000, ...turn });

@@ -185,7 +185,9 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     this.#assertOpen();
     const { job, checked } = readArguments('the arguments of hermitian()', () => {
       const read = readJobOptions(options);
-      return { job: this.#engine.prepare(expp, distance, read.out, read.maxBytes, read.accuracy), checked: read };
+      const prepared = this.#engine.prepare(expp, distance, read.out, read.maxBytes, read.accuracy);
+      this.#allocatedBytes += sharedBytes(expp) + sharedBytes(read.out);
+      return { job: prepared, checked: read };
     });
     return this.#runner.submit(job, checked);
   }
@@ -201,7 +203,9 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     this.#assertOpen();
     const { job, checked } = readArguments('the arguments of hermitianBlock()', () => {
       const read = readJobOptions(options);
-      return { job: this.#engine.prepareBlock(expp, distance, block, read.out, read.maxBytes, read.accuracy), checked: read };
+      const prepared = this.#engine.prepareBlock(expp, distance, block, read.out, read.maxBytes, read.accuracy);
+      this.#allocatedBytes += sharedBytes(expp) + sharedBytes(read.out);
+      return { job: prepared, checked: read };
     });
     return this.#runner.submit(job, checked);
   }
@@ -293,6 +297,16 @@ function warmUpProblem(N: number, M: number): { expp: ComplexMatrix; distance: F
   for (let k = 0; k < expp.data.length; k++) expp.data[k] = (k & 1023) / 1024 - 0.5;
   const distance = new Float64Array(new SharedArrayBuffer(8 * M)).fill(1);
   return { expp, distance };
+}
+
+/**
+ * The bytes of a caller's matrix in shared memory (an input read in place, an `out`). They count toward the idle
+ * collection as the pool's own allocations do: a service that streams inputs into shared memory and reuses its
+ * H drops a burst's inputs while it goes quiet, and nothing else would collect them.
+ */
+function sharedBytes(matrix: unknown): number {
+  const data = (matrix as { data?: unknown } | undefined)?.data;
+  return data instanceof Float64Array && data.buffer instanceof SharedArrayBuffer ? data.byteLength : 0;
 }
 
 /** Allocations since the last idle collection below which an idle pool does not collect: not worth a pause. */
