@@ -26,7 +26,7 @@ export const DEFAULTS = {
   shutdownTimeout: 5_000, // after shutdown() begins, connections still open are destroyed
   readBytesPerTurn: MiB, // body bytes all uploads together take in per turn of the event loop; the rest wait a turn
   newRequestsPerTurn: 32, // requests whose handling starts per turn of the event loop; the rest wait, paused, in order
-  newConnectionsAtOnce: 32, // new connections read until their first request's headers are in; the rest wait, unread, in order
+  newConnectionsAtOnce: 16, // new connections read until their first request's headers are in; the rest wait, unread, in order
   jobsAtOnce: 2, // jobs handed to the pool at once; requests whose bodies are in wait for theirs in arrival order
   reuseOutputBytes: 64 * MiB, // bytes of sent H buffers kept for the next requests of the same N while others are open; 0: none
 };
