@@ -10,6 +10,7 @@ import type { SharedView } from '../shared/kernel-contract.js';
 import { JobRunner } from './job-runner.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { isProxy } from 'node:util/types';
 import { allocateShared, trimFreedMemory, warmMemoryThread } from './memory-thread.js';
 import { createComplexMatrix, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { obtainGc, type CollectGarbage } from './obtain-gc.js';
@@ -305,7 +306,9 @@ function warmUpProblem(N: number, M: number): { expp: ComplexMatrix; distance: F
  * H drops a burst's inputs while it goes quiet, and nothing else would collect them.
  */
 function sharedBytes(matrix: unknown): number {
-  const data = (matrix as { data?: unknown } | undefined)?.data;
+  // Read without calling anything of the caller's (a getter, a Proxy's trap): the arguments were read once already.
+  if (typeof matrix !== 'object' || matrix === null || isProxy(matrix)) return 0;
+  const data: unknown = Object.getOwnPropertyDescriptor(matrix, 'data')?.value;
   return data instanceof Float64Array && data.buffer instanceof SharedArrayBuffer ? data.byteLength : 0;
 }
 
