@@ -85,7 +85,7 @@ export function createService(pool, options = {}) {
   };
 
   // Every H is a new shared buffer, and the pool reports each to V8 so that dropped ones are collected promptly:
-  // a storm of requests drove V8 through a full collection every few dozen of them. So an H whose answer has
+  // a storm of requests drove V8 through one full collection after another. So an H whose answer has
   // been sent is kept (up to reuseOutputBytes) and handed to the pool as `out` for the next request of the same
   // N. Only once no byte of it can still be read: the job succeeded (a failed job's workers may still be writing
   // it), and its response finished (every write handed to the OS) or its socket closed (pending writes dropped).
@@ -349,7 +349,7 @@ export function createService(pool, options = {}) {
     });
   };
   // Even before the handler, Node reads and parses whatever a connection sent as soon as its socket is
-  // readable: a storm's clients connect, send, and one turn found hundreds of sockets readable and parsed every
+  // readable: a storm's clients connect, send, and one turn found most of their sockets readable and parsed every
   // request in them. So new connections are accepted unread, and at most newConnectionsAtOnce are read before
   // their first request's headers are in; the others wait, nothing of theirs read, in arrival order. A
   // connection that sends nothing gives its place up after STARTING_MS and is read as any other.
