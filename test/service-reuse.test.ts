@@ -1,6 +1,7 @@
 // The example service reuses sent H buffers as the pool's `out` and hands the pool a few jobs at a time. These
-// tests break both on purpose: answers the clients do not read while requests of the same shape come and go,
-// clients that leave mid-answer, requests that wait for a job while their client leaves or their deadline passes.
+// tests break both on purpose: answers the clients do not read while requests of the same shape come and go, an
+// answer whose last writes are still on their way after end(), clients that leave mid-answer, requests that wait
+// for a job while their client leaves or their deadline passes.
 // Every answer is checked bit for bit against the pool's own H for its problem.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
@@ -185,6 +186,62 @@ test('a sent H is reused only once its answer is out: stalled readers of every s
     assert.equal(service.stats(), { requests: 0, heldBytes: 0 });
   } finally {
     for (const client of stalled) client.leave();
+    await service.shutdown();
+  }
+});
+
+test('an answer whose last bytes the OS has not taken yet keeps its H: a request of the same shape meanwhile gets another; both exact', async () => {
+  const watched = watchedPool();
+  const service = createService(watched.pool);
+  watched.attach(service);
+  // The first answer's writes after end() are held back, as a socket whose buffers are full holds them, and
+  // done on release: whatever its H holds then is what its client gets.
+  let held: (() => void) | undefined;
+  let first = true;
+  service.on('request', (_request: IncomingMessage, response: ServerResponse) => {
+    if (!first) return;
+    first = false;
+    // end() hands the socket its last writes before it marks the response ended.
+    let ending = false;
+    const end = response.end;
+    response.end = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
+      ending = true;
+      return (end as (...args: unknown[]) => ServerResponse).apply(this, args);
+    } as typeof response.end;
+    const socket = response.socket as Socket & { _writeGeneric: (...args: unknown[]) => unknown };
+    const write = socket._writeGeneric;
+    socket._writeGeneric = function (this: Socket, ...args: unknown[]): unknown {
+      if (!ending || held !== undefined) return write.apply(this, args);
+      held = () => void write.apply(this, args);
+      return undefined;
+    };
+  });
+  try {
+    const port = await listen(service);
+    const slow = randomProblem(300, 2, 5000); // H of 1.4 MiB: several writes, the last one held
+    const slowAnswer = post(port, npyBody(slow));
+    await until(() => held !== undefined);
+    assert.ok(held !== undefined, 'the first answer ended with a write held back');
+    // A request that stays open, so that the service keeps spares, then one of the same shape read at once.
+    const keep = randomProblem(300, 2, 5001);
+    const stalled = stalledClient(port, npyBody(keep));
+    try {
+      await until(() => watched.results.length === 2);
+      const other = randomProblem(300, 2, 5002);
+      await assertExact(await post(port, npyBody(other)), other, 'a request of the same shape meanwhile');
+      held();
+      await assertExact(await slowAnswer, slow, 'the answer whose last write was held');
+      // Once out, the answers' H are spares: the next request of the shape gets one.
+      const next = randomProblem(300, 2, 5003);
+      await assertExact(await post(port, npyBody(next)), next, 'a later request of the same shape');
+      assert.ok(watched.outs.length >= 1, 'no H was reused once its answer was out');
+      assert.equal(watched.violations, []);
+      await assertExact(await stalled.read(), keep, 'the stalled request');
+    } finally {
+      stalled.leave();
+    }
+  } finally {
+    held?.();
     await service.shutdown();
   }
 });
