@@ -1,7 +1,8 @@
 // The example service under a storm, as a deployment sees it: `npm run bench:service`.
 //
-//   storm        CLIENTS clients at once, each POSTing a problem (N = 200, M = 64) and reading H back, in ROUNDS
-//                rounds: the service's event-loop delay during each round (max and p99, from
+//   storm        CLIENTS clients at once, each POSTing one of PROBLEMS problems (N = 200, M = 64) and reading H
+//                back, in ROUNDS rounds, every answer compared byte for byte with its problem's H (taken from
+//                the service before the storms and checked against hpair's reference): the service's event-loop delay during each round (max and p99, from
 //                monitorEventLoopDelay at 1 ms resolution) and its RSS when idle before the first round and
 //                IDLE_MS after each (no manual collection anywhere). Targets: max delay ≤ 50 ms, idle RSS after a
 //                burst ≤ 2× the idle RSS before it.
@@ -11,6 +12,8 @@
 // Environment: CLIENTS (500), ROUNDS (3), SLOW (100), IDLE_MS (16000: the pool's idle collections, at 1, 3, 7 and
 // 15 s after it drains, are over by then), WORKERS (the service pool's threads; default: one per core),
 // WORKER_NICE (the pool's workerNice; "0" for an A/B run against the default), READ_BYTES_PER_TURN (the service's readBytesPerTurn; "Infinity" reads every upload as it comes, for an A/B run),
+// NEW_CONNECTIONS_AT_ONCE (the service's newConnectionsAtOnce; "Infinity" reads every connection as it comes),
+// REUSE_OUTPUT_BYTES (the service's reuseOutputBytes; "0" allocates a new H for every request),
 // HOST_ARGV (Node flags for the service's process only, e.g. "--cpu-prof --cpu-prof-dir=prof" to see what holds
 // its loop).
 //
@@ -46,7 +49,10 @@ async function host() {
     ...(process.env.WORKER_NICE === undefined ? {} : { workerNice: Number(process.env.WORKER_NICE) }),
   });
   await pool.ready();
-  const turn = process.env.READ_BYTES_PER_TURN === undefined ? {} : { readBytesPerTurn: Number(process.env.READ_BYTES_PER_TURN) };
+  const turn = {};
+  for (const [name, key] of [['READ_BYTES_PER_TURN', 'readBytesPerTurn'], ['NEW_CONNECTIONS_AT_ONCE', 'newConnectionsAtOnce'], ['REUSE_OUTPUT_BYTES', 'reuseOutputBytes'], ['JOBS_AT_ONCE', 'jobsAtOnce']]) {
+    if (process.env[name] !== undefined) turn[key] = Number(process.env[name]);
+  }
   const service = createService(pool, { writeTimeout: 2000, idleTimeout: 2000, ...turn });
   const delay = monitorEventLoopDelay({ resolution: 1 });
   service.listen(0, '127.0.0.1', () => process.send({ port: service.address().port }));
@@ -76,13 +82,16 @@ function ask(child, message) {
   });
 }
 
-function body() {
+/** Distinct problems the clients take turns at, so that an answer carrying another request's H shows. */
+const PROBLEMS = 4;
+
+function body(variant) {
   const header = (dict) => {
     const text = `${dict}`.padEnd(118, ' ') + '\n';
     const prefix = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, text.length & 0xff, text.length >> 8]);
     return Buffer.concat([prefix, Buffer.from(text, 'latin1')]);
   };
-  const expp = new Float64Array(2 * N * M).map((_, k) => Math.sin(k * 0.37));
+  const expp = new Float64Array(2 * N * M).map((_, k) => Math.sin(k * 0.37 + variant));
   const distance = new Float64Array(M).map((_, k) => 1 + (k % 7));
   return Buffer.concat([
     header(`{'descr': '<c16', 'fortran_order': False, 'shape': (${N}, ${M}), }`),
@@ -92,12 +101,19 @@ function body() {
   ]);
 }
 
-function post(port, payload) {
+/** POSTs `payload`; with `expected`, says whether the answer was those bytes exactly, compared as they arrive. */
+function post(port, payload, expected) {
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/', agent: false, headers: { 'content-length': payload.length } }, (res) => {
       let bytes = 0;
-      res.on('data', (chunk) => (bytes += chunk.length));
-      res.on('end', () => resolve({ status: res.statusCode, bytes }));
+      let same = expected !== undefined;
+      const chunks = expected === undefined ? [] : undefined;
+      res.on('data', (chunk) => {
+        if (chunks !== undefined) chunks.push(chunk);
+        else if (same) same = bytes + chunk.length <= expected.length && chunk.equals(expected.subarray(bytes, bytes + chunk.length));
+        bytes += chunk.length;
+      });
+      res.on('end', () => resolve({ status: res.statusCode, bytes, exact: same && bytes === expected.length, body: chunks && Buffer.concat(chunks) }));
       res.on('error', () => resolve({ status: 0, bytes }));
     });
     req.on('error', () => resolve({ status: 0, bytes: 0 }));
@@ -152,7 +168,25 @@ async function main() {
   process.stdout.write(`clients      in this process, ${clients}\n`);
   try {
     const { port } = await new Promise((resolve) => child.once('message', resolve));
-    const payload = body();
+    const payloads = Array.from({ length: PROBLEMS }, (_, p) => body(p));
+    const payload = payloads[0];
+    // Each problem's answer, taken from the service before any storm and checked against hpair's reference.
+    const { hermitianReference, parseComplexMatrixNpy, parseFloat64VectorNpy } = await import('hpair');
+    const expected = [];
+    for (const bytes of payloads) {
+      const answer = await post(port, bytes);
+      const h = parseComplexMatrixNpy(new Uint8Array(answer.body));
+      const exppBytes = 10 + (bytes[8] | (bytes[9] << 8)) + 16 * N * M; // expp's prefix, header and data
+      const reference = hermitianReference(parseComplexMatrixNpy(new Uint8Array(bytes.subarray(0, exppBytes))), parseFloat64VectorNpy(new Uint8Array(bytes.subarray(exppBytes))));
+      let error = 0;
+      let scale = 0;
+      for (let k = 0; k < h.data.length; k++) {
+        error = Math.max(error, Math.abs(h.data[k] - reference.data[k]));
+        scale = Math.max(scale, Math.abs(reference.data[k]));
+      }
+      if (!(error <= 1e-12 * scale)) throw new Error(`the service's H is off hpair's reference by ${error} (max |H| ${scale})`);
+      expected.push(answer.body);
+    }
     await sleep(IDLE_MS);
     const before = await ask(child, 'memory');
     process.stdout.write(`idle         RSS ${mb(before.rss)}, array buffers ${mb(before.arrayBuffers)}, heap ${mb(before.heapUsed)}\n`);
@@ -160,15 +194,15 @@ async function main() {
     let maxDelay = 0;
     for (let round = 1; round <= ROUNDS; round++) {
       await ask(child, 'start');
-      const answers = await Promise.all(Array.from({ length: CLIENTS }, () => post(port, payload)));
+      const answers = await Promise.all(Array.from({ length: CLIENTS }, (_, k) => post(port, payloads[k % PROBLEMS], expected[k % PROBLEMS])));
       const delay = await ask(child, 'stop');
-      const ok = answers.filter((a) => a.status === 200 && a.bytes === 128 + 16 * (N - 1) ** 2).length;
+      const ok = answers.filter((a) => a.status === 200 && a.exact).length;
       await sleep(IDLE_MS);
       const after = await ask(child, 'memory');
       worst = Math.max(worst, after.rss / before.rss);
       maxDelay = Math.max(maxDelay, delay.maxMs);
       process.stdout.write(
-        `storm ${round}      ${CLIENTS} clients, ${ok} answered in full; event-loop delay max ${delay.maxMs.toFixed(1)} ms, p99 ${delay.p99Ms.toFixed(1)} ms; ` +
+        `storm ${round}      ${CLIENTS} clients, ${ok} answered in full with the exact H; event-loop delay max ${delay.maxMs.toFixed(1)} ms, p99 ${delay.p99Ms.toFixed(1)} ms; ` +
           `idle ${IDLE_MS} ms later: RSS ${mb(after.rss)} (${(after.rss / before.rss).toFixed(2)}× idle before), array buffers ${mb(after.arrayBuffers)}, held ${after.heldBytes}\n`,
       );
     }

@@ -8,6 +8,8 @@ const STATUS = { ABORTED: 499, QUEUE_FULL: 503, TOO_LARGE: 413, TIMEOUT: 504, WO
 const MiB = 2 ** 20;
 /** After an answer sent before the body was read, unread bytes are discarded this long, then the socket is closed. */
 const LINGER_MS = 1000;
+/** A new connection that has sent no request's headers this long stops holding back the connections after it. */
+const STARTING_MS = 100;
 
 /** createService's options and their defaults; times are in milliseconds. */
 export const DEFAULTS = {
@@ -24,14 +26,22 @@ export const DEFAULTS = {
   shutdownTimeout: 5_000, // after shutdown() begins, connections still open are destroyed
   readBytesPerTurn: MiB, // body bytes all uploads together take in per turn of the event loop; the rest wait a turn
   newRequestsPerTurn: 32, // requests whose handling starts per turn of the event loop; the rest wait, paused, in order
+  newConnectionsAtOnce: 16, // new connections read until their first request's headers are in; the rest wait, unread, in order
+  jobsAtOnce: 2, // jobs handed to the pool at once; requests whose bodies are in wait for theirs in arrival order
+  reuseOutputBytes: 64 * MiB, // bytes of sent H buffers kept for the next requests of the same N while others are open; 0: none
 };
 
 const httpError = (status, message) => Object.assign(new Error(message), { status });
+/** Why a request's job is stopped when its client leaves: one error for all, as nobody reads it. */
+const CLIENT_GONE = httpError(499, 'the client went away');
 
 export function createService(pool, options = {}) {
   const o = { ...DEFAULTS, ...options };
-  if (!(Number.isInteger(o.newRequestsPerTurn) || o.newRequestsPerTurn === Infinity) || o.newRequestsPerTurn < 1) {
-    throw new RangeError(`newRequestsPerTurn must be an integer from 1, or Infinity; got ${o.newRequestsPerTurn}`);
+  for (const name of ['newRequestsPerTurn', 'newConnectionsAtOnce', 'jobsAtOnce']) {
+    if (!(Number.isInteger(o[name]) || o[name] === Infinity) || o[name] < 1) throw new RangeError(`${name} must be an integer from 1, or Infinity; got ${o[name]}`);
+  }
+  if (typeof o.reuseOutputBytes !== 'number' || !(o.reuseOutputBytes >= 0)) {
+    throw new RangeError(`reuseOutputBytes must be a number of bytes from 0, or Infinity; got ${o.reuseOutputBytes}`);
   }
   const maxOutputBytes = o.maxOutputBytes ?? o.maxBodyBytes;
   const maxMemoryBytes = o.maxMemoryBytes ?? 2 * (o.maxBodyBytes + maxOutputBytes);
@@ -74,6 +84,83 @@ export function createService(pool, options = {}) {
     turn.refill ??= setImmediate(refill);
   };
 
+  // Every H is a new shared buffer, and the pool reports each to V8 so that dropped ones are collected promptly:
+  // a storm of requests drove V8 through one full collection after another. So an H whose answer has
+  // been sent is kept (up to reuseOutputBytes) and handed to the pool as `out` for the next request of the same
+  // N. Only once no byte of it can still be read: the job succeeded (a failed job's workers may still be writing
+  // it), and its response finished (every write handed to the OS) or its socket closed (pending writes dropped).
+  // Spares are let go as soon as no request is open, so an idle service holds none.
+  const spares = new Map(); // rows of H → sent H buffers of that shape
+  let spareBytes = 0;
+  const takeSpare = (rows) => {
+    const list = spares.get(rows);
+    const h = list?.pop();
+    if (h === undefined) return undefined;
+    if (list.length === 0) spares.delete(rows);
+    spareBytes -= h.data.byteLength;
+    return h;
+  };
+  const keepSpare = (h) => {
+    if (open.size === 0 || closing !== undefined || spareBytes + h.data.byteLength > o.reuseOutputBytes) return;
+    spareBytes += h.data.byteLength;
+    const list = spares.get(h.rows);
+    if (list === undefined) spares.set(h.rows, [h]);
+    else list.push(h);
+  };
+  const dropSpares = () => {
+    spares.clear();
+    spareBytes = 0;
+  };
+  /** Once `response` closed: keeps `h` when none of its bytes can still be read for the client. */
+  const recycle = (h, response, socket) => {
+    if (response.writableFinished || socket.closed) return keepSpare(h);
+    socket.once('close', () => keepSpare(h));
+  };
+
+  // The pool runs one job at a time and queues the rest; a storm's requests all had their jobs queued there, and
+  // an H can be handed to the pool only with its job. So the service hands the pool jobsAtOnce jobs (one
+  // running, one ready to start) and keeps the other requests in its own queue, where a spare H is still free
+  // for whichever job starts next. A request waiting there still leaves with its client, shuts down with the
+  // service, and times out at jobTimeout from the end of its body, as in the pool's queue.
+  const jobs = { running: 0, queue: [] };
+  const nextJob = () => {
+    while (jobs.running < o.jobsAtOnce && jobs.queue.length > 0) {
+      const waiter = jobs.queue.shift();
+      if (waiter.settled) continue;
+      jobs.running++;
+      waiter.settle();
+    }
+  };
+  const jobDone = () => {
+    jobs.running--;
+    nextJob();
+  };
+  /** Resolves when `job` may go to the pool; rejects if its client leaves, the service shuts down or `deadline` passes. */
+  const jobTurn = (job, deadline) => {
+    if (job.cancel.signal.aborted) return Promise.reject(job.cancel.signal.reason ?? CLIENT_GONE);
+    if (jobs.running < o.jobsAtOnce && jobs.queue.length === 0) {
+      jobs.running++;
+      return undefined;
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = { settled: false, settle: undefined };
+      const signal = job.cancel.signal;
+      const onAbort = () => waiter.settle(signal.reason ?? CLIENT_GONE);
+      const expire = () => waiter.settle(httpError(504, `the job did not start within ${o.jobTimeout} ms`));
+      // Node's timers hold at most 2^31 − 1 ms; the pool refuses a longer timeoutMs anyway.
+      const timer = deadline === Infinity ? undefined : setTimeout(expire, Math.min(2 ** 31 - 1, deadline - performance.now()));
+      waiter.settle = (error) => {
+        waiter.settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      signal.addEventListener('abort', onAbort);
+      jobs.queue.push(waiter);
+    });
+  };
+
   /** Reserves memory for a request before it is allocated: 413 if it can never fit, 503 if not now. */
   function reserve(job, bytes) {
     if (job.closed) throw httpError(499, 'the client went away');
@@ -84,13 +171,16 @@ export function createService(pool, options = {}) {
   }
 
   async function handle(request, response) {
-    const job = { phase: 'receive', cancel: new AbortController(), held: 0 };
+    const job = { phase: 'receive', cancel: new AbortController(), held: 0, output: undefined };
     open.add(job);
+    const socket = request.socket;
     response.on('close', () => {
-      job.cancel.abort(); // the client went away or the answer is done: stop its job
+      if (job.phase !== 'sent') job.cancel.abort(CLIENT_GONE); // the client went away: stop its job
       job.closed = true;
       open.delete(job);
       held -= job.held;
+      if (job.output !== undefined) recycle(job.output, response, socket);
+      if (open.size === 0) dropSpares();
       if (closing !== undefined) setImmediate(() => server.closeIdleConnections());
     });
     try {
@@ -102,12 +192,24 @@ export function createService(pool, options = {}) {
       const { expp, distance } = await receive(request, declared, job);
       job.phase = 'compute';
       request.socket.setTimeout(0); // the connection is quiet while H is computed: not idle
-      const h = await pool.hermitian(expp, distance, { signal: job.cancel.signal, timeoutMs: o.jobTimeout });
+      const deadline = o.jobTimeout === undefined ? Infinity : performance.now() + o.jobTimeout;
+      await jobTurn(job, deadline);
+      let h;
+      try {
+        const out = takeSpare(expp.rows - 1);
+        const timeoutMs = deadline === Infinity ? undefined : Math.max(0, Math.floor(deadline - performance.now()));
+        const options = { signal: job.cancel.signal, timeoutMs };
+        h = await pool.hermitian(expp, distance, out === undefined ? options : { ...options, out });
+      } finally {
+        jobDone();
+      }
+      job.output = h; // the job succeeded: no worker writes it any more
       job.phase = 'send';
       request.socket.setTimeout(o.idleTimeout);
       response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': complexMatrixNpyLength(h) });
       await writeComplexMatrixNpy(response, h, { drainTimeoutMs: o.writeTimeout, signal: job.cancel.signal });
       response.end();
+      job.phase = 'sent';
     } catch (failure) {
       if (response.headersSent || response.destroyed) return void response.destroy(); // cut an answer short
       const error = job.cancel.signal.reason?.status === undefined ? failure : job.cancel.signal.reason; // shutdown
@@ -229,6 +331,7 @@ export function createService(pool, options = {}) {
   }
 
   const admit = (request, response) => {
+    started(request.socket);
     turn.refill ??= setImmediate(refill); // the count is per turn: the next turn starts it afresh
     if (turn.requests > 0 && turn.arrived.length === 0) {
       turn.requests--;
@@ -245,6 +348,31 @@ export function createService(pool, options = {}) {
       request.resume(); // a 'data' listener does not restart a stream paused by hand
     });
   };
+  // Even before the handler, Node reads and parses whatever a connection sent as soon as its socket is
+  // readable: a storm's clients connect, send, and one turn found most of their sockets readable and parsed every
+  // request in them. So new connections are accepted unread, and at most newConnectionsAtOnce are read before
+  // their first request's headers are in; the others wait, nothing of theirs read, in arrival order. A
+  // connection that sends nothing gives its place up after STARTING_MS and is read as any other.
+  const starting = new Map(); // connection → the timer that ends its place among the newConnectionsAtOnce
+  const connecting = []; // connections waiting for a place, in arrival order
+  const started = (socket) => {
+    const timer = starting.get(socket);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    starting.delete(socket);
+    while (starting.size < o.newConnectionsAtOnce && connecting.length > 0) start(connecting.shift());
+  };
+  function onStartingClose() {
+    started(this);
+  }
+  const start = (socket) => {
+    if (socket.destroyed) return;
+    starting.set(socket, setTimeout(started, STARTING_MS, socket).unref());
+    socket.once('close', onStartingClose);
+    socket.resume();
+  };
+  server.pauseOnConnect = true; // net.Server reads it for each connection it accepts
+  server.on('connection', (socket) => (starting.size < o.newConnectionsAtOnce && connecting.length === 0 ? start(socket) : connecting.push(socket)));
   server.on('request', admit);
   server.on('checkContinue', admit); // Expect: 100-continue is answered only after Content-Length is checked
   const stats = () => ({ requests: open.size, heldBytes: held });

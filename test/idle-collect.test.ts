@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createPool, demoProblem } from 'hpair';
+import { createComplexMatrix, createPool, demoProblem } from 'hpair';
 
 const test = suite('idle-collect');
 
@@ -25,6 +25,38 @@ test('dropped results of a burst are collected while the pool idles, with no man
     await Promise.all(Array.from({ length: jobs }, async (_, k) => registry.register((await pool.hermitian(expp, distance)).data.buffer, k)));
     // The bound is for liveness only (the collections come within 750 ms of the drain here).
     assert.ok(await until(() => collected === jobs, 30_000), `${collected} of ${jobs} dropped results collected while idle`);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('a burst that brings its own shared memory (inputs read in place, out) has it collected while the pool idles too', async () => {
+  // What a service does that streams bodies into shared memory and reuses its H: the pool allocates nothing.
+  const pool = createPool({ workers: 2, inlineFlops: 0, idleCollectMs: 50 });
+  try {
+    let collected = 0;
+    const registry = new FinalizationRegistry<number>(() => collected++);
+    const jobs = 30;
+    const M = 2048; // a 1.6 MiB input each: 30 of them pass the 16 MiB mark with no H allocated
+    const held = await Promise.all(
+      Array.from({ length: jobs }, async (_, k) => {
+        const expp = createComplexMatrix(50, M);
+        expp.data.fill(0.5);
+        const out = createComplexMatrix(49, 49);
+        registry.register(expp.data.buffer, k);
+        registry.register(out.data.buffer, k);
+        assert.is((await pool.hermitian(expp, new Float64Array(M).fill(1), { out })).data.buffer, out.data.buffer);
+        return [expp, out];
+      }),
+    );
+    // Kept while this thread allocates, as a service keeps them while it answers: they move to V8's old
+    // generation, which only a full collection frees.
+    let junk: unknown[] = [];
+    for (let k = 0; k < 3e6; k++) junk.push({ k });
+    junk = [];
+    held.length = 0;
+    // The bound is for liveness only.
+    assert.ok(await until(() => collected === 2 * jobs, 30_000), `${collected} of ${2 * jobs} dropped inputs and outs collected while idle`);
   } finally {
     await pool.close();
   }

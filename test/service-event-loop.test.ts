@@ -8,7 +8,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { NpyReceiver, createPool, hermitianReference, parseComplexMatrixNpy, type Pool } from 'hpair';
-import { npyBody, servicePath } from './helpers/service-clients.js';
+import { npyBody, post, servicePath } from './helpers/service-clients.js';
 import { assertBitIdentical, randomProblem, relativeError } from './helpers/support.js';
 
 type Service = Server & { shutdown: () => Promise<void>; stats: () => { requests: number; heldBytes: number } };
@@ -39,7 +39,7 @@ test.after(async () => {
  * Shows onPush every chunk the service's receivers are fed, with the turn of the event loop it came in (turns are
  * counted at the check phase from `start()` on, 0 before); `stop()` undoes both.
  */
-function watchPushes(onPush: (receiver: NpyReceiver<never>, chunk: Uint8Array, turn: number) => void): { start: () => void; stop: () => void } {
+function watchPushes(onPush: (receiver: NpyReceiver<never>, chunk: Uint8Array, turn: number) => void): { start: () => void; stop: () => void; turn: () => number } {
   let turn = 0;
   let ticker: NodeJS.Immediate | undefined;
   const tick = (): void => {
@@ -57,6 +57,7 @@ function watchPushes(onPush: (receiver: NpyReceiver<never>, chunk: Uint8Array, t
       clearImmediate(ticker);
       NpyReceiver.prototype.push = original;
     },
+    turn: () => turn,
   };
 }
 
@@ -199,10 +200,12 @@ test('uploads that all arrive at once are read in turns: no turn of the event lo
  * turn), then sends every body at once and holds this thread for a while, so that all of them are in the
  * service's sockets before its next turn, as when a storm's clients send together. Returns the answers, and per turn of the event loop (counted at the
  * check phase) how many requests the service started: a request's expp receiver is fed for the first time in the
- * turn its handler ran (readBytesPerTurn is left large enough that no first chunk waits for bytes).
+ * turn its handler ran (readBytesPerTurn is left large enough that no first chunk waits for bytes); and how many
+ * requests Node parsed (the server's 'request' event comes as soon as a request's headers are parsed).
  */
-async function storm(service: Service, bodies: Buffer[], leaveAfterSending = new Set<number>()): Promise<{ answers: ({ status: number; body: Buffer } | undefined)[]; started: number[] }> {
+async function storm(service: Service, bodies: Buffer[], leaveAfterSending = new Set<number>()): Promise<{ answers: ({ status: number; body: Buffer } | undefined)[]; started: number[]; parsed: number[] }> {
   const startedIn = new Map<number, number>();
+  const parsedIn = new Map<number, number>();
   const fed = new WeakSet<object>();
   const watch = watchPushes((receiver, _chunk, turn) => {
     // A request's first chunk goes to its expp receiver: one first push of a complex-matrix receiver per request.
@@ -213,7 +216,9 @@ async function storm(service: Service, bodies: Buffer[], leaveAfterSending = new
   });
   let accepted = 0;
   const onConnection = (): number => accepted++;
+  const onRequest = (): void => void parsedIn.set(watch.turn(), (parsedIn.get(watch.turn()) ?? 0) + 1);
   service.on('connection', onConnection);
+  service.on('request', onRequest);
   try {
     const at = (service.address() as AddressInfo).port;
     const sockets = await Promise.all(bodies.map(() => new Promise<Socket>((connected, failed) => {
@@ -243,9 +248,10 @@ async function storm(service: Service, bodies: Buffer[], leaveAfterSending = new
     while (performance.now() < until);
     watch.start();
     const results = await Promise.all(answers);
-    return { answers: results, started: [...startedIn.values()] };
+    return { answers: results, started: [...startedIn.values()], parsed: [...parsedIn.values()] };
   } finally {
     service.off('connection', onConnection);
+    service.off('request', onRequest);
     watch.stop();
   }
 }
@@ -299,10 +305,72 @@ test('clients that leave while their requests wait for a turn hold nothing, and 
   }
 });
 
-test('newRequestsPerTurn is checked: an integer from 1, or Infinity', async () => {
+test('connections whose requests all arrive at once are read in turns: no turn parses many more than newConnectionsAtOnce; every H exact', async () => {
   const { createService } = (await import(servicePath)) as { createService: CreateService };
-  for (const bad of [0, -1, 1.5, Number.NaN, '3']) {
-    assert.throws(() => createService(pool, { newRequestsPerTurn: bad as number }), (error: Error) => error instanceof RangeError, String(bad));
+  const problems = Array.from({ length: 40 }, (_, k) => randomProblem(12, 3, 400 + k));
+  const bodies = problems.map((problem) => npyBody(problem));
+  for (const atOnce of [4, Infinity]) {
+    // No bound on handlers: what is counted is Node's own reading and parsing.
+    const turns = createService(pool, { newConnectionsAtOnce: atOnce, newRequestsPerTurn: Infinity });
+    try {
+      await new Promise<void>((resolve) => turns.listen(0, '127.0.0.1', resolve));
+      const { answers, parsed } = await storm(turns, bodies);
+      const most = Math.max(...parsed);
+      assert.is(parsed.reduce((a, b) => a + b, 0), bodies.length, 'every request was parsed once');
+      if (atOnce === Infinity) {
+        assert.ok(most > 2 * 4, `with no bound at most ${most} requests were parsed in one turn: the storm did not arrive at once`);
+      } else {
+        // The storm's sender holds the thread past the time a silent connection keeps its place, so the first
+        // turn may also read the connections that took over the places of the first ones.
+        assert.ok(most <= 2 * atOnce, `one turn parsed ${most} requests; newConnectionsAtOnce = ${atOnce} allows ${2 * atOnce}`);
+      }
+      for (const [k, answer] of answers.entries()) {
+        assert.is(answer?.status, 200, `client ${k}`);
+        assertBitIdentical(parseComplexMatrixNpy(new Uint8Array(answer!.body)).data, (await pool.hermitian(problems[k].expp, problems[k].distance)).data, `client ${k}`);
+      }
+    } finally {
+      await turns.shutdown();
+    }
+  }
+});
+
+test('connections that send nothing do not hold back the ones after them; clients that leave unread hold nothing', async () => {
+  const { createService } = (await import(servicePath)) as { createService: CreateService };
+  const turns = createService(pool, { newConnectionsAtOnce: 2, headersTimeout: 60_000 });
+  const silent: Socket[] = [];
+  try {
+    await new Promise<void>((resolve) => turns.listen(0, '127.0.0.1', resolve));
+    const at = (turns.address() as AddressInfo).port;
+    // Two connections take every place and never send a byte; a third waits behind them and leaves unread.
+    for (let k = 0; k < 3; k++) {
+      const socket = connect(at, '127.0.0.1');
+      socket.on('error', () => undefined);
+      silent.push(socket);
+      await new Promise((connected) => socket.once('connect', connected));
+    }
+    silent[2].destroy();
+    const problems = Array.from({ length: 5 }, (_, k) => randomProblem(12, 3, 500 + k));
+    const answers = await Promise.all(problems.map((problem) => post(at, npyBody(problem))));
+    for (const [k, answer] of answers.entries()) {
+      assert.is(answer.status, 200, `client ${k}`);
+      assertBitIdentical(parseComplexMatrixNpy(new Uint8Array(answer.body)).data, (await pool.hermitian(problems[k].expp, problems[k].distance)).data, `client ${k}`);
+    }
+    for (const socket of silent) socket.destroy();
+    // Bounded for liveness only.
+    for (let wait = 0; wait < 200 && turns.stats().requests > 0; wait++) await new Promise((next) => setTimeout(next, 10));
+    assert.equal(turns.stats(), { requests: 0, heldBytes: 0 });
+  } finally {
+    for (const socket of silent) socket.destroy();
+    await turns.shutdown();
+  }
+});
+
+test('newRequestsPerTurn and newConnectionsAtOnce are checked: an integer from 1, or Infinity', async () => {
+  const { createService } = (await import(servicePath)) as { createService: CreateService };
+  for (const name of ['newRequestsPerTurn', 'newConnectionsAtOnce']) {
+    for (const bad of [0, -1, 1.5, Number.NaN, '3', null]) {
+      assert.throws(() => createService(pool, { [name]: bad as number }), (error: Error) => error instanceof RangeError && error.message.includes(name), `${name}: ${String(bad)}`);
+    }
   }
 });
 

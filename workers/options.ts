@@ -57,7 +57,8 @@ export interface PoolOptions {
    */
   workerNice?: number;
   /**
-   * Once the pool has allocated 16 MiB or more of shared memory (results, scratch) and then stayed idle this
+   * Once the pool has allocated, or been handed, 16 MiB or more of shared memory (results, scratch; inputs it
+   * reads in place and `out` matrices) and then stayed idle this
    * long, it runs a garbage collection on the calling thread (and again after 2×, 4× and 8× that while it
    * stays idle), so a service that goes quiet after a burst gives the burst's dropped results back instead of
    * holding them until it next allocates. Each is a major collection of this thread's heap, taken only while

@@ -10,6 +10,7 @@ import type { SharedView } from '../shared/kernel-contract.js';
 import { JobRunner } from './job-runner.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { isProxy } from 'node:util/types';
 import { allocateShared, trimFreedMemory, warmMemoryThread } from './memory-thread.js';
 import { createComplexMatrix, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { obtainGc, type CollectGarbage } from './obtain-gc.js';
@@ -185,7 +186,9 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     this.#assertOpen();
     const { job, checked } = readArguments('the arguments of hermitian()', () => {
       const read = readJobOptions(options);
-      return { job: this.#engine.prepare(expp, distance, read.out, read.maxBytes, read.accuracy), checked: read };
+      const prepared = this.#engine.prepare(expp, distance, read.out, read.maxBytes, read.accuracy);
+      this.#allocatedBytes += sharedBytes(expp) + sharedBytes(read.out);
+      return { job: prepared, checked: read };
     });
     return this.#runner.submit(job, checked);
   }
@@ -201,7 +204,9 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     this.#assertOpen();
     const { job, checked } = readArguments('the arguments of hermitianBlock()', () => {
       const read = readJobOptions(options);
-      return { job: this.#engine.prepareBlock(expp, distance, block, read.out, read.maxBytes, read.accuracy), checked: read };
+      const prepared = this.#engine.prepareBlock(expp, distance, block, read.out, read.maxBytes, read.accuracy);
+      this.#allocatedBytes += sharedBytes(expp) + sharedBytes(read.out);
+      return { job: prepared, checked: read };
     });
     return this.#runner.submit(job, checked);
   }
@@ -293,6 +298,18 @@ function warmUpProblem(N: number, M: number): { expp: ComplexMatrix; distance: F
   for (let k = 0; k < expp.data.length; k++) expp.data[k] = (k & 1023) / 1024 - 0.5;
   const distance = new Float64Array(new SharedArrayBuffer(8 * M)).fill(1);
   return { expp, distance };
+}
+
+/**
+ * The bytes of a caller's matrix in shared memory (an input read in place, an `out`). They count toward the idle
+ * collection as the pool's own allocations do: a service that streams inputs into shared memory and reuses its
+ * H drops a burst's inputs while it goes quiet, and nothing else would collect them.
+ */
+function sharedBytes(matrix: unknown): number {
+  // Read without calling anything of the caller's (a getter, a Proxy's trap): the arguments were read once already.
+  if (typeof matrix !== 'object' || matrix === null || isProxy(matrix)) return 0;
+  const data: unknown = Object.getOwnPropertyDescriptor(matrix, 'data')?.value;
+  return data instanceof Float64Array && data.buffer instanceof SharedArrayBuffer ? data.byteLength : 0;
 }
 
 /** Allocations since the last idle collection below which an idle pool does not collect: not worth a pause. */
