@@ -309,8 +309,13 @@ function sharedBytes(matrix: unknown): number {
   // Read without calling anything of the caller's (a getter, a Proxy's trap): the arguments were read once already.
   if (typeof matrix !== 'object' || matrix === null || isProxy(matrix)) return 0;
   const data: unknown = Object.getOwnPropertyDescriptor(matrix, 'data')?.value;
-  return data instanceof Float64Array && data.buffer instanceof SharedArrayBuffer ? data.byteLength : 0;
+  if (!(data instanceof Float64Array)) return 0;
+  // The intrinsic getters: a subclass's own `buffer` or `byteLength` is the caller's code.
+  return typedArrayBuffer.call(data) instanceof SharedArrayBuffer ? (typedArrayByteLength.call(data) as number) : 0;
 }
+const typedArrayPrototype = Object.getPrototypeOf(Float64Array.prototype) as object;
+const typedArrayBuffer = Object.getOwnPropertyDescriptor(typedArrayPrototype, 'buffer')!.get!;
+const typedArrayByteLength = Object.getOwnPropertyDescriptor(typedArrayPrototype, 'byteLength')!.get!;
 
 /** Allocations since the last idle collection below which an idle pool does not collect: not worth a pause. */
 const IDLE_COLLECT_BYTES = 16 * 2 ** 20;
