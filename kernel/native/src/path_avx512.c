@@ -79,6 +79,24 @@ static void ukr_avx512(size_t k, const double *restrict a, const double *restric
 #error "the packing kernels take rows in eights and fours, B's in eights"
 #endif
 
+/* Eight rows' k run of four complex values (v[j]: row j, Re and Im interleaved) transposed: re[t] and im[t] hold
+ * k + t of all eight rows. */
+static inline __attribute__((always_inline)) void transpose_8x4(const __m512d v[8], __m512d re[4], __m512d im[4]) {
+  const __m512i even = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), odd = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+  __m512d lo[4], hi[4], u[8];
+  for (int j = 0; j < 4; j++) lo[j] = _mm512_unpacklo_pd(v[2 * j], v[2 * j + 1]), hi[j] = _mm512_unpackhi_pd(v[2 * j], v[2 * j + 1]);
+  /* u[0]: element 0 | 4 of rows 0-3, u[1]: 2 | 6 of rows 0-3, u[2], u[3]: the same of rows 4-7; u[4 …]: odd elements */
+  u[0] = _mm512_permutex2var_pd(lo[0], even, lo[1]), u[1] = _mm512_permutex2var_pd(lo[0], odd, lo[1]);
+  u[2] = _mm512_permutex2var_pd(lo[2], even, lo[3]), u[3] = _mm512_permutex2var_pd(lo[2], odd, lo[3]);
+  u[4] = _mm512_permutex2var_pd(hi[0], even, hi[1]), u[5] = _mm512_permutex2var_pd(hi[0], odd, hi[1]);
+  u[6] = _mm512_permutex2var_pd(hi[2], even, hi[3]), u[7] = _mm512_permutex2var_pd(hi[2], odd, hi[3]);
+  /* element e of all eight rows: Re of k + e/2 for even e, Im for odd e */
+  re[0] = _mm512_shuffle_f64x2(u[0], u[2], 0x44), re[2] = _mm512_shuffle_f64x2(u[0], u[2], 0xEE);
+  re[1] = _mm512_shuffle_f64x2(u[1], u[3], 0x44), re[3] = _mm512_shuffle_f64x2(u[1], u[3], 0xEE);
+  im[0] = _mm512_shuffle_f64x2(u[4], u[6], 0x44), im[2] = _mm512_shuffle_f64x2(u[4], u[6], 0xEE);
+  im[1] = _mm512_shuffle_f64x2(u[5], u[7], 0x44), im[3] = _mm512_shuffle_f64x2(u[5], u[7], 0xEE);
+}
+
 /* This path's packing kernel (driver.h's HP_PACK_PANEL): the panel's rows in eights, four k per step, so that one
  * 512-bit load holds a row's four complex values, transposed 8 × 8 in registers (Re and Im of each k for eight
  * rows); a last four rows as pack_x86.h does them. Eight rows at a time over the whole k run: rows whose stride is
@@ -91,7 +109,6 @@ static inline __attribute__((always_inline)) size_t pack_panel_avx512_rows(const
                                                                            double *restrict q1, double *restrict q2) {
   const __m512i dup = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
   /* from (x0 x1 | x0' x1' | x0'' x1'' | …) of rows 0, 1 and of rows 2, 3: (x0 x1 x2 x3 | x0'' x1'' x2'' x3'') */
-  const __m512i even = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), odd = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
   const size_t kend = kc / 4 * 4;
   size_t jb = 0;
   for (; jb + 8 <= w; jb += 8) {
@@ -104,19 +121,8 @@ static inline __attribute__((always_inline)) size_t pack_panel_avx512_rows(const
         if (DIVIDE) v[j] = _mm512_div_pd(v[j], D);
         if (!FULL) v[j] = _mm512_maskz_mov_pd(jb + j < live ? 0xFF : 0, v[j]);
       }
-      __m512d lo[4], hi[4], u[8];
-      for (int j = 0; j < 4; j++) lo[j] = _mm512_unpacklo_pd(v[2 * j], v[2 * j + 1]), hi[j] = _mm512_unpackhi_pd(v[2 * j], v[2 * j + 1]);
-      /* u[0]: element 0 | 4 of rows 0-3, u[1]: 2 | 6 of rows 0-3, u[2], u[3]: the same of rows 4-7; u[4 …]: odd elements */
-      u[0] = _mm512_permutex2var_pd(lo[0], even, lo[1]), u[1] = _mm512_permutex2var_pd(lo[0], odd, lo[1]);
-      u[2] = _mm512_permutex2var_pd(lo[2], even, lo[3]), u[3] = _mm512_permutex2var_pd(lo[2], odd, lo[3]);
-      u[4] = _mm512_permutex2var_pd(hi[0], even, hi[1]), u[5] = _mm512_permutex2var_pd(hi[0], odd, hi[1]);
-      u[6] = _mm512_permutex2var_pd(hi[2], even, hi[3]), u[7] = _mm512_permutex2var_pd(hi[2], odd, hi[3]);
-      /* element e of all eight rows: Re of k + e/2 for even e, Im for odd e */
       __m512d re[4], im[4];
-      re[0] = _mm512_shuffle_f64x2(u[0], u[2], 0x44), re[2] = _mm512_shuffle_f64x2(u[0], u[2], 0xEE);
-      re[1] = _mm512_shuffle_f64x2(u[1], u[3], 0x44), re[3] = _mm512_shuffle_f64x2(u[1], u[3], 0xEE);
-      im[0] = _mm512_shuffle_f64x2(u[4], u[6], 0x44), im[2] = _mm512_shuffle_f64x2(u[4], u[6], 0xEE);
-      im[1] = _mm512_shuffle_f64x2(u[5], u[7], 0x44), im[3] = _mm512_shuffle_f64x2(u[5], u[7], 0xEE);
+      transpose_8x4(v, re, im);
       for (int t = 0; t < 4; t++) {
         const size_t o = (k + t) * w + jb;
         _mm512_storeu_pd(q0 + o, re[t]);
@@ -152,7 +158,6 @@ static inline __attribute__((always_inline)) size_t pack_panel_ab_avx512_rows(
     const double *const *rp, size_t live, const size_t *aoff, const double *ref, const double *dist, size_t kc,
     const int FULL, double *restrict q0, double *restrict q1, double *restrict q2, double *restrict a0p,
     double *restrict a1p, double *restrict a2p) {
-  const __m512i even = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), odd = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
   const size_t kend = kc / 4 * 4;
   for (size_t jb = 0; jb < NR; jb += 8) {
     const size_t lo = aoff[jb], hi = aoff[jb + 4]; /* each half's A offset, or SIZE_MAX */
@@ -164,17 +169,8 @@ static inline __attribute__((always_inline)) size_t pack_panel_ab_avx512_rows(
         v[j] = _mm512_sub_pd(_mm512_loadu_pd(rp[jb + j] + 2 * k), R);
         if (!FULL) v[j] = _mm512_maskz_mov_pd(jb + j < live ? 0xFF : 0, v[j]);
       }
-      __m512d l[4], h[4], u[8];
-      for (int j = 0; j < 4; j++) l[j] = _mm512_unpacklo_pd(v[2 * j], v[2 * j + 1]), h[j] = _mm512_unpackhi_pd(v[2 * j], v[2 * j + 1]);
-      u[0] = _mm512_permutex2var_pd(l[0], even, l[1]), u[1] = _mm512_permutex2var_pd(l[0], odd, l[1]);
-      u[2] = _mm512_permutex2var_pd(l[2], even, l[3]), u[3] = _mm512_permutex2var_pd(l[2], odd, l[3]);
-      u[4] = _mm512_permutex2var_pd(h[0], even, h[1]), u[5] = _mm512_permutex2var_pd(h[0], odd, h[1]);
-      u[6] = _mm512_permutex2var_pd(h[2], even, h[3]), u[7] = _mm512_permutex2var_pd(h[2], odd, h[3]);
       __m512d re[4], im[4];
-      re[0] = _mm512_shuffle_f64x2(u[0], u[2], 0x44), re[2] = _mm512_shuffle_f64x2(u[0], u[2], 0xEE);
-      re[1] = _mm512_shuffle_f64x2(u[1], u[3], 0x44), re[3] = _mm512_shuffle_f64x2(u[1], u[3], 0xEE);
-      im[0] = _mm512_shuffle_f64x2(u[4], u[6], 0x44), im[2] = _mm512_shuffle_f64x2(u[4], u[6], 0xEE);
-      im[1] = _mm512_shuffle_f64x2(u[5], u[7], 0x44), im[3] = _mm512_shuffle_f64x2(u[5], u[7], 0xEE);
+      transpose_8x4(v, re, im);
       for (int t = 0; t < 4; t++) {
         const __m512d s = _mm512_add_pd(re[t], im[t]);
         const size_t ka = (k + t) * MR;
