@@ -57,6 +57,8 @@ interface BenchRecord {
   flopsFormula?: string;
   realFlopsFormula?: string;
   peerCheck?: { checked?: boolean; how?: string; failures?: string[] };
+  peak?: { how?: string; unavailable?: string; peaks?: { isa: string; threads: number; gflops: number }[] };
+  writeBandwidth?: { how?: string; measurements?: { threads: number; kind: string; bytesPerSecond: number }[] };
   rows?: BenchRow[];
   scaling?: { n: number; what: string; workers: number; ratio: number; paired?: number; rounds: number }[];
   bitIdentity?: { n: number; m: number; kernel: string; workers: number[]; schedules?: string[]; identical: boolean }[];
@@ -82,6 +84,11 @@ interface BenchRow {
   pairedVsNumpy?: number;
   pairedVsZherk?: number;
   othersCpu?: number;
+  peak?: { isa: string; threads: number; gflops: number };
+  ofPeak?: number;
+  writeBytesPerSecond?: number;
+  ofWriteBandwidth?: number;
+  writeLimit?: { kind: string; threads: number; bytesPerSecond: number };
   medianMs: number;
   p25Ms: number;
   p75Ms: number;
@@ -135,6 +142,21 @@ export function markdownReport(record: BenchRecord): string {
     if (auto !== undefined) out.push(`\`auto\` picks \`${auto}\`.`, '');
   }
 
+  const peaks = record.peak?.peaks ?? [];
+  const bandwidths = record.writeBandwidth?.measurements ?? [];
+  if (peaks.length > 0 || bandwidths.length > 0 || record.peak?.unavailable !== undefined) {
+    out.push('## Machine limits', '');
+    if (record.peak?.unavailable !== undefined) out.push(`FMA peak: not measured (${record.peak.unavailable}).`, '');
+    if (peaks.length > 0) {
+      out.push(record.peak?.how ?? '', '');
+      out.push(table(['ISA', 'threads', 'FMA peak GFLOP/s'], peaks.map((p) => [p.isa, String(p.threads), p.gflops.toFixed(1)])), '');
+    }
+    if (bandwidths.length > 0) {
+      out.push(record.writeBandwidth?.how ?? '', '');
+      out.push(table(['stores', 'threads', 'write bandwidth GB/s'], bandwidths.map((b) => [b.kind, String(b.threads), (b.bytesPerSecond / 1e9).toFixed(2)])), '');
+    }
+  }
+
   // A run whose peers did not run as they do alone says so where its figures are read, not only on the console.
   const peerFailures = record.peerCheck?.failures ?? [];
   if (peerFailures.length > 0) {
@@ -176,13 +198,40 @@ export function markdownReport(record: BenchRecord): string {
     );
     const real = rows.flatMap((row) => {
       const dgemm = rows.find((other) => other.kind === 'dgemm' && other.n === row.n && other.workers === row.workers);
-      if (row.kind !== 'hpair' || row.realGflops === undefined || dgemm?.realGflops === undefined) return [];
-      return [[String(row.n), String(row.workers), row.what, row.realGflops.toFixed(1), dgemm.realGflops.toFixed(1), ratio(row.realGflops / dgemm.realGflops)]];
+      if (row.realGflops === undefined || (row.kind !== 'hpair' && row.ofPeak === undefined)) return [];
+      return [[
+        String(row.n),
+        String(row.workers),
+        row.what,
+        row.realGflops.toFixed(1),
+        row.peak === undefined ? '' : `${row.peak.gflops.toFixed(1)} (${row.peak.isa}, ${row.peak.threads})`,
+        percent(row.ofPeak),
+        row.kind === 'hpair' && dgemm?.realGflops !== undefined ? ratio(row.realGflops / dgemm.realGflops) : '',
+      ]];
     });
     if (real.length > 0) {
-      out.push('### Real-flop rate against OpenBLAS dgemm', '');
-      out.push(`Executed real flops (${record.realFlopsFormula ?? 'see the record'}) per second, against dgemm's on the same threads in the same group.`, '');
-      out.push(table(['N = M', 'workers', 'what', 'real GFLOP/s', 'dgemm real GFLOP/s', '× dgemm rate'], real), '');
+      out.push('### Real-flop rate against the FMA peak and OpenBLAS dgemm', '');
+      out.push(`Executed real flops (${record.realFlopsFormula ?? 'see the record'}) per second, against the FMA peak of the row's ISA on its thread count (hpair's native kernels: their own ISA; the others: the best ISA) and against dgemm's rate on the same threads in the same group.`, '');
+      out.push(table(['N = M', 'workers', 'what', 'real GFLOP/s', 'FMA peak GFLOP/s (ISA, threads)', '% of peak', '× dgemm rate'], real), '');
+    }
+    const writes = rows.filter((row) => row.ofWriteBandwidth !== undefined && row.writeBytesPerSecond !== undefined);
+    if (writes.length > 0) {
+      out.push('### H-write-bound rows against the write bandwidth', '');
+      out.push("Bytes of H written per second (hpair and numpy: the whole H; zherk: its lower triangle) against the machine's write bandwidth on the row's thread count, the faster of ordinary and streaming stores.", '');
+      out.push(
+        table(
+          ['N = M', 'workers', 'what', 'GB/s written', 'write bandwidth GB/s (stores, threads)', '% of bandwidth'],
+          writes.map((row) => [
+            String(row.n),
+            String(row.workers),
+            row.what,
+            (row.writeBytesPerSecond! / 1e9).toFixed(2),
+            row.writeLimit === undefined ? '' : `${(row.writeLimit.bytesPerSecond / 1e9).toFixed(2)} (${row.writeLimit.kind}, ${row.writeLimit.threads})`,
+            percent(row.ofWriteBandwidth),
+          ]),
+        ),
+        '',
+      );
     }
   }
 
