@@ -1,10 +1,11 @@
-/* Runs the shared driver (src/driver.h) with the AVX-512 path's block sizes, mr×nr = 12×16, and a scalar micro-kernel
+/* Runs the shared driver (src/driver.h) with the AVX-512 path's block sizes, mr×nr = 12×16, a scalar micro-kernel
  * that computes the same block sums (fma() chains of each sub-block in k order from +0, joined by block_tree.h, then
- * added to C when accumulating), against every
- * path of src/paths.h that runs on this CPU (each with its own mr×nr, mc and compensated pass). H must be the same
- * bits on every shape and tile grid, in both accuracies. This checks everything of the AVX-512 path except its
- * micro-kernel's intrinsics (packing at widths 12 and 16, the triangle at 12×16, padding, the chunk sums, the
- * combination), on any CPU: plain C, no target pragma, so it also runs under qemu for another architecture's build.
+ * added to C when accumulating) and the driver's plain-C packing, against every path of src/paths.h that runs on this
+ * CPU (each with its own mr×nr, mc, packing kernels and compensated pass). H must be the same bits on every shape and
+ * tile grid, in both accuracies. This checks the AVX-512 path's loop framework (packing at widths 12 and 16 in plain
+ * C, the triangle at 12×16, padding, the chunk sums, the combination) on any CPU, and each path's own micro-kernel
+ * and packing kernels by comparing its bits: plain C, no target pragma, so it also runs under qemu for another
+ * architecture's build.
  * Built with every path file (src/path_<name>.c for each line of paths.h):
  *
  *   cc -O2 -ffp-contract=off -Ikernel/native/src kernel/native/check/driver-12x16.c \
