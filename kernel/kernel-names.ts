@@ -14,7 +14,8 @@ export type KernelVariant = `native-${NativePathName}` | 'wasm-relaxed-simd' | '
 /** Every kernel variant: the native paths in paths.h's order, then WebAssembly and JavaScript. */
 export const KERNEL_VARIANTS: readonly KernelVariant[] = [...NATIVE_PATHS.map((path) => `native-${path}` as const), 'wasm-relaxed-simd', 'wasm-simd', 'js'];
 /**
- * How an H job sums: `'default'`, blocked sums in working precision (at a BLAS zgemm's level, better for long sums), or
+ * How an H job sums: `'default'`, blocked sums of short chains in working precision (at or below a BLAS zgemm's error,
+ * further below for long sums), or
  * `'compensated'`, each entry as if computed in twice the working precision and rounded once
  * (docs/kernels-and-accuracy.md).
  */
