@@ -24,6 +24,53 @@
 #include "kernel.h"
 #include "paths_table.h"
 
+/* block_tree.h's order again, written independently of its HP_TREE_UKR: the tree in memory, one sub-block's sums at a
+ * time (a binary counter over levels of len doubles, and a spare), so that the check compares every path's register
+ * tree with a second implementation of the same order. */
+#define HP_TREE_DECLARE(name, len) double name[(HP_TREE_LEVELS + 1) * (len)] __attribute__((aligned(64)))
+
+/* Where sub-block n's sum goes: level 0 when it is free (n even), else the spare (hp_tree_push merges it). */
+static inline __attribute__((always_inline)) double *hp_tree_slot(double *tree, size_t len, unsigned n) {
+  return (n & 1) ? tree + HP_TREE_LEVELS * len : tree;
+}
+
+/* Merges sub-block n's sum, stored at hp_tree_slot(tree, len, n), into the tree (then n + 1 sums are in it). */
+static inline __attribute__((always_inline)) void hp_tree_push(double *tree, size_t len, unsigned n) {
+  if (!(n & 1)) return;
+  const double *x = tree + HP_TREE_LEVELS * len; /* the newer sum */
+  for (unsigned l = 0;; l++) {
+    double *lo = tree + l * len; /* the older sum, 2^l sub-blocks */
+    const int carry = (n >> (l + 1)) & 1;  /* level l + 1 is occupied too: merge on */
+    double *dst = carry ? lo : tree + (l + 1) * len;
+    for (size_t i = 0; i < len; i++) dst[i] = lo[i] + x[i];
+    if (!carry) return;
+    x = dst;
+  }
+}
+
+/* The block's sum of the n > 0 sub-blocks in the tree, for the rows × cols micro-tile (len = rows·cols): stored into
+ * C (row stride ldc), or added to it when accumulate is non-zero. */
+static inline __attribute__((always_inline)) void hp_tree_finish(double *tree, size_t rows, size_t cols, unsigned n,
+                                                                 double *restrict c, size_t ldc, int accumulate) {
+  const size_t len = rows * cols;
+  unsigned l = 0;
+  while (!((n >> l) & 1)) l++;
+  double *r = tree + l * len; /* the lowest occupied level: the last sub-blocks */
+  for (l++; (n >> l) != 0; l++) {
+    if (!((n >> l) & 1)) continue;
+    const double *older = tree + l * len;
+    for (size_t i = 0; i < len; i++) r[i] = older[i] + r[i];
+  }
+  for (size_t i = 0; i < rows; i++) {
+    double *restrict out = c + i * ldc;
+    const double *restrict s = r + i * cols;
+    if (accumulate)
+      for (size_t j = 0; j < cols; j++) out[j] = out[j] + s[j];
+    else
+      for (size_t j = 0; j < cols; j++) out[j] = s[j];
+  }
+}
+
 static void ukr_scalar(size_t k, const double *a, const double *b, double *c, size_t ldc, int accumulate) {
   HP_TREE_DECLARE(tree, 12 * 16);
   unsigned n = 0;

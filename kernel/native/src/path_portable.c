@@ -19,23 +19,25 @@
 #define HP_COMP_RB 4
 #define HP_COMP_CW 2
 
+/* The accumulators of block_tree.h's HP_TREE_UKR, as one array the compiler keeps in vector registers where it can. */
+#define EACH for (int x = 0; x < MR * NR; x++)
+#define STEP                                                                                  \
+  for (int i = 0; i < MR; i++)                                                                \
+    for (int j = 0; j < NR; j++) s[i * NR + j] = fma(a[i], b[j], s[i * NR + j]);            \
+  a += MR;                                                                                    \
+  b += NR;
+
 static void ukr_portable(size_t k, const double *restrict a, const double *restrict b, double *restrict c, size_t ldc,
                          int accumulate) {
-  HP_TREE_DECLARE(tree, MR * NR);
-  unsigned n = 0;
-  do { /* one sub-block of block_tree.h: a chain from +0, then into the tree */
-    size_t ks = k < HPAIR_SUB ? k : HPAIR_SUB;
-    k -= ks;
-    double s[MR][NR] = {{0}};
-    for (; ks > 0; ks--, a += MR, b += NR)
-      for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) s[i][j] = fma(a[i], b[j], s[i][j]);
-    double *slot = hp_tree_slot(tree, MR * NR, n);
-    for (int i = 0; i < MR; i++)
-      for (int j = 0; j < NR; j++) slot[i * NR + j] = s[i][j];
-    hp_tree_push(tree, MR * NR, n++);
-  } while (k > 0);
-  hp_tree_finish(tree, MR, NR, n, c, ldc, accumulate);
+  double s[MR * NR];
+  HP_TREE_UKR(MR * NR,
+              EACH s[x] = 0;,
+              STEP STEP STEP STEP,
+              STEP,
+              EACH s[x] = T[x] + s[x];,
+              EACH T[x] = s[x];,
+              for (int i = 0; i < MR; i++) for (int j = 0; j < NR; j++)
+                c[i * ldc + j] = accumulate ? c[i * ldc + j] + s[i * NR + j] : s[i * NR + j];)
 }
 
 #define HP_MR MR
