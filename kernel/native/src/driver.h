@@ -8,12 +8,14 @@
  *   HP_TILE_COMP   the name to give this path's compensated tile function
  *   HP_COMP_RB, HP_COMP_CW  rows (1 to 4) × columns (a power of two: one vector) of one pass of the
  *                  compensated kernel; optionally HP_VFMA, HP_VFNMA, HP_VSPLAT (its intrinsics on that vector)
+ *   optionally HP_PACK_PANEL, HP_PACK_PANEL_AB  its packing kernels (below), and HP_PACK_TEST, the name of a
+ *                  test export of the packing
  *
  * and nothing else differs between paths. Every floating-point operation here (differences, the division by
  * distance, Ar + Ai, Br − Bi, adding block and chunk sums, the combination) is an exactly rounded IEEE operation
- * whatever the vector width, and each element of P1..P3 is summed in the order kernel.h fixes (FMA chains over
- * kc-blocks from +0, blocks added in order within a chunk, chunks added in order), so all paths give the same
- * bits.
+ * whatever the vector width, and each element of P1..P3 is summed in the order kernel.h fixes (sub-blocks of FMA
+ * chains joined by block_tree.h's tree in each kc-block, blocks added in order within a chunk, chunks added in
+ * order), so all paths give the same bits.
  *
  * Math (3M, as zgemm3m): A[r,k] = expp[r,k+1] − expp[N−1,k+1], B = A / distance[k+1] (true division),
  *   P1 = Ar·Brᵀ, P2 = Ai·Biᵀ, P3 = (Ar + Ai)·(Br − Bi)ᵀ,  H = (P1 + P2) + i·((P3 − P1) + P2).
@@ -33,7 +35,9 @@
  * operations on the same values.
  * B (the tile's columns × k block; planes Br, Bi, Br − Bi; nr-wide micro-panels) is packed at the start of each
  * k block, A (the block's rows × k block; planes Ar, Ai, Ar + Ai; mr-tall micro-panels) at the start of each row
- * block (packing each micro-panel just before its first use instead buys nothing: a block's packs fit L2).
+ * block (packing each micro-panel just before its first use instead buys nothing: a block's packs fit L2); on a
+ * diagonal tile, where a path has the fused kernel, B is packed a row block at a time together with its A
+ * (hp_pack_ab).
  * Packs are padded with zero rows to mr / nr multiples, so the micro-kernel has no edge cases. */
 #ifndef HP_MR
 #error "define HP_MR, HP_NR, HP_UKR, HP_TILE, HP_TILE_COMP, HP_COMP_RB and HP_COMP_CW before including driver.h"
@@ -207,6 +211,19 @@ static inline __attribute__((always_inline)) int hp_finite2(double re, double im
   return (re - re == 0) & (im - im == 0);
 }
 
+/* (N − 1)·i + j of the first entry (row-major) of rows [i0, i1) × columns [j0, min(j1, i + 1)) whose Re (in P1) or Im
+ * (in P2) is not finite, or −1. */
+static int64_t hp_first_bad(size_t n, const double *P1, const double *P2, size_t ld, size_t i0, size_t i1, size_t j0,
+                            size_t j1) {
+  for (size_t i = i0; i < i1; i++) {
+    for (size_t j = j0; j < HP_MIN(j1, i + 1); j++) {
+      const double re = P1[(i - i0) * ld + (j - j0)], im = P2[(i - i0) * ld + (j - j0)];
+      if (!hp_finite2(re, im)) return (int64_t)(n * i + j);
+    }
+  }
+  return -1;
+}
+
 /* Finishes a tile from P1..P3 (row stride ld, origin (r0, c0) of H): H[i, j] = (P1 + P2) + i·((P3 − P1) + P2) (or,
  * with P4, (P1 + P2) + i·(P3 + P4)) for j ≤ i, an exactly real diagonal, and the mirror H[j, i] = conj(H[i, j]), each stored if it lies inside the
  * window. Re and Im overwrite P1 and P2 (scratch) first, so the mirror reads them there, not back from h. Returns
@@ -227,16 +244,7 @@ static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double
     }
     if (c0 + cend == i + 1) x2[i - c0] = 0; /* the diagonal */
   }
-  int64_t first_bad = -1;
-  for (size_t i = r0; !finite && i < r1 && first_bad < 0; i++) {
-    for (size_t j = c0; j < HP_MIN(c1, i + 1); j++) {
-      const double re = P1[(i - r0) * ld + (j - c0)], im = P2[(i - r0) * ld + (j - c0)];
-      if (!(re - re == 0 && im - im == 0)) {
-        first_bad = (int64_t)(n * i + j);
-        break;
-      }
-    }
-  }
+  const int64_t first_bad = finite ? -1 : hp_first_bad(n, P1, P2, ld, r0, r1, c0, c1);
   /* Lower entries: rows of the tile inside the window's rows, columns inside its columns. */
   const int stream = hp_stream_wanted(t->h, t->rows, t->cols); /* store.h */
   const size_t wr1 = t->r0 + t->rows, wc1 = t->c0 + t->cols;
@@ -317,19 +325,6 @@ static int hp_finish_micro(const hpair_tile_args *t, double *P1, double *P2, con
   return finite;
 }
 
-/* (N − 1)·i + j of the first entry (row-major) of rows [i0, i1) × columns [j0, min(j1, i + 1)) whose Re (in P1) or Im
- * (in P2) is not finite, or −1. */
-static int64_t hp_first_bad(size_t n, const double *P1, const double *P2, size_t ld, size_t i0, size_t i1, size_t j0,
-                            size_t j1) {
-  for (size_t i = i0; i < i1; i++) {
-    for (size_t j = j0; j < HP_MIN(j1, i + 1); j++) {
-      const double re = P1[(i - i0) * ld + (j - j0)], im = P2[(i - i0) * ld + (j - j0)];
-      if (!(re - re == 0 && im - im == 0)) return (int64_t)(n * i + j);
-    }
-  }
-  return -1;
-}
-
 static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_t *first_bad) {
   const size_t N = t->N, M = t->M, n = N - 1, K = M > 0 ? M - 1 : 0;
   /* Rows above j0 and columns from i1 on hold no lower-triangle entry of this tile. */
@@ -352,20 +347,20 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
    * lines partly written. Either way the same operations on the same values, so the same bits. */
   const int stream = hp_stream_wanted(t->h, t->rows, t->cols);
 
+  /* A tile on the diagonal whose columns are its rows (i0 = j0, i1 = j1), in row blocks that start on B panels: a
+   * row block reads no B panel past its last row, so B is packed a row block at a time with that block's A in one
+   * pass over its rows (hp_pack_ab, where the path has its kernel). Elsewhere all of B first, then each block's A. */
+#ifdef HP_PACK_PANEL_AB
+  const int fused = i0 == j0 && rows == cols && mc % HP_NR == 0;
+#else
+  const int fused = 0;
+#endif
+
   for (size_t kb = 0; kb < K; kb += HPAIR_KC) {
     const size_t kc = HP_MIN((size_t)HPAIR_KC, K - kb);
     const int accumulate = kb % HPAIR_CHUNK != 0, last = kb + kc == K;
     double *const *const Pt = kb < HPAIR_CHUNK ? P : Pc; /* where this chunk's sums go */
     double *const Bq[3] = {s->b, s->b + pcol * kc, s->b + 2 * pcol * kc};
-    /* A tile on the diagonal whose columns are its rows (i0 = j0, i1 = j1), in row blocks that start on B panels:
-     * a row block reads no B panel past its last row, so B is packed a row block at a time with that block's A in
-     * one pass over its rows (hp_pack_ab, where the path has its kernel). Elsewhere all of B first, then each
-     * block's A. */
-#ifdef HP_PACK_PANEL_AB
-    const int fused = i0 == j0 && rows == cols && mc % HP_NR == 0;
-#else
-    const int fused = 0;
-#endif
     if (!fused) hp_pack_b(t->expp, t->distance, N, M, j0, cols, 0, pcol / HP_NR, kb, kc, Bq[0], Bq[1], Bq[2]);
     for (size_t ic = 0; ic < prow; ic += mc) {
       const size_t mcur = HP_MIN(mc, prow - ic);

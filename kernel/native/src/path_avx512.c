@@ -107,8 +107,7 @@ static inline __attribute__((always_inline)) size_t pack_panel_avx512_rows(const
                                                                            size_t kc, const size_t w, const int DIVIDE,
                                                                            const int FULL, double *restrict q0,
                                                                            double *restrict q1, double *restrict q2) {
-  const __m512i dup = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0);
-  /* from (x0 x1 | x0' x1' | x0'' x1'' | …) of rows 0, 1 and of rows 2, 3: (x0 x1 x2 x3 | x0'' x1'' x2'' x3'') */
+  const __m512i dup = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0); /* (d[k], d[k], …, d[k + 3], d[k + 3]) */
   const size_t kend = kc / 4 * 4;
   size_t jb = 0;
   for (; jb + 8 <= w; jb += 8) {
