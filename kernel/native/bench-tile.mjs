@@ -98,13 +98,13 @@ for (const N of sizes) {
   if (compensated) for (const tile of tiles) runHpair(N, M, data, tile, addon.hermitianTileCompensated);
   const times = { numpy: [], zherk: [] };
   const cpuTimes = {};
-  for (const tile of tiles) times[tile] = [];
-  for (const tile of tiles) times[`c${tile}`] = [];
+  for (const tile of tiles) [times[tile], times[`c${tile}`], cpuTimes[tile]] = [[], [], []];
   for (let r = 0; r < reps; r++) {
-    for (const tile of tiles) times[tile].push(runHpair(N, M, data, tile));
-    for (const tile of tiles) cpuTimes[tile] ??= [];
-    for (const tile of tiles) cpuTimes[tile].push(times[tile].at(-1).cpu);
-    for (const tile of tiles) times[tile][times[tile].length - 1] = times[tile].at(-1).wall;
+    for (const tile of tiles) {
+      const { wall, cpu } = runHpair(N, M, data, tile);
+      times[tile].push(wall);
+      cpuTimes[tile].push(cpu);
+    }
     if (compensated) for (const tile of tiles) times[`c${tile}`].push(runHpair(N, M, data, tile, addon.hermitianTileCompensated).wall);
     if (py) {
       times.numpy.push(Number(await py.ask('numpy')));
