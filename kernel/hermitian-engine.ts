@@ -196,6 +196,7 @@ export class HermitianEngine {
     let exppValues: Float64Array | undefined = inPlace;
     return {
       inline: plan.work < inlineWork,
+      borrowedBytes: (inPlace?.byteLength ?? 0) + (out?.data.byteLength ?? 0),
       start: async (cancelled) => {
         const sharedExpp = inPlace ?? (await readInChunks(source, rows, await this.#slot('expp', 2 * N * M), cancelled));
         exppValues = sharedExpp;

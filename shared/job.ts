@@ -19,6 +19,8 @@ export interface StepPlan {
 export interface PreparedJob<T> {
   /** Run on the calling thread: true when waking the workers would cost more than the work. */
   readonly inline: boolean;
+  /** Bytes of the caller's shared memory the job reads or writes in place (an input not copied, an `out`). */
+  readonly borrowedBytes?: number;
   /**
    * Allocates, copies what must be copied, and lays out the steps. It may yield between chunks of work
    * (so the event loop stays free) and must stop early, returning anything, once `cancelled()` is true.

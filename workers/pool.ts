@@ -10,7 +10,6 @@ import type { SharedView } from '../shared/kernel-contract.js';
 import { JobRunner } from './job-runner.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { isProxy } from 'node:util/types';
 import { allocateShared, trimFreedMemory, warmMemoryThread } from './memory-thread.js';
 import { createComplexMatrix, type ComplexMatrix } from '../shared/complex-matrix.js';
 import { obtainGc, type CollectGarbage } from './obtain-gc.js';
@@ -187,7 +186,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     const { job, checked } = readArguments('the arguments of hermitian()', () => {
       const read = readJobOptions(options);
       const prepared = this.#engine.prepare(expp, distance, read.out, read.maxBytes, read.accuracy);
-      this.#allocatedBytes += sharedBytes(expp) + sharedBytes(read.out);
+      this.#allocatedBytes += prepared.borrowedBytes ?? 0;
       return { job: prepared, checked: read };
     });
     return this.#runner.submit(job, checked);
@@ -205,7 +204,7 @@ export class Pool extends EventEmitter<PoolEvents> implements AsyncDisposable {
     const { job, checked } = readArguments('the arguments of hermitianBlock()', () => {
       const read = readJobOptions(options);
       const prepared = this.#engine.prepareBlock(expp, distance, block, read.out, read.maxBytes, read.accuracy);
-      this.#allocatedBytes += sharedBytes(expp) + sharedBytes(read.out);
+      this.#allocatedBytes += prepared.borrowedBytes ?? 0;
       return { job: prepared, checked: read };
     });
     return this.#runner.submit(job, checked);
@@ -300,22 +299,6 @@ function warmUpProblem(N: number, M: number): { expp: ComplexMatrix; distance: F
   return { expp, distance };
 }
 
-/**
- * The bytes of a caller's matrix in shared memory (an input read in place, an `out`). They count toward the idle
- * collection as the pool's own allocations do: a service that streams inputs into shared memory and reuses its
- * H drops a burst's inputs while it goes quiet, and nothing else would collect them.
- */
-function sharedBytes(matrix: unknown): number {
-  // Read without calling anything of the caller's (a getter, a Proxy's trap): the arguments were read once already.
-  if (typeof matrix !== 'object' || matrix === null || isProxy(matrix)) return 0;
-  const data: unknown = Object.getOwnPropertyDescriptor(matrix, 'data')?.value;
-  if (!(data instanceof Float64Array)) return 0;
-  // The intrinsic getters: a subclass's own `buffer` or `byteLength` is the caller's code.
-  return typedArrayBuffer.call(data) instanceof SharedArrayBuffer ? (typedArrayByteLength.call(data) as number) : 0;
-}
-const typedArrayPrototype = Object.getPrototypeOf(Float64Array.prototype) as object;
-const typedArrayBuffer = Object.getOwnPropertyDescriptor(typedArrayPrototype, 'buffer')!.get!;
-const typedArrayByteLength = Object.getOwnPropertyDescriptor(typedArrayPrototype, 'byteLength')!.get!;
 
 /** Allocations since the last idle collection below which an idle pool does not collect: not worth a pause. */
 const IDLE_COLLECT_BYTES = 16 * 2 ** 20;
