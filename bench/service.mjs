@@ -13,7 +13,8 @@
 // 15 s after it drains, are over by then), WORKERS (the service pool's threads; default: one per core),
 // WORKER_NICE (the pool's workerNice; "0" for an A/B run against the default), READ_BYTES_PER_TURN (the service's readBytesPerTurn; "Infinity" reads every upload as it comes, for an A/B run),
 // NEW_CONNECTIONS_AT_ONCE (the service's newConnectionsAtOnce; "Infinity" reads every connection as it comes),
-// REUSE_OUTPUT_BYTES (the service's reuseOutputBytes; "0" allocates a new H for every request),
+// REUSE_OUTPUT_BYTES (the service's reuseOutputBytes; "0" allocates a new H for every request), JOBS_AT_ONCE (the
+// service's jobsAtOnce),
 // HOST_ARGV (Node flags for the service's process only, e.g. "--cpu-prof --cpu-prof-dir=prof" to see what holds
 // its loop).
 //

@@ -163,7 +163,7 @@ export function createService(pool, options = {}) {
 
   /** Reserves memory for a request before it is allocated: 413 if it can never fit, 503 if not now. */
   function reserve(job, bytes) {
-    if (job.closed) throw httpError(499, 'the client went away');
+    if (job.closed) throw CLIENT_GONE;
     if (job.held + bytes > maxMemoryBytes) throw httpError(413, `the request needs ${job.held + bytes} bytes; at most ${maxMemoryBytes}`);
     if (held + bytes > maxMemoryBytes) throw httpError(503, 'the service is busy with other requests; try again');
     held += bytes;
@@ -306,7 +306,7 @@ export function createService(pool, options = {}) {
       };
       const onEnd = () => (parked === undefined ? settle() : (ended = true));
       // After 'end' the request closes by itself; a client that leaves then is heard by onAbort (the response closes).
-      const onClose = () => (ended ? undefined : settle(httpError(499, 'the client went away')));
+      const onClose = () => (ended ? undefined : settle(CLIENT_GONE));
       const onAbort = () => settle(job.cancel.signal.reason ?? httpError(499, 'aborted'));
       request.on('data', onData).on('end', onEnd).on('error', settle).on('close', onClose);
       job.cancel.signal.addEventListener('abort', onAbort);

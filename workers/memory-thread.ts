@@ -93,7 +93,7 @@ function start(): Worker | undefined {
   if (thread !== undefined || broken) return thread;
   try {
     const addon = loadNativeAddon().addon !== undefined ? nativeAddonPath() : undefined;
-    const worker = startWorker(SOURCE, { eval: true, workerData: { addon, hugePages: hugePagesWanted() } });
+    const worker = startWorker(SOURCE, { eval: true, workerData: { addon, hugePages: hugePagesDecision().wanted } });
     worker.unref();
     const registry = new FinalizationRegistry<number>((id) => {
       if (!broken) worker.postMessage({ drop: id });
@@ -133,11 +133,6 @@ function start(): Worker | undefined {
     broken = true;
   }
   return thread;
-}
-
-/** Huge pages by HPAIR_NO_HUGE_PAGES and the host (huge-pages.ts says when and why). */
-function hugePagesWanted(): boolean {
-  return hugePagesDecision().wanted;
 }
 
 function allocateHere(bytes: number): Promise<SharedArrayBuffer> {

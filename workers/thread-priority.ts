@@ -3,7 +3,7 @@ import { getPriority, setPriority } from 'node:os';
 
 /**
  * Lowers the calling thread's scheduling priority by `increment` nice steps (capped at 19), the pool's
- * workerNice, and returns the thread's nice value afterwards, or undefined where it stays as it was.
+ * workerNice.
  *
  * Linux only: there a nice value belongs to one thread, and setpriority on a thread id changes that thread
  * alone; elsewhere the same call would change the whole process, the caller's event loop included, so nothing
@@ -12,16 +12,15 @@ import { getPriority, setPriority } from 'node:os';
  * as low as itself. A failure (no /proc, a sandbox refusing the call) leaves the priority as it was: the
  * setting is a courtesy to the event loop and never changes what a job computes.
  */
-export function lowerThreadPriority(increment: number): number | undefined {
-  if (process.platform !== 'linux' || !(increment > 0)) return undefined;
+export function lowerThreadPriority(increment: number): void {
+  if (process.platform !== 'linux' || !(increment > 0)) return;
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isSafeInteger(tid) || tid <= 0) return undefined;
+    if (!Number.isSafeInteger(tid) || tid <= 0) return;
     const inherited = getPriority(tid);
     const target = Math.min(19, inherited + increment);
     if (target > inherited) setPriority(tid, target);
-    return getPriority(tid);
   } catch {
-    return undefined;
+    // the priority stays as it was (above)
   }
 }
