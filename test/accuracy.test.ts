@@ -6,8 +6,8 @@
 //   operations of packing and the 3M combination; the factor 4 covers 3M's P3 terms, up to 2·t_m each);
 // - numpy's level on realistic inputs: the pooled error over every entry of several problems at most that of a
 //   model of zgemm's order (helpers/zgemm-model.ts: 4M, FMA chains over blocks of 128, blocks in order), whose error
-//   is numpy's own within a few percent; and, per problem, a maximum error at most twice that of a textbook blocked
-//   sum plus one ulp of max |H|. One FMA chain over all of k fails both: its error grows with M.
+//   is numpy's level (bench/orders/compare.mjs --c zgemm-model measures it against numpy); and, per problem, a
+//   maximum error at most twice that of a textbook blocked sum plus one ulp of max |H|. One FMA chain over all of k fails both: its error grows with M.
 //
 // Compensated accuracy (native and WebAssembly kernels; js refuses it with INVALID_ARGUMENT) is checked against
 // its own per-entry bound, that of Dot2 (Ogita, Rump and Oishi) over the 2K products of each part plus the O(u²)
@@ -32,6 +32,7 @@ import {
 } from 'hpair';
 import { exactHermitian, type ExactH } from './helpers/exact-oracle.js';
 import { termPlanes, zgemmModel } from './helpers/zgemm-model.js';
+import { testIf } from './helpers/children.js';
 import { testRedisUrl } from './helpers/redis.js';
 import { assertBitIdentical, cliPath, rejectionCode, seeded } from './helpers/support.js';
 import { KERNEL_VARIANTS } from '../kernel/kernel-names.js';
@@ -41,6 +42,7 @@ const u = 2 ** -53;
 
 const variants = KERNEL_VARIANTS.filter(kernelSupported);
 const compensatedVariants: readonly KernelVariant[] = variants.filter((kernel) => kernel !== 'js');
+const compensatedTest = testIf(test, 'accuracy', compensatedVariants.length > 0, () => 'no kernel with compensated accuracy runs here (neither the native addon nor WebAssembly SIMD)');
 
 /** The longest rounding chain of a kernel's summation order for K summed columns (docs/kernels-and-accuracy.md). */
 function chainLength(kernel: KernelVariant, K: number): number {
@@ -127,7 +129,7 @@ function assertWithinGamma(h: Float64Array, exact: ExactH, L: number, what: stri
 
 const gammaOf = (L: number): number => (L * u) / (1 - L * u);
 const KC = 192;
-/** The native compensated kernel's grid block (driver.h HP_COMP_G). */
+/** The native compensated kernel's grid block (kernel.h HPAIR_COMP_GRID). */
 const G = 32;
 
 /**
@@ -257,11 +259,7 @@ function cancelling(N: number, M: number, nudge: number, integer: boolean, seed:
   return { expp, distance };
 }
 
-test('compensated: integer-valued inputs whose exact H is a double come out exact; default does not', async () => {
-  if (compensatedVariants.length === 0) {
-    console.log('  skipped: no kernel with compensated accuracy runs here (neither the native addon nor WebAssembly SIMD)');
-    return;
-  }
+compensatedTest('compensated: integer-valued inputs whose exact H is a double come out exact; default does not', async () => {
   const N = 7;
   const M = 4001;
   const { expp, distance } = cancelling(N, M, 8, true, 3);
@@ -279,11 +277,7 @@ test('compensated: integer-valued inputs whose exact H is a double come out exac
   }
 });
 
-test('compensated: an ill-conditioned H (terms cancelling to 1e-9 of their size) keeps its digits; default loses them', async () => {
-  if (compensatedVariants.length === 0) {
-    console.log('  skipped: no kernel with compensated accuracy runs here (neither the native addon nor WebAssembly SIMD)');
-    return;
-  }
+compensatedTest('compensated: an ill-conditioned H (terms cancelling to 1e-9 of their size) keeps its digits; default loses them', async () => {
   const N = 6;
   const M = 20001;
   const { expp, distance } = cancelling(N, M, 1e-9, false, 4);
@@ -322,11 +316,7 @@ function wideProblem(N: number, M: number, cancelling: boolean, seed: number): {
   return { expp, distance };
 }
 
-test('compensated: terms spanning 2^±160 in every block, plain and cancelling: within the bound, and the same bits on every native path and worker count', async () => {
-  if (compensatedVariants.length === 0) {
-    console.log('  skipped: no kernel with compensated accuracy runs here (neither the native addon nor WebAssembly SIMD)');
-    return;
-  }
+compensatedTest('compensated: terms spanning 2^±160 in every block, plain and cancelling: within the bound, and the same bits on every native path and worker count', async () => {
   for (const cancelling of [false, true]) {
     const N = 7;
     const M = 3 * KC + 58; // three whole blocks and a short one
@@ -449,11 +439,7 @@ test('several chunks of k, both accuracies: the same bits on 1 and 2 workers, wh
   }
 });
 
-test('the CLI: --accuracy compensated gives the pool\'s bits in memory and out of core', async () => {
-  if (compensatedVariants.length === 0) {
-    console.log('  skipped: no kernel with compensated accuracy runs here (neither the native addon nor WebAssembly SIMD)');
-    return;
-  }
+compensatedTest('the CLI: --accuracy compensated gives the pool\'s bits in memory and out of core', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hpair-accuracy-'));
   try {
     const N = 150;
@@ -478,11 +464,7 @@ test('the CLI: --accuracy compensated gives the pool\'s bits in memory and out o
   }
 });
 
-test('out of core: a run of one accuracy never resumes the journal of the other', async () => {
-  if (compensatedVariants.length === 0) {
-    console.log('  skipped: no kernel with compensated accuracy runs here (neither the native addon nor WebAssembly SIMD)');
-    return;
-  }
+compensatedTest('out of core: a run of one accuracy never resumes the journal of the other', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hpair-accuracy-journal-'));
   const kernel = compensatedVariants[0];
   const compensated = createPool({ workers: 2, kernel, accuracy: 'compensated' });

@@ -98,7 +98,7 @@ for (const kernel of variants) {
 // default accuracy M spans several chunks of k (a kernel's chunk is 1024 or 3072 columns) with a ragged last one; compensated sums run
 // over all of k unchunked, so shorter M shows the same. The reference is one worker's uniform grid.
 const tallShapes = {
-  default: [[2, 12288 + 5], [13, 2 * 12288 + 1], [61, 2 * 12288 + 777], [256, 301]],
+  default: [[2, 3072 + 5], [13, 2 * 3072 + 1], [61, 2 * 3072 + 777], [256, 301]],
   compensated: [[2, 777], [13, 3001], [61, 1201], [256, 65]],
 } as const;
 for (const kernel of variants) {

@@ -8,7 +8,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { NpyReceiver, createPool, hermitianReference, parseComplexMatrixNpy, type Pool } from 'hpair';
-import { npyBody, post, servicePath } from './helpers/service-clients.js';
+import { assertExactAnswer, npyBody, post, servicePath } from './helpers/service-clients.js';
 import { assertBitIdentical, randomProblem, relativeError } from './helpers/support.js';
 
 type Service = Server & { shutdown: () => Promise<void>; stats: () => { requests: number; heldBytes: number } };
@@ -274,10 +274,7 @@ test('requests that all arrive at once are handled in turns: no turn starts many
         assert.ok(most <= 2 * perTurn, `one turn started ${most} requests; newRequestsPerTurn = ${perTurn} allows ${2 * perTurn}`);
         assert.is(started.reduce((a, b) => a + b, 0), bodies.length, 'every request was started once');
       }
-      for (const [k, answer] of answers.entries()) {
-        assert.is(answer?.status, 200, `client ${k}`);
-        assertBitIdentical(parseComplexMatrixNpy(new Uint8Array(answer!.body)).data, (await pool.hermitian(problems[k].expp, problems[k].distance)).data, `client ${k}`);
-      }
+      for (const [k, answer] of answers.entries()) await assertExactAnswer(pool, answer, problems[k], `client ${k}`);
     } finally {
       await turns.shutdown();
     }
@@ -292,11 +289,7 @@ test('clients that leave while their requests wait for a turn hold nothing, and 
     const problems = Array.from({ length: 12 }, (_, k) => randomProblem(12, 3, 300 + k));
     const leaving = new Set([3, 6, 9, 10, 11]);
     const { answers } = await storm(turns, problems.map((problem) => npyBody(problem)), leaving);
-    for (const [k, answer] of answers.entries()) {
-      if (leaving.has(k)) continue;
-      assert.is(answer?.status, 200, `client ${k}`);
-      assertBitIdentical(parseComplexMatrixNpy(new Uint8Array(answer!.body)).data, (await pool.hermitian(problems[k].expp, problems[k].distance)).data, `client ${k}`);
-    }
+    for (const [k, answer] of answers.entries()) if (!leaving.has(k)) await assertExactAnswer(pool, answer, problems[k], `client ${k}`);
     // Bounded for liveness only: the service lets go of each request when its socket closes.
     for (let wait = 0; wait < 200 && turns.stats().requests > 0; wait++) await new Promise((next) => setTimeout(next, 10));
     assert.equal(turns.stats(), { requests: 0, heldBytes: 0 });
@@ -324,10 +317,7 @@ test('connections whose requests all arrive at once are read in turns: no turn p
         // turn may also read the connections that took over the places of the first ones.
         assert.ok(most <= 2 * atOnce, `one turn parsed ${most} requests; newConnectionsAtOnce = ${atOnce} allows ${2 * atOnce}`);
       }
-      for (const [k, answer] of answers.entries()) {
-        assert.is(answer?.status, 200, `client ${k}`);
-        assertBitIdentical(parseComplexMatrixNpy(new Uint8Array(answer!.body)).data, (await pool.hermitian(problems[k].expp, problems[k].distance)).data, `client ${k}`);
-      }
+      for (const [k, answer] of answers.entries()) await assertExactAnswer(pool, answer, problems[k], `client ${k}`);
     } finally {
       await turns.shutdown();
     }
@@ -351,10 +341,7 @@ test('connections that send nothing do not hold back the ones after them; client
     silent[2].destroy();
     const problems = Array.from({ length: 5 }, (_, k) => randomProblem(12, 3, 500 + k));
     const answers = await Promise.all(problems.map((problem) => post(at, npyBody(problem))));
-    for (const [k, answer] of answers.entries()) {
-      assert.is(answer.status, 200, `client ${k}`);
-      assertBitIdentical(parseComplexMatrixNpy(new Uint8Array(answer.body)).data, (await pool.hermitian(problems[k].expp, problems[k].distance)).data, `client ${k}`);
-    }
+    for (const [k, answer] of answers.entries()) await assertExactAnswer(pool, answer, problems[k], `client ${k}`);
     for (const socket of silent) socket.destroy();
     // Bounded for liveness only.
     for (let wait = 0; wait < 200 && turns.stats().requests > 0; wait++) await new Promise((next) => setTimeout(next, 10));

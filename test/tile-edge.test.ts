@@ -11,16 +11,15 @@ import { loadNativeAddon, type NativePathName } from '../kernel/native/addon.js'
 import { HermitianEngine } from '../kernel/hermitian-engine.js';
 import { variantNamed } from '../kernel/variants.js';
 import { assertBitIdentical, randomProblem, relativeError } from './helpers/support.js';
-import { skip } from './helpers/children.js';
+import { testIf } from './helpers/children.js';
 
 const test = suite('tile edge');
 
 const addon = loadNativeAddon().addon;
 const natives = (['native-avx512', 'native-avx2'] as const).filter((name) => kernelSupported(name));
-const nativeTest = (name: string, fn: () => unknown): void => {
-  if (addon === undefined || natives.length === 0) skip('tile edge', name, addon === undefined ? 'the native addon is not loaded here' : 'no AVX2 or AVX-512 path runs on this CPU');
-  else test(name, fn as () => void);
-};
+const nativeTest = testIf(test, 'tile edge', addon !== undefined && natives.length > 0, () =>
+  addon === undefined ? 'the native addon is not loaded here' : 'no AVX2 or AVX-512 path runs on this CPU',
+);
 
 test('a larger edge is taken only where its workers finish sooner; tall and small jobs keep the variant\'s tile', () => {
   for (const step of [12, 6]) {

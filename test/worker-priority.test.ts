@@ -5,12 +5,14 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createPool, hermitianReference, type Pool } from 'hpair';
+import { testIf } from './helpers/children.js';
 import { threadNice } from './helpers/priority-kernel.js';
 import { assertBitIdentical, randomProblem } from './helpers/support.js';
 
 const test = suite('worker-priority');
 const module = new URL('./helpers/priority-kernel.js', import.meta.url);
 const linux = process.platform === 'linux';
+const linuxTest = testIf(test, 'worker-priority', linux, () => `per-thread nice values are Linux's (this is ${process.platform})`);
 
 /** Nice value of each thread of this process, by thread id. */
 function threadNices(): Map<number, number> {
@@ -36,8 +38,7 @@ async function withPool<T>(options: Parameters<typeof createPool>[0], work: (poo
 
 const base = linux ? threadNice() : 0;
 
-test('the H workers and the user-kernel workers run workerNice steps below the caller; the caller and every other thread keep theirs', async () => {
-  if (!linux) return void console.log(`  skipped: per-thread nice values are Linux's (this is ${process.platform})`);
+linuxTest('the H workers and the user-kernel workers run workerNice steps below the caller; the caller and every other thread keep theirs', async () => {
   const before = threadNices();
   const step = 7;
   const want = Math.min(19, base + step);
@@ -59,8 +60,7 @@ test('the H workers and the user-kernel workers run workerNice steps below the c
   });
 });
 
-test('nice is capped at 19: workerNice 19 from a caller already at ' + base + ' gives 19, and the pool works', async () => {
-  if (!linux) return void console.log(`  skipped: per-thread nice values are Linux's (this is ${process.platform})`);
+linuxTest('nice is capped at 19: workerNice 19 from a caller already at ' + base + ' gives 19, and the pool works', async () => {
   await withPool({ workers: 2, workerNice: 19, schedule: 'strided' }, async (pool) => {
     const nices = new Int32Array(new SharedArrayBuffer(4 * pool.size)).fill(-100);
     await pool.run({ module, export: 'niceness', space: { kind: 'range', n: 64, tile: 1 }, buffers: { nices } });

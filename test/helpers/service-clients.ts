@@ -6,8 +6,9 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest, type Agent } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { encodeComplexMatrixNpy, encodeFloat64VectorNpy, type ComplexMatrix } from 'hpair';
-import { npyBytes } from './support.js';
+import * as assert from 'uvu/assert';
+import { encodeComplexMatrixNpy, encodeFloat64VectorNpy, parseComplexMatrixNpy, type ComplexMatrix, type Pool } from 'hpair';
+import { assertBitIdentical, npyBytes } from './support.js';
 
 export const servicePath = fileURLToPath(new URL('../../examples/service.mjs', import.meta.url));
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -189,4 +190,15 @@ export function residentMiB(pid: number): { peak: number; now: number } | undefi
   } catch {
     return undefined;
   }
+}
+
+/** A service's answer is 200 with the bits of `pool`'s H of the problem. */
+export async function assertExactAnswer(
+  pool: Pool,
+  answer: { status: number; body: Buffer } | undefined,
+  problem: { expp: ComplexMatrix; distance: Float64Array },
+  what: string,
+): Promise<void> {
+  assert.is(answer?.status, 200, what);
+  assertBitIdentical(parseComplexMatrixNpy(new Uint8Array(answer!.body)).data, (await pool.hermitian(problem.expp, problem.distance)).data, what);
 }
