@@ -1,7 +1,9 @@
 // Compares candidate summation orders of the native default (simulated by order-sim.c) with numpy's line, both
 // against the exact oracle (test/helpers/exact-oracle.ts), on the inputs of bench/accuracy.ts (N rows, mixed-sign
 // distance) over several draws. Each --c candidate is kc:chains:blocks_per_chunk:seq|pair (see order-sim.c);
-// --hpair also checks that the first candidate gives the native kernel's bits. numpy runs with one BLAS thread.
+// --hpair also checks that the first candidate gives the native kernel's bits. numpy runs with one BLAS thread. The
+// candidate `zgemm-model` is test/helpers/zgemm-model.ts, the accuracy tests' stand-in for numpy: this is where its
+// error is compared with numpy's own (a ratio near 1).
 // Run after `node build.mjs`:
 //   cc -O2 -ffp-contract=off bench/orders/order-sim.c -lm -o /tmp/order-sim
 //   node bench/orders/compare.mjs --n 12 --m 1000,10000 --seeds 5 --sim /tmp/order-sim [--hpair] [--c 192:1:64:seq,192:2:8:seq]
@@ -10,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exactHermitian } from '../../dist/test/helpers/exact-oracle.js';
+import { zgemmModel } from '../../dist/test/helpers/zgemm-model.js';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
@@ -90,10 +93,14 @@ try {
       const row = [M, s, numpy.toExponential(2)];
       let first;
       for (const c of candidates) {
-        const [kc, chains, cb, comb] = c.split(':');
-        execFileSync(sim, [N, M, join(dir, 'e.bin'), join(dir, 'd.bin'), join(dir, 'h.bin'), kc, chains, cb, comb].map(String));
-        const h = read(join(dir, 'h.bin'));
-        first ??= h;
+        let h;
+        if (c === 'zgemm-model') h = zgemmModel({ rows: N, cols: M, data: expp }, distance);
+        else {
+          const [kc, chains, cb, comb] = c.split(':');
+          execFileSync(sim, [N, M, join(dir, 'e.bin'), join(dir, 'd.bin'), join(dir, 'h.bin'), kc, chains, cb, comb].map(String));
+          h = read(join(dir, 'h.bin'));
+          first ??= h;
+        }
         const error = relativeError(h, exact);
         const ratio = error / numpy;
         row.push(ratio.toFixed(2));
