@@ -57,10 +57,11 @@
  * [kb, kb + kc), into three planes of micro-panels of width w: panel p, k, row jj at p·kc·w + k·w + jj. DIVIDE
  * packs B (Br, Bi, Br − Bi), otherwise A (Ar, Ai, Ar + Ai).
  *
- * A path may define HP_PACK_PANEL(rows, live, ref, dist, kc, w, DIVIDE, q0, q1, q2), its packing kernel for one
+ * A path may define HP_PACK_PANEL(rows, live, ref, dist, kc, w, DIVIDE, FULL, q0, q1, q2), its packing kernel for one
  * micro-panel: rows[jj] points at row jj's element m0 (complex, interleaved; rows from `live` on, padding, point at
  * a live row and must come out as zeros), ref at the reference row's element m0, dist at distance[m0] (B only);
- * it packs the panel's k [0, k') for some k' ≤ kc of its choice (its vector step) and returns k'. The loop below
+ * FULL is 1 when the panel has no padding row (live = w), so that the kernel, inlined with a constant FULL, masks
+ * nothing; it packs the panel's k [0, k') for some k' ≤ kc of its choice (its vector step) and returns k'. The loop below
  * packs the rest, and every k of a path without one. A row's k run is contiguous in expp, so such a kernel reads
  * each row's run as vectors and transposes them in registers, where the loop below gathers one value per row and k.
  *
@@ -83,7 +84,8 @@ static inline __attribute__((always_inline)) void hp_pack(const double *expp, co
     if (live > 0) {
       const double *rp[HP_MAX(HP_MR, HP_NR)];
       for (size_t jj = 0; jj < w; jj++) rp[jj] = row0 + 2 * (HP_MIN(jj, live - 1) * M + m0);
-      k0 = HP_PACK_PANEL(rp, live, ref + 2 * m0, DIVIDE ? distance + m0 : NULL, kc, w, DIVIDE, q0, q1, q2);
+      k0 = live == w ? HP_PACK_PANEL(rp, live, ref + 2 * m0, DIVIDE ? distance + m0 : NULL, kc, w, DIVIDE, 1, q0, q1, q2)
+                     : HP_PACK_PANEL(rp, live, ref + 2 * m0, DIVIDE ? distance + m0 : NULL, kc, w, DIVIDE, 0, q0, q1, q2);
     }
 #endif
     for (size_t k = k0; k < kc; k++) {
@@ -125,8 +127,8 @@ static void hp_pack_b(const double *expp, const double *distance, size_t N, size
  * are zeroed. Each row is read once for both packs, where hp_pack_b then hp_pack_a read and subtract it twice; every
  * value is the same IEEE operation on the same operands as theirs.
  *
- * Only for a path that defines HP_PACK_PANEL_AB(rows, live, aoff, ref, dist, kc, q0, q1, q2, a0p, a1p, a2p), its
- * fused kernel of one B micro-panel, as HP_PACK_PANEL with aoff[jj]: where row jj's A values go in an A plane at
+ * Only for a path that defines HP_PACK_PANEL_AB(rows, live, aoff, ref, dist, kc, FULL, q0, q1, q2, a0p, a1p, a2p),
+ * its fused kernel of one B micro-panel, as HP_PACK_PANEL with aoff[jj]: where row jj's A values go in an A plane at
  * k = 0 (k adds k·mr), or SIZE_MAX for a row outside the block; the loop below packs the k it leaves. A path without
  * such a kernel packs B then A: this loop alone, one value per row and k, is no faster than those two passes. */
 static void hp_pack_ab(const double *expp, const double *distance, size_t N, size_t M, size_t r0, size_t rows,
@@ -147,7 +149,8 @@ static void hp_pack_ab(const double *expp, const double *distance, size_t N, siz
     if (live > 0) {
       const double *rp[HP_NR];
       for (size_t jj = 0; jj < w; jj++) rp[jj] = row0 + 2 * (HP_MIN(jj, live - 1) * M + m0);
-      k0 = HP_PACK_PANEL_AB(rp, live, aoff, ref + 2 * m0, distance + m0, kc, q0, q1, q2, a0p, a1p, a2p);
+      k0 = live == w ? HP_PACK_PANEL_AB(rp, live, aoff, ref + 2 * m0, distance + m0, kc, 1, q0, q1, q2, a0p, a1p, a2p)
+                     : HP_PACK_PANEL_AB(rp, live, aoff, ref + 2 * m0, distance + m0, kc, 0, q0, q1, q2, a0p, a1p, a2p);
     }
     for (size_t k = k0; k < kc; k++) {
       const size_t m = m0 + k;

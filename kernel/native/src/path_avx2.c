@@ -80,11 +80,11 @@ static void ukr_avx2(size_t k, const double *restrict a, const double *restrict 
  * the whole k run, two k per step (pack_x86.h). A group at a time: rows whose stride is a large power of two fall in
  * the same L1 sets, so all of a panel's rows read together would evict each other's lines before their next k.
  * FULL: no padding rows, so no masking. */
-static inline __attribute__((always_inline)) size_t pack_panel_avx2_rows(const double *const *rp, size_t live, const double *ref,
-                                                                         const double *dist, size_t kc, const size_t w,
-                                                                         const int DIVIDE, const int FULL,
-                                                                         double *restrict q0, double *restrict q1,
-                                                                         double *restrict q2) {
+static inline __attribute__((always_inline)) size_t pack_panel_avx2(const double *const *rp, size_t live,
+                                                                    const double *ref, const double *dist, size_t kc,
+                                                                    const size_t w, const int DIVIDE, const int FULL,
+                                                                    double *restrict q0, double *restrict q1,
+                                                                    double *restrict q2) {
   const size_t kend = kc / 2 * 2;
   for (size_t jb = 0; jb < w; jb += 4) {
     const int four = jb + 4 <= w;
@@ -98,18 +98,10 @@ static inline __attribute__((always_inline)) size_t pack_panel_avx2_rows(const d
   return kend;
 }
 
-static inline __attribute__((always_inline)) size_t pack_panel_avx2(const double *const *rp, size_t live,
-                                                                    const double *ref, const double *dist, size_t kc,
-                                                                    const size_t w, const int DIVIDE, double *q0,
-                                                                    double *q1, double *q2) {
-  return live == w ? pack_panel_avx2_rows(rp, live, ref, dist, kc, w, DIVIDE, 1, q0, q1, q2)
-                   : pack_panel_avx2_rows(rp, live, ref, dist, kc, w, DIVIDE, 0, q0, q1, q2);
-}
-
 /* The fused kernel of one B micro-panel on the diagonal (driver.h's HP_PACK_PANEL_AB): B's rows in fours, two k
  * per step; each k's four Re and Im, before the division, also stored as A's in halves of two rows (two consecutive
  * lanes of one A panel, since mr is even), then divided by that k's distance for B. FULL: no padding rows. */
-static inline __attribute__((always_inline)) size_t pack_panel_ab_avx2_rows(
+static inline __attribute__((always_inline)) size_t pack_panel_ab_avx2(
     const double *const *rp, size_t live, const size_t *aoff, const double *ref, const double *dist, size_t kc,
     const int FULL, double *restrict q0, double *restrict q1, double *restrict q2, double *restrict a0p,
     double *restrict a1p, double *restrict a2p) {
@@ -139,15 +131,6 @@ static inline __attribute__((always_inline)) size_t pack_panel_ab_avx2_rows(
     }
   }
   return kend;
-}
-
-static inline __attribute__((always_inline)) size_t pack_panel_ab_avx2(const double *const *rp, size_t live,
-                                                                       const size_t *aoff, const double *ref,
-                                                                       const double *dist, size_t kc, double *q0,
-                                                                       double *q1, double *q2, double *a0p,
-                                                                       double *a1p, double *a2p) {
-  return live == NR ? pack_panel_ab_avx2_rows(rp, live, aoff, ref, dist, kc, 1, q0, q1, q2, a0p, a1p, a2p)
-                    : pack_panel_ab_avx2_rows(rp, live, aoff, ref, dist, kc, 0, q0, q1, q2, a0p, a1p, a2p);
 }
 
 #define HP_PACK_PANEL pack_panel_avx2

@@ -102,11 +102,11 @@ static inline __attribute__((always_inline)) void transpose_8x4(const __m512d v[
  * rows); a last four rows as pack_x86.h does them. Eight rows at a time over the whole k run: rows whose stride is
  * a large power of two fall in the same L1 sets, so a panel's sixteen rows read together would evict each other's
  * lines before their next k. FULL: no padding rows, so no masking. */
-static inline __attribute__((always_inline)) size_t pack_panel_avx512_rows(const double *const *rp, size_t live,
-                                                                           const double *ref, const double *dist,
-                                                                           size_t kc, const size_t w, const int DIVIDE,
-                                                                           const int FULL, double *restrict q0,
-                                                                           double *restrict q1, double *restrict q2) {
+static inline __attribute__((always_inline)) size_t pack_panel_avx512(const double *const *rp, size_t live,
+                                                                      const double *ref, const double *dist, size_t kc,
+                                                                      const size_t w, const int DIVIDE, const int FULL,
+                                                                      double *restrict q0, double *restrict q1,
+                                                                      double *restrict q2) {
   const __m512i dup = _mm512_set_epi64(3, 3, 2, 2, 1, 1, 0, 0); /* (d[k], d[k], …, d[k + 3], d[k + 3]) */
   const size_t kend = kc / 4 * 4;
   size_t jb = 0;
@@ -141,19 +141,11 @@ static inline __attribute__((always_inline)) size_t pack_panel_avx512_rows(const
   return kend;
 }
 
-static inline __attribute__((always_inline)) size_t pack_panel_avx512(const double *const *rp, size_t live,
-                                                                      const double *ref, const double *dist, size_t kc,
-                                                                      const size_t w, const int DIVIDE, double *q0,
-                                                                      double *q1, double *q2) {
-  return live == w ? pack_panel_avx512_rows(rp, live, ref, dist, kc, w, DIVIDE, 1, q0, q1, q2)
-                   : pack_panel_avx512_rows(rp, live, ref, dist, kc, w, DIVIDE, 0, q0, q1, q2);
-}
-
-/* The fused kernel of one B micro-panel on the diagonal (driver.h's HP_PACK_PANEL_AB): as pack_panel_avx512_rows for
+/* The fused kernel of one B micro-panel on the diagonal (driver.h's HP_PACK_PANEL_AB): as pack_panel_avx512 for
  * B, with the eight rows' Re and Im of each k, before the division, also stored as A's, in halves of four rows (four
  * consecutive lanes of one A panel, since mr is a multiple of four); B's quotients after the transpose, each k's
  * eight rows divided by that k's distance. FULL: no padding rows. */
-static inline __attribute__((always_inline)) size_t pack_panel_ab_avx512_rows(
+static inline __attribute__((always_inline)) size_t pack_panel_ab_avx512(
     const double *const *rp, size_t live, const size_t *aoff, const double *ref, const double *dist, size_t kc,
     const int FULL, double *restrict q0, double *restrict q1, double *restrict q2, double *restrict a0p,
     double *restrict a1p, double *restrict a2p) {
@@ -194,15 +186,6 @@ static inline __attribute__((always_inline)) size_t pack_panel_ab_avx512_rows(
     }
   }
   return kend;
-}
-
-static inline __attribute__((always_inline)) size_t pack_panel_ab_avx512(const double *const *rp, size_t live,
-                                                                         const size_t *aoff, const double *ref,
-                                                                         const double *dist, size_t kc, double *q0,
-                                                                         double *q1, double *q2, double *a0p,
-                                                                         double *a1p, double *a2p) {
-  return live == NR ? pack_panel_ab_avx512_rows(rp, live, aoff, ref, dist, kc, 1, q0, q1, q2, a0p, a1p, a2p)
-                    : pack_panel_ab_avx512_rows(rp, live, aoff, ref, dist, kc, 0, q0, q1, q2, a0p, a1p, a2p);
 }
 
 #define HP_PACK_PANEL pack_panel_avx512
