@@ -77,7 +77,7 @@ const testEntries = ['test', 'test/helpers'].flatMap((dir) =>
   readdirSync(dir).filter((f) => f.endsWith('.ts')).map((f) => `${dir}/${f}`),
 );
 await build({ ...common, entryPoints: testEntries, outdir: 'dist/test', outbase: 'test', external: ['hpair', 'hpair/cluster', 'uvu', 'uvu/assert', 'bullmq', 'ioredis'] });
-const benchEntries = ['main', 'vs-piscina', 'piscina-distance-worker', 'piscina-shared-worker', 'distance-kernel', 'out-of-core', 'cluster', 'release', 'report', 'event-loop', 'accuracy'].map((name) => `bench/${name}.ts`);
+const benchEntries = ['main', 'vs-piscina', 'piscina-distance-worker', 'piscina-shared-worker', 'distance-kernel', 'out-of-core', 'cluster', 'release', 'report', 'event-loop', 'accuracy', 'accuracy-problem'].map((name) => `bench/${name}.ts`);
 await build({ ...common, entryPoints: benchEntries, outdir: 'dist/bench', external: ['hpair', 'hpair/cluster', 'tinybench', 'piscina', 'bullmq', 'ioredis'] });
 
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { stdio: 'inherit' });

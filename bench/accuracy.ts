@@ -16,18 +16,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
-  createComplexMatrix,
   createPool,
   encodeComplexMatrixNpy,
   encodeFloat64VectorNpy,
   kernelSupported,
   parseComplexMatrixNpy,
   type Accuracy,
-  type ComplexMatrix,
   type KernelVariant,
 } from 'hpair';
 import { exactHermitian } from '../test/helpers/exact-oracle.js';
 import { KERNEL_VARIANTS } from '../kernel/kernel-names.js';
+import { accuracyProblem } from './accuracy-problem.js';
 import { hostFacts, hostLine } from './host.js';
 import { markdownTable, progress, textTable } from './stats.js';
 
@@ -95,26 +94,6 @@ function startPython(): Python {
   };
 }
 
-function problem(n: number, m: number, seed: number): { expp: ComplexMatrix; distance: Float64Array } {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const expp = createComplexMatrix(n, m);
-  for (let x = 0; x < n * m; x++) {
-    const amplitude = 0.5 + 1.5 * next();
-    const phase = 2 * Math.PI * next();
-    expp.data[2 * x] = amplitude * Math.cos(phase);
-    expp.data[2 * x + 1] = amplitude * Math.sin(phase);
-  }
-  const distance = new Float64Array(new SharedArrayBuffer(8 * m));
-  for (let k = 0; k < m; k++) distance[k] = (0.5 + 1.5 * next()) * (next() < 0.5 ? -1 : 1);
-  return { expp, distance };
-}
-
 /** max |ΔH| / max |H|, and the root mean square of |ΔH| / max |H| over every entry and part: the typical error,
  * which one extreme entry does not decide (a single maximum moves by tens of percent from draw to draw). */
 function errors(h: Float64Array, exact: Float64Array): { relativeError: number; rmsError: number } {
@@ -154,7 +133,7 @@ let pythonNote: string | undefined;
 try {
   await Promise.all([...pools.values()].map((pool) => pool.ready()));
   for (const M of sizes) {
-    const { expp, distance } = problem(N, M, M + N);
+    const { expp, distance } = accuracyProblem(N, M, M + N);
     progress(`M = ${M}: exact oracle…`);
     const started = performance.now();
     const exact = exactHermitian(expp.data, distance, N, M).data;

@@ -42,8 +42,9 @@ export function demoProblem(N: number, M: number, seed = 1): DemoProblem {
   return { expp, distance };
 }
 
-/** A small, well-known 32-bit PRNG: deterministic across platforms, which Math.random is not. */
-function mulberry32(seed: number): () => number {
+/** A small, well-known 32-bit PRNG (uniform in [0, 1)): deterministic across platforms, which Math.random is
+ * not. The one generator of the project's seeded inputs (demo, tests, accuracy bench). */
+export function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { accuracyProblem } from '../../dist/bench/accuracy-problem.js';
 import { exactHermitian } from '../../dist/test/helpers/exact-oracle.js';
 import { zgemmModel } from '../../dist/test/helpers/zgemm-model.js';
 
@@ -21,26 +22,6 @@ const sizes = option('m', '1000,10000').split(',').map(Number);
 const seeds = Number(option('seeds', '5'));
 const sim = option('sim', '/tmp/order-sim');
 const candidates = option('c', '192:1:64:seq,192:2:64:seq,128:2:96:seq,96:1:128:seq,64:1:192:pair,192:2:8:seq,192:2:16:seq,128:2:12:seq,96:1:16:seq,192:2:64:pair,128:2:96:pair').split(',');
-
-function problem(n, m, seed) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const expp = new Float64Array(2 * n * m);
-  for (let x = 0; x < n * m; x++) {
-    const amplitude = 0.5 + 1.5 * next();
-    const phase = 2 * Math.PI * next();
-    expp[2 * x] = amplitude * Math.cos(phase);
-    expp[2 * x + 1] = amplitude * Math.sin(phase);
-  }
-  const distance = new Float64Array(m);
-  for (let k = 0; k < m; k++) distance[k] = (0.5 + 1.5 * next()) * (next() < 0.5 ? -1 : 1);
-  return { expp, distance };
-}
 
 // max |ΔH| / max |H| (the bench's figure), and the sum of squares of |ΔH| / max |H| over the entries: a per-draw
 // maximum is one extreme of many rounding errors, so two orders of equal accuracy differ by tens of percent on a
@@ -79,7 +60,7 @@ try {
   for (const M of sizes) {
     for (let s = 0; s < seeds; s++) {
       const seed = M + N + 1000003 * s;
-      const { expp, distance } = problem(N, M, seed);
+      const problem = accuracyProblem(N, M, seed), expp = problem.expp.data, distance = problem.distance;
       const exact = exactHermitian(expp, distance, N, M).data;
       writeFileSync(join(dir, 'e.bin'), expp);
       writeFileSync(join(dir, 'd.bin'), distance);

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import { createComplexMatrix, demoProblem, isHpairError, type ComplexMatrix, type DemoProblem, type HpairError, type KernelVariant } from 'hpair';
 import { KERNEL_VARIANTS } from '../../kernel/kernel-names.js';
+import { mulberry32 } from '../../kernel/demo-problem.js';
 
 export const fixturesDir = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 export const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url));
@@ -29,13 +30,8 @@ export function longJob(): DemoProblem {
 
 /** Deterministic uniform values in [−1, 1). */
 export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const next = mulberry32(seed);
+  return () => next() * 2 - 1;
 }
 
 /** A random problem; `shared: false` gives plain (non-shared) arrays. Distances avoid 0 and take both signs. */
