@@ -125,13 +125,7 @@ export function triangleEdge(n: number, edges: readonly number[], step: number, 
   const key = `${n} ${edges.join(',')} ${step} ${threads}`;
   let edge = edgesChosen.get(key);
   if (edge === undefined) {
-    edge = edges[0] ?? 1;
-    let time = triangleTime(n, edge, step, threads);
-    for (const larger of edges.slice(1)) {
-      if (larger > n) break;
-      const t = triangleTime(n, larger, step, threads);
-      if (t < time * (1 - MIN_GAIN)) [edge, time] = [larger, t];
-    }
+    edge = pickEdge(edges, n, (e) => triangleTime(n, e, step, threads));
     if (edgesChosen.size >= PLANS_KEPT) edgesChosen.delete(edgesChosen.keys().next().value!);
     edgesChosen.set(key, edge);
   }
@@ -144,11 +138,17 @@ export function triangleEdge(n: number, edges: readonly number[], step: number, 
  * whole tile of it.
  */
 export function blockEdge(edges: readonly number[], longest: number, threads: number, cut: (edge: number) => ArrayLike<number>): number {
+  return pickEdge(edges, longest, (e) => makespan(cut(e), threads, 'dynamic'));
+}
+
+/** The rule both share: from the first of `edges`, each larger one up to `longest` replaces the edge taken so far
+ * when its time is more than MIN_GAIN shorter. */
+function pickEdge(edges: readonly number[], longest: number, timeOf: (edge: number) => number): number {
   let edge = edges[0] ?? 1;
-  let time = makespan(cut(edge), threads, 'dynamic');
+  let time = timeOf(edge);
   for (const larger of edges.slice(1)) {
     if (larger > longest) break;
-    const t = makespan(cut(larger), threads, 'dynamic');
+    const t = timeOf(larger);
     if (t < time * (1 - MIN_GAIN)) [edge, time] = [larger, t];
   }
   return edge;
