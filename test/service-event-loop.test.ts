@@ -256,29 +256,40 @@ async function storm(service: Service, bodies: Buffer[], leaveAfterSending = new
   }
 }
 
-test('requests that all arrive at once are handled in turns: no turn starts many more than newRequestsPerTurn; every H exact', async () => {
+/**
+ * A storm of 40 requests against a service bounded to 4 per turn by `options(4)` and against one unbounded
+ * (`options(Infinity)`): `count` picks the per-turn counts the bound is about (requests started, or parsed). Unbounded,
+ * some turn must exceed 2 · 4, or the storm did not arrive at once and the bounded case would prove nothing; bounded,
+ * no turn may exceed 2 · 4 (a turn's poll phase admits what is left of the bound and its check phase a whole bound
+ * more), and every request is counted once (unbounded too, when `countedOnceUnbounded`). Every answer is the pool's
+ * H, bit for bit.
+ */
+async function stormInTurns(what: string, seed: number, options: (bound: number) => Record<string, number>, count: (outcome: Awaited<ReturnType<typeof storm>>) => number[], countedOnceUnbounded: boolean): Promise<void> {
   const { createService } = (await import(servicePath)) as { createService: CreateService };
-  const problems = Array.from({ length: 40 }, (_, k) => randomProblem(12, 3, 200 + k));
+  const problems = Array.from({ length: 40 }, (_, k) => randomProblem(12, 3, seed + k));
   const bodies = problems.map((problem) => npyBody(problem));
-  for (const perTurn of [4, Infinity]) {
-    const turns = createService(pool, { newRequestsPerTurn: perTurn });
+  for (const bound of [4, Infinity]) {
+    const turns = createService(pool, options(bound));
     try {
       await new Promise<void>((resolve) => turns.listen(0, '127.0.0.1', resolve));
-      const { answers, started } = await storm(turns, bodies);
-      const most = Math.max(...started);
-      if (perTurn === Infinity) {
-        // The scenario is a storm: without the bound, most requests start in one turn.
-        assert.ok(most > 2 * 4, `with no bound at most ${most} requests started in one turn: the storm did not arrive at once`);
+      const outcome = await storm(turns, bodies);
+      const counts = count(outcome);
+      const most = Math.max(...counts);
+      if (bound === Infinity) {
+        assert.ok(most > 2 * 4, `with no bound at most ${most} requests were ${what} in one turn: the storm did not arrive at once`);
       } else {
-        // A turn's poll phase admits what is left of the bound and its check phase a whole bound more.
-        assert.ok(most <= 2 * perTurn, `one turn started ${most} requests; newRequestsPerTurn = ${perTurn} allows ${2 * perTurn}`);
-        assert.is(started.reduce((a, b) => a + b, 0), bodies.length, 'every request was started once');
+        assert.ok(most <= 2 * bound, `one turn ${what} ${most} requests; a bound of ${bound} allows ${2 * bound}`);
       }
-      for (const [k, answer] of answers.entries()) await assertExactAnswer(pool, answer, problems[k], `client ${k}`);
+      if (bound !== Infinity || countedOnceUnbounded) assert.is(counts.reduce((x, y) => x + y, 0), bodies.length, `every request was ${what} once`);
+      for (const [k, answer] of outcome.answers.entries()) await assertExactAnswer(pool, answer, problems[k], `client ${k}`);
     } finally {
       await turns.shutdown();
     }
   }
+}
+
+test('requests that all arrive at once are handled in turns: no turn starts many more than newRequestsPerTurn; every H exact', async () => {
+  await stormInTurns('started', 200, (bound) => ({ newRequestsPerTurn: bound }), ({ started }) => started, false);
 });
 
 test('clients that leave while their requests wait for a turn hold nothing, and the others are answered exactly', async () => {
@@ -299,29 +310,10 @@ test('clients that leave while their requests wait for a turn hold nothing, and 
 });
 
 test('connections whose requests all arrive at once are read in turns: no turn parses many more than newConnectionsAtOnce; every H exact', async () => {
-  const { createService } = (await import(servicePath)) as { createService: CreateService };
-  const problems = Array.from({ length: 40 }, (_, k) => randomProblem(12, 3, 400 + k));
-  const bodies = problems.map((problem) => npyBody(problem));
-  for (const atOnce of [4, Infinity]) {
-    // No bound on handlers: what is counted is Node's own reading and parsing.
-    const turns = createService(pool, { newConnectionsAtOnce: atOnce, newRequestsPerTurn: Infinity });
-    try {
-      await new Promise<void>((resolve) => turns.listen(0, '127.0.0.1', resolve));
-      const { answers, parsed } = await storm(turns, bodies);
-      const most = Math.max(...parsed);
-      assert.is(parsed.reduce((a, b) => a + b, 0), bodies.length, 'every request was parsed once');
-      if (atOnce === Infinity) {
-        assert.ok(most > 2 * 4, `with no bound at most ${most} requests were parsed in one turn: the storm did not arrive at once`);
-      } else {
-        // The storm's sender holds the thread past the time a silent connection keeps its place, so the first
-        // turn may also read the connections that took over the places of the first ones.
-        assert.ok(most <= 2 * atOnce, `one turn parsed ${most} requests; newConnectionsAtOnce = ${atOnce} allows ${2 * atOnce}`);
-      }
-      for (const [k, answer] of answers.entries()) await assertExactAnswer(pool, answer, problems[k], `client ${k}`);
-    } finally {
-      await turns.shutdown();
-    }
-  }
+  // No bound on handlers: what is counted is Node's own reading and parsing. The storm's sender holds the thread past
+  // the time a silent connection keeps its place, so the first turn may also read the connections that took over
+  // the places of the first ones.
+  await stormInTurns('parsed', 400, (bound) => ({ newConnectionsAtOnce: bound, newRequestsPerTurn: Infinity }), ({ parsed }) => parsed, true);
 });
 
 test('connections that send nothing do not hold back the ones after them; clients that leave unread hold nothing', async () => {
