@@ -86,20 +86,13 @@ function ask(child, message) {
 /** Distinct problems the clients take turns at, so that an answer carrying another request's H shows. */
 const PROBLEMS = 4;
 
-function body(variant) {
-  const header = (dict) => {
-    const text = `${dict}`.padEnd(118, ' ') + '\n';
-    const prefix = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, text.length & 0xff, text.length >> 8]);
-    return Buffer.concat([prefix, Buffer.from(text, 'latin1')]);
-  };
-  const expp = new Float64Array(2 * N * M).map((_, k) => Math.sin(k * 0.37 + variant));
+/** Problem `variant`: expp and distance as plain arrays (the reference reads them), and the request body the clients
+ * POST, the two encoded as .npy one after the other. */
+async function problem(variant) {
+  const { encodeComplexMatrixNpy, encodeFloat64VectorNpy } = await import('hpair');
+  const expp = { rows: N, cols: M, data: new Float64Array(2 * N * M).map((_, k) => Math.sin(k * 0.37 + variant)) };
   const distance = new Float64Array(M).map((_, k) => 1 + (k % 7));
-  return Buffer.concat([
-    header(`{'descr': '<c16', 'fortran_order': False, 'shape': (${N}, ${M}), }`),
-    Buffer.from(expp.buffer),
-    header(`{'descr': '<f8', 'fortran_order': False, 'shape': (${M},), }`),
-    Buffer.from(distance.buffer),
-  ]);
+  return { expp, distance, body: Buffer.concat([encodeComplexMatrixNpy(expp), encodeFloat64VectorNpy(distance)]) };
 }
 
 /** POSTs `payload`; with `expected`, says whether the answer was those bytes exactly, compared as they arrive. */
@@ -169,16 +162,16 @@ async function main() {
   process.stdout.write(`clients      in this process, ${clients}\n`);
   try {
     const { port } = await new Promise((resolve) => child.once('message', resolve));
-    const payloads = Array.from({ length: PROBLEMS }, (_, p) => body(p));
+    const problems = await Promise.all(Array.from({ length: PROBLEMS }, (_, p) => problem(p)));
+    const payloads = problems.map(({ body }) => body);
     const payload = payloads[0];
     // Each problem's answer, taken from the service before any storm and checked against hpair's reference.
-    const { hermitianReference, parseComplexMatrixNpy, parseFloat64VectorNpy } = await import('hpair');
+    const { hermitianReference, parseComplexMatrixNpy } = await import('hpair');
     const expected = [];
-    for (const bytes of payloads) {
-      const answer = await post(port, bytes);
+    for (const { expp, distance, body } of problems) {
+      const answer = await post(port, body);
       const h = parseComplexMatrixNpy(new Uint8Array(answer.body));
-      const exppBytes = 10 + (bytes[8] | (bytes[9] << 8)) + 16 * N * M; // expp's prefix, header and data
-      const reference = hermitianReference(parseComplexMatrixNpy(new Uint8Array(bytes.subarray(0, exppBytes))), parseFloat64VectorNpy(new Uint8Array(bytes.subarray(exppBytes))));
+      const reference = hermitianReference(expp, distance);
       let error = 0;
       let scale = 0;
       for (let k = 0; k < h.data.length; k++) {
