@@ -81,6 +81,10 @@ export interface ExactH {
   readonly absSum: Float64Array;
 }
 
+/** Columns of k converted to BigInts at a time: memory stays bounded by N · K_CHUNK BigInts whatever M is (at
+ * M = 10^7 all columns at once would not fit V8's default heap). */
+const K_CHUNK = 1 << 16;
+
 /**
  * H[i, j] = Σ_{m=1}^{M−1} (e[i,m] − e[N−1,m]) · conj(e[j,m] − e[N−1,m]) / d[m], exactly up to the rounding of
  * the reciprocals (see FRAC), then rounded once. `expp` is N×M complex interleaved.
@@ -88,67 +92,83 @@ export interface ExactH {
 export function exactHermitian(expp: Float64Array, distance: Float64Array, N: number, M: number): ExactH {
   const n = N - 1;
   const K = Math.max(0, M - 1);
-  const ar: bigint[][] = [];
-  const ai: bigint[][] = [];
-  const mag: Float64Array[] = [];
-  for (let i = 0; i < n; i++) {
-    const r: bigint[] = new Array(K);
-    const s: bigint[] = new Array(K);
-    const g = new Float64Array(K);
-    for (let k = 0; k < K; k++) {
-      const m = k + 1;
-      r[k] = toFixed(expp[2 * (i * M + m)]) - toFixed(expp[2 * ((N - 1) * M + m)]);
-      s[k] = toFixed(expp[2 * (i * M + m) + 1]) - toFixed(expp[2 * ((N - 1) * M + m) + 1]);
-      g[k] = Math.hypot(expp[2 * (i * M + m)] - expp[2 * ((N - 1) * M + m)], expp[2 * (i * M + m) + 1] - expp[2 * ((N - 1) * M + m) + 1]);
-    }
-    ar.push(r);
-    ai.push(s);
-    mag.push(g);
-  }
-  // 1/d in fixed point with SCALE + FRAC bits: round(2^(2·SCALE + FRAC) / D), D = d·2^SCALE.
-  const recip: bigint[] = new Array(K);
-  const inv = new Float64Array(K);
+  // Per entry of the lower triangle (i ≥ j, at i·n + j): the exact sums so far and the magnitudes' sum, in k order.
+  const sumRe: bigint[] = new Array(n * n).fill(0n);
+  const sumIm: bigint[] = new Array(n * n).fill(0n);
+  const abs = new Float64Array(n * n);
   const top = 1n << (2n * SCALE + FRAC);
-  for (let k = 0; k < K; k++) {
-    const D = toFixed(distance[k + 1]);
-    if (D === 0n) throw new RangeError('exact oracle: a distance is zero');
-    const neg = D < 0n;
-    const a = neg ? -D : D;
-    const q = (top + a / 2n) / a;
-    recip[k] = neg ? -q : q;
-    inv[k] = 1 / Math.abs(distance[k + 1]);
+  for (let k0 = 0; k0 < K; k0 += K_CHUNK) {
+    const len = Math.min(K_CHUNK, K - k0);
+    const ar: bigint[][] = [];
+    const ai: bigint[][] = [];
+    const mag: Float64Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const r: bigint[] = new Array(len);
+      const s: bigint[] = new Array(len);
+      const g = new Float64Array(len);
+      for (let k = 0; k < len; k++) {
+        const m = k0 + k + 1;
+        r[k] = toFixed(expp[2 * (i * M + m)]) - toFixed(expp[2 * ((N - 1) * M + m)]);
+        s[k] = toFixed(expp[2 * (i * M + m) + 1]) - toFixed(expp[2 * ((N - 1) * M + m) + 1]);
+        g[k] = Math.hypot(expp[2 * (i * M + m)] - expp[2 * ((N - 1) * M + m)], expp[2 * (i * M + m) + 1] - expp[2 * ((N - 1) * M + m) + 1]);
+      }
+      ar.push(r);
+      ai.push(s);
+      mag.push(g);
+    }
+    // 1/d in fixed point with SCALE + FRAC bits: round(2^(2·SCALE + FRAC) / D), D = d·2^SCALE.
+    const recip: bigint[] = new Array(len);
+    const inv = new Float64Array(len);
+    for (let k = 0; k < len; k++) {
+      const D = toFixed(distance[k0 + k + 1]);
+      if (D === 0n) throw new RangeError('exact oracle: a distance is zero');
+      const neg = D < 0n;
+      const a = neg ? -D : D;
+      const q = (top + a / 2n) / a;
+      recip[k] = neg ? -q : q;
+      inv[k] = 1 / Math.abs(distance[k0 + k + 1]);
+    }
+    // Products: a (SCALE) · a (SCALE) · 1/d (SCALE + FRAC).
+    for (let j = 0; j < n; j++) {
+      const cr: bigint[] = new Array(len);
+      const ci: bigint[] = new Array(len);
+      for (let k = 0; k < len; k++) {
+        cr[k] = ar[j][k] * recip[k];
+        ci[k] = ai[j][k] * recip[k];
+      }
+      for (let i = j; i < n; i++) {
+        const at = i * n + j;
+        let re = sumRe[at];
+        let im = sumIm[at];
+        let a = abs[at];
+        const xr = ar[i];
+        const xi = ai[i];
+        const gi = mag[i];
+        const gj = mag[j];
+        for (let k = 0; k < len; k++) {
+          re += xr[k] * cr[k] + xi[k] * ci[k];
+          im += xi[k] * cr[k] - xr[k] * ci[k];
+          a += gi[k] * gj[k] * inv[k];
+        }
+        sumRe[at] = re;
+        sumIm[at] = im;
+        abs[at] = a;
+      }
+    }
   }
   const data = new Float64Array(2 * n * n);
   const absSum = new Float64Array(n * n);
-  // Products: a (SCALE) · a (SCALE) · 1/d (SCALE + FRAC).
   const scale = 3n * SCALE + FRAC;
   for (let j = 0; j < n; j++) {
-    const cr: bigint[] = new Array(K);
-    const ci: bigint[] = new Array(K);
-    for (let k = 0; k < K; k++) {
-      cr[k] = ar[j][k] * recip[k];
-      ci[k] = ai[j][k] * recip[k];
-    }
     for (let i = j; i < n; i++) {
-      let re = 0n;
-      let im = 0n;
-      let abs = 0;
-      const xr = ar[i];
-      const xi = ai[i];
-      const gi = mag[i];
-      const gj = mag[j];
-      for (let k = 0; k < K; k++) {
-        re += xr[k] * cr[k] + xi[k] * ci[k];
-        im += xi[k] * cr[k] - xr[k] * ci[k];
-        abs += gi[k] * gj[k] * inv[k];
-      }
-      const hr = roundToDouble(re, scale);
-      const hi = i === j ? 0 : roundToDouble(im, scale);
+      const at = i * n + j;
+      const hr = roundToDouble(sumRe[at], scale);
+      const hi = i === j ? 0 : roundToDouble(sumIm[at], scale);
       data[2 * (i * n + j)] = hr;
       data[2 * (i * n + j) + 1] = hi;
       data[2 * (j * n + i)] = hr;
       data[2 * (j * n + i) + 1] = i === j ? 0 : -hi;
-      absSum[i * n + j] = absSum[j * n + i] = abs * (1 + 1e-12);
+      absSum[i * n + j] = absSum[j * n + i] = abs[at] * (1 + 1e-12);
     }
   }
   return { data, absSum };
