@@ -129,6 +129,53 @@ test('tiny jobs with a new H: each result owns a SharedArrayBuffer of its own, w
   }
 });
 
+test('one pool through a sequence of shapes, accuracies and blocks: each job bit-identical to the same job on a fresh pool', async () => {
+  // The engine reuses the last whole-H plan of the same shape and accuracy: a job of another shape or accuracy in
+  // between, or a block, must never run on a stale plan.
+  const kernel = loadNativeAddon().addon !== undefined ? 'native' : 'auto';
+  const pool = createPool({ workers: 2, kernel });
+  try {
+    const compensated = pool.kernel !== 'js';
+    const sequence: { N: number; M: number; accuracy: 'default' | 'compensated'; block?: boolean }[] = [
+      { N: 64, M: 64, accuracy: 'default' },
+      { N: 64, M: 64, accuracy: 'default' },
+      ...(compensated ? [{ N: 64, M: 64, accuracy: 'compensated' as const }] : []),
+      { N: 64, M: 64, accuracy: 'default' },
+      { N: 65, M: 64, accuracy: 'default' },
+      { N: 64, M: 65, accuracy: 'default' },
+      { N: 64, M: 64, accuracy: 'default', block: true },
+      { N: 64, M: 64, accuracy: 'default' },
+      { N: 200, M: 300, accuracy: 'default' },
+      // Where the default accuracy takes the native kernels' larger tiles and the compensated one does not.
+      { N: 600, M: 400, accuracy: 'default' },
+      ...(compensated ? [{ N: 600, M: 400, accuracy: 'compensated' as const }] : []),
+      { N: 64, M: 64, accuracy: 'default' },
+    ];
+    for (const [k, { N, M, accuracy, block }] of sequence.entries()) {
+      const { expp, distance } = randomProblem(N, M, 1500 + k);
+      const region = { rows: [3, 40], cols: [10, 60] } as const;
+      const got = block ? await pool.hermitianBlock(expp, distance, region, { accuracy }) : await pool.hermitian(expp, distance, { accuracy });
+      const fresh = createPool({ workers: 2, kernel });
+      try {
+        const expected = block ? await fresh.hermitianBlock(expp, distance, region, { accuracy }) : await fresh.hermitian(expp, distance, { accuracy });
+        assert.is(got.kernel, expected.kernel, `job ${k}`);
+        assert.is(got.rows, expected.rows, `job ${k}`);
+        assertBitIdentical(got.data, expected.data, `job ${k}: ${N}×${M}, ${accuracy}${block ? ', a block' : ''}`);
+      } finally {
+        await fresh.close();
+      }
+    }
+    // A refused accuracy is still refused after its shape was planned.
+    const { expp, distance } = randomProblem(64, 64, 1599);
+    await pool.hermitian(expp, distance, { accuracy: 'exact' as 'default' }).then(
+      () => assert.unreachable('an unknown accuracy accepted'),
+      (error: unknown) => assert.is(codeOf(error), 'INVALID_ARGUMENT'),
+    );
+  } finally {
+    await pool.close();
+  }
+});
+
 withAddon('a dropped new H of a tiny job is freed by a young-generation collection, and the count for the collector comes back', async () => {
   // Before, every job's result stayed reachable until a full collection (its entry, and the FinalizationRegistry
   // that counted it), so each new H of a run of tiny jobs came from fresh pages.
