@@ -8,7 +8,8 @@ import { loadNativeAddon } from '../kernel/native/addon.js';
  *
  * Each buffer's size is reported to this thread's V8 while the buffer is reachable from it:
  * - where the native addon loads, through Node-API's napi_adjust_external_memory, which exists for exactly
- *   this and is taken back when the buffer is collected;
+ *   this and is taken back when the buffer is collected (below EXACT_FROM_BYTES, after the next full collection
+ *   instead: see there);
  * - otherwise by tying to the buffer (a WeakMap entry lives as long as its key) an ArrayBuffer of the same
  *   size that is never touched: V8 counts its bytes. A large one (glibc maps large blocks fresh) has no page
  *   until touched, so it costs no resident memory; a small one comes from the heap, whose reused memory is
