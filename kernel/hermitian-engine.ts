@@ -53,6 +53,13 @@ export class HermitianEngine {
   /** Shared scratch by use, grown on demand and kept: reused pages are not faulted in again for every job. */
   readonly #slots = new Map<Slot, Float64Array>();
   #memory: WebAssembly.Memory | undefined;
+  /**
+   * The last whole H's kernel, tiles and scratch count, by shape and accuracy: a warm caller computes one shape
+   * again and again, and they depend on nothing else (threads, schedule and this engine's variant are fixed). A
+   * small job would otherwise spend a noticeable share of its time planning the same tiles again. Tile spaces are
+   * never written, so jobs share them.
+   */
+  #lastPlan: JobPlanned | undefined;
   readonly #scratch: ScratchProvider = {
     shared: (length) => {
       if (length === 0) return new Float64Array(new SharedArrayBuffer(0));
@@ -103,6 +110,7 @@ export class HermitianEngine {
       maxBytes: jobMaxBytes,
       work: hermitianWork(N, M),
       accuracy,
+      reusable: true,
     });
   }
 
@@ -159,6 +167,7 @@ export class HermitianEngine {
       maxBytes: jobMaxBytes,
       work: 8 * M * window.rows * window.cols + 8 * window.rows * window.cols + 2 * (sub + 1) * M,
       accuracy,
+      reusable: false,
     });
   }
 
@@ -172,15 +181,21 @@ export class HermitianEngine {
     const hValues = 2 * window.rows * window.cols;
     if (hValues > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${hValues} values; typed arrays hold at most 2^32`);
     const accuracy = plan.accuracy ?? this.#options.accuracy;
-    const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads, undefined, accuracy).wasm <= WASM_MAX_BYTES;
-    // The wasm part (its memory's limit) decides the fallback; it does not depend on the tile edge.
-    const variant = fits(this.variant) ? this.variant : fallbackAfter(this.variant, fits);
-    if (variant === undefined) throw new HpairError('TOO_LARGE', `no kernel that runs here has room for N = ${N}, M = ${M}`);
-    checkAccuracy(variant, accuracy);
-    // The tiles are cut now, so that the scratch is counted for their largest edge (a larger edge needs more),
-    // before anything big is allocated: an oversized request fails instead of taking the process down.
-    const { space: pairSpace, edge } = plan.pairSpace(variant, threads, this.#options.schedule, accuracy);
-    const scratch = variant.scratchBytes(N, M, threads, edge, accuracy);
+    const last = plan.reusable ? this.#lastPlan : undefined;
+    let planned = last !== undefined && last.N === N && last.M === M && last.accuracy === accuracy ? last : undefined;
+    if (planned === undefined) {
+      const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads, undefined, accuracy).wasm <= WASM_MAX_BYTES;
+      // The wasm part (its memory's limit) decides the fallback; it does not depend on the tile edge.
+      const variant = fits(this.variant) ? this.variant : fallbackAfter(this.variant, fits);
+      if (variant === undefined) throw new HpairError('TOO_LARGE', `no kernel that runs here has room for N = ${N}, M = ${M}`);
+      checkAccuracy(variant, accuracy);
+      // The tiles are cut now, so that the scratch is counted for their largest edge (a larger edge needs more),
+      // before anything big is allocated: an oversized request fails instead of taking the process down.
+      const { space, edge } = plan.pairSpace(variant, threads, this.#options.schedule, accuracy);
+      planned = { N, M, accuracy, variant, pairSpace: space, scratch: variant.scratchBytes(N, M, threads, edge, accuracy) };
+      if (plan.reusable) this.#lastPlan = planned;
+    }
+    const { variant, pairSpace, scratch } = planned;
     const inPlace = gathered ? undefined : source.inPlace;
     const copies = (inPlace === undefined ? 16 * N * M : 0) + (isSharedView(distance) ? 0 : distance.byteLength);
     const total = (out === undefined ? 8 * hValues : 0) + scratch.wasm + scratch.shared + scratch.native + copies;
@@ -311,6 +326,18 @@ interface JobPlan {
   readonly work: number;
   /** The job's own accuracy, if it asked for one. */
   readonly accuracy: Accuracy | undefined;
+  /** Whether its plan depends on N, M and accuracy alone (the whole H), so the last one may serve again. */
+  readonly reusable: boolean;
+}
+
+/** What #job decides for a shape before anything is allocated. */
+interface JobPlanned {
+  readonly N: number;
+  readonly M: number;
+  readonly accuracy: Accuracy;
+  readonly variant: HermitianVariant;
+  readonly pairSpace: IndexSpace;
+  readonly scratch: ReturnType<HermitianVariant['scratchBytes']>;
 }
 
 const ACCURACIES: readonly Accuracy[] = ['default', 'compensated'];
@@ -339,11 +366,16 @@ function checkOut(out: ComplexMatrix, rows: number, cols: number, expp: ComplexM
   if (!(out.data.buffer instanceof SharedArrayBuffer)) {
     throw new HpairError('INVALID_ARGUMENT', 'out.data must live in a SharedArrayBuffer (see createComplexMatrix)');
   }
-  const exppViews = ['data', 're', 'im'].map((key) => (expp as unknown as Record<string, unknown>)[key]).filter((view) => ArrayBuffer.isView(view));
-  for (const [name, input] of [...exppViews.map((view) => ['expp', view] as const), ['distance', distance] as const]) {
-    if (overlaps(out.data, input as ArrayBufferView)) throw new HpairError('INVALID_ARGUMENT', `out overlaps ${name}; inputs are never written to`);
+  // Each of expp's views is read once (an input's getters may answer differently each time), then distance.
+  for (const key of EXPP_VIEW_KEYS) {
+    const view: unknown = (expp as unknown as Record<string, unknown>)[key];
+    if (ArrayBuffer.isView(view) && overlaps(out.data, view)) throw new HpairError('INVALID_ARGUMENT', 'out overlaps expp; inputs are never written to');
   }
+  if (overlaps(out.data, distance)) throw new HpairError('INVALID_ARGUMENT', 'out overlaps distance; inputs are never written to');
 }
+
+/** Where an expp input keeps its values: interleaved or strided (`data`), or split (`re`, `im`). */
+const EXPP_VIEW_KEYS = ['data', 're', 'im'] as const;
 
 function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
   return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;

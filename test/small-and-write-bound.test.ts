@@ -1,9 +1,13 @@
 // Small jobs and H-write-bound jobs as a user sees them: a warm pool answering many tiny jobs in a row (inline,
 // new H and `out`) bit for bit against the reference port, with every error path still reported after the inline
-// path has cached what it caches; the idle collection still coming after a long run of back-to-back jobs; an H
+// path has cached what it caches; each new H a buffer of its own that no later job writes, and freed by a
+// young-generation collection once dropped; the idle collection still coming after a long run of back-to-back jobs; an H
 // big enough to be written with streaming stores (kernel/native/src/store.h) bit-identical to the same entries
 // written with ordinary ones; and the write-bandwidth probe of the bench (src/bandwidth.c, bench/bandwidth.ts).
 // No test judges speed.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createComplexMatrix, createPool, hermitianReference, type ComplexMatrix } from 'hpair';
@@ -14,6 +18,7 @@ import { testIf } from './helpers/children.js';
 import { decideHugePages } from '../workers/huge-pages.js';
 
 const test = suite('small and write-bound jobs');
+const execFileAsync = promisify(execFile);
 const addon = loadNativeAddon().addon;
 /** `test` where the native addon loads; elsewhere each test is reported as skipped, with the reason. */
 const withAddon = testIf(test, 'small and write-bound jobs', addon !== undefined, () => `no native addon: ${loadNativeAddon().reason ?? ''}`);
@@ -90,6 +95,102 @@ test('after many inline jobs, every error path of a tiny job still rejects with 
   }
 });
 
+test('tiny jobs with a new H: each result owns a SharedArrayBuffer of its own, which no later job writes, even as its out', async () => {
+  const inline = createPool({ workers: 2 });
+  const workers = createPool({ workers: 2, inlineFlops: 0 });
+  try {
+    await inline.ready();
+    const problems = Array.from({ length: 12 }, (_, seed) => randomProblem(64, 64, 1300 + seed));
+    const expected = await Promise.all(problems.map(({ expp, distance }) => workers.hermitian(expp, distance)));
+    // Results kept while later jobs run, each snapshotted when it arrived.
+    const kept: { h: ComplexMatrix; copy: Float64Array; of: number }[] = [];
+    for (let round = 0; round < 120; round++) {
+      const of = round % problems.length;
+      const h = await inline.hermitian(problems[of].expp, problems[of].distance);
+      assertBitIdentical(h.data, expected[of].data, `round ${round}`);
+      assert.ok(h.data.buffer instanceof SharedArrayBuffer, `round ${round}: H is not in a SharedArrayBuffer`);
+      // The whole buffer is this H's: nothing before or after it that another result or the pool could use.
+      assert.is(h.data.byteOffset, 0);
+      assert.is(h.data.buffer.byteLength, h.data.byteLength);
+      if (round % 3 === 0) kept.push({ h, copy: h.data.slice(), of });
+    }
+    const buffers = new Set(kept.map(({ h }) => h.data.buffer));
+    assert.is(buffers.size, kept.length, 'two kept results share a buffer');
+    // A kept result as a later job's out: that job writes it, and no other kept result changes.
+    const target = kept[1];
+    const other = (target.of + 5) % problems.length;
+    await inline.hermitian(problems[other].expp, problems[other].distance, { out: target.h });
+    assertBitIdentical(target.h.data, expected[other].data, 'the kept result used as out');
+    for (const [k, { h, copy }] of kept.entries()) if (h !== target.h) assertBitIdentical(h.data, copy, `kept result ${k}`);
+    assert.ok(inline.stats().inline >= 121, `${inline.stats().inline} jobs ran inline`);
+  } finally {
+    await inline.close();
+    await workers.close();
+  }
+});
+
+test('one pool through a sequence of shapes, accuracies and blocks: each job bit-identical to the same job on a fresh pool', async () => {
+  // The engine reuses the last whole-H plan of the same shape and accuracy: a job of another shape or accuracy in
+  // between, or a block, must never run on a stale plan.
+  const kernel = loadNativeAddon().addon !== undefined ? 'native' : 'auto';
+  const pool = createPool({ workers: 2, kernel });
+  try {
+    const compensated = pool.kernel !== 'js';
+    const sequence: { N: number; M: number; accuracy: 'default' | 'compensated'; block?: boolean }[] = [
+      { N: 64, M: 64, accuracy: 'default' },
+      { N: 64, M: 64, accuracy: 'default' },
+      ...(compensated ? [{ N: 64, M: 64, accuracy: 'compensated' as const }] : []),
+      { N: 64, M: 64, accuracy: 'default' },
+      { N: 65, M: 64, accuracy: 'default' },
+      { N: 64, M: 65, accuracy: 'default' },
+      { N: 64, M: 64, accuracy: 'default', block: true },
+      { N: 64, M: 64, accuracy: 'default' },
+      { N: 200, M: 300, accuracy: 'default' },
+      // Where the default accuracy takes the native kernels' larger tiles and the compensated one does not.
+      { N: 600, M: 400, accuracy: 'default' },
+      ...(compensated ? [{ N: 600, M: 400, accuracy: 'compensated' as const }] : []),
+      { N: 64, M: 64, accuracy: 'default' },
+    ];
+    for (const [k, { N, M, accuracy, block }] of sequence.entries()) {
+      const { expp, distance } = randomProblem(N, M, 1500 + k);
+      const region = { rows: [3, 40], cols: [10, 60] } as const;
+      const got = block ? await pool.hermitianBlock(expp, distance, region, { accuracy }) : await pool.hermitian(expp, distance, { accuracy });
+      const fresh = createPool({ workers: 2, kernel });
+      try {
+        const expected = block ? await fresh.hermitianBlock(expp, distance, region, { accuracy }) : await fresh.hermitian(expp, distance, { accuracy });
+        assert.is(got.kernel, expected.kernel, `job ${k}`);
+        assert.is(got.rows, expected.rows, `job ${k}`);
+        assertBitIdentical(got.data, expected.data, `job ${k}: ${N}×${M}, ${accuracy}${block ? ', a block' : ''}`);
+      } finally {
+        await fresh.close();
+      }
+    }
+    // A refused accuracy is still refused after its shape was planned.
+    const { expp, distance } = randomProblem(64, 64, 1599);
+    await pool.hermitian(expp, distance, { accuracy: 'exact' as 'default' }).then(
+      () => assert.unreachable('an unknown accuracy accepted'),
+      (error: unknown) => assert.is(codeOf(error), 'INVALID_ARGUMENT'),
+    );
+  } finally {
+    await pool.close();
+  }
+});
+
+withAddon('a dropped new H of a tiny job is freed by a young-generation collection, and the count for the collector comes back', async () => {
+  // Before, every job's result stayed reachable until a full collection (its entry, and the FinalizationRegistry
+  // that counted it), so each new H of a run of tiny jobs came from fresh pages.
+  const hBytes = 16 * 63 * 63;
+  const keptBound = 8 * hBytes;
+  const driftBound = 8 * 2 ** 20;
+  const helper = fileURLToPath(new URL('./helpers/tiny-new-h.js', import.meta.url));
+  const { stdout } = await execFileAsync(process.execPath, ['--expose-gc', helper, String(keptBound), String(driftBound)], { timeout: 120_000 });
+  const { dropped, keptAfterMinor, externalDrift, inline } = JSON.parse(stdout) as Record<string, number>;
+  assert.ok(inline >= 3420, `${inline} jobs ran inline`);
+  assert.ok(keptAfterMinor < keptBound, `${(keptAfterMinor / hBytes).toFixed(0)} of ${dropped} dropped results still held after young-generation collections`);
+  // 3000 jobs counted 190 MB in all: none of it may stay counted, nor may more be taken back than was counted.
+  assert.ok(Math.abs(externalDrift) < driftBound, `the external memory count moved by ${(externalDrift / 2 ** 20).toFixed(1)} MiB`);
+});
+
 test('the idle collection still comes after back-to-back jobs that outlast several idle periods', async () => {
   const idleCollectMs = 40;
   const pool = createPool({ workers: 2, idleCollectMs });
@@ -106,6 +207,9 @@ test('the idle collection still comes after back-to-back jobs that outlast sever
     }
     const end = performance.now() + 30_000; // liveness only
     while (collected < jobs && performance.now() < end) await new Promise((resolve) => setTimeout(resolve, 20));
+    // Read after the wait, so the registry outlives it: V8 keeps a suspended function's local only while a later
+    // line reads it, and a FinalizationRegistry that is itself collected calls back nothing.
+    assert.ok(registry instanceof FinalizationRegistry);
     assert.is(collected, jobs, `${collected} of ${jobs} dropped results collected while idle`);
   } finally {
     await pool.close();

@@ -8,7 +8,8 @@ import { loadNativeAddon } from '../kernel/native/addon.js';
  *
  * Each buffer's size is reported to this thread's V8 while the buffer is reachable from it:
  * - where the native addon loads, through Node-API's napi_adjust_external_memory, which exists for exactly
- *   this and is taken back when the buffer is collected;
+ *   this and is taken back when the buffer is collected (below EXACT_FROM_BYTES, after the next full collection
+ *   instead: see there);
  * - otherwise by tying to the buffer (a WeakMap entry lives as long as its key) an ArrayBuffer of the same
  *   size that is never touched: V8 counts its bytes. A large one (glibc maps large blocks fresh) has no page
  *   until touched, so it costs no resident memory; a small one comes from the heap, whose reused memory is
@@ -21,6 +22,8 @@ import { loadNativeAddon } from '../kernel/native/addon.js';
 interface NativeWeight {
   readonly adjust: (bytes: number) => void;
   readonly released: FinalizationRegistry<number>;
+  /** Calls back after the full collection that finds an epoch's sentinel dead (small buffers, below). */
+  readonly epochs: FinalizationRegistry<number>;
 }
 
 /**
@@ -50,6 +53,30 @@ function reportLater(bytes: number): void {
   }
 }
 
+/**
+ * From this size a buffer's count is taken back when that buffer is collected; below it, by epochs. A buffer
+ * registered with a FinalizationRegistry survives every young-generation collection until a full one, however
+ * soon it is dropped: a run of small jobs, each with a new H, then kept every dropped H allocated until V8's next
+ * full collection, and each new H came from fresh pages instead of the ones the last H had just freed. So small
+ * buffers are counted as they are allocated (the count still brings on a full collection after enough of them)
+ * and the bytes of an epoch are taken back together, once a full collection has run since it began: one
+ * sentinel per epoch instead of one registration per buffer. A small buffer the caller keeps past its epoch is
+ * no longer counted, as V8 counts none; what the count is for, a collection soon after many dropped buffers, is
+ * unchanged. The memory thread maps the buffers from this size (memory-thread.ts).
+ */
+const EXACT_FROM_BYTES = 2 * 2 ** 20;
+/** Small buffers' bytes counted since the open epoch began. */
+let epochBytes = 0;
+let epochOpen = false;
+
+function closeEpoch(): void {
+  reportUnreported(); // the epoch's bytes not yet told to V8 are told first: never a count below what was added
+  const bytes = epochBytes;
+  epochBytes = 0;
+  epochOpen = false;
+  if (bytes > 0) native?.adjust(-bytes);
+}
+
 /** The native way, looked up on first use (not when hpair is imported); null where the addon does not load. */
 let native: NativeWeight | null | undefined;
 
@@ -59,7 +86,7 @@ function nativeWeight(): NativeWeight | null {
     if (addon === undefined) native = null;
     else {
       const adjust = (bytes: number): void => void addon.adjustExternalMemory(bytes);
-      native = { adjust, released: new FinalizationRegistry<number>((bytes) => adjust(-bytes)) };
+      native = { adjust, released: new FinalizationRegistry<number>((bytes) => adjust(-bytes)), epochs: new FinalizationRegistry<number>(closeEpoch) };
     }
   }
   return native;
@@ -74,7 +101,14 @@ export function addGcWeight(buffer: SharedArrayBuffer): void {
   const way = nativeWeight();
   if (way !== null) {
     reportLater(bytes);
-    way.released.register(buffer, bytes);
+    if (bytes >= EXACT_FROM_BYTES) way.released.register(buffer, bytes);
+    else {
+      epochBytes += bytes;
+      if (!epochOpen) {
+        epochOpen = true;
+        way.epochs.register({}, 0); // a sentinel nothing references: only a full collection finds it dead
+      }
+    }
     return;
   }
   try {

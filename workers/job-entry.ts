@@ -49,6 +49,9 @@ export function createEntry(
   });
   cancelled.catch(() => undefined);
   let progressBroken = false;
+  const { signal } = options;
+  let onAbort: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
   const entry: Entry = {
     job,
     options,
@@ -95,25 +98,27 @@ export function createEntry(
         hooks.progressFailed(error, false);
       }
     },
-    dispose: () => undefined,
+    // Set here, never assigned later: storing a new closure into a property of this object kept every entry (and
+    // through `resolve`, its job's result) alive past young-generation collections until a full one, so each new
+    // H of a run of small jobs stayed allocated and the next one came from fresh pages.
+    dispose: () => {
+      if (onAbort !== undefined) Reflect.apply(removeListener, signal, ['abort', onAbort]);
+      if (timer !== undefined) clearTimeout(timer);
+    },
   };
-  const { signal } = options;
-  const onAbort = (): void => entry.cancel(CancelReason.ABORTED, new HpairAbortError('the job was aborted', signal === undefined ? undefined : signalState(signal).reason));
-  // EventTarget's own methods: a signal (checked to be a real one) may carry own properties that shadow them.
-  if (signal !== undefined) Reflect.apply(addListener, signal, ['abort', onAbort, { once: true }]);
-  const timer =
-    options.timeoutMs === undefined
-      ? undefined
-      : setTimeout(
-          () => entry.cancel(CancelReason.TIMEOUT, new HpairError('TIMEOUT', `the job did not finish within timeoutMs = ${options.timeoutMs}`)),
-          options.timeoutMs,
-        );
-  // A pending deadline must not keep an otherwise finished process alive; a running job refs the workers.
-  timer?.unref();
-  entry.dispose = () => {
-    if (signal !== undefined) Reflect.apply(removeListener, signal, ['abort', onAbort]);
-    if (timer !== undefined) clearTimeout(timer);
-  };
+  if (signal !== undefined) {
+    onAbort = () => entry.cancel(CancelReason.ABORTED, new HpairAbortError('the job was aborted', signalState(signal).reason));
+    // EventTarget's own methods: a signal (checked to be a real one) may carry own properties that shadow them.
+    Reflect.apply(addListener, signal, ['abort', onAbort, { once: true }]);
+  }
+  if (options.timeoutMs !== undefined) {
+    timer = setTimeout(
+      () => entry.cancel(CancelReason.TIMEOUT, new HpairError('TIMEOUT', `the job did not finish within timeoutMs = ${options.timeoutMs}`)),
+      options.timeoutMs,
+    );
+    // A pending deadline must not keep an otherwise finished process alive; a running job refs the workers.
+    timer.unref();
+  }
   return entry;
 }
 

@@ -67,6 +67,8 @@ if (scenario === 'heap') {
   const jobs = Number(process.argv[4] ?? 40);
   for (let k = 0; k < jobs; k++) registry.register((await pool.hermitian(expp, distance)).data.buffer, k);
   await new Promise((resolve) => setTimeout(resolve, 50)); // finalizers run as their own tasks
+  // Read after the wait, so the registry outlives it: a collected FinalizationRegistry calls back nothing.
+  if (!(registry instanceof FinalizationRegistry)) throw new Error('unreachable');
   process.stdout.write(`${JSON.stringify({ jobs, collected, threadErrors })}\n`);
 } else {
   throw new Error(`unknown scenario ${scenario}`);
