@@ -35,7 +35,8 @@ import {
 import { HELP, JS_MAX_SIZE, parseOptions, shapeKey, shapeName, unsupportedKernels, UsageError, type BenchOptions, type Shape } from './options.js';
 import { measurePeaks, peakFor, type PeakMeasurement, type PeakReport } from './peak.js';
 import { hBytesWritten, measureWriteBandwidth, writeLimitFor, type BandwidthReport } from './bandwidth.js';
-import { cleanVerdict, coreProblems, threadProblems, type CleanVerdict } from './peer-check.js';
+import { cleanVerdict, coreProblems, hugePageProblems, threadProblems, type CleanVerdict } from './peer-check.js';
+import { hugePagesDecision } from '../workers/huge-pages.js';
 import { cpuSnapshot, hostFacts, hostLine, othersShare } from './host.js';
 import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
 import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind } from './python-peer.js';
@@ -151,7 +152,16 @@ if (blasCore !== undefined) {
   progress(`peers' OpenBLAS core: ${blasCore.coretype ?? 'its own detection'}, ${blasCore.how}${timed.length > 0 ? `: ${timed.join('; ')}` : ''}`);
   if (Object.keys(inheritedBlasEnv).length > 0) progress(`inherited: ${Object.entries(inheritedBlasEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
 }
-const peerEnv = blasEnvironment(blasCore);
+// numpy advises transparent huge pages on every big array it allocates, and numpy's line allocates A/d and H anew
+// each time; on a virtual machine whose balloon hands free memory back to the host, a huge page built from such
+// memory is backed again at the host's pace on first touch, so each call that follows the previous one by more than
+// a moment pays that for all its temporaries (hpair's memory thread skips the advice there for the same reason,
+// workers/huge-pages.ts). The peers get the choice hpair makes for its own new H (NUMPY_MADVISE_HUGEPAGE, read by
+// numpy at import): the same memory policy on both sides, and numpy's faster one whenever its calls are not back
+// to back, as in this run's rounds. HPAIR_NO_HUGE_PAGES=0 turns it on for both.
+const peerHugePages = hugePagesDecision();
+const peerEnv: NodeJS.ProcessEnv = { ...blasEnvironment(blasCore), NUMPY_MADVISE_HUGEPAGE: peerHugePages.wanted ? '1' : '0' };
+if (usePython) progress(`peers' numpy huge-page advice: ${peerHugePages.wanted ? 'on' : 'off'}, as hpair's (${peerHugePages.reason})`);
 const peer = usePython ? new PythonPeer(peerEnv) : undefined;
 const peerPids = (): number[] => (peer?.pid === undefined ? [] : [peer.pid]);
 /** Why this run's peer figures cannot be trusted; the run fails (exit code 1) when any. */
@@ -167,7 +177,10 @@ if (peer !== undefined) {
   peerInfo = await peer.info();
   const cores = peerInfo.openblas.map((lib) => `${lib.users.join('+')}: ${lib.coretype ?? '?'} (${lib.config ?? lib.file})`).join('; ');
   progress(`python ${peerInfo.python}, numpy ${peerInfo.numpy}, scipy ${peerInfo.scipy ?? 'not installed'}; BLAS: ${cores}`);
-  if (opts.peerCheck) peerFail(coreProblems('the Python peer', peerInfo.openblas, blasCore?.expected, peerInfo.scipy !== null));
+  if (opts.peerCheck) {
+    peerFail(coreProblems('the Python peer', peerInfo.openblas, blasCore?.expected, peerInfo.scipy !== null));
+    peerFail(hugePageProblems('the Python peer', peerInfo.numpyHugePages, peerHugePages.wanted));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -298,6 +311,7 @@ async function cleanPeerSamples(label: string, kinds: readonly PeerKind[], worke
   try {
     const info = await fresh.info();
     peerFail(coreProblems(`${label}, a fresh Python process`, info.openblas, blasCore?.expected, info.scipy !== null));
+    peerFail(hugePageProblems(`${label}, a fresh Python process`, info.numpyHugePages, peerHugePages.wanted));
     await fresh.load(scratch);
     const threads = await fresh.threads(workers);
     peerFail(threadProblems(`${label}, a fresh Python process`, threads.openblas, workers));
@@ -813,6 +827,7 @@ if (peerInfo !== undefined) {
   if (blasCore !== undefined) {
     out.push(`peers' OPENBLAS_CORETYPE: ${blasCore.coretype ?? '(unset: OpenBLAS detects)'}, ${blasCore.how}; inherited: ${blasCore.inherited ?? '(unset)'}`);
   }
+  out.push(`peers' numpy huge-page advice (NUMPY_MADVISE_HUGEPAGE): ${peerHugePages.wanted ? 'on' : 'off'}, as hpair's for a new H (${peerHugePages.reason})`);
   if (Object.keys(inheritedBlasEnv).length > 0) out.push(`inherited by the peers: ${Object.entries(inheritedBlasEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   out.push(
     !opts.peerCheck
@@ -874,11 +889,12 @@ const record = {
   auto,
   python: peerInfo ?? null,
   blasCore: blasCore ?? null,
+  peerHugePages: usePython ? { numpyMadviseHugepage: peerHugePages.wanted, reason: peerHugePages.reason } : null,
   inheritedBlasEnv,
   peerCheck: {
     checked: usePython && opts.peerCheck,
     tolerance: opts.peerTolerance,
-    how: 'every OpenBLAS copy of the long-lived peer and of a fresh python3 per group reports the chosen core and the threads asked; each peer line (numpy, zherk, zherk into c) is timed again in that fresh process after the group, and the run fails when the in-run median exceeds the fresh one by more than max(tolerance, either side\'s (p75 − p25) / median) (rows[].clean)',
+    how: 'every OpenBLAS copy of the long-lived peer and of a fresh python3 per group reports the chosen core and the threads asked, and numpy the chosen huge-page advice (peerHugePages); each peer line (numpy, zherk, zherk into c) is timed again in that fresh process after the group, and the run fails when the in-run median exceeds the fresh one by more than max(tolerance, either side\'s (p75 − p25) / median) (rows[].clean)',
     failures: peerFailures,
   },
   peak: {

@@ -61,3 +61,16 @@ export function cleanVerdict(inRun: readonly number[], clean: readonly number[],
   const ratio = a.median / b.median;
   return { inRunMedianMs: a.median, cleanMedianMs: b.median, ratio, noise, ok: ratio <= 1 + noise };
 }
+
+/**
+ * A Python process whose numpy advises huge pages on its big arrays otherwise than chosen for the peers (the
+ * choice hpair makes for its own new buffers on this host), or cannot say whether it does. The advice decides
+ * what numpy's line pays to fault in its temporaries and its result, so a process that differs is not the peer
+ * the run claims to measure. Empty when all is well.
+ */
+export function hugePageProblems(where: string, reported: boolean | null | undefined, wanted: boolean): string[] {
+  const chosen = wanted ? 'on' : 'off';
+  if (reported === null || reported === undefined) return [`${where}: numpy cannot say whether it advises huge pages (the chosen advice is ${chosen}), so its memory use cannot be checked`];
+  if (reported !== wanted) return [`${where}: numpy advises huge pages ${reported ? 'on' : 'off'}, not the chosen ${chosen}`];
+  return [];
+}

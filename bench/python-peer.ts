@@ -133,13 +133,25 @@ def blas_config(module):
     except Exception as error:
         return {'error': str(error)}
 
+def numpy_huge_pages():
+    # Whether numpy advises huge pages on its big arrays (NUMPY_MADVISE_HUGEPAGE, read at import), as numpy
+    # itself says; None when this numpy cannot say.
+    for name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            module = __import__(name, fromlist=['_get_madvise_hugepage'])
+            return bool(module._get_madvise_hugepage())
+        except Exception:
+            continue
+    return None
+
 def info():
     out = {'python': platform.python_version(), 'numpy': np.__version__, 'scipy': None if scipy is None else scipy.__version__,
            'numpyBlas': blas_config(np), 'scipyBlas': None if scipy is None else blas_config(scipy),
            'threadpoolctl': None if threadpoolctl is None else threadpoolctl.__version__, 'openblas': []}
     for entry in LIBS:
         out['openblas'].append(library_facts(entry))
-    out['env'] = {k: v for k, v in os.environ.items() if k.startswith(('OPENBLAS_', 'GOTO', 'OMP_'))}
+    out['env'] = {k: v for k, v in os.environ.items() if k.startswith(('OPENBLAS_', 'GOTO', 'OMP_')) or k == 'NUMPY_MADVISE_HUGEPAGE'}
+    out['numpyHugePages'] = numpy_huge_pages()
     if threadpoolctl is not None:
         out['threadpoolInfo'] = [{k: v for k, v in i.items() if k in ('internal_api', 'version', 'architecture', 'num_threads', 'filepath')}
                                  for i in threadpoolctl.threadpool_info()]
@@ -254,8 +266,10 @@ export interface PeerInfo {
   threadpoolctl: string | null;
   openblas: OpenblasLibrary[];
   threadpoolInfo?: Record<string, unknown>[];
-  /** The OPENBLAS_*, GOTO* and OMP_* variables the process saw. */
+  /** The OPENBLAS_*, GOTO* and OMP_* variables the process saw, and NUMPY_MADVISE_HUGEPAGE. */
   env: Record<string, string>;
+  /** Whether numpy advises transparent huge pages on its big arrays, as numpy reports it; null when it cannot say. */
+  numpyHugePages: boolean | null;
 }
 /** One OpenBLAS copy loaded in a Python process, as that copy reports itself. */
 export interface OpenblasLibrary {

@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { testIf } from './helpers/children.js';
-import { cleanVerdict, coreProblems, threadProblems } from '../bench/peer-check.js';
+import { cleanVerdict, coreProblems, hugePageProblems, threadProblems } from '../bench/peer-check.js';
+import { withCoretype } from '../bench/blas-core.js';
 import { parseOptions, QUICK_SHAPES, SWEEP_SHAPES, UsageError } from '../bench/options.js';
 import { PythonPeer, type OpenblasLibrary } from '../bench/python-peer.js';
 
@@ -69,6 +70,25 @@ test('a peer slower in the run than in a fresh process fails beyond the noise, n
   assert.ok(cleanVerdict([100, 120, 130, 180, 200], [60, 80, 100, 140, 150], 0.1).ok, 'a noisy fresh side widens it too');
 });
 
+test("a process whose numpy advises huge pages otherwise than chosen fails, and one that cannot say fails too", () => {
+  assert.equal(hugePageProblems('peer', false, false), []);
+  assert.equal(hugePageProblems('peer', true, true), []);
+  assert.equal(hugePageProblems('N = M = 2048, a fresh Python process', true, false), ['N = M = 2048, a fresh Python process: numpy advises huge pages on, not the chosen off']);
+  assert.equal(hugePageProblems('peer', false, true), ['peer: numpy advises huge pages off, not the chosen on']);
+  for (const mute of [null, undefined]) assert.match(hugePageProblems('peer', mute, false).join('\n'), /numpy cannot say whether it advises huge pages \(the chosen advice is off\)/);
+});
+
+test("the peers' environment: OPENBLAS_L2_SIZE goes with the inherited core, and only with it", () => {
+  const inherited = { PATH: '/bin', OPENBLAS_CORETYPE: 'Haswell', OPENBLAS_L2_SIZE: '262144', OPENBLAS_VERBOSE: '1' };
+  const other = withCoretype(inherited, 'SkylakeX');
+  assert.equal(other, { PATH: '/bin', OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_VERBOSE: '1' }, 'another core: both replaced together');
+  const detect = withCoretype(inherited, undefined, { OPENBLAS_NUM_THREADS: '1' });
+  assert.equal(detect, { PATH: '/bin', OPENBLAS_VERBOSE: '1', OPENBLAS_NUM_THREADS: '1' }, "OpenBLAS's own detection: both removed");
+  assert.equal(withCoretype(inherited, 'Haswell'), inherited, 'the inherited core keeps its cache size');
+  assert.equal(withCoretype({ OPENBLAS_L2_SIZE: '262144' }, undefined), { OPENBLAS_L2_SIZE: '262144' }, 'nothing inherited and nothing chosen: the environment as it is');
+  assert.equal(inherited.OPENBLAS_L2_SIZE, '262144', 'the base is not changed');
+});
+
 test('--shapes takes N×M pairs and kinds in order, without repeats; bad shapes and clashing flags are refused', () => {
   const shapes = (argv: string[]) => parseOptions(argv)!.shapes.map((s) => `${s.n}x${s.m}:${s.kind}`);
   assert.equal(shapes(['--shapes', 'tall,64x64,512x512,tiny,square']), ['256x65536:tall', '64x64:tiny', '512x512:square', '2048x2048:square']);
@@ -109,6 +129,7 @@ testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installe
       return;
     }
     assert.is(numpy.length, 1, 'one copy for numpy');
+    assert.type(info.numpyHugePages, 'boolean', 'numpy says whether it advises huge pages');
     if (info.scipy !== null) assert.ok(info.openblas.some((lib) => lib.users.includes('scipy')), 'scipy\'s copy is named');
     for (const lib of info.openblas) assert.type(lib.coretype, 'string', `${lib.file} names its core`);
     const core = numpy[0].coretype as string;
