@@ -254,8 +254,16 @@ interface Row {
   /** Median over rounds of the same round's ratio (see pairedRatio). */
   pairedVsNumpy?: number;
   pairedVsZherk?: number;
-  /** A peer row: the same line timed in a fresh process right after the group, and the verdict. */
-  clean?: CleanVerdict & { samplesMs: number[] };
+  /**
+   * A peer row: the same line timed in a fresh process right after the group, and the verdict; othersCpu: the
+   * share of the cores processes other than the bench and that fresh one used while it was timed.
+   */
+  clean?: CleanVerdict & { samplesMs: number[]; othersCpu?: number };
+  /**
+   * A peer row: the bench's own process (its event loop, the pools' workers and memory threads) in CPU seconds per
+   * second of this peer's calls, while it was timed: near 0 unless something of hpair's side runs meanwhile.
+   */
+  benchCpuWhileTimed?: number;
   /** Share of the machine's cores that other processes used while this group was measured. */
   othersCpu?: number;
   samplesMs: number[];
@@ -305,9 +313,10 @@ function writeInputs(dir: string, expp: ComplexMatrix, distance: Float64Array): 
  * cores and threads are checked too. Returns each kind's samples (ms), at least 3, more while the group's time
  * allows.
  */
-async function cleanPeerSamples(label: string, kinds: readonly PeerKind[], workers: number): Promise<Map<PeerKind, number[]>> {
+async function cleanPeerSamples(label: string, kinds: readonly PeerKind[], workers: number): Promise<{ samples: Map<PeerKind, number[]>; othersCpu: Map<PeerKind, number | undefined> }> {
   await sleep(opts.settleMs);
   const fresh = new PythonPeer(peerEnv);
+  const freshPids = (): number[] => [...peerPids(), ...(fresh.pid === undefined ? [] : [fresh.pid])];
   try {
     const info = await fresh.info();
     peerFail(coreProblems(`${label}, a fresh Python process`, info.openblas, blasCore?.expected, info.scipy !== null));
@@ -316,19 +325,22 @@ async function cleanPeerSamples(label: string, kinds: readonly PeerKind[], worke
     const threads = await fresh.threads(workers);
     peerFail(threadProblems(`${label}, a fresh Python process`, threads.openblas, workers));
     const samples = new Map<PeerKind, number[]>();
+    const othersCpu = new Map<PeerKind, number | undefined>();
     for (const kind of kinds) {
       await sleep(opts.settleMs); // as in the run: no copy's spinning threads from the previous kind
       const taken: number[] = [];
       const started = performance.now();
       await fresh.run(kind); // its first call pays the copy's thread start and page faults once, as the peer's warm-up did
+      const before = cpuSnapshot(freshPids());
       while (taken.length < 3 || (taken.length < 5 && performance.now() - started < opts.timeSeconds * 1000)) {
         const sample = await fresh.run(kind);
         sink += sample.checksum;
         taken.push(sample.ms);
       }
       samples.set(kind, taken);
+      othersCpu.set(kind, othersShare(before, cpuSnapshot(freshPids())));
     }
-    return samples;
+    return { samples, othersCpu };
   } finally {
     fresh.close();
   }
@@ -404,6 +416,8 @@ try {
         };
       });
       const peerKinds: PeerKind[] = [];
+      // The bench process's own CPU time while each peer is timed (all its threads: process.cpuUsage).
+      const benchCpu: Partial<Record<PeerKind, { cpuMs: number; wallMs: number }>> = {};
       if (peer !== undefined) {
         const threads = await peer.threads(workers);
         if (opts.peerCheck) peerFail(threadProblems(`${label}, the Python peer`, threads.openblas, workers));
@@ -418,7 +432,13 @@ try {
           side: kind === 'numpy' || kind === 'dgemm' ? "python, numpy's BLAS" : "python, scipy's BLAS",
           samples: [],
           fn: async () => {
+            const cpu = process.cpuUsage();
+            const started = performance.now();
             const sample = await peer.run(kind);
+            const used = process.cpuUsage(cpu);
+            const own = (benchCpu[kind] ??= { cpuMs: 0, wallMs: 0 });
+            own.cpuMs += (used.user + used.system) / 1000;
+            own.wallMs += performance.now() - started;
             sink += sample.checksum;
             return { overriddenDuration: sample.ms };
           },
@@ -441,7 +461,9 @@ try {
         const inline = pool !== undefined && pool.stats().inline > 0;
         // A job run inline runs on the calling thread alone, so it is set against one thread's peak.
         const peak: PeakMeasurement | undefined = peakFor(peakReport.peaks, entry.kind === 'hpair' ? kernelRan : 'BLAS', inline ? 1 : workers);
-        const cleanSamples = entry.kind === 'hpair' ? undefined : clean?.get(entry.kind);
+        const cleanSamples = entry.kind === 'hpair' ? undefined : clean?.samples.get(entry.kind);
+        const cleanOthers = entry.kind === 'hpair' ? undefined : clean?.othersCpu.get(entry.kind);
+        const own = entry.kind === 'hpair' ? undefined : benchCpu[entry.kind];
         return {
           what: entry.kind === 'hpair' ? `hpair ${entry.what}` : PEER_TITLES[entry.kind],
           kind: entry.kind,
@@ -455,7 +477,10 @@ try {
           realGflops,
           ...(peak === undefined ? {} : { peak: { isa: peak.isa, threads: peak.threads, gflops: peak.gflops }, ofPeak: realGflops / peak.gflops }),
           ...(pool === undefined ? {} : { inline }),
-          ...(cleanSamples === undefined ? {} : { clean: { ...cleanVerdict(entry.samples, cleanSamples, opts.peerTolerance), samplesMs: cleanSamples } }),
+          ...(cleanSamples === undefined
+            ? {}
+            : { clean: { ...cleanVerdict(entry.samples, cleanSamples, opts.peerTolerance), samplesMs: cleanSamples, othersCpu: cleanOthers } }),
+          ...(own === undefined || own.wallMs <= 0 ? {} : { benchCpuWhileTimed: own.cpuMs / own.wallMs }),
           othersCpu,
           samplesMs: entry.samples,
           roundMediansMs: entry.rounds,
@@ -465,7 +490,10 @@ try {
       for (const row of groupRows) {
         if (row.clean === undefined) continue;
         const c = row.clean;
-        const line = `${label}: ${row.what}: ${ms(c.inRunMedianMs)} ms in the run, ${ms(c.cleanMedianMs)} ms in a fresh process (${ratio(c.ratio)}, allowance ${(c.noise * 100).toFixed(0)} %)`;
+        const load =
+          `; meanwhile the bench's own threads used ${row.benchCpuWhileTimed === undefined ? '?' : `${(row.benchCpuWhileTimed * 100).toFixed(0)} % of a core`} in the run, ` +
+          `other processes ${othersCpu === undefined ? '?' : `${(othersCpu * 100).toFixed(0)} %`} of the cores in the run and ${c.othersCpu === undefined ? '?' : `${(c.othersCpu * 100).toFixed(0)} %`} in the fresh process`;
+        const line = `${label}: ${row.what}: ${ms(c.inRunMedianMs)} ms in the run, ${ms(c.cleanMedianMs)} ms in a fresh process (${ratio(c.ratio)}, allowance ${(c.noise * 100).toFixed(0)} %${load})`;
         if (c.ok) progress(line);
         else peerFail([`${line}: the peer ran slower in the run than alone, so its figures do not show what it can do`]);
       }
