@@ -39,7 +39,7 @@ import { cleanVerdict, coreProblems, hugePageProblems, threadProblems, type Clea
 import { hugePagesDecision } from '../workers/huge-pages.js';
 import { cpuSnapshot, hostFacts, hostLine, othersShare } from './host.js';
 import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
-import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind } from './python-peer.js';
+import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind, type PeerSample } from './python-peer.js';
 import { blasEnvironment, chooseBlasCore } from './blas-core.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
 import { coldStart, type ColdStart } from './cold-start.js';
@@ -258,7 +258,10 @@ interface Row {
    * A peer row: the same line timed in a fresh process right after the group, and the verdict; othersCpu: the
    * share of the cores processes other than the bench and that fresh one used while it was timed.
    */
-  clean?: CleanVerdict & { samplesMs: number[]; othersCpu?: number };
+  clean?: CleanVerdict & { samplesMs: number[]; othersCpu?: number; systemMs: number[]; minorFaults: number[] };
+  /** A peer row: per timed call, the system (kernel) CPU time, ms, and the minor page faults it cost Python. */
+  peerSystemMs?: number[];
+  peerMinorFaults?: number[];
   /**
    * A peer row: the bench's own process (its event loop, the pools' workers and memory threads) in CPU seconds per
    * second of this peer's calls, while it was timed: near 0 unless something of hpair's side runs meanwhile.
@@ -313,7 +316,11 @@ function writeInputs(dir: string, expp: ComplexMatrix, distance: Float64Array): 
  * cores and threads are checked too. Returns each kind's samples (ms), at least 3, more while the group's time
  * allows.
  */
-async function cleanPeerSamples(label: string, kinds: readonly PeerKind[], workers: number): Promise<{ samples: Map<PeerKind, number[]>; othersCpu: Map<PeerKind, number | undefined> }> {
+async function cleanPeerSamples(
+  label: string,
+  kinds: readonly PeerKind[],
+  workers: number,
+): Promise<{ samples: Map<PeerKind, PeerSample[]>; othersCpu: Map<PeerKind, number | undefined> }> {
   await sleep(opts.settleMs);
   const fresh = new PythonPeer(peerEnv);
   const freshPids = (): number[] => [...peerPids(), ...(fresh.pid === undefined ? [] : [fresh.pid])];
@@ -324,18 +331,18 @@ async function cleanPeerSamples(label: string, kinds: readonly PeerKind[], worke
     await fresh.load(scratch);
     const threads = await fresh.threads(workers);
     peerFail(threadProblems(`${label}, a fresh Python process`, threads.openblas, workers));
-    const samples = new Map<PeerKind, number[]>();
+    const samples = new Map<PeerKind, PeerSample[]>();
     const othersCpu = new Map<PeerKind, number | undefined>();
     for (const kind of kinds) {
       await sleep(opts.settleMs); // as in the run: no copy's spinning threads from the previous kind
-      const taken: number[] = [];
+      const taken: PeerSample[] = [];
       const started = performance.now();
       await fresh.run(kind); // its first call pays the copy's thread start and page faults once, as the peer's warm-up did
       const before = cpuSnapshot(freshPids());
       while (taken.length < 3 || (taken.length < 5 && performance.now() - started < opts.timeSeconds * 1000)) {
         const sample = await fresh.run(kind);
         sink += sample.checksum;
-        taken.push(sample.ms);
+        taken.push(sample);
       }
       samples.set(kind, taken);
       othersCpu.set(kind, othersShare(before, cpuSnapshot(freshPids())));
@@ -418,6 +425,8 @@ try {
       const peerKinds: PeerKind[] = [];
       // The bench process's own CPU time while each peer is timed (all its threads: process.cpuUsage).
       const benchCpu: Partial<Record<PeerKind, { cpuMs: number; wallMs: number }>> = {};
+      // Every call's own cost in the kernel, warm-ups first: the timed calls are the last entry.samples.length.
+      const peerCosts: Partial<Record<PeerKind, PeerSample[]>> = {};
       if (peer !== undefined) {
         const threads = await peer.threads(workers);
         if (opts.peerCheck) peerFail(threadProblems(`${label}, the Python peer`, threads.openblas, workers));
@@ -439,6 +448,7 @@ try {
             const own = (benchCpu[kind] ??= { cpuMs: 0, wallMs: 0 });
             own.cpuMs += (used.user + used.system) / 1000;
             own.wallMs += performance.now() - started;
+            (peerCosts[kind] ??= []).push(sample);
             sink += sample.checksum;
             return { overriddenDuration: sample.ms };
           },
@@ -462,6 +472,7 @@ try {
         // A job run inline runs on the calling thread alone, so it is set against one thread's peak.
         const peak: PeakMeasurement | undefined = peakFor(peakReport.peaks, entry.kind === 'hpair' ? kernelRan : 'BLAS', inline ? 1 : workers);
         const cleanSamples = entry.kind === 'hpair' ? undefined : clean?.samples.get(entry.kind);
+        const timedCosts = entry.kind === 'hpair' ? undefined : peerCosts[entry.kind]?.slice(-entry.samples.length);
         const cleanOthers = entry.kind === 'hpair' ? undefined : clean?.othersCpu.get(entry.kind);
         const own = entry.kind === 'hpair' ? undefined : benchCpu[entry.kind];
         return {
@@ -479,7 +490,20 @@ try {
           ...(pool === undefined ? {} : { inline }),
           ...(cleanSamples === undefined
             ? {}
-            : { clean: { ...cleanVerdict(entry.samples, cleanSamples, opts.peerTolerance), samplesMs: cleanSamples, othersCpu: cleanOthers } }),
+            : {
+                clean: {
+                  ...cleanVerdict(
+                    entry.samples,
+                    cleanSamples.map((sample) => sample.ms),
+                    opts.peerTolerance,
+                  ),
+                  samplesMs: cleanSamples.map((sample) => sample.ms),
+                  othersCpu: cleanOthers,
+                  systemMs: cleanSamples.map((sample) => sample.systemMs),
+                  minorFaults: cleanSamples.map((sample) => sample.minorFaults),
+                },
+              }),
+          ...(timedCosts === undefined ? {} : { peerSystemMs: timedCosts.map((cost) => cost.systemMs), peerMinorFaults: timedCosts.map((cost) => cost.minorFaults) }),
           ...(own === undefined || own.wallMs <= 0 ? {} : { benchCpuWhileTimed: own.cpuMs / own.wallMs }),
           othersCpu,
           samplesMs: entry.samples,
@@ -493,7 +517,10 @@ try {
         const load =
           `; meanwhile the bench's own threads used ${row.benchCpuWhileTimed === undefined ? '?' : `${(row.benchCpuWhileTimed * 100).toFixed(0)} % of a core`} in the run, ` +
           `other processes ${othersCpu === undefined ? '?' : `${(othersCpu * 100).toFixed(0)} %`} of the cores in the run and ${c.othersCpu === undefined ? '?' : `${(c.othersCpu * 100).toFixed(0)} %`} in the fresh process`;
-        const line = `${label}: ${row.what}: ${ms(c.inRunMedianMs)} ms in the run, ${ms(c.cleanMedianMs)} ms in a fresh process (${ratio(c.ratio)}, allowance ${(c.noise * 100).toFixed(0)} %${load})`;
+        const kernelCost = (systemMs: readonly number[] | undefined, faults: readonly number[] | undefined): string =>
+          systemMs === undefined || faults === undefined || systemMs.length === 0 ? '?' : `${ms(summarize(systemMs).median)} ms, ${summarize(faults).median.toFixed(0)} faults`;
+        const memory = `; system time and minor faults per call (median): ${kernelCost(row.peerSystemMs, row.peerMinorFaults)} in the run, ${kernelCost(c.systemMs, c.minorFaults)} in the fresh process`;
+        const line = `${label}: ${row.what}: ${ms(c.inRunMedianMs)} ms in the run, ${ms(c.cleanMedianMs)} ms in a fresh process (${ratio(c.ratio)}, allowance ${(c.noise * 100).toFixed(0)} %${load}${memory})`;
         if (c.ok) progress(line);
         else peerFail([`${line}: the peer ran slower in the run than alone, so its figures do not show what it can do`]);
       }

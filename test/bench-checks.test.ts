@@ -3,6 +3,10 @@
 // run than in a fresh process beyond the noise fails it; and, where python3 with numpy runs here, the peer's own
 // report of its OpenBLAS copies is what the checks read. No test sets or unsets an OPENBLAS_* variable.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { demoProblem, encodeComplexMatrixNpy, encodeFloat64VectorNpy } from 'hpair';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { testIf } from './helpers/children.js';
@@ -141,6 +145,33 @@ testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installe
     assert.is(threadProblems('here', threads.openblas, 3).length, info.openblas.length);
   } finally {
     peer.close();
+  }
+});
+
+testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installed here (the peer\'s own report)')("the peer's huge-page advice is the environment's, and each call reports what it cost in the kernel", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hpair-peer-test-'));
+  const { expp, distance } = demoProblem(300, 400);
+  writeFileSync(join(dir, 'expp.npy'), encodeComplexMatrixNpy(expp));
+  writeFileSync(join(dir, 'distance.npy'), encodeFloat64VectorNpy(distance));
+  const peers = [false, true].map((advice) => ({ advice, peer: new PythonPeer({ ...process.env, NUMPY_MADVISE_HUGEPAGE: advice ? '1' : '0' }) }));
+  try {
+    for (const { advice, peer } of peers) {
+      const info = await peer.info();
+      assert.is(info.numpyHugePages, advice, `NUMPY_MADVISE_HUGEPAGE=${advice ? 1 : 0}`);
+      assert.is(info.env.NUMPY_MADVISE_HUGEPAGE, advice ? '1' : '0', 'the variable is among those reported');
+      assert.equal(hugePageProblems('here', info.numpyHugePages, advice), []);
+      assert.is(hugePageProblems('here', info.numpyHugePages, !advice).length, 1);
+      await peer.load(dir);
+      await peer.threads(1);
+      const sample = await peer.run('numpy');
+      assert.ok(sample.ms > 0, 'timed');
+      assert.ok(Number.isFinite(sample.systemMs) && sample.systemMs >= 0, `system time ${sample.systemMs}`);
+      // The first call's A/d and H (about 1.9 and 1.4 MiB) are fresh memory, so it faults pages in.
+      assert.ok(Number.isInteger(sample.minorFaults) && sample.minorFaults > 0, `minor faults ${sample.minorFaults}`);
+    }
+  } finally {
+    for (const { peer } of peers) peer.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
