@@ -154,11 +154,12 @@ if (blasCore !== undefined) {
 }
 // numpy advises transparent huge pages on every big array it allocates, and numpy's line allocates A/d and H anew
 // each time; on a virtual machine whose balloon hands free memory back to the host, a huge page built from such
-// memory is backed again at the host's pace on first touch, so each call that follows the previous one by more than
-// a moment pays that for all its temporaries (hpair's memory thread skips the advice there for the same reason,
-// workers/huge-pages.ts). The peers get the choice hpair makes for its own new H (NUMPY_MADVISE_HUGEPAGE, read by
-// numpy at import): the same memory policy on both sides, and numpy's faster one whenever its calls are not back
-// to back, as in this run's rounds. HPAIR_NO_HUGE_PAGES=0 turns it on for both.
+// memory is backed again at the host's pace on first touch, so a call pays that for all its temporaries whenever
+// the host took back what the previous call freed, which in this run's rounds is up to the host's timing (hpair's
+// memory thread skips the advice there for the same reason, workers/huge-pages.ts). The peers get the choice hpair
+// makes for its own new H (NUMPY_MADVISE_HUGEPAGE, read by numpy at import): the same memory policy on both sides,
+// and numpy's faster one whenever its calls are not back to back, as in this run's rounds. HPAIR_NO_HUGE_PAGES=0
+// turns it on for both.
 const peerHugePages = hugePagesDecision();
 const peerEnv: NodeJS.ProcessEnv = { ...blasEnvironment(blasCore), NUMPY_MADVISE_HUGEPAGE: peerHugePages.wanted ? '1' : '0' };
 if (usePython) progress(`peers' numpy huge-page advice: ${peerHugePages.wanted ? 'on' : 'off'}, as hpair's (${peerHugePages.reason})`);
