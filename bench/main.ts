@@ -158,8 +158,8 @@ if (blasCore !== undefined) {
 // the host took back what the previous call freed, which in this run's rounds is up to the host's timing (hpair's
 // memory thread skips the advice there for the same reason, workers/huge-pages.ts). The peers get the choice hpair
 // makes for its own new H (NUMPY_MADVISE_HUGEPAGE, read by numpy at import): the same memory policy on both sides,
-// and numpy's faster one whenever its calls are not back to back, as in this run's rounds. HPAIR_NO_HUGE_PAGES=0
-// turns it on for both.
+// and without the advice where hpair goes without it, numpy's line costs the same in the run as back to back in a
+// fresh process, so the check compares like with like. HPAIR_NO_HUGE_PAGES=0 turns it on for both.
 const peerHugePages = hugePagesDecision();
 const peerEnv: NodeJS.ProcessEnv = { ...blasEnvironment(blasCore), NUMPY_MADVISE_HUGEPAGE: peerHugePages.wanted ? '1' : '0' };
 if (usePython) progress(`peers' numpy huge-page advice: ${peerHugePages.wanted ? 'on' : 'off'}, as hpair's (${peerHugePages.reason})`);
