@@ -36,7 +36,6 @@ import { HELP, JS_MAX_SIZE, parseOptions, shapeKey, shapeName, unsupportedKernel
 import { measurePeaks, peakFor, type PeakMeasurement, type PeakReport } from './peak.js';
 import { hBytesWritten, measureWriteBandwidth, writeLimitFor, type BandwidthReport } from './bandwidth.js';
 import { cleanVerdict, coreProblems, hugePageProblems, threadProblems, type CleanVerdict } from './peer-check.js';
-import { hugePagesDecision } from '../workers/huge-pages.js';
 import { cpuSnapshot, hostFacts, hostLine, othersShare } from './host.js';
 import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
 import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind, type PeerSample } from './python-peer.js';
@@ -152,17 +151,13 @@ if (blasCore !== undefined) {
   progress(`peers' OpenBLAS core: ${blasCore.coretype ?? 'its own detection'}, ${blasCore.how}${timed.length > 0 ? `: ${timed.join('; ')}` : ''}`);
   if (Object.keys(inheritedBlasEnv).length > 0) progress(`inherited: ${Object.entries(inheritedBlasEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
 }
-// numpy advises transparent huge pages on every big array it allocates, and numpy's line allocates A/d and H anew
-// each time; on a virtual machine whose balloon hands free memory back to the host, a huge page built from such
-// memory is backed again at the host's pace on first touch, so a call pays that for all its temporaries whenever
-// the host took back what the previous call freed, which in this run's rounds is up to the host's timing (hpair's
-// memory thread skips the advice there for the same reason, workers/huge-pages.ts). The peers get the choice hpair
-// makes for its own new H (NUMPY_MADVISE_HUGEPAGE, read by numpy at import): the same memory policy on both sides,
-// and without the advice where hpair goes without it, numpy's line costs the same in the run as back to back in a
-// fresh process, so the check compares like with like. HPAIR_NO_HUGE_PAGES=0 turns it on for both.
-const peerHugePages = hugePagesDecision();
-const peerEnv: NodeJS.ProcessEnv = { ...blasEnvironment(blasCore), NUMPY_MADVISE_HUGEPAGE: peerHugePages.wanted ? '1' : '0' };
-if (usePython) progress(`peers' numpy huge-page advice: ${peerHugePages.wanted ? 'on' : 'off'}, as hpair's (${peerHugePages.reason})`);
+// numpy advises transparent huge pages on every big array it allocates, and numpy's line (and zherk's new C)
+// allocates anew on each call. On a virtual machine whose balloon hands free memory back to the host, a huge page
+// built from such memory is backed again at the host's pace on first touch, so whether the advice helps or costs
+// depends on the size of the arrays and on when the host took the freed memory back (workers/huge-pages.ts says
+// the same of hpair's new H). Neither setting is numpy's best everywhere, so the allocating peers are timed with
+// the advice on and off in the same rounds, and the faster of the two in the run is the peer (PEER_ADVICE).
+const peerEnv: NodeJS.ProcessEnv = blasEnvironment(blasCore);
 const peer = usePython ? new PythonPeer(peerEnv) : undefined;
 const peerPids = (): number[] => (peer?.pid === undefined ? [] : [peer.pid]);
 /** Why this run's peer figures cannot be trusted; the run fails (exit code 1) when any. */
@@ -180,7 +175,7 @@ if (peer !== undefined) {
   progress(`python ${peerInfo.python}, numpy ${peerInfo.numpy}, scipy ${peerInfo.scipy ?? 'not installed'}; BLAS: ${cores}`);
   if (opts.peerCheck) {
     peerFail(coreProblems('the Python peer', peerInfo.openblas, blasCore?.expected, peerInfo.scipy !== null));
-    peerFail(hugePageProblems('the Python peer', peerInfo.numpyHugePages, peerHugePages.wanted));
+    if (peerInfo.numpyHugePages === null) peerFail(["the Python peer: numpy cannot say or set its huge-page advice, so the peers' memory use cannot be checked"]);
   }
 }
 
@@ -260,6 +255,10 @@ interface Row {
    * share of the cores processes other than the bench and that fresh one used while it was timed.
    */
   clean?: CleanVerdict & { samplesMs: number[]; othersCpu?: number; systemMs: number[]; minorFaults: number[] };
+  /** numpy's huge-page advice for the arrays this peer row's calls allocated (numpy's line, zherk's new C). */
+  hugePages?: boolean;
+  /** The slower of a peer's two huge-page variants in this group: shown, never compared against. */
+  alternate?: boolean;
   /** A peer row: per timed call, the system (kernel) CPU time, ms, and the minor page faults it cost Python. */
   peerSystemMs?: number[];
   peerMinorFaults?: number[];
@@ -280,7 +279,18 @@ let sink = 0; // every output is read, so no run can be optimised away
 interface Entry extends InterleavedEntry {
   kind: 'hpair' | PeerKind;
   kernel: string;
+  /** A peer variant: numpy's huge-page advice for the arrays its calls allocate. */
+  hugePages?: boolean;
 }
+
+/** One way a peer line is timed: `key` names it (its entry), `hugePages` is numpy's advice for the call. */
+interface PeerVariant {
+  key: string;
+  kind: PeerKind;
+  hugePages?: boolean;
+}
+/** The peers whose line allocates its result (and numpy's A/d): timed with numpy's huge-page advice on and off. */
+const PEER_ADVICE: ReadonlySet<PeerKind> = new Set<PeerKind>(['numpy', 'zherk']);
 
 function checksumOf(h: ComplexMatrix): number {
   const d = h.data;
@@ -319,34 +329,34 @@ function writeInputs(dir: string, expp: ComplexMatrix, distance: Float64Array): 
  */
 async function cleanPeerSamples(
   label: string,
-  kinds: readonly PeerKind[],
+  variants: readonly PeerVariant[],
   workers: number,
-): Promise<{ samples: Map<PeerKind, PeerSample[]>; othersCpu: Map<PeerKind, number | undefined> }> {
+): Promise<{ samples: Map<string, PeerSample[]>; othersCpu: Map<string, number | undefined> }> {
   await sleep(opts.settleMs);
   const fresh = new PythonPeer(peerEnv);
   const freshPids = (): number[] => [...peerPids(), ...(fresh.pid === undefined ? [] : [fresh.pid])];
   try {
     const info = await fresh.info();
     peerFail(coreProblems(`${label}, a fresh Python process`, info.openblas, blasCore?.expected, info.scipy !== null));
-    peerFail(hugePageProblems(`${label}, a fresh Python process`, info.numpyHugePages, peerHugePages.wanted));
     await fresh.load(scratch);
     const threads = await fresh.threads(workers);
     peerFail(threadProblems(`${label}, a fresh Python process`, threads.openblas, workers));
-    const samples = new Map<PeerKind, PeerSample[]>();
-    const othersCpu = new Map<PeerKind, number | undefined>();
-    for (const kind of kinds) {
+    const samples = new Map<string, PeerSample[]>();
+    const othersCpu = new Map<string, number | undefined>();
+    for (const { key, kind, hugePages } of variants) {
       await sleep(opts.settleMs); // as in the run: no copy's spinning threads from the previous kind
       const taken: PeerSample[] = [];
       const started = performance.now();
-      await fresh.run(kind); // its first call pays the copy's thread start and page faults once, as the peer's warm-up did
+      await fresh.run(kind, hugePages); // its first call pays the copy's thread start and page faults once, as the peer's warm-up did
       const before = cpuSnapshot(freshPids());
       while (taken.length < 3 || (taken.length < 5 && performance.now() - started < opts.timeSeconds * 1000)) {
-        const sample = await fresh.run(kind);
+        const sample = await fresh.run(kind, hugePages);
+        if (hugePages !== undefined) peerFail(hugePageProblems(`${label}, a fresh Python process, ${key}`, sample.hugePages, hugePages));
         sink += sample.checksum;
         taken.push(sample);
       }
-      samples.set(kind, taken);
-      othersCpu.set(kind, othersShare(before, cpuSnapshot(freshPids())));
+      samples.set(key, taken);
+      othersCpu.set(key, othersShare(before, cpuSnapshot(freshPids())));
     }
     return { samples, othersCpu };
   } finally {
@@ -423,18 +433,19 @@ try {
           },
         };
       });
-      const peerKinds: PeerKind[] = [];
-      // The bench process's own CPU time while each peer is timed (all its threads: process.cpuUsage).
-      const benchCpu: Partial<Record<PeerKind, { cpuMs: number; wallMs: number }>> = {};
+      const peerVariants: PeerVariant[] = [];
+      // The bench process's own CPU time while each peer variant is timed (all its threads: process.cpuUsage).
+      const benchCpu = new Map<string, { cpuMs: number; wallMs: number }>();
       // Every call's own cost in the kernel, warm-ups first: the timed calls are the last entry.samples.length.
-      const peerCosts: Partial<Record<PeerKind, PeerSample[]>> = {};
+      const peerCosts = new Map<string, PeerSample[]>();
       if (peer !== undefined) {
         const threads = await peer.threads(workers);
         if (opts.peerCheck) peerFail(threadProblems(`${label}, the Python peer`, threads.openblas, workers));
         else if (threads.threads.some((t) => t !== workers)) progress(`${label}: BLAS threads are ${threads.threads.join(', ')} (asked ${workers}, via ${threads.how})`);
-        const peerEntry = (kind: PeerKind, what: string): Entry => ({
-          what,
+        const peerEntry = ({ key, kind, hugePages }: PeerVariant): Entry => ({
+          what: key,
           kind,
+          hugePages,
           kernel: { numpy: 'BLAS zgemm', zherk: 'BLAS zherk', 'zherk-into': 'BLAS zherk', dgemm: 'BLAS dgemm' }[kind],
           // numpy and scipy each run their own OpenBLAS copy, whose threads spin for a while after each call:
           // a switch between the copies pauses as a switch from hpair does, so that one copy's spinning threads
@@ -444,24 +455,39 @@ try {
           fn: async () => {
             const cpu = process.cpuUsage();
             const started = performance.now();
-            const sample = await peer.run(kind);
+            const sample = await peer.run(kind, hugePages);
             const used = process.cpuUsage(cpu);
-            const own = (benchCpu[kind] ??= { cpuMs: 0, wallMs: 0 });
+            if (hugePages !== undefined && opts.peerCheck) peerFail(hugePageProblems(`${label}, the Python peer, ${key}`, sample.hugePages, hugePages));
+            const own = benchCpu.get(key) ?? { cpuMs: 0, wallMs: 0 };
+            benchCpu.set(key, own);
             own.cpuMs += (used.user + used.system) / 1000;
             own.wallMs += performance.now() - started;
-            (peerCosts[kind] ??= []).push(sample);
+            peerCosts.set(key, [...(peerCosts.get(key) ?? []), sample]);
             sink += sample.checksum;
             return { overriddenDuration: sample.ms };
           },
         });
-        peerKinds.push('numpy', 'dgemm', ...(zherk ? (['zherk', 'zherk-into'] as const) : []));
-        entries.push(...peerKinds.map((kind) => peerEntry(kind, kind)));
+        const kinds: PeerKind[] = ['numpy', 'dgemm', ...(zherk ? (['zherk', 'zherk-into'] as const) : [])];
+        for (const kind of kinds) {
+          if (PEER_ADVICE.has(kind)) peerVariants.push(...[true, false].map((hugePages) => ({ key: `${kind}, huge pages ${hugePages ? 'on' : 'off'}`, kind, hugePages })));
+          else peerVariants.push({ key: kind, kind });
+        }
+        entries.push(...peerVariants.map(peerEntry));
       }
       const minSamples = opts.minSamples ?? (flops >= hermitianFlops(4096, 4096) && workers === 1 ? 3 : 5);
       const before = cpuSnapshot(peerPids());
       await interleaved(label, entries, { minSamples, timeSeconds: opts.timeSeconds, settleMs: opts.settleMs });
       const othersCpu = othersShare(before, cpuSnapshot(peerPids()));
-      const clean = peer !== undefined && opts.peerCheck ? await cleanPeerSamples(label, peerKinds.filter((kind) => kind !== 'dgemm'), workers) : undefined;
+      // Of each allocating peer's two variants, the faster in the run is the peer; the other is shown beside it.
+      const chosen = new Set<string>();
+      for (const kind of PEER_ADVICE) {
+        const timed = entries.filter((entry) => entry.kind === kind && entry.samples.length > 0);
+        const fastest = timed.reduce<Entry | undefined>((best, entry) => (best === undefined || summarize(entry.samples).median < summarize(best.samples).median ? entry : best), undefined);
+        if (fastest !== undefined) chosen.add(fastest.what);
+      }
+      const isAlternate = (entry: Entry): boolean => entry.kind !== 'hpair' && PEER_ADVICE.has(entry.kind) && !chosen.has(entry.what);
+      const checked = peerVariants.filter((variant) => variant.kind !== 'dgemm' && (!PEER_ADVICE.has(variant.kind) || chosen.has(variant.key)));
+      const clean = peer !== undefined && opts.peerCheck ? await cleanPeerSamples(label, checked, workers) : undefined;
 
       const groupRows: Row[] = entries.map((entry) => {
         const stats = summarize(entry.samples);
@@ -472,12 +498,14 @@ try {
         const inline = pool !== undefined && pool.stats().inline > 0;
         // A job run inline runs on the calling thread alone, so it is set against one thread's peak.
         const peak: PeakMeasurement | undefined = peakFor(peakReport.peaks, entry.kind === 'hpair' ? kernelRan : 'BLAS', inline ? 1 : workers);
-        const cleanSamples = entry.kind === 'hpair' ? undefined : clean?.samples.get(entry.kind);
-        const timedCosts = entry.kind === 'hpair' ? undefined : peerCosts[entry.kind]?.slice(-entry.samples.length);
-        const cleanOthers = entry.kind === 'hpair' ? undefined : clean?.othersCpu.get(entry.kind);
-        const own = entry.kind === 'hpair' ? undefined : benchCpu[entry.kind];
+        const cleanSamples = entry.kind === 'hpair' ? undefined : clean?.samples.get(entry.what);
+        const timedCosts = entry.kind === 'hpair' ? undefined : peerCosts.get(entry.what)?.slice(-entry.samples.length);
+        const cleanOthers = entry.kind === 'hpair' ? undefined : clean?.othersCpu.get(entry.what);
+        const own = entry.kind === 'hpair' ? undefined : benchCpu.get(entry.what);
         return {
-          what: entry.kind === 'hpair' ? `hpair ${entry.what}` : PEER_TITLES[entry.kind],
+          what: entry.kind === 'hpair' ? `hpair ${entry.what}` : `${PEER_TITLES[entry.kind]}${entry.hugePages === undefined ? '' : `, huge pages ${entry.hugePages ? 'on' : 'off'}`}`,
+          ...(entry.hugePages === undefined ? {} : { hugePages: entry.hugePages }),
+          ...(isAlternate(entry) ? { alternate: true } : {}),
           kind: entry.kind,
           reusesOutput: entry.kind === 'zherk-into' || (entry.kind === 'hpair' && !freshKeys.has(entry.what)),
           kernel: kernelRan,
@@ -525,9 +553,9 @@ try {
         if (c.ok) progress(line);
         else peerFail([`${line}: the peer ran slower in the run than alone, so its figures do not show what it can do`]);
       }
-      const numpyRow = groupRows.find((row) => row.kind === 'numpy');
+      const numpyRow = groupRows.find((row) => row.kind === 'numpy' && row.alternate !== true);
       // Like for like: a row into a reused output against zherk into a reused C, a new output against a new C.
-      const zherkFor = (row: Row): Row | undefined => groupRows.find((peerRow) => peerRow.kind === (row.reusesOutput ? 'zherk-into' : 'zherk'));
+      const zherkFor = (row: Row): Row | undefined => groupRows.find((peerRow) => peerRow.kind === (row.reusesOutput ? 'zherk-into' : 'zherk') && peerRow.alternate !== true);
       for (const row of groupRows) {
         // dgemm is a rate reference, not a peer: it computes no H, so it is set against no peer.
         const [numpyPeer, zherkRow] = row.kind === 'dgemm' ? [undefined, undefined] : [numpyRow, zherkFor(row)];
@@ -793,7 +821,7 @@ const header = ['N×M', 'workers', 'what', 'median ms', 'p25–p75 ms', 'samples
 const cells = rows.map((row) => [
   shapeCell(row),
   String(row.workers),
-  `${row.kind === 'hpair' && !row.what.slice(6).startsWith(row.kernel) ? `${row.what} (ran ${row.kernel})` : row.what}${row.inline === true ? ' (inline)' : ''}`,
+  `${row.kind === 'hpair' && !row.what.slice(6).startsWith(row.kernel) ? `${row.what} (ran ${row.kernel})` : row.what}${row.inline === true ? ' (inline)' : ''}${row.alternate === true ? ' (other advice)' : ''}`,
   ms(row.stats.median),
   `${ms(row.stats.p25)}–${ms(row.stats.p75)}`,
   String(row.stats.samples),
@@ -829,8 +857,8 @@ const sweepCells = opts.shapes.flatMap((shape) =>
     const group = rows.filter((row) => row.n === shape.n && row.m === shape.m && row.workers === workers);
     const into = group.find((row) => row.kind === 'hpair' && row.reusesOutput);
     const fresh = group.find((row) => row.kind === 'hpair' && !row.reusesOutput);
-    const numpy = group.find((row) => row.kind === 'numpy');
-    const zherk = group.find((row) => row.kind === 'zherk');
+    const numpy = group.find((row) => row.kind === 'numpy' && row.alternate !== true);
+    const zherk = group.find((row) => row.kind === 'zherk' && row.alternate !== true);
     if (into === undefined && fresh === undefined) return [];
     const first = into ?? fresh;
     const peaks = [...new Set(group.flatMap((row) => (row.peak === undefined ? [] : [`${row.peak.isa} ${row.peak.gflops.toFixed(1)}`])))];
@@ -883,7 +911,7 @@ if (peerInfo !== undefined) {
   if (blasCore !== undefined) {
     out.push(`peers' OPENBLAS_CORETYPE: ${blasCore.coretype ?? '(unset: OpenBLAS detects)'}, ${blasCore.how}; inherited: ${blasCore.inherited ?? '(unset)'}`);
   }
-  out.push(`peers' numpy huge-page advice (NUMPY_MADVISE_HUGEPAGE): ${peerHugePages.wanted ? 'on' : 'off'}, as hpair's for a new H (${peerHugePages.reason})`);
+  out.push("numpy's line and zherk with a new C are timed with numpy's huge-page advice on and off in the same rounds; the faster in the run is the peer (× numpy, × zherk), the other row is marked (other advice)");
   if (Object.keys(inheritedBlasEnv).length > 0) out.push(`inherited by the peers: ${Object.entries(inheritedBlasEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   out.push(
     !opts.peerCheck
@@ -945,12 +973,14 @@ const record = {
   auto,
   python: peerInfo ?? null,
   blasCore: blasCore ?? null,
-  peerHugePages: usePython ? { numpyMadviseHugepage: peerHugePages.wanted, reason: peerHugePages.reason } : null,
+  peerHugePages: usePython
+    ? { how: "numpy's line and zherk with a new C each timed with numpy's huge-page advice on and off (rows[].hugePages) in the same rounds; the faster in the run is the peer, the other has rows[].alternate" }
+    : null,
   inheritedBlasEnv,
   peerCheck: {
     checked: usePython && opts.peerCheck,
     tolerance: opts.peerTolerance,
-    how: 'every OpenBLAS copy of the long-lived peer and of a fresh python3 per group reports the chosen core and the threads asked, and numpy the chosen huge-page advice (peerHugePages); each peer line (numpy, zherk, zherk into c) is timed again in that fresh process after the group, and the run fails when the in-run median exceeds the fresh one by more than max(tolerance, either side\'s (p75 − p25) / median) (rows[].clean)',
+    how: 'every OpenBLAS copy of the long-lived peer and of a fresh python3 per group reports the chosen core and the threads asked, and every call the huge-page advice asked (peerHugePages); each peer line (numpy, zherk, zherk into c; of numpy and zherk the variant faster in the run) is timed again in that fresh process after the group, and the run fails when the in-run median exceeds the fresh one by more than max(tolerance, either side\'s (p75 − p25) / median) (rows[].clean)',
     failures: peerFailures,
   },
   peak: {

@@ -133,16 +133,26 @@ def blas_config(module):
     except Exception as error:
         return {'error': str(error)}
 
-def numpy_huge_pages():
-    # Whether numpy advises huge pages on its big arrays (NUMPY_MADVISE_HUGEPAGE, read at import), as numpy
-    # itself says; None when this numpy cannot say.
+def find_multiarray():
     for name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         try:
             module = __import__(name, fromlist=['_get_madvise_hugepage'])
-            return bool(module._get_madvise_hugepage())
+            if hasattr(module, '_get_madvise_hugepage') and hasattr(module, '_set_madvise_hugepage'):
+                return module
         except Exception:
             continue
     return None
+MULTIARRAY = find_multiarray()
+
+def numpy_huge_pages():
+    # Whether numpy advises huge pages on the big arrays it allocates now (NUMPY_MADVISE_HUGEPAGE at import, or
+    # the last set_huge_pages), as numpy itself says; None when this numpy cannot say.
+    return None if MULTIARRAY is None else bool(MULTIARRAY._get_madvise_hugepage())
+
+def set_huge_pages(on):
+    if MULTIARRAY is None:
+        raise RuntimeError('this numpy cannot set its huge-page advice')
+    MULTIARRAY._set_madvise_hugepage(bool(on))
 
 def info():
     out = {'python': platform.python_version(), 'numpy': np.__version__, 'scipy': None if scipy is None else scipy.__version__,
@@ -191,6 +201,8 @@ def since(before):
     return {'systemMs': (after.ru_stime - before.ru_stime) * 1000, 'minorFaults': after.ru_minflt - before.ru_minflt}
 
 def run(cmd):
+    if cmd.get('hugePages') is not None:
+        set_huge_pages(cmd['hugePages'])  # outside the timed region; scipy's new C is a numpy array too
     if cmd['what'] == 'numpy':
         state.pop('H', None)
         A, d = state['A'], state['d']
@@ -225,7 +237,7 @@ def run(cmd):
         cost = since(r0)
         if not np.shares_memory(H, C):
             raise RuntimeError('zherk did not write into c')
-    return {'ms': ms, 'checksum': checksum(H), **cost}
+    return {'ms': ms, 'checksum': checksum(H), 'hugePages': numpy_huge_pages(), **cost}
 
 def compare(cmd):
     ours = np.load(cmd['file'], mmap_mode='r')
@@ -302,6 +314,8 @@ export interface PeerSample {
   systemMs: number;
   /** Minor page faults during the call. */
   minorFaults: number;
+  /** Whether numpy advised huge pages on the arrays the call allocated, as numpy says; null when it cannot say. */
+  hugePages: boolean | null;
 }
 /** numpy's line, zherk with a new C per call, zherk into a C it reuses; dgemm, the real-flop rate reference. */
 export type PeerKind = 'numpy' | 'zherk' | 'zherk-into' | 'dgemm';
@@ -354,8 +368,9 @@ export class PythonPeer {
   threads(n: number): Promise<{ how: string; threads: (number | null)[]; openblas: OpenblasLibrary[] }> {
     return this.#ask({ op: 'threads', n });
   }
-  run(what: PeerKind): Promise<PeerSample> {
-    return this.#ask<PeerSample>({ op: 'run', what });
+  /** `hugePages`: numpy's huge-page advice for the arrays this call allocates (set before the timed region). */
+  run(what: PeerKind, hugePages?: boolean): Promise<PeerSample> {
+    return this.#ask<PeerSample>({ op: 'run', what, ...(hugePages === undefined ? {} : { hugePages }) });
   }
   /** max |ours − numpy's last H| / max |H|, and the same over the lower triangle against zherk's last C. */
   compare(file: string): Promise<{ vsNumpy?: number; vsZherk?: number }> {

@@ -148,7 +148,7 @@ testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installe
   }
 });
 
-testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installed here (the peer\'s own report)')("the peer's huge-page advice is the environment's, and each call reports what it cost in the kernel", async () => {
+testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installed here (the peer\'s own report)')("the peer's huge-page advice is the environment's unless a call asks for one, and each call reports what it cost in the kernel", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hpair-peer-test-'));
   const { expp, distance } = demoProblem(300, 400);
   writeFileSync(join(dir, 'expp.npy'), encodeComplexMatrixNpy(expp));
@@ -164,10 +164,15 @@ testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installe
       await peer.load(dir);
       await peer.threads(1);
       const sample = await peer.run('numpy');
+      assert.is(sample.hugePages, advice, "a call that asks for nothing keeps the environment's advice");
       assert.ok(sample.ms > 0, 'timed');
       assert.ok(Number.isFinite(sample.systemMs) && sample.systemMs >= 0, `system time ${sample.systemMs}`);
       // The first call's A/d and H (about 1.9 and 1.4 MiB) are fresh memory, so it faults pages in.
       assert.ok(Number.isInteger(sample.minorFaults) && sample.minorFaults > 0, `minor faults ${sample.minorFaults}`);
+      // A call that asks for the other advice runs with it, and says so; so does scipy's new C, a numpy array.
+      assert.is((await peer.run('numpy', !advice)).hugePages, !advice);
+      if (info.scipy !== null) assert.is((await peer.run('zherk', advice)).hugePages, advice);
+      assert.is((await peer.info()).numpyHugePages, info.scipy !== null ? advice : !advice, 'the advice stays as the last call left it');
     }
   } finally {
     for (const { peer } of peers) peer.close();
