@@ -2,9 +2,10 @@
 # pause ("spaced"), with numpy's transparent-huge-page advice on and off, the four cases taking turns in every
 # round so that outside load falls on all of them alike. Per case: the median wall time of the line, the median
 # system (kernel) time and minor page faults it cost. On a virtual machine whose balloon reports free memory to
-# the hypervisor, the advice makes the spaced calls pay far more system time for the same number of faults: the
-# cause of the bench's long-lived peer running slower than a fresh process timing the line back to back
-# (docs/performance.md, "The peers' memory: numpy's huge-page advice").
+# the hypervisor, the advice can make the spaced calls pay far more system time for the same number of faults
+# (how much depends on the sizes and on the host's timing): the cause of the bench's long-lived peer running
+# slower than a fresh process timing the line back to back (docs/performance.md, "The peers' memory: numpy's
+# huge-page advice").
 #
 #   OPENBLAS_NUM_THREADS=1 python3 bench/numpy-huge-pages.py [N M [PAUSE_SECONDS [ROUNDS]]]
 #   default: 256 65536 3 3 (the bench's tall shape, whose A/d is large beside its work)
