@@ -63,10 +63,9 @@ export function cleanVerdict(inRun: readonly number[], clean: readonly number[],
 }
 
 /**
- * A Python process whose numpy advises huge pages on its big arrays otherwise than chosen for the peers (the
- * choice hpair makes for its own new buffers on this host), or cannot say whether it does. The advice decides
- * what numpy's line pays to fault in its temporaries and its result, so a process that differs is not the peer
- * the run claims to measure. Empty when all is well.
+ * A peer call whose numpy advised huge pages on the arrays it allocated otherwise than the call asked, or cannot
+ * say whether it did. The advice decides what numpy's line (and zherk's new C) pays to fault in its memory, so a
+ * call that differs is not the variant the run claims to measure. Empty when all is well.
  */
 export function hugePageProblems(where: string, reported: boolean | null | undefined, wanted: boolean): string[] {
   const chosen = wanted ? 'on' : 'off';
