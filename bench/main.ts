@@ -35,7 +35,7 @@ import {
 import { HELP, JS_MAX_SIZE, parseOptions, shapeKey, shapeName, unsupportedKernels, UsageError, type BenchOptions, type Shape } from './options.js';
 import { measurePeaks, peakFor, type PeakMeasurement, type PeakReport } from './peak.js';
 import { hBytesWritten, measureWriteBandwidth, writeLimitFor, type BandwidthReport } from './bandwidth.js';
-import { cleanVerdict, coreProblems, hugePageProblems, threadProblems, type CleanVerdict } from './peer-check.js';
+import { cleanVerdict, coreProblems, fasterVariants, hugePageProblems, threadProblems, type CleanVerdict } from './peer-check.js';
 import { cpuSnapshot, hostFacts, hostLine, othersShare } from './host.js';
 import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
 import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind, type PeerSample } from './python-peer.js';
@@ -479,12 +479,7 @@ try {
       await interleaved(label, entries, { minSamples, timeSeconds: opts.timeSeconds, settleMs: opts.settleMs });
       const othersCpu = othersShare(before, cpuSnapshot(peerPids()));
       // Of each allocating peer's two variants, the faster in the run is the peer; the other is shown beside it.
-      const chosen = new Set<string>();
-      for (const kind of PEER_ADVICE) {
-        const timed = entries.filter((entry) => entry.kind === kind && entry.samples.length > 0);
-        const fastest = timed.reduce<Entry | undefined>((best, entry) => (best === undefined || summarize(entry.samples).median < summarize(best.samples).median ? entry : best), undefined);
-        if (fastest !== undefined) chosen.add(fastest.what);
-      }
+      const chosen = fasterVariants(entries.filter((entry) => entry.kind !== 'hpair' && PEER_ADVICE.has(entry.kind)).map((entry) => ({ key: entry.what, kind: entry.kind, samples: entry.samples })));
       const isAlternate = (entry: Entry): boolean => entry.kind !== 'hpair' && PEER_ADVICE.has(entry.kind) && !chosen.has(entry.what);
       const checked = peerVariants.filter((variant) => variant.kind !== 'dgemm' && (!PEER_ADVICE.has(variant.kind) || chosen.has(variant.key)));
       const clean = peer !== undefined && opts.peerCheck ? await cleanPeerSamples(label, checked, workers) : undefined;

@@ -73,3 +73,19 @@ export function hugePageProblems(where: string, reported: boolean | null | undef
   if (reported !== wanted) return [`${where}: numpy advises huge pages ${reported ? 'on' : 'off'}, not the chosen ${chosen}`];
   return [];
 }
+
+/**
+ * Of the variants of each kind (numpy's line with the huge-page advice on and off, say), the key of the one with the
+ * lowest median in the run: that one is the peer, the others are shown beside it. A variant with no samples is
+ * never chosen; a tie keeps the earlier.
+ */
+export function fasterVariants(variants: readonly { key: string; kind: string; samples: readonly number[] }[]): Set<string> {
+  const best = new Map<string, { key: string; median: number }>();
+  for (const { key, kind, samples } of variants) {
+    if (samples.length === 0) continue;
+    const median = summarize(samples).median;
+    const current = best.get(kind);
+    if (current === undefined || median < current.median) best.set(kind, { key, median });
+  }
+  return new Set([...best.values()].map(({ key }) => key));
+}

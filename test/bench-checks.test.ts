@@ -10,7 +10,7 @@ import { demoProblem, encodeComplexMatrixNpy, encodeFloat64VectorNpy } from 'hpa
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { testIf } from './helpers/children.js';
-import { cleanVerdict, coreProblems, hugePageProblems, threadProblems } from '../bench/peer-check.js';
+import { cleanVerdict, coreProblems, fasterVariants, hugePageProblems, threadProblems } from '../bench/peer-check.js';
 import { withCoretype } from '../bench/blas-core.js';
 import { parseOptions, QUICK_SHAPES, SWEEP_SHAPES, UsageError } from '../bench/options.js';
 import { PythonPeer, type OpenblasLibrary } from '../bench/python-peer.js';
@@ -80,6 +80,18 @@ test("a process whose numpy advises huge pages otherwise than chosen fails, and 
   assert.equal(hugePageProblems('N = M = 2048, a fresh Python process', true, false), ['N = M = 2048, a fresh Python process: numpy advises huge pages on, not the chosen off']);
   assert.equal(hugePageProblems('peer', false, true), ['peer: numpy advises huge pages off, not the chosen on']);
   for (const mute of [null, undefined]) assert.match(hugePageProblems('peer', mute, false).join('\n'), /numpy cannot say whether it advises huge pages \(the chosen advice is off\)/);
+});
+
+test('of each peer kind, the variant with the lower median in the run is the peer; one without samples never is', () => {
+  const chosen = fasterVariants([
+    { key: 'numpy, huge pages on', kind: 'numpy', samples: [900, 100, 950, 120, 910] }, // median 900: its best samples do not count
+    { key: 'numpy, huge pages off', kind: 'numpy', samples: [600, 610, 590, 605, 2000] }, // median 605
+    { key: 'zherk, huge pages on', kind: 'zherk', samples: [300, 310, 305] },
+    { key: 'zherk, huge pages off', kind: 'zherk', samples: [] },
+  ]);
+  assert.equal([...chosen].sort(), ['numpy, huge pages off', 'zherk, huge pages on']);
+  assert.equal([...fasterVariants([{ key: 'a', kind: 'k', samples: [5] }, { key: 'b', kind: 'k', samples: [5] }])], ['a'], 'a tie keeps the earlier');
+  assert.equal(fasterVariants([{ key: 'a', kind: 'k', samples: [] }]).size, 0, 'nothing timed, nothing chosen');
 });
 
 test("the peers' environment: OPENBLAS_L2_SIZE goes with the inherited core, and only with it", () => {
