@@ -63,21 +63,27 @@ for _ in range(4):
 print(json.dumps({'libs': LIBS, 'ms': best * 1000}))
 `;
 
-/** The bench's environment with OPENBLAS_CORETYPE set to `coretype`, or removed when it is undefined. */
-function withCoretype(coretype: string | undefined, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+/**
+ * `base` with OPENBLAS_CORETYPE set to `coretype`, or removed when it is undefined. An OPENBLAS_L2_SIZE set beside
+ * the inherited core describes the cache that core's build was told of: it goes with that core, so it is removed
+ * whenever the core is another one (or left to OpenBLAS's detection) and kept only with the inherited core.
+ */
+export function withCoretype(base: NodeJS.ProcessEnv, coretype: string | undefined, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, ...extra };
+  const inherited = base.OPENBLAS_CORETYPE || undefined;
   if (coretype === undefined) delete env.OPENBLAS_CORETYPE;
   else env.OPENBLAS_CORETYPE = coretype;
+  if (coretype !== inherited) delete env.OPENBLAS_L2_SIZE;
   return env;
 }
 
-/** The peers' environment: the bench's own, with OPENBLAS_CORETYPE set to the choice (or removed). */
+/** The peers' environment: the bench's own, with OPENBLAS_CORETYPE set to the choice (or removed; see withCoretype). */
 export function blasEnvironment(choice: BlasCoreChoice | undefined): NodeJS.ProcessEnv {
-  return choice === undefined ? { ...process.env } : withCoretype(choice.coretype);
+  return choice === undefined ? { ...process.env } : withCoretype(process.env, choice.coretype);
 }
 
 function probe(candidate: string | undefined): Omit<BlasCoreProbe, 'candidate'> {
-  const env = withCoretype(candidate, { OPENBLAS_NUM_THREADS: '1' });
+  const env = withCoretype(process.env, candidate, { OPENBLAS_NUM_THREADS: '1' });
   const run = spawnSync('python3', ['-c', PROBE], { env, encoding: 'utf8', timeout: 60_000 });
   if (run.status !== 0) return { error: (run.stderr || String(run.error ?? run.signal)).trim().split('\n').pop() };
   const { libs, ms } = JSON.parse(run.stdout) as { libs: OpenblasLibrary[]; ms: number };

@@ -35,10 +35,10 @@ import {
 import { HELP, JS_MAX_SIZE, parseOptions, shapeKey, shapeName, unsupportedKernels, UsageError, type BenchOptions, type Shape } from './options.js';
 import { measurePeaks, peakFor, type PeakMeasurement, type PeakReport } from './peak.js';
 import { hBytesWritten, measureWriteBandwidth, writeLimitFor, type BandwidthReport } from './bandwidth.js';
-import { cleanVerdict, coreProblems, threadProblems, type CleanVerdict } from './peer-check.js';
+import { cleanVerdict, coreProblems, fasterVariants, hugePageProblems, threadProblems, type CleanVerdict } from './peer-check.js';
 import { cpuSnapshot, hostFacts, hostLine, othersShare } from './host.js';
 import { cliPeakRss, pythonPeakRss, type PeakRss } from './memory.js';
-import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind } from './python-peer.js';
+import { PythonPeer, pythonHasNumpy, type PeerInfo, type PeerKind, type PeerSample } from './python-peer.js';
 import { blasEnvironment, chooseBlasCore } from './blas-core.js';
 import { interleaved, type InterleavedEntry } from './interleave.js';
 import { coldStart, type ColdStart } from './cold-start.js';
@@ -151,7 +151,13 @@ if (blasCore !== undefined) {
   progress(`peers' OpenBLAS core: ${blasCore.coretype ?? 'its own detection'}, ${blasCore.how}${timed.length > 0 ? `: ${timed.join('; ')}` : ''}`);
   if (Object.keys(inheritedBlasEnv).length > 0) progress(`inherited: ${Object.entries(inheritedBlasEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
 }
-const peerEnv = blasEnvironment(blasCore);
+// numpy advises transparent huge pages on every big array it allocates, and numpy's line (and zherk's new C)
+// allocates anew on each call. On a virtual machine whose balloon hands free memory back to the host, a huge page
+// built from such memory is backed again at the host's pace on first touch, so whether the advice helps or costs
+// depends on the size of the arrays and on when the host took the freed memory back (workers/huge-pages.ts says
+// the same of hpair's new H). Neither setting is numpy's best everywhere, so the allocating peers are timed with
+// the advice on and off in the same rounds, and the faster of the two in the run is the peer (PEER_ADVICE).
+const peerEnv: NodeJS.ProcessEnv = blasEnvironment(blasCore);
 const peer = usePython ? new PythonPeer(peerEnv) : undefined;
 const peerPids = (): number[] => (peer?.pid === undefined ? [] : [peer.pid]);
 /** Why this run's peer figures cannot be trusted; the run fails (exit code 1) when any. */
@@ -167,7 +173,10 @@ if (peer !== undefined) {
   peerInfo = await peer.info();
   const cores = peerInfo.openblas.map((lib) => `${lib.users.join('+')}: ${lib.coretype ?? '?'} (${lib.config ?? lib.file})`).join('; ');
   progress(`python ${peerInfo.python}, numpy ${peerInfo.numpy}, scipy ${peerInfo.scipy ?? 'not installed'}; BLAS: ${cores}`);
-  if (opts.peerCheck) peerFail(coreProblems('the Python peer', peerInfo.openblas, blasCore?.expected, peerInfo.scipy !== null));
+  if (opts.peerCheck) {
+    peerFail(coreProblems('the Python peer', peerInfo.openblas, blasCore?.expected, peerInfo.scipy !== null));
+    if (peerInfo.numpyHugePages === null) peerFail(["the Python peer: numpy cannot say or set its huge-page advice, so the peers' memory use cannot be checked"]);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -241,8 +250,23 @@ interface Row {
   /** Median over rounds of the same round's ratio (see pairedRatio). */
   pairedVsNumpy?: number;
   pairedVsZherk?: number;
-  /** A peer row: the same line timed in a fresh process right after the group, and the verdict. */
-  clean?: CleanVerdict & { samplesMs: number[] };
+  /**
+   * A peer row: the same line timed in a fresh process right after the group, and the verdict; othersCpu: the
+   * share of the cores processes other than the bench and that fresh one used while it was timed.
+   */
+  clean?: CleanVerdict & { samplesMs: number[]; othersCpu?: number; systemMs: number[]; minorFaults: number[] };
+  /** numpy's huge-page advice for the arrays this peer row's calls allocated (numpy's line, zherk's new C). */
+  hugePages?: boolean;
+  /** The slower of a peer's two huge-page variants in this group: shown, never compared against. */
+  alternate?: boolean;
+  /** A peer row: per timed call, the system (kernel) CPU time, ms, and the minor page faults it cost Python. */
+  peerSystemMs?: number[];
+  peerMinorFaults?: number[];
+  /**
+   * A peer row: the bench's own process (its event loop, the pools' workers and memory threads) in CPU seconds per
+   * second of this peer's calls, while it was timed: near 0 unless something of hpair's side runs meanwhile.
+   */
+  benchCpuWhileTimed?: number;
   /** Share of the machine's cores that other processes used while this group was measured. */
   othersCpu?: number;
   samplesMs: number[];
@@ -255,7 +279,18 @@ let sink = 0; // every output is read, so no run can be optimised away
 interface Entry extends InterleavedEntry {
   kind: 'hpair' | PeerKind;
   kernel: string;
+  /** A peer variant: numpy's huge-page advice for the arrays its calls allocate. */
+  hugePages?: boolean;
 }
+
+/** One way a peer line is timed: `key` names it (its entry), `hugePages` is numpy's advice for the call. */
+interface PeerVariant {
+  key: string;
+  kind: PeerKind;
+  hugePages?: boolean;
+}
+/** The peers whose line allocates its result (and numpy's A/d): timed with numpy's huge-page advice on and off. */
+const PEER_ADVICE: ReadonlySet<PeerKind> = new Set<PeerKind>(['numpy', 'zherk']);
 
 function checksumOf(h: ComplexMatrix): number {
   const d = h.data;
@@ -292,29 +327,38 @@ function writeInputs(dir: string, expp: ComplexMatrix, distance: Float64Array): 
  * cores and threads are checked too. Returns each kind's samples (ms), at least 3, more while the group's time
  * allows.
  */
-async function cleanPeerSamples(label: string, kinds: readonly PeerKind[], workers: number): Promise<Map<PeerKind, number[]>> {
+async function cleanPeerSamples(
+  label: string,
+  variants: readonly PeerVariant[],
+  workers: number,
+): Promise<{ samples: Map<string, PeerSample[]>; othersCpu: Map<string, number | undefined> }> {
   await sleep(opts.settleMs);
   const fresh = new PythonPeer(peerEnv);
+  const freshPids = (): number[] => [...peerPids(), ...(fresh.pid === undefined ? [] : [fresh.pid])];
   try {
     const info = await fresh.info();
     peerFail(coreProblems(`${label}, a fresh Python process`, info.openblas, blasCore?.expected, info.scipy !== null));
     await fresh.load(scratch);
     const threads = await fresh.threads(workers);
     peerFail(threadProblems(`${label}, a fresh Python process`, threads.openblas, workers));
-    const samples = new Map<PeerKind, number[]>();
-    for (const kind of kinds) {
+    const samples = new Map<string, PeerSample[]>();
+    const othersCpu = new Map<string, number | undefined>();
+    for (const { key, kind, hugePages } of variants) {
       await sleep(opts.settleMs); // as in the run: no copy's spinning threads from the previous kind
-      const taken: number[] = [];
+      const taken: PeerSample[] = [];
       const started = performance.now();
-      await fresh.run(kind); // its first call pays the copy's thread start and page faults once, as the peer's warm-up did
+      await fresh.run(kind, hugePages); // its first call pays the copy's thread start and page faults once, as the peer's warm-up did
+      const before = cpuSnapshot(freshPids());
       while (taken.length < 3 || (taken.length < 5 && performance.now() - started < opts.timeSeconds * 1000)) {
-        const sample = await fresh.run(kind);
+        const sample = await fresh.run(kind, hugePages);
+        if (hugePages !== undefined) peerFail(hugePageProblems(`${label}, a fresh Python process, ${key}`, sample.hugePages, hugePages));
         sink += sample.checksum;
-        taken.push(sample.ms);
+        taken.push(sample);
       }
-      samples.set(kind, taken);
+      samples.set(key, taken);
+      othersCpu.set(key, othersShare(before, cpuSnapshot(freshPids())));
     }
-    return samples;
+    return { samples, othersCpu };
   } finally {
     fresh.close();
   }
@@ -389,14 +433,19 @@ try {
           },
         };
       });
-      const peerKinds: PeerKind[] = [];
+      const peerVariants: PeerVariant[] = [];
+      // The bench process's own CPU time while each peer variant is timed (all its threads: process.cpuUsage).
+      const benchCpu = new Map<string, { cpuMs: number; wallMs: number }>();
+      // Every call's own cost in the kernel, warm-ups first: the timed calls are the last entry.samples.length.
+      const peerCosts = new Map<string, PeerSample[]>();
       if (peer !== undefined) {
         const threads = await peer.threads(workers);
         if (opts.peerCheck) peerFail(threadProblems(`${label}, the Python peer`, threads.openblas, workers));
         else if (threads.threads.some((t) => t !== workers)) progress(`${label}: BLAS threads are ${threads.threads.join(', ')} (asked ${workers}, via ${threads.how})`);
-        const peerEntry = (kind: PeerKind, what: string): Entry => ({
-          what,
+        const peerEntry = ({ key, kind, hugePages }: PeerVariant): Entry => ({
+          what: key,
           kind,
+          hugePages,
           kernel: { numpy: 'BLAS zgemm', zherk: 'BLAS zherk', 'zherk-into': 'BLAS zherk', dgemm: 'BLAS dgemm' }[kind],
           // numpy and scipy each run their own OpenBLAS copy, whose threads spin for a while after each call:
           // a switch between the copies pauses as a switch from hpair does, so that one copy's spinning threads
@@ -404,19 +453,36 @@ try {
           side: kind === 'numpy' || kind === 'dgemm' ? "python, numpy's BLAS" : "python, scipy's BLAS",
           samples: [],
           fn: async () => {
-            const sample = await peer.run(kind);
+            const cpu = process.cpuUsage();
+            const started = performance.now();
+            const sample = await peer.run(kind, hugePages);
+            const used = process.cpuUsage(cpu);
+            if (hugePages !== undefined && opts.peerCheck) peerFail(hugePageProblems(`${label}, the Python peer, ${key}`, sample.hugePages, hugePages));
+            const own = benchCpu.get(key) ?? { cpuMs: 0, wallMs: 0 };
+            benchCpu.set(key, own);
+            own.cpuMs += (used.user + used.system) / 1000;
+            own.wallMs += performance.now() - started;
+            peerCosts.set(key, [...(peerCosts.get(key) ?? []), sample]);
             sink += sample.checksum;
             return { overriddenDuration: sample.ms };
           },
         });
-        peerKinds.push('numpy', 'dgemm', ...(zherk ? (['zherk', 'zherk-into'] as const) : []));
-        entries.push(...peerKinds.map((kind) => peerEntry(kind, kind)));
+        const kinds: PeerKind[] = ['numpy', 'dgemm', ...(zherk ? (['zherk', 'zherk-into'] as const) : [])];
+        for (const kind of kinds) {
+          if (PEER_ADVICE.has(kind)) peerVariants.push(...[true, false].map((hugePages) => ({ key: `${kind}, huge pages ${hugePages ? 'on' : 'off'}`, kind, hugePages })));
+          else peerVariants.push({ key: kind, kind });
+        }
+        entries.push(...peerVariants.map(peerEntry));
       }
       const minSamples = opts.minSamples ?? (flops >= hermitianFlops(4096, 4096) && workers === 1 ? 3 : 5);
       const before = cpuSnapshot(peerPids());
       await interleaved(label, entries, { minSamples, timeSeconds: opts.timeSeconds, settleMs: opts.settleMs });
       const othersCpu = othersShare(before, cpuSnapshot(peerPids()));
-      const clean = peer !== undefined && opts.peerCheck ? await cleanPeerSamples(label, peerKinds.filter((kind) => kind !== 'dgemm'), workers) : undefined;
+      // Of each allocating peer's two variants, the faster in the run is the peer; the other is shown beside it.
+      const chosen = fasterVariants(entries.filter((entry) => entry.kind !== 'hpair' && PEER_ADVICE.has(entry.kind)).map((entry) => ({ key: entry.what, kind: entry.kind, samples: entry.samples })));
+      const isAlternate = (entry: Entry): boolean => entry.kind !== 'hpair' && PEER_ADVICE.has(entry.kind) && !chosen.has(entry.what);
+      const checked = peerVariants.filter((variant) => variant.kind !== 'dgemm' && (!PEER_ADVICE.has(variant.kind) || chosen.has(variant.key)));
+      const clean = peer !== undefined && opts.peerCheck ? await cleanPeerSamples(label, checked, workers) : undefined;
 
       const groupRows: Row[] = entries.map((entry) => {
         const stats = summarize(entry.samples);
@@ -427,9 +493,14 @@ try {
         const inline = pool !== undefined && pool.stats().inline > 0;
         // A job run inline runs on the calling thread alone, so it is set against one thread's peak.
         const peak: PeakMeasurement | undefined = peakFor(peakReport.peaks, entry.kind === 'hpair' ? kernelRan : 'BLAS', inline ? 1 : workers);
-        const cleanSamples = entry.kind === 'hpair' ? undefined : clean?.get(entry.kind);
+        const cleanSamples = entry.kind === 'hpair' ? undefined : clean?.samples.get(entry.what);
+        const timedCosts = entry.kind === 'hpair' ? undefined : peerCosts.get(entry.what)?.slice(-entry.samples.length);
+        const cleanOthers = entry.kind === 'hpair' ? undefined : clean?.othersCpu.get(entry.what);
+        const own = entry.kind === 'hpair' ? undefined : benchCpu.get(entry.what);
         return {
-          what: entry.kind === 'hpair' ? `hpair ${entry.what}` : PEER_TITLES[entry.kind],
+          what: entry.kind === 'hpair' ? `hpair ${entry.what}` : `${PEER_TITLES[entry.kind]}${entry.hugePages === undefined ? '' : `, huge pages ${entry.hugePages ? 'on' : 'off'}`}`,
+          ...(entry.hugePages === undefined ? {} : { hugePages: entry.hugePages }),
+          ...(isAlternate(entry) ? { alternate: true } : {}),
           kind: entry.kind,
           reusesOutput: entry.kind === 'zherk-into' || (entry.kind === 'hpair' && !freshKeys.has(entry.what)),
           kernel: kernelRan,
@@ -441,7 +512,23 @@ try {
           realGflops,
           ...(peak === undefined ? {} : { peak: { isa: peak.isa, threads: peak.threads, gflops: peak.gflops }, ofPeak: realGflops / peak.gflops }),
           ...(pool === undefined ? {} : { inline }),
-          ...(cleanSamples === undefined ? {} : { clean: { ...cleanVerdict(entry.samples, cleanSamples, opts.peerTolerance), samplesMs: cleanSamples } }),
+          ...(cleanSamples === undefined
+            ? {}
+            : {
+                clean: {
+                  ...cleanVerdict(
+                    entry.samples,
+                    cleanSamples.map((sample) => sample.ms),
+                    opts.peerTolerance,
+                  ),
+                  samplesMs: cleanSamples.map((sample) => sample.ms),
+                  othersCpu: cleanOthers,
+                  systemMs: cleanSamples.map((sample) => sample.systemMs),
+                  minorFaults: cleanSamples.map((sample) => sample.minorFaults),
+                },
+              }),
+          ...(timedCosts === undefined ? {} : { peerSystemMs: timedCosts.map((cost) => cost.systemMs), peerMinorFaults: timedCosts.map((cost) => cost.minorFaults) }),
+          ...(own === undefined || own.wallMs <= 0 ? {} : { benchCpuWhileTimed: own.cpuMs / own.wallMs }),
           othersCpu,
           samplesMs: entry.samples,
           roundMediansMs: entry.rounds,
@@ -451,13 +538,19 @@ try {
       for (const row of groupRows) {
         if (row.clean === undefined) continue;
         const c = row.clean;
-        const line = `${label}: ${row.what}: ${ms(c.inRunMedianMs)} ms in the run, ${ms(c.cleanMedianMs)} ms in a fresh process (${ratio(c.ratio)}, allowance ${(c.noise * 100).toFixed(0)} %)`;
+        const load =
+          `; meanwhile the bench's own threads used ${row.benchCpuWhileTimed === undefined ? '?' : `${(row.benchCpuWhileTimed * 100).toFixed(0)} % of a core`} in the run, ` +
+          `other processes ${othersCpu === undefined ? '?' : `${(othersCpu * 100).toFixed(0)} %`} of the cores in the run and ${c.othersCpu === undefined ? '?' : `${(c.othersCpu * 100).toFixed(0)} %`} in the fresh process`;
+        const kernelCost = (systemMs: readonly number[] | undefined, faults: readonly number[] | undefined): string =>
+          systemMs === undefined || faults === undefined || systemMs.length === 0 ? '?' : `${ms(summarize(systemMs).median)} ms, ${summarize(faults).median.toFixed(0)} faults`;
+        const memory = `; system time and minor faults per call (median): ${kernelCost(row.peerSystemMs, row.peerMinorFaults)} in the run, ${kernelCost(c.systemMs, c.minorFaults)} in the fresh process`;
+        const line = `${label}: ${row.what}: ${ms(c.inRunMedianMs)} ms in the run, ${ms(c.cleanMedianMs)} ms in a fresh process (${ratio(c.ratio)}, allowance ${(c.noise * 100).toFixed(0)} %${load}${memory})`;
         if (c.ok) progress(line);
         else peerFail([`${line}: the peer ran slower in the run than alone, so its figures do not show what it can do`]);
       }
-      const numpyRow = groupRows.find((row) => row.kind === 'numpy');
+      const numpyRow = groupRows.find((row) => row.kind === 'numpy' && row.alternate !== true);
       // Like for like: a row into a reused output against zherk into a reused C, a new output against a new C.
-      const zherkFor = (row: Row): Row | undefined => groupRows.find((peerRow) => peerRow.kind === (row.reusesOutput ? 'zherk-into' : 'zherk'));
+      const zherkFor = (row: Row): Row | undefined => groupRows.find((peerRow) => peerRow.kind === (row.reusesOutput ? 'zherk-into' : 'zherk') && peerRow.alternate !== true);
       for (const row of groupRows) {
         // dgemm is a rate reference, not a peer: it computes no H, so it is set against no peer.
         const [numpyPeer, zherkRow] = row.kind === 'dgemm' ? [undefined, undefined] : [numpyRow, zherkFor(row)];
@@ -723,7 +816,7 @@ const header = ['N×M', 'workers', 'what', 'median ms', 'p25–p75 ms', 'samples
 const cells = rows.map((row) => [
   shapeCell(row),
   String(row.workers),
-  `${row.kind === 'hpair' && !row.what.slice(6).startsWith(row.kernel) ? `${row.what} (ran ${row.kernel})` : row.what}${row.inline === true ? ' (inline)' : ''}`,
+  `${row.kind === 'hpair' && !row.what.slice(6).startsWith(row.kernel) ? `${row.what} (ran ${row.kernel})` : row.what}${row.inline === true ? ' (inline)' : ''}${row.alternate === true ? ' (other advice)' : ''}`,
   ms(row.stats.median),
   `${ms(row.stats.p25)}–${ms(row.stats.p75)}`,
   String(row.stats.samples),
@@ -759,8 +852,8 @@ const sweepCells = opts.shapes.flatMap((shape) =>
     const group = rows.filter((row) => row.n === shape.n && row.m === shape.m && row.workers === workers);
     const into = group.find((row) => row.kind === 'hpair' && row.reusesOutput);
     const fresh = group.find((row) => row.kind === 'hpair' && !row.reusesOutput);
-    const numpy = group.find((row) => row.kind === 'numpy');
-    const zherk = group.find((row) => row.kind === 'zherk');
+    const numpy = group.find((row) => row.kind === 'numpy' && row.alternate !== true);
+    const zherk = group.find((row) => row.kind === 'zherk' && row.alternate !== true);
     if (into === undefined && fresh === undefined) return [];
     const first = into ?? fresh;
     const peaks = [...new Set(group.flatMap((row) => (row.peak === undefined ? [] : [`${row.peak.isa} ${row.peak.gflops.toFixed(1)}`])))];
@@ -813,6 +906,7 @@ if (peerInfo !== undefined) {
   if (blasCore !== undefined) {
     out.push(`peers' OPENBLAS_CORETYPE: ${blasCore.coretype ?? '(unset: OpenBLAS detects)'}, ${blasCore.how}; inherited: ${blasCore.inherited ?? '(unset)'}`);
   }
+  out.push("numpy's line and zherk with a new C are timed with numpy's huge-page advice on and off in the same rounds; the faster in the run is the peer (× numpy, × zherk), the other row is marked (other advice)");
   if (Object.keys(inheritedBlasEnv).length > 0) out.push(`inherited by the peers: ${Object.entries(inheritedBlasEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   out.push(
     !opts.peerCheck
@@ -874,11 +968,14 @@ const record = {
   auto,
   python: peerInfo ?? null,
   blasCore: blasCore ?? null,
+  peerHugePages: usePython
+    ? { how: "numpy's line and zherk with a new C each timed with numpy's huge-page advice on and off (rows[].hugePages) in the same rounds; the faster in the run is the peer, the other has rows[].alternate" }
+    : null,
   inheritedBlasEnv,
   peerCheck: {
     checked: usePython && opts.peerCheck,
     tolerance: opts.peerTolerance,
-    how: 'every OpenBLAS copy of the long-lived peer and of a fresh python3 per group reports the chosen core and the threads asked; each peer line (numpy, zherk, zherk into c) is timed again in that fresh process after the group, and the run fails when the in-run median exceeds the fresh one by more than max(tolerance, either side\'s (p75 − p25) / median) (rows[].clean)',
+    how: 'every OpenBLAS copy of the long-lived peer and of a fresh python3 per group reports the chosen core and the threads asked, and every call the huge-page advice asked (peerHugePages); each peer line (numpy, zherk, zherk into c; of numpy and zherk the variant faster in the run) is timed again in that fresh process after the group, and the run fails when the in-run median exceeds the fresh one by more than max(tolerance, either side\'s (p75 − p25) / median) (rows[].clean)',
     failures: peerFailures,
   },
   peak: {

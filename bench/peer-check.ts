@@ -61,3 +61,31 @@ export function cleanVerdict(inRun: readonly number[], clean: readonly number[],
   const ratio = a.median / b.median;
   return { inRunMedianMs: a.median, cleanMedianMs: b.median, ratio, noise, ok: ratio <= 1 + noise };
 }
+
+/**
+ * A peer call whose numpy advised huge pages on the arrays it allocated otherwise than the call asked, or cannot
+ * say whether it did. The advice decides what numpy's line (and zherk's new C) pays to fault in its memory, so a
+ * call that differs is not the variant the run claims to measure. Empty when all is well.
+ */
+export function hugePageProblems(where: string, reported: boolean | null | undefined, wanted: boolean): string[] {
+  const chosen = wanted ? 'on' : 'off';
+  if (reported === null || reported === undefined) return [`${where}: numpy cannot say whether it advises huge pages (the chosen advice is ${chosen}), so its memory use cannot be checked`];
+  if (reported !== wanted) return [`${where}: numpy advises huge pages ${reported ? 'on' : 'off'}, not the chosen ${chosen}`];
+  return [];
+}
+
+/**
+ * Of the variants of each kind (numpy's line with the huge-page advice on and off, say), the key of the one with the
+ * lowest median in the run: that one is the peer, the others are shown beside it. A variant with no samples is
+ * never chosen; a tie keeps the earlier.
+ */
+export function fasterVariants(variants: readonly { key: string; kind: string; samples: readonly number[] }[]): Set<string> {
+  const best = new Map<string, { key: string; median: number }>();
+  for (const { key, kind, samples } of variants) {
+    if (samples.length === 0) continue;
+    const median = summarize(samples).median;
+    const current = best.get(kind);
+    if (current === undefined || median < current.median) best.set(kind, { key, median });
+  }
+  return new Set([...best.values()].map(({ key }) => key));
+}

@@ -99,7 +99,7 @@ def library_facts(entry):
 `;
 
 const SCRIPT = String.raw`
-import json, platform, sys, time
+import json, platform, resource, sys, time
 import numpy as np
 ${OPENBLAS_LIBRARIES_PY}
 NUMPY_BLAS = openblas_paths()
@@ -133,13 +133,35 @@ def blas_config(module):
     except Exception as error:
         return {'error': str(error)}
 
+def find_multiarray():
+    for name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            module = __import__(name, fromlist=['_get_madvise_hugepage'])
+            if hasattr(module, '_get_madvise_hugepage') and hasattr(module, '_set_madvise_hugepage'):
+                return module
+        except Exception:
+            continue
+    return None
+MULTIARRAY = find_multiarray()
+
+def numpy_huge_pages():
+    # Whether numpy advises huge pages on the big arrays it allocates now (NUMPY_MADVISE_HUGEPAGE at import, or
+    # the last set_huge_pages), as numpy itself says; None when this numpy cannot say.
+    return None if MULTIARRAY is None else bool(MULTIARRAY._get_madvise_hugepage())
+
+def set_huge_pages(on):
+    if MULTIARRAY is None:
+        raise RuntimeError('this numpy cannot set its huge-page advice')
+    MULTIARRAY._set_madvise_hugepage(bool(on))
+
 def info():
     out = {'python': platform.python_version(), 'numpy': np.__version__, 'scipy': None if scipy is None else scipy.__version__,
            'numpyBlas': blas_config(np), 'scipyBlas': None if scipy is None else blas_config(scipy),
            'threadpoolctl': None if threadpoolctl is None else threadpoolctl.__version__, 'openblas': []}
     for entry in LIBS:
         out['openblas'].append(library_facts(entry))
-    out['env'] = {k: v for k, v in os.environ.items() if k.startswith(('OPENBLAS_', 'GOTO', 'OMP_'))}
+    out['env'] = {k: v for k, v in os.environ.items() if k.startswith(('OPENBLAS_', 'GOTO', 'OMP_')) or k == 'NUMPY_MADVISE_HUGEPAGE'}
+    out['numpyHugePages'] = numpy_huge_pages()
     if threadpoolctl is not None:
         out['threadpoolInfo'] = [{k: v for k, v in i.items() if k in ('internal_api', 'version', 'architecture', 'num_threads', 'filepath')}
                                  for i in threadpoolctl.threadpool_info()]
@@ -172,34 +194,50 @@ def checksum(h):
     n = h.shape[0]
     return float(h[0, 0].real + h[n - 1, n - 1].real + h[n // 2, n // 3].real + h[n // 2, n // 3].imag + h[n - 1, 0].imag)
 
+def since(before):
+    # What the timed line cost this process in the kernel: faulting in fresh memory shows here, as system time
+    # and minor faults, whatever else shares the cores (CPU time, not wall time).
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {'systemMs': (after.ru_stime - before.ru_stime) * 1000, 'minorFaults': after.ru_minflt - before.ru_minflt}
+
 def run(cmd):
+    if cmd.get('hugePages') is not None:
+        set_huge_pages(cmd['hugePages'])  # outside the timed region; scipy's new C is a numpy array too
     if cmd['what'] == 'numpy':
         state.pop('H', None)
         A, d = state['A'], state['d']
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
         H = (A / d) @ A.conj().T
         ms = (time.perf_counter() - t) * 1000
+        cost = since(r0)
         state['H'] = H
     elif cmd['what'] == 'zherk':
         state.pop('C', None)
         S = state['S']
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
         H = sblas.zherk(1.0, S, lower=1)
         ms = (time.perf_counter() - t) * 1000
+        cost = since(r0)
         state['C'] = H
     elif cmd['what'] == 'dgemm':
         X, Y = state['X'], state['Y']
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
         H = X @ Y.T
         ms = (time.perf_counter() - t) * 1000
+        cost = since(r0)
     else:
         S, C = state['S'], state['Cinto']
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         t = time.perf_counter()
         H = sblas.zherk(1.0, S, lower=1, c=C, overwrite_c=1)
         ms = (time.perf_counter() - t) * 1000
+        cost = since(r0)
         if not np.shares_memory(H, C):
             raise RuntimeError('zherk did not write into c')
-    return {'ms': ms, 'checksum': checksum(H)}
+    return {'ms': ms, 'checksum': checksum(H), 'hugePages': numpy_huge_pages(), **cost}
 
 def compare(cmd):
     ours = np.load(cmd['file'], mmap_mode='r')
@@ -254,8 +292,10 @@ export interface PeerInfo {
   threadpoolctl: string | null;
   openblas: OpenblasLibrary[];
   threadpoolInfo?: Record<string, unknown>[];
-  /** The OPENBLAS_*, GOTO* and OMP_* variables the process saw. */
+  /** The OPENBLAS_*, GOTO* and OMP_* variables the process saw, and NUMPY_MADVISE_HUGEPAGE. */
   env: Record<string, string>;
+  /** Whether numpy advises transparent huge pages on its big arrays, as numpy reports it; null when it cannot say. */
+  numpyHugePages: boolean | null;
 }
 /** One OpenBLAS copy loaded in a Python process, as that copy reports itself. */
 export interface OpenblasLibrary {
@@ -270,6 +310,12 @@ export interface OpenblasLibrary {
 export interface PeerSample {
   ms: number;
   checksum: number;
+  /** System (kernel) CPU time the call cost the Python process, ms: page faults show here. */
+  systemMs: number;
+  /** Minor page faults during the call. */
+  minorFaults: number;
+  /** Whether numpy advised huge pages on the arrays the call allocated, as numpy says; null when it cannot say. */
+  hugePages: boolean | null;
 }
 /** numpy's line, zherk with a new C per call, zherk into a C it reuses; dgemm, the real-flop rate reference. */
 export type PeerKind = 'numpy' | 'zherk' | 'zherk-into' | 'dgemm';
@@ -322,8 +368,9 @@ export class PythonPeer {
   threads(n: number): Promise<{ how: string; threads: (number | null)[]; openblas: OpenblasLibrary[] }> {
     return this.#ask({ op: 'threads', n });
   }
-  run(what: PeerKind): Promise<PeerSample> {
-    return this.#ask<PeerSample>({ op: 'run', what });
+  /** `hugePages`: numpy's huge-page advice for the arrays this call allocates (set before the timed region). */
+  run(what: PeerKind, hugePages?: boolean): Promise<PeerSample> {
+    return this.#ask<PeerSample>({ op: 'run', what, ...(hugePages === undefined ? {} : { hugePages }) });
   }
   /** max |ours − numpy's last H| / max |H|, and the same over the lower triangle against zherk's last C. */
   compare(file: string): Promise<{ vsNumpy?: number; vsZherk?: number }> {

@@ -84,6 +84,8 @@ interface BenchRow {
   pairedVsNumpy?: number;
   pairedVsZherk?: number;
   othersCpu?: number;
+  /** The slower of a peer's two huge-page variants in its group: shown, never compared against. */
+  alternate?: boolean;
   peak?: { isa: string; threads: number; gflops: number };
   ofPeak?: number;
   writeBytesPerSecond?: number;
@@ -181,7 +183,7 @@ export function markdownReport(record: BenchRecord): string {
         rows.map((row) => [
           String(row.n),
           String(row.workers),
-          row.kind === 'hpair' && !row.what.slice(6).startsWith(row.kernel) ? `${row.what} (ran ${row.kernel})` : row.what,
+          `${row.kind === 'hpair' && !row.what.slice(6).startsWith(row.kernel) ? `${row.what} (ran ${row.kernel})` : row.what}${row.alternate === true ? ' (other advice)' : ''}`,
           ms(row.medianMs),
           `${ms(row.p25Ms)}–${ms(row.p75Ms)}`,
           String(row.samples),

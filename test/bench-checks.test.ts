@@ -3,10 +3,15 @@
 // run than in a fresh process beyond the noise fails it; and, where python3 with numpy runs here, the peer's own
 // report of its OpenBLAS copies is what the checks read. No test sets or unsets an OPENBLAS_* variable.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { demoProblem, encodeComplexMatrixNpy, encodeFloat64VectorNpy } from 'hpair';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { testIf } from './helpers/children.js';
-import { cleanVerdict, coreProblems, threadProblems } from '../bench/peer-check.js';
+import { cleanVerdict, coreProblems, fasterVariants, hugePageProblems, threadProblems } from '../bench/peer-check.js';
+import { withCoretype } from '../bench/blas-core.js';
 import { parseOptions, QUICK_SHAPES, SWEEP_SHAPES, UsageError } from '../bench/options.js';
 import { PythonPeer, type OpenblasLibrary } from '../bench/python-peer.js';
 
@@ -69,6 +74,37 @@ test('a peer slower in the run than in a fresh process fails beyond the noise, n
   assert.ok(cleanVerdict([100, 120, 130, 180, 200], [60, 80, 100, 140, 150], 0.1).ok, 'a noisy fresh side widens it too');
 });
 
+test("a process whose numpy advises huge pages otherwise than chosen fails, and one that cannot say fails too", () => {
+  assert.equal(hugePageProblems('peer', false, false), []);
+  assert.equal(hugePageProblems('peer', true, true), []);
+  assert.equal(hugePageProblems('N = M = 2048, a fresh Python process', true, false), ['N = M = 2048, a fresh Python process: numpy advises huge pages on, not the chosen off']);
+  assert.equal(hugePageProblems('peer', false, true), ['peer: numpy advises huge pages off, not the chosen on']);
+  for (const mute of [null, undefined]) assert.match(hugePageProblems('peer', mute, false).join('\n'), /numpy cannot say whether it advises huge pages \(the chosen advice is off\)/);
+});
+
+test('of each peer kind, the variant with the lower median in the run is the peer; one without samples never is', () => {
+  const chosen = fasterVariants([
+    { key: 'numpy, huge pages on', kind: 'numpy', samples: [900, 100, 950, 120, 910] }, // median 900: its best samples do not count
+    { key: 'numpy, huge pages off', kind: 'numpy', samples: [600, 610, 590, 605, 2000] }, // median 605
+    { key: 'zherk, huge pages on', kind: 'zherk', samples: [300, 310, 305] },
+    { key: 'zherk, huge pages off', kind: 'zherk', samples: [] },
+  ]);
+  assert.equal([...chosen].sort(), ['numpy, huge pages off', 'zherk, huge pages on']);
+  assert.equal([...fasterVariants([{ key: 'a', kind: 'k', samples: [5] }, { key: 'b', kind: 'k', samples: [5] }])], ['a'], 'a tie keeps the earlier');
+  assert.equal(fasterVariants([{ key: 'a', kind: 'k', samples: [] }]).size, 0, 'nothing timed, nothing chosen');
+});
+
+test("the peers' environment: OPENBLAS_L2_SIZE goes with the inherited core, and only with it", () => {
+  const inherited = { PATH: '/bin', OPENBLAS_CORETYPE: 'Haswell', OPENBLAS_L2_SIZE: '262144', OPENBLAS_VERBOSE: '1' };
+  const other = withCoretype(inherited, 'SkylakeX');
+  assert.equal(other, { PATH: '/bin', OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_VERBOSE: '1' }, 'another core: both replaced together');
+  const detect = withCoretype(inherited, undefined, { OPENBLAS_NUM_THREADS: '1' });
+  assert.equal(detect, { PATH: '/bin', OPENBLAS_VERBOSE: '1', OPENBLAS_NUM_THREADS: '1' }, "OpenBLAS's own detection: both removed");
+  assert.equal(withCoretype(inherited, 'Haswell'), inherited, 'the inherited core keeps its cache size');
+  assert.equal(withCoretype({ OPENBLAS_L2_SIZE: '262144' }, undefined), { OPENBLAS_L2_SIZE: '262144' }, 'nothing inherited and nothing chosen: the environment as it is');
+  assert.equal(inherited.OPENBLAS_L2_SIZE, '262144', 'the base is not changed');
+});
+
 test('--shapes takes N×M pairs and kinds in order, without repeats; bad shapes and clashing flags are refused', () => {
   const shapes = (argv: string[]) => parseOptions(argv)!.shapes.map((s) => `${s.n}x${s.m}:${s.kind}`);
   assert.equal(shapes(['--shapes', 'tall,64x64,512x512,tiny,square']), ['256x65536:tall', '64x64:tiny', '512x512:square', '2048x2048:square']);
@@ -109,6 +145,7 @@ testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installe
       return;
     }
     assert.is(numpy.length, 1, 'one copy for numpy');
+    assert.type(info.numpyHugePages, 'boolean', 'numpy says whether it advises huge pages');
     if (info.scipy !== null) assert.ok(info.openblas.some((lib) => lib.users.includes('scipy')), 'scipy\'s copy is named');
     for (const lib of info.openblas) assert.type(lib.coretype, 'string', `${lib.file} names its core`);
     const core = numpy[0].coretype as string;
@@ -120,6 +157,38 @@ testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installe
     assert.is(threadProblems('here', threads.openblas, 3).length, info.openblas.length);
   } finally {
     peer.close();
+  }
+});
+
+testIf(test, 'bench checks', hasNumpy, () => 'python3 with numpy is not installed here (the peer\'s own report)')("the peer's huge-page advice is the environment's unless a call asks for one, and each call reports what it cost in the kernel", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hpair-peer-test-'));
+  const { expp, distance } = demoProblem(300, 400);
+  writeFileSync(join(dir, 'expp.npy'), encodeComplexMatrixNpy(expp));
+  writeFileSync(join(dir, 'distance.npy'), encodeFloat64VectorNpy(distance));
+  const peers = [false, true].map((advice) => ({ advice, peer: new PythonPeer({ ...process.env, NUMPY_MADVISE_HUGEPAGE: advice ? '1' : '0' }) }));
+  try {
+    for (const { advice, peer } of peers) {
+      const info = await peer.info();
+      assert.is(info.numpyHugePages, advice, `NUMPY_MADVISE_HUGEPAGE=${advice ? 1 : 0}`);
+      assert.is(info.env.NUMPY_MADVISE_HUGEPAGE, advice ? '1' : '0', 'the variable is among those reported');
+      assert.equal(hugePageProblems('here', info.numpyHugePages, advice), []);
+      assert.is(hugePageProblems('here', info.numpyHugePages, !advice).length, 1);
+      await peer.load(dir);
+      await peer.threads(1);
+      const sample = await peer.run('numpy');
+      assert.is(sample.hugePages, advice, "a call that asks for nothing keeps the environment's advice");
+      assert.ok(sample.ms > 0, 'timed');
+      assert.ok(Number.isFinite(sample.systemMs) && sample.systemMs >= 0, `system time ${sample.systemMs}`);
+      // The first call's A/d and H (about 1.9 and 1.4 MiB) are fresh memory, so it faults pages in.
+      assert.ok(Number.isInteger(sample.minorFaults) && sample.minorFaults > 0, `minor faults ${sample.minorFaults}`);
+      // A call that asks for the other advice runs with it, and says so; so does scipy's new C, a numpy array.
+      assert.is((await peer.run('numpy', !advice)).hugePages, !advice);
+      if (info.scipy !== null) assert.is((await peer.run('zherk', advice)).hugePages, advice);
+      assert.is((await peer.info()).numpyHugePages, info.scipy !== null ? advice : !advice, 'the advice stays as the last call left it');
+    }
+  } finally {
+    for (const { peer } of peers) peer.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
