@@ -462,7 +462,9 @@ try {
             benchCpu.set(key, own);
             own.cpuMs += (used.user + used.system) / 1000;
             own.wallMs += performance.now() - started;
-            peerCosts.set(key, [...(peerCosts.get(key) ?? []), sample]);
+            const costs = peerCosts.get(key) ?? [];
+            peerCosts.set(key, costs);
+            costs.push(sample);
             sink += sample.checksum;
             return { overriddenDuration: sample.ms };
           },

@@ -194,11 +194,15 @@ def checksum(h):
     n = h.shape[0]
     return float(h[0, 0].real + h[n - 1, n - 1].real + h[n // 2, n // 3].real + h[n // 2, n // 3].imag + h[n - 1, 0].imag)
 
-def since(before):
-    # What the timed line cost this process in the kernel: faulting in fresh memory shows here, as system time
-    # and minor faults, whatever else shares the cores (CPU time, not wall time).
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    return {'systemMs': (after.ru_stime - before.ru_stime) * 1000, 'minorFaults': after.ru_minflt - before.ru_minflt}
+def timed(line):
+    # The line's wall time, and what it cost this process in the kernel: faulting in fresh memory shows there, as
+    # system time and minor faults, whatever else shares the cores (CPU time, not wall time).
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t = time.perf_counter()
+    H = line()
+    ms = (time.perf_counter() - t) * 1000
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return H, {'ms': ms, 'systemMs': (r1.ru_stime - r0.ru_stime) * 1000, 'minorFaults': r1.ru_minflt - r0.ru_minflt}
 
 def run(cmd):
     if cmd.get('hugePages') is not None:
@@ -206,38 +210,22 @@ def run(cmd):
     if cmd['what'] == 'numpy':
         state.pop('H', None)
         A, d = state['A'], state['d']
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        t = time.perf_counter()
-        H = (A / d) @ A.conj().T
-        ms = (time.perf_counter() - t) * 1000
-        cost = since(r0)
+        H, cost = timed(lambda: (A / d) @ A.conj().T)
         state['H'] = H
     elif cmd['what'] == 'zherk':
         state.pop('C', None)
         S = state['S']
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        t = time.perf_counter()
-        H = sblas.zherk(1.0, S, lower=1)
-        ms = (time.perf_counter() - t) * 1000
-        cost = since(r0)
+        H, cost = timed(lambda: sblas.zherk(1.0, S, lower=1))
         state['C'] = H
     elif cmd['what'] == 'dgemm':
         X, Y = state['X'], state['Y']
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        t = time.perf_counter()
-        H = X @ Y.T
-        ms = (time.perf_counter() - t) * 1000
-        cost = since(r0)
+        H, cost = timed(lambda: X @ Y.T)
     else:
         S, C = state['S'], state['Cinto']
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        t = time.perf_counter()
-        H = sblas.zherk(1.0, S, lower=1, c=C, overwrite_c=1)
-        ms = (time.perf_counter() - t) * 1000
-        cost = since(r0)
+        H, cost = timed(lambda: sblas.zherk(1.0, S, lower=1, c=C, overwrite_c=1))
         if not np.shares_memory(H, C):
             raise RuntimeError('zherk did not write into c')
-    return {'ms': ms, 'checksum': checksum(H), 'hugePages': numpy_huge_pages(), **cost}
+    return {'checksum': checksum(H), 'hugePages': numpy_huge_pages(), **cost}
 
 def compare(cmd):
     ours = np.load(cmd['file'], mmap_mode='r')
