@@ -8,9 +8,6 @@ import { blockEdge } from './hermitian-tiling.js';
  * them, and which tiles of the smaller problem's triangle hold an entry of the block or of its mirror.
  */
 
-/** Half-open ranges of expp's rows, in increasing order. */
-export type RowRanges = ReadonlyArray<readonly [number, number]>;
-
 export function checkBlock(block: HermitianBlock, n: number): [[number, number], [number, number]] {
   if (typeof block !== 'object' || block === null) throw new HpairError('INVALID_ARGUMENT', 'the block must be { rows: [i0, i1], cols: [j0, j1] }');
   const ranges = (['rows', 'cols'] as const).map((key) => {
@@ -35,15 +32,6 @@ export function unionOf(x: readonly [number, number], y: readonly [number, numbe
     else merged.push([a, b]);
   }
   return merged;
-}
-
-/** The caller's row of the job's row `row` (the job's rows are `rows`, gathered in order). */
-export function originalRow(rows: RowRanges, row: number): number {
-  for (const [a, b] of rows) {
-    if (row < b - a) return a + row;
-    row -= b - a;
-  }
-  return row;
 }
 
 /** The smallest edge a block's own tiles are cut to, to give every thread work (smaller ones pack too often). */

@@ -6,8 +6,8 @@ import { complexSource, realVector, type ComplexMatrixInput, type ComplexSource,
 import { checkHermitianShape, nonFiniteExppError } from './hermitian-inputs.js';
 import { hermitianWork } from './hermitian-size.js';
 import type { HermitianBlock, HermitianResult } from './hermitian-result.js';
-import type { HWindow } from './hermitian-tile-store.js';
-import { blockTiles, checkBlock, originalRow, unionOf, type RowRanges } from './hermitian-block.js';
+import { originalRow, type HWindow, type RowRanges } from './hermitian-tile-store.js';
+import { blockTiles, checkBlock, unionOf } from './hermitian-block.js';
 import type { IndexSpace } from '../shared/index-space.js';
 import type { Accuracy, HermitianVariant, KernelChoice, ScratchProvider } from './variant.js';
 import { fallbackAfter, resolveKernel } from './variants.js';
@@ -145,7 +145,7 @@ export class HermitianEngine {
       }
       return before;
     };
-    const window = { r0: compact(i0), c0: compact(j0), rows: i1 - i0, cols: j1 - j0 };
+    const window: HWindow = { r0: compact(i0), c0: compact(j0), rows: i1 - i0, cols: j1 - j0, callerRows: rows };
     const sub = rows.reduce((total, [a, b]) => total + b - a, 0);
     // With the reference row; a block whose rows end at N − 1 and start at 0 (an out-of-core driver's
     // sub-problem) is then the whole input, used in place with no copy.

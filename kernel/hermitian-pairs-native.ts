@@ -40,7 +40,7 @@ export const pairsNativeKernel = defineKernel<PairsNativeBuffers, PairsNativePar
     if (bad >= 0) {
       // (N−1)·i + j of the tile's first entry that overflowed.
       const i = Math.floor(bad / (N - 1));
-      throw hOverflow(i, bad - i * (N - 1), Number.NaN, Number.NaN);
+      throw hOverflow(i, bad - i * (N - 1), Number.NaN, Number.NaN, window);
     }
   },
 });

@@ -11,6 +11,23 @@ export interface HWindow {
   readonly c0: number;
   readonly rows: number;
   readonly cols: number;
+  /**
+   * The caller's rows of this problem's rows when they are gathered (a block's: kernel/hermitian-block.ts), so that
+   * an error names the caller's entry, not the gathered problem's. Absent: the same rows.
+   */
+  readonly callerRows?: RowRanges;
+}
+
+/** Half-open ranges of expp's rows, in increasing order. */
+export type RowRanges = ReadonlyArray<readonly [number, number]>;
+
+/** The caller's row of the job's row `row` (the job's rows are `rows`, gathered in order). */
+export function originalRow(rows: RowRanges, row: number): number {
+  for (const [a, b] of rows) {
+    if (row < b - a) return a + row;
+    row -= b - a;
+  }
+  return row;
 }
 
 /**
@@ -49,23 +66,27 @@ export function storeTile(tile: Tile, acc: Float64Array, h: Float64Array, window
       }
     }
   }
-  if (!finite) throw overflowError(tile, acc, accCols);
+  if (!finite) throw overflowError(tile, acc, accCols, window);
 }
 
 /** Names the first entry of the tile that overflowed. */
-export function overflowError(tile: Tile, acc: Float64Array, accCols: number): HpairError {
+export function overflowError(tile: Tile, acc: Float64Array, accCols: number, window: HWindow): HpairError {
   for (let i = tile.i0; i < tile.i1; i++) {
     for (let j = tile.j0; j < Math.min(tile.j1, i + 1); j++) {
       const a = 2 * (i - tile.i0) * accCols + 2 * (j - tile.j0);
       const im = i === j ? 0 : acc[a + 1];
-      if (!(acc[a] - acc[a] === 0 && im - im === 0)) return hOverflow(i, j, acc[a], im);
+      if (!(acc[a] - acc[a] === 0 && im - im === 0)) return hOverflow(i, j, acc[a], im, window);
     }
   }
-  return hOverflow(tile.i0, tile.j0, NaN, NaN);
+  return hOverflow(tile.i0, tile.j0, NaN, NaN, window);
 }
 
-/** OVERFLOW naming the entry (and its value when known: a kernel that stores it elsewhere passes NaN, NaN). */
-export function hOverflow(i: number, j: number, re: number, im: number): HpairError {
+/**
+ * OVERFLOW naming the entry (i, j) of the job's H as the caller's H[i, j] (window.callerRows), and its value when
+ * known (a kernel that stores it elsewhere passes NaN, NaN).
+ */
+export function hOverflow(i: number, j: number, re: number, im: number, window: HWindow): HpairError {
+  if (window.callerRows !== undefined) [i, j] = [originalRow(window.callerRows, i), originalRow(window.callerRows, j)];
   const value = Number.isNaN(re) && Number.isNaN(im) ? 'non-finite' : re - re === 0 ? String(im) : String(re);
   return new HpairError('OVERFLOW', `H[${i}, ${j}] came out ${value}: the sum overflowed (expp values too large, or a distance too small)`);
 }

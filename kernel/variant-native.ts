@@ -25,13 +25,17 @@ function pathInfo(path: NativePath): NativePathInfo | undefined {
 const tileOf = (path: NativePath): number => pathInfo(path)?.tile ?? NO_ADDON_TILE;
 
 /**
- * The path's tile is the only edge a native job takes. A tile of twice the edge packs each row of expp half as
- * often, but every k block adds each micro-tile's block sum into the tile's sums, which in the larger tile no
- * longer stay in L2 (nor its later chunks' second set of sums): through the pool it was no faster at any size, and
- * slower on two workers at N = M = 2048 (bench/orders/pool-ab.mjs, a build that takes only the path's tile
- * against one that may double it). The compensated kernel reads and writes four sums per entry in every k
- * block, so it is slower with the larger tile too.
+ * Each tile packs its rows (A) and columns (B, with the division by distance) once per k block, so a tile of
+ * twice the edge packs each row of expp half as often for four times the work; the job takes it when its
+ * workers still finish sooner (kernel/hermitian-tiling.ts). The larger tile's sums leave L2, but driver.h keeps
+ * them in column panels that each k block's pass streams through in the order the micro-kernel visits them, so
+ * they cost less than the packing saves (bench/orders/pool-ab.mjs at N = M = 4096, a build that takes only the
+ * path's tile against this one). Only when k spans LARGE_TILE_MIN_BLOCKS k blocks or more: below, storing H weighs
+ * as much as the packing. Never for accuracy 'compensated': its kernel reads and writes its four sums per entry,
+ * row-major, once per k block, so a larger tile's sums leave the caches and cost more than its packing saves.
  */
+const LARGE_TILE_FACTOR = 2;
+const LARGE_TILE_MIN_BLOCKS = 2;
 
 const padTo = (x: number, step: number): number => Math.ceil(x / step) * step;
 
@@ -70,7 +74,10 @@ function nativeVariant(path: NativePath): HermitianVariant {
     get tile() {
       return tileOf(path);
     },
-    tileEdges: () => [tileOf(path)],
+    tileEdges: (M, accuracy) => {
+      const tile = tileOf(path), kc = pathInfo(path)?.kc;
+      return accuracy === 'default' && kc !== undefined && M - 1 >= LARGE_TILE_MIN_BLOCKS * kc ? [tile, LARGE_TILE_FACTOR * tile] : [tile];
+    },
     // Rows of a micro-tile: a cut elsewhere leaves a part-empty row panel on either side.
     get tileStep() {
       return pathInfo(path)?.mr ?? 1;

@@ -240,6 +240,39 @@ for (const kernel of overflowKernels) {
   });
 }
 
+// One huge expp value makes exactly one entry overflow, its diagonal one: the error must name that entry of the
+// caller's H, deep inside its tile, whichever way the tile was finished: the native driver keeps a tile's sums in
+// column panels (driver.h, hp_at) and finds the first non-finite entry there, in a tile combined micro-tile by
+// micro-tile, in a streamed H (over 64 MiB, combined after the loops) and in a block; a block's rows are gathered
+// into a smaller problem, whose entry is not the caller's.
+for (const kernel of overflowKernels) {
+  test(`${kernel}: the one entry that overflows is the one named, in a small H, a streamed H and a block`, async () => {
+    const pool = createPool({ workers: 2, kernel, inlineFlops: 0 });
+    try {
+      for (const [N, r] of [[600, 437], [2050, 1234]] as const) {
+        const { expp, distance } = randomProblem(N, 4, N);
+        expp.data[2 * (r * 4 + 2)] = 1e200; // H[r, r] ~ 1e400; every other entry of row r ~ 1e200, finite
+        const message = async (job: Promise<unknown>): Promise<string> => {
+          try {
+            await job;
+          } catch (error) {
+            assert.is((error as { code?: string }).code, 'OVERFLOW', String(error));
+            return (error as Error).message;
+          }
+          throw new Error(`N = ${N}: the job succeeded with H[${r}, ${r}] overflowed`);
+        };
+        assert.match(await message(pool.hermitian(expp, distance)), `H[${r}, ${r}] came out`, `N = ${N}, whole H`);
+        const block = pool.hermitianBlock(expp, distance, { rows: [r - 100, r + 50], cols: [r - 120, r + 30] });
+        assert.match(await message(block), `H[${r}, ${r}] came out`, `N = ${N}, block`);
+        expp.data[2 * (r * 4 + 2)] = 1e100; // the same problem, now finite throughout: the pool is still usable
+        assert.ok(relativeError(await pool.hermitian(expp, distance), hermitianReference(expp, distance)) < 1e-12);
+      }
+    } finally {
+      await pool.close();
+    }
+  });
+}
+
 test('close() then close({ abort: true }) aborts the running job', async () => {
   const pool = createPool({ workers: 2, inlineFlops: 0 });
   await pool.ready();

@@ -38,7 +38,8 @@
  * block (packing each micro-panel just before its first use instead buys nothing: a block's packs fit L2); on a
  * diagonal tile, where a path has the fused kernel, B is packed a row block at a time together with its A
  * (hp_pack_ab).
- * Packs are padded with zero rows to mr / nr multiples, so the micro-kernel has no edge cases. */
+ * Packs are padded with zero rows to mr / nr multiples, so the micro-kernel has no edge cases. The sums Pq are kept in
+ * column panels of nr (hp_at), so that each micro-tile's C is contiguous and each k block's pass over them streams. */
 #ifndef HP_MR
 #error "define HP_MR, HP_NR, HP_UKR, HP_TILE, HP_TILE_COMP, HP_COMP_RB and HP_COMP_CW before including driver.h"
 #endif
@@ -214,48 +215,76 @@ static inline __attribute__((always_inline)) int hp_finite2(double re, double im
   return (re - re == 0) & (im - im == 0);
 }
 
+/* Where a tile's plane of sums keeps the tile's entry (r, c) (both from 0). PANEL: the 3M sums, in column panels of
+ * HP_NR, each panel's rows one after another (prow rows per panel), so that a micro-tile's sums are one contiguous
+ * run of HP_MR·HP_NR doubles and the micro-tiles of one column panel follow each other in the order the loops visit
+ * them: every pass over a tile's sums (one per k block) is then a forward stream the hardware prefetcher follows,
+ * where rows of the whole tile's width put each micro-tile row a page apart. Otherwise row-major with stride ld
+ * (the compensated sums). A layout only: no bit depends on it. */
+#if HP_NR & (HP_NR - 1)
+#error "HP_NR must be a power of two (the panel layout's index)"
+#endif
+static inline __attribute__((always_inline)) size_t hp_at(const int PANEL, size_t ld, size_t prow, size_t r, size_t c) {
+  return PANEL ? (c / HP_NR) * prow * HP_NR + r * HP_NR + c % HP_NR : r * ld + c;
+}
+
+/* Columns [c, c + run) of a tile's row lie in one panel (hp_at): the run starting at c, at most `left` long. */
+static inline __attribute__((always_inline)) size_t hp_run(const int PANEL, size_t c, size_t left) {
+  return PANEL ? HP_MIN(HP_NR - c % HP_NR, left) : left;
+}
+
 /* (N − 1)·i + j of the first entry (row-major) of rows [i0, i1) × columns [j0, min(j1, i + 1)) whose Re (in P1) or Im
- * (in P2) is not finite, or −1. */
-static int64_t hp_first_bad(size_t n, const double *P1, const double *P2, size_t ld, size_t i0, size_t i1, size_t j0,
-                            size_t j1) {
+ * (in P2, laid out as hp_at says) is not finite, or −1. */
+static int64_t hp_first_bad(size_t n, const double *P1, const double *P2, const int PANEL, size_t ld, size_t prow,
+                            size_t i0, size_t i1, size_t j0, size_t j1) {
   for (size_t i = i0; i < i1; i++) {
     for (size_t j = j0; j < HP_MIN(j1, i + 1); j++) {
-      const double re = P1[(i - i0) * ld + (j - j0)], im = P2[(i - i0) * ld + (j - j0)];
+      const size_t at = hp_at(PANEL, ld, prow, i - i0, j - j0);
+      const double re = P1[at], im = P2[at];
       if (!hp_finite2(re, im)) return (int64_t)(n * i + j);
     }
   }
   return -1;
 }
 
-/* Finishes a tile from P1..P3 (row stride ld, origin (r0, c0) of H): H[i, j] = (P1 + P2) + i·((P3 − P1) + P2) (or,
- * with P4, (P1 + P2) + i·(P3 + P4)) for j ≤ i, an exactly real diagonal, and the mirror H[j, i] = conj(H[i, j]), each stored if it lies inside the
- * window. Re and Im overwrite P1 and P2 (scratch) first, so the mirror reads them there, not back from h. Returns
- * −1, or n·i + j of the first entry (row-major) that is not finite. */
-static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double *P2, const double *P3, const double *P4,
-                          size_t ld, size_t r0, size_t r1, size_t c0, size_t c1) {
+/* Finishes a tile from P1..P3 (laid out as hp_at says, origin (r0, c0) of H): H[i, j] = (P1 + P2) + i·((P3 − P1) + P2)
+ * (or, with P4, (P1 + P2) + i·(P3 + P4)) for j ≤ i, an exactly real diagonal, and the mirror H[j, i] = conj(H[i, j]),
+ * each stored if it lies inside the window. Re and Im overwrite P1 and P2 (scratch) first, so the mirror reads them
+ * there, not back from h. Returns −1, or n·i + j of the first entry (row-major) that is not finite. Always inlined,
+ * so that each caller's layout is a constant. */
+static inline __attribute__((always_inline)) int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1,
+                                                                double *P2, const double *P3, const double *P4,
+                                                                const int PANEL, size_t ld, size_t prow, size_t r0,
+                                                                size_t r1, size_t c0, size_t c1) {
   int finite = 1;
   for (size_t i = r0; i < r1; i++) {
     const size_t cend = HP_MIN(c1, i + 1) - c0; /* columns c0 … c0 + cend − 1 of row i are j ≤ i */
-    double *x1 = P1 + (i - r0) * ld, *x2 = P2 + (i - r0) * ld;
-    const double *x3 = P3 + (i - r0) * ld, *x4 = P4 ? P4 + (i - r0) * ld : NULL;
-    for (size_t j = 0; j < cend; j++) {
-      /* 3M: P1..P3; compensated (P4 given): Re = P1 + P2 and Im = P3 + P4, each a sum and its correction */
-      const double re = x1[j] + x2[j], im = x4 ? x3[j] + x4[j] : (x3[j] - x1[j]) + x2[j];
-      x1[j] = re;
-      x2[j] = im;
-      finite &= hp_finite2(re, im);
+    for (size_t jb = 0, run; jb < cend; jb += run) {
+      run = hp_run(PANEL, jb, cend - jb);
+      const size_t at = hp_at(PANEL, ld, prow, i - r0, jb);
+      double *x1 = P1 + at, *x2 = P2 + at;
+      const double *x3 = P3 + at, *x4 = P4 ? P4 + at : NULL;
+      for (size_t j = 0; j < run; j++) {
+        /* 3M: P1..P3; compensated (P4 given): Re = P1 + P2 and Im = P3 + P4, each a sum and its correction */
+        const double re = x1[j] + x2[j], im = x4 ? x3[j] + x4[j] : (x3[j] - x1[j]) + x2[j];
+        x1[j] = re;
+        x2[j] = im;
+        finite &= hp_finite2(re, im);
+      }
     }
-    if (c0 + cend == i + 1) x2[i - c0] = 0; /* the diagonal */
+    if (c0 + cend == i + 1) P2[hp_at(PANEL, ld, prow, i - r0, i - c0)] = 0; /* the diagonal */
   }
-  const int64_t first_bad = finite ? -1 : hp_first_bad(n, P1, P2, ld, r0, r1, c0, c1);
+  const int64_t first_bad = finite ? -1 : hp_first_bad(n, P1, P2, PANEL, ld, prow, r0, r1, c0, c1);
   /* Lower entries: rows of the tile inside the window's rows, columns inside its columns. */
   const int stream = hp_stream_wanted(t->h, t->rows, t->cols); /* store.h */
   const size_t wr1 = t->r0 + t->rows, wc1 = t->c0 + t->cols;
   for (size_t i = HP_MAX(r0, t->r0); i < HP_MIN(r1, wr1); i++) {
     const size_t jb = HP_MAX(c0, t->c0), je = HP_MIN(HP_MIN(c1, i + 1), wc1);
-    const double *x1 = P1 + (i - r0) * ld, *x2 = P2 + (i - r0) * ld;
     double *out = t->h + 2 * (i - t->r0) * t->cols;
-    for (size_t j = jb; j < je; j++) hp_store_entry(out + 2 * (j - t->c0), x1[j - c0], x2[j - c0], stream);
+    for (size_t j = jb; j < je; j++) {
+      const size_t at = hp_at(PANEL, ld, prow, i - r0, j - c0);
+      hp_store_entry(out + 2 * (j - t->c0), P1[at], P2[at], stream);
+    }
   }
   /* Mirrors H[j, i], i > j: output row j inside the window's rows, column i inside its columns. Rows i go in
    * blocks, so one output row gets consecutive complex values at a time: 8 (two cache lines) for ordinary stores;
@@ -265,29 +294,37 @@ static int64_t hp_combine(const hpair_tile_args *t, size_t n, double *P1, double
     const size_t ie = HP_MIN(ib + block, ib1);
     for (size_t j = HP_MAX(c0, t->r0); j < HP_MIN(HP_MIN(c1, ie - 1), wr1); j++) {
       double *out = t->h + 2 * (j - t->r0) * t->cols;
-      for (size_t i = HP_MAX(ib, j + 1); i < ie; i++)
-        hp_store_entry(out + 2 * (i - t->c0), P1[(i - r0) * ld + (j - c0)], -P2[(i - r0) * ld + (j - c0)], stream);
+      for (size_t i = HP_MAX(ib, j + 1); i < ie; i++) {
+        const size_t at = hp_at(PANEL, ld, prow, i - r0, j - c0);
+        hp_store_entry(out + 2 * (i - t->c0), P1[at], -P2[at], stream);
+      }
     }
   }
   hp_store_end(stream);
   return first_bad;
 }
 
-/* P += Pc for the entries the combination reads (row i of the tile, columns j ≤ i), as the end of a chunk. */
-static void hp_add_chunk(double *const P[3], double *const Pc[3], size_t ld, size_t i0, size_t i1, size_t j0) {
+/* P += Pc for the entries the combination reads (row i of the tile, columns j ≤ i; panel layout, prow rows), as the
+ * end of a chunk. */
+static void hp_add_chunk(double *const P[3], double *const Pc[3], size_t prow, size_t i0, size_t i1, size_t j0,
+                         size_t pcol) {
   for (int q = 0; q < 3; q++) {
     for (size_t i = i0; i < i1; i++) {
-      double *restrict x = P[q] + (i - i0) * ld;
-      const double *restrict y = Pc[q] + (i - i0) * ld;
-      const size_t cend = HP_MIN(ld, i + 1 - j0);
-      for (size_t j = 0; j < cend; j++) x[j] += y[j];
+      const size_t cend = HP_MIN(pcol, i + 1 - j0);
+      for (size_t jb = 0, run; jb < cend; jb += run) {
+        run = hp_run(1, jb, cend - jb);
+        const size_t at = hp_at(1, 0, prow, i - i0, jb);
+        double *restrict x = P[q] + at;
+        const double *restrict y = Pc[q] + at;
+        for (size_t j = 0; j < run; j++) x[j] += y[j];
+      }
     }
   }
 }
 
 /* hp_combine for one micro-tile, called by the tile's last k block as soon as the micro-tile's P1..P3 hold their
  * totals, so the combination reads them from L1 instead of a pass over the tile's planes after the loops: rows
- * [ia, ib) × columns [ja, jb) of H (inside the tile), P's origin (i0, j0), row stride ld. The same operations as
+ * [ia, ib) × columns [ja, jb) of H (inside the tile), P1..P3 pointing at H's entry (i0, j0), row stride ld. The same operations as
  * hp_combine on the same values, so the same bits. Re and Im overwrite P1 and P2, where hp_first_bad finds the
  * tile's first non-finite entry when there is one. Returns 0 when an entry is not finite, else 1. */
 static int hp_finish_micro(const hpair_tile_args *t, double *P1, double *P2, const double *P3, size_t ld, size_t i0,
@@ -384,37 +421,44 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
           size_t ir = 0;
           if (gj + 1 > top + HP_MR) ir = (gj + 1 - HP_MR - top + HP_MR - 1) / HP_MR * HP_MR;
           const double *b = Bq[q] + jr * kc;
-          double *c = Pt[q] + (ic + ir) * pcol + jr;
-          for (; ir < mcur; ir += HP_MR, c += HP_MR * pcol) {
+          const size_t panel = jr * prow; /* the column panel's first sum (hp_at) */
+          double *c = Pt[q] + panel + (ic + ir) * HP_NR;
+          for (; ir < mcur; ir += HP_MR, c += HP_MR * HP_NR) {
             if (ir + HP_MR < mcur) {
-              /* the next micro-tile's C, so the next call's first FMAs need not wait for it */
-              const char *next = (const char *)(c + HP_MR * pcol);
-              for (int r = 0; r < HP_MR; r++)
-                for (int x = 0; x < HP_NR * 8; x += 64) __builtin_prefetch(next + r * pcol * 8 + x, 1, 3);
+              /* the next micro-tile's C, so the next call's first FMAs need not wait for it, and in the last block
+               * of a later chunk its totals, which the join below reads and no pass has touched since the first
+               * chunk */
+              const char *next = (const char *)(c + HP_MR * HP_NR);
+              for (int x = 0; x < HP_MR * HP_NR * 8; x += 64) __builtin_prefetch(next + x, 1, 3);
+              if (last && Pt != P) {
+                const char *total = (const char *)(P[q] + panel + (ic + ir + HP_MR) * HP_NR);
+                for (int x = 0; x < HP_MR * HP_NR * 8; x += 64) __builtin_prefetch(total + x, 1, 3);
+              }
             }
-            HP_UKR(kc, Aq[q] + ir * kc, b, c, pcol, accumulate);
+            HP_UKR(kc, Aq[q] + ir * kc, b, c, HP_NR, accumulate);
             if (last) {
               /* The micro-tile's totals are final: its chunk sum joins P (as hp_add_chunk would), and once its
                * third plane is done it is combined and stored while it is in L1. */
+              const size_t at = panel + (ic + ir) * HP_NR;
               if (Pt != P) {
-                double *restrict x = P[q] + (ic + ir) * pcol + jr;
-                for (int r = 0; r < HP_MR; r++)
-                  for (int y = 0; y < HP_NR; y++) x[r * pcol + y] += c[r * pcol + y];
+                double *restrict x = P[q] + at;
+                const double *restrict y = c;
+                for (int e = 0; e < HP_MR * HP_NR; e++) x[e] += y[e];
               }
               if (q == 2 && !stream) {
                 const size_t ia = top + ir, ja = j0 + jr;
-                finite &= hp_finish_micro(t, P[0], P[1], P[2], pcol, i0, j0, ia, HP_MIN(ia + HP_MR, i1), ja,
-                                          HP_MIN(ja + HP_NR, j1));
+                finite &= hp_finish_micro(t, P[0] + at, P[1] + at, P[2] + at, HP_NR, ia, ja, ia,
+                                          HP_MIN(ia + HP_MR, i1), ja, HP_MIN(ja + HP_NR, j1));
               }
             }
           }
         }
       }
     }
-    if (kb >= HPAIR_CHUNK && !last && (kb + kc) % HPAIR_CHUNK == 0) hp_add_chunk(P, Pc, pcol, i0, i1, j0);
+    if (kb >= HPAIR_CHUNK && !last && (kb + kc) % HPAIR_CHUNK == 0) hp_add_chunk(P, Pc, prow, i0, i1, j0, pcol);
   }
-  if (K == 0 || stream) *first_bad = hp_combine(t, n, P[0], P[1], P[2], NULL, pcol, i0, i1, j0, j1);
-  else if (!finite) *first_bad = hp_first_bad(n, P[0], P[1], pcol, i0, i1, j0, j1);
+  if (K == 0 || stream) *first_bad = hp_combine(t, n, P[0], P[1], P[2], NULL, 1, 0, prow, i0, i1, j0, j1);
+  else if (!finite) *first_bad = hp_first_bad(n, P[0], P[1], 1, 0, prow, i0, i1, j0, j1);
   return 0;
 }
 
@@ -640,6 +684,6 @@ static int HP_TILE_COMP(const hpair_tile_args *t, hpair_scratch *s, size_t mc, i
       }
     }
   }
-  *first_bad = hp_combine(t, n, Sre, Cre, Sim, Cim, pcol, i0, i1, j0, j1);
+  *first_bad = hp_combine(t, n, Sre, Cre, Sim, Cim, 0, pcol, prow, i0, i1, j0, j1);
   return 0;
 }
