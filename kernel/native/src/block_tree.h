@@ -33,14 +33,28 @@
  * lowest up and the block's sum to C. The path declares its accumulators and supplies, as statements on them (no
  * commas outside parentheses): ZERO zeroes them; STEP4 and STEP1 run 4 and 1 k of multiply-adds and advance a
  * and b; MERGE adds level T (const double *) into them; KEEP stores them at T (double *); END adds C when
- * accumulating and stores C. */
+ * accumulating and stores C.
+ *
+ * It also prefetches the C of the micro-tile the driver calls next, which driver.h keeps right after this one's LEN
+ * doubles (its column panels, ldc = nr): one cache line per four k, so that the lines arrive during this call's
+ * FMAs and their prefetches never wait for a free fill buffer together, as a burst of them before the call does
+ * (the single-thread tile bench, kernel/native/bench-tile.mjs, at N = M = 4096). A prefetch never faults, so one
+ * past the end of the sums (the tile's last micro-tile) or with another ldc (the addon's microKernel) is harmless. */
 #define HP_TREE_UKR(LEN, ZERO, STEP4, STEP1, MERGE, KEEP, END)     \
   double tree[HP_TREE_LEVELS * (LEN)] __attribute__((aligned(64))); \
+  const char *const next_c = (const char *)(c + (LEN));             \
+  size_t next_line = 0;                                             \
   for (unsigned n = 0;; n++) {                                      \
     size_t ks = k < HPAIR_SUB ? k : HPAIR_SUB;                      \
     k -= ks;                                                        \
     ZERO                                                            \
-    for (; ks >= 4; ks -= 4) { STEP4 }                              \
+    for (; ks >= 4; ks -= 4) {                                      \
+      STEP4                                                         \
+      if (next_line < (LEN) * sizeof(double)) {                     \
+        __builtin_prefetch(next_c + next_line, 1, 3);               \
+        next_line += 64;                                            \
+      }                                                             \
+    }                                                               \
     for (; ks > 0; ks--) { STEP1 }                                  \
     unsigned l = 0;                                                 \
     for (; (n >> l) & 1; l++) {                                     \

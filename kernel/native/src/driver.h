@@ -424,16 +424,11 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
           const size_t panel = jr * prow; /* the column panel's first sum (hp_at) */
           double *c = Pt[q] + panel + (ic + ir) * HP_NR;
           for (; ir < mcur; ir += HP_MR, c += HP_MR * HP_NR) {
-            if (ir + HP_MR < mcur) {
-              /* the next micro-tile's C, so the next call's first FMAs need not wait for it, and in the last block
-               * of a later chunk its totals, which the join below reads and no pass has touched since the first
-               * chunk */
-              const char *next = (const char *)(c + HP_MR * HP_NR);
-              for (int x = 0; x < HP_MR * HP_NR * 8; x += 64) __builtin_prefetch(next + x, 1, 3);
-              if (last && Pt != P) {
-                const char *total = (const char *)(P[q] + panel + (ic + ir + HP_MR) * HP_NR);
-                for (int x = 0; x < HP_MR * HP_NR * 8; x += 64) __builtin_prefetch(total + x, 1, 3);
-              }
+            if (last && Pt != P && ir + HP_MR < mcur) {
+              /* In the last block of a later chunk, the next micro-tile's totals, which the join below reads and no
+               * pass has touched since the first chunk (its C the micro-kernel prefetches: block_tree.h). */
+              const char *total = (const char *)(P[q] + panel + (ic + ir + HP_MR) * HP_NR);
+              for (int x = 0; x < HP_MR * HP_NR * 8; x += 64) __builtin_prefetch(total + x, 1, 3);
             }
             HP_UKR(kc, Aq[q] + ir * kc, b, c, HP_NR, accumulate);
             if (last) {
