@@ -55,7 +55,8 @@ export class HermitianEngine {
   #memory: WebAssembly.Memory | undefined;
   /**
    * The last whole H's kernel, tiles and scratch count, by shape and accuracy: a warm caller computes one shape
-   * again and again, and they depend on nothing else (threads, schedule and this engine's variant are fixed). A
+   * again and again, and they depend on nothing else (the schedule and this engine's variant are fixed, and the
+   * threads they are cut for follow from the shape: the pool's, or one for an inline job). A
    * small job would otherwise spend a noticeable share of its time planning the same tiles again. Tile spaces are
    * never written, so jobs share them.
    */
@@ -172,8 +173,12 @@ export class HermitianEngine {
   }
 
   #job(plan: JobPlan): PreparedJob<HermitianResult> {
-    const { threads, inlineWork } = this.#options;
+    const { inlineWork } = this.#options;
     const { source, distance, rows, window, out } = plan;
+    const inline = plan.work < inlineWork;
+    // An inline job runs all its tiles on the calling thread, so they are cut for one: cut for the pool's threads, a
+    // small triangle becomes several tiles so that each worker gets one, and the one thread packs and calls more.
+    const threads = inline ? 1 : this.#options.threads;
     const maxBytes = Math.min(this.#options.maxBytes, plan.maxBytes ?? Infinity);
     const M = source.cols;
     const N = rows.reduce((total, [a, b]) => total + b - a, 0);
@@ -182,7 +187,7 @@ export class HermitianEngine {
     if (hValues > MAX_TYPED_ARRAY_LENGTH) throw new HpairError('TOO_LARGE', `H would hold ${hValues} values; typed arrays hold at most 2^32`);
     const accuracy = plan.accuracy ?? this.#options.accuracy;
     const last = plan.reusable ? this.#lastPlan : undefined;
-    let planned = last !== undefined && last.N === N && last.M === M && last.accuracy === accuracy ? last : undefined;
+    let planned = last !== undefined && last.N === N && last.M === M && last.accuracy === accuracy && last.threads === threads ? last : undefined;
     if (planned === undefined) {
       const fits = (variant: HermitianVariant): boolean => variant.scratchBytes(N, M, threads, undefined, accuracy).wasm <= WASM_MAX_BYTES;
       // The wasm part (its memory's limit) decides the fallback; it does not depend on the tile edge.
@@ -192,7 +197,7 @@ export class HermitianEngine {
       // The tiles are cut now, so that the scratch is counted for their largest edge (a larger edge needs more),
       // before anything big is allocated: an oversized request fails instead of taking the process down.
       const { space, edge } = plan.pairSpace(variant, threads, this.#options.schedule, accuracy);
-      planned = { N, M, accuracy, variant, pairSpace: space, scratch: variant.scratchBytes(N, M, threads, edge, accuracy) };
+      planned = { N, M, accuracy, threads, variant, pairSpace: space, scratch: variant.scratchBytes(N, M, threads, edge, accuracy) };
       if (plan.reusable) this.#lastPlan = planned;
     }
     const { variant, pairSpace, scratch } = planned;
@@ -210,7 +215,7 @@ export class HermitianEngine {
     let badValue: BigInt64Array | undefined;
     let exppValues: Float64Array | undefined = inPlace;
     return {
-      inline: plan.work < inlineWork,
+      inline,
       borrowedBytes: (inPlace?.byteLength ?? 0) + (out?.data.byteLength ?? 0),
       start: async (cancelled) => {
         const sharedExpp = inPlace ?? (await readInChunks(source, rows, await this.#slot('expp', 2 * N * M), cancelled));
@@ -335,6 +340,8 @@ interface JobPlanned {
   readonly N: number;
   readonly M: number;
   readonly accuracy: Accuracy;
+  /** The threads its tiles are cut for: 1 for an inline job. */
+  readonly threads: number;
   readonly variant: HermitianVariant;
   readonly pairSpace: IndexSpace;
   readonly scratch: ReturnType<HermitianVariant['scratchBytes']>;

@@ -53,6 +53,34 @@ test('a warm pool answers many tiny jobs in a row, inline, each bit-identical to
   }
 });
 
+// An inline job runs every tile on the calling thread: its tiles are cut for one thread, however many workers the
+// pool has (cut for two, the small triangle would become several tiles, one for each worker, all run by one thread).
+// The tile count is what onProgress reports as its total. A job given to the workers is still cut for all of them.
+test('an inline job is cut into the tiles of one thread on any pool; a worker job into tiles for every worker', async () => {
+  const pools = [1, 2, 3].map((workers) => createPool({ workers }));
+  const spread = createPool({ workers: 2, inlineFlops: 0 });
+  try {
+    const tilesOf = async (pool: typeof spread, N: number): Promise<number> => {
+      const { expp, distance } = randomProblem(N, 48, N);
+      let total = -1;
+      const h = await pool.hermitian(expp, distance, { onProgress: (_done, all) => (total = all) });
+      assertBitIdentical(h.data, (await spread.hermitian(expp, distance)).data, `N = ${N}`);
+      return total;
+    };
+    for (const N of [24, 64, 100]) {
+      const totals = await Promise.all(pools.map((pool) => tilesOf(pool, N)));
+      assert.equal(totals, totals.map(() => totals[0]), `N = ${N}: tiles per pool size ${totals}`);
+      assert.ok(totals[0] >= 1);
+      // The same job on the workers is cut so that each of them gets a tile.
+      assert.ok((await tilesOf(spread, N)) >= 2, `N = ${N}: a two-worker job of one tile`);
+    }
+    for (const pool of pools) assert.ok(pool.stats().inline >= 3, `${pool.stats().inline} jobs ran inline`);
+    assert.is(spread.stats().inline, 0);
+  } finally {
+    await Promise.all([...pools, spread].map((pool) => pool.close()));
+  }
+});
+
 test('after many inline jobs, every error path of a tiny job still rejects with its code', async () => {
   const pool = createPool({ workers: 2 });
   try {
