@@ -70,7 +70,6 @@ test('an inline job is cut into the tiles of one thread on any pool; a worker jo
     for (const N of [24, 64, 100]) {
       const totals = await Promise.all(pools.map((pool) => tilesOf(pool, N)));
       assert.equal(totals, totals.map(() => totals[0]), `N = ${N}: tiles per pool size ${totals}`);
-      assert.ok(totals[0] >= 1);
       // The same job on the workers is cut so that each of them gets a tile.
       assert.ok((await tilesOf(spread, N)) >= 2, `N = ${N}: a two-worker job of one tile`);
     }

@@ -304,20 +304,16 @@ static inline __attribute__((always_inline)) int64_t hp_combine(const hpair_tile
   return first_bad;
 }
 
-/* P += Pc for the entries the combination reads (row i of the tile, columns j ≤ i; panel layout, prow rows), as the
- * end of a chunk. */
-static void hp_add_chunk(double *const P[3], double *const Pc[3], size_t prow, size_t i0, size_t i1, size_t j0,
-                         size_t pcol) {
+/* P += Pc as the end of a chunk, over the sums the micro-kernel computed (hp_at's panels, prow rows each): in each
+ * column panel, every row from the first that reaches the lower triangle on, one contiguous run (those rows' micro-tiles
+ * are whole, so the entries above the diagonal beside them are computed sums too, never read by the combination). */
+static void hp_add_chunk(double *const P[3], double *const Pc[3], size_t prow, size_t pcol, size_t i0, size_t j0) {
   for (int q = 0; q < 3; q++) {
-    for (size_t i = i0; i < i1; i++) {
-      const size_t cend = HP_MIN(pcol, i + 1 - j0);
-      for (size_t jb = 0, run; jb < cend; jb += run) {
-        run = hp_run(1, jb, cend - jb);
-        const size_t at = hp_at(1, 0, prow, i - i0, jb);
-        double *restrict x = P[q] + at;
-        const double *restrict y = Pc[q] + at;
-        for (size_t j = 0; j < run; j++) x[j] += y[j];
-      }
+    for (size_t jr = 0; jr < pcol; jr += HP_NR) {
+      const size_t first = j0 + jr > i0 ? j0 + jr - i0 : 0; /* the panel's first row with an entry j ≤ i */
+      double *restrict x = P[q] + jr * prow;
+      const double *restrict y = Pc[q] + jr * prow;
+      for (size_t e = first * HP_NR; e < prow * HP_NR; e++) x[e] += y[e];
     }
   }
 }
@@ -450,7 +446,7 @@ static int HP_TILE(const hpair_tile_args *t, hpair_scratch *s, size_t mc, int64_
         }
       }
     }
-    if (kb >= HPAIR_CHUNK && !last && (kb + kc) % HPAIR_CHUNK == 0) hp_add_chunk(P, Pc, prow, i0, i1, j0, pcol);
+    if (kb >= HPAIR_CHUNK && !last && (kb + kc) % HPAIR_CHUNK == 0) hp_add_chunk(P, Pc, prow, pcol, i0, j0);
   }
   if (K == 0 || stream) *first_bad = hp_combine(t, n, P[0], P[1], P[2], NULL, 1, 0, prow, i0, i1, j0, j1);
   else if (!finite) *first_bad = hp_first_bad(n, P[0], P[1], 1, 0, prow, i0, i1, j0, j1);
